@@ -1,0 +1,33 @@
+# One entry point for humans and CI. Every target sets up what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: install test bench check fmt clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/regua check policies
+	$(BIN)/regua fmt --check policies
+	$(BIN)/regua test policies
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_policy.py
+
+check: $(STAMP)
+	$(BIN)/regua check policies
+
+fmt: $(STAMP)
+	$(BIN)/regua fmt policies
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
