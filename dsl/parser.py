@@ -1,0 +1,439 @@
+"""Parse policy text into the AST (dsl.ast), with positions and friendly syntax errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.indenter import DedentError, Indenter
+
+from . import ast
+from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
+from .syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES, TERMINAL_WORDS
+
+GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
+
+
+class PolicyIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        postlex=PolicyIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def keywords() -> set[str]:
+    """Every keyword of the language (reserved words), for 'did you mean' hints and docs."""
+    words = set()
+    for term in _lark().terminals:
+        pattern = term.pattern
+        if pattern.type == "str" and re.fullmatch(r"[a-z]+", pattern.value):
+            words.add(pattern.value)
+    return words
+
+
+def _span(meta) -> Span:
+    return Span.of(meta)
+
+
+def _text(token: Token) -> str:
+    """The content of a STRING token, escapes resolved."""
+    raw = str(token)[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str, token: Token):
+        self.message = message
+        self.token = token
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    """Lark tree -> dsl.ast. Literals are converted and validated here."""
+
+    # ---- header and items ----
+    def start(self, meta, header, *items):
+        name, kind, version = header
+        policy = ast.Policy(str(name), str(kind), _text(version) if version else None, list(items), span=_span(meta))
+        policy.name_span = Span.of(name)
+        policy.kind_span = Span.of(kind)
+        return policy
+
+    def policy_header(self, meta, name, kind, version):
+        return (name, kind, version)
+
+    def description(self, meta, text):
+        return ast.Description(_text(text), span=_span(meta))
+
+    def input_block(self, meta, *fields):
+        return ast.InputBlock(list(fields), span=_span(meta))
+
+    def record_decl(self, meta, name, *fields):
+        return ast.RecordDecl(str(name), list(fields), span=Span.of(name))
+
+    def field(self, meta, name, type_ref, default):
+        return ast.Field(str(name), type_ref, default, span=Span.of(name))
+
+    def named_type(self, meta, name):
+        return ast.TypeRef(str(name), span=Span.of(name))
+
+    def list_type(self, meta, element):
+        return ast.TypeRef("list", element, span=_span(meta))
+
+    def enum_decl(self, meta, name, *values):
+        return ast.EnumDecl(str(name), [str(v) for v in values], span=Span.of(name))
+
+    def let_decl(self, meta, name, value):
+        return ast.Let(str(name), value, span=Span.of(name))
+
+    def rule_decl(self, meta, name, condition, action, sets=None):
+        return ast.Rule(str(name), condition, action, sets or [], span=Span.of(name))
+
+    def action(self, meta, verb, code, message):
+        return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=Span.of(verb))
+
+    def set_clause(self, meta, *assignments):
+        return list(assignments)
+
+    def assignment(self, meta, name, value):
+        return ast.Assignment(str(name), value, span=Span.of(name))
+
+    def default_decl(self, meta, action):
+        return ast.DefaultDecl(action, span=_span(meta))
+
+    def on_error_decl(self, meta, action):
+        return ast.OnErrorDecl(action, span=_span(meta))
+
+    def output_decl(self, meta, *items):
+        return ast.OutputDecl(list(items), span=_span(meta))
+
+    def output_item(self, meta, name, value):
+        return ast.OutputItem(str(name), value, span=Span.of(name))
+
+    # ---- tables ----
+    def table_decl(self, meta, name, hit_policy, *rest):
+        inputs = [r for r in rest if isinstance(r, ast.Expr)]
+        rows = [r for r in rest if isinstance(r, ast.Row)]
+        return ast.Table(str(name), str(hit_policy), inputs, rows, span=Span.of(name), hit_policy_span=Span.of(hit_policy))
+
+    def row(self, meta, *parts):
+        *cells, result, priority = parts
+        return ast.Row(list(cells), result, priority or 0, span=_span(meta))
+
+    def else_row(self, meta, result):
+        return ast.Row(None, result, span=_span(meta))
+
+    def priority(self, meta, value):
+        return int(str(value).replace("_", ""))
+
+    def cell_any(self, meta):
+        return ast.Cell("any", span=_span(meta))
+
+    def cell_compare(self, meta, op, value):
+        return ast.Cell("compare", str(op), [value], span=_span(meta))
+
+    def cell_range(self, meta, low, high):
+        return ast.Cell("range", None, [low, high], span=_span(meta))
+
+    def cell_in(self, meta, *values):
+        return ast.Cell("in", None, [v for v in values if v is not None], span=_span(meta))
+
+    def cell_equals(self, meta, value):
+        return ast.Cell("equals", "==", [value], span=_span(meta))
+
+    # ---- tests ----
+    def test_decl(self, meta, name, *statements):
+        return ast.TestDecl(_text(name), list(statements), span=_span(meta))
+
+    def test_given(self, meta, *values):
+        return ast.TestStmt("given", value=list(values), span=_span(meta))
+
+    def given_value(self, meta, name, value):
+        return (str(name), value, Span.of(name))
+
+    def test_as_of(self, meta, date):
+        return ast.TestStmt("as_of", value=_date(date), span=_span(meta))
+
+    def test_fixture(self, meta, dotted, value):
+        return ast.TestStmt("fixture", name=dotted, value=value, span=_span(meta))
+
+    def test_failure(self, meta, dotted):
+        return ast.TestStmt("failure", name=dotted, span=_span(meta))
+
+    def expect_outcome(self, meta, outcome):
+        return ast.TestStmt("outcome", name=str(outcome), span=Span.of(outcome))
+
+    def expect_reasons(self, meta, *codes):
+        return ast.TestStmt("reasons", value=[_text(c) for c in codes], span=_span(meta))
+
+    def expect_output(self, meta, name, value):
+        return ast.TestStmt("output", name=str(name), value=value, span=Span.of(name))
+
+    def dotted(self, meta, *names):
+        return ".".join(str(n) for n in names)
+
+    # ---- expressions ----
+    def otherwise(self, meta, value, fallback):
+        return ast.Otherwise(value, fallback, span=_span(meta))
+
+    def if_expr(self, meta, condition, then, otherwise):
+        return ast.IfExpr(condition, then, otherwise, span=_span(meta))
+
+    def or_op(self, meta, left, right):
+        return ast.Binary("or", left, right, span=_span(meta))
+
+    def and_op(self, meta, left, right):
+        return ast.Binary("and", left, right, span=_span(meta))
+
+    def not_op(self, meta, operand):
+        return ast.Unary("not", operand, span=_span(meta))
+
+    def compare(self, meta, left, op, right):
+        return ast.Binary(str(op), left, right, span=_span(meta))
+
+    def in_range(self, meta, value, low, high):
+        return ast.InRange(value, low, high, span=_span(meta))
+
+    def not_in_range(self, meta, value, low, high):
+        return ast.InRange(value, low, high, negated=True, span=_span(meta))
+
+    def in_list(self, meta, value, container):
+        return ast.InList(value, container, span=_span(meta))
+
+    def not_in_list(self, meta, value, container):
+        return ast.InList(value, container, negated=True, span=_span(meta))
+
+    def add(self, meta, left, right):
+        return ast.Binary("+", left, right, span=_span(meta))
+
+    def sub(self, meta, left, right):
+        return ast.Binary("-", left, right, span=_span(meta))
+
+    def mul(self, meta, left, right):
+        return ast.Binary("*", left, right, span=_span(meta))
+
+    def div(self, meta, left, right):
+        return ast.Binary("/", left, right, span=_span(meta))
+
+    def negate(self, meta, operand):
+        return ast.Unary("-", operand, span=_span(meta))
+
+    def attribute(self, meta, target, attr):
+        return ast.Attribute(target, str(attr), span=_span(meta))
+
+    def call(self, meta, func, *args):
+        return ast.Call(str(func), [a for a in args if a is not None], span=_span(meta))
+
+    def method_call(self, meta, target, func, *args):
+        args = [a for a in args if a is not None]
+        if isinstance(target, ast.Name):  # connector lookup: namespace.name(args)
+            return ast.Call(str(func), args, namespace=target.name, span=_span(meta))
+        raise _Invalid("a call must be a function `f(x)` or a connector lookup `bureau.nome(x)`", func)
+
+    def comprehension(self, meta, element, var, source, condition):
+        return ast.Comprehension(element, str(var), source, condition, span=_span(meta))
+
+    def name(self, meta, token):
+        return ast.Name(str(token), span=Span.of(token))
+
+    def int_lit(self, meta, token):
+        return ast.Literal("int", int(str(token).replace("_", "")), str(token), span=Span.of(token))
+
+    def decimal_lit(self, meta, token):
+        return ast.Literal("decimal", Decimal(str(token).replace("_", "")), str(token), span=Span.of(token))
+
+    def money_lit(self, meta, token):
+        return ast.Literal("money", Decimal(str(token).replace("_", "")), f"{token} BRL", span=_span(meta))
+
+    def percent_lit(self, meta, token):
+        value = Decimal(str(token).replace("_", "")) / 100
+        return ast.Literal("percent", value, f"{token}%", span=_span(meta))
+
+    def days_lit(self, meta, token):
+        n = int(str(token).replace("_", ""))
+        return ast.Literal("days", n, f"{token} {'day' if n == 1 else 'days'}", span=_span(meta))
+
+    def business_days_lit(self, meta, token):
+        n = int(str(token).replace("_", ""))
+        return ast.Literal("business_days", n, f"{token} business {'day' if n == 1 else 'days'}", span=_span(meta))
+
+    def string_lit(self, meta, token):
+        return ast.Literal("text", _text(token), str(token), span=Span.of(token))
+
+    def date_lit(self, meta, token):
+        return ast.Literal("date", _date(token), str(token), span=Span.of(token))
+
+    def true_lit(self, meta):
+        return ast.Literal("bool", True, "true", span=_span(meta))
+
+    def false_lit(self, meta):
+        return ast.Literal("bool", False, "false", span=_span(meta))
+
+    def list_lit(self, meta, *items):
+        return ast.ListLit([i for i in items if i is not None], span=_span(meta))
+
+    def record_lit(self, meta, *entries):
+        return ast.RecordLit([e for e in entries if e is not None], span=_span(meta))
+
+    def record_entry(self, meta, name, value):
+        return (str(name), value)
+
+
+def _date(token: Token) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(token))
+    except ValueError:
+        raise _Invalid(f"'{token}' is not a valid date (use YYYY-MM-DD)", token) from None
+
+
+# ---- syntax errors -------------------------------------------------------------
+
+
+def _expected_words(expected) -> list[str]:
+    words = []
+    for name in sorted(expected):
+        word = TERMINAL_WORDS.get(name)
+        if word is None:
+            try:
+                pattern = _lark().get_terminal(name).pattern
+                word = f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+            except KeyError:
+                word = name.lower()
+        if word not in words:
+            words.append(word)
+    return words
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "_NL":
+        return "end of line"
+    if token.type == "_INDENT":
+        return "an indented block"
+    if token.type == "_DEDENT":
+        return "end of block"
+    if token.type == "$END":
+        return "end of file"
+    return f"'{token}'"
+
+
+def _syntax_diagnostic(error: UnexpectedInput, text: str, bag: DiagnosticBag) -> None:
+    line = getattr(error, "line", 1) or 1
+    column = getattr(error, "column", 1) or 1
+    if isinstance(error, UnexpectedCharacters):
+        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        bag.error("E002", f"unexpected character '{char}'", Span(line, column, line, column + 1), CHARACTER_HINTS.get(char))
+        return
+    label = None
+    try:
+        label = error.match_examples(_lark().parse, SYNTAX_EXAMPLES, use_accepts=True)
+    except Exception:  # match_examples re-parses snippets; never let it mask the real error
+        label = None
+    if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
+        expected = _expected_words(getattr(error, "expected", []) or [])
+        message = label or "unexpected end of file" + (f"; expected {', '.join(expected)}" if expected else "")
+        lines = text.rstrip().splitlines() or [""]
+        bag.error("E003", message, Span(len(lines), len(lines[-1]) + 1))
+        return
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    accepts = error.accepts or error.expected
+    expected = _expected_words(accepts)
+    hint = None
+    if token.type == "NAME" or re.fullmatch(r"[^\W\d]\w*", str(token)):
+        keyword_options = [w.strip("'") for w in expected if w.startswith("'")]
+        hint = did_you_mean(str(token), keyword_options)
+    if token.type in ("_NL", "_INDENT", "_DEDENT"):
+        # Indentation tokens carry the position of the newline; point at the next real line.
+        line = token.end_line or line
+        column = token.end_column or column
+    found = _describe_token(token)
+    if label:
+        message = f"{label} (found {found})"
+    else:
+        message = f"unexpected {found}; expected " + _join_or(expected)
+    end = column + max(1, len(str(token))) if token.type not in ("_NL", "_INDENT", "_DEDENT") else column + 1
+    bag.error("E001", message, Span(line, column, line, end), hint)
+
+
+def _join_or(words: list[str]) -> str:
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    if len(words) <= 1:
+        return "".join(words) or "something else"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def parse(text: str, file: str = "<policy>") -> ast.Policy:
+    """Parse one policy file. Raises PolicyError (with file:line:col diagnostics) on bad syntax."""
+    if not text.endswith("\n"):
+        text += "\n"
+    bag = DiagnosticBag(file)
+    try:
+        tree = _lark().parse(text)
+        policy = _ToAst().transform(tree)
+    except UnexpectedInput as error:
+        _syntax_diagnostic(error, text, bag)
+        raise PolicyError(bag.sorted(), text) from None
+    except DedentError as error:
+        line = _dedent_line(text, str(error))
+        bag.error("E004", "this line's indentation matches no enclosing block", Span(line, 1))
+        raise PolicyError(bag.sorted(), text) from None
+    except VisitError as error:
+        original = error.orig_exc
+        if isinstance(original, _Invalid):
+            bag.error("E005", original.message, Span.of(original.token))
+            raise PolicyError(bag.sorted(), text) from None
+        if isinstance(original, (InvalidOperation, ValueError)):
+            bag.error("E005", f"invalid literal: {original}", Span.of(getattr(error, "obj", None)))
+            raise PolicyError(bag.sorted(), text) from None
+        raise
+    policy.file = file
+    policy.source = text
+    return policy
+
+
+def _dedent_line(text: str, message: str) -> int:
+    """Lark's DedentError has no position; find the first line whose indentation is inconsistent."""
+    stack = [0]
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        depth += line.count("(") + line.count("[") + line.count("{") - line.count(")") - line.count("]") - line.count("}")
+        indent = len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+        if indent > stack[-1]:
+            stack.append(indent)
+        else:
+            while indent < stack[-1]:
+                stack.pop()
+            if indent != stack[-1]:
+                return number
+    return 1
+
+
+def parse_file(path: str | Path) -> ast.Policy:
+    path = Path(path)
+    return parse(path.read_text(encoding="utf-8"), str(path))
+
+
+__all__ = ["parse", "parse_file", "keywords", "PolicyError", "Diagnostic"]
