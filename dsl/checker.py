@@ -1,0 +1,440 @@
+"""Static checks: an ordered list of named passes over the AST that collect every error.
+
+The result, a CheckedPolicy, is what the graph builder and code generator consume:
+names resolved, types known, lets and tables in dependency order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ast
+from . import types as T
+from .constants import NotConstant, constant
+from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
+from .environment import Environment
+from .infer import BUILTIN_NAMES, ExprTyper, Symbol, free_names
+from .tables import analyse_table
+from .values import CoercionError, coerce
+
+KINDS = ("credit", "collection", "monitoring")
+# Actions per policy kind with their severity: the combining rule is "most severe wins".
+ACTIONS: dict[str, dict[str, int]] = {
+    "credit": {"approve": 0, "review": 1, "deny": 2},
+    "collection": {},  # steps and their actions arrive with the collection cadence
+    "monitoring": {},  # keep/reduce/block arrive with credit monitoring
+}
+HIT_POLICIES = ("first", "unique", "collect", "priority")
+
+
+@dataclass
+class OutputSpec:
+    name: str
+    type: T.Type
+    value: ast.Expr | None  # None: the output is the let or table of the same name
+    span: Span
+
+
+@dataclass
+class CheckedPolicy:
+    policy: ast.Policy
+    environment: Environment
+    enums: dict[str, T.EnumType]
+    records: dict[str, T.RecordType]
+    input_type: T.RecordType
+    symbols: dict[str, Symbol]
+    deps: dict[str, set[str]]
+    order: list[str]  # lets and tables, dependencies first
+    outputs: list[OutputSpec]
+    default: ast.Action
+    on_error: ast.Action
+    severities: dict[str, int]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def version(self) -> str:
+        return self.policy.version or "0"
+
+
+DEFAULT_ON_ERROR = ast.Action("review", "ERRO_AVALIACAO", "Não foi possível avaliar a política; encaminhar para análise")
+
+
+class Checker:
+    def __init__(self, policy: ast.Policy, env: Environment):
+        self.policy = policy
+        self.env = env
+        self.bag = DiagnosticBag(policy.file)
+        self.enums: dict[str, T.EnumType] = {}
+        self.records: dict[str, T.RecordType] = {}
+        self.symbols: dict[str, Symbol] = {}
+        self.deps: dict[str, set[str]] = {}
+        self.order: list[str] = []
+        self.cyclic: set[str] = set()
+        self.outputs: list[OutputSpec] = []
+        self.severities = ACTIONS.get(policy.kind, {})
+        self._typing: set[str] = set()
+        self.typer = ExprTyper(env, self.bag, self.symbols, self._symbol_type)
+
+    # The passes, in order. Each reads what the previous ones built and adds diagnostics.
+    def passes(self):
+        return [
+            ("header", self.check_header),
+            ("declarations", self.collect_declarations),
+            ("dependencies", self.collect_dependencies),
+            ("cycles", self.find_cycles),
+            ("types", self.check_types),
+            ("rules", self.check_rules),
+            ("tables", self.check_tables),
+            ("outputs", self.check_outputs),
+            ("tests", self.check_tests),
+        ]
+
+    def run(self) -> CheckedPolicy:
+        for _name, run_pass in self.passes():
+            run_pass()
+        if self.bag.has_errors:
+            raise PolicyError(self.bag.sorted(), self.policy.source)
+        defaults = self.policy.of_type(ast.DefaultDecl)
+        errors = self.policy.of_type(ast.OnErrorDecl)
+        return CheckedPolicy(
+            policy=self.policy,
+            environment=self.env,
+            enums=self.enums,
+            records=self.records,
+            input_type=self.input_type,
+            symbols=self.symbols,
+            deps=self.deps,
+            order=self.order,
+            outputs=self.outputs,
+            default=defaults[0].action,
+            on_error=errors[0].action if errors else DEFAULT_ON_ERROR,
+            severities=self.severities,
+            warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
+        )
+
+    # ---- header ----
+    def check_header(self) -> None:
+        p = self.policy
+        if p.kind not in KINDS:
+            self.bag.error("E112", f"unknown policy kind '{p.kind}' (use {', '.join(KINDS)})", p.kind_span,
+                           did_you_mean(p.kind, KINDS))
+        defaults = p.of_type(ast.DefaultDecl)
+        if not defaults:
+            self.bag.error("E113", "a policy needs a default outcome, e.g. `default approve`", p.name_span)
+        for extra in defaults[1:]:
+            self.bag.error("E102", "the default outcome is declared twice", extra.span)
+        for extra in p.of_type(ast.OnErrorDecl)[1:]:
+            self.bag.error("E102", "`on error` is declared twice", extra.span)
+        for extra in p.of_type(ast.Description)[1:]:
+            self.bag.error("E102", "the description is declared twice", extra.span)
+        for decl in defaults[:1] + p.of_type(ast.OnErrorDecl)[:1]:
+            self._check_action(decl.action)
+
+    # ---- declarations ----
+    def collect_declarations(self) -> None:
+        p = self.policy
+        # Types and values live in separate namespaces, so `porte: porte` reads naturally.
+        namespaces: dict[str, dict[str, Span]] = {"type": {}, "value": {}}
+
+        def claim(name: str, span: Span, what: str) -> bool:
+            taken = namespaces["type" if what == "type" else "value"]
+            if name in taken or (what != "type" and name in BUILTIN_NAMES):
+                where = f" (first at line {taken[name].line})" if name in taken else " (a built-in name)"
+                self.bag.error("E102", f"{what} '{name}' is already defined{where}", span)
+                return False
+            taken[name] = span
+            return True
+
+        for enum in p.of_type(ast.EnumDecl):
+            if claim(enum.name, enum.span, "type"):
+                if len(set(enum.values)) != len(enum.values):
+                    self.bag.error("E102", f"enum '{enum.name}' lists a value twice", enum.span)
+                self.enums[enum.name] = T.EnumType(enum.name, tuple(enum.values))
+        for record in p.of_type(ast.RecordDecl):
+            if claim(record.name, record.span, "type"):
+                self.records[record.name] = T.RecordType(record.name)  # fields filled below (may be recursive)
+        for record in p.of_type(ast.RecordDecl):
+            if record.name in self.records:
+                object.__setattr__(self.records[record.name], "fields", self._fields(record.fields, record.name))
+        self.input_type = T.RecordType("input", self._fields(p.fields, "input"))
+        for f, spec in zip(p.fields, self.input_type.fields):
+            if claim(f.name, f.span, "input"):
+                self.symbols[f.name] = Symbol("input", f.name, spec.type, f)
+        for let in p.lets:
+            if claim(let.name, let.span, "name"):
+                self.symbols[let.name] = Symbol("let", let.name, T.UNKNOWN, let)
+        for table in p.tables:
+            if claim(table.name, table.span, "name"):
+                self.symbols[table.name] = Symbol("table", table.name, T.UNKNOWN, table)
+        seen_rules: dict[str, Span] = {}
+        for index, rule in enumerate(p.rules):
+            rule.index = index
+            if rule.name in seen_rules:
+                self.bag.error("E103", f"rule '{rule.name}' is already defined (first at line "
+                               f"{seen_rules[rule.name].line})", rule.span)
+            else:
+                seen_rules[rule.name] = rule.span
+
+    def _resolve_type(self, ref: ast.TypeRef) -> T.Type:
+        if ref.name == "list":
+            return T.ListType(self._resolve_type(ref.element))
+        found = T.BUILTIN_TYPES.get(ref.name) or self.enums.get(ref.name) or self.records.get(ref.name) \
+            or self.env.records.get(ref.name)
+        if found is None:
+            names = list(T.BUILTIN_TYPES) + list(self.enums) + list(self.records) + list(self.env.records)
+            self.bag.error("E104", f"unknown type '{ref.name}'", ref.span, did_you_mean(ref.name, names))
+            return T.UNKNOWN
+        return found
+
+    def _fields(self, fields: list[ast.Field], owner: str) -> tuple[T.FieldSpec, ...]:
+        specs, seen = [], set()
+        for f in fields:
+            if f.name in seen:
+                self.bag.error("E102", f"field '{f.name}' of {owner} is already defined", f.span)
+                continue
+            seen.add(f.name)
+            typ = self._resolve_type(f.type_ref)
+            default = None
+            if f.default is not None:
+                default = self._constant_of_type(f.default, typ, f"default of '{f.name}'", "E204")
+            specs.append(T.FieldSpec(f.name, typ, required=f.default is None, default=default))
+        return tuple(specs)
+
+    def _constant_of_type(self, expr: ast.Expr, typ: T.Type, what: str, code: str, path: str = ""):
+        try:
+            value = constant(expr)
+        except NotConstant:
+            self.bag.error(code, f"the {what} must be a constant such as 0 BRL, \"texto\" or []", expr.span)
+            return None
+        if T.is_unknown(typ):
+            return value
+        try:
+            return coerce(value, typ, path or what)
+        except CoercionError as error:
+            self.bag.error(code, f"the {what} does not fit {typ}: {error.path} {error.message}", expr.span)
+            return None
+
+    # ---- dependencies and cycles ----
+    def _value_exprs(self, name: str) -> list[ast.Expr]:
+        node = self.symbols[name].node
+        if isinstance(node, ast.Let):
+            return [node.value]
+        if isinstance(node, ast.Table):
+            exprs = list(node.inputs)
+            for row in node.rows:
+                exprs.append(row.result)
+                for cell in row.cells or []:
+                    exprs.extend(cell.values)
+            return exprs
+        return []
+
+    def collect_dependencies(self) -> None:
+        for name, symbol in self.symbols.items():
+            if symbol.kind in ("let", "table"):
+                used = set().union(*(free_names(e) for e in self._value_exprs(name)))
+                self.deps[name] = {n for n in used if n in self.symbols and self.symbols[n].kind != "input"}
+
+    def find_cycles(self) -> None:
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        stack: list[str] = []
+
+        def visit(name: str) -> None:
+            state[name] = 1
+            stack.append(name)
+            for dep in sorted(self.deps.get(name, ())):
+                if state.get(dep) == 1:
+                    cycle = stack[stack.index(dep):] + [dep]
+                    self.cyclic.update(cycle)
+                    node = self.symbols[dep].node
+                    self.bag.error("E301", "cycle: " + " -> ".join(cycle), node.span)
+                elif dep not in state:
+                    visit(dep)
+            stack.pop()
+            state[name] = 2
+            self.order.append(name)
+
+        for name in self.deps:
+            if name not in state:
+                visit(name)
+
+    # ---- types ----
+    def _symbol_type(self, name: str) -> T.Type:
+        symbol = self.symbols[name]
+        if name in self.cyclic or name in self._typing:
+            return T.UNKNOWN
+        if T.is_unknown(symbol.type) and symbol.kind in ("let", "table"):
+            self._typing.add(name)
+            try:
+                if symbol.kind == "let":
+                    symbol.type = self.typer.infer(symbol.node.value)  # type: ignore[attr-defined]
+                else:
+                    symbol.type = self._table_type(symbol.node)  # type: ignore[arg-type]
+            finally:
+                self._typing.discard(name)
+        return symbol.type
+
+    def check_types(self) -> None:
+        for name in self.order:
+            self._symbol_type(name)
+
+    def _table_type(self, table: ast.Table) -> T.Type:
+        if table.hit_policy not in HIT_POLICIES:
+            self.bag.error("E109", f"unknown hit policy '{table.hit_policy}' (use {', '.join(HIT_POLICIES)})",
+                           table.hit_policy_span, did_you_mean(table.hit_policy, HIT_POLICIES))
+        columns = [self.typer.infer(e) for e in table.inputs]
+        result: T.Type = T.UNKNOWN
+        seen_else = False
+        for row in table.rows:
+            if seen_else:
+                self.bag.error("E401", "rows after `else` can never match", row.span)
+            seen_else = seen_else or row.is_else
+            if row.priority and table.hit_policy != "priority":
+                self.bag.error("E203", "`priority` only applies to tables with the (priority) hit policy", row.span)
+            if not row.is_else:
+                if len(row.cells) != len(columns):
+                    self.bag.error("E403", f"this row has {len(row.cells)} cell(s) but the table reads "
+                                   f"{len(columns)} value(s)", row.span)
+                for cell, column in zip(row.cells, columns):
+                    self._check_cell(cell, column)
+            typ = self.typer.infer(row.result)
+            joined = T.unify(result, typ)
+            if joined is None:
+                self.bag.error("E201", f"every row of table '{table.name}' must give the same type: {result} vs {typ}",
+                               row.result.span, T.describe_mismatch("+", result, typ))
+            else:
+                result = joined
+        return T.ListType(result) if table.hit_policy == "collect" else result
+
+    def _check_cell(self, cell: ast.Cell, column: T.Type) -> None:
+        op = cell.op or "<="
+        if cell.kind == "any":
+            return
+        for value in cell.values:
+            typ = self.typer.infer(value)
+            check_op = "==" if cell.kind in ("equals", "in") else op
+            if not T.comparable(check_op, column, typ):
+                self.bag.error("E205", f"this cell compares {column} with {typ}", value.span,
+                               T.describe_mismatch(check_op, column, typ))
+            elif isinstance(column, T.EnumType) and isinstance(value, ast.Literal) and value.value not in column.values:
+                self.bag.error("E110", f"'{value.value}' is not a value of {column.name}", value.span,
+                               did_you_mean(str(value.value), column.values))
+
+    # ---- rules ----
+    def _check_action(self, action: ast.Action) -> None:
+        if action.verb not in self.severities:
+            known = list(self.severities)
+            self.bag.error("E108", f"unknown action '{action.verb}' for a {self.policy.kind} policy"
+                           + (f" (use {', '.join(known)})" if known else ""), action.span, did_you_mean(action.verb, known))
+        elif action.verb != "approve" and (not action.code or not action.message):
+            self.bag.error("E206", f"`{action.verb}` needs a reason code and a message, e.g. "
+                           f"{action.verb} \"CODIGO\" \"Mensagem para o cliente\"", action.span)
+
+    def check_rules(self) -> None:
+        output_names = {item.name for item in self.policy.outputs}
+        for rule in self.policy.rules:
+            self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+            self._check_action(rule.action)
+            for assignment in rule.sets:
+                typ = self.typer.infer(assignment.value)
+                if assignment.name not in output_names:
+                    self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
+                                   did_you_mean(assignment.name, output_names))
+
+    def check_tables(self) -> None:
+        for table in self.policy.tables:
+            if table.name not in self.symbols or self.symbols[table.name].node is not table:
+                continue
+            columns = [e.type for e in table.inputs]
+            labels = [_label(e) for e in table.inputs]
+            if table.hit_policy in HIT_POLICIES and all(len(r.cells or columns) == len(columns) for r in table.rows):
+                analyse_table(table, columns, self.bag, labels)
+
+    # ---- outputs ----
+    def check_outputs(self) -> None:
+        seen: set[str] = set()
+        for item in self.policy.outputs:
+            if item.name in seen:
+                self.bag.error("E102", f"output '{item.name}' is declared twice", item.span)
+                continue
+            seen.add(item.name)
+            if item.value is None:
+                symbol = self.symbols.get(item.name)
+                if symbol is None:
+                    self.bag.error("E101", f"output '{item.name}' names nothing; give it a value "
+                                   f"(output {item.name} = ...) or define it", item.span,
+                                   did_you_mean(item.name, self.symbols))
+                    continue
+                typ = symbol.type if symbol.kind == "input" else self._symbol_type(item.name)
+            else:
+                if item.name in self.symbols:
+                    self.bag.error("E102", f"output '{item.name}' hides the {self.symbols[item.name].kind} "
+                                   "of the same name", item.span)
+                typ = self.typer.infer(item.value)
+            self.outputs.append(OutputSpec(item.name, typ, item.value, item.span))
+        types = {o.name: o.type for o in self.outputs}
+        for rule in self.policy.rules:
+            for assignment in rule.sets:
+                expected = types.get(assignment.name)
+                if expected is not None and T.unify(expected, assignment.value.type) is None:
+                    self.bag.error("E201", f"output '{assignment.name}' is {expected}, but this sets "
+                                   f"{assignment.value.type}", assignment.value.span)
+
+    # ---- tests ----
+    def check_tests(self) -> None:
+        fields = {f.name: f for f in self.input_type.fields}
+        outputs = {o.name: o.type for o in self.outputs}
+        names: set[str] = set()
+        for test in self.policy.tests:
+            if test.name in names:
+                self.bag.error("E501", f"test '{test.name}' is defined twice", test.span)
+            names.add(test.name)
+            given: set[str] = set()
+            for stmt in test.statements:
+                if stmt.kind == "given":
+                    for name, value, span in stmt.value:
+                        if name not in fields:
+                            self.bag.error("E501", f"'{name}' is not an input", span, did_you_mean(name, fields))
+                            continue
+                        given.add(name)
+                        self._constant_of_type(value, fields[name].type, f"value of '{name}'", "E501", name)
+                elif stmt.kind in ("fixture", "failure"):
+                    spec = self.env.connectors.get(stmt.name)
+                    if spec is None:
+                        self.bag.error("E501", f"unknown connector '{stmt.name}'", stmt.span,
+                                       did_you_mean(stmt.name, self.env.connectors))
+                    elif stmt.kind == "fixture":
+                        self._constant_of_type(stmt.value, spec.returns, f"answer of {stmt.name}", "E501", stmt.name)
+                elif stmt.kind == "outcome":
+                    if stmt.name not in self.severities:
+                        self.bag.error("E501", f"'{stmt.name}' is not an outcome of a {self.policy.kind} policy",
+                                       stmt.span, did_you_mean(stmt.name, self.severities))
+                elif stmt.kind == "output":
+                    if stmt.name not in outputs:
+                        self.bag.error("E501", f"'{stmt.name}' is not an output", stmt.span,
+                                       did_you_mean(stmt.name, outputs))
+                    else:
+                        self._constant_of_type(stmt.value, outputs[stmt.name], f"expected '{stmt.name}'", "E501",
+                                               stmt.name)
+            missing = [f.name for f in self.input_type.fields if f.required and f.name not in given]
+            if missing:
+                self.bag.error("E501", f"test '{test.name}' does not give the required input(s): {', '.join(missing)}",
+                               test.span)
+            if not any(s.kind in ("outcome", "reasons", "output") for s in test.statements):
+                self.bag.error("E501", f"test '{test.name}' expects nothing; add `expect approve` or similar", test.span)
+
+
+def _label(expr: ast.Expr) -> str:
+    if isinstance(expr, ast.Name):
+        return expr.name
+    if isinstance(expr, ast.Attribute):
+        return f"{_label(expr.target)}.{expr.attr}"
+    return "the value"
+
+
+def check(policy: ast.Policy, env: Environment) -> CheckedPolicy:
+    """Run every pass; raise PolicyError with all errors (sorted) if any pass found one."""
+    return Checker(policy, env).run()

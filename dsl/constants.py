@@ -1,0 +1,40 @@
+"""Compile-time values of constant expressions (literals, negation, lists and records of them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from . import ast
+from .values import BusinessDays
+
+
+class NotConstant(Exception):
+    pass
+
+
+def constant(expr: ast.Expr):
+    """The runtime value of a constant expression; raises NotConstant otherwise."""
+    if isinstance(expr, ast.Literal):
+        if expr.kind == "days":
+            return dt.timedelta(days=expr.value)
+        if expr.kind == "business_days":
+            return BusinessDays(expr.value)
+        return expr.value
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        value = constant(expr.operand)
+        if isinstance(value, BusinessDays):
+            return BusinessDays(-value.days)
+        return -value
+    if isinstance(expr, ast.ListLit):
+        return [constant(item) for item in expr.items]
+    if isinstance(expr, ast.RecordLit):
+        return {name: constant(value) for name, value in expr.entries}
+    raise NotConstant(expr)
+
+
+def is_constant(expr: ast.Expr) -> bool:
+    try:
+        constant(expr)
+        return True
+    except NotConstant:
+        return False

@@ -1,0 +1,235 @@
+"""Runtime values of the language's types, and coercion of outside data into them.
+
+Used for JSON input, defaults, test fixtures and connector answers alike, so that a
+value is validated the same way wherever it comes from. Errors name the field path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from stdnum.br import cnpj as _cnpj
+from stdnum.br import cpf as _cpf
+
+from . import types as T
+
+
+@dataclass(frozen=True, order=True)
+class BusinessDays:
+    """A duration counted in business days on the Brazilian calendar (national holidays)."""
+
+    days: int
+
+    def __str__(self) -> str:
+        return f"{self.days} business {'day' if self.days == 1 else 'days'}"
+
+
+class CoercionError(ValueError):
+    def __init__(self, path: str, code: str, message: str):
+        self.path = path
+        self.code = code
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+def normalize_cpf(text: str) -> str | None:
+    """The 11-digit CPF, or None when the check digits or the format are wrong."""
+    compact = re.sub(r"[\s.\-/]", "", text)
+    return compact if re.fullmatch(r"\d{11}", compact) and _cpf.is_valid(compact) else None
+
+
+def normalize_cnpj(text: str) -> str | None:
+    """The 14-character CNPJ (alphanumeric allowed, upper-case letters only), or None."""
+    compact = re.sub(r"[\s.\-/]", "", text)
+    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", compact):
+        return None
+    return compact if _cnpj.is_valid(compact) else None
+
+
+_PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s+(business\s+)?days?\s*$")
+
+
+def _decimal(value, path: str) -> Decimal:
+    if isinstance(value, bool):
+        raise CoercionError(path, "TYPE", "expected a number, got a bool")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))  # the shortest text that round-trips, as written in the JSON
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip().replace("_", ""))
+        except InvalidOperation:
+            raise CoercionError(path, "TYPE", f"expected a number, got '{_clip(value)}'") from None
+    else:
+        raise CoercionError(path, "TYPE", f"expected a number, got {_kind(value)}")
+    if not result.is_finite():
+        raise CoercionError(path, "VALUE", "expected a finite number")
+    return result
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a text", bool: "a bool", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def coerce(value, typ: T.Type, path: str = "input"):
+    """Convert `value` (JSON-like or already a runtime value) to the runtime value of `typ`."""
+    if value is None:
+        raise CoercionError(path, "REQUIRED", "is required (null is not a value)")
+    if T.is_unknown(typ):
+        return value
+    if typ == T.INT:
+        if isinstance(value, bool):
+            raise CoercionError(path, "TYPE", "expected a whole number, got a bool")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, (float, Decimal)) and value == int(value):
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"-?\d[\d_]*", value.strip()):
+            return int(value.strip().replace("_", ""))
+        raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
+    if typ in (T.DECIMAL, T.MONEY):
+        return _decimal(value, path)
+    if typ == T.PERCENT:
+        if isinstance(value, str):
+            match = _PERCENT.match(value)
+            if not match:
+                raise CoercionError(path, "TYPE", f"expected a percentage such as \"10%\", got '{_clip(value)}'")
+            return Decimal(match.group(1)) / 100
+        # Numbers are percentage points: 2.5 means 2.5%.
+        return _decimal(value, path) / 100
+    if typ == T.BOOL:
+        if isinstance(value, bool):
+            return value
+        raise CoercionError(path, "TYPE", f"expected true or false, got {_kind(value)}")
+    if typ == T.TEXT:
+        if isinstance(value, str):
+            return value
+        raise CoercionError(path, "TYPE", f"expected a text, got {_kind(value)}")
+    if typ == T.DATE:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise CoercionError(path, "TYPE", "expected a date as \"YYYY-MM-DD\"")
+    if typ == T.DURATION:
+        if isinstance(value, (dt.timedelta, BusinessDays)):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return dt.timedelta(days=value)
+        if isinstance(value, str) and (match := _DURATION.match(value)):
+            n = int(match.group(1))
+            return BusinessDays(n) if match.group(2) else dt.timedelta(days=n)
+        raise CoercionError(path, "TYPE", "expected a duration such as \"30 days\" or \"5 business days\"")
+    if typ in (T.CPF, T.CNPJ):
+        if not isinstance(value, str):
+            raise CoercionError(path, "TYPE", f"expected a {typ} as text, got {_kind(value)}")
+        normalized = (normalize_cpf if typ == T.CPF else normalize_cnpj)(value)
+        if normalized is None:
+            # Never echo the document back: it is personal data.
+            raise CoercionError(path, "INVALID_DOCUMENT", f"is not a valid {typ.name.upper()}")
+        return normalized
+    if isinstance(typ, T.EnumType):
+        if isinstance(value, str) and value in typ.values:
+            return value
+        raise CoercionError(path, "ENUM", f"expected one of {', '.join(typ.values)}")
+    if isinstance(typ, T.ListType):
+        if not isinstance(value, (list, tuple)):
+            raise CoercionError(path, "TYPE", f"expected a list, got {_kind(value)}")
+        return [coerce(item, typ.element, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(typ, T.RecordType):
+        if not isinstance(value, dict):
+            raise CoercionError(path, "TYPE", f"expected an object, got {_kind(value)}")
+        return coerce_record(value, typ, path)
+    raise CoercionError(path, "TYPE", f"cannot take a value of type {typ}")
+
+
+def coerce_record(value: dict, typ: T.RecordType, path: str) -> dict:
+    out = {}
+    known = {spec.name for spec in typ.fields}
+    for key in value:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise CoercionError(_join(path, key), "UNKNOWN_FIELD", f"is not a field of {typ.name}{hint}")
+    for spec in typ.fields:
+        if spec.name in value and value[spec.name] is not None:
+            out[spec.name] = coerce(value[spec.name], spec.type, _join(path, spec.name))
+        elif spec.required:
+            raise CoercionError(_join(path, spec.name), "REQUIRED", "is required")
+        else:
+            out[spec.name] = _copy(spec.default)
+    return out
+
+
+def _copy(value):
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _join(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def zero(typ: T.Type):
+    """The neutral value of a summable type (the sum of an empty list)."""
+    if typ == T.INT:
+        return 0
+    if typ == T.DURATION:
+        return dt.timedelta(0)
+    return Decimal(0)
+
+
+# ---- output -------------------------------------------------------------------------
+
+
+def to_json(value, typ: T.Type | None = None):
+    """Runtime value -> JSON-friendly value. Money keeps two decimals as text: exact, never a float."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, Decimal):
+        if typ == T.MONEY:
+            return str(value.quantize(Decimal("0.01")))
+        if typ == T.PERCENT:
+            return f"{_plain(value * 100)}%"
+        return _plain(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"{value.days} {'day' if value.days == 1 else 'days'}"
+    if isinstance(value, BusinessDays):
+        return str(value)
+    if isinstance(value, list):
+        inner = typ.element if isinstance(typ, T.ListType) else None
+        return [to_json(v, inner) for v in value]
+    if isinstance(value, dict):
+        fields = {f.name: f.type for f in typ.fields} if isinstance(typ, T.RecordType) else {}
+        return {k: to_json(v, fields.get(k)) for k, v in value.items()}
+    return str(value)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text

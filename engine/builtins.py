@@ -1,0 +1,128 @@
+"""Built-in functions and connector contracts every policy can use.
+
+Plugins (issue: plugins) add their own through the same Environment; the built-ins are
+registered exactly the way a third-party function or connector is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from dsl import types as T
+from dsl.environment import ConnectorSpec, Environment, FunctionSpec
+
+from . import calendar
+from .runtime import EvalError
+
+# ---- the bureau report contract (v1) -----------------------------------------------
+# Field names follow the bureau contract documented in docs/language.md; connectors
+# translate each provider's answer into this shape.
+
+SCORE = T.RecordType("Score", (
+    T.FieldSpec("value", T.INT),
+    T.FieldSpec("bureau", T.TEXT, False, ""),
+    T.FieldSpec("model", T.TEXT, False, ""),
+    T.FieldSpec("range_min", T.INT, False, 0),
+    T.FieldSpec("range_max", T.INT, False, 1000),
+    T.FieldSpec("band", T.TEXT, False, ""),
+))
+RESTRICTION_KINDS = T.EnumType("RestrictionKind", (
+    "pefin", "refin", "protest", "bounced_cheque", "lawsuit", "bankruptcy", "judicial_recovery",
+))
+RESTRICTION = T.RecordType("Restriction", (
+    T.FieldSpec("kind", RESTRICTION_KINDS),
+    T.FieldSpec("amount", T.MONEY),
+    T.FieldSpec("date", T.DATE),
+    T.FieldSpec("creditor", T.TEXT, False, ""),
+))
+INQUIRY = T.RecordType("Inquiry", (
+    T.FieldSpec("date", T.DATE),
+    T.FieldSpec("inquirer", T.TEXT, False, ""),
+))
+PARTNER = T.RecordType("Partner", (
+    T.FieldSpec("name", T.TEXT),
+    T.FieldSpec("document", T.TEXT, False, ""),
+    T.FieldSpec("role", T.TEXT, False, ""),
+))
+BUREAU_REPORT = T.RecordType("BureauReport", (
+    T.FieldSpec("score", SCORE),
+    T.FieldSpec("restrictions", T.ListType(RESTRICTION), False, []),
+    T.FieldSpec("inquiries", T.ListType(INQUIRY), False, []),
+    T.FieldSpec("registration_status", T.TEXT, False, "active"),
+    T.FieldSpec("partners", T.ListType(PARTNER), False, []),
+))
+DOCUMENT = T.TEXT  # a lookup takes a CPF or a CNPJ
+
+BUREAUS = ("serasa", "spc", "boavista", "quod", "sandbox")
+
+
+# ---- functions ------------------------------------------------------------------------
+
+
+def _round(value, places: int = 2):
+    quantum = Decimal(1).scaleb(-places)
+    return Decimal(value).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def _round_signature(args):
+    if not 1 <= len(args) <= 2:
+        return "round() takes a value and, optionally, the number of decimal places"
+    if args[0] not in (T.DECIMAL, T.MONEY, T.PERCENT, T.INT) and not T.is_unknown(args[0]):
+        return f"cannot round {args[0]}"
+    if len(args) == 2 and args[1] != T.INT and not T.is_unknown(args[1]):
+        return "the number of decimal places must be an int"
+    return T.DECIMAL if args[0] == T.INT else args[0]
+
+
+def _abs_signature(args):
+    if len(args) != 1 or (args[0] not in T.SUMMABLE and not T.is_unknown(args[0])):
+        return "abs() takes one number, money, percent or duration"
+    return args[0]
+
+
+def _uf(uf: str | None) -> str | None:
+    if uf is None:
+        return None
+    if uf not in calendar.UFS:
+        raise EvalError("UNKNOWN_UF", f"'{uf}' is not a Brazilian state (UF)")
+    return uf
+
+
+def _days_between(a: dt.date, b: dt.date) -> int:
+    return (b - a).days
+
+
+def _years_between(a: dt.date, b: dt.date) -> int:
+    """Whole years from a to b (an age)."""
+    years = b.year - a.year - ((b.month, b.day) < (a.month, a.day))
+    return years
+
+
+def default_environment() -> Environment:
+    env = Environment()
+    for spec in (
+        FunctionSpec("round", _round_signature, _round, "round(x, places=2): half-up rounding"),
+        FunctionSpec("abs", _abs_signature, abs, "abs(x): absolute value"),
+        FunctionSpec.simple("days_between", [T.DATE, T.DATE], T.INT, _days_between,
+                            "days_between(a, b): calendar days from a to b"),
+        FunctionSpec.simple("years_between", [T.DATE, T.DATE], T.INT, _years_between,
+                            "years_between(a, b): whole years from a to b"),
+        FunctionSpec.simple("business_days_between", [T.DATE, T.DATE, T.TEXT], T.INT,
+                            lambda a, b, uf=None: calendar.business_days_between(a, b, _uf(uf)),
+                            "business_days_between(a, b, uf?): business days after a up to b", optional=1),
+        FunctionSpec.simple("add_business_days", [T.DATE, T.INT, T.TEXT], T.DATE,
+                            lambda d, n, uf=None: calendar.add_business_days(d, n, _uf(uf)),
+                            "add_business_days(d, n, uf?): n business days after d", optional=1),
+        FunctionSpec.simple("is_business_day", [T.DATE, T.TEXT], T.BOOL,
+                            lambda d, uf=None: calendar.is_business_day(d, _uf(uf)),
+                            "is_business_day(d, uf?): not a weekend nor a holiday", optional=1),
+    ):
+        env.add_function(spec)
+    for bureau in BUREAUS:
+        env.add_connector(ConnectorSpec("bureau", bureau, (DOCUMENT,), BUREAU_REPORT,
+                                        f"credit report from {bureau} for a CPF or CNPJ"))
+    for record in (SCORE, RESTRICTION, INQUIRY, PARTNER, BUREAU_REPORT):
+        env.records[record.name] = record
+    env.records[RESTRICTION_KINDS.name] = RESTRICTION_KINDS
+    return env

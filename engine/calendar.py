@@ -1,0 +1,51 @@
+"""Brazilian business days: national holidays, plus state (UF) holidays when a UF is given."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import holidays
+
+UFS = (
+    "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA", "PB", "PR",
+    "PE", "PI", "RJ", "RN", "RS", "RO", "RR", "SC", "SP", "SE", "TO",
+)
+
+
+@lru_cache(maxsize=512)
+def _holidays(year: int, uf: str | None) -> frozenset[dt.date]:
+    if uf is not None and uf not in UFS:
+        raise ValueError(f"unknown UF '{uf}'")
+    return frozenset(holidays.country_holidays("BR", subdiv=uf, years=year))
+
+
+def is_holiday(day: dt.date, uf: str | None = None) -> bool:
+    return day in _holidays(day.year, uf)
+
+
+def is_business_day(day: dt.date, uf: str | None = None) -> bool:
+    return day.weekday() < 5 and not is_holiday(day, uf)
+
+
+def add_business_days(day: dt.date, n: int, uf: str | None = None) -> dt.date:
+    """Move `n` business days forward (or back when negative), skipping weekends and holidays."""
+    step = 1 if n >= 0 else -1
+    remaining = abs(n)
+    while remaining:
+        day += dt.timedelta(days=step)
+        if is_business_day(day, uf):
+            remaining -= 1
+    return day
+
+
+def business_days_between(start: dt.date, end: dt.date, uf: str | None = None) -> int:
+    """Business days after `start` up to and including `end` (negative when end < start)."""
+    if end < start:
+        return -business_days_between(end, start, uf)
+    count, day = 0, start
+    while day < end:
+        day += dt.timedelta(days=1)
+        if is_business_day(day, uf):
+            count += 1
+    return count

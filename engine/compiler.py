@@ -1,0 +1,134 @@
+"""The compile pipeline: text -> AST -> checked policy -> generated Python -> PreparedPolicy.
+
+Compiled artifacts are cached by a hash of the source, the environment's signatures and
+the compiler version: in memory always, and on disk when a cache folder is given (the
+generated code is stored as a marshalled code object, so a warm start skips parsing,
+checking, code generation and even Python's own compile step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+from dsl.checker import CheckedPolicy, check
+from dsl.diagnostics import PolicyError
+from dsl.environment import Environment
+from dsl.parser import parse
+
+from .builtins import default_environment
+from .codegen import generate
+from .prepared import ActionMeta, PolicyMeta, PreparedPolicy, RuleMeta
+
+COMPILER_VERSION = "1"
+_MEMORY: dict[str, PreparedPolicy] = {}
+
+
+def source_hash(source: str, env: Environment) -> str:
+    digest = hashlib.sha256()
+    for part in (COMPILER_VERSION, sys.version.split()[0], env.fingerprint(), source):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def check_source(source: str, file: str = "<policy>", env: Environment | None = None) -> CheckedPolicy:
+    """Parse and check; raises PolicyError with every diagnostic."""
+    return check(parse(source, file), env or default_environment())
+
+
+def _action(checked: CheckedPolicy, action) -> ActionMeta:
+    return ActionMeta(action.verb, action.code, action.message, checked.severities.get(action.verb, 0))
+
+
+def build_artifact(checked: CheckedPolicy, digest: str):
+    generated = generate(checked)
+    policy = checked.policy
+    filename = f"<regua {policy.name} {digest[:12]}>"
+    code = compile(generated.source, filename, "exec")
+    meta = PolicyMeta(
+        name=policy.name,
+        kind=policy.kind,
+        version=checked.version,
+        description=policy.description,
+        file=policy.file,
+        source_hash=digest,
+        input_type=checked.input_type,
+        rules=[RuleMeta(r.name, r.span.line, _action(checked, r.action), tuple(a.name for a in r.sets))
+               for r in policy.rules],
+        default=_action(checked, checked.default),
+        on_error=_action(checked, checked.on_error),
+        outputs=[(o.name, o.type) for o in checked.outputs],
+        connectors=[checked.environment.connectors[name] for name in generated.connectors],
+        slots=generated.slots,
+        value_paths=generated.value_paths,
+        table_rows=generated.table_rows,
+        linemap=generated.linemap,
+        code_filename=filename,
+        generated_source=generated.source,
+        functions=generated.functions,
+        warnings=checked.warnings,
+    )
+    return meta, code
+
+
+def compile_policy(source: str, file: str = "<policy>", env: Environment | None = None,
+                   cache_dir: str | Path | None = None) -> PreparedPolicy:
+    """Compile policy text into a PreparedPolicy, using the caches when they hold it."""
+    env = env or default_environment()
+    digest = source_hash(source, env)
+    cached = _MEMORY.get(digest)
+    if cached is not None and cached.meta.file == file:
+        return cached
+    prepared = _load_from_disk(cache_dir, digest) if cache_dir else None
+    if prepared is None:
+        checked = check(parse(source, file), env)
+        meta, code = build_artifact(checked, digest)
+        if cache_dir:
+            _store_on_disk(cache_dir, digest, meta, code)
+        prepared = PreparedPolicy(meta, code)
+    _MEMORY[digest] = prepared
+    return prepared
+
+
+def compile_file(path: str | Path, env: Environment | None = None, cache_dir: str | Path | None = None) -> PreparedPolicy:
+    path = Path(path)
+    return compile_policy(path.read_text(encoding="utf-8"), str(path), env, cache_dir)
+
+
+def clear_memory_cache() -> None:
+    _MEMORY.clear()
+
+
+def _load_from_disk(cache_dir, digest: str) -> PreparedPolicy | None:
+    path = Path(cache_dir) / f"{digest}.regc"
+    try:
+        blob = path.read_bytes()
+        meta_size = int.from_bytes(blob[:8], "big")
+        meta = pickle.loads(blob[8:8 + meta_size])  # noqa: S301 — our own cache folder, written below
+        code = marshal.loads(blob[8 + meta_size:])
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, TypeError, AttributeError):
+        return None
+    if meta.source_hash != digest:
+        return None
+    return PreparedPolicy(meta, code)
+
+
+def _store_on_disk(cache_dir, digest: str, meta: PolicyMeta, code) -> None:
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_blob = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = len(meta_blob).to_bytes(8, "big") + meta_blob + marshal.dumps(code)
+    # Write then rename: a crash never leaves a half-written cache entry behind.
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(blob)
+    os.replace(tmp, folder / f"{digest}.regc")
+
+
+__all__ = ["compile_policy", "compile_file", "check_source", "PolicyError", "PreparedPolicy"]

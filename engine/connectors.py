@@ -1,0 +1,60 @@
+"""The connector interface the engine calls for lookups such as `bureau.serasa(cnpj)`.
+
+A connector implementation is any callable taking the lookup's arguments and returning
+the answer as a mapping (JSON-like or typed); the engine validates the answer against
+the connector's contract before a policy sees it. The plugin system registers real
+connectors through this same interface; tests register fixtures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+Connector = Callable[..., Mapping[str, Any]]
+
+
+class ConnectorError(Exception):
+    """A connector could not answer. `code` is stable (e.g. TIMEOUT, NOT_FOUND, BAD_ANSWER)."""
+
+    def __init__(self, code: str, message: str = ""):
+        super().__init__(message or code)
+        self.code = code
+
+
+class Connectors:
+    """Implementations by qualified name (`bureau.serasa`)."""
+
+    def __init__(self, implementations: Mapping[str, Connector] | None = None):
+        self._impls: dict[str, Connector] = dict(implementations or {})
+
+    def register(self, qualified_name: str, implementation: Connector) -> None:
+        self._impls[qualified_name] = implementation
+
+    def get(self, qualified_name: str) -> Connector | None:
+        return self._impls.get(qualified_name)
+
+    def names(self) -> list[str]:
+        return sorted(self._impls)
+
+
+class Fixture:
+    """A test double answering with a fixed value (or raising a fixed failure) for every call."""
+
+    def __init__(self, answer: Mapping[str, Any] | None = None, failure: ConnectorError | None = None):
+        self.answer = answer
+        self.failure = failure
+        self.calls: list[tuple] = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        if self.failure is not None:
+            raise self.failure
+        return self.answer
+
+
+def mask_document(value: Any) -> str:
+    """Mask a CPF/CNPJ (or any identifier) for traces and logs: keep only the last two characters."""
+    text = str(value)
+    if len(text) <= 4:
+        return "*" * len(text)
+    return "*" * (len(text) - 2) + text[-2:]

@@ -1,0 +1,122 @@
+"""What generated policy code calls at run time. Kept small: every helper is on the hot path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, DivisionByZero, InvalidOperation
+
+from dsl.values import BusinessDays
+
+from . import calendar
+
+# The "not computed yet" marker for lazy values.
+UNSET = object()
+
+
+class EvalError(Exception):
+    """An evaluation failure with a stable code. Policies handle it with `otherwise` and
+    `available()`; unhandled, it makes the rule yield the policy's `on error` action."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Unavailable:
+    """The value of a connector lookup that failed. Reading anything from it raises EvalError,
+    so rules that need it fail explicitly, while `available(x)` lets a policy branch on it."""
+
+    __slots__ = ("connector", "code", "reason")
+
+    def __init__(self, connector: str, code: str, reason: str):
+        self.connector = connector
+        self.code = code
+        self.reason = reason
+
+    def _fail(self, *args):
+        raise EvalError(self.code, f"connector {self.connector} unavailable: {self.reason}")
+
+    __getitem__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __radd__ = __sub__ = __rsub__ = _fail
+    __mul__ = __rmul__ = __truediv__ = __iter__ = __len__ = __contains__ = _fail
+
+    def __eq__(self, other):
+        self._fail()
+
+    __ne__ = __eq__
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<unavailable {self.connector}: {self.code}>"
+
+
+def classify(error: BaseException) -> EvalError:
+    """Map any exception raised by generated code to an EvalError with a stable code."""
+    if isinstance(error, EvalError):
+        return error
+    if isinstance(error, (ZeroDivisionError, DivisionByZero)):
+        return EvalError("DIVISION_BY_ZERO", "division by zero")
+    if isinstance(error, InvalidOperation):
+        return EvalError("INVALID_ARITHMETIC", "invalid arithmetic operation")
+    if isinstance(error, OverflowError):
+        return EvalError("OVERFLOW", "a value is out of range")
+    if isinstance(error, (KeyError, TypeError, ValueError, AttributeError, IndexError)):
+        return EvalError("INTERNAL_ERROR", f"{type(error).__name__}: {error}")
+    return EvalError("INTERNAL_ERROR", type(error).__name__)
+
+
+def div(a, b):
+    if not b:
+        raise EvalError("DIVISION_BY_ZERO", "division by zero")
+    if type(a) is int:
+        a = Decimal(a)
+    return a / b
+
+
+def date_add(day: dt.date, duration) -> dt.date:
+    if isinstance(duration, BusinessDays):
+        return calendar.add_business_days(day, duration.days)
+    return day + duration
+
+
+def date_sub(day: dt.date, duration) -> dt.date:
+    if isinstance(duration, BusinessDays):
+        return calendar.add_business_days(day, -duration.days)
+    return day - duration
+
+
+def smallest(items):
+    if not items:
+        raise EvalError("EMPTY_AGGREGATE", "min() of an empty list")
+    return min(items)
+
+
+def largest(items):
+    if not items:
+        raise EvalError("EMPTY_AGGREGATE", "max() of an empty list")
+    return max(items)
+
+
+def average(items):
+    items = list(items)
+    if not items:
+        raise EvalError("EMPTY_AGGREGATE", "avg() of an empty list")
+    total = sum(items, Decimal(0) if type(items[0]) is int else type(items[0])(0))
+    return Decimal(total) / len(items)
+
+
+def otherwise(value, fallback):
+    """`a otherwise b`: evaluate a; when it fails with an evaluation error, evaluate b."""
+    try:
+        return value()
+    except Exception as error:  # noqa: BLE001 — every failure of `a` is, by definition, handled here
+        classify(error)
+        return fallback()
+
+
+def no_match(table: str):
+    raise EvalError("TABLE_NO_MATCH", f"no row of table '{table}' matches")
+
+
+def not_unique(table: str):
+    raise EvalError("TABLE_NOT_UNIQUE", f"more than one row of unique table '{table}' matches")
