@@ -1,0 +1,262 @@
+"""The canonical formatter (`regua fmt`): AST -> text, idempotent, comments kept.
+
+Comments are not in the AST; they are scanned from the source and re-attached by line:
+a comment at the end of a code line stays at the end of the line printed for that
+code, and a comment on a line of its own goes before the next printed line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ast
+from .parser import parse
+
+INDENT = "  "
+
+# Binding strength, loosest first; a child printed in a tighter context gets parentheses.
+P_OTHERWISE, P_IF, P_OR, P_AND, P_NOT, P_COMPARE, P_SUM, P_PRODUCT, P_UNARY, P_POSTFIX, P_ATOM = range(1, 12)
+COMPARATORS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+@dataclass
+class Comment:
+    line: int
+    text: str
+    trailing: bool
+
+
+def scan_comments(source: str) -> list[Comment]:
+    """Find `#` comments outside of strings (strings are single-line and double-quoted)."""
+    found = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        in_string = escaped = False
+        for column, char in enumerate(line):
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char == "#":
+                found.append(Comment(number, line[column:].rstrip(), bool(line[:column].strip())))
+                break
+    return found
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+# ---- expressions ---------------------------------------------------------------------
+
+
+def expr(e: ast.Expr, context: int = P_OTHERWISE) -> str:
+    text, strength = _expr(e)
+    return f"({text})" if strength < context else text
+
+
+def _expr(e: ast.Expr) -> tuple[str, int]:
+    if isinstance(e, ast.Literal):
+        return e.text, P_ATOM
+    if isinstance(e, ast.Name):
+        return e.name, P_ATOM
+    if isinstance(e, ast.Attribute):
+        return f"{expr(e.target, P_POSTFIX)}.{e.attr}", P_POSTFIX
+    if isinstance(e, ast.Call):
+        prefix = f"{e.namespace}.{e.func}" if e.namespace else e.func
+        return f"{prefix}({', '.join(_argument(a) for a in e.args)})", P_POSTFIX
+    if isinstance(e, ast.Comprehension):
+        return _argument(e), P_OTHERWISE
+    if isinstance(e, ast.Unary):
+        if e.op == "not":
+            return f"not {expr(e.operand, P_NOT)}", P_NOT
+        return f"-{expr(e.operand, P_UNARY)}", P_UNARY
+    if isinstance(e, ast.Binary):
+        if e.op in ("and", "or"):
+            strength = P_AND if e.op == "and" else P_OR
+            return f"{expr(e.left, strength)} {e.op} {expr(e.right, strength + 1)}", strength
+        if e.op in COMPARATORS:
+            return f"{expr(e.left, P_SUM)} {e.op} {expr(e.right, P_SUM)}", P_COMPARE
+        strength = P_SUM if e.op in "+-" else P_PRODUCT
+        return f"{expr(e.left, strength)} {e.op} {expr(e.right, strength + 1)}", strength
+    if isinstance(e, ast.InRange):
+        word = "not in" if e.negated else "in"
+        return f"{expr(e.value, P_SUM)} {word} {expr(e.low, P_SUM)}..{expr(e.high, P_SUM)}", P_COMPARE
+    if isinstance(e, ast.InList):
+        word = "not in" if e.negated else "in"
+        return f"{expr(e.value, P_SUM)} {word} {expr(e.container, P_SUM)}", P_COMPARE
+    if isinstance(e, ast.IfExpr):
+        return f"if {expr(e.condition, P_OR)} then {expr(e.then)} else {expr(e.otherwise)}", P_IF
+    if isinstance(e, ast.Otherwise):
+        return f"{expr(e.value, P_IF)} otherwise {expr(e.fallback)}", P_OTHERWISE
+    if isinstance(e, ast.ListLit):
+        return "[" + ", ".join(expr(i) for i in e.items) + "]", P_ATOM
+    if isinstance(e, ast.RecordLit):
+        return "{" + ", ".join(f"{k}: {expr(v)}" for k, v in e.entries) + "}", P_ATOM
+    raise TypeError(type(e).__name__)
+
+
+def _argument(a: ast.Expr) -> str:
+    if isinstance(a, ast.Comprehension):
+        text = f"{expr(a.element)} for {a.var} in {expr(a.source)}"
+        if a.condition is not None:
+            text += f" where {expr(a.condition)}"
+        return text
+    return expr(a)
+
+
+def _cell(cell: ast.Cell) -> str:
+    if cell.kind == "any":
+        return "-"
+    if cell.kind == "compare":
+        return f"{cell.op} {expr(cell.values[0], P_SUM)}"
+    if cell.kind == "range":
+        return f"{expr(cell.values[0], P_SUM)}..{expr(cell.values[1], P_SUM)}"
+    if cell.kind == "in":
+        return "in [" + ", ".join(expr(v, P_SUM) for v in cell.values) + "]"
+    return expr(cell.values[0], P_SUM)
+
+
+def _type(ref: ast.TypeRef) -> str:
+    return f"list of {_type(ref.element)}" if ref.name == "list" else ref.name
+
+
+def _action(action: ast.Action) -> str:
+    parts = [action.verb] + [quote(t) for t in (action.code, action.message) if t is not None]
+    return " ".join(parts)
+
+
+# ---- items ---------------------------------------------------------------------------
+
+
+class _Printer:
+    def __init__(self, comments: list[Comment]):
+        self.out: list[str] = []
+        self.comments = sorted(comments, key=lambda c: c.line)
+        self.trailing = {c.line: c for c in comments if c.trailing}
+        self.pending = [c for c in self.comments if not c.trailing]
+
+    def line(self, depth: int, text: str, source_line: int) -> None:
+        while self.pending and self.pending[0].line < source_line:
+            self.out.append(INDENT * depth + self.pending.pop(0).text)
+        trailing = self.trailing.pop(source_line, None)
+        self.out.append(INDENT * depth + text + (f"  {trailing.text}" if trailing else ""))
+
+    def blank(self) -> None:
+        if self.out and self.out[-1] != "":
+            self.out.append("")
+
+    def finish(self) -> str:
+        # Comments that belong to no printed line (e.g. after the last item) go at the end, in order.
+        leftovers = sorted(self.pending + list(self.trailing.values()), key=lambda c: c.line)
+        for comment in leftovers:
+            self.out.append(comment.text)
+        while self.out and self.out[-1] == "":
+            self.out.pop()
+        return "\n".join(self.out) + "\n"
+
+
+_ONE_LINERS = (ast.Let, ast.EnumDecl, ast.OutputDecl, ast.DefaultDecl, ast.OnErrorDecl, ast.Description)
+
+
+def format_policy(policy: ast.Policy, source: str) -> str:
+    p = _Printer(scan_comments(source))
+    header = f"policy {policy.name} kind {policy.kind}"
+    if policy.version is not None:
+        header += f" version {quote(policy.version)}"
+    p.line(0, header, policy.name_span.line)
+    previous = None
+    for item in policy.items:
+        groups_with_previous = (
+            isinstance(item, _ONE_LINERS) and previous is not None and type(item) is type(previous)
+        ) or (isinstance(item, ast.Description) and previous is None)
+        if not groups_with_previous:
+            p.blank()
+        _item(p, item)
+        previous = item
+    return p.finish()
+
+
+def _fields(p: _Printer, fields: list[ast.Field]) -> None:
+    for f in fields:
+        text = f"{f.name}: {_type(f.type_ref)}"
+        if f.default is not None:
+            text += f" = {expr(f.default)}"
+        p.line(1, text, f.span.line)
+
+
+def _item(p: _Printer, item) -> None:
+    line = item.span.line
+    if isinstance(item, ast.Description):
+        p.line(0, f"description {quote(item.text)}", line)
+    elif isinstance(item, ast.InputBlock):
+        p.line(0, "input", line)
+        _fields(p, item.fields)
+    elif isinstance(item, ast.RecordDecl):
+        p.line(0, f"record {item.name}", line)
+        _fields(p, item.fields)
+    elif isinstance(item, ast.EnumDecl):
+        p.line(0, f"enum {item.name} = {' | '.join(item.values)}", line)
+    elif isinstance(item, ast.Let):
+        p.line(0, f"let {item.name} = {expr(item.value)}", line)
+    elif isinstance(item, ast.Rule):
+        p.line(0, f"rule {item.name}", line)
+        p.line(1, f"when {expr(item.condition)}", item.condition.span.line)
+        p.line(1, _action(item.action), item.action.span.line)
+        if item.sets:
+            p.line(1, "set " + ", ".join(f"{a.name} = {expr(a.value)}" for a in item.sets), item.sets[0].span.line)
+    elif isinstance(item, ast.Table):
+        _table(p, item)
+    elif isinstance(item, ast.DefaultDecl):
+        p.line(0, f"default {_action(item.action)}", line)
+    elif isinstance(item, ast.OnErrorDecl):
+        p.line(0, f"on error {_action(item.action)}", line)
+    elif isinstance(item, ast.OutputDecl):
+        parts = [o.name + (f" = {expr(o.value)}" if o.value is not None else "") for o in item.items]
+        p.line(0, "output " + ", ".join(parts), line)
+    elif isinstance(item, ast.TestDecl):
+        _test(p, item)
+    else:  # pragma: no cover - every item type is handled above
+        raise TypeError(type(item).__name__)
+
+
+def _table(p: _Printer, table: ast.Table) -> None:
+    p.line(0, f"table {table.name} ({table.hit_policy}) by {', '.join(expr(e) for e in table.inputs)}", table.span.line)
+    lefts = ["else" if row.is_else else ", ".join(_cell(c) for c in row.cells) for row in table.rows]
+    width = max(len(text) for text in lefts)
+    for row, left in zip(table.rows, lefts):
+        text = f"{left.ljust(width)} -> {expr(row.result)}"
+        if row.priority:
+            text += f" priority {row.priority}"
+        p.line(1, text, row.span.line)
+
+
+def _test(p: _Printer, test: ast.TestDecl) -> None:
+    p.line(0, f"test {quote(test.name)}", test.span.line)
+    for stmt in test.statements:
+        line = stmt.span.line
+        if stmt.kind == "given":
+            p.line(1, "given", line)
+            for name, value, span in stmt.value:
+                p.line(2, f"{name} = {expr(value)}", span.line)
+        elif stmt.kind == "as_of":
+            p.line(1, f"as of {stmt.value.isoformat()}", line)
+        elif stmt.kind == "fixture":
+            p.line(1, f"{stmt.name} returns {expr(stmt.value)}", line)
+        elif stmt.kind == "failure":
+            p.line(1, f"{stmt.name} fails", line)
+        elif stmt.kind == "outcome":
+            p.line(1, f"expect {stmt.name}", line)
+        elif stmt.kind == "reasons":
+            p.line(1, "expect reasons " + ", ".join(quote(c) for c in stmt.value), line)
+        elif stmt.kind == "output":
+            p.line(1, f"expect output {stmt.name} = {expr(stmt.value)}", line)
+
+
+def format_source(source: str, file: str = "<policy>") -> str:
+    """Format policy text; raises PolicyError when it does not parse."""
+    return format_policy(parse(source, file), source)

@@ -1,0 +1,207 @@
+"""The `regua` command line: check, fmt, eval, test, graph."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from dsl.diagnostics import PolicyError, Severity
+from dsl.formatter import format_source
+
+from .connectors import ConnectorError, Connectors, Fixture
+from .prepared import InvalidInput, TRACE_LEVELS
+
+POLICY_SUFFIX = ".regua"
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def policy_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.rglob(f"*{POLICY_SUFFIX}")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise click.BadParameter(f"{raw}: no such file or folder", param_hint="PATH")
+    return files
+
+
+def _print_diagnostics(error: PolicyError) -> None:
+    for diagnostic in error.diagnostics:
+        style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+        lines = diagnostic.render(error.source).split("\n")
+        err.print(lines[0], style=style, markup=False)
+        for extra in lines[1:]:
+            err.print(extra, markup=False)
+
+
+@click.group()
+@click.version_option(package_name="regua")
+def main() -> None:
+    """Régua: credit and collection policies, checked, compiled and explained."""
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, required=True)
+def check_command(paths: tuple[str, ...]) -> None:
+    """Check policy files or folders; print every error and exit 1 on failure."""
+    from .compiler import check_source
+
+    files = policy_files(paths)
+    failed = warnings = 0
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        try:
+            checked = check_source(source, str(path))
+        except PolicyError as error:
+            failed += 1
+            _print_diagnostics(error)
+            continue
+        for warning in checked.warnings:
+            warnings += 1
+            _print_diagnostics(PolicyError([warning], source))
+    summary = f"{len(files)} polic{'y' if len(files) == 1 else 'ies'} checked: {failed} with errors, {warnings} warning(s)"
+    (err if failed else out).print(summary, style="red" if failed else "green", markup=False)
+    sys.exit(1 if failed else 0)
+
+
+@main.command("fmt")
+@click.option("--check", "check_only", is_flag=True, help="Only report files that are not formatted.")
+@click.argument("paths", nargs=-1, required=True)
+def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
+    """Format policy files in place (canonical layout, comments kept)."""
+    unformatted = failed = 0
+    for path in policy_files(paths):
+        source = path.read_text(encoding="utf-8")
+        try:
+            formatted = format_source(source, str(path))
+        except PolicyError as error:
+            failed += 1
+            _print_diagnostics(error)
+            continue
+        if formatted != source:
+            unformatted += 1
+            if check_only:
+                err.print(f"{path}: not formatted (run `regua fmt {path}`)", markup=False)
+            else:
+                path.write_text(formatted, encoding="utf-8")
+                out.print(f"formatted {path}", markup=False)
+    sys.exit(1 if failed or (check_only and unformatted) else 0)
+
+
+def _connectors_from(fixtures: str | None) -> Connectors:
+    connectors = Connectors()
+    if fixtures:
+        data = json.loads(Path(fixtures).read_text(encoding="utf-8"))
+        for name, answer in data.items():
+            connectors.register(name, Fixture(failure=ConnectorError("FAILED")) if answer is None else Fixture(answer))
+    return connectors
+
+
+@main.command("eval")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSON file with the policy's input.")
+@click.option("--trace", type=click.Choice(TRACE_LEVELS), default="off", show_default=True)
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Evaluation date (default: today).")
+@click.option("--fixtures", type=click.Path(exists=True, dir_okay=False),
+              help='JSON object of connector answers, e.g. {"bureau.serasa": {...}}; null makes a connector fail.')
+def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures) -> None:
+    """Evaluate a policy on one input and print the decision as JSON."""
+    from .compiler import compile_file
+
+    try:
+        prepared = compile_file(policy_file)
+    except PolicyError as error:
+        _print_diagnostics(error)
+        sys.exit(1)
+    try:
+        data = json.loads(Path(input_file).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        _fail_json("MALFORMED_JSON", f"{input_file}:{error.lineno}:{error.colno}: {error.msg}")
+    try:
+        decision = prepared.evaluate(data, connectors=_connectors_from(fixtures), trace=trace,
+                                     as_of=as_of.date() if as_of else None)
+    except InvalidInput as error:
+        _fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
+    click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+
+
+def _fail_json(code: str, message: str, errors: list | None = None):
+    click.echo(json.dumps({"code": code, "message": message, "errors": errors or []}, ensure_ascii=False, indent=2),
+               err=True)
+    sys.exit(2)
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--min-coverage", type=click.FloatRange(0, 100), default=0.0, show_default=True,
+              help="Fail when a policy's rule coverage is below this percentage.")
+def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
+    """Run the tests written in policies and report rule coverage."""
+    from .testing import load, run_policy_tests
+
+    passed = failed = 0
+    low_coverage = []
+    for path in policy_files(paths):
+        try:
+            checked, prepared = load(path)
+        except PolicyError as error:
+            _print_diagnostics(error)
+            failed += 1
+            continue
+        report = run_policy_tests(checked, prepared)
+        out.print(f"{path} ({report.policy})", style="bold", markup=False)
+        for case in report.cases:
+            if case.passed:
+                passed += 1
+                out.print(f"  PASS {case.name}", style="green", markup=False)
+            else:
+                failed += 1
+                out.print(f"  FAIL {case.name} (line {case.line})", style="red", markup=False)
+                for failure in case.failures:
+                    out.print(f"       {failure}", markup=False)
+        out.print(f"  rule coverage {report.coverage:.0f}%"
+                  + (f"; never fired: {', '.join(report.uncovered_rules)}" if report.uncovered_rules else ""),
+                  markup=False)
+        for table, rows in report.table_rows.items():
+            out.print(f"  table {table}: rows never matched: {', '.join(map(str, rows))}", markup=False)
+        if report.coverage < min_coverage:
+            low_coverage.append(f"{path}: {report.coverage:.0f}% < {min_coverage:.0f}%")
+    for line in low_coverage:
+        err.print(f"coverage too low: {line}", style="red", markup=False)
+    out.print(f"{passed} passed, {failed} failed", markup=False)
+    sys.exit(1 if failed or low_coverage else 0)
+
+
+@main.command("graph")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid", show_default=True)
+def graph_command(policy_file: str, fmt: str) -> None:
+    """Print the policy's rule graph."""
+    from .compiler import check_source
+    from .graph import build_graph
+
+    path = Path(policy_file)
+    try:
+        checked = check_source(path.read_text(encoding="utf-8"), str(path))
+    except PolicyError as error:
+        _print_diagnostics(error)
+        sys.exit(1)
+    graph = build_graph(checked)
+    if fmt == "json":
+        click.echo(json.dumps(graph.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(graph.mermaid() if fmt == "mermaid" else graph.dot(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,110 @@
+"""The rule graph of a checked policy: inputs, derived values, lookups, tables, rules, outputs
+and the outcome, in topological order. Printed by `regua graph` and served by the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dsl import ast
+from dsl.checker import CheckedPolicy
+from dsl.infer import free_names, walk
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: str
+    kind: str  # input, lookup, let, table, rule, output, outcome
+    label: str
+    line: int
+
+
+@dataclass
+class RuleGraph:
+    nodes: list[GraphNode] = field(default_factory=list)  # topological order
+    edges: list[tuple[str, str]] = field(default_factory=list)  # (from, to): `to` reads `from`
+
+    def to_dict(self) -> dict:
+        return {
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, "line": n.line} for n in self.nodes],
+            "edges": [{"from": a, "to": b} for a, b in self.edges],
+        }
+
+    def mermaid(self) -> str:
+        shapes = {
+            "input": ("([", "])"), "lookup": ("[[", "]]"), "let": ("[", "]"), "table": ("{{", "}}"),
+            "rule": (">", "]"), "output": ("[/", "/]"), "outcome": ("((", "))"),
+        }
+        lines = ["flowchart LR"]
+        for node in self.nodes:
+            left, right = shapes[node.kind]
+            lines.append(f'  {_safe_id(node.id)}{left}"{_escape(node.label)}"{right}')
+        for a, b in self.edges:
+            lines.append(f"  {_safe_id(a)} --> {_safe_id(b)}")
+        return "\n".join(lines) + "\n"
+
+    def dot(self) -> str:
+        shapes = {"input": "ellipse", "lookup": "cylinder", "let": "box", "table": "hexagon",
+                  "rule": "cds", "output": "parallelogram", "outcome": "doublecircle"}
+        lines = ["digraph policy {", "  rankdir=LR;"]
+        for node in self.nodes:
+            lines.append(f'  "{_escape(node.id)}" [label="{_escape(node.label)}", shape={shapes[node.kind]}];')
+        for a, b in self.edges:
+            lines.append(f'  "{_escape(a)}" -> "{_escape(b)}";')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+def _safe_id(node_id: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in node_id.encode("ascii", "backslashreplace").decode())
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")
+
+
+def build_graph(checked: CheckedPolicy) -> RuleGraph:
+    graph = RuleGraph()
+    policy = checked.policy
+    symbols = checked.symbols
+
+    def node_id(name: str) -> str:
+        return f"{symbols[name].kind}:{name}"
+
+    def reads(exprs) -> list[str]:
+        names = set()
+        for e in exprs:
+            names |= {n for n in free_names(e) if n in symbols}
+        return sorted(names)
+
+    for f in policy.fields:
+        graph.nodes.append(GraphNode(f"input:{f.name}", "input", f.name, f.span.line))
+    for name in checked.order:
+        symbol = symbols[name]
+        node = symbol.node
+        if symbol.kind == "let":
+            lookups = [c for c in walk(node.value) if isinstance(c, ast.Call) and c.namespace]
+            kind = "lookup" if lookups else "let"
+            label = f"{name} = {lookups[0].namespace}.{lookups[0].func}" if lookups else name
+            graph.nodes.append(GraphNode(node_id(name), kind, label, node.span.line))
+            sources = [node.value]
+        else:
+            graph.nodes.append(GraphNode(node_id(name), "table", f"{name} ({node.hit_policy})", node.span.line))
+            sources = list(node.inputs) + [r.result for r in node.rows] + [v for r in node.rows for c in r.cells or []
+                                                                           for v in c.values]
+        graph.edges += [(node_id(dep), node_id(name)) for dep in reads(sources)]
+    for rule in policy.rules:
+        rid = f"rule:{rule.name}"
+        label = f"{rule.name}: {rule.action.verb}" + (f" {rule.action.code}" if rule.action.code else "")
+        graph.nodes.append(GraphNode(rid, "rule", label, rule.span.line))
+        graph.edges += [(node_id(dep), rid) for dep in reads([rule.condition] + [a.value for a in rule.sets])]
+    for output in checked.outputs:
+        oid = f"output:{output.name}"
+        graph.nodes.append(GraphNode(oid, "output", output.name, output.span.line))
+        if output.value is None:
+            graph.edges.append((node_id(output.name), oid))
+        else:
+            graph.edges += [(node_id(dep), oid) for dep in reads([output.value])]
+        graph.edges += [(f"rule:{r.name}", oid) for r in policy.rules if any(a.name == output.name for a in r.sets)]
+    graph.nodes.append(GraphNode("outcome", "outcome", f"outcome (default {checked.default.verb})", 0))
+    graph.edges += [(f"rule:{r.name}", "outcome") for r in policy.rules]
+    return graph
