@@ -17,7 +17,7 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/regua check policies
 	$(BIN)/regua fmt --check policies
-	$(BIN)/regua test policies
+	$(BIN)/regua test --min-coverage 100 policies
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

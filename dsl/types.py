@@ -187,6 +187,10 @@ def comparable(op: str, left: Type, right: Type) -> bool:
     ordering = op not in ("==", "!=")
     if left in NUMBERS and right in NUMBERS:
         return True
+    if {left, right} == {DECIMAL, PERCENT}:
+        # A ratio such as parcela / renda is a decimal fraction; comparing it with 30% is meaningful.
+        # int vs percent stays an error: `taxa > 30` almost always means 30%.
+        return True
     if left == right:
         return not ordering or left in ORDERED
     if isinstance(left, EnumType) or isinstance(right, EnumType):
