@@ -1,0 +1,36 @@
+"""The README's quick start must work exactly as written."""
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from dsl.formatter import format_source
+from engine.compiler import check_source
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_policy_checks_and_is_formatted():
+    blocks = re.findall(r"```regua\n(.*?)```", README, re.S)
+    assert blocks, "the README shows a policy"
+    for block in blocks:
+        checked = check_source(block, "README.md")
+        assert checked.policy.rules
+        assert format_source(block) == block
+
+
+def test_readme_eval_command_prints_the_decision():
+    command = re.search(r"\.venv/bin/regua eval .*?--trace rules", README, re.S).group(0)
+    args = shlex.split(command.replace("\\\n", " "))
+    regua = Path(sys.executable).with_name("regua")
+    result = subprocess.run([str(regua), *args[1:]], cwd=ROOT, capture_output=True, text=True, check=True)
+    decision = json.loads(result.stdout)
+    assert decision["outcome"] == "approve"
+    assert decision["outputs"] == {"limite": "120000.00", "prazo": "28 days"}
+    assert decision["policy"] == {"name": "credito_b2b", "version": "2026.11.1"}
+    assert decision["connector_calls"][0]["args"] == ["************81"]  # the CNPJ never appears in clear
+    assert "11222333000181" not in result.stdout
