@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 
 from stdnum.br import cnpj as _cnpj
@@ -34,13 +35,25 @@ class CoercionError(ValueError):
         self.message = message
         super().__init__(f"{path}: {message}")
 
+    def prefixed(self, prefix: str) -> "CoercionError":
+        """The same error seen from an enclosing value: `valor` inside `faturas[1]` -> `faturas[1].valor`."""
+        if not self.path:
+            path = prefix
+        elif self.path.startswith("["):
+            path = prefix + self.path
+        else:
+            path = f"{prefix}.{self.path}" if prefix else self.path
+        return CoercionError(path, self.code, self.message)
 
+
+@lru_cache(maxsize=4096)  # the same customers come back; check digits are pure
 def normalize_cpf(text: str) -> str | None:
     """The 11-digit CPF, or None when the check digits or the format are wrong."""
     compact = re.sub(r"[\s.\-/]", "", text)
     return compact if re.fullmatch(r"\d{11}", compact) and _cpf.is_valid(compact) else None
 
 
+@lru_cache(maxsize=4096)
 def normalize_cnpj(text: str) -> str | None:
     """The 14-character CNPJ (alphanumeric allowed, upper-case letters only), or None."""
     compact = re.sub(r"[\s.\-/]", "", text)
@@ -86,11 +99,20 @@ def _clip(text: str, limit: int = 40) -> str:
 
 def coerce(value, typ: T.Type, path: str = "input"):
     """Convert `value` (JSON-like or already a runtime value) to the runtime value of `typ`."""
+    try:
+        return coercer(typ)(value)
+    except CoercionError as error:
+        raise error.prefixed(path) from None
+
+
+def _coerce_scalar(value, typ: T.Type, path: str = ""):
     if value is None:
         raise CoercionError(path, "REQUIRED", "is required (null is not a value)")
     if T.is_unknown(typ):
         return value
-    if typ == T.INT:
+    # Compare by name: types unpickled from the compile cache are equal but not identical.
+    kind = typ.name if isinstance(typ, T.Prim) else None
+    if kind == "int":
         if isinstance(value, bool):
             raise CoercionError(path, "TYPE", "expected a whole number, got a bool")
         if isinstance(value, int):
@@ -100,9 +122,9 @@ def coerce(value, typ: T.Type, path: str = "input"):
         if isinstance(value, str) and re.fullmatch(r"-?\d[\d_]*", value.strip()):
             return int(value.strip().replace("_", ""))
         raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
-    if typ in (T.DECIMAL, T.MONEY):
+    if kind in ("decimal", "money"):
         return _decimal(value, path)
-    if typ == T.PERCENT:
+    if kind == "percent":
         if isinstance(value, str):
             match = _PERCENT.match(value)
             if not match:
@@ -110,15 +132,15 @@ def coerce(value, typ: T.Type, path: str = "input"):
             return Decimal(match.group(1)) / 100
         # Numbers are percentage points: 2.5 means 2.5%.
         return _decimal(value, path) / 100
-    if typ == T.BOOL:
+    if kind == "bool":
         if isinstance(value, bool):
             return value
         raise CoercionError(path, "TYPE", f"expected true or false, got {_kind(value)}")
-    if typ == T.TEXT:
+    if kind == "text":
         if isinstance(value, str):
             return value
         raise CoercionError(path, "TYPE", f"expected a text, got {_kind(value)}")
-    if typ == T.DATE:
+    if kind == "date":
         if isinstance(value, dt.datetime):
             return value.date()
         if isinstance(value, dt.date):
@@ -129,7 +151,7 @@ def coerce(value, typ: T.Type, path: str = "input"):
             except ValueError:
                 pass
         raise CoercionError(path, "TYPE", "expected a date as \"YYYY-MM-DD\"")
-    if typ == T.DURATION:
+    if kind == "duration":
         if isinstance(value, (dt.timedelta, BusinessDays)):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -138,10 +160,10 @@ def coerce(value, typ: T.Type, path: str = "input"):
             n = int(match.group(1))
             return BusinessDays(n) if match.group(2) else dt.timedelta(days=n)
         raise CoercionError(path, "TYPE", "expected a duration such as \"30 days\" or \"5 business days\"")
-    if typ in (T.CPF, T.CNPJ):
+    if kind in ("cpf", "cnpj"):
         if not isinstance(value, str):
             raise CoercionError(path, "TYPE", f"expected a {typ} as text, got {_kind(value)}")
-        normalized = (normalize_cpf if typ == T.CPF else normalize_cnpj)(value)
+        normalized = (normalize_cpf if kind == "cpf" else normalize_cnpj)(value)
         if normalized is None:
             # Never echo the document back: it is personal data.
             raise CoercionError(path, "INVALID_DOCUMENT", f"is not a valid {typ.name.upper()}")
@@ -150,35 +172,86 @@ def coerce(value, typ: T.Type, path: str = "input"):
         if isinstance(value, str) and value in typ.values:
             return value
         raise CoercionError(path, "ENUM", f"expected one of {', '.join(typ.values)}")
-    if isinstance(typ, T.ListType):
-        if not isinstance(value, (list, tuple)):
-            raise CoercionError(path, "TYPE", f"expected a list, got {_kind(value)}")
-        return [coerce(item, typ.element, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(typ, T.RecordType):
-        if not isinstance(value, dict):
-            raise CoercionError(path, "TYPE", f"expected an object, got {_kind(value)}")
-        return coerce_record(value, typ, path)
     raise CoercionError(path, "TYPE", f"cannot take a value of type {typ}")
 
 
-def coerce_record(value: dict, typ: T.RecordType, path: str) -> dict:
-    out = {}
-    known = {spec.name for spec in typ.fields}
-    for key in value:
-        if key not in known:
-            import difflib
+# ---- compiled coercers ------------------------------------------------------------------
+# Validation runs on every input and every connector answer, so each type gets a function
+# built once. Paths are relative and only assembled when an error travels up.
 
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise CoercionError(_join(path, key), "UNKNOWN_FIELD", f"is not a field of {typ.name}{hint}")
-    for spec in typ.fields:
-        if spec.name in value and value[spec.name] is not None:
-            out[spec.name] = coerce(value[spec.name], spec.type, _join(path, spec.name))
-        elif spec.required:
-            raise CoercionError(_join(path, spec.name), "REQUIRED", "is required")
-        else:
-            out[spec.name] = _copy(spec.default)
-    return out
+_COERCERS: dict[int, tuple[T.Type, object]] = {}
+
+
+def coercer(typ: T.Type):
+    """A function value -> runtime value for `typ`, raising CoercionError with a relative path."""
+    entry = _COERCERS.get(id(typ))
+    if entry is not None and entry[0] is typ:
+        return entry[1]
+    function = _build_coercer(typ)
+    _COERCERS[id(typ)] = (typ, function)
+    return function
+
+
+def _build_coercer(typ: T.Type):
+    if isinstance(typ, T.RecordType):
+        return _record_coercer(typ)
+    if isinstance(typ, T.ListType):
+        def coerce_list(value, element=typ.element):
+            if not isinstance(value, (list, tuple)):
+                raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
+            item_coercer = coercer(element)
+            out = []
+            for index, item in enumerate(value):
+                try:
+                    out.append(item_coercer(item))
+                except CoercionError as error:
+                    raise error.prefixed(f"[{index}]") from None
+            return out
+        return coerce_list
+    exact = {T.INT: int, T.DECIMAL: Decimal, T.MONEY: Decimal, T.TEXT: str, T.DATE: dt.date, T.BOOL: bool}.get(typ)
+    if exact is not None and not T.is_unknown(typ):
+        def coerce_exact(value, exact=exact, typ=typ):
+            # Already the runtime type (the common case for typed callers): nothing to convert.
+            if type(value) is exact:
+                return value
+            return _coerce_scalar(value, typ)
+        return coerce_exact
+    return lambda value, typ=typ: _coerce_scalar(value, typ)
+
+
+def _record_coercer(typ: T.RecordType):
+    state: dict = {}
+
+    def coerce_record(value):
+        if type(value) is not dict and not isinstance(value, dict):
+            raise CoercionError("", "TYPE", f"expected an object, got {_kind(value)}")
+        specs = state.get("specs")
+        if specs is None:  # resolved on first use: records may refer to themselves
+            specs = state["specs"] = [(f.name, f.required, f.default, coercer(f.type)) for f in typ.fields]
+            state["known"] = frozenset(f.name for f in typ.fields)
+        known = state["known"]
+        for key in value:
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise CoercionError(str(key), "UNKNOWN_FIELD", f"is not a field of {typ.name}{hint}")
+        out = {}
+        for name, required, default, field_coercer in specs:
+            item = value.get(name)
+            if item is not None:
+                try:
+                    out[name] = field_coercer(item)
+                except CoercionError as error:
+                    raise error.prefixed(name) from None
+            elif required:
+                raise CoercionError(name, "REQUIRED", "is required")
+            else:
+                out[name] = _copy(default)
+        return out
+
+    return coerce_record
 
 
 def _copy(value):
@@ -187,10 +260,6 @@ def _copy(value):
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value
-
-
-def _join(path: str, key) -> str:
-    return f"{path}.{key}" if path else str(key)
 
 
 def zero(typ: T.Type):

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from dsl import types as T
 from dsl.environment import ConnectorSpec
-from dsl.values import CoercionError, coerce, to_json
+from dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
 from .connectors import ConnectorError, Connectors, mask_document
@@ -106,10 +106,11 @@ class EvalContext:
             value: Any = runtime.Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
         else:
             try:
-                value = coerce(impl(*args), spec.returns, name)
+                value = coercer(spec.returns)(impl(*args))
             except ConnectorError as error:
                 value = runtime.Unavailable(name, "CONNECTOR_" + error.code, str(error))
             except CoercionError as error:
+                error = error.prefixed(name)
                 value = runtime.Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
                 value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
@@ -147,6 +148,7 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._output_types = dict(meta.outputs)
         self._rules = meta.rules
+        self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
 
     @property
     def name(self) -> str:
@@ -165,17 +167,17 @@ class PreparedPolicy:
         for key in data:
             if key not in known:
                 errors.append(CoercionError(f"input.{key}", "UNKNOWN_FIELD", "is not an input of this policy"))
-        for spec in self.meta.input_type.fields:
-            value = data.get(spec.name)
+        for name, required, default, field_coercer in self._fields:
+            value = data.get(name)
             try:
                 if value is not None:
-                    out[spec.name] = coerce(value, spec.type, f"input.{spec.name}")
-                elif spec.required:
-                    errors.append(CoercionError(f"input.{spec.name}", "REQUIRED", "is required"))
+                    out[name] = field_coercer(value)
+                elif required:
+                    errors.append(CoercionError(f"input.{name}", "REQUIRED", "is required"))
                 else:
-                    out[spec.name] = copy.deepcopy(spec.default)
+                    out[name] = copy.deepcopy(default)
             except CoercionError as error:
-                errors.append(error)
+                errors.append(error.prefixed(f"input.{name}"))
         if errors:
             raise InvalidInput(errors)
         return out
