@@ -23,6 +23,7 @@ from dsl.parser import parse
 
 from .builtins import default_environment
 from .codegen import generate
+from .graph import build_graph
 from .prepared import ActionMeta, PolicyMeta, PreparedPolicy, RuleMeta
 
 COMPILER_VERSION = "1"
@@ -47,6 +48,8 @@ def _action(checked: CheckedPolicy, action) -> ActionMeta:
 
 
 def build_artifact(checked: CheckedPolicy, digest: str):
+    """Stages after checking: rule graph, code generation, Python compile, metadata."""
+    graph = build_graph(checked)
     generated = generate(checked)
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
@@ -73,6 +76,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         generated_source=generated.source,
         functions=generated.functions,
         warnings=checked.warnings,
+        graph=graph.to_dict(),
     )
     return meta, code
 

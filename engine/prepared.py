@@ -80,6 +80,7 @@ class PolicyMeta:
     generated_source: str
     functions: list[str]
     warnings: list[Any] = field(default_factory=list)
+    graph: dict = field(default_factory=dict)  # the rule graph (engine.graph), for display and the API
 
 
 class EvalContext:
