@@ -9,6 +9,7 @@ from . import ast
 from . import types as T
 from .diagnostics import DiagnosticBag, did_you_mean
 from .environment import Environment
+from .values import normalize_cnpj, normalize_cpf
 
 AGGREGATES = ("sum", "count", "min", "max", "avg", "any", "all")
 # Names every policy can use without declaring them.
@@ -20,7 +21,7 @@ LITERAL_TYPES: dict[str, T.Type] = {
     "money": T.MONEY,
     "percent": T.PERCENT,
     "days": T.DURATION,
-    "business_days": T.DURATION,
+    "business_days": T.BUSINESS_DAYS,
     "text": T.TEXT,
     "date": T.DATE,
     "bool": T.BOOL,
@@ -126,7 +127,7 @@ class ExprTyper:
             self.expect_bool(expr.operand, "the operand of `not`")
             return T.BOOL
         typ = self.infer(expr.operand)
-        if typ in T.SUMMABLE or T.is_unknown(typ):
+        if typ in T.SUMMABLE or typ == T.BUSINESS_DAYS or T.is_unknown(typ):
             return typ
         self.bag.error("E201", f"cannot negate {typ}", expr.span)
         return T.UNKNOWN
@@ -153,6 +154,8 @@ class ExprTyper:
         else:
             self._check_enum_literals(left, [expr.right])
             self._check_enum_literals(right, [expr.left])
+            self._normalize_document_literals(left, [expr.right])
+            self._normalize_document_literals(right, [expr.left])
         return T.BOOL
 
     def _InRange(self, expr: ast.InRange) -> T.Type:
@@ -175,6 +178,7 @@ class ExprTyper:
             self.bag.error("E201", f"cannot look for {value} in a {container}", expr.span)
         elif isinstance(expr.container, ast.ListLit):
             self._check_enum_literals(value, expr.container.items)
+            self._normalize_document_literals(value, expr.container.items)
         return T.BOOL
 
     def _IfExpr(self, expr: ast.IfExpr) -> T.Type:
@@ -200,6 +204,19 @@ class ExprTyper:
             if isinstance(e, ast.Literal) and e.kind == "text" and e.value not in typ.values:
                 self.bag.error("E110", f"'{e.value}' is not a value of {typ.name} ({', '.join(typ.values)})",
                                e.span, did_you_mean(e.value, typ.values))
+
+    def _normalize_document_literals(self, typ: T.Type, exprs: list[ast.Expr]) -> None:
+        """Documents are compared in compact form: "529.982.247-25" in a policy means 52998224725."""
+        if typ not in (T.CPF, T.CNPJ):
+            return
+        normalize = normalize_cpf if typ == T.CPF else normalize_cnpj
+        for e in exprs:
+            if isinstance(e, ast.Literal) and e.kind == "text":
+                compact = normalize(e.value)
+                if compact is None:
+                    self.bag.error("E201", f"this text is not a valid {typ.name.upper()}", e.span)
+                else:
+                    e.value = compact
 
     # ---- calls ----
     def _Call(self, expr: ast.Call) -> T.Type:

@@ -83,18 +83,21 @@ BOOL = Prim("bool")
 TEXT = Prim("text")
 DATE = Prim("date")
 DURATION = Prim("duration")
+# Business days are their own type: "5 business days" and "7 days" cannot be compared or mixed.
+BUSINESS_DAYS = Prim("business_days")
 CPF = Prim("cpf")
 CNPJ = Prim("cnpj")
 # A list literal with no items, before it meets its context.
 EMPTY_LIST = ListType(UNKNOWN)
 
 BUILTIN_TYPES: dict[str, Type] = {
-    t.name: t for t in (INT, DECIMAL, MONEY, PERCENT, BOOL, TEXT, DATE, DURATION, CPF, CNPJ)
+    t.name: t for t in (INT, DECIMAL, MONEY, PERCENT, BOOL, TEXT, DATE, DURATION, BUSINESS_DAYS, CPF, CNPJ)
 }
 
 NUMBERS = {INT, DECIMAL}
-ORDERED = {INT, DECIMAL, MONEY, PERCENT, DATE, DURATION, TEXT}
+ORDERED = {INT, DECIMAL, MONEY, PERCENT, DATE, DURATION, BUSINESS_DAYS, TEXT}
 SUMMABLE = {INT, DECIMAL, MONEY, PERCENT, DURATION}
+DURATIONS = {DURATION, BUSINESS_DAYS}
 TEXTUAL = {TEXT, CPF, CNPJ}
 
 
@@ -145,11 +148,11 @@ def arithmetic(op: str, left: Type, right: Type) -> Type | None:
     if op in "+-":
         if left in NUMBERS and right in NUMBERS:
             return INT if pair == (INT, INT) else DECIMAL
-        if left == right and left in (MONEY, PERCENT, DURATION):
+        if left == right and left in (MONEY, PERCENT, DURATION, BUSINESS_DAYS):
             return left
-        if left == DATE and right == DURATION:
+        if left == DATE and right in DURATIONS:
             return DATE
-        if op == "+" and pair == (DURATION, DATE):
+        if op == "+" and right == DATE and left in DURATIONS:
             return DATE
         if op == "-" and pair == (DATE, DATE):
             return DURATION
@@ -160,8 +163,8 @@ def arithmetic(op: str, left: Type, right: Type) -> Type | None:
                 return MONEY
             if a == PERCENT and b in (INT, DECIMAL, PERCENT):
                 return PERCENT if b != DECIMAL else DECIMAL
-            if a == DURATION and b == INT:
-                return DURATION
+            if a in DURATIONS and b == INT:
+                return a
         if left in NUMBERS and right in NUMBERS:
             return INT if pair == (INT, INT) else DECIMAL
         return None
@@ -209,6 +212,8 @@ def describe_mismatch(op: str, left: Type, right: Type) -> str | None:
         return "write percentages as percent literals, e.g. 10%"
     if DATE in (left, right) and ({left, right} & NUMBERS):
         return "add or subtract durations such as 30 days or 5 business days"
-    if DURATION in (left, right) and ({left, right} & NUMBERS):
+    if {left, right} == DURATIONS:
+        return "business days and calendar days cannot be mixed; convert with add_business_days()"
+    if ({left, right} & DURATIONS) and ({left, right} & NUMBERS):
         return "write durations with their unit, e.g. 30 days"
     return None

@@ -10,7 +10,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
@@ -23,6 +24,26 @@ class BusinessDays:
     """A duration counted in business days on the Brazilian calendar (national holidays)."""
 
     days: int
+
+    def __add__(self, other):
+        if isinstance(other, BusinessDays):
+            return BusinessDays(self.days + other.days)
+        return NotImplemented
+
+    def __sub__(self, other):
+        if isinstance(other, BusinessDays):
+            return BusinessDays(self.days - other.days)
+        return NotImplemented
+
+    def __neg__(self):
+        return BusinessDays(-self.days)
+
+    def __mul__(self, other):
+        if isinstance(other, int) and not isinstance(other, bool):
+            return BusinessDays(self.days * other)
+        return NotImplemented
+
+    __rmul__ = __mul__
 
     def __str__(self) -> str:
         return f"{self.days} business {'day' if self.days == 1 else 'days'}"
@@ -50,14 +71,17 @@ class CoercionError(ValueError):
 def normalize_cpf(text: str) -> str | None:
     """The 11-digit CPF, or None when the check digits or the format are wrong."""
     compact = re.sub(r"[\s.\-/]", "", text)
-    return compact if re.fullmatch(r"\d{11}", compact) and _cpf.is_valid(compact) else None
+    # 111.111.111-11 and friends pass the check digits but are not issued.
+    if not re.fullmatch(r"\d{11}", compact) or len(set(compact)) == 1:
+        return None
+    return compact if _cpf.is_valid(compact) else None
 
 
 @lru_cache(maxsize=4096)
 def normalize_cnpj(text: str) -> str | None:
     """The 14-character CNPJ (alphanumeric allowed, upper-case letters only), or None."""
     compact = re.sub(r"[\s.\-/]", "", text)
-    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", compact):
+    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", compact) or len(set(compact)) == 1:
         return None
     return compact if _cnpj.is_valid(compact) else None
 
@@ -152,14 +176,21 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
                 pass
         raise CoercionError(path, "TYPE", "expected a date as \"YYYY-MM-DD\"")
     if kind == "duration":
-        if isinstance(value, (dt.timedelta, BusinessDays)):
+        if isinstance(value, dt.timedelta):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return dt.timedelta(days=value)
-        if isinstance(value, str) and (match := _DURATION.match(value)):
-            n = int(match.group(1))
-            return BusinessDays(n) if match.group(2) else dt.timedelta(days=n)
-        raise CoercionError(path, "TYPE", "expected a duration such as \"30 days\" or \"5 business days\"")
+        if isinstance(value, str) and (match := _DURATION.match(value)) and not match.group(2):
+            return dt.timedelta(days=int(match.group(1)))
+        raise CoercionError(path, "TYPE", "expected a duration such as \"30 days\" (or a number of days)")
+    if kind == "business_days":
+        if isinstance(value, BusinessDays):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return BusinessDays(value)
+        if isinstance(value, str) and (match := _DURATION.match(value)) and match.group(2):
+            return BusinessDays(int(match.group(1)))
+        raise CoercionError(path, "TYPE", "expected business days such as \"5 business days\" (or a number)")
     if kind in ("cpf", "cnpj"):
         if not isinstance(value, str):
             raise CoercionError(path, "TYPE", f"expected a {typ} as text, got {_kind(value)}")
@@ -180,6 +211,7 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
 # built once. Paths are relative and only assembled when an error travels up.
 
 _COERCERS: dict[int, tuple[T.Type, object]] = {}
+_MAX_COERCERS = 4096  # types come and go with policy reloads; never grow without bound
 
 
 def coercer(typ: T.Type):
@@ -187,9 +219,15 @@ def coercer(typ: T.Type):
     entry = _COERCERS.get(id(typ))
     if entry is not None and entry[0] is typ:
         return entry[1]
+    if len(_COERCERS) >= _MAX_COERCERS:
+        _COERCERS.clear()
     function = _build_coercer(typ)
     _COERCERS[id(typ)] = (typ, function)
     return function
+
+
+# Runtime type that needs no conversion, per scalar type name (the fast path).
+_EXACT = {"int": int, "decimal": Decimal, "money": Decimal, "text": str, "date": dt.date, "bool": bool}
 
 
 def _build_coercer(typ: T.Type):
@@ -200,19 +238,26 @@ def _build_coercer(typ: T.Type):
             if not isinstance(value, (list, tuple)):
                 raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
             item_coercer = coercer(element)
-            out = []
-            for index, item in enumerate(value):
-                try:
-                    out.append(item_coercer(item))
-                except CoercionError as error:
-                    raise error.prefixed(f"[{index}]") from None
-            return out
+            try:
+                return [item_coercer(item) for item in value]
+            except CoercionError:
+                for index, item in enumerate(value):  # the slow path only finds where it failed
+                    try:
+                        item_coercer(item)
+                    except CoercionError as error:
+                        raise error.prefixed(f"[{index}]") from None
+                raise
         return coerce_list
-    exact = {T.INT: int, T.DECIMAL: Decimal, T.MONEY: Decimal, T.TEXT: str, T.DATE: dt.date, T.BOOL: bool}.get(typ)
-    if exact is not None and not T.is_unknown(typ):
+    exact = _EXACT.get(typ.name) if isinstance(typ, T.Prim) else None
+    if exact is Decimal:
+        def coerce_decimal(value, typ=typ):
+            if type(value) is Decimal and value.is_finite():
+                return value
+            return _coerce_scalar(value, typ)
+        return coerce_decimal
+    if exact is not None:
         def coerce_exact(value, exact=exact, typ=typ):
-            # Already the runtime type (the common case for typed callers): nothing to convert.
-            if type(value) is exact:
+            if type(value) is exact:  # already the runtime type: nothing to convert
                 return value
             return _coerce_scalar(value, typ)
         return coerce_exact
@@ -220,38 +265,72 @@ def _build_coercer(typ: T.Type):
 
 
 def _record_coercer(typ: T.RecordType):
-    state: dict = {}
+    """Generate a specialised function for one record type (validation runs on every input and
+    every connector answer). Field names only ever appear as repr() literals in the source."""
+    holder: dict = {}
 
-    def coerce_record(value):
-        if type(value) is not dict and not isinstance(value, dict):
-            raise CoercionError("", "TYPE", f"expected an object, got {_kind(value)}")
-        specs = state.get("specs")
-        if specs is None:  # resolved on first use: records may refer to themselves
-            specs = state["specs"] = [(f.name, f.required, f.default, coercer(f.type)) for f in typ.fields]
-            state["known"] = frozenset(f.name for f in typ.fields)
-        known = state["known"]
-        for key in value:
-            if key not in known:
-                import difflib
+    def first_call(value):
+        # Built on first use: records may refer to themselves through lists.
+        if "function" not in holder:
+            holder["function"] = _generate_record_coercer(typ)
+        return holder["function"](value)
 
-                close = difflib.get_close_matches(str(key), sorted(known), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise CoercionError(str(key), "UNKNOWN_FIELD", f"is not a field of {typ.name}{hint}")
-        out = {}
-        for name, required, default, field_coercer in specs:
-            item = value.get(name)
-            if item is not None:
-                try:
-                    out[name] = field_coercer(item)
-                except CoercionError as error:
-                    raise error.prefixed(name) from None
-            elif required:
-                raise CoercionError(name, "REQUIRED", "is required")
-            else:
-                out[name] = _copy(default)
-        return out
+    return first_call
 
-    return coerce_record
+
+def _generate_record_coercer(typ: T.RecordType):
+    namespace: dict = {"Mapping": Mapping, "CoercionError": CoercionError, "_unknown": _unknown_field,
+                       "_kind": _kind, "_copy": _copy, "Decimal": Decimal}
+    lines = [
+        "def coerce_record(v):",
+        "    if type(v) is not dict:",
+        "        if not isinstance(v, Mapping):",
+        f"            raise CoercionError('', 'TYPE', 'expected an object, got ' + _kind(v))",
+        "        v = dict(v)",
+        "    if not KNOWN.issuperset(v):",
+        "        _unknown(v, KNOWN, NAME)",
+        "    out = {}",
+    ]
+    namespace["KNOWN"] = frozenset(f.name for f in typ.fields)
+    namespace["NAME"] = typ.name
+    for n, spec in enumerate(typ.fields):
+        key = repr(spec.name)
+        namespace[f"C{n}"] = coercer(spec.type)
+        namespace[f"D{n}"] = spec.default
+        exact = _EXACT.get(spec.type.name) if isinstance(spec.type, T.Prim) else None
+        if exact is Decimal:
+            fast = f"x if type(x) is Decimal and x.is_finite() else C{n}(x)"
+        elif exact is not None:
+            namespace[f"E{n}"] = exact
+            fast = f"x if type(x) is E{n} else C{n}(x)"
+        else:
+            fast = f"C{n}(x)"
+        lines.append(f"    x = v.get({key})")
+        lines.append("    if x is None:")
+        if spec.required:
+            lines.append(f"        raise CoercionError({key}, 'REQUIRED', 'is required')")
+        elif isinstance(spec.default, (list, dict)):
+            lines.append(f"        out[{key}] = _copy(D{n})")
+        else:
+            lines.append(f"        out[{key}] = D{n}")
+        lines.append("    else:")
+        lines.append("        try:")
+        lines.append(f"            out[{key}] = {fast}")
+        lines.append("        except CoercionError as error:")
+        lines.append(f"            raise error.prefixed({key}) from None")
+    lines.append("    return out")
+    exec(compile("\n".join(lines), f"<coercer {typ.name}>", "exec"), namespace)  # noqa: S102 — generated here
+    return namespace["coerce_record"]
+
+
+def _unknown_field(value, known, name):
+    import difflib
+
+    for key in value:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise CoercionError(str(key), "UNKNOWN_FIELD", f"is not a field of {name}{hint}")
 
 
 def _copy(value):
@@ -280,7 +359,8 @@ def to_json(value, typ: T.Type | None = None):
         return value
     if isinstance(value, Decimal):
         if typ == T.MONEY:
-            return str(value.quantize(Decimal("0.01")))
+            # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices.
+            return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
         if typ == T.PERCENT:
             return f"{_plain(value * 100)}%"
         return _plain(value)

@@ -100,7 +100,12 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
 def _connectors_from(fixtures: str | None) -> Connectors:
     connectors = Connectors()
     if fixtures:
-        data = json.loads(Path(fixtures).read_text(encoding="utf-8"))
+        try:
+            data = json.loads(Path(fixtures).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            _fail_json("MALFORMED_JSON", f"{fixtures}:{error.lineno}:{error.colno}: {error.msg}")
+        if not isinstance(data, dict):
+            _fail_json("INVALID_FIXTURES", f"{fixtures}: expected an object of connector answers")
         for name, answer in data.items():
             connectors.register(name, Fixture(failure=ConnectorError("FAILED")) if answer is None else Fixture(answer))
     return connectors

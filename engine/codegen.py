@@ -26,7 +26,7 @@ from dsl.checker import CheckedPolicy
 from dsl.infer import AGGREGATES
 from dsl.values import BusinessDays
 
-SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.CPF, T.CNPJ)
+SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class CodeGenerator:
             return f"_date_add({left}, {right})"
         if e.op == "+" and rt_ == T.DATE:
             return f"_date_add({right}, {left})"
-        if e.op == "-" and lt == T.DATE and rt_ == T.DURATION:
+        if e.op == "-" and lt == T.DATE and rt_ in T.DURATIONS:
             return f"_date_sub({left}, {right})"
         return f"({left} {e.op} {right})"
 

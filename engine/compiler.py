@@ -14,6 +14,7 @@ import os
 import pickle
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 from dsl.checker import CheckedPolicy, check
@@ -109,25 +110,44 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
+_MAGIC = b"REGC1\0"
+
+
 def _load_from_disk(cache_dir, digest: str) -> PreparedPolicy | None:
+    """A cached artifact, or None when absent or damaged in any way (then we simply recompile).
+
+    The folder must be private to the service: like any code cache it is trusted. The checksum
+    guards against corruption (a damaged marshal blob can crash the interpreter), not forgery.
+    """
     path = Path(cache_dir) / f"{digest}.regc"
     try:
         blob = path.read_bytes()
-        meta_size = int.from_bytes(blob[:8], "big")
-        meta = pickle.loads(blob[8:8 + meta_size])  # noqa: S301 — our own cache folder, written below
-        code = marshal.loads(blob[8 + meta_size:])
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, TypeError, AttributeError):
+    except OSError:
         return None
-    if meta.source_hash != digest:
+    header = len(_MAGIC) + 32 + 8
+    if len(blob) < header or not blob.startswith(_MAGIC):
         return None
-    return PreparedPolicy(meta, code)
+    checksum = blob[len(_MAGIC):len(_MAGIC) + 32]
+    payload = blob[len(_MAGIC) + 32:]
+    if hashlib.sha256(payload).digest() != checksum:
+        return None
+    try:
+        meta_size = int.from_bytes(payload[:8], "big")
+        meta = pickle.loads(payload[8:8 + meta_size])  # noqa: S301 — our own checksummed cache
+        code = marshal.loads(payload[8 + meta_size:])
+        if not isinstance(meta, PolicyMeta) or not isinstance(code, types.CodeType) or meta.source_hash != digest:
+            return None
+        return PreparedPolicy(meta, code)
+    except Exception:  # noqa: BLE001 — any damage means "not cached"
+        return None
 
 
 def _store_on_disk(cache_dir, digest: str, meta: PolicyMeta, code) -> None:
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     meta_blob = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
-    blob = len(meta_blob).to_bytes(8, "big") + meta_blob + marshal.dumps(code)
+    payload = len(meta_blob).to_bytes(8, "big") + meta_blob + marshal.dumps(code)
+    blob = _MAGIC + hashlib.sha256(payload).digest() + payload
     # Write then rename: a crash never leaves a half-written cache entry behind.
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:

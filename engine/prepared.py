@@ -10,6 +10,7 @@ the policy's `default` applies. A rule that fails to evaluate yields the policy'
 from __future__ import annotations
 
 import copy
+import difflib
 import datetime as dt
 import linecache
 import time
@@ -167,7 +168,9 @@ class PreparedPolicy:
         known = {f.name for f in self.meta.input_type.fields}
         for key in data:
             if key not in known:
-                errors.append(CoercionError(f"input.{key}", "UNKNOWN_FIELD", "is not an input of this policy"))
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                errors.append(CoercionError(f"input.{key}", "UNKNOWN_FIELD", f"is not an input of this policy{hint}"))
         for name, required, default, field_coercer in self._fields:
             value = data.get(name)
             try:
@@ -287,8 +290,20 @@ class PreparedPolicy:
 
 
 def _masked_json(value, typ):
-    data = to_json(value, typ)
-    return _mask_tree(data)
+    """JSON for the trace with personal data masked: by type (cpf/cnpj anywhere in the value)
+    and by field name for connector data (partners' names and documents)."""
+    return _mask_tree(to_json(_mask_typed(value, typ), typ))
+
+
+def _mask_typed(value, typ):
+    if isinstance(typ, T.Prim) and typ.name in ("cpf", "cnpj") and isinstance(value, str):
+        return mask_document(value)
+    if isinstance(typ, T.ListType) and isinstance(value, list):
+        return [_mask_typed(v, typ.element) for v in value]
+    if isinstance(typ, T.RecordType) and isinstance(value, dict):
+        types = {f.name: f.type for f in typ.fields}
+        return {k: _mask_typed(v, types.get(k)) for k, v in value.items()}
+    return value
 
 
 _SENSITIVE_KEYS = {"document", "cpf", "cnpj", "name", "email", "phone", "telefone", "nome", "documento"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import Decimal, DecimalException, DivisionByZero, InvalidOperation, Overflow
 
 from dsl.values import BusinessDays
 
@@ -56,7 +56,9 @@ def classify(error: BaseException) -> EvalError:
         return error
     if isinstance(error, (ZeroDivisionError, DivisionByZero)):
         return EvalError("DIVISION_BY_ZERO", "division by zero")
-    if isinstance(error, InvalidOperation):
+    if isinstance(error, (OverflowError, Overflow)):
+        return EvalError("OVERFLOW", "a value is out of range")
+    if isinstance(error, (InvalidOperation, DecimalException)):
         return EvalError("INVALID_ARITHMETIC", "invalid arithmetic operation")
     if isinstance(error, OverflowError):
         return EvalError("OVERFLOW", "a value is out of range")
