@@ -210,19 +210,24 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
 # Validation runs on every input and every connector answer, so each type gets a function
 # built once. Paths are relative and only assembled when an error travels up.
 
-_COERCERS: dict[int, tuple[T.Type, object]] = {}
+_COERCERS: dict[tuple[int, bool], tuple[T.Type, object]] = {}
 _MAX_COERCERS = 4096  # types come and go with policy reloads; never grow without bound
 
 
-def coercer(typ: T.Type):
-    """A function value -> runtime value for `typ`, raising CoercionError with a relative path."""
-    entry = _COERCERS.get(id(typ))
+def coercer(typ: T.Type, strict: bool = True):
+    """A function value -> runtime value for `typ`, raising CoercionError with a relative path.
+
+    strict: unknown record fields are errors (inputs, fixtures: catches typos). Connector
+    answers are read with strict=False: providers add fields, and that must not break decisions.
+    """
+    key = (id(typ), strict)
+    entry = _COERCERS.get(key)
     if entry is not None and entry[0] is typ:
         return entry[1]
     if len(_COERCERS) >= _MAX_COERCERS:
         _COERCERS.clear()
-    function = _build_coercer(typ)
-    _COERCERS[id(typ)] = (typ, function)
+    function = _build_coercer(typ, strict)
+    _COERCERS[key] = (typ, function)
     return function
 
 
@@ -230,14 +235,14 @@ def coercer(typ: T.Type):
 _EXACT = {"int": int, "decimal": Decimal, "money": Decimal, "text": str, "date": dt.date, "bool": bool}
 
 
-def _build_coercer(typ: T.Type):
+def _build_coercer(typ: T.Type, strict: bool = True):
     if isinstance(typ, T.RecordType):
-        return _record_coercer(typ)
+        return _record_coercer(typ, strict)
     if isinstance(typ, T.ListType):
         def coerce_list(value, element=typ.element):
             if not isinstance(value, (list, tuple)):
                 raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
-            item_coercer = coercer(element)
+            item_coercer = coercer(element, strict)
             try:
                 return [item_coercer(item) for item in value]
             except CoercionError:
@@ -264,42 +269,64 @@ def _build_coercer(typ: T.Type):
     return lambda value, typ=typ: _coerce_scalar(value, typ)
 
 
-def _record_coercer(typ: T.RecordType):
+def _record_coercer(typ: T.RecordType, strict: bool):
     """Generate a specialised function for one record type (validation runs on every input and
     every connector answer). Field names only ever appear as repr() literals in the source."""
-    holder: dict = {}
+    if id(typ) in _BUILDING:
+        # A record that refers to itself (through a list): resolve on first use.
+        holder: dict = {}
 
-    def first_call(value):
-        # Built on first use: records may refer to themselves through lists.
-        if "function" not in holder:
-            holder["function"] = _generate_record_coercer(typ)
-        return holder["function"](value)
+        def first_call(value):
+            if "function" not in holder:
+                holder["function"] = coercer(typ, strict)
+            return holder["function"](value)
 
-    return first_call
+        return first_call
+    _BUILDING.add(id(typ))
+    try:
+        return _generate_record_coercer(typ, strict)
+    finally:
+        _BUILDING.discard(id(typ))
 
 
-def _generate_record_coercer(typ: T.RecordType):
+_BUILDING: set[int] = set()
+
+
+def _date_text(value):
+    """Fast path for ISO dates given as text; anything else goes through the full coercion."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return _coerce_scalar(value, T.DATE)
+
+
+def _generate_record_coercer(typ: T.RecordType, strict: bool):
     namespace: dict = {"Mapping": Mapping, "CoercionError": CoercionError, "_unknown": _unknown_field,
-                       "_kind": _kind, "_copy": _copy, "Decimal": Decimal}
+                       "_kind": _kind, "_copy": _copy, "Decimal": Decimal, "date": dt.date, "_date_text": _date_text}
     lines = [
         "def coerce_record(v):",
         "    if type(v) is not dict:",
         "        if not isinstance(v, Mapping):",
         f"            raise CoercionError('', 'TYPE', 'expected an object, got ' + _kind(v))",
         "        v = dict(v)",
-        "    if not KNOWN.issuperset(v):",
-        "        _unknown(v, KNOWN, NAME)",
-        "    out = {}",
     ]
+    if strict:
+        lines += ["    if not KNOWN.issuperset(v):", "        _unknown(v, KNOWN, NAME)"]
+    lines.append("    out = {}")
     namespace["KNOWN"] = frozenset(f.name for f in typ.fields)
     namespace["NAME"] = typ.name
     for n, spec in enumerate(typ.fields):
         key = repr(spec.name)
-        namespace[f"C{n}"] = coercer(spec.type)
+        namespace[f"C{n}"] = coercer(spec.type, strict)
         namespace[f"D{n}"] = spec.default
         exact = _EXACT.get(spec.type.name) if isinstance(spec.type, T.Prim) else None
         if exact is Decimal:
-            fast = f"x if type(x) is Decimal and x.is_finite() else C{n}(x)"
+            fast = f"x if type(x) is Decimal and x.is_finite() else Decimal(x) if type(x) is int else C{n}(x)"
+        elif exact is dt.date:
+            fast = f"x if type(x) is date else _date_text(x) if type(x) is str else C{n}(x)"
+        elif isinstance(spec.type, T.EnumType):
+            namespace[f"V{n}"] = frozenset(spec.type.values)
+            fast = f"x if type(x) is str and x in V{n} else C{n}(x)"
         elif exact is not None:
             namespace[f"E{n}"] = exact
             fast = f"x if type(x) is E{n} else C{n}(x)"
@@ -309,6 +336,8 @@ def _generate_record_coercer(typ: T.RecordType):
         lines.append("    if x is None:")
         if spec.required:
             lines.append(f"        raise CoercionError({key}, 'REQUIRED', 'is required')")
+        elif spec.default == [] and isinstance(spec.default, list):
+            lines.append(f"        out[{key}] = []")
         elif isinstance(spec.default, (list, dict)):
             lines.append(f"        out[{key}] = _copy(D{n})")
         else:

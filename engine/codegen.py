@@ -156,11 +156,12 @@ class CodeGenerator:
         lt, rt_ = e.left.type, e.right.type
         if e.op == "/":
             return f"_div({left}, {right})"
-        if e.op == "+" and lt == T.DATE:
+        # Calendar days are plain timedelta arithmetic; business days need the calendar.
+        if e.op == "+" and lt == T.DATE and rt_ == T.BUSINESS_DAYS:
             return f"_date_add({left}, {right})"
-        if e.op == "+" and rt_ == T.DATE:
+        if e.op == "+" and rt_ == T.DATE and lt == T.BUSINESS_DAYS:
             return f"_date_add({right}, {left})"
-        if e.op == "-" and lt == T.DATE and rt_ in T.DURATIONS:
+        if e.op == "-" and lt == T.DATE and rt_ == T.BUSINESS_DAYS:
             return f"_date_sub({left}, {right})"
         return f"({left} {e.op} {right})"
 
@@ -391,8 +392,8 @@ class CodeGenerator:
             else:
                 w.line(f"if {condition}:", line)
             w.indent()
-            values = f"rt.values(i, s, {r})" if value_paths[r] else "None"
-            w.line(f"fired.append(({r}, {values}, {sets}))", rule.action.span.line)
+            # The facts behind a fired rule are read later, on demand, from `i` and `s`.
+            w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
             w.dedent()
             w.dedent()
             w.line("except Exception as e:", line)

@@ -17,7 +17,11 @@ import tempfile
 import types
 from pathlib import Path
 
+from dataclasses import replace
+
+from dsl import ast
 from dsl.checker import CheckedPolicy, check
+from dsl.infer import walk
 from dsl.diagnostics import PolicyError
 from dsl.environment import Environment
 from dsl.parser import parse
@@ -25,9 +29,21 @@ from dsl.parser import parse
 from .builtins import default_environment
 from .codegen import generate
 from .graph import build_graph
+from .projection import connector_paths, project
 from .prepared import ActionMeta, PolicyMeta, PreparedPolicy, RuleMeta
 
-COMPILER_VERSION = "1"
+def _compiler_version() -> str:
+    """Changes whenever the language or the engine's code does, so caches never outlive it."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for folder in ("dsl", "engine"):
+        for path in sorted((root / folder).glob("*.py")) + sorted((root / folder).glob("*.lark")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+COMPILER_VERSION = _compiler_version()
 _MEMORY: dict[str, PreparedPolicy] = {}
 
 
@@ -52,6 +68,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
     """Stages after checking: rule graph, code generation, Python compile, metadata."""
     graph = build_graph(checked)
     generated = generate(checked)
+    paths = connector_paths(checked)
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
     code = compile(generated.source, filename, "exec")
@@ -63,12 +80,13 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         file=policy.file,
         source_hash=digest,
         input_type=checked.input_type,
-        rules=[RuleMeta(r.name, r.span.line, _action(checked, r.action), tuple(a.name for a in r.sets))
-               for r in policy.rules],
+        rules=[RuleMeta(r.name, r.span.line, _action(checked, r.action), tuple(a.name for a in r.sets),
+                        _handles(checked, r)) for r in policy.rules],
         default=_action(checked, checked.default),
         on_error=_action(checked, checked.on_error),
         outputs=[(o.name, o.type) for o in checked.outputs],
-        connectors=[checked.environment.connectors[name] for name in generated.connectors],
+        connectors=[replace(spec, returns=project(spec.returns, paths.get(spec.qualified_name, set())))
+                    for spec in (checked.environment.connectors[name] for name in generated.connectors)],
         slots=generated.slots,
         value_paths=generated.value_paths,
         table_rows=generated.table_rows,
@@ -80,6 +98,19 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         graph=graph.to_dict(),
     )
     return meta, code
+
+
+def _handles(checked: CheckedPolicy, rule) -> tuple[str, ...]:
+    """Connectors whose availability the rule's condition tests with available(x)."""
+    found = []
+    for node in walk(rule.condition):
+        if isinstance(node, ast.Call) and node.resolved == "available" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Name) and arg.name in checked.symbols:
+                arg = getattr(checked.symbols[arg.name].node, "value", arg)
+            if isinstance(arg, ast.Call) and arg.namespace is not None:
+                found.append(f"{arg.namespace}.{arg.func}")
+    return tuple(found)
 
 
 def compile_policy(source: str, file: str = "<policy>", env: Environment | None = None,

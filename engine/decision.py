@@ -1,22 +1,57 @@
-"""Decisions: the outcome of one evaluation, with ranked reasons, outputs, trace and connector calls."""
+"""Decisions: the outcome of one evaluation, with ranked reasons, outputs, trace and connector calls.
+
+The explanation is complete but paid for on demand: a reason's `values` (the facts that made
+its rule fire) and `error` details are read from the finished evaluation the first time they
+are asked for, so evaluating stays cheap and explaining costs only when someone explains.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from dsl.values import to_json
 
 
-@dataclass
 class Reason:
-    code: str | None
-    message: str | None
-    rule: str | None
-    outcome: str
-    line: int | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
+    __slots__ = ("code", "message", "rule", "outcome", "line", "_values", "_error", "_explain")
+
+    def __init__(self, code: str | None, message: str | None, rule: str | None, outcome: str,
+                 line: int | None = None, values: dict | None = None, error: dict | None = None,
+                 explain: Callable[[], tuple[dict, dict | None]] | None = None):
+        self.code = code
+        self.message = message
+        self.rule = rule
+        self.outcome = outcome
+        self.line = line
+        self._values = values
+        self._error = error
+        self._explain = explain
+
+    def _resolve(self) -> None:
+        if self._explain is not None:
+            values, error = self._explain()
+            self._explain = None
+            if self._values is None:
+                self._values = values
+            if self._error is None:
+                self._error = error
+        if self._values is None:
+            self._values = {}
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The facts (JSON-ready, personal data masked) that made the rule fire."""
+        if self._values is None or self._explain is not None:
+            self._resolve()
+        return self._values
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """For a rule that failed: the stable error code, its message and the policy line."""
+        if self._explain is not None:
+            self._resolve()
+        return self._error
 
     def to_dict(self) -> dict:
         out = {"code": self.code, "message": self.message, "rule": self.rule, "outcome": self.outcome,
@@ -25,8 +60,11 @@ class Reason:
             out["error"] = self.error
         return out
 
+    def __repr__(self) -> str:
+        return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
-@dataclass
+
+@dataclass(slots=True)
 class ConnectorCall:
     connector: str
     args: list[str]  # masked: documents never leave in clear
@@ -40,7 +78,7 @@ class ConnectorCall:
                 "duration_ms": round(self.duration_ms, 3), "error": self.error, "cached": self.cached}
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     policy: str
     version: str

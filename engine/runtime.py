@@ -17,10 +17,11 @@ class EvalError(Exception):
     """An evaluation failure with a stable code. Policies handle it with `otherwise` and
     `available()`; unhandled, it makes the rule yield the policy's `on error` action."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, connector: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.connector = connector  # set when the failure comes from an unavailable connector
 
 
 class Unavailable:
@@ -35,7 +36,7 @@ class Unavailable:
         self.reason = reason
 
     def _fail(self, *args):
-        raise EvalError(self.code, f"connector {self.connector} unavailable: {self.reason}")
+        raise EvalError(self.code, f"connector {self.connector} unavailable: {self.reason}", self.connector)
 
     __getitem__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __radd__ = __sub__ = __rsub__ = _fail
     __mul__ = __rmul__ = __truediv__ = __iter__ = __len__ = __contains__ = _fail

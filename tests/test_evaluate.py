@@ -212,11 +212,22 @@ def test_documents_never_appear_in_clear_in_the_decision(trace):
 
 
 def test_full_trace_masks_documents_inside_connector_answers():
+    body = MASKING.replace("default approve", "rule muitos_socios\n  when count(relatorio.partners) > 5\n"
+                                              "  review \"SOCIOS\" \"muitos sócios\"\n\ndefault approve")
+    assert body != MASKING
     _, connectors = serasa({"score": {"value": 700}, "partners": [{"name": "Fulano de Tal", "document": CPF}]})
-    decision = policy(MASKING).evaluate({"cpf_cliente": CPF, "cnpj_loja": CNPJ}, connectors=connectors, trace="full")
+    decision = policy(body).evaluate({"cpf_cliente": CPF, "cnpj_loja": CNPJ}, connectors=connectors, trace="full")
     partner = decision.trace["values"]["relatorio"]["partners"][0]
     assert partner["document"].endswith("25") and CPF not in partner["document"]
     assert "Fulano" not in partner["name"]
+
+
+def test_connector_fields_the_policy_never_reads_are_not_kept():
+    _, connectors = serasa({"score": {"value": 700}, "partners": [{"name": "Fulano de Tal", "document": CPF}]})
+    decision = policy(MASKING).evaluate({"cpf_cliente": CPF, "cnpj_loja": CNPJ}, connectors=connectors, trace="full")
+    report = decision.trace["values"]["relatorio"]
+    assert report["score"] == {"value": 700}
+    assert "partners" not in report and "Fulano" not in json.dumps(decision.to_dict(), ensure_ascii=False)
 
 
 # ---- outputs -----------------------------------------------------------------------------
@@ -345,6 +356,13 @@ rule irregular
 default approve "OK" "ok"
 """
 
+# The same policy without the rule that handles the bureau being down: failures surface as reasons.
+SHARED_UNHANDLED = SHARED.replace("""rule bureau_indisponivel
+  when not available(relatorio)
+  review "BUREAU_INDISPONIVEL" "birô indisponível"
+
+""", "")
+
 
 def test_lookup_used_by_several_rules_is_called_once_per_evaluation():
     fixture, connectors = serasa({"score": {"value": 400}, "registration_status": "closed"})
@@ -362,39 +380,54 @@ def test_lookup_used_by_several_rules_is_called_once_per_evaluation():
 
 def test_connector_failure_is_a_value():
     fixture, connectors = serasa(failure=ConnectorError("TIMEOUT", "serasa demorou"))
-    decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=connectors)
+    decision = policy(SHARED_UNHANDLED).evaluate({"cnpj": CNPJ}, connectors=connectors)
     assert len(fixture.calls) == 1
     assert decision.outcome == "review"
-    assert decision.reason_codes[0] == "BUREAU_INDISPONIVEL"
+    assert decision.reason_codes[0] == "ERRO_AVALIACAO"
     failed = {r.rule: r for r in error_reasons(decision)}
     assert set(failed) == {"score_baixo", "protestos", "irregular"}
     for rule_name, r in failed.items():
         assert r.code == "ERRO_AVALIACAO" and r.outcome == "review"
         assert r.error["code"] == "CONNECTOR_TIMEOUT"
-        assert r.line == line_of(SHARED, f"rule {rule_name}")
+        assert r.line == line_of(SHARED_UNHANDLED, f"rule {rule_name}")
     # the error names the policy line where the unavailable value was read
-    assert failed["protestos"].error["line"] == line_of(SHARED, "when count(r for r")
-    assert failed["irregular"].error["line"] == line_of(SHARED, "when de_novo.registration_status")
-    assert failed["score_baixo"].error["line"] in (line_of(SHARED, "let score ="), line_of(SHARED, "when score < 500"))
+    assert failed["protestos"].error["line"] == line_of(SHARED_UNHANDLED, "when count(r for r")
+    assert failed["irregular"].error["line"] == line_of(SHARED_UNHANDLED, "when de_novo.registration_status")
+    assert failed["score_baixo"].error["line"] in (line_of(SHARED_UNHANDLED, "let score ="), line_of(SHARED_UNHANDLED, "when score < 500"))
     call = decision.connector_calls[0]
     assert (call.status, call.error) == ("failed", "CONNECTOR_TIMEOUT")
 
 
+
+
+def test_handled_unavailability_leaves_follow_on_failures_out_of_the_reasons():
+    _, connectors = serasa(failure=ConnectorError("TIMEOUT", "serasa demorou"))
+    decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=connectors, trace="full")
+    # The policy tests available(relatorio) and says what to do: that is the explanation.
+    assert decision.outcome == "review"
+    assert decision.reason_codes == ["BUREAU_INDISPONIVEL"]
+    # The rules that could not run are still visible in the trace, with the cause.
+    failed = {step["rule"]: step["error"]["code"] for step in decision.trace["rules"] if step["result"] == "error"}
+    assert failed == {"score_baixo": "CONNECTOR_TIMEOUT", "protestos": "CONNECTOR_TIMEOUT",
+                      "irregular": "CONNECTOR_TIMEOUT"}
+    # A custom `on error` does not override the policy's explicit handling either.
+    body = SHARED.replace('default approve "OK" "ok"', 'default approve "OK" "ok"\n\non error deny "FALHA" "falha"')
+    assert policy(body).evaluate({"cnpj": CNPJ}, connectors=connectors).outcome == "review"
+
 def test_connector_failure_with_custom_on_error():
-    body = SHARED.replace('default approve "OK" "ok"',
+    body = SHARED_UNHANDLED.replace('default approve "OK" "ok"',
                           'default approve "OK" "ok"\n\non error deny "FALHA" "falha na avaliação"')
     _, connectors = serasa(failure=ConnectorError("TIMEOUT"))
     decision = policy(body).evaluate({"cnpj": CNPJ}, connectors=connectors)
     assert decision.outcome == "deny"
-    assert decision.reason_codes == ["FALHA", "FALHA", "FALHA", "BUREAU_INDISPONIVEL"]
+    assert decision.reason_codes == ["FALHA", "FALHA", "FALHA"]
 
 
 @pytest.mark.parametrize("connectors", [None, Connectors(), Connectors({"bureau.spc": Fixture({"score": {"value": 1}})})])
 def test_connector_not_configured(connectors):
-    decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=connectors)
+    decision = policy(SHARED_UNHANDLED).evaluate({"cnpj": CNPJ}, connectors=connectors)
     assert decision.outcome == "review"
     assert {r.error["code"] for r in error_reasons(decision)} == {"CONNECTOR_NOT_CONFIGURED"}
-    assert "BUREAU_INDISPONIVEL" in decision.reason_codes
     assert decision.connector_calls[0].error == "CONNECTOR_NOT_CONFIGURED"
 
 
@@ -406,29 +439,66 @@ def test_connector_not_configured(connectors):
     {"score": {"value": True}},
     {"score": {"value": 700}, "restrictions": "nenhuma"},
     {"score": {"value": 700}, "restrictions": [{"kind": "calote", "amount": 1, "date": "2026-01-01"}]},
-    {"score": {"value": 700}, "restrictions": [{"kind": "pefin", "amount": "muito", "date": "2026-01-01"}]},
-    {"score": {"value": 700}, "inquiries": [{"date": "ontem"}]},
-    {"score": {"value": 700}, "campo_novo": 1},
     [1, 2],
     "texto",
     None,
-    pytest.param({"score": {"value": 700}, "restrictions": [
-        {"kind": "pefin", "amount": Decimal("NaN"), "date": dt.date(2026, 1, 1)}]}, id="typed-nan-amount"),
 ])
 def test_malformed_connector_answer_is_bad_answer_never_an_exception(answer):
     _, connectors = serasa(answer)
-    decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=connectors)
+    decision = policy(SHARED_UNHANDLED).evaluate({"cnpj": CNPJ}, connectors=connectors)
     assert decision.outcome == "review"
-    assert "BUREAU_INDISPONIVEL" in decision.reason_codes
     assert {r.error["code"] for r in error_reasons(decision)} == {"CONNECTOR_BAD_ANSWER"}
     assert decision.connector_calls[0].error == "CONNECTOR_BAD_ANSWER"
+
+
+READS_AMOUNTS = """
+input
+  cnpj: cnpj
+
+let relatorio = bureau.serasa(cnpj)
+
+rule restricoes
+  when sum(relatorio.restrictions.amount) > 1_000 BRL
+  deny "RESTRICOES" "restrições"
+
+rule consultas
+  when count(c for c in relatorio.inquiries where c.date >= 2026-01-01) > 3
+  review "CONSULTAS" "consultas"
+
+default approve
+"""
+
+
+@pytest.mark.parametrize("answer", [
+    {"score": {"value": 700}, "restrictions": [{"kind": "pefin", "amount": "muito", "date": "2026-01-01"}]},
+    {"score": {"value": 700}, "inquiries": [{"date": "ontem"}]},
+    pytest.param({"score": {"value": 700}, "restrictions": [
+        {"kind": "pefin", "amount": Decimal("NaN"), "date": dt.date(2026, 1, 1)}]}, id="typed-nan-amount"),
+])
+def test_malformed_field_the_policy_reads_is_a_bad_answer(answer):
+    _, connectors = serasa(answer)
+    decision = policy(READS_AMOUNTS).evaluate({"cnpj": CNPJ}, connectors=connectors)
+    assert decision.connector_calls[0].error == "CONNECTOR_BAD_ANSWER"
+    assert decision.outcome == "review"
+
+
+@pytest.mark.parametrize("answer", [
+    # Fields the policy never reads are not validated, and new fields from the provider are ignored.
+    {"score": {"value": 700}, "partners": [{"name": 42}], "campo_novo": 1},
+    {"score": {"value": 700, "band": ["?"]}, "restrictions": [{"kind": "pefin", "amount": 10, "date": "ontem"}]},
+])
+def test_fields_the_policy_does_not_read_are_not_validated(answer):
+    _, connectors = serasa(answer)
+    decision = policy(READS_AMOUNTS).evaluate({"cnpj": CNPJ}, connectors=connectors)
+    assert decision.connector_calls[0].status == "ok"
+    assert decision.outcome == "approve"
 
 
 def test_connector_raising_an_unexpected_exception_is_a_value():
     def broken(document):
         raise RuntimeError("socket closed")
 
-    decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=Connectors({"bureau.serasa": broken}))
+    decision = policy(SHARED_UNHANDLED).evaluate({"cnpj": CNPJ}, connectors=Connectors({"bureau.serasa": broken}))
     assert decision.outcome == "review"
     assert {r.error["code"] for r in error_reasons(decision)} == {"CONNECTOR_FAILED"}
 

@@ -1,0 +1,245 @@
+"""One evaluation: the context generated code runs against, and combining its results.
+
+Combining is fixed and documented: the most severe action wins (deny > review > approve);
+with no rule fired, the policy's `default` applies. A rule that fails yields the policy's
+`on error` action (review by default), so a failure never silently approves, unless the
+policy handled that failure itself: a rule that tests `available(x)` and fires takes
+responsibility for connector x being down, and the rules that failed only because x is
+down are then left out of the reasons (they stay in the trace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from dsl import types as T
+from dsl.values import CoercionError, coercer, to_json
+
+from . import runtime
+from .connectors import ConnectorError, Connectors, mask_document
+from .decision import ConnectorCall, Decision, Reason
+
+
+class EvalContext:
+    """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups."""
+
+    __slots__ = ("today", "connectors", "specs", "coercers", "memo", "calls")
+
+    def __init__(self, today: dt.date, connectors: Connectors | None, specs, coercers):
+        self.today = today
+        self.connectors = connectors
+        self.specs = specs
+        self.coercers = coercers
+        self.memo: dict = {}
+        self.calls: list[ConnectorCall] = []
+
+    def lookup(self, index: int, args: tuple):
+        key = (index, args)
+        memo = self.memo
+        if key in memo:
+            return memo[key]
+        name = self.specs[index].qualified_name
+        impl = self.connectors.get(name) if self.connectors is not None else None
+        started = time.perf_counter()
+        if impl is None:
+            value: Any = runtime.Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+        else:
+            try:
+                value = self.coercers[index](impl(*args))
+            except ConnectorError as error:
+                value = runtime.Unavailable(name, "CONNECTOR_" + error.code, str(error))
+            except CoercionError as error:
+                error = error.prefixed(name)
+                value = runtime.Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
+            except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
+                value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+        elapsed = (time.perf_counter() - started) * 1000
+        if value.__class__ is runtime.Unavailable:
+            call = ConnectorCall(name, [mask_document(a) for a in args], "failed", elapsed, value.code)
+        else:
+            call = ConnectorCall(name, [mask_document(a) for a in args], "ok", elapsed)
+        self.calls.append(call)
+        memo[key] = value
+        return value
+
+
+def answer_coercers(specs) -> list:
+    return [coercer(spec.returns, strict=False) for spec in specs]
+
+
+class Combiner:
+    """Turns what generated code returns into a Decision, for one prepared policy."""
+
+    def __init__(self, meta):
+        self.meta = meta
+        self.rules = meta.rules
+        self.on_error = meta.on_error
+        self.output_names = [name for name, _ in meta.outputs]
+        self.output_types = dict(meta.outputs)
+        self.value_paths = meta.value_paths
+        default = meta.default
+        self.default_reasons = (lambda: [Reason(default.code, default.message, None, default.verb)]) \
+            if default.code else (lambda: [])
+
+    # ---- explanations, computed on demand ----
+    def _facts(self, index: int, inputs, slots, today):
+        def explain():
+            return read_facts(self.value_paths[index], inputs, slots, today), None
+        return explain
+
+    def _failure(self, error: BaseException, output: str | None = None):
+        def explain():
+            return ({"output": output} if output else {}), self.error_detail(error)
+        return explain
+
+    def error_detail(self, error: BaseException) -> dict:
+        failure = runtime.classify(error)
+        return {"code": failure.code, "message": failure.message, "line": self.policy_line(error)}
+
+    def policy_line(self, error: BaseException) -> int | None:
+        line, filename, linemap = None, self.meta.code_filename, self.meta.linemap
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == filename:
+                index = tb.tb_lineno - 1
+                if 0 <= index < len(linemap):
+                    line = linemap[index] or line
+            tb = tb.tb_next
+        return line
+
+    # ---- combining ----
+    def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
+        rules = self.rules
+        entries = []  # (severity, order, Reason, sets)
+        for index, sets in fired:
+            rule = rules[index]
+            action = rule.action
+            entries.append((action.severity, index,
+                            Reason(action.code, action.message, rule.name, action.verb, rule.line,
+                                   explain=self._facts(index, inputs, slots, rt.today)), sets))
+        if errors or output_errors:
+            handled = {c for index, _ in fired for c in rules[index].handles}
+            on_error = self.on_error
+            for index, error in errors:
+                if getattr(error, "connector", None) in handled:
+                    continue
+                rule = rules[index]
+                entries.append((on_error.severity, index, Reason(on_error.code, on_error.message, rule.name,
+                                                                 on_error.verb, rule.line,
+                                                                 explain=self._failure(error)), None))
+            for name, error in output_errors:
+                if getattr(error, "connector", None) in handled:
+                    continue
+                entries.append((on_error.severity, len(rules), Reason(on_error.code, on_error.message, None,
+                                                                      on_error.verb,
+                                                                      explain=self._failure(error, name)), None))
+        if entries:
+            if len(entries) > 1:
+                entries.sort(key=_rank)
+            outcome = entries[0][2].outcome
+            reasons = [entry[2] for entry in entries]
+            # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
+            for entry in reversed(entries):
+                if entry[3]:
+                    outputs.update(entry[3])
+        else:
+            outcome = self.meta.default.verb
+            reasons = self.default_reasons()
+        if len(outputs) != len(self.output_names):
+            for name in self.output_names:
+                outputs.setdefault(name, None)
+        return Decision(self.meta.name, self.meta.version, outcome, outputs, reasons, trace, rt.calls,
+                        self.output_types)
+
+    # ---- traces ----
+    def rules_trace(self, fired, errors) -> list[dict]:
+        rules = self.rules
+        hits = [(i, "fired") for i, _ in fired] + [(i, "error") for i, _ in errors]
+        return [{"rule": rules[i].name, "line": rules[i].line, "result": result,
+                 "outcome": rules[i].action.verb if result == "fired" else self.on_error.verb}
+                for i, result in sorted(hits)]
+
+    def full_trace(self, rule_trace, slots) -> dict:
+        rules = self.rules
+        steps = []
+        for index, result in rule_trace:
+            entry: dict[str, Any] = {"rule": rules[index].name, "line": rules[index].line}
+            if isinstance(result, BaseException):
+                entry["result"] = "error"
+                entry["error"] = self.error_detail(result)
+            else:
+                entry["result"] = bool(result)
+            steps.append(entry)
+        values, tables = {}, {}
+        for k, (name, kind, _line, typ) in enumerate(self.meta.slots):
+            value = slots[k]
+            if value is runtime.UNSET:
+                continue
+            if kind == "row":
+                table = name.split("#")[0]
+                row_lines = self.meta.table_rows[table][1]
+                rows = value if isinstance(value, list) else [value]
+                tables[table] = [{"row": r + 1, "line": row_lines[r]} for r in rows]
+            elif isinstance(value, runtime.Unavailable):
+                values[name] = {"unavailable": value.code}
+            else:
+                values[name] = masked_json(value, typ)
+        return {"rules": steps, "values": values, "tables": tables}
+
+
+def _rank(entry):
+    return (-entry[0], entry[1])
+
+
+def read_facts(paths, inputs, slots, today) -> dict:
+    """The scalar facts a fired rule's condition read, JSON-ready, documents masked."""
+    out = {}
+    for label, ref, key, path, type_name in paths:
+        if ref == "input":
+            value = inputs.get(key)
+        elif ref == "builtin":
+            value = today
+        else:
+            value = slots[key]
+            if value is runtime.UNSET or isinstance(value, runtime.Unavailable):
+                continue
+        try:
+            for part in path:
+                value = value[part]
+        except Exception:  # noqa: BLE001 — a fact that cannot be read is simply not reported
+            continue
+        if type_name in ("cpf", "cnpj"):
+            value = mask_document(value)
+        out[label] = to_json(value, T.BUILTIN_TYPES.get(type_name))
+    return out
+
+
+_SENSITIVE_KEYS = {"document", "cpf", "cnpj", "name", "email", "phone", "telefone", "nome", "documento"}
+
+
+def masked_json(value, typ):
+    """JSON for the trace with personal data masked: by type (cpf/cnpj anywhere in the value)
+    and by field name for connector data (partners' names and documents)."""
+    return _mask_tree(to_json(_mask_typed(value, typ), typ))
+
+
+def _mask_typed(value, typ):
+    if isinstance(typ, T.Prim) and typ.name in ("cpf", "cnpj") and isinstance(value, str):
+        return mask_document(value)
+    if isinstance(typ, T.ListType) and isinstance(value, list):
+        return [_mask_typed(v, typ.element) for v in value]
+    if isinstance(typ, T.RecordType) and isinstance(value, dict):
+        types = {f.name: f.type for f in typ.fields}
+        return {k: _mask_typed(v, types.get(k)) for k, v in value.items()}
+    return value
+
+
+def _mask_tree(data):
+    if isinstance(data, dict):
+        return {k: (mask_document(v) if k.lower() in _SENSITIVE_KEYS and isinstance(v, str) else _mask_tree(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask_tree(v) for v in data]
+    return data
