@@ -214,7 +214,7 @@ class CodeGenerator:
             finally:
                 self.locals.pop()
             if name == "count":
-                return f"sum(1 for {var} in {source}{condition})"
+                return f"len([1 for {var} in {source}{condition}])"
             items = f"[{element} for {var} in {source}{condition}]"
             generator = f"({element} for {var} in {source}{condition})"
         else:
@@ -222,6 +222,7 @@ class CodeGenerator:
             if name == "count":
                 return f"len({items})"
         if name == "sum":
+            generator = items  # sum() over a list is faster than over a generator in CPython
             if element_type == T.INT:
                 return f"sum({generator})"
             zero = self.const(dt.timedelta(0)) if element_type == T.DURATION else self.const(Decimal(0))

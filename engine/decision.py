@@ -18,7 +18,7 @@ class Reason:
 
     def __init__(self, code: str | None, message: str | None, rule: str | None, outcome: str,
                  line: int | None = None, values: dict | None = None, error: dict | None = None,
-                 explain: Callable[[], tuple[dict, dict | None]] | None = None):
+                 explain: tuple[Callable[..., tuple[dict, dict | None]], tuple] | None = None):
         self.code = code
         self.message = message
         self.rule = rule
@@ -30,7 +30,8 @@ class Reason:
 
     def _resolve(self) -> None:
         if self._explain is not None:
-            values, error = self._explain()
+            function, args = self._explain
+            values, error = function(*args)
             self._explain = None
             if self._values is None:
                 self._values = values

@@ -25,12 +25,12 @@ from .decision import ConnectorCall, Decision, Reason
 class EvalContext:
     """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups."""
 
-    __slots__ = ("today", "connectors", "specs", "coercers", "memo", "calls")
+    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls")
 
-    def __init__(self, today: dt.date, connectors: Connectors | None, specs, coercers):
+    def __init__(self, today: dt.date, connectors: Connectors | None, names: list[str], coercers):
         self.today = today
         self.connectors = connectors
-        self.specs = specs
+        self.names = names
         self.coercers = coercers
         self.memo: dict = {}
         self.calls: list[ConnectorCall] = []
@@ -40,7 +40,7 @@ class EvalContext:
         memo = self.memo
         if key in memo:
             return memo[key]
-        name = self.specs[index].qualified_name
+        name = self.names[index]
         impl = self.connectors.get(name) if self.connectors is not None else None
         started = time.perf_counter()
         if impl is None:
@@ -79,20 +79,18 @@ class Combiner:
         self.output_names = [name for name, _ in meta.outputs]
         self.output_types = dict(meta.outputs)
         self.value_paths = meta.value_paths
+        self.rule_info = [(r.action.severity, r.action.code, r.action.message, r.name, r.action.verb, r.line)
+                          for r in meta.rules]
         default = meta.default
         self.default_reasons = (lambda: [Reason(default.code, default.message, None, default.verb)]) \
             if default.code else (lambda: [])
 
     # ---- explanations, computed on demand ----
-    def _facts(self, index: int, inputs, slots, today):
-        def explain():
-            return read_facts(self.value_paths[index], inputs, slots, today), None
-        return explain
+    def _explain_facts(self, index: int, inputs, slots, today):
+        return read_facts(self.value_paths[index], inputs, slots, today), None
 
-    def _failure(self, error: BaseException, output: str | None = None):
-        def explain():
-            return ({"output": output} if output else {}), self.error_detail(error)
-        return explain
+    def _explain_failure(self, error: BaseException, output: str | None):
+        return ({"output": output} if output else {}), self.error_detail(error)
 
     def error_detail(self, error: BaseException) -> dict:
         failure = runtime.classify(error)
@@ -112,13 +110,15 @@ class Combiner:
     # ---- combining ----
     def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
         rules = self.rules
+        if not fired and not errors and not output_errors:
+            return Decision(self.meta.name, self.meta.version, self.meta.default.verb, outputs,
+                            self.default_reasons(), trace, rt.calls, self.output_types)
         entries = []  # (severity, order, Reason, sets)
+        explain, today, info = self._explain_facts, rt.today, self.rule_info
         for index, sets in fired:
-            rule = rules[index]
-            action = rule.action
-            entries.append((action.severity, index,
-                            Reason(action.code, action.message, rule.name, action.verb, rule.line,
-                                   explain=self._facts(index, inputs, slots, rt.today)), sets))
+            severity, code, message, name, verb, line = info[index]
+            entries.append((severity, index, Reason(code, message, name, verb, line,
+                                                    explain=(explain, (index, inputs, slots, today))), sets))
         if errors or output_errors:
             handled = {c for index, _ in fired for c in rules[index].handles}
             on_error = self.on_error
@@ -128,13 +128,14 @@ class Combiner:
                 rule = rules[index]
                 entries.append((on_error.severity, index, Reason(on_error.code, on_error.message, rule.name,
                                                                  on_error.verb, rule.line,
-                                                                 explain=self._failure(error)), None))
+                                                                 explain=(self._explain_failure, (error, None))), None))
             for name, error in output_errors:
                 if getattr(error, "connector", None) in handled:
                     continue
                 entries.append((on_error.severity, len(rules), Reason(on_error.code, on_error.message, None,
                                                                       on_error.verb,
-                                                                      explain=self._failure(error, name)), None))
+                                                                      explain=(self._explain_failure, (error, name))),
+                                None))
         if entries:
             if len(entries) > 1:
                 entries.sort(key=_rank)

@@ -107,6 +107,7 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
+        self._connector_names = [spec.qualified_name for spec in meta.connectors]
         self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
 
     @property
@@ -150,7 +151,7 @@ class PreparedPolicy:
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None) -> Decision:
         """Evaluate inputs that already went through validate()."""
-        rt = EvalContext(as_of or dt.date.today(), connectors, self.meta.connectors, self._answer_coercers)
+        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers)
         slots = [runtime.UNSET] * self._nslots
         if trace == "off":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
