@@ -77,6 +77,7 @@ class Checker:
         self.outputs: list[OutputSpec] = []
         self.severities = ACTIONS.get(policy.kind, {})
         self._typing: set[str] = set()
+        self._typed: set[str] = set()  # inferred once, even when the result is UNKNOWN
         self.typer = ExprTyper(env, self.bag, self.symbols, self._symbol_type)
 
     # The passes, in order. Each reads what the previous ones built and adds diagnostics.
@@ -266,7 +267,8 @@ class Checker:
         symbol = self.symbols[name]
         if name in self.cyclic or name in self._typing:
             return T.UNKNOWN
-        if T.is_unknown(symbol.type) and symbol.kind in ("let", "table"):
+        if name not in self._typed and symbol.kind in ("let", "table"):
+            self._typed.add(name)
             self._typing.add(name)
             try:
                 if symbol.kind == "let":

@@ -29,7 +29,8 @@ class Comment:
 def scan_comments(source: str) -> list[Comment]:
     """Find `#` comments outside of strings (strings are single-line and double-quoted)."""
     found = []
-    for number, line in enumerate(source.splitlines(), start=1):
+    # Only "\n" ends a line for the lexer; str.splitlines() would also split on \x0c, \u2028…
+    for number, line in enumerate(source.split("\n"), start=1):
         in_string = escaped = False
         for column, char in enumerate(line):
             if in_string:
@@ -92,7 +93,8 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
     if isinstance(e, ast.IfExpr):
         return f"if {expr(e.condition, P_OR)} then {expr(e.then)} else {expr(e.otherwise)}", P_IF
     if isinstance(e, ast.Otherwise):
-        return f"{expr(e.value, P_IF)} otherwise {expr(e.fallback)}", P_OTHERWISE
+        # An `if` on the left needs parentheses: its `else` branch would swallow the `otherwise`.
+        return f"{expr(e.value, P_OR)} otherwise {expr(e.fallback)}", P_OTHERWISE
     if isinstance(e, ast.ListLit):
         return "[" + ", ".join(expr(i) for i in e.items) + "]", P_ATOM
     if isinstance(e, ast.RecordLit):
@@ -141,6 +143,11 @@ class _Printer:
         self.pending = [c for c in self.comments if not c.trailing]
 
     def line(self, depth: int, text: str, source_line: int) -> None:
+        # Trailing comments on inner lines of a multi-line item have no printed line of their
+        # own: they become standalone comments here, before the next printed line.
+        for number in sorted(n for n in self.trailing if n < source_line):
+            self.pending.append(Comment(number, self.trailing.pop(number).text, False))
+        self.pending.sort(key=lambda c: c.line)
         while self.pending and self.pending[0].line < source_line:
             self.out.append(INDENT * depth + self.pending.pop(0).text)
         trailing = self.trailing.pop(source_line, None)

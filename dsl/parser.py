@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -269,11 +270,11 @@ class _ToAst(Transformer):
         return ast.Literal("percent", value, f"{token}%", span=_span(meta))
 
     def days_lit(self, meta, token):
-        n = int(str(token).replace("_", ""))
+        n = _days(token)
         return ast.Literal("days", n, f"{token} {'day' if n == 1 else 'days'}", span=_span(meta))
 
     def business_days_lit(self, meta, token):
-        n = int(str(token).replace("_", ""))
+        n = _days(token)
         return ast.Literal("business_days", n, f"{token} business {'day' if n == 1 else 'days'}", span=_span(meta))
 
     def string_lit(self, meta, token):
@@ -298,6 +299,16 @@ class _ToAst(Transformer):
         return (str(name), value)
 
 
+MAX_DAYS = 999_999_999  # what a date difference can hold
+
+
+def _days(token: Token) -> int:
+    n = int(str(token).replace("_", ""))
+    if n > MAX_DAYS:
+        raise _Invalid(f"a duration of {token} days is too long", token)
+    return n
+
+
 def _date(token: Token) -> dt.date:
     try:
         return dt.date.fromisoformat(str(token))
@@ -306,6 +317,21 @@ def _date(token: Token) -> dt.date:
 
 
 # ---- syntax errors -------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _example_token_types() -> dict[str, frozenset[str]]:
+    """For each friendly message, the token types its examples fail on."""
+    found: dict[str, set[str]] = {}
+    for label, examples in SYNTAX_EXAMPLES.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedToken as error:
+                found.setdefault(label, set()).add(error.token.type)
+            except UnexpectedInput:
+                found.setdefault(label, set()).add("$END")
+    return {label: frozenset(types) for label, types in found.items()}
 
 
 def _expected_words(expected) -> list[str]:
@@ -347,6 +373,9 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, bag: DiagnosticBag) ->
         label = error.match_examples(_lark().parse, SYNTAX_EXAMPLES, use_accepts=True)
     except Exception:  # match_examples re-parses snippets; never let it mask the real error
         label = None
+    if label is not None and isinstance(error, UnexpectedToken) and \
+            error.token.type not in _example_token_types().get(label, ()):
+        label = None  # same parser state, different mistake: the message would mislead
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
         expected = _expected_words(getattr(error, "expected", []) or [])
         message = label or "unexpected end of file" + (f"; expected {', '.join(expected)}" if expected else "")
@@ -361,10 +390,16 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, bag: DiagnosticBag) ->
     if token.type == "NAME" or re.fullmatch(r"[^\W\d]\w*", str(token)):
         keyword_options = [w.strip("'") for w in expected if w.startswith("'")]
         hint = did_you_mean(str(token), keyword_options)
-    if token.type in ("_NL", "_INDENT", "_DEDENT"):
-        # Indentation tokens carry the position of the newline; point at the next real line.
+    if token.type == "_INDENT":
+        # The unexpected indentation is where the next line's text starts.
         line = token.end_line or line
         column = token.end_column or column
+    elif token.type in ("_NL", "_DEDENT"):
+        # Point at the end of the line that is incomplete, not at the next one.
+        line = token.line or line
+        column = token.column or column
+    if hint is None:
+        hint = CHARACTER_HINTS.get(str(token))  # e.g. `||` where `or` was meant
     found = _describe_token(token)
     if label:
         message = f"{label} (found {found})"
@@ -384,6 +419,8 @@ def _join_or(words: list[str]) -> str:
 
 def parse(text: str, file: str = "<policy>") -> ast.Policy:
     """Parse one policy file. Raises PolicyError (with file:line:col diagnostics) on bad syntax."""
+    # Accents typed in decomposed form (NFD, common on macOS) are the same letters to a reader.
+    text = unicodedata.normalize("NFC", text)
     if not text.endswith("\n"):
         text += "\n"
     bag = DiagnosticBag(file)
@@ -420,7 +457,8 @@ def _dedent_line(text: str, message: str) -> int:
         if not stripped or stripped.startswith("#"):
             continue
         depth += line.count("(") + line.count("[") + line.count("{") - line.count(")") - line.count("]") - line.count("}")
-        indent = len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+        prefix = line[: len(line) - len(line.lstrip(" \t"))]
+        indent = prefix.count(" ") + prefix.count("\t") * PolicyIndenter.tab_len  # as the lexer counts
         if indent > stack[-1]:
             stack.append(indent)
         else:

@@ -41,8 +41,9 @@ class Interval:
 class Numeric:
     """A finite union of intervals over an ordered domain; `discrete` for whole numbers."""
 
-    def __init__(self, parts: list[Interval], discrete: bool):
+    def __init__(self, parts: list[Interval], discrete: bool, dates: bool = False):
         self.discrete = discrete
+        self.dates = dates
         self.parts = [self._norm(p) for p in parts]
         self.parts = [p for p in self.parts if not p.empty()]
 
@@ -87,18 +88,19 @@ class Numeric:
         return Numeric(parts, d)
 
     def describe(self, label: str) -> str:
+        show = (lambda x: dt.date.fromordinal(x).isoformat()) if self.dates else _show
         texts = []
         for p in self.parts:
             if p.lo == -INF and p.hi == INF:
                 texts.append(f"any {label}")
             elif p.lo == -INF:
-                texts.append(f"{label} {'<=' if p.hi_closed else '<'} {_show(p.hi)}")
+                texts.append(f"{label} {'<=' if p.hi_closed else '<'} {show(p.hi)}")
             elif p.hi == INF:
-                texts.append(f"{label} {'>=' if p.lo_closed else '>'} {_show(p.lo)}")
+                texts.append(f"{label} {'>=' if p.lo_closed else '>'} {show(p.lo)}")
             elif p.lo == p.hi:
-                texts.append(f"{label} = {_show(p.lo)}")
+                texts.append(f"{label} = {show(p.lo)}")
             else:
-                texts.append(f"{label} in {_show(p.lo)}..{_show(p.hi)}")
+                texts.append(f"{label} in {show(p.lo)}..{show(p.hi)}")
         return ", ".join(texts)
 
 
@@ -204,6 +206,8 @@ def cell_set(cell: ast.Cell, typ: T.Type):
     except NotConstant:
         return None
     if kind == "set":
+        if any(isinstance(v, (list, dict)) for v in values):
+            return None
         if cell.kind == "any":
             return Discrete.everything(_universe(typ))
         if cell.kind in ("equals", "in"):
@@ -212,6 +216,9 @@ def cell_set(cell: ast.Cell, typ: T.Type):
             return Discrete(frozenset(values), True).intersect(Discrete.everything(_universe(typ)))
         return None
     discrete = kind == "discrete-numeric"
+    wanted = (dt.date,) if typ == T.DATE else (int, Decimal)
+    if any(isinstance(v, bool) or not isinstance(v, wanted) for v in values):
+        return None  # a wrongly typed cell is reported as E205 by the type pass; nothing to analyse
     nums = [_num(v) for v in values]
     if cell.kind == "any":
         return Numeric.everything(discrete)
@@ -237,7 +244,9 @@ def _everything(typ: T.Type):
     if kind == "set":
         return Discrete.everything(_universe(typ))
     if kind is not None:
-        return Numeric.everything(kind == "discrete-numeric")
+        result = Numeric.everything(kind == "discrete-numeric")
+        result.dates = typ == T.DATE
+        return result
     return None
 
 
@@ -313,6 +322,7 @@ def analyse_table(table: ast.Table, column_types: list[T.Type], bag: DiagnosticB
         rest = _everything(column_types[0])
         for cover in cover_boxes:
             rest = rest.subtract(cover[0])
+        rest.dates = column_types[0] == T.DATE
         if not rest.is_empty():
             bag.warning("W404", f"no row of table '{table.name}' matches {rest.describe(column_labels[0])}",
                         table.span, "add the missing rows or an `else` row")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
@@ -389,7 +389,8 @@ def to_json(value, typ: T.Type | None = None):
     if isinstance(value, Decimal):
         if typ == T.MONEY:
             # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices.
-            return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+            places = Context(prec=max(28, value.adjusted() + 4))  # huge amounts keep their cents
+            return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=places))
         if typ == T.PERCENT:
             return f"{_plain(value * 100)}%"
         return _plain(value)
