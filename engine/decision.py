@@ -7,7 +7,7 @@ are asked for, so evaluating stays cheap and explaining costs only when someone 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from dsl.values import to_json
@@ -79,20 +79,45 @@ class ConnectorCall:
                 "duration_ms": round(self.duration_ms, 3), "error": self.error, "cached": self.cached}
 
 
-@dataclass(slots=True)
 class Decision:
-    policy: str
-    version: str
-    outcome: str
-    outputs: dict[str, Any]
-    reasons: list[Reason]
-    trace: Any
-    connector_calls: list[ConnectorCall]
-    output_types: dict[str, Any] = field(default_factory=dict, repr=False)
+    """outcome, outputs, ranked reasons, trace, connector calls and the policy that decided.
+
+    Reason objects are built when first read (`_pending` holds what is needed); the ranking,
+    the outcome and the outputs are settled when the decision is made.
+    """
+
+    __slots__ = ("policy", "version", "outcome", "outputs", "_reasons", "trace", "connector_calls",
+                 "output_types", "_pending")
+
+    def __init__(self, policy: str, version: str, outcome: str, outputs: dict[str, Any],
+                 reasons: list[Reason] | None, trace: Any, connector_calls: list[ConnectorCall],
+                 output_types: dict[str, Any] | None = None, pending=None):
+        self.policy = policy
+        self.version = version
+        self.outcome = outcome
+        self.outputs = outputs
+        self._reasons = reasons
+        self.trace = trace
+        self.connector_calls = connector_calls
+        self.output_types = output_types or {}
+        self._pending = pending  # (combiner, ranked entries, inputs, slots, today)
+
+    @property
+    def reasons(self) -> list[Reason]:
+        if self._reasons is None:
+            combiner, entries, inputs, slots, today = self._pending
+            self._reasons = combiner.reasons(entries, inputs, slots, today)
+            self._pending = None
+        return self._reasons
 
     @property
     def reason_codes(self) -> list[str]:
-        return [r.code for r in self.reasons if r.code]
+        if self._reasons is None:
+            return self._pending[0].codes(self._pending[1])
+        return [r.code for r in self._reasons if r.code]
+
+    def __repr__(self) -> str:
+        return f"Decision({self.policy!r}, outcome={self.outcome!r}, reasons={self.reason_codes!r})"
 
     def to_dict(self) -> dict:
         """The decision as JSON-ready data: `outcome`, `outputs`, `reasons`, `trace`, `policy`."""

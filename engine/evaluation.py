@@ -109,50 +109,58 @@ class Combiner:
 
     # ---- combining ----
     def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
-        rules = self.rules
+        meta = self.meta
         if not fired and not errors and not output_errors:
-            return Decision(self.meta.name, self.meta.version, self.meta.default.verb, outputs,
-                            self.default_reasons(), trace, rt.calls, self.output_types)
-        entries = []  # (severity, order, Reason, sets)
-        explain, today, info = self._explain_facts, rt.today, self.rule_info
-        for index, sets in fired:
-            severity, code, message, name, verb, line = info[index]
-            entries.append((severity, index, Reason(code, message, name, verb, line,
-                                                    explain=(explain, (index, inputs, slots, today))), sets))
+            return Decision(meta.name, meta.version, meta.default.verb, outputs, self.default_reasons(), trace,
+                            rt.calls, self.output_types)
+        # entries: (severity, order, kind, rule index, detail, sets); kind 0 fired, 1 rule error, 2 output error
+        info = self.rule_info
+        entries = [(info[index][0], index, 0, index, None, sets) for index, sets in fired]
         if errors or output_errors:
+            rules = self.rules
             handled = {c for index, _ in fired for c in rules[index].handles}
-            on_error = self.on_error
-            for index, error in errors:
-                if getattr(error, "connector", None) in handled:
-                    continue
-                rule = rules[index]
-                entries.append((on_error.severity, index, Reason(on_error.code, on_error.message, rule.name,
-                                                                 on_error.verb, rule.line,
-                                                                 explain=(self._explain_failure, (error, None))), None))
-            for name, error in output_errors:
-                if getattr(error, "connector", None) in handled:
-                    continue
-                entries.append((on_error.severity, len(rules), Reason(on_error.code, on_error.message, None,
-                                                                      on_error.verb,
-                                                                      explain=(self._explain_failure, (error, name))),
-                                None))
-        if entries:
-            if len(entries) > 1:
-                entries.sort(key=_rank)
-            outcome = entries[0][2].outcome
-            reasons = [entry[2] for entry in entries]
-            # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
-            for entry in reversed(entries):
-                if entry[3]:
-                    outputs.update(entry[3])
-        else:
-            outcome = self.meta.default.verb
-            reasons = self.default_reasons()
+            severity = self.on_error.severity
+            entries += [(severity, index, 1, index, error, None) for index, error in errors
+                        if getattr(error, "connector", None) not in handled]
+            entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
+                        if getattr(error, "connector", None) not in handled]
+        if not entries:  # every failure was handled by the policy and nothing fired: the default
+            return Decision(meta.name, meta.version, meta.default.verb, outputs, self.default_reasons(), trace,
+                            rt.calls, self.output_types)
+        if len(entries) > 1:
+            entries.sort(key=_rank)
+        first = entries[0]
+        outcome = info[first[3]][4] if first[2] == 0 else self.on_error.verb
+        # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
+        for entry in reversed(entries):
+            if entry[5]:
+                outputs.update(entry[5])
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.meta.name, self.meta.version, outcome, outputs, reasons, trace, rt.calls,
-                        self.output_types)
+        return Decision(meta.name, meta.version, outcome, outputs, None, trace, rt.calls, self.output_types,
+                        (self, entries, inputs, slots, rt.today))
+
+    def codes(self, entries) -> list[str]:
+        info, on_error = self.rule_info, self.on_error.code
+        codes = [info[e[3]][1] if e[2] == 0 else on_error for e in entries]
+        return [code for code in codes if code]
+
+    def reasons(self, entries, inputs, slots, today) -> list[Reason]:
+        info, on_error, out = self.rule_info, self.on_error, []
+        for _severity, _order, kind, key, error, _sets in entries:
+            if kind == 0:
+                _, code, message, name, verb, line = info[key]
+                out.append(Reason(code, message, name, verb, line,
+                                  explain=(self._explain_facts, (key, inputs, slots, today))))
+            elif kind == 1:
+                _, _, _, name, _, line = info[key]
+                out.append(Reason(on_error.code, on_error.message, name, on_error.verb, line,
+                                  explain=(self._explain_failure, (error, None))))
+            else:
+                out.append(Reason(on_error.code, on_error.message, None, on_error.verb,
+                                  explain=(self._explain_failure, (error, key))))
+        return out
 
     # ---- traces ----
     def rules_trace(self, fired, errors) -> list[dict]:
