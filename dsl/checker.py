@@ -123,6 +123,9 @@ class Checker:
         if p.kind not in KINDS:
             self.bag.error("E112", f"unknown policy kind '{p.kind}' (use {', '.join(KINDS)})", p.kind_span,
                            did_you_mean(p.kind, KINDS))
+        elif not ACTIONS[p.kind]:
+            self.bag.error("E112", f"policies of kind '{p.kind}' are reserved: their actions arrive with the "
+                           f"{'collection cadence' if p.kind == 'collection' else 'credit monitoring'}", p.kind_span)
         defaults = p.of_type(ast.DefaultDecl)
         if not defaults:
             self.bag.error("E113", "a policy needs a default outcome, e.g. `default approve`", p.name_span)
@@ -213,10 +216,17 @@ class Checker:
             return None
         if T.is_unknown(typ):
             return value
+        mismatch = _literal_mismatch(expr, typ)
+        if mismatch is not None:
+            literal, expected = mismatch
+            self.bag.error(code, f"the {what} must be {expected}, not {literal}", expr.span,
+                           T.describe_mismatch("+", expected, literal))
+            return None
         try:
-            return coerce(value, typ, path or what)
+            return coerce(value, typ, "")
         except CoercionError as error:
-            self.bag.error(code, f"the {what} does not fit {typ}: {error.path} {error.message}", expr.span)
+            where = f"{error.path} " if error.path else ""
+            self.bag.error(code, f"the {what} does not fit {typ}: {where}{error.message}", expr.span)
             return None
 
     # ---- dependencies and cycles ----
@@ -327,6 +337,8 @@ class Checker:
 
     # ---- rules ----
     def _check_action(self, action: ast.Action) -> None:
+        if not self.severities:
+            return  # the kind itself is already reported (E112)
         if action.verb not in self.severities:
             known = list(self.severities)
             self.bag.error("E108", f"unknown action '{action.verb}' for a {self.policy.kind} policy"
@@ -427,6 +439,30 @@ class Checker:
                                test.span)
             if not any(s.kind in ("outcome", "reasons", "output") for s in test.statements):
                 self.bag.error("E501", f"test '{test.name}' expects nothing; add `expect approve` or similar", test.span)
+
+
+def _literal_mismatch(expr: ast.Expr, typ: T.Type):
+    """(literal type, expected type) when a constant is written with the wrong kind of literal,
+    e.g. `10` for money (write 10 BRL) or `10` for a percent (write 10%)."""
+    from .infer import LITERAL_TYPES
+
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        return _literal_mismatch(expr.operand, typ)
+    if isinstance(expr, ast.Literal):
+        literal = LITERAL_TYPES[expr.kind]
+        return None if T.assignable(literal, typ) else (literal, typ)
+    if isinstance(expr, ast.ListLit) and isinstance(typ, T.ListType):
+        for item in expr.items:
+            found = _literal_mismatch(item, typ.element)
+            if found:
+                return found
+    if isinstance(expr, ast.RecordLit) and isinstance(typ, T.RecordType):
+        for name, value in expr.entries:
+            spec = typ.field(name)
+            found = _literal_mismatch(value, spec.type) if spec else None
+            if found:
+                return found
+    return None
 
 
 def _label(expr: ast.Expr) -> str:

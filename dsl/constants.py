@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from . import ast
-from .values import BusinessDays
+from .values import BusinessDays, Percent
 
 
 class NotConstant(Exception):
@@ -19,12 +20,18 @@ def constant(expr: ast.Expr):
             return dt.timedelta(days=expr.value)
         if expr.kind == "business_days":
             return BusinessDays(expr.value)
+        if expr.kind == "percent":
+            return Percent(expr.value)
         return expr.value
     if isinstance(expr, ast.Unary) and expr.op == "-":
         value = constant(expr.operand)
         if isinstance(value, BusinessDays):
             return BusinessDays(-value.days)
-        return -value
+        if isinstance(value, Percent):
+            return Percent(-value)
+        if isinstance(value, (int, Decimal, dt.timedelta)) and not isinstance(value, bool):
+            return -value
+        raise NotConstant(expr)  # `-"texto"`: the type pass reports it
     if isinstance(expr, ast.ListLit):
         return [constant(item) for item in expr.items]
     if isinstance(expr, ast.RecordLit):

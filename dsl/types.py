@@ -162,7 +162,7 @@ def arithmetic(op: str, left: Type, right: Type) -> Type | None:
             if a == MONEY and b in (INT, DECIMAL, PERCENT):
                 return MONEY
             if a == PERCENT and b in (INT, DECIMAL, PERCENT):
-                return PERCENT if b != DECIMAL else DECIMAL
+                return PERCENT  # 10% * 1.5 is 15%
             if a in DURATIONS and b == INT:
                 return a
         if left in NUMBERS and right in NUMBERS:

@@ -49,6 +49,13 @@ class BusinessDays:
         return f"{self.days} business {'day' if self.days == 1 else 'days'}"
 
 
+class Percent(Decimal):
+    """A percentage written in a policy (10% -> Percent("0.10")): already a fraction. JSON numbers,
+    by contrast, are percentage points (10 means 10%)."""
+
+    __slots__ = ()
+
+
 class CoercionError(ValueError):
     def __init__(self, path: str, code: str, message: str):
         self.path = path
@@ -112,9 +119,8 @@ def _decimal(value, path: str) -> Decimal:
 
 
 def _kind(value) -> str:
-    return {dict: "an object", list: "a list", str: "a text", bool: "a bool", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return {dict: "an object", list: "a list", str: "a text", bool: "a bool", type(None): "null",
+            int: "a number", float: "a number", Decimal: "a number"}.get(type(value), type(value).__name__)
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -149,6 +155,8 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
     if kind in ("decimal", "money"):
         return _decimal(value, path)
     if kind == "percent":
+        if isinstance(value, Percent):
+            return Decimal(value)
         if isinstance(value, str):
             match = _PERCENT.match(value)
             if not match:
