@@ -7,10 +7,11 @@ are asked for, so evaluating stays cheap and explaining costs only when someone 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from dsl.values import to_json
+
+from .connectors import mask_document
 
 
 class Reason:
@@ -65,14 +66,26 @@ class Reason:
         return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
 
-@dataclass(slots=True)
 class ConnectorCall:
-    connector: str
-    args: list[str]  # masked: documents never leave in clear
-    status: str  # ok / failed
-    duration_ms: float
-    error: str | None = None
-    cached: bool = False
+    """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked."""
+
+    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached")
+
+    def __init__(self, connector: str, args: tuple, status: str, duration_ms: float, error: str | None = None,
+                 cached: bool = False):
+        self.connector = connector
+        self._args = args
+        self.status = status
+        self.duration_ms = duration_ms
+        self.error = error
+        self.cached = cached
+
+    @property
+    def args(self) -> list[str]:
+        return [mask_document(a) for a in self._args]
+
+    def __repr__(self) -> str:
+        return f"ConnectorCall({self.connector!r}, args={self.args!r}, status={self.status!r})"
 
     def to_dict(self) -> dict:
         return {"connector": self.connector, "args": self.args, "status": self.status,

@@ -56,13 +56,15 @@ class EvalContext:
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
                 value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
         elapsed = (time.perf_counter() - started) * 1000
-        if value.__class__ is runtime.Unavailable:
-            call = ConnectorCall(name, [mask_document(a) for a in args], "failed", elapsed, value.code)
+        if value.__class__ is _Unavailable:
+            self.calls.append(ConnectorCall(name, args, "failed", elapsed, value.code))
         else:
-            call = ConnectorCall(name, [mask_document(a) for a in args], "ok", elapsed)
-        self.calls.append(call)
+            self.calls.append(ConnectorCall(name, args, "ok", elapsed))
         memo[key] = value
         return value
+
+
+_Unavailable = runtime.Unavailable
 
 
 def answer_coercers(specs) -> list:
