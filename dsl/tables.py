@@ -99,8 +99,11 @@ class Numeric:
                 texts.append(f"{label} {'>=' if p.lo_closed else '>'} {show(p.lo)}")
             elif p.lo == p.hi:
                 texts.append(f"{label} = {show(p.lo)}")
-            else:
+            elif p.lo_closed and p.hi_closed:
                 texts.append(f"{label} in {show(p.lo)}..{show(p.hi)}")
+            else:
+                texts.append(f"{label} {'>=' if p.lo_closed else '>'} {show(p.lo)} and "
+                             f"{'<=' if p.hi_closed else '<'} {show(p.hi)}")
         return ", ".join(texts)
 
 
@@ -297,8 +300,14 @@ def analyse_table(table: ast.Table, column_types: list[T.Type], bag: DiagnosticB
         cover_boxes.append(cover)
         test_boxes.append(test)
 
+    for i, row in enumerate(rows):
+        if any(part.is_empty() for part in test_boxes[i]):
+            bag.error("E401", f"this row of table '{table.name}' can never match: a cell accepts no value "
+                      "(e.g. a range whose start is above its end)", row.span)
     if table.hit_policy in ("first", "priority"):
         for i, row in enumerate(rows):
+            if any(part.is_empty() for part in test_boxes[i]):
+                continue
             if table.hit_policy == "first":
                 winners = list(range(i))
             else:

@@ -398,7 +398,8 @@ def to_json(value, typ: T.Type | None = None):
         if typ == T.MONEY:
             # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices.
             places = Context(prec=max(28, value.adjusted() + 4))  # huge amounts keep their cents
-            return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=places))
+            cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=places)
+            return str(cents if cents else abs(cents))  # never "-0.00"
         if typ == T.PERCENT:
             return f"{_plain(value * 100)}%"
         return _plain(value)

@@ -28,8 +28,20 @@ def is_business_day(day: dt.date, uf: str | None = None) -> bool:
     return day.weekday() < 5 and not is_holiday(day, uf)
 
 
+# Legal deadlines are days or weeks; a count beyond a century is a mistake, not a deadline.
+MAX_BUSINESS_DAYS = 36_500
+
+
+def _check_range(count: int) -> None:
+    if abs(count) > MAX_BUSINESS_DAYS:
+        from .runtime import EvalError
+
+        raise EvalError("OUT_OF_RANGE", f"business-day arithmetic is limited to {MAX_BUSINESS_DAYS} days")
+
+
 def add_business_days(day: dt.date, n: int, uf: str | None = None) -> dt.date:
     """Move `n` business days forward (or back when negative), skipping weekends and holidays."""
+    _check_range(n)
     step = 1 if n >= 0 else -1
     remaining = abs(n)
     while remaining:
@@ -43,6 +55,7 @@ def business_days_between(start: dt.date, end: dt.date, uf: str | None = None) -
     """Business days after `start` up to and including `end` (negative when end < start)."""
     if end < start:
         return -business_days_between(end, start, uf)
+    _check_range((end - start).days // 2)
     count, day = 0, start
     while day < end:
         day += dt.timedelta(days=1)

@@ -1386,3 +1386,17 @@ def test_policy_version_defaults_to_zero():
     decision = compile_policy("policy sem_versao kind credit\n\ndefault approve\n").evaluate({})
     assert decision.to_dict()["policy"] == {"name": "sem_versao", "version": "0"}
     assert decision.outcome == "approve"
+
+
+def test_negative_zero_money_is_printed_as_zero():
+    prepared = compile_policy("policy p kind credit\n\ninput\n  m: money\n\ndefault approve\n\noutput x = m * 1%\n")
+    assert prepared.evaluate({"m": "-0.01"}).to_dict()["outputs"]["x"] == "0.00"
+
+
+def test_absurd_business_day_counts_are_an_explicit_error_not_a_hang():
+    prepared = compile_policy("policy p kind credit\n\ninput\n  n: int\n\nrule r\n  when add_business_days(today, n) > today\n"
+                              "  deny \"A\" \"b\"\n\ndefault approve\n")
+    decision = prepared.evaluate({"n": 999_999_999}, as_of=dt.date(2026, 11, 22))
+    assert decision.outcome == "review"
+    assert decision.reasons[0].error["code"] == "OUT_OF_RANGE"
+    assert prepared.evaluate({"n": 5}, as_of=dt.date(2026, 11, 20)).outcome == "deny"
