@@ -38,6 +38,9 @@ class Generated:
     functions: list[str]
     value_paths: list[tuple]  # per rule: ((label, kind, key, path), ...)
     table_rows: dict[str, tuple[int, list[int]]] = field(default_factory=dict)  # table -> (row slot, row lines)
+    # Lines before this index hold everything but `evaluate_full`, which is compiled only when a
+    # full trace is first asked for (it doubles the code; most deployments never need it).
+    full_start: int = 0
 
 
 class _Writer:
@@ -243,8 +246,9 @@ class CodeGenerator:
             else:
                 self._table(name, symbol.node)
         value_paths = [self._value_paths(rule.condition) for rule in self.policy.rules]
-        for full in (False, True):
-            self._evaluate(full, value_paths)
+        self._evaluate(False, value_paths)
+        full_start = len(w.lines)
+        self._evaluate(True, value_paths)
         header = [
             f"# Régua generated code for policy {self.policy.name!r} version {checked.version!r}.",
             "# Do not edit: regenerated from the policy source. Lines map back via the linemap.",
@@ -252,7 +256,8 @@ class CodeGenerator:
         prologue = header + self.constant_lines + [f"_F{n} = _FN[{name!r}]" for n, name in enumerate(self.functions)] + [""]
         source = "\n".join(prologue + w.lines) + "\n"
         linemap = [0] * len(prologue) + w.linemap
-        return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows)
+        return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows,
+                         full_start + len(prologue))
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line

@@ -71,7 +71,8 @@ def build_artifact(checked: CheckedPolicy, digest: str):
     paths = connector_paths(checked)
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
-    code = compile(generated.source, filename, "exec")
+    main_source = "\n".join(generated.source.split("\n")[:generated.full_start]) + "\n"
+    code = compile(main_source, filename, "exec")
     meta = PolicyMeta(
         name=policy.name,
         kind=policy.kind,
@@ -96,6 +97,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         functions=generated.functions,
         warnings=checked.warnings,
         graph=graph.to_dict(),
+        full_start=generated.full_start,
     )
     return meta, code
 
