@@ -98,6 +98,10 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
 
 
 def _connectors_from(fixtures: str | None) -> Connectors:
+    if not fixtures:
+        from plugins.registry import Registry
+
+        return Registry.load(sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
     if fixtures:
         try:
@@ -137,6 +141,9 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
                                      as_of=as_of.date() if as_of else None)
     except InvalidInput as error:
         _fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
+    if not fixtures and decision.connector_calls:
+        err.print("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
+                  style="yellow", markup=False)
     click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
 
 
@@ -185,6 +192,29 @@ def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
         err.print(f"coverage too low: {line}", style="red", markup=False)
     out.print(f"{passed} passed, {failed} failed", markup=False)
     sys.exit(1 if failed or low_coverage else 0)
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List loaded plugins: name, where from, version and the hooks they implement."""
+    from plugins.registry import Registry
+
+    registry = Registry.load()
+    rows = [{"name": i.name, "source": i.source, "version": i.version, "module": i.module, "hooks": i.hooks,
+             "error": i.error} for i in registry.pm.infos.values()]
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "bureaus": sorted(registry.bureaus),
+                               "channels": sorted(registry.channels),
+                               "negativation": sorted(registry.negativators)}, indent=2))
+        return
+    for row in rows:
+        status = f"  ERROR: {row['error']}" if row["error"] else ""
+        out.print(f"{row['name']:<20} {row['source']:<16} {row['version']:<10} {', '.join(row['hooks']) or '-'}{status}",
+                  markup=False)
+    out.print(f"bureaus: {', '.join(sorted(registry.bureaus)) or '-'}; channels: "
+              f"{', '.join(sorted(registry.channels)) or '-'}; negativation: "
+              f"{', '.join(sorted(registry.negativators)) or '-'}", markup=False)
 
 
 @main.command("graph")

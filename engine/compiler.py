@@ -123,13 +123,13 @@ def compile_policy(source: str, file: str = "<policy>", env: Environment | None 
     cached = _MEMORY.get(digest)
     if cached is not None and cached.meta.file == file:
         return cached
-    prepared = _load_from_disk(cache_dir, digest) if cache_dir else None
+    prepared = _load_from_disk(cache_dir, digest, env) if cache_dir else None
     if prepared is None:
         checked = check(parse(source, file), env)
         meta, code = build_artifact(checked, digest)
         if cache_dir:
             _store_on_disk(cache_dir, digest, meta, code)
-        prepared = PreparedPolicy(meta, code)
+        prepared = PreparedPolicy(meta, code, env.functions)
     _MEMORY[digest] = prepared
     return prepared
 
@@ -146,7 +146,7 @@ def clear_memory_cache() -> None:
 _MAGIC = b"REGC1\0"
 
 
-def _load_from_disk(cache_dir, digest: str) -> PreparedPolicy | None:
+def _load_from_disk(cache_dir, digest: str, env: Environment) -> PreparedPolicy | None:
     """A cached artifact, or None when absent or damaged in any way (then we simply recompile).
 
     The folder must be private to the service: like any code cache it is trusted. The checksum
@@ -170,7 +170,7 @@ def _load_from_disk(cache_dir, digest: str) -> PreparedPolicy | None:
         code = marshal.loads(payload[8 + meta_size:])
         if not isinstance(meta, PolicyMeta) or not isinstance(code, types.CodeType) or meta.source_hash != digest:
             return None
-        return PreparedPolicy(meta, code)
+        return PreparedPolicy(meta, code, env.functions)
     except Exception:  # noqa: BLE001 — any damage means "not cached"
         return None
 

@@ -21,6 +21,18 @@ class ConnectorError(Exception):
         self.code = code
 
 
+class Answer:
+    """A connector answer with where it came from: the connector layer (plugins.runtime) returns
+    this so that the decision can record cache hits and what the query cost."""
+
+    __slots__ = ("value", "cached", "cost")
+
+    def __init__(self, value, cached: bool = False, cost: str | None = None):
+        self.value = value
+        self.cached = cached
+        self.cost = cost
+
+
 class Connectors:
     """Implementations by qualified name (`bureau.serasa`)."""
 

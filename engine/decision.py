@@ -69,16 +69,17 @@ class Reason:
 class ConnectorCall:
     """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked."""
 
-    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached")
+    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached", "cost")
 
     def __init__(self, connector: str, args: tuple, status: str, duration_ms: float, error: str | None = None,
-                 cached: bool = False):
+                 cached: bool = False, cost: str | None = None):
         self.connector = connector
         self._args = args
         self.status = status
         self.duration_ms = duration_ms
         self.error = error
         self.cached = cached
+        self.cost = cost  # BRL, as text; "0" for cache hits
 
     @property
     def args(self) -> list[str]:
@@ -89,7 +90,8 @@ class ConnectorCall:
 
     def to_dict(self) -> dict:
         return {"connector": self.connector, "args": self.args, "status": self.status,
-                "duration_ms": round(self.duration_ms, 3), "error": self.error, "cached": self.cached}
+                "duration_ms": round(self.duration_ms, 3), "error": self.error, "cached": self.cached,
+                "cost": self.cost}
 
 
 class Decision:

@@ -18,7 +18,7 @@ from dsl import types as T
 from dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
-from .connectors import ConnectorError, Connectors, mask_document
+from .connectors import Answer, ConnectorError, Connectors, mask_document
 from .decision import ConnectorCall, Decision, Reason
 
 
@@ -43,11 +43,15 @@ class EvalContext:
         name = self.names[index]
         impl = self.connectors.get(name) if self.connectors is not None else None
         started = time.perf_counter()
+        cached, cost = False, None
         if impl is None:
             value: Any = runtime.Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
         else:
             try:
-                value = self.coercers[index](impl(*args))
+                value = impl(*args)
+                if value.__class__ is Answer:
+                    cached, cost, value = value.cached, value.cost, value.value
+                value = self.coercers[index](value)
             except ConnectorError as error:
                 value = runtime.Unavailable(name, "CONNECTOR_" + error.code, str(error))
             except CoercionError as error:
@@ -57,9 +61,9 @@ class EvalContext:
                 value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
         elapsed = (time.perf_counter() - started) * 1000
         if value.__class__ is _Unavailable:
-            self.calls.append(ConnectorCall(name, args, "failed", elapsed, value.code))
+            self.calls.append(ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost))
         else:
-            self.calls.append(ConnectorCall(name, args, "ok", elapsed))
+            self.calls.append(ConnectorCall(name, args, "ok", elapsed, None, cached, cost))
         memo[key] = value
         return value
 

@@ -86,13 +86,18 @@ class PolicyMeta:
 
 
 class PreparedPolicy:
-    def __init__(self, meta: PolicyMeta, code):
+    def __init__(self, meta: PolicyMeta, code, functions: dict | None = None):
+        """`functions`: FunctionSpecs by name (built-ins plus plugins) the generated code may call."""
         self.meta = meta
         linecache.cache[meta.code_filename] = (
             len(meta.generated_source), None, meta.generated_source.splitlines(True), meta.code_filename)
-        from .builtins import default_environment
+        if functions is None:
+            from .builtins import default_environment
 
-        functions = default_environment().functions
+            functions = default_environment().functions
+        missing = [name for name in meta.functions if name not in functions]
+        if missing:
+            raise LookupError(f"policy {meta.name} needs function(s) no plugin provides: {', '.join(missing)}")
         namespace: dict[str, Any] = {
             "_U": runtime.UNSET, "_Unavailable": runtime.Unavailable, "_div": runtime.div,
             "_date_add": runtime.date_add, "_date_sub": runtime.date_sub, "_smallest": runtime.smallest,

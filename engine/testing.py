@@ -56,7 +56,7 @@ def load(path: str | Path, env: Environment | None = None) -> tuple[CheckedPolic
     source = path.read_text(encoding="utf-8")
     checked = check(parse(source, str(path)), env)
     meta, code = build_artifact(checked, source_hash(source, env))
-    return checked, PreparedPolicy(meta, code)
+    return checked, PreparedPolicy(meta, code, env.functions)
 
 
 def run_policy_tests(checked: CheckedPolicy, prepared: PreparedPolicy) -> PolicyTestReport:

@@ -1366,7 +1366,8 @@ def test_decision_to_dict_shape():
                               "outcome": "deny"}]
     [call] = data["connector_calls"]
     assert {k: v for k, v in call.items() if k != "duration_ms"} == {
-        "connector": "bureau.serasa", "args": ["************81"], "status": "ok", "error": None, "cached": False}
+        "connector": "bureau.serasa", "args": ["************81"], "status": "ok", "error": None, "cached": False,
+        "cost": None}
     json.dumps(data)  # JSON-ready
 
 

@@ -1,0 +1,1 @@
+"""Built-in http_bureau connectors (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in negativation connectors (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in notifications connectors (being written)."""

@@ -1,0 +1,115 @@
+"""Contracts between Régua and its connectors: msgspec Structs, versioned, documented field by field.
+
+Connectors return these; the engine turns a BureauReport into the `BureauReport` record that
+policies read (engine/builtins.py mirrors it field by field, and a test keeps the two in step).
+Money is Decimal (never float), dates are `datetime.date`, instants are timezone-aware.
+Bump CONTRACT_VERSION on any incompatible change; additions with defaults are compatible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+CONTRACT_VERSION = "1"
+
+RestrictionKind = Literal["pefin", "refin", "protest", "bounced_cheque", "lawsuit", "bankruptcy", "judicial_recovery"]
+
+
+class Score(msgspec.Struct, frozen=True, kw_only=True):
+    value: int  # the score itself, e.g. 742
+    bureau: str = ""  # who computed it: serasa, spc, boavista, quod…
+    model: str = ""  # the bureau's model name, e.g. "Score PJ 3.0"
+    range_min: int = 0  # lowest possible value of this model
+    range_max: int = 1000  # highest possible value of this model
+    band: str = ""  # the bureau's own band label, e.g. "excelente"
+
+
+class Restriction(msgspec.Struct, frozen=True, kw_only=True):
+    kind: RestrictionKind  # pefin/refin (negativations), protest, bounced_cheque (CCF), lawsuit, bankruptcy…
+    amount: Decimal  # in BRL
+    date: dt.date  # when it was registered (or the debt's due date, as the bureau reports it)
+    creditor: str = ""  # who reported it (a company name; never a person's document)
+
+
+class Inquiry(msgspec.Struct, frozen=True, kw_only=True):
+    date: dt.date  # when someone consulted this document
+    inquirer: str = ""  # who consulted (company name)
+
+
+class Partner(msgspec.Struct, frozen=True, kw_only=True):
+    name: str  # personal data: masked in traces
+    document: str = ""  # CPF/CNPJ of the partner: personal data
+    role: str = ""  # sócio, administrador…
+
+
+class BureauReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A credit report for one CPF or CNPJ."""
+
+    score: Score
+    restrictions: list[Restriction] = []
+    inquiries: list[Inquiry] = []
+    registration_status: str = "active"  # active, suspended, closed, null… (Receita Federal status)
+    partners: list[Partner] = []  # companies only (QSA)
+    version: str = CONTRACT_VERSION
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """A message to send: the channel renders `template` with `context`."""
+
+    channel: str  # email, sms, whatsapp, webhook…
+    recipient: str  # address/number/URL: personal data
+    template: str  # template name, e.g. "lembrete_vencimento"
+    context: dict = {}  # values for the template (money as Decimal, dates as date)
+    idempotency_key: str  # the same key is never delivered twice
+    creditor_name: str = ""  # CDC art. 42-A: every collection message identifies the creditor
+    creditor_document: str = ""  # the creditor's CNPJ
+    version: str = CONTRACT_VERSION
+
+
+DeliveryStatus = Literal["sent", "delivered", "failed"]
+
+
+class DeliveryReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """Proof of what happened to a notification (legal notices need proof of delivery)."""
+
+    status: DeliveryStatus
+    idempotency_key: str
+    provider_id: str = ""  # the provider's message id
+    sent_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    error: str = ""  # why it failed, when it did
+    version: str = CONTRACT_VERSION
+
+
+class Debt(msgspec.Struct, frozen=True, kw_only=True):
+    contract: str  # the creditor's id for the receivable
+    amount: Decimal
+    due_date: dt.date
+    creditor_name: str
+    creditor_document: str  # CNPJ
+
+
+NegativationAction = Literal["include", "remove", "status"]
+NegativationStatus = Literal["notice_sent", "waiting", "included", "removed", "rejected"]
+
+
+class NegativationRequest(msgspec.Struct, frozen=True, kw_only=True):
+    action: NegativationAction
+    debtor_document: str  # CPF/CNPJ: personal data
+    debt: Debt
+    protocol: str = ""  # required for remove/status
+    version: str = CONTRACT_VERSION
+
+
+class NegativationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    protocol: str  # the bureau's protocol number
+    status: NegativationStatus
+    notice_sent_at: dt.datetime | None = None
+    included_at: dt.datetime | None = None
+    removed_at: dt.datetime | None = None
+    reason: str = ""  # why it was rejected, when it was
+    version: str = CONTRACT_VERSION

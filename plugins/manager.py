@@ -1,0 +1,96 @@
+"""The plugin manager: built-in plugins, then installed ones (entry-point group `regua`).
+
+Built-ins are ordinary plugins registered through the same hooks; an allow-list and a
+deny-list (by plugin name) decide what gets loaded. A plugin that fails to import is
+reported by `regua plugins`, never a crash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass, field
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "regua"
+# module path -> plugin name
+DEFAULT_PLUGINS = {
+    "plugins.builtin.sandbox_bureau": "sandbox_bureau",
+    "plugins.builtin.http_bureau": "http_bureau",
+    "plugins.builtin.notifications": "notifications",
+    "plugins.builtin.negativation": "negativation",
+}
+
+
+@dataclass
+class PluginSettings:
+    allow: list[str] | None = None  # None: everything not denied
+    deny: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)  # per-plugin settings, by plugin name
+
+    def allowed(self, name: str) -> bool:
+        return name not in self.deny and (self.allow is None or name in self.allow)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str  # "builtin" or the distribution that provides it
+    version: str
+    module: str
+    hooks: list[str]
+    error: str | None = None
+
+
+class PluginManager(pluggy.PluginManager):
+    def __init__(self, settings: PluginSettings):
+        super().__init__("regua")
+        self.settings = settings
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+
+    def hook_names(self, plugin) -> list[str]:
+        return sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+
+
+def _regua_version() -> str:
+    try:
+        return importlib.metadata.version("regua")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "0"
+
+
+def get_plugin_manager(settings: PluginSettings | None = None, extra: list | None = None) -> PluginManager:
+    """Built-ins, installed plugins and `extra` plugin objects (tests, embedding), as settings allow."""
+    settings = settings or PluginSettings()
+    pm = PluginManager(settings)
+    for module_name, name in DEFAULT_PLUGINS.items():
+        if not settings.allowed(name):
+            continue
+        module = importlib.import_module(module_name)
+        pm.register(module, name=name)
+        pm.infos[name] = PluginInfo(name, "builtin", _regua_version(), module_name, pm.hook_names(module))
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if not settings.allowed(entry_point.name) or pm.has_plugin(entry_point.name):
+            continue
+        dist = entry_point.dist
+        source = dist.metadata["Name"] if dist else "unknown"
+        version = dist.version if dist else "?"
+        try:
+            plugin = entry_point.load()
+        except Exception as error:  # noqa: BLE001 — a broken plugin is reported, not fatal
+            pm.infos[entry_point.name] = PluginInfo(entry_point.name, source, version, entry_point.value, [],
+                                                    f"{type(error).__name__}: {error}")
+            continue
+        pm.register(plugin, name=entry_point.name)
+        pm.infos[entry_point.name] = PluginInfo(entry_point.name, source, version, entry_point.value,
+                                                pm.hook_names(plugin))
+    for plugin in extra or []:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if settings.allowed(name) and not pm.has_plugin(name):
+            pm.register(plugin, name=name)
+            pm.infos[name] = PluginInfo(name, "extra", "?", getattr(plugin, "__module__", name), pm.hook_names(plugin))
+    return pm

@@ -1,0 +1,112 @@
+"""What the loaded plugins provide, ready for the engine: connectors, channels, functions.
+
+    registry = Registry.load(settings, cache_path="regua.db")
+    env = registry.environment()              # for compiling policies (checker sees plugin types)
+    connectors = registry.engine_connectors() # for evaluating them (resilient, cached)
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from dsl.environment import ConnectorSpec, Environment
+from engine.builtins import BUREAU_REPORT, DOCUMENT, default_environment
+from engine.connectors import Answer, Connectors
+
+from .cache import BureauCache
+from .connectors import BureauConnector, NegativationService, NotificationChannel
+from .manager import PluginManager, PluginSettings, get_plugin_manager
+from .runtime import Resilient
+
+
+class RegistryError(Exception):
+    pass
+
+
+class Registry:
+    def __init__(self, pm: PluginManager, cache: BureauCache | None = None, sandbox_aliases: bool = False):
+        self.pm = pm
+        self.cache = cache
+        config = pm.settings.config
+        self.bureaus: dict[str, BureauConnector] = {}
+        self.channels: dict[str, NotificationChannel] = {}
+        self.negativators: dict[str, NegativationService] = {}
+        for provided in pm.hook.regua_bureau_connectors(config=config):
+            for connector in provided or []:
+                self._add(self.bureaus, connector, "bureau")
+        for provided in pm.hook.regua_notification_channels(config=config):
+            for channel in provided or []:
+                self._add(self.channels, channel, "notification channel")
+        for provided in pm.hook.regua_negativation_services(config=config):
+            for service in provided or []:
+                self._add(self.negativators, service, "negativation service")
+        self.functions = [spec for provided in pm.hook.regua_functions(config=config) for spec in provided or []]
+        # Offline development: every known bureau name is answered by the sandbox, loudly.
+        self.sandbox_aliases = sandbox_aliases
+        self._resilient: dict[str, Resilient] = {}
+
+    @classmethod
+    def load(cls, settings: PluginSettings | None = None, cache_path: str | None = None, extra: list | None = None,
+             sandbox_aliases: bool = False) -> "Registry":
+        cache = BureauCache(cache_path) if cache_path else None
+        return cls(get_plugin_manager(settings, extra), cache, sandbox_aliases)
+
+    @staticmethod
+    def _add(target: dict, item, what: str) -> None:
+        name = getattr(item, "name", "")
+        if not name:
+            raise RegistryError(f"a {what} without a name: {item!r}")
+        if name in target:
+            raise RegistryError(f"two {what}s are called '{name}'")
+        target[name] = item
+
+    # ---- for the checker and compiler ----
+    def environment(self) -> Environment:
+        env = default_environment()
+        for name in self.bureaus:
+            env.add_connector(ConnectorSpec("bureau", name, (DOCUMENT,), BUREAU_REPORT, f"credit report from {name}"))
+        for spec in self.functions:
+            if spec.name in env.functions:
+                raise RegistryError(f"function '{spec.name}' is defined twice")
+            env.add_function(spec)
+        return env
+
+    # ---- for evaluation ----
+    def bureau_call(self, name: str):
+        """The engine-facing callable for bureau `name`: cached, with deadline, retries, breaker."""
+        connector = self.bureaus.get(name)
+        if connector is None and self.sandbox_aliases:
+            connector = self.bureaus.get("sandbox")
+        if connector is None:
+            return None
+        resilient = self._resilient.get(connector.name)
+        if resilient is None:
+            resilient = self._resilient[connector.name] = Resilient(connector, connector.fetch)
+        cache, qualified = self.cache, f"bureau.{connector.name}"
+
+        def fetch(document: str):
+            if cache is not None:
+                hit = cache.get(qualified, document)
+                if hit is not None:
+                    return Answer(hit, cached=True, cost="0")
+            report = resilient(document)
+            answer = msgspec.to_builtins(report)
+            if cache is not None:
+                cache.put(qualified, document, answer, connector.ttl, connector.cost)
+            return Answer(answer, cached=False, cost=connector.cost)
+
+        return fetch
+
+    def engine_connectors(self) -> Connectors:
+        connectors = Connectors()
+        names = set(self.bureaus)
+        if self.sandbox_aliases:
+            names |= {spec.name for spec in default_environment().connectors.values()}
+        for name in sorted(names):
+            call = self.bureau_call(name)
+            if call is not None:
+                connectors.register(f"bureau.{name}", call)
+        return connectors
+
+    def breaker_states(self) -> dict[str, str]:
+        return {name: r.breaker.state for name, r in self._resilient.items()}

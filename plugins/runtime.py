@@ -1,0 +1,128 @@
+"""How the engine calls connectors: deadline, retries with backoff, circuit breaker, cache.
+
+Every call gets a deadline. Sync implementations run in a worker thread and async ones on a
+private event loop, so a hung provider costs at most `timeout` (its thread is abandoned, never
+waited for). Transient errors are retried with exponential backoff. A circuit breaker per
+connector stops calling a provider that keeps failing and tries again after `reset_after`.
+Every failure reaches the policy as a value (engine.connectors.ConnectorError), never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+import time
+from dataclasses import dataclass
+
+from engine.connectors import ConnectorError
+
+from .connectors import Connector, TransientError
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="regua-connector")
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None:
+            _LOOP = asyncio.new_event_loop()
+            threading.Thread(target=_LOOP.run_forever, name="regua-connector-loop", daemon=True).start()
+        return _LOOP
+
+
+def call_with_deadline(function, args: tuple, timeout: float):
+    """Run a sync or async callable with a deadline; TimeoutError becomes a transient error."""
+    try:
+        if inspect.iscoroutinefunction(function):
+            future = asyncio.run_coroutine_threadsafe(function(*args), _event_loop())
+        else:
+            future = _POOL.submit(function, *args)
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TransientError("TIMEOUT", f"no answer within {timeout:g}s") from None
+    except (ConnectionError, OSError) as error:
+        raise TransientError("CONNECTION", type(error).__name__) from None
+
+
+class CircuitOpen(ConnectorError):
+    def __init__(self, name: str):
+        super().__init__("CIRCUIT_OPEN", f"{name}: too many recent failures; not calling it for now")
+
+
+@dataclass
+class CircuitBreaker:
+    """closed -> (threshold consecutive failures) -> open -> (reset_after) -> half-open -> one try."""
+
+    threshold: int
+    reset_after: float
+    failures: int = 0
+    opened_at: float | None = None
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if time.monotonic() - self.opened_at >= self.reset_after else "open"
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self.opened_at is None:
+                return True
+            if time.monotonic() - self.opened_at >= self.reset_after:
+                self.opened_at = time.monotonic()  # half-open: this caller tries; others wait again
+                return True
+            return False
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.failures, self.opened_at = 0, None
+            else:
+                self.failures += 1
+                if self.failures >= self.threshold:
+                    self.opened_at = time.monotonic()
+
+
+class Resilient:
+    """Wraps one connector method with deadline, retries and a circuit breaker."""
+
+    def __init__(self, connector: Connector, method, sleep=time.sleep):
+        self.connector = connector
+        self.method = method
+        self.breaker = CircuitBreaker(connector.failure_threshold, connector.reset_after)
+        self.sleep = sleep
+        self.attempts = 0  # total attempts made, for tests and metrics
+
+    def __call__(self, *args):
+        name = self.connector.name
+        if not self.breaker.allow():
+            raise CircuitOpen(name)
+        delay = self.connector.backoff
+        for attempt in range(self.connector.retries + 1):
+            self.attempts += 1
+            try:
+                result = call_with_deadline(self.method, args, self.connector.timeout)
+            except TransientError:
+                if attempt == self.connector.retries:
+                    self.breaker.record(False)
+                    raise
+                self.sleep(delay)
+                delay *= 2
+                continue
+            except ConnectorError:
+                self.breaker.record(False)
+                raise
+            except Exception as error:  # noqa: BLE001 — a bug in a plugin is a failed call, not a crash
+                self.breaker.record(False)
+                raise ConnectorError("FAILED", f"{type(error).__name__} in {name}") from None
+            self.breaker.record(True)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
