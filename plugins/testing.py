@@ -1,0 +1,1 @@
+"""Pytest fixtures and the contract test kit for plugin authors (being written)."""
