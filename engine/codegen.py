@@ -374,11 +374,50 @@ class CodeGenerator:
         visit(condition, False)
         return tuple(found.values())
 
+    def _prefetch(self) -> str:
+        """Lookups every evaluation needs, whose arguments are plain inputs: started together.
+
+        Laziness is kept: a lookup is prefetched only when a rule or output that is always
+        evaluated reads it outside any `and`/`or`/`if` branch, so it would be called anyway.
+        """
+        symbols = self.checked.symbols
+        needed: set[str] = set()
+        for rule in self.policy.rules:
+            needed |= _unconditional(rule.condition)
+        for output in self.checked.outputs:
+            needed |= _unconditional(output.value) if output.value is not None else {output.name}
+        frontier = list(needed)
+        while frontier:
+            name = frontier.pop()
+            symbol = symbols.get(name)
+            if symbol is None or symbol.kind == "input":
+                continue
+            node = symbol.node
+            inner = _unconditional(node.value) if symbol.kind == "let" else \
+                set().union(*(_unconditional(e) for e in node.inputs))
+            for found in inner - needed:
+                needed.add(found)
+                frontier.append(found)
+        requests = []
+        for name in self.checked.order:
+            symbol = symbols[name]
+            value = getattr(symbol.node, "value", None)
+            if name in needed and symbol.kind == "let" and isinstance(value, ast.Call) and value.namespace \
+                    and all(isinstance(a, ast.Literal) or (isinstance(a, ast.Name) and a.ref == "input")
+                            for a in value.args):
+                index = self.connectors.index(f"{value.namespace}.{value.func}")
+                args = "".join(self.expr(a) + ", " for a in value.args)
+                requests.append(f"({index}, ({args}))")
+        return ", ".join(requests) + "," if len(requests) >= 2 else ""
+
     def _evaluate(self, full: bool, value_paths: list[tuple]) -> None:
         w = self.w
         name = "evaluate_full" if full else "evaluate_fast"
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
+        prefetch = self._prefetch()
+        if prefetch:
+            w.line(f"rt.prefetch(({prefetch}))", 1)
         w.line("fired = []", 1)
         w.line("errors = []", 1)
         if full:
@@ -424,6 +463,28 @@ class CodeGenerator:
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
         w.dedent()
         w.line("")
+
+
+def _unconditional(expr) -> set[str]:
+    """Names an expression always reads, whatever the values (short-circuits excluded)."""
+    if expr is None:
+        return set()
+    if isinstance(expr, ast.Name):
+        return {expr.name} if expr.ref in ("input", "let", "table") else set()
+    if isinstance(expr, ast.Binary) and expr.op in ("and", "or"):
+        return _unconditional(expr.left)
+    if isinstance(expr, ast.IfExpr):
+        return _unconditional(expr.condition)
+    if isinstance(expr, ast.Otherwise):
+        return _unconditional(expr.value)
+    if isinstance(expr, ast.Comprehension):
+        return _unconditional(expr.source)
+    from dsl.infer import children
+
+    found: set[str] = set()
+    for child in children(expr):
+        found |= _unconditional(child)
+    return found
 
 
 def generate(checked: CheckedPolicy) -> Generated:

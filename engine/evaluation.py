@@ -10,6 +10,7 @@ down are then left out of the reasons (they stay in the trace).
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import time
 from typing import Any
@@ -40,6 +41,24 @@ class EvalContext:
         memo = self.memo
         if key in memo:
             return memo[key]
+        value, call = self._call(index, args)
+        self.calls.append(call)
+        memo[key] = value
+        return value
+
+    def prefetch(self, requests: tuple) -> None:
+        """Start lookups the policy is certain to need, all at once (independent lookups run in
+        parallel); later `lookup` calls find their answers in the memo."""
+        pending = [(index, args) for index, args in dict.fromkeys(requests) if (index, args) not in self.memo]
+        if len(pending) < 2:
+            return
+        futures = [_PREFETCH_POOL.submit(self._call, index, args) for index, args in pending]
+        for (index, args), future in zip(pending, futures):
+            value, call = future.result()
+            self.calls.append(call)
+            self.memo[(index, args)] = value
+
+    def _call(self, index: int, args: tuple):
         name = self.names[index]
         impl = self.connectors.get(name) if self.connectors is not None else None
         started = time.perf_counter()
@@ -61,14 +80,13 @@ class EvalContext:
                 value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
         elapsed = (time.perf_counter() - started) * 1000
         if value.__class__ is _Unavailable:
-            self.calls.append(ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost))
-        else:
-            self.calls.append(ConnectorCall(name, args, "ok", elapsed, None, cached, cost))
-        memo[key] = value
-        return value
+            return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost)
+        return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost)
 
 
 _Unavailable = runtime.Unavailable
+# Waiting on providers, not computing: threads are the right tool. Deadlines live in the connector layer.
+_PREFETCH_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="regua-prefetch")
 
 
 def answer_coercers(specs) -> list:
