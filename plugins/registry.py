@@ -44,6 +44,7 @@ class Registry:
         # Offline development: every known bureau name is answered by the sandbox, loudly.
         self.sandbox_aliases = sandbox_aliases
         self._resilient: dict[str, Resilient] = {}
+        self.sink_errors: list[tuple[str, str, str]] = []
 
     @classmethod
     def load(cls, settings: PluginSettings | None = None, cache_path: str | None = None, extra: list | None = None,
@@ -107,6 +108,22 @@ class Registry:
             if call is not None:
                 connectors.register(f"bureau.{name}", call)
         return connectors
+
+    # ---- sinks ----
+    def decision_recorded(self, decision, record: dict) -> None:
+        """Tell every plugin a decision was recorded. A failing sink is skipped, never fatal."""
+        self._notify("regua_decision_recorded", decision=decision, record=record)
+
+    def event_recorded(self, event: dict) -> None:
+        """Tell every plugin a collection or monitoring event was recorded."""
+        self._notify("regua_event_recorded", event=event)
+
+    def _notify(self, hook_name: str, **kwargs) -> None:
+        for implementation in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                implementation.function(**{k: v for k, v in kwargs.items() if k in implementation.argnames})
+            except Exception as error:  # noqa: BLE001 — one broken sink must not lose the others
+                self.sink_errors.append((implementation.plugin_name, hook_name, type(error).__name__))
 
     def breaker_states(self) -> dict[str, str]:
         return {name: r.breaker.state for name, r in self._resilient.items()}
