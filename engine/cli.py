@@ -101,7 +101,9 @@ def _connectors_from(fixtures: str | None) -> Connectors:
     if not fixtures:
         from plugins.registry import Registry
 
-        return Registry.load(sandbox_aliases=True).engine_connectors()
+        from plugins.manager import PluginSettings
+
+        return Registry.load(PluginSettings.from_env(), sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
     if fixtures:
         try:
@@ -200,7 +202,9 @@ def plugins_command(as_json: bool) -> None:
     """List loaded plugins: name, where from, version and the hooks they implement."""
     from plugins.registry import Registry
 
-    registry = Registry.load()
+    from plugins.manager import PluginSettings
+
+    registry = Registry.load(PluginSettings.from_env())
     rows = [{"name": i.name, "source": i.source, "version": i.version, "module": i.module, "hooks": i.hooks,
              "error": i.error} for i in registry.pm.infos.values()]
     if as_json:

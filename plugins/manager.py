@@ -34,6 +34,19 @@ class PluginSettings:
     def allowed(self, name: str) -> bool:
         return name not in self.deny and (self.allow is None or name in self.allow)
 
+    @classmethod
+    def from_env(cls, environ=None) -> "PluginSettings":
+        """REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY: comma-separated plugin names."""
+        import os
+
+        environ = os.environ if environ is None else environ
+
+        def names(key):
+            raw = environ.get(key)
+            return None if raw is None else [n.strip() for n in raw.split(",") if n.strip()]
+
+        return cls(allow=names("REGUA_PLUGINS_ALLOW"), deny=names("REGUA_PLUGINS_DENY") or [])
+
 
 @dataclass
 class PluginInfo:

@@ -44,3 +44,14 @@ def test_denied_sink_is_not_called():
     registry = Registry.load(PluginSettings(deny=["collecting_sink"]), extra=[sink])
     registry.decision_recorded("d", {"id": "d-2"})
     assert sink.decisions == []
+
+
+def test_allow_and_deny_lists_come_from_the_environment():
+    from plugins.manager import PluginSettings, get_plugin_manager
+
+    settings = PluginSettings.from_env({"REGUA_PLUGINS_DENY": "notifications, negativation"})
+    assert settings.deny == ["notifications", "negativation"] and settings.allow is None
+    pm = get_plugin_manager(settings)
+    assert not pm.has_plugin("notifications") and pm.has_plugin("sandbox_bureau")
+    only = get_plugin_manager(PluginSettings.from_env({"REGUA_PLUGINS_ALLOW": "sandbox_bureau"}))
+    assert sorted(only.infos) == ["sandbox_bureau"]
