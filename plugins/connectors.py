@@ -27,6 +27,8 @@ class Connector:
     #: Retries after a transient error (so at most retries + 1 attempts), with exponential backoff.
     retries: int = 2
     backoff: float = 0.2
+    #: Overall budget for one call, retries included, in seconds: no retry starts that cannot finish.
+    budget: float = 8.0
     #: Circuit breaker: open after this many consecutive failures, try again after reset_after seconds.
     failure_threshold: int = 5
     reset_after: float = 30.0

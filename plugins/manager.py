@@ -103,7 +103,9 @@ def get_plugin_manager(settings: PluginSettings | None = None, extra: list | Non
                                                 pm.hook_names(plugin))
     for plugin in extra or []:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        if settings.allowed(name) and not pm.has_plugin(name):
+        if pm.has_plugin(name):
+            raise ValueError(f"two plugins are called '{name}' (give extra plugin objects a unique __name__)")
+        if settings.allowed(name):
             pm.register(plugin, name=name)
             pm.infos[name] = PluginInfo(name, "extra", "?", getattr(plugin, "__module__", name), pm.hook_names(plugin))
     return pm

@@ -5,6 +5,9 @@ private event loop, so a hung provider costs at most `timeout` (its thread is ab
 waited for). Transient errors are retried with exponential backoff. A circuit breaker per
 connector stops calling a provider that keeps failing and tries again after `reset_after`.
 Every failure reaches the policy as a value (engine.connectors.ConnectorError), never a crash.
+
+Plugin authors: give your own client (httpx, SMTP…) the same timeout as the connector, so a
+timed-out worker thread ends soon after the engine has given up on it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from engine.connectors import ConnectorError
 
 from .connectors import Connector, TransientError
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="regua-connector")
+# Generous: a timed-out call leaves its worker busy until the provider (or its own client timeout) ends it.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="regua-connector")
 _LOOP: asyncio.AbstractEventLoop | None = None
 _LOOP_LOCK = threading.Lock()
 
@@ -100,18 +104,22 @@ class Resilient:
         self.breaker = CircuitBreaker(connector.failure_threshold, connector.reset_after)
         self.sleep = sleep
         self.attempts = 0  # total attempts made, for tests and metrics
+        self._count_lock = threading.Lock()
 
     def __call__(self, *args):
         name = self.connector.name
         if not self.breaker.allow():
             raise CircuitOpen(name)
         delay = self.connector.backoff
+        deadline = time.monotonic() + getattr(self.connector, "budget", float("inf"))
         for attempt in range(self.connector.retries + 1):
-            self.attempts += 1
+            with self._count_lock:
+                self.attempts += 1
             try:
                 result = call_with_deadline(self.method, args, self.connector.timeout)
             except TransientError:
-                if attempt == self.connector.retries:
+                out_of_time = time.monotonic() + delay + self.connector.timeout > deadline
+                if attempt == self.connector.retries or out_of_time:
                     self.breaker.record(False)
                     raise
                 self.sleep(delay)

@@ -55,3 +55,31 @@ def test_allow_and_deny_lists_come_from_the_environment():
     assert not pm.has_plugin("notifications") and pm.has_plugin("sandbox_bureau")
     only = get_plugin_manager(PluginSettings.from_env({"REGUA_PLUGINS_ALLOW": "sandbox_bureau"}))
     assert sorted(only.infos) == ["sandbox_bureau"]
+
+
+def test_two_extra_plugins_with_one_name_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="two plugins are called 'collecting_sink'"):
+        Registry.load(extra=[Collecting(), Collecting()])
+
+
+def test_retries_stop_when_the_overall_budget_would_be_exceeded():
+    from plugins.connectors import BureauConnector, TransientError
+    from plugins.runtime import Resilient
+
+    class Flaky(BureauConnector):
+        name = "flaky"
+        timeout, retries, backoff, budget = 1.0, 5, 0.5, 2.0
+
+        def fetch(self, document):
+            raise TransientError("UNAVAILABLE")
+
+    delays = []
+    resilient = Resilient(Flaky(), Flaky().fetch, sleep=delays.append)
+    import pytest
+
+    with pytest.raises(TransientError):
+        resilient("x")
+    # attempt 1, sleep 0.5, attempt 2 (0.5 + 1.0 would pass 2.0 with the next 1.0 s delay): stop
+    assert resilient.attempts == 2 and delays == [0.5]
