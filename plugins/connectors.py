@@ -35,6 +35,9 @@ class Connector:
 
 
 class BureauConnector(Connector):
+    #: True when the same document always gives the same report (the contract kit checks it).
+    deterministic: bool = False
+
     #: How long an answer may be reused from the cache, in seconds (0: never cached).
     ttl: float = 24 * 3600
     #: What one query costs, in BRL (recorded with each decision).

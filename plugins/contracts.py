@@ -102,6 +102,7 @@ class NegativationRequest(msgspec.Struct, frozen=True, kw_only=True):
     debtor_document: str  # CPF/CNPJ: personal data
     debt: Debt
     protocol: str = ""  # required for remove/status
+    debtor_uf: str = ""  # the debtor's state (UF): some states set a longer waiting period (SP Lei 15.659/2015)
     version: str = CONTRACT_VERSION
 
 

@@ -52,6 +52,7 @@ def _band(score: int) -> str:
 
 class SandboxBureau(BureauConnector):
     name = "sandbox"
+    deterministic = True
     timeout = 2.0
     retries = 0
     ttl = 0  # never cached: it is free and instant
