@@ -34,6 +34,14 @@ def policy_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def _registry(sandbox_aliases: bool = False):
+    """The installed plugins (REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY apply), as a Registry."""
+    from plugins.manager import PluginSettings
+    from plugins.registry import Registry
+
+    return Registry.load(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
+
+
 def _print_diagnostics(error: PolicyError) -> None:
     for diagnostic in error.diagnostics:
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
@@ -56,11 +64,12 @@ def check_command(paths: tuple[str, ...]) -> None:
     from .compiler import check_source
 
     files = policy_files(paths)
+    env = _registry().environment()  # plugin bureaus and functions are known to the checker
     failed = warnings = 0
     for path in files:
         source = path.read_text(encoding="utf-8")
         try:
-            checked = check_source(source, str(path))
+            checked = check_source(source, str(path), env)
         except PolicyError as error:
             failed += 1
             _print_diagnostics(error)
@@ -130,7 +139,7 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
     from .compiler import compile_file
 
     try:
-        prepared = compile_file(policy_file)
+        prepared = compile_file(policy_file, env=_registry().environment())
     except PolicyError as error:
         _print_diagnostics(error)
         sys.exit(1)
@@ -165,9 +174,10 @@ def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
 
     passed = failed = 0
     low_coverage = []
+    env = _registry().environment()
     for path in policy_files(paths):
         try:
-            checked, prepared = load(path)
+            checked, prepared = load(path, env)
         except PolicyError as error:
             _print_diagnostics(error)
             failed += 1
@@ -231,7 +241,7 @@ def graph_command(policy_file: str, fmt: str) -> None:
 
     path = Path(policy_file)
     try:
-        checked = check_source(path.read_text(encoding="utf-8"), str(path))
+        checked = check_source(path.read_text(encoding="utf-8"), str(path), _registry().environment())
     except PolicyError as error:
         _print_diagnostics(error)
         sys.exit(1)

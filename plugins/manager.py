@@ -103,6 +103,8 @@ def get_plugin_manager(settings: PluginSettings | None = None, extra: list | Non
                                                 pm.hook_names(plugin))
     for plugin in extra or []:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if pm.is_registered(plugin):  # already loaded through its entry point
+            continue
         if pm.has_plugin(name):
             raise ValueError(f"two plugins are called '{name}' (give extra plugin objects a unique __name__)")
         if settings.allowed(name):
