@@ -1,0 +1,75 @@
+"""The HTTP base shared by the webhook and gateway channels (httpx client, retry classification)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import msgspec
+
+from engine.connectors import ConnectorError
+from plugins.connectors import TransientError
+from plugins.contracts import DeliveryReceipt, Notification
+
+from .common import TemplatedChannel, _ssl_context
+
+
+def _json_safe(value):
+    return msgspec.to_builtins(value, str_keys=True, enc_hook=str)
+
+
+def _dig(data, path: str):
+    """data['a']['0']['b'] for path 'a.0.b' (list indexes as numbers); None when absent."""
+    for part in [p for p in (path or "").split(".") if p]:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+class _HTTPChannel(TemplatedChannel):
+    retries = 3
+    backoff = 0.5
+    timeout = 10.0
+
+    def __init__(self, *, url: str, headers: dict | None = None, verify_tls: bool = True, ca_file: str = "",
+                 provider_id_header: str = "", **common):
+        super().__init__(**common)
+        if not re.match(r"https?://", url or ""):
+            raise ValueError(f"{self.name}: url must start with http:// or https://")
+        self.url = url
+        self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        self.provider_id_header = provider_id_header
+        verify = _ssl_context(ca_file, verify_tls) if url.startswith("https") else True
+        self.client = httpx.Client(timeout=httpx.Timeout(self.timeout), verify=verify, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _request(self, method: str, **kwargs) -> httpx.Response:
+        try:
+            response = self.client.request(method, self.url, **kwargs)
+        except httpx.TimeoutException:
+            raise TransientError("TIMEOUT", f"no answer within {self.timeout:g}s") from None
+        except httpx.TransportError as error:
+            raise TransientError("CONNECTION", type(error).__name__) from None
+        status = response.status_code
+        if status >= 500 or status in (408, 425, 429):
+            raise TransientError("HTTP_ERROR", f"HTTP {status}")
+        return response
+
+    def _refused(self, notification: Notification, status: int) -> DeliveryReceipt:
+        if status in (401, 403, 404, 405):  # credentials or URL: every message would fail alike
+            raise ConnectorError("HTTP_ERROR", f"HTTP {status} (check the {self.name} url and credentials)")
+        return self.rejected(notification, "HTTP_ERROR", f"HTTP {status}")
+
+    @staticmethod
+    def _json(response: httpx.Response):
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
