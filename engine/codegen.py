@@ -74,6 +74,11 @@ class CodeGenerator:
         self.table_rows: dict[str, tuple[int, list[int]]] = {}
         self.locals: list[dict[str, str]] = []
         self.local_counter = 0
+        # Inside evaluate_*: lets and tables also live in locals l0..ln (cheaper than slot reads);
+        # `no_walrus` > 0 where an assignment expression is not allowed or would not bind there
+        # (comprehension iterables, lambdas).
+        self.main = False
+        self.no_walrus = 0
         for name in checked.order:
             symbol = checked.symbols[name]
             self.slot_of[name] = len(self.slots)
@@ -137,12 +142,22 @@ class CodeGenerator:
         if e.ref == "builtin":
             return "rt.today"
         k = self.slot_of[e.name]
-        return f"(s[{k}] if s[{k}] is not _U else _L{k}(s, i, rt))"
+        slot = f"(s[{k}] if s[{k}] is not _U else _L{k}(s, i, rt))"
+        if not self.main:
+            return slot
+        if self.no_walrus:
+            return f"(l{k} if l{k} is not _U else {slot})"
+        return f"(l{k} if l{k} is not _U else (l{k} := {slot}))"
 
     def _Attribute(self, e: ast.Attribute) -> str:
-        target = self.expr(e.target)
         if isinstance(e.target.type, T.ListType):
+            self.no_walrus += 1
+            try:
+                target = self.expr(e.target)
+            finally:
+                self.no_walrus -= 1
             return f"[_e[{e.attr!r}] for _e in {target}]"
+        target = self.expr(e.target)
         return f"{target}[{e.attr!r}]"
 
     def _ListLit(self, e: ast.ListLit) -> str:
@@ -185,7 +200,11 @@ class CodeGenerator:
         return f"({self.expr(e.then)} if {self.expr(e.condition)} else {self.expr(e.otherwise)})"
 
     def _Otherwise(self, e: ast.Otherwise) -> str:
-        return f"_otherwise(lambda: {self.expr(e.value)}, lambda: {self.expr(e.fallback)})"
+        self.no_walrus += 1
+        try:
+            return f"_otherwise(lambda: {self.expr(e.value)}, lambda: {self.expr(e.fallback)})"
+        finally:
+            self.no_walrus -= 1
 
     def _Call(self, e: ast.Call) -> str:
         args = [self.expr(a) for a in e.args if not isinstance(a, ast.Comprehension)]
@@ -207,23 +226,33 @@ class CodeGenerator:
         arg = e.args[0]
         element_type = arg.type.element if isinstance(arg.type, T.ListType) else T.UNKNOWN
         if isinstance(arg, ast.Comprehension):
-            var = f"v{self.local_counter}"
-            self.local_counter += 1
-            source = self.expr(arg.source)
-            self.locals.append({arg.var: var})
+            self.no_walrus += 1
             try:
-                element = self.expr(arg.element)
-                condition = f" if {self.expr(arg.condition)}" if arg.condition is not None else ""
+                return self._comprehension_aggregate(name, arg, element_type)
             finally:
-                self.locals.pop()
-            if name == "count":
-                return f"len([1 for {var} in {source}{condition}])"
-            items = f"[{element} for {var} in {source}{condition}]"
-            generator = f"({element} for {var} in {source}{condition})"
-        else:
-            items = generator = self.expr(arg)
-            if name == "count":
-                return f"len({items})"
+                self.no_walrus -= 1
+        items = generator = self.expr(arg)
+        if name == "count":
+            return f"len({items})"
+        return self._finish_aggregate(name, items, generator, element_type)
+
+    def _comprehension_aggregate(self, name, arg, element_type) -> str:
+        var = f"v{self.local_counter}"
+        self.local_counter += 1
+        source = self.expr(arg.source)
+        self.locals.append({arg.var: var})
+        try:
+            element = self.expr(arg.element)
+            condition = f" if {self.expr(arg.condition)}" if arg.condition is not None else ""
+        finally:
+            self.locals.pop()
+        if name == "count":
+            return f"len([1 for {var} in {source}{condition}])"
+        items = f"[{element} for {var} in {source}{condition}]"
+        generator = f"({element} for {var} in {source}{condition})"
+        return self._finish_aggregate(name, items, generator, element_type)
+
+    def _finish_aggregate(self, name, items, generator, element_type) -> str:
         if name == "sum":
             generator = items  # sum() over a list is faster than over a generator in CPython
             if element_type == T.INT:
@@ -415,6 +444,10 @@ class CodeGenerator:
         name = "evaluate_full" if full else "evaluate_fast"
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
+        self.main = True
+        lets = [k for k, (_, kind, _, _) in enumerate(self.slots) if kind in ("let", "table")]
+        if lets:
+            w.line(" = ".join(f"l{k}" for k in lets) + " = _U", 1)
         prefetch = self._prefetch()
         if prefetch:
             w.line(f"rt.prefetch(({prefetch}))", 1)
@@ -428,6 +461,7 @@ class CodeGenerator:
             w.line(f"# rule {rule.name}", rule.span.line)
             w.line("try:", line)
             w.indent()
+            self._hoist(rule.condition)
             condition = self.expr(rule.condition)
             sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
             if full:
@@ -463,6 +497,19 @@ class CodeGenerator:
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
         w.dedent()
         w.line("")
+        self.main = False
+
+    def _hoist(self, condition) -> None:
+        """Compute, as plain statements, the lets this condition always reads (no function call)."""
+        order = {name: n for n, name in enumerate(self.checked.order)}
+        for name in sorted((n for n in _unconditional(condition) if n in order), key=order.get):
+            symbol = self.checked.symbols[name]
+            if symbol.kind != "let":
+                continue
+            k = self.slot_of[name]
+            line = symbol.node.span.line
+            self.w.line(f"if l{k} is _U:", line)
+            self.w.line(f"    l{k} = s[{k}] = {self.expr(symbol.node.value)}", line)
 
 
 def _unconditional(expr) -> set[str]:

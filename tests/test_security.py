@@ -27,7 +27,7 @@ D = "default approve\n"
 # built-ins aggregates compile to. Anything else would be a policy identifier leaking into code.
 GENERATED_NAME = re.compile(
     r"^(i|s|rt|v|e|r|c\d+|v\d+|_e|out|hit|fired|errors|trace|outputs|output_errors"
-    r"|_[KLF]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
+    r"|l\d+|_[KLF]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception)$"
 )
