@@ -7,7 +7,6 @@ graph builder and code generator read it, and the formatter prints it back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from .diagnostics import NO_SPAN, Span
@@ -301,7 +300,3 @@ class Policy(Node):
     @property
     def outputs(self) -> list[OutputItem]:
         return [i for decl in self.of_type(OutputDecl) for i in decl.items]
-
-
-def parse_money(text: str) -> Decimal:
-    return Decimal(text.replace("_", ""))

@@ -37,11 +37,3 @@ def constant(expr: ast.Expr):
     if isinstance(expr, ast.RecordLit):
         return {name: constant(value) for name, value in expr.entries}
     raise NotConstant(expr)
-
-
-def is_constant(expr: ast.Expr) -> bool:
-    try:
-        constant(expr)
-        return True
-    except NotConstant:
-        return False

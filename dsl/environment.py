@@ -21,8 +21,6 @@ class FunctionSpec:
     signature: Signature
     impl: Callable
     doc: str = ""
-    # Pure functions may be folded and reordered; everything built in is pure.
-    pure: bool = True
 
     @classmethod
     def simple(cls, name: str, params: list[Type], returns: Type, impl: Callable, doc: str = "", optional: int = 0):

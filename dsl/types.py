@@ -87,8 +87,6 @@ DURATION = Prim("duration")
 BUSINESS_DAYS = Prim("business_days")
 CPF = Prim("cpf")
 CNPJ = Prim("cnpj")
-# A list literal with no items, before it meets its context.
-EMPTY_LIST = ListType(UNKNOWN)
 
 BUILTIN_TYPES: dict[str, Type] = {
     t.name: t for t in (INT, DECIMAL, MONEY, PERCENT, BOOL, TEXT, DATE, DURATION, BUSINESS_DAYS, CPF, CNPJ)

@@ -61,8 +61,6 @@ def classify(error: BaseException) -> EvalError:
         return EvalError("OVERFLOW", "a value is out of range")
     if isinstance(error, (InvalidOperation, DecimalException)):
         return EvalError("INVALID_ARITHMETIC", "invalid arithmetic operation")
-    if isinstance(error, OverflowError):
-        return EvalError("OVERFLOW", "a value is out of range")
     if isinstance(error, (KeyError, TypeError, ValueError, AttributeError, IndexError)):
         return EvalError("INTERNAL_ERROR", f"{type(error).__name__}: {error}")
     return EvalError("INTERNAL_ERROR", type(error).__name__)

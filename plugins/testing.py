@@ -82,7 +82,7 @@ from plugins.contracts import Debt, NegativationRecord, NegativationRequest
 
 __all__ = [
     "check_bureau_connector", "check_notification_channel", "check_negativation_service",
-    "sample_notification", "sample_negativation_request", "FakeNegativationProvider",
+    "sample_notification", "sample_negativation_request", "FakeNegativationProvider", "ManualClock",
     "KIT_CPF", "KIT_CNPJ", "CREDITOR_CNPJ",
 ]
 
@@ -144,6 +144,19 @@ def regua_negativation_provider():
 _PT_STATUS = {"notice_sent": "NOTIFICADO", "waiting": "EM_PRAZO", "included": "INCLUIDO",
               "removed": "BAIXADO", "rejected": "RECUSADO"}
 _ERROR_STATUS = {"NOT_FOUND": 404, "CONFLICT": 409, "ALREADY_REMOVED": 409, "INVALID_TRANSITION": 409}
+
+
+class ManualClock:
+    """A clock tests move by hand: pass it where a service takes `clock` (it returns aware UTC)."""
+
+    def __init__(self, start: dt.datetime | None = None):
+        self.now = start or dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
 
 
 class FakeNegativationProvider:

@@ -24,6 +24,7 @@ from plugins.contracts import (
     BureauReport, DeliveryReceipt, NegativationRecord, Notification, Restriction, Score,
 )
 from plugins.hookspecs import hookimpl
+from plugins.testing import ManualClock
 from plugins.manager import PluginManager
 from plugins.testing import (
     KIT_CNPJ, KIT_CPF, check_bureau_connector, check_negativation_service, check_notification_channel,
@@ -34,15 +35,8 @@ UTC = dt.timezone.utc
 START = dt.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, start: dt.datetime = START):
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
+def Clock(start: dt.datetime = START) -> ManualClock:
+    return ManualClock(start)
 
 
 class LocalServer:

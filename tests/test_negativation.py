@@ -17,6 +17,7 @@ from plugins.builtin.negativation import (
 )
 from plugins.connectors import TransientError
 from plugins.contracts import Debt, NegativationRequest
+from plugins.testing import ManualClock
 from plugins.manager import PluginSettings
 from plugins.registry import Registry
 from plugins.runtime import Resilient
@@ -27,15 +28,8 @@ START = dt.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 12h in São Paul
 OTHER_CPF = "11144477735"
 
 
-class Clock:
-    def __init__(self, start: dt.datetime = START):
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
+def Clock(start: dt.datetime = START) -> ManualClock:
+    return ManualClock(start)
 
 
 def request(action="include", *, contract="C-1", due=dt.date(2026, 1, 15), amount="150.00", document=KIT_CPF,
