@@ -98,6 +98,14 @@ class Registry:
 
         return fetch
 
+    def is_inline(self, qualified_name: str) -> bool:
+        """True when `bureau.x` is answered from memory (plugins.connectors.Connector.inline)."""
+        kind, _, name = qualified_name.partition(".")
+        connector = self.bureaus.get(name) if kind == "bureau" else None
+        if connector is None and self.sandbox_aliases and kind == "bureau":
+            connector = self.bureaus.get("sandbox")
+        return bool(connector is not None and connector.inline)
+
     def engine_connectors(self) -> Connectors:
         connectors = Connectors()
         names = set(self.bureaus)

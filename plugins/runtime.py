@@ -116,7 +116,10 @@ class Resilient:
             with self._count_lock:
                 self.attempts += 1
             try:
-                result = call_with_deadline(self.method, args, self.connector.timeout)
+                if self.connector.inline:
+                    result = self.method(*args)
+                else:
+                    result = call_with_deadline(self.method, args, self.connector.timeout)
             except TransientError:
                 out_of_time = time.monotonic() + delay + self.connector.timeout > deadline
                 if attempt == self.connector.retries or out_of_time:

@@ -61,6 +61,7 @@ class SandboxBureau(BureauConnector):
     def __init__(self, today=dt.date.today, down_delay: float = 0.0):
         self.today = today
         self.down_delay = down_delay
+        self.inline = not down_delay  # a simulated slow outage must not block an event loop
 
     def fetch(self, document: str) -> BureauReport:
         digest = hashlib.sha256(document.encode()).digest()

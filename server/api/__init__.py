@@ -1,0 +1,8 @@
+"""HTTP handlers, one module per resource. Thin: they translate HTTP to service calls and back."""
+
+from .decisions import DecisionController
+from .evaluate import EvaluateController
+from .ops import OperationsController
+from .policies import PolicyController
+
+ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController]

@@ -1,0 +1,99 @@
+"""GET /decisions/{id} and GET /decisions?policy=&document=&from=&to= (newest first, paged)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, get
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from dsl.values import normalize_cnpj, normalize_cpf
+
+from ..errors import ApiError
+from ..evaluator import BRASILIA, document_hash
+from ..explanation import explain
+from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
+from ..services import Services
+from .deps import services
+
+_ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
+           401: ResponseSpec(ErrorBody, description="no valid API key"),
+           403: ResponseSpec(ErrorBody, description="the key lacks the decisions:read scope"),
+           404: ResponseSpec(ErrorBody, description="no such decision")}
+_decode = msgspec.json.decode
+
+
+def _record(row: dict) -> DecisionRecord:
+    body = _decode(row["body"])
+    return DecisionRecord(
+        row["id"], row["created_at"], PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
+        body["outputs"], body["reasons"], _decode(row["input"]),
+        explain(row["outcome"], body["reasons"], row["policy"], row["version"], row["created_at"]),
+        body["connector_calls"], body["trace"], row["request_id"], row["api_key"], row["duration_ms"])
+
+
+def _normalize_document(text: str) -> str:
+    compact = normalize_cpf(text) or normalize_cnpj(text.upper())
+    if compact:
+        return compact
+    raise ApiError(400, "INVALID_QUERY", "document is not a valid CPF or CNPJ",
+                   [{"code": "INVALID_DOCUMENT", "message": "not a valid CPF or CNPJ", "location": "query.document"}])
+
+
+def _bound(value: str | None, name: str) -> str | None:
+    """A date (the whole day, Brasília) or an ISO instant, as the UTC text stored in created_at."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            instant = dt.datetime.combine(day, dt.time(), BRASILIA)
+        else:
+            instant = dt.datetime.fromisoformat(value)
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=BRASILIA)
+    except ValueError:
+        raise ApiError(400, "INVALID_QUERY", f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 instant",
+                       [{"code": "INVALID_DATE", "message": "expected YYYY-MM-DD or an ISO 8601 instant",
+                         "location": f"query.{name}"}]) from None
+    return instant.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class DecisionController(Controller):
+    path = "/decisions"
+    tags = ["decisions"]
+    opt = {"scope": "decisions:read"}
+    dependencies = {"svc": Provide(services, sync_to_thread=False)}
+
+    @get("/{decision_id:str}", summary="One decision: input, outcome, reasons, policy version, explanation",
+         responses=_ERRORS)
+    async def get_decision(self, svc: Services, decision_id: str) -> DecisionRecord:
+        row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
+        if row is None:
+            raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
+        return _record(row)
+
+    @get("/", summary="Find decisions, newest first", responses=_ERRORS)
+    async def find(self, svc: Services, policy: str | None = None, document: str | None = None,
+                   from_: Annotated[str | None, Parameter(query="from", description="date or instant, inclusive")] = None,
+                   to: Annotated[str | None, Parameter(description="date (inclusive) or instant (exclusive)")] = None,
+                   before: Annotated[str | None, Parameter(description="decision id: page after it")] = None,
+                   limit: Annotated[int, Parameter(ge=1, le=500)] = 50) -> DecisionPage:
+        start = _bound(from_, "from")
+        end = _bound(to, "to")
+        if to is not None and len(to) == 10:  # a date `to` includes that whole day
+            end = _bound((dt.date.fromisoformat(to) + dt.timedelta(days=1)).isoformat(), "to")
+        doc_hash = document_hash(_normalize_document(document)) if document else None
+        rows = await anyio.to_thread.run_sync(
+            lambda: svc.store.find_decisions(policy, doc_hash, start, end, before, limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [DecisionSummary(r["id"], r["created_at"], PolicyRef(r["policy"], r["version"], r["revision"]),
+                                 r["outcome"], _decode(r["reason_codes"] or "[]"), r["document_masked"])
+                 for r in rows]
+        return DecisionPage(items, rows[-1]["id"] if more and rows else None)

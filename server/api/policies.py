@@ -1,0 +1,104 @@
+"""GET /policies, GET /policies/{name}, POST /policies, PUT /policies/{name}, POST /policies/{name}/rollback."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from litestar import Controller, Request, get, post, put
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+
+from ..errors import ApiError
+from ..policies import NameMismatch, PolicyRejected
+from ..schemas import (ActivationOut, ErrorBody, PolicyDetail, PolicyList, PolicySummary, PolicyVersionOut,
+                       Problem, PublishRequest, PublishResponse, RollbackRequest)
+from ..services import Services
+from .deps import api_key_name, services
+
+READ = ("evaluate", "policies:admin")  # systems that evaluate may read what they call
+_ERRORS = {401: ResponseSpec(ErrorBody, description="no valid API key"),
+           403: ResponseSpec(ErrorBody, description="the key lacks the scope"),
+           404: ResponseSpec(ErrorBody, description="unknown policy or revision"),
+           422: ResponseSpec(ErrorBody, description="the policy failed its checks (file:line:col)")}
+
+
+def _summary(name: str, active) -> PolicySummary:
+    meta = active.prepared.meta
+    return PolicySummary(name, meta.kind, meta.version, active.revision, meta.description,
+                         [f.name for f in meta.input_type.fields], "inline" if active.inline else "thread")
+
+
+def _rejected(error: PolicyRejected) -> ApiError:
+    return ApiError(422, "POLICY_REJECTED", "the policy failed its checks; the running version is unchanged",
+                    error.to_list())
+
+
+class PolicyController(Controller):
+    path = "/policies"
+    tags = ["policies"]
+    dependencies = {"svc": Provide(services, sync_to_thread=False)}
+
+    @get("/", summary="Loaded policies, and policy files that failed to load", opt={"scope": READ},
+         responses=_ERRORS)
+    async def list_policies(self, svc: Services) -> PolicyList:
+        active = svc.policies.active
+        problems = [Problem(file, errors) for file, errors in sorted(svc.policies.problems.items())]
+        return PolicyList([_summary(name, active[name]) for name in sorted(active)], problems)
+
+    @get("/{name:str}", summary="A policy: source, version history, activations and rule graph",
+         opt={"scope": READ}, responses=_ERRORS)
+    async def get_policy(self, svc: Services, name: str) -> PolicyDetail:
+        active = svc.policies.get(name)
+        if active is None:
+            raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded")
+
+        def read():
+            return (svc.store.policy_version(name, active.revision), svc.store.policy_versions(name),
+                    svc.store.activations(name))
+
+        row, versions, activations = await anyio.to_thread.run_sync(read)
+        meta = active.prepared.meta
+        return PolicyDetail(
+            name, meta.kind, meta.version, active.revision, meta.description, row["source"] if row else "",
+            [PolicyVersionOut(v["revision"], v["version"], v["source_hash"], v["origin"], v["created_at"],
+                              v["revision"] == active.revision) for v in versions],
+            [ActivationOut(a["revision"], a["version"], a["activated_at"], a["activated_by"], a["reason"])
+             for a in activations],
+            meta.graph)
+
+    async def _publish(self, svc: Services, source: str, request: Request, name: str | None) -> PublishResponse:
+        try:
+            active, created = await anyio.to_thread.run_sync(
+                lambda: svc.policies.publish(source, by=api_key_name(request) or "api", expected_name=name))
+        except PolicyRejected as error:
+            raise _rejected(error) from None
+        except NameMismatch as error:
+            raise ApiError(422, "POLICY_NAME_MISMATCH", str(error),
+                           [{"code": "POLICY_NAME_MISMATCH", "message": str(error), "location": "source"}]) from None
+        meta = active.prepared.meta
+        return PublishResponse(meta.name, meta.version, active.revision, created)
+
+    @post("/", summary="Publish a new version (the name comes from the source); checked first, activated atomically",
+          opt={"scope": "policies:admin"}, status_code=201, responses=_ERRORS)
+    async def publish(self, svc: Services, data: PublishRequest, request: Request) -> PublishResponse:
+        return await self._publish(svc, data.source, request, None)
+
+    @put("/{name:str}", summary="Publish a new version of the named policy", opt={"scope": "policies:admin"},
+         status_code=200, responses=_ERRORS)
+    async def replace(self, svc: Services, name: str, data: PublishRequest, request: Request) -> PublishResponse:
+        return await self._publish(svc, data.source, request, name)
+
+    @post("/{name:str}/rollback", summary="Activate an earlier revision", opt={"scope": "policies:admin"},
+          status_code=200, responses=_ERRORS)
+    async def rollback(self, svc: Services, name: str, data: RollbackRequest, request: Request) -> PublishResponse:
+        if svc.policies.get(name) is None:
+            raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded")
+        try:
+            active = await anyio.to_thread.run_sync(
+                lambda: svc.policies.rollback(name, data.revision, by=api_key_name(request) or "api"))
+        except LookupError as error:
+            raise ApiError(404, "UNKNOWN_REVISION", str(error),
+                           [{"code": "UNKNOWN_REVISION", "message": str(error), "location": "revision"}]) from None
+        except PolicyRejected as error:
+            raise _rejected(error) from None
+        meta = active.prepared.meta
+        return PublishResponse(meta.name, meta.version, active.revision, False)

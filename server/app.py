@@ -1,0 +1,62 @@
+"""The Litestar application: wiring only. Handlers live in server/api/, behaviour in the services.
+
+    app = create_app(load_settings("regua.toml"))      # or: uvicorn --factory server.app:app_from_env
+
+Services (server/services.py: store, plugin registry, policies, evaluator, decision log,
+metrics, API keys) are built once per worker process and handed to handlers through `app.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from plugins.registry import Registry
+
+from .api import ROUTES
+from .auth import require_scope
+from .config import Settings, load_settings
+from .errors import EXCEPTION_HANDLERS
+from .logs import configure_logging
+from .services import build_services
+
+log = logging.getLogger("regua.server")
+API_VERSION = "1"
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None, today=None) -> Litestar:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    services = build_services(settings, registry, today)
+    if settings.sandbox:
+        log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")
+
+    async def on_startup(app: Litestar) -> None:
+        services.start_background()
+
+    async def on_shutdown(app: Litestar) -> None:
+        services.stop()
+
+    return Litestar(
+        route_handlers=ROUTES,
+        guards=[require_scope],
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=State({"services": services, "keyring": services.keyring}),
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Régua", version=API_VERSION, path="/schema",
+                                     description="Credit decisions from checked, compiled policies.",
+                                     render_plugins=[ScalarRenderPlugin()]),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for ASGI servers (`uvicorn --factory server.app:app_from_env`): REGUA_CONFIG + REGUA_*."""
+    return create_app(load_settings())

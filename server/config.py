@@ -1,0 +1,197 @@
+"""Server configuration: a TOML file plus environment variables, decoded with msgspec.
+
+    settings = load_settings("regua.toml")          # or REGUA_CONFIG=regua.toml
+    settings.store.path, settings.server.port, ...
+
+Every field has a default, so an empty file (or none) is a valid configuration. Environment
+variables override the file: `REGUA_<SECTION>__<FIELD>` (double underscore between the parts),
+e.g. `REGUA_SERVER__PORT=9000`, `REGUA_STORE__PATH=/var/lib/regua/regua.db`, and the top-level
+`REGUA_SANDBOX=true`. Values from the environment are text and converted to the field's type.
+A bad value is reported with its path (`server.port: Expected int, got str`) as ConfigError.
+See docs/operating.md for the full list.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal, Mapping
+
+import msgspec
+
+SCOPES = ("evaluate", "decisions:read", "policies:admin")
+Scope = Literal["evaluate", "decisions:read", "policies:admin"]
+#: The API key that sandbox mode accepts when no keys are configured (local development only).
+SANDBOX_KEY = "regua-sandbox"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the field path."""
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Worker processes (each loads every policy; they share the SQLite file).
+    workers: int = 1
+    #: ASGI server that `regua serve` runs: uvicorn or granian.
+    runner: Literal["uvicorn", "granian"] = "uvicorn"
+    #: Largest request body accepted, in bytes (larger ones get 413 PAYLOAD_TOO_LARGE).
+    max_body_bytes: int = 1_048_576
+    #: Most items in one POST /evaluate/batch.
+    batch_max_items: int = 1000
+    #: Sandbox mode may listen beyond loopback only when this is set.
+    allow_public_sandbox: bool = False
+
+
+class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: The SQLite file (WAL mode) holding policy versions, decisions and the connector cache.
+    path: str = "regua.db"
+    #: Decisions are written in batches: at most this many milliseconds after the response…
+    flush_interval_ms: int = 50
+    #: …or as soon as this many are waiting.
+    flush_max: int = 512
+    #: "batched" (fast; a crash can lose the last flush_interval_ms) or "sync" (written before responding).
+    durability: Literal["batched", "sync"] = "batched"
+
+
+class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Folder of *.regua files loaded at start and watched for changes.
+    folder: str = "policies"
+    #: Reload policies when files change (a broken edit keeps the running version).
+    watch: bool = True
+    #: How often each worker looks for versions published by other workers, in seconds.
+    sync_interval: float = 1.0
+    #: Compiled-policy cache folder (empty: memory only).
+    cache_dir: str = ""
+
+
+class ApiKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Who uses the key (shown in logs and in the decision log, never the key itself).
+    name: str
+    #: "sha256:<hex>" of the key; make one with `regua keys new`.
+    hash: str
+    scopes: list[Scope] = []
+
+
+class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    keys: list[ApiKey] = []
+
+
+class PluginsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    allow: list[str] | None = None
+    deny: list[str] = []
+    #: Per-plugin settings, passed to the plugin hooks as `config`.
+    config: dict[str, dict] = {}
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Local development: sandbox bureau for every bureau name, the sandbox API key. Loud on purpose.
+    sandbox: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    policies: PolicySettings = PolicySettings()
+    auth: AuthSettings = AuthSettings()
+    plugins: PluginsConfig = PluginsConfig()
+
+
+ENV_PREFIX = "REGUA_"
+_NOT_SETTINGS = {"REGUA_CONFIG", "REGUA_PLUGINS_ALLOW", "REGUA_PLUGINS_DENY"}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict:
+    overrides: dict = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
+            continue
+        parts = key[len(ENV_PREFIX):].lower().split("__")
+        if parts == ["api_keys"] or parts[0] not in Settings.__struct_fields__:
+            continue
+        target = overrides
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = _env_value(value)
+    return overrides
+
+
+def _env_value(text: str):
+    """Lists are comma-separated; everything else stays text (msgspec converts it to the field's type)."""
+    stripped = text.strip()
+    if stripped.startswith("[") or stripped.startswith("{"):
+        try:
+            return msgspec.json.decode(stripped)
+        except msgspec.DecodeError:
+            return text
+    return text
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (or $REGUA_CONFIG, or none) with REGUA_* variables on top."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("REGUA_CONFIG") or None
+    data: dict = {}
+    where = "defaults"
+    if path:
+        where = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    overrides = _env_overrides(environ)
+    if overrides:
+        data = _merge(data, overrides)
+        where += " + environment"
+    try:
+        # strict=False: environment values are text ("9000", "true") for typed fields.
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"{where}: {_readable(str(error))}") from None
+    _validate(settings, where)
+    return settings
+
+
+def _readable(message: str) -> str:
+    """msgspec says "Expected `int`, got `str` - at `$.server.port`": lead with the path."""
+    if " - at `$." in message:
+        text, path = message.rsplit(" - at `$.", 1)
+        return f"{path.rstrip('`')}: {text}"
+    return message
+
+
+def _validate(settings: Settings, where: str) -> None:
+    problems = []
+    if not 0 < settings.server.port < 65536:
+        problems.append(f"server.port: {settings.server.port} is not a TCP port")
+    if settings.server.workers < 1:
+        problems.append("server.workers: must be at least 1")
+    if settings.server.max_body_bytes < 1024:
+        problems.append("server.max_body_bytes: must be at least 1024")
+    if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:
+        problems.append("store.flush_interval_ms and store.flush_max: must be positive")
+    names = set()
+    for i, key in enumerate(settings.auth.keys):
+        if not key.hash.startswith("sha256:") or len(key.hash) != 7 + 64:
+            problems.append(f"auth.keys[{i}].hash: expected 'sha256:' and 64 hex digits (make one with `regua keys new`)")
+        if key.name in names:
+            problems.append(f"auth.keys[{i}].name: '{key.name}' is used twice")
+        names.add(key.name)
+    if settings.sandbox and settings.server.host not in ("127.0.0.1", "localhost", "::1") \
+            and not settings.server.allow_public_sandbox:
+        problems.append(f"server.host: sandbox mode listens on loopback only (got {settings.server.host}); "
+                        "set server.allow_public_sandbox = true to override")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))

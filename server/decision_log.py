@@ -1,0 +1,120 @@
+"""The decision log: every decision is written to the store, off the request's critical path.
+
+Requests hand finished rows to `DecisionLog.submit()` (a deque append); one writer thread
+inserts whatever is waiting in a single transaction every `flush_interval_ms`, or sooner
+when `flush_max` rows are waiting. `close()` (graceful shutdown) drains everything.
+
+What a crash can lose: rows submitted but not yet flushed, at most `flush_interval_ms` worth
+(50 ms by default), and only on a hard kill (kill -9, OOM, power loss); SIGTERM/SIGINT shut
+down gracefully and flush. Requests that carry a `request_id` are written before the response
+(the client asked for a durable, idempotent decision), and `durability = "sync"` writes every
+decision before responding, for deployments that prefer that guarantee to throughput.
+After an insert failure (disk full, locked too long) rows are kept and retried, never dropped
+silently; the failure is logged and counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from .store import DECISION_COLUMNS, Store
+
+# What sinks receive: the stored row without the input and body (they hold personal data).
+_SINK_COLUMNS = [(i, c) for i, c in enumerate(DECISION_COLUMNS) if c not in ("input", "body", "input_hash")]
+
+log = logging.getLogger("regua.decisions")
+
+
+class DecisionLog:
+    def __init__(self, store: Store, flush_interval_ms: int = 50, flush_max: int = 512, on_flush=None):
+        self.store = store
+        self.interval = flush_interval_ms / 1000
+        self.flush_max = flush_max
+        self.on_flush = on_flush  # sink(decision, record) per decision written (plugin sinks)
+        self._pending: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._flushed = threading.Condition()
+        self.written = 0
+        self.failures = 0
+        self._inflight = 0  # rows taken from the queue but not yet committed
+        self._thread = threading.Thread(target=self._run, name="regua-decision-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, row: tuple, decision=None) -> None:
+        self._pending.append((row, decision))
+        if len(self._pending) >= self.flush_max:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def _run(self) -> None:
+        db = self.store.connect()
+        try:
+            while True:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                stopping = self._stop
+                self._flush(db)
+                if stopping and not self._pending:
+                    return
+        finally:
+            db.conn.close()
+
+    def _flush(self, db) -> None:
+        items = []
+        while self._pending and len(items) < 5000:
+            items.append(self._pending.popleft())
+        if not items:
+            return
+        self._inflight = len(items)
+        try:
+            self.store.insert_decisions([row for row, _ in items], db)
+        except Exception as error:  # noqa: BLE001 — keep the rows, try again on the next tick
+            self.failures += 1
+            self._pending.extendleft(reversed(items))
+            self._inflight = 0
+            log.error("decision log: could not write %d decision(s): %s; will retry", len(items), type(error).__name__)
+            time.sleep(min(self.interval * 4, 1.0))
+            return
+        self.written += len(items)
+        self._inflight = 0
+        with self._flushed:
+            self._flushed.notify_all()
+        self.notify_sinks(items)
+
+    def notify_sinks(self, items: list[tuple]) -> None:
+        """Hand each written decision to the sinks, with a record holding no input and masked documents."""
+        if self.on_flush is None:
+            return
+        for row, decision in items:
+            try:
+                self.on_flush(decision, {column: row[i] for i, column in _SINK_COLUMNS})
+            except Exception as error:  # noqa: BLE001 — a sink must never stop the log
+                log.error("decision sink failed: %s", type(error).__name__)
+
+    def wait_flushed(self, timeout: float = 5.0) -> bool:
+        """Block until nothing is pending (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._flushed:
+            while (self._pending or self._inflight) and time.monotonic() < deadline:
+                self._wake.set()
+                self._flushed.wait(0.05)
+        return not (self._pending or self._inflight)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush everything and stop the writer (graceful shutdown)."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._pending:  # the writer died or timed out: last attempt from this thread
+            items = list(self._pending)
+            self._pending.clear()
+            self.store.insert_decisions([row for row, _ in items])
+            self.written += len(items)

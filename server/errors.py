@@ -1,0 +1,120 @@
+"""One error body for every error: {"code", "message", "errors": [{"code", "message", "location"}]}.
+
+`ApiError` is what handlers raise; the exception handlers below turn it, Litestar's own HTTP
+exceptions (validation, 404, 405, 413…) and anything unexpected into that body. Nothing ever
+reaches a client as a traceback; an unexpected error is logged by type and place only (its
+message could carry personal data) and answered 500 INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from .schemas import ErrorBody, ErrorDetail
+
+log = logging.getLogger("regua.server")
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, errors: list[dict] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors or []
+        self.headers = headers
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(self.code, self.message, [ErrorDetail(**e) for e in self.errors])
+
+
+def error_response(status: int, code: str, message: str, errors: list[dict] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body = ErrorBody(code, message, [ErrorDetail(**e) for e in errors or []])
+    return Response(msgspec.json.encode(body), status_code=status, media_type=JSON, headers=headers)
+
+
+_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
+                 415: "UNSUPPORTED_MEDIA_TYPE", 429: "TOO_MANY_REQUESTS", 503: "UNAVAILABLE"}
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.+)`")
+_MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
+
+
+def _detail(item: dict) -> dict:
+    """A Litestar/msgspec validation message as an error detail with a body-relative location."""
+    message, key = str(item.get("message", "")), str(item.get("key") or "")
+    location = "" if key == "data" else key
+    if (match := _UNKNOWN_FIELD.search(message)):
+        field = match.group(1)
+        return {"code": "UNKNOWN_FIELD", "message": "is not a field of this request",
+                "location": f"{location}.{field}" if location else field}
+    if (match := _MISSING_FIELD.search(message)):
+        field = match.group(1)
+        return {"code": "REQUIRED", "message": "is required", "location": f"{location}.{field}" if location else field}
+    if key == "data" and message.strip("'") == "data":
+        return {"code": "EMPTY_BODY", "message": "the request body is empty; expected a JSON object", "location": ""}
+    code = "TYPE" if message.startswith("Expected") else "INVALID_VALUE"
+    return {"code": code, "message": message.replace("`", ""), "location": location}
+
+
+def handle_api_error(request: Request, error: ApiError) -> Response:
+    return error_response(error.status, error.code, error.message, error.errors, error.headers)
+
+
+def handle_validation(request: Request, error: ValidationException) -> Response:
+    extra = error.extra if isinstance(error.extra, list) else []
+    details = [_detail(item) for item in extra if isinstance(item, dict)]
+    if not details and "malformed" in str(error.detail).lower():
+        return error_response(400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(error.detail)}")
+    if not details and "content-type" in str(error.detail).lower():
+        return error_response(415, "UNSUPPORTED_MEDIA_TYPE", str(error.detail))
+    if not details:
+        return error_response(400, "BAD_REQUEST", str(error.detail))
+    if any(d["code"] == "EMPTY_BODY" for d in details):
+        return error_response(400, "EMPTY_BODY", "the request body is empty; expected a JSON object", details)
+    return error_response(400, "INVALID_REQUEST", "the request does not match its schema", details)
+
+
+def _after_colon(text: str) -> str:
+    return text.split(":", 1)[1].strip() if ":" in text else text
+
+
+def handle_http(request: Request, error: HTTPException) -> Response:
+    status = error.status_code
+    if status >= 500:
+        return handle_unexpected(request, error)
+    code = _STATUS_CODES.get(status, "BAD_REQUEST")
+    message = str(error.detail) if error.detail else code.replace("_", " ").lower()
+    if status == 400 and "malformed" in message.lower():
+        return error_response(400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(message)}")
+    if status == 413:
+        message = "the request body is larger than this server accepts"
+    elif status == 404 and not isinstance(error, ApiError):
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    return error_response(status, code, message, headers=getattr(error, "headers", None))
+
+
+def handle_unexpected(request: Request, error: Exception) -> Response:
+    # Type and place only: the message or arguments could hold personal data.
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("internal error %s at %s on %s %s", type(error).__name__, where, request.method, request.url.path)
+    return error_response(500, "INTERNAL", "an internal error occurred; it was logged")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,144 @@
+"""Evaluating requests: resolve the policy, validate, evaluate, answer, record, count.
+
+Kept apart from the HTTP layer so that POST /evaluate, the batch endpoint and tests share
+one path. Policies whose connectors all answer from memory (the sandbox) are evaluated on
+the event loop; any other policy runs in a worker thread, so a slow bureau never stalls
+other requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import os
+import time
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+
+from engine.connectors import Connectors, mask_document
+from engine.prepared import InvalidInput
+
+from .decision_log import DecisionLog
+from .errors import ApiError
+from .metrics import Metrics
+from .policies import ActivePolicy, PolicyService
+from .schemas import EvaluateResponse, PolicyRef
+from .store import Store, utc_now
+
+# Brazil has had no daylight saving time since 2019: "today" for a policy is the date in Brasília.
+BRASILIA = dt.timezone(dt.timedelta(hours=-3), "BRT")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_encode = msgspec.json.Encoder().encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def new_decision_id() -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by time."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
+
+
+def today_in_brazil() -> dt.date:
+    return dt.datetime.now(BRASILIA).date()
+
+
+def document_hash(document: str) -> str:
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+class Evaluation(msgspec.Struct):
+    """A finished evaluation: the response body and, when it was replayed, a marker."""
+
+    body: bytes
+    replayed: bool = False
+
+
+class Evaluator:
+    def __init__(self, policies: PolicyService, connectors: Connectors, store: Store, log: DecisionLog,
+                 metrics: Metrics, durability: str = "batched", today=today_in_brazil):
+        self.policies = policies
+        self.connectors = connectors
+        self.store = store
+        self.log = log
+        self.metrics = metrics
+        self.sync_writes = durability == "sync"
+        self.today = today
+
+    def resolve(self, name: str | None, path_name: str | None = None) -> ActivePolicy:
+        if path_name is not None and name is not None and name != path_name:
+            raise ApiError(400, "POLICY_MISMATCH", f"the URL names policy '{path_name}' but the body names '{name}'",
+                           [{"code": "POLICY_MISMATCH", "message": "differs from the URL", "location": "policy"}])
+        name = path_name or name
+        if not name:
+            raise ApiError(400, "INVALID_REQUEST", "which policy? give `policy` in the body or POST /evaluate/{policy}",
+                           [{"code": "REQUIRED", "message": "is required", "location": "policy"}])
+        active = self.policies.get(name)
+        if active is None:
+            close = difflib.get_close_matches(name, list(self.policies.active), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded{hint}",
+                           [{"code": "UNKNOWN_POLICY", "message": f"'{name}' is not loaded{hint}",
+                             "location": "policy"}])
+        return active
+
+    async def evaluate(self, name: str | None, data: dict[str, Any], *, trace: str = "off", dry_run: bool = False,
+                       request_id: str | None = None, api_key: str | None = None,
+                       path_name: str | None = None) -> Evaluation:
+        started = time.perf_counter()
+        active = self.resolve(name, path_name)
+        prepared = active.prepared
+        input_hash = None
+        if request_id is not None and not dry_run:
+            input_hash = hashlib.sha256(_encode_sorted(data)).hexdigest()
+            existing = await anyio.to_thread.run_sync(self.store.decision_by_request, prepared.name, request_id)
+            if existing is not None:
+                return self._replay(existing, input_hash, request_id)
+        try:
+            inputs = prepared.validate(data)
+        except InvalidInput as error:
+            raise ApiError(422, "INVALID_INPUT", f"the input does not fit policy {prepared.name}",
+                           error.to_list()) from None
+        today = self.today()
+        if active.inline:
+            decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today)
+        else:
+            decision = await anyio.to_thread.run_sync(
+                lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today))
+        decision_id = None if dry_run else new_decision_id()
+        result = decision.to_dict()
+        elapsed = time.perf_counter() - started
+        body = _encode(EvaluateResponse(
+            decision_id, PolicyRef(prepared.name, prepared.version, active.revision), decision.outcome,
+            result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
+            round(elapsed * 1000, 3), dry_run))
+        self.metrics.observe(prepared.name, decision.outcome, elapsed, decision.connector_calls)
+        if dry_run:
+            return Evaluation(body)
+        document = inputs.get(active.document_field) if active.document_field else None
+        row = (decision_id, utc_now(), prepared.name, prepared.version, active.revision, decision.outcome,
+               _encode(decision.reason_codes).decode(), body.decode(), _encode(data).decode(), input_hash,
+               document_hash(str(document)) if document else None, mask_document(document) if document else None,
+               request_id, api_key, round(elapsed * 1000, 3))
+        if request_id is not None:
+            existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
+            if existing is not None:  # another request with this id won the race
+                return self._replay(existing, input_hash, request_id)
+            self.log.notify_sinks([(row, decision)])
+        elif self.sync_writes:
+            await anyio.to_thread.run_sync(self.store.insert_decisions, [row])
+            self.log.notify_sinks([(row, decision)])
+        else:
+            self.log.submit(row, decision)
+        return Evaluation(body)
+
+    @staticmethod
+    def _replay(existing: dict, input_hash: str, request_id: str) -> Evaluation:
+        if existing["input_hash"] != input_hash:
+            raise ApiError(409, "IDEMPOTENCY_CONFLICT",
+                           f"request_id '{request_id}' was already used with a different input",
+                           [{"code": "IDEMPOTENCY_CONFLICT", "message": "already used with a different input",
+                             "location": "request_id"}])
+        return Evaluation(existing["body"].encode(), replayed=True)

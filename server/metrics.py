@@ -1,0 +1,64 @@
+"""Prometheus metrics (prometheus-client): decisions, latency, connector calls, errors, cache hits.
+
+With several workers, `regua serve` sets PROMETHEUS_MULTIPROC_DIR before they start, and
+/metrics aggregates every worker's numbers (prometheus_client multiprocess mode).
+Labels carry policy, outcome and connector names only: never a document or a person.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics, generate_latest)
+
+disable_created_metrics()  # the *_created series double the output and nobody graphs them
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self):
+        # A private registry per app: several apps in one process (tests) do not collide.
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.decisions = Counter("regua_decisions", "Decisions made, by policy and outcome",
+                                 ["policy", "outcome"], registry=r)
+        self.latency = Histogram("regua_evaluation_seconds", "Time to evaluate one request, by policy",
+                                 ["policy"], buckets=LATENCY_BUCKETS, registry=r)
+        self.connector_calls = Counter("regua_connector_calls", "Connector calls, by connector and status",
+                                       ["connector", "status"], registry=r)
+        self.connector_errors = Counter("regua_connector_errors", "Failed connector calls, by connector and code",
+                                        ["connector", "code"], registry=r)
+        self.cache_hits = Counter("regua_connector_cache_hits", "Connector answers served from the cache",
+                                  ["connector"], registry=r)
+        self.request_errors = Counter("regua_request_errors", "Rejected requests, by error code", ["code"],
+                                      registry=r)
+        self.policy_reloads = Counter("regua_policy_reloads", "Policy files reloaded, by result", ["result"],
+                                      registry=r)
+        self.decision_backlog = Gauge("regua_decision_log_backlog", "Decisions waiting to be written",
+                                      registry=r, multiprocess_mode="livesum")
+        self._children: dict = {}
+
+    def observe(self, policy: str, outcome: str, seconds: float, calls) -> None:
+        key = (policy, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.decisions.labels(policy, outcome), self.latency.labels(policy))
+        children[0].inc()
+        children[1].observe(seconds)
+        for call in calls:
+            self.connector_calls.labels(call.connector, call.status).inc()
+            if call.error:
+                self.connector_errors.labels(call.connector, call.error).inc()
+            if call.cached:
+                self.cache_hits.labels(call.connector).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

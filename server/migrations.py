@@ -1,0 +1,59 @@
+"""Schema migrations of the server store, in order. Never edit one that has shipped: add a new one.
+
+Applied by server.store.Store.migrate() (sqlite_utils.Migrations records each in
+`_sqlite_migrations`, inside the same transaction as its changes).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+
+MIGRATIONS = Migrations("regua.server")
+
+
+@MIGRATIONS()
+def m001_policies(db):
+    db["policy_versions"].create({
+        "id": int, "name": str, "revision": int, "version": str, "source": str, "source_hash": str,
+        "origin": str, "created_at": str,
+    }, pk="id", not_null={"name", "revision", "source", "source_hash"})
+    db["policy_versions"].create_index(["name", "revision"], unique=True)
+    # The active version of each policy: one row per policy, replaced in one statement (atomic).
+    db["policy_active"].create({"name": str, "version_id": int, "activated_at": str, "activated_by": str},
+                               pk="name", foreign_keys=[("version_id", "policy_versions", "id")])
+    # Every activation (publish, reload, rollback), for audit; its max(id) tells workers to refresh.
+    db["policy_activations"].create({"id": int, "version_id": int, "activated_at": str, "activated_by": str,
+                                     "reason": str}, pk="id",
+                                    foreign_keys=[("version_id", "policy_versions", "id")])
+    # Files of the policies folder as last synced, so a restart republishes only what changed on disk.
+    db["policy_files"].create({"path": str, "file_hash": str, "synced_at": str}, pk="path")
+
+
+@MIGRATIONS()
+def m002_decisions(db):
+    db["decisions"].create({
+        "id": str,               # ULID: sorts by creation time
+        "created_at": str,       # ISO 8601, UTC
+        "policy": str, "version": str, "revision": int,
+        "outcome": str,
+        "reason_codes": str,     # JSON list, for quick filtering
+        "body": str,             # the response as returned (JSON; documents masked)
+        "input": str,            # the input as received (JSON): personal data, kept for audit (LGPD art. 20)
+        "input_hash": str,       # sha256 of the canonical input: an idempotent retry must match it
+        "document_hash": str,    # sha256 of the CPF/CNPJ, to find a customer's decisions without an index of documents
+        "document_masked": str,
+        "request_id": str,
+        "api_key": str,          # the key's name, never the key
+        "duration_ms": float,
+    }, pk="id", not_null={"created_at", "policy", "outcome", "body", "input"})
+    db["decisions"].create_index(["policy", "id"])
+    db["decisions"].create_index(["document_hash", "id"])
+    db["decisions"].create_index(["created_at"])
+    db["decisions"].create_index(["policy", "request_id"], unique=True)
+
+
+@MIGRATIONS()
+def m003_connector_cache(db):
+    # Same layout plugins.cache.BureauCache expects (it creates the table itself when used alone).
+    db["connector_cache"].create({"key": str, "connector": str, "answer": str, "stored_at": float,
+                                  "expires_at": float, "cost": str}, pk="key", if_not_exists=True)

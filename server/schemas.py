@@ -1,0 +1,207 @@
+"""Request and response bodies of the HTTP API, as msgspec Structs (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+Trace = Literal["off", "rules", "full"]
+RequestId = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
+PolicyName = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+    location: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    """The one error body every endpoint uses."""
+
+    code: str
+    message: str
+    errors: list[ErrorDetail] = []
+
+
+# ---- evaluation ----
+class EvaluateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    input: dict[str, Any]
+    policy: PolicyName | None = None
+    trace: Trace = "off"
+    #: Evaluate without recording the decision.
+    dry_run: bool = False
+    request_id: RequestId | None = None
+
+
+class PolicyRef(msgspec.Struct):
+    name: str
+    version: str
+    revision: int
+
+
+class ReasonOut(msgspec.Struct, omit_defaults=True):
+    code: str | None
+    message: str | None
+    rule: str | None
+    outcome: str
+    line: int | None
+    values: dict[str, Any] = {}
+    error: dict[str, Any] | None = None
+
+
+class ConnectorCallOut(msgspec.Struct):
+    connector: str
+    args: list[str]
+    status: str
+    duration_ms: float
+    error: str | None
+    cached: bool
+    cost: str | None
+
+
+class EvaluateResponse(msgspec.Struct):
+    decision_id: str | None
+    policy: PolicyRef
+    outcome: str
+    outputs: dict[str, Any]
+    reasons: list[ReasonOut]
+    trace: Any
+    connector_calls: list[ConnectorCallOut]
+    duration_ms: float
+    dry_run: bool = False
+
+
+class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
+    input: dict[str, Any]
+    policy: PolicyName | None = None
+    request_id: RequestId | None = None
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[BatchItem]
+    policy: PolicyName | None = None
+    trace: Trace = "off"
+    dry_run: bool = False
+
+
+class BatchLine(msgspec.Struct, omit_defaults=True):
+    """One NDJSON line of a batch response: `decision` or `error` for item `index`."""
+
+    index: int
+    decision: EvaluateResponse | None = None
+    error: ErrorBody | None = None
+
+
+# ---- policies ----
+class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
+    source: Annotated[str, Meta(min_length=1)]
+
+
+class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True):
+    revision: Annotated[int, Meta(ge=1)]
+
+
+class PolicySummary(msgspec.Struct):
+    name: str
+    kind: str
+    version: str
+    revision: int
+    description: str | None
+    inputs: list[str]
+    evaluation: Literal["inline", "thread"]
+
+
+class PolicyVersionOut(msgspec.Struct):
+    revision: int
+    version: str
+    source_hash: str
+    origin: str
+    created_at: str
+    active: bool
+
+
+class ActivationOut(msgspec.Struct):
+    revision: int
+    version: str
+    activated_at: str
+    activated_by: str
+    reason: str
+
+
+class PolicyDetail(msgspec.Struct):
+    name: str
+    kind: str
+    version: str
+    revision: int
+    description: str | None
+    source: str
+    versions: list[PolicyVersionOut]
+    activations: list[ActivationOut]
+    graph: dict[str, Any]
+
+
+class Problem(msgspec.Struct):
+    file: str
+    errors: list[ErrorDetail]
+
+
+class PolicyList(msgspec.Struct):
+    policies: list[PolicySummary]
+    problems: list[Problem]
+
+
+class PublishResponse(msgspec.Struct):
+    name: str
+    version: str
+    revision: int
+    created: bool
+
+
+# ---- decisions ----
+class DecisionRecord(msgspec.Struct):
+    decision_id: str
+    created_at: str
+    policy: PolicyRef
+    outcome: str
+    outputs: dict[str, Any]
+    reasons: list[ReasonOut]
+    input: dict[str, Any]
+    explanation: str
+    connector_calls: list[ConnectorCallOut]
+    trace: Any
+    request_id: str | None
+    api_key: str | None
+    duration_ms: float
+
+
+class DecisionSummary(msgspec.Struct):
+    decision_id: str
+    created_at: str
+    policy: PolicyRef
+    outcome: str
+    reason_codes: list[str]
+    document: str | None
+
+
+class DecisionPage(msgspec.Struct):
+    items: list[DecisionSummary]
+    #: Pass as `before` to get the next (older) page; null on the last page.
+    next: str | None
+
+
+# ---- operations ----
+class Health(msgspec.Struct):
+    status: str
+    sandbox: bool
+    version: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    policies: int
+    problems: int
+    decision_backlog: int
+    breakers: dict[str, str]

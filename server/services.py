@@ -1,0 +1,80 @@
+"""The services one server process runs, built once and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from plugins.manager import PluginSettings
+from plugins.registry import Registry
+
+from .auth import KeyRing
+from .config import Settings
+from .decision_log import DecisionLog
+from .evaluator import Evaluator
+from .metrics import Metrics
+from .policies import FolderWatcher, PolicyService
+from .store import Store
+
+log = logging.getLogger("regua.server")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    registry: Registry
+    policies: PolicyService
+    evaluator: Evaluator
+    decision_log: DecisionLog
+    metrics: Metrics
+    keyring: KeyRing
+    watcher: FolderWatcher | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start_background(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+        threading.Thread(target=self._sync_loop, name="regua-policy-sync", daemon=True).start()
+
+    def _sync_loop(self) -> None:
+        """Pick up versions other workers published (and rollbacks)."""
+        interval = self.settings.policies.sync_interval
+        db_errors = 0
+        while not self._stop.wait(interval):
+            try:
+                self.policies.refresh()
+                self.metrics.decision_backlog.set(self.decision_log.backlog)
+            except Exception as error:  # noqa: BLE001 — keep polling; report once in a while
+                db_errors += 1
+                if db_errors % 30 == 1:
+                    log.error("policy sync failed: %s", type(error).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.decision_log.close()
+
+
+def build_services(settings: Settings, registry: Registry | None = None, today=None) -> Services:
+    store = Store(settings.store.path)
+    if registry is None:
+        plugin_settings = PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
+                                         config=dict(settings.plugins.config))
+        registry = Registry.load(plugin_settings, cache_path=settings.store.path,
+                                 sandbox_aliases=settings.sandbox)
+    env = registry.environment()
+    policies = PolicyService(store, env, registry.is_inline, settings.policies.folder,
+                             settings.policies.cache_dir or None)
+    policies.start()
+    metrics = Metrics()
+    sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
+    decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
+    evaluator_kwargs = {"today": today} if today is not None else {}
+    evaluator = Evaluator(policies, registry.engine_connectors(), store, decision_log, metrics,
+                          settings.store.durability, **evaluator_kwargs)
+    watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
+    return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
+                    KeyRing.from_settings(settings), watcher)

@@ -1,0 +1,236 @@
+"""The server's SQLite store (sqlite-utils): policy versions, decisions, the connector cache.
+
+One file, WAL mode, so readers never wait for the decision writer and several worker
+processes can share it. The schema is created and upgraded by `sqlite_utils.Migrations`
+(see server/migrations.py), applied under a file lock so workers starting together do not
+race. Each thread gets its own connection: SQLite connections are not shared across threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .migrations import MIGRATIONS
+
+DECISION_COLUMNS = ("id", "created_at", "policy", "version", "revision", "outcome", "reason_codes", "body",
+                    "input", "input_hash", "document_hash", "document_masked", "request_id", "api_key",
+                    "duration_ms")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class StoreError(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.migrate()
+
+    # ---- connections ----
+    def connect(self) -> sqlite_utils.Database:
+        """A new connection (autocommit; transactions are explicit), WAL mode, 5 s busy timeout."""
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        connection.execute("pragma busy_timeout = 5000")
+        # NORMAL is durable against a process crash in WAL mode; only an OS crash or power loss can
+        # lose the last transactions.
+        connection.execute("pragma synchronous = NORMAL")
+        db = sqlite_utils.Database(connection)
+        return db
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self.connect()
+        return db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    @contextmanager
+    def transaction(self, db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Database]:
+        """BEGIN IMMEDIATE … COMMIT: takes the write lock at once, so read-then-write is atomic."""
+        db = db or self.db
+        db.execute("begin immediate")
+        try:
+            yield db
+        except BaseException:
+            db.execute("rollback")
+            raise
+        db.execute("commit")
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (under an exclusive file lock); return the names applied."""
+        lock_path = None if self.path == ":memory:" else self.path + ".migrate-lock"
+        handle = open(lock_path, "w") if lock_path else None  # noqa: SIM115 — closed below
+        try:
+            if handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            db = self.connect()
+            if self.path != ":memory:":
+                db.enable_wal()
+            pending = [m.name for m in MIGRATIONS.pending(db)]
+            MIGRATIONS.apply(db)
+            db.conn.close()
+            return pending
+        finally:
+            if handle:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+
+    def applied_migrations(self) -> list[str]:
+        return [m.name for m in MIGRATIONS.applied(self.db)]
+
+    def journal_mode(self) -> str:
+        return self.db.execute("pragma journal_mode").fetchone()[0]
+
+    # ---- policy versions ----
+    def policy_versions(self, name: str) -> list[dict]:
+        return list(self.db.query(
+            "select id, name, revision, version, source_hash, origin, created_at from policy_versions "
+            "where name = ? order by revision", [name]))
+
+    def policy_version(self, name: str, revision: int) -> dict | None:
+        rows = list(self.db.query("select * from policy_versions where name = ? and revision = ?", [name, revision]))
+        return rows[0] if rows else None
+
+    def active_versions(self) -> dict[str, dict]:
+        """The active version of every policy: name -> version row (with source)."""
+        rows = self.db.query(
+            "select v.*, a.activated_at, a.activated_by from policy_active a "
+            "join policy_versions v on v.id = a.version_id")
+        return {row["name"]: row for row in rows}
+
+    def activation_generation(self) -> int:
+        """Grows with every activation anywhere (any worker): cheap to poll."""
+        return self.db.execute("select coalesce(max(id), 0) from policy_activations").fetchone()[0]
+
+    def activations(self, name: str) -> list[dict]:
+        return list(self.db.query(
+            "select a.id, v.revision, v.version, a.activated_at, a.activated_by, a.reason "
+            "from policy_activations a join policy_versions v on v.id = a.version_id "
+            "where v.name = ? order by a.id", [name]))
+
+    def publish_version(self, name: str, version: str, source: str, source_hash: str, origin: str,
+                        activated_by: str, reason: str, only_if_changed: bool = False) -> tuple[dict, bool]:
+        """Insert a new revision of `name` and make it active, in one transaction.
+
+        With `only_if_changed`, nothing happens when the active version already has this source
+        (several workers reloading the same edited file publish it once). Returns (row, created)."""
+        with self.transaction() as db:
+            active = list(db.query(
+                "select v.* from policy_active a join policy_versions v on v.id = a.version_id where a.name = ?",
+                [name]))
+            if only_if_changed and active and active[0]["source_hash"] == source_hash:
+                return active[0], False
+            revision = db.execute("select coalesce(max(revision), 0) + 1 from policy_versions where name = ?",
+                                  [name]).fetchone()[0]
+            row = {"name": name, "revision": revision, "version": version, "source": source,
+                   "source_hash": source_hash, "origin": origin, "created_at": utc_now()}
+            row["id"] = db["policy_versions"].insert(row).last_pk
+            self._activate(db, name, row["id"], activated_by, reason)
+            return row, True
+
+    def activate(self, name: str, revision: int, activated_by: str, reason: str) -> dict:
+        with self.transaction() as db:
+            rows = list(db.query("select * from policy_versions where name = ? and revision = ?", [name, revision]))
+            if not rows:
+                raise StoreError(f"policy {name} has no revision {revision}")
+            self._activate(db, name, rows[0]["id"], activated_by, reason)
+            return rows[0]
+
+    @staticmethod
+    def _activate(db, name: str, version_id: int, activated_by: str, reason: str) -> None:
+        now = utc_now()
+        db.execute("insert into policy_active (name, version_id, activated_at, activated_by) values (?, ?, ?, ?) "
+                   "on conflict(name) do update set version_id = excluded.version_id, "
+                   "activated_at = excluded.activated_at, activated_by = excluded.activated_by",
+                   [name, version_id, now, activated_by])
+        db.execute("insert into policy_activations (version_id, activated_at, activated_by, reason) values (?, ?, ?, ?)",
+                   [version_id, now, activated_by, reason])
+
+    def file_hash(self, path: str) -> str | None:
+        rows = list(self.db.query("select file_hash from policy_files where path = ?", [path]))
+        return rows[0]["file_hash"] if rows else None
+
+    def remember_file(self, path: str, file_hash: str) -> None:
+        self.db["policy_files"].upsert({"path": path, "file_hash": file_hash, "synced_at": utc_now()}, pk="path")
+
+    # ---- decisions ----
+    def insert_decisions(self, rows: list[tuple], db: sqlite_utils.Database | None = None) -> None:
+        """Insert decision rows (tuples in DECISION_COLUMNS order) in one transaction."""
+        db = db or self.db
+        placeholders = ", ".join("?" for _ in DECISION_COLUMNS)
+        with self.transaction(db):
+            db.conn.executemany(
+                f"insert or ignore into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})", rows)
+
+    def insert_decision_once(self, row: tuple) -> dict | None:
+        """Insert one decision carrying a request_id. Returns the decision already stored under that
+        request_id (and policy) instead, when there is one; None when this row was inserted."""
+        placeholders = ", ".join("?" for _ in DECISION_COLUMNS)
+        with self.transaction() as db:
+            existing = self.decision_by_request(row[DECISION_COLUMNS.index("policy")],
+                                                row[DECISION_COLUMNS.index("request_id")], db)
+            if existing is not None:
+                return existing
+            db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})", list(row))
+        return None
+
+    def decision(self, decision_id: str) -> dict | None:
+        rows = list(self.db.query("select * from decisions where id = ?", [decision_id]))
+        return rows[0] if rows else None
+
+    def decision_by_request(self, policy: str, request_id: str, db=None) -> dict | None:
+        rows = list((db or self.db).query("select * from decisions where policy = ? and request_id = ?",
+                                          [policy, request_id]))
+        return rows[0] if rows else None
+
+    def find_decisions(self, policy: str | None = None, document_hash: str | None = None,
+                       start: str | None = None, end: str | None = None, before_id: str | None = None,
+                       limit: int = 50) -> list[dict]:
+        """Newest first. `before_id` pages: decision ids sort by creation time."""
+        where, params = [], []
+        for clause, value in (("policy = ?", policy), ("document_hash = ?", document_hash),
+                              ("created_at >= ?", start), ("created_at < ?", end), ("id < ?", before_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = "select * from decisions" + (" where " + " and ".join(where) if where else "")
+        return list(self.db.query(sql + " order by id desc limit ?", params + [limit]))
+
+    def count_decisions(self) -> int:
+        return self.db.execute("select count(*) from decisions").fetchone()[0]
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def remove_database(path: str) -> None:
+    """Delete a store and its WAL files (tests, `regua serve --fresh`)."""
+    for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
