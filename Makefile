@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test bench check fmt clean
+.PHONY: install test bench serve check fmt clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(STAMP)
 	$(BIN)/regua fmt --check policies
 	$(BIN)/regua test --min-coverage 100 policies
 	$(BIN)/python -m pytest
+
+# Local development server: bundled policies, embedded SQLite (var/regua.db), sandbox connectors.
+serve: $(STAMP)
+	$(BIN)/regua serve --sandbox --host 127.0.0.1 --port 8000 --db var/regua.db --policies policies
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_policy.py

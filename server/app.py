@@ -30,7 +30,7 @@ API_VERSION = "1"
 
 def create_app(settings: Settings | None = None, *, registry: Registry | None = None, today=None) -> Litestar:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.server.access_log)
     services = build_services(settings, registry, today)
     if settings.sandbox:
         log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")

@@ -41,6 +41,8 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 1_048_576
     #: Most items in one POST /evaluate/batch.
     batch_max_items: int = 1000
+    #: One log line per request (masked). Off by default: the decision log and /metrics cover traffic.
+    access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
     allow_public_sandbox: bool = False
 

@@ -38,10 +38,14 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "info") -> None:
+def configure_logging(level: str = "info", access_log: bool = False) -> None:
     """Idempotent: one stderr handler on the root logger, with the masking filter."""
     root = logging.getLogger()
     root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "granian.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = access_log or not name.endswith(".access")
     for handler in root.handlers:
         if getattr(handler, "_regua", False):
             return
@@ -50,7 +54,3 @@ def configure_logging(level: str = "info") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(MaskingFilter())
     root.addHandler(handler)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "granian.access"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True

@@ -70,9 +70,16 @@ class DecisionController(Controller):
     opt = {"scope": "decisions:read"}
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
+    @staticmethod
+    async def _settle(svc: Services) -> None:
+        """Read your own writes: let this worker's pending decisions reach the store first."""
+        if svc.decision_log.backlog:
+            await anyio.to_thread.run_sync(svc.decision_log.wait_flushed, 2.0)
+
     @get("/{decision_id:str}", summary="One decision: input, outcome, reasons, policy version, explanation",
          responses=_ERRORS)
     async def get_decision(self, svc: Services, decision_id: str) -> DecisionRecord:
+        await self._settle(svc)
         row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
         if row is None:
             raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
@@ -89,6 +96,7 @@ class DecisionController(Controller):
         if to is not None and len(to) == 10:  # a date `to` includes that whole day
             end = _bound((dt.date.fromisoformat(to) + dt.timedelta(days=1)).isoformat(), "to")
         doc_hash = document_hash(_normalize_document(document)) if document else None
+        await self._settle(svc)
         rows = await anyio.to_thread.run_sync(
             lambda: svc.store.find_decisions(policy, doc_hash, start, end, before, limit + 1))
         more = len(rows) > limit
