@@ -51,7 +51,8 @@ class DecisionLog:
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        """Decisions not yet committed (queued or being written)."""
+        return len(self._pending) + self._inflight
 
     def _run(self) -> None:
         db = self.store.connect()
