@@ -41,9 +41,9 @@ def error_response(status: int, code: str, message: str, errors: list[dict] | No
     return Response(msgspec.json.encode(body), status_code=status, media_type=JSON, headers=headers)
 
 
+# Litestar's own 4xx exceptions (routing, body size, content type) under our stable codes.
 _STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
-                 415: "UNSUPPORTED_MEDIA_TYPE", 429: "TOO_MANY_REQUESTS", 503: "UNAVAILABLE"}
+                 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.+)`")
 _MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
 
@@ -65,22 +65,31 @@ def _detail(item: dict) -> dict:
     return {"code": code, "message": message.replace("`", ""), "location": location}
 
 
+def _respond(request: Request, status: int, code: str, message: str, errors: list[dict] | None = None,
+             headers: dict[str, str] | None = None) -> Response:
+    """The error response, counted in regua_request_errors_total by code."""
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.request_errors.labels(code).inc()
+    return error_response(status, code, message, errors, headers)
+
+
 def handle_api_error(request: Request, error: ApiError) -> Response:
-    return error_response(error.status, error.code, error.message, error.errors, error.headers)
+    return _respond(request, error.status, error.code, error.message, error.errors, error.headers)
 
 
 def handle_validation(request: Request, error: ValidationException) -> Response:
     extra = error.extra if isinstance(error.extra, list) else []
     details = [_detail(item) for item in extra if isinstance(item, dict)]
     if not details and "malformed" in str(error.detail).lower():
-        return error_response(400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(error.detail)}")
+        return _respond(request, 400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(error.detail)}")
     if not details and "content-type" in str(error.detail).lower():
-        return error_response(415, "UNSUPPORTED_MEDIA_TYPE", str(error.detail))
+        return _respond(request, 415, "UNSUPPORTED_MEDIA_TYPE", str(error.detail))
     if not details:
-        return error_response(400, "BAD_REQUEST", str(error.detail))
+        return _respond(request, 400, "BAD_REQUEST", str(error.detail))
     if any(d["code"] == "EMPTY_BODY" for d in details):
-        return error_response(400, "EMPTY_BODY", "the request body is empty; expected a JSON object", details)
-    return error_response(400, "INVALID_REQUEST", "the request does not match its schema", details)
+        return _respond(request, 400, "EMPTY_BODY", "the request body is empty; expected a JSON object", details)
+    return _respond(request, 400, "INVALID_REQUEST", "the request does not match its schema", details)
 
 
 def _after_colon(text: str) -> str:
@@ -94,12 +103,12 @@ def handle_http(request: Request, error: HTTPException) -> Response:
     code = _STATUS_CODES.get(status, "BAD_REQUEST")
     message = str(error.detail) if error.detail else code.replace("_", " ").lower()
     if status == 400 and "malformed" in message.lower():
-        return error_response(400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(message)}")
+        return _respond(request, 400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(message)}")
     if status == 413:
         message = "the request body is larger than this server accepts"
     elif status == 404 and not isinstance(error, ApiError):
         message = f"no such endpoint: {request.method} {request.url.path}"
-    return error_response(status, code, message, headers=getattr(error, "headers", None))
+    return _respond(request, status, code, message, headers=getattr(error, "headers", None))
 
 
 def handle_unexpected(request: Request, error: Exception) -> Response:
@@ -109,7 +118,7 @@ def handle_unexpected(request: Request, error: Exception) -> Response:
         tb = tb.tb_next
     where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
     log.error("internal error %s at %s on %s %s", type(error).__name__, where, request.method, request.url.path)
-    return error_response(500, "INTERNAL", "an internal error occurred; it was logged")
+    return _respond(request, 500, "INTERNAL", "an internal error occurred; it was logged")
 
 
 EXCEPTION_HANDLERS = {

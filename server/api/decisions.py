@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from dsl.values import normalize_cnpj, normalize_cpf
 
@@ -18,8 +18,7 @@ from ..errors import ApiError
 from ..evaluator import BRASILIA, document_hash
 from ..explanation import explain
 from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
-from ..services import Services
-from .deps import services
+from .deps import Svc, services
 
 _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
            401: ResponseSpec(ErrorBody, description="no valid API key"),
@@ -71,14 +70,14 @@ class DecisionController(Controller):
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
     @staticmethod
-    async def _settle(svc: Services) -> None:
+    async def _settle(svc: Svc) -> None:
         """Read your own writes: let this worker's pending decisions reach the store first."""
         if svc.decision_log.backlog:
             await anyio.to_thread.run_sync(svc.decision_log.wait_flushed, 2.0)
 
     @get("/{decision_id:str}", summary="One decision: input, outcome, reasons, policy version, explanation",
          responses=_ERRORS)
-    async def get_decision(self, svc: Services, decision_id: str) -> DecisionRecord:
+    async def get_decision(self, svc: Svc, decision_id: FromPath[str]) -> DecisionRecord:
         await self._settle(svc)
         row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
         if row is None:
@@ -86,11 +85,12 @@ class DecisionController(Controller):
         return _record(row)
 
     @get("/", summary="Find decisions, newest first", responses=_ERRORS)
-    async def find(self, svc: Services, policy: str | None = None, document: str | None = None,
-                   from_: Annotated[str | None, Parameter(query="from", description="date or instant, inclusive")] = None,
-                   to: Annotated[str | None, Parameter(description="date (inclusive) or instant (exclusive)")] = None,
-                   before: Annotated[str | None, Parameter(description="decision id: page after it")] = None,
-                   limit: Annotated[int, Parameter(ge=1, le=500)] = 50) -> DecisionPage:
+    async def find(self, svc: Svc, policy: FromQuery[str | None] = None,
+                   document: Annotated[str | None, QueryParameter(description="CPF or CNPJ")] = None,
+                   from_: Annotated[str | None, QueryParameter(name="from", description="date or instant, inclusive")] = None,
+                   to: Annotated[str | None, QueryParameter(description="date (inclusive) or instant (exclusive)")] = None,
+                   before: Annotated[str | None, QueryParameter(description="decision id: page after it")] = None,
+                   limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50) -> DecisionPage:
         start = _bound(from_, "from")
         end = _bound(to, "to")
         if to is not None and len(to) == 10:  # a date `to` includes that whole day

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from ..services import Services
+
+#: How handlers receive the services: `svc: Svc`.
+Svc = NamedDependency[Services]
 
 
 def services(state: State):

@@ -7,13 +7,13 @@ from typing import AsyncIterator
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from ..errors import ApiError
 from ..schemas import BatchLine, BatchRequest, ErrorBody, EvaluateRequest, EvaluateResponse
-from ..services import Services
-from .deps import api_key_name, services
+from .deps import Svc, api_key_name, services
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -33,7 +33,7 @@ class EvaluateController(Controller):
     opt = {"scope": "evaluate"}
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
-    async def _one(self, svc: Services, data: EvaluateRequest, request: Request, policy: str | None) -> Response:
+    async def _one(self, svc: Svc, data: JSONBody[EvaluateRequest], request: Request, policy: str | None) -> Response:
         result = await svc.evaluator.evaluate(data.policy, data.input, trace=data.trace, dry_run=data.dry_run,
                                               request_id=data.request_id, api_key=api_key_name(request),
                                               path_name=policy)
@@ -42,19 +42,19 @@ class EvaluateController(Controller):
 
     @post("/", summary="Evaluate a policy on one input", status_code=200,
           responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
-    async def evaluate(self, svc: Services, data: EvaluateRequest, request: Request) -> Response:
+    async def evaluate(self, svc: Svc, data: JSONBody[EvaluateRequest], request: Request) -> Response:
         return await self._one(svc, data, request, None)
 
     @post("/{policy:str}", summary="Evaluate the named policy on one input", status_code=200,
           responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
-    async def evaluate_named(self, svc: Services, policy: str, data: EvaluateRequest, request: Request) -> Response:
+    async def evaluate_named(self, svc: Svc, policy: FromPath[str], data: JSONBody[EvaluateRequest], request: Request) -> Response:
         return await self._one(svc, data, request, policy)
 
     @post("/batch", summary="Evaluate many inputs; the answer streams back as NDJSON, one line per item",
           status_code=200, media_type=NDJSON,
           responses={200: ResponseSpec(BatchLine, description="one JSON line per item, in order",
                                        media_type=NDJSON), **_ERRORS})
-    async def batch(self, svc: Services, data: BatchRequest, request: Request) -> Stream:
+    async def batch(self, svc: Svc, data: JSONBody[BatchRequest], request: Request) -> Stream:
         limit = svc.settings.server.batch_max_items
         if len(data.items) > limit:
             raise ApiError(413, "BATCH_TOO_LARGE", f"at most {limit} items per batch (got {len(data.items)})",

@@ -8,8 +8,7 @@ from litestar import Controller, Response, get
 from litestar.di import Provide
 
 from ..schemas import Health, Readiness
-from ..services import Services
-from .deps import services
+from .deps import Svc, services
 
 try:
     VERSION = version("regua")
@@ -24,11 +23,11 @@ class OperationsController(Controller):
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
     @get("/health", summary="The process is up")
-    async def health(self, svc: Services) -> Health:
+    async def health(self, svc: Svc) -> Health:
         return Health("ok", svc.settings.sandbox, VERSION)
 
     @get("/ready", summary="Policies are loaded and decisions can be recorded")
-    async def ready(self, svc: Services) -> Response[Readiness]:
+    async def ready(self, svc: Svc) -> Response[Readiness]:
         policies = len(svc.policies.active)
         backlog = svc.decision_log.backlog
         ok = policies > 0 and backlog < 50 * svc.settings.store.flush_max
@@ -37,6 +36,6 @@ class OperationsController(Controller):
         return Response(body, status_code=200 if ok else 503)
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain")
-    async def metrics(self, svc: Services) -> Response[bytes]:
+    async def metrics(self, svc: Svc) -> Response[bytes]:
         payload, content_type = svc.metrics.render()
         return Response(payload, media_type=content_type)

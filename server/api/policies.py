@@ -5,14 +5,14 @@ from __future__ import annotations
 import anyio.to_thread
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
 
 from ..errors import ApiError
 from ..policies import NameMismatch, PolicyRejected
 from ..schemas import (ActivationOut, ErrorBody, PolicyDetail, PolicyList, PolicySummary, PolicyVersionOut,
                        Problem, PublishRequest, PublishResponse, RollbackRequest)
-from ..services import Services
-from .deps import api_key_name, services
+from .deps import Svc, api_key_name, services
 
 READ = ("evaluate", "policies:admin")  # systems that evaluate may read what they call
 _ERRORS = {401: ResponseSpec(ErrorBody, description="no valid API key"),
@@ -39,14 +39,14 @@ class PolicyController(Controller):
 
     @get("/", summary="Loaded policies, and policy files that failed to load", opt={"scope": READ},
          responses=_ERRORS)
-    async def list_policies(self, svc: Services) -> PolicyList:
+    async def list_policies(self, svc: Svc) -> PolicyList:
         active = svc.policies.active
         problems = [Problem(file, errors) for file, errors in sorted(svc.policies.problems.items())]
         return PolicyList([_summary(name, active[name]) for name in sorted(active)], problems)
 
     @get("/{name:str}", summary="A policy: source, version history, activations and rule graph",
          opt={"scope": READ}, responses=_ERRORS)
-    async def get_policy(self, svc: Services, name: str) -> PolicyDetail:
+    async def get_policy(self, svc: Svc, name: FromPath[str]) -> PolicyDetail:
         active = svc.policies.get(name)
         if active is None:
             raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded")
@@ -65,7 +65,7 @@ class PolicyController(Controller):
              for a in activations],
             meta.graph)
 
-    async def _publish(self, svc: Services, source: str, request: Request, name: str | None) -> PublishResponse:
+    async def _publish(self, svc: Svc, source: str, request: Request, name: str | None) -> PublishResponse:
         try:
             active, created = await anyio.to_thread.run_sync(
                 lambda: svc.policies.publish(source, by=api_key_name(request) or "api", expected_name=name))
@@ -79,17 +79,17 @@ class PolicyController(Controller):
 
     @post("/", summary="Publish a new version (the name comes from the source); checked first, activated atomically",
           opt={"scope": "policies:admin"}, status_code=201, responses=_ERRORS)
-    async def publish(self, svc: Services, data: PublishRequest, request: Request) -> PublishResponse:
+    async def publish(self, svc: Svc, data: JSONBody[PublishRequest], request: Request) -> PublishResponse:
         return await self._publish(svc, data.source, request, None)
 
     @put("/{name:str}", summary="Publish a new version of the named policy", opt={"scope": "policies:admin"},
          status_code=200, responses=_ERRORS)
-    async def replace(self, svc: Services, name: str, data: PublishRequest, request: Request) -> PublishResponse:
+    async def replace(self, svc: Svc, name: FromPath[str], data: JSONBody[PublishRequest], request: Request) -> PublishResponse:
         return await self._publish(svc, data.source, request, name)
 
     @post("/{name:str}/rollback", summary="Activate an earlier revision", opt={"scope": "policies:admin"},
           status_code=200, responses=_ERRORS)
-    async def rollback(self, svc: Services, name: str, data: RollbackRequest, request: Request) -> PublishResponse:
+    async def rollback(self, svc: Svc, name: FromPath[str], data: JSONBody[RollbackRequest], request: Request) -> PublishResponse:
         if svc.policies.get(name) is None:
             raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded")
         try:
