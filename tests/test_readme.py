@@ -34,3 +34,29 @@ def test_readme_eval_command_prints_the_decision():
     assert decision["policy"] == {"name": "credito_b2b", "version": "2026.11.1"}
     assert decision["connector_calls"][0]["args"] == ["************81"]  # the CNPJ never appears in clear
     assert "11222333000181" not in result.stdout
+
+
+def test_readme_curl_example_is_the_one_make_serve_prints():
+    """`make serve` runs `regua serve --sandbox … --port 8000`; the README shows what it prints."""
+    from server.cli import curl_example
+    from server.config import load_settings
+
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    serve = re.search(r"^serve:.*\n\t(.+)$", makefile, re.M).group(1)
+    assert "--sandbox" in serve and "--port 8000" in serve and "--host 127.0.0.1" in serve
+    printed = curl_example(load_settings(environ={"REGUA_SANDBOX": "true"}))
+    assert printed in README
+
+
+def test_readme_curl_example_works_against_a_running_server(tmp_path):
+    """The same command, pointed at a test port, against the real `regua serve` process."""
+    from server_harness import ProcessServer
+
+    command = re.search(r"^curl -s http://127\.0\.0\.1:8000/.*$", README, re.M).group(0)
+    with ProcessServer(tmp_path) as server:
+        result = subprocess.run(["bash", "-c", command.replace(":8000/", f":{server.port}/")],
+                                capture_output=True, text=True, timeout=30, check=True)
+        printed = re.search(r"^curl .*$", server.stdout(), re.M).group(0)
+    decision = json.loads(result.stdout)
+    assert decision["outcome"] == "approve" and decision["decision_id"]
+    assert printed == command.replace(":8000/", f":{server.port}/")
