@@ -83,7 +83,9 @@ class Registry:
         resilient = self._resilient.get(connector.name)
         if resilient is None:
             resilient = self._resilient[connector.name] = Resilient(connector, connector.fetch)
-        cache, qualified = self.cache, f"bureau.{connector.name}"
+        # A connector whose answers may not be reused (ttl 0, e.g. the sandbox) never touches the cache.
+        cache = self.cache if connector.ttl > 0 else None
+        qualified = f"bureau.{connector.name}"
 
         def fetch(document: str):
             if cache is not None:

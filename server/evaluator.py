@@ -23,22 +23,16 @@ from engine.prepared import InvalidInput
 
 from .decision_log import DecisionLog
 from .errors import ApiError
+from .ids import new_decision_id
 from .metrics import Metrics
 from .policies import ActivePolicy, PolicyService
 from .schemas import EvaluateResponse, PolicyRef
-from .store import Store, utc_now
+from .store import Store
 
 # Brazil has had no daylight saving time since 2019: "today" for a policy is the date in Brasília.
 BRASILIA = dt.timezone(dt.timedelta(hours=-3), "BRT")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-
-
-def new_decision_id() -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by time."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
 
 
 def today_in_brazil() -> dt.date:
@@ -118,8 +112,8 @@ class Evaluator:
         if dry_run:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
-        row = (decision_id, utc_now(), prepared.name, prepared.version, active.revision, decision.outcome,
-               _encode(decision.reason_codes).decode(), body.decode(), _encode(data).decode(), input_hash,
+        row = (decision_id, prepared.name, prepared.version, active.revision, decision.outcome,
+               body.decode(), _encode(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
                request_id, api_key, round(elapsed * 1000, 3))
         if request_id is not None:

@@ -36,6 +36,8 @@ def explain(outcome: str, reasons: list[dict], policy: str, version: str, create
 
 def _date(created_at: str) -> str:
     try:
-        return dt.datetime.fromisoformat(created_at).strftime("%d/%m/%Y")
+        instant = dt.datetime.fromisoformat(created_at)
     except ValueError:
         return created_at
+    # The customer's calendar: the date in Brasília (no daylight saving time since 2019).
+    return instant.astimezone(dt.timezone(dt.timedelta(hours=-3))).strftime("%d/%m/%Y")

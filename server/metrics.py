@@ -48,7 +48,11 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
         for call in calls:
-            self.connector_calls.labels(call.connector, call.status).inc()
+            key = (call.connector, call.status)
+            counter = self._children.get(key)
+            if counter is None:
+                counter = self._children[key] = self.connector_calls.labels(call.connector, call.status)
+            counter.inc()
             if call.error:
                 self.connector_errors.labels(call.connector, call.error).inc()
             if call.cached:

@@ -32,11 +32,9 @@ def m001_policies(db):
 @MIGRATIONS()
 def m002_decisions(db):
     db["decisions"].create({
-        "id": str,               # ULID: sorts by creation time
-        "created_at": str,       # ISO 8601, UTC
+        "id": str,               # ULID: sorts by, and encodes, the creation time (server/ids.py)
         "policy": str, "version": str, "revision": int,
         "outcome": str,
-        "reason_codes": str,     # JSON list, for quick filtering
         "body": str,             # the response as returned (JSON; documents masked)
         "input": str,            # the input as received (JSON): personal data, kept for audit (LGPD art. 20)
         "input_hash": str,       # sha256 of the canonical input: an idempotent retry must match it
@@ -45,11 +43,13 @@ def m002_decisions(db):
         "request_id": str,
         "api_key": str,          # the key's name, never the key
         "duration_ms": float,
-    }, pk="id", not_null={"created_at", "policy", "outcome", "body", "input"})
+    }, pk="id", not_null={"policy", "outcome", "body", "input"})
+    # Ids are ULIDs, so "by time" is "by id": no index on created_at is needed (date filters become
+    # id ranges). Partial indexes skip the rows that have nothing to find (most have no request_id).
     db["decisions"].create_index(["policy", "id"])
-    db["decisions"].create_index(["document_hash", "id"])
-    db["decisions"].create_index(["created_at"])
-    db["decisions"].create_index(["policy", "request_id"], unique=True)
+    db.execute("create index idx_decisions_document on decisions (document_hash, id) where document_hash is not null")
+    db.execute("create unique index idx_decisions_request on decisions (policy, request_id) "
+               "where request_id is not null")
 
 
 @MIGRATIONS()

@@ -22,9 +22,8 @@ import sqlite_utils
 
 from .migrations import MIGRATIONS
 
-DECISION_COLUMNS = ("id", "created_at", "policy", "version", "revision", "outcome", "reason_codes", "body",
-                    "input", "input_hash", "document_hash", "document_masked", "request_id", "api_key",
-                    "duration_ms")
+DECISION_COLUMNS = ("id", "policy", "version", "revision", "outcome", "body", "input", "input_hash",
+                    "document_hash", "document_masked", "request_id", "api_key", "duration_ms")
 
 
 def utc_now() -> str:
@@ -207,12 +206,13 @@ class Store:
         return rows[0] if rows else None
 
     def find_decisions(self, policy: str | None = None, document_hash: str | None = None,
-                       start: str | None = None, end: str | None = None, before_id: str | None = None,
+                       start_id: str | None = None, end_id: str | None = None, before_id: str | None = None,
                        limit: int = 50) -> list[dict]:
-        """Newest first. `before_id` pages: decision ids sort by creation time."""
+        """Newest first. Ids sort by creation time (server/ids.py): a time range is an id range,
+        [start_id, end_id), and `before_id` pages."""
         where, params = [], []
         for clause, value in (("policy = ?", policy), ("document_hash = ?", document_hash),
-                              ("created_at >= ?", start), ("created_at < ?", end), ("id < ?", before_id)):
+                              ("id >= ?", start_id), ("id < ?", end_id), ("id < ?", before_id)):
             if value is not None:
                 where.append(clause)
                 params.append(value)

@@ -148,3 +148,100 @@ class ProcessServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---- helpers for the HTTP API tests (tests/test_server_*.py) ----
+EXAMPLE_ORDER = ROOT / "examples" / "pedido_b2b.json"
+#: A ULID as the server makes them: 26 Crockford base32 characters, the first at most 7 (128 bits).
+ULID_PATTERN = r"[0-7][0-9A-HJKMNP-TV-Z]{25}"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_millis(ulid: str) -> int:
+    """The creation time a ULID carries, in Unix milliseconds (its first 10 characters)."""
+    value = 0
+    for char in ulid[:10]:
+        value = value * 32 + _CROCKFORD.index(char)
+    return value
+
+
+def b2b_order(cnpj: str | None = None, **fields) -> dict:
+    """A valid credito_b2b input (examples/pedido_b2b.json), with another CNPJ or other fields."""
+    import json
+
+    order = json.loads(EXAMPLE_ORDER.read_text(encoding="utf-8"))
+    if cnpj is not None:
+        order["cnpj"] = cnpj
+    order.update(fields)
+    return order
+
+
+def assert_error_body(body) -> None:
+    """The one error body: {"code", "message", "errors": [{"code", "message", "location"}]}."""
+    assert isinstance(body, dict) and set(body) == {"code", "message", "errors"}, body
+    assert isinstance(body["code"], str) and body["code"] and body["code"] == body["code"].upper(), body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert isinstance(body["errors"], list), body
+    for detail in body["errors"]:
+        assert set(detail) == {"code", "message", "location"}, detail
+        assert isinstance(detail["code"], str) and isinstance(detail["message"], str), detail
+        assert detail["location"] is None or isinstance(detail["location"], str), detail
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    """`response` is a JSON error body with this status (and code); returns the body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert_error_body(body)
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def error_locations(body: dict) -> set:
+    return {detail["location"] for detail in body["errors"]}
+
+
+def ndjson(response: httpx.Response) -> list:
+    import json
+
+    return [json.loads(line) for line in response.text.split("\n") if line]
+
+
+def scrape(client: httpx.Client) -> dict:
+    """GET /metrics parsed: {(sample name, ((label, value), ...)): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+_LOCAL_REGISTRY = []
+
+
+def local_decision(policy: str, data: dict, trace: str = "off", as_of=None) -> dict:
+    """What the engine decides without the server: the bundled policy compiled with
+    `engine.compile_file`, evaluated with the sandbox connectors a sandbox server uses,
+    as the JSON the server would send (connector durations removed)."""
+    import msgspec
+
+    from engine.compiler import compile_file
+    from plugins.registry import Registry
+
+    if not _LOCAL_REGISTRY:
+        _LOCAL_REGISTRY.append(Registry.load(sandbox_aliases=True))
+    registry = _LOCAL_REGISTRY[0]
+    prepared = compile_file(ROOT / "policies" / f"{policy}.regua", registry.environment())
+    decision = prepared.evaluate(data, connectors=registry.engine_connectors(), trace=trace, as_of=as_of)
+    result = msgspec.json.decode(msgspec.json.encode(decision.to_dict()))
+    for call in result["connector_calls"]:
+        call.pop("duration_ms")
+    result.update(outcome=decision.outcome, policy={"name": prepared.name, "version": prepared.version})
+    return result

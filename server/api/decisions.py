@@ -17,6 +17,7 @@ from dsl.values import normalize_cnpj, normalize_cpf
 from ..errors import ApiError
 from ..evaluator import BRASILIA, document_hash
 from ..explanation import explain
+from ..ids import id_floor, id_time
 from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
 from .deps import Svc, services
 
@@ -27,12 +28,17 @@ _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
 _decode = msgspec.json.decode
 
 
+def _created_at(row: dict) -> str:
+    return id_time(row["id"]).isoformat(timespec="milliseconds")
+
+
 def _record(row: dict) -> DecisionRecord:
     body = _decode(row["body"])
+    created_at = _created_at(row)
     return DecisionRecord(
-        row["id"], row["created_at"], PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
+        row["id"], created_at, PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
         body["outputs"], body["reasons"], _decode(row["input"]),
-        explain(row["outcome"], body["reasons"], row["policy"], row["version"], row["created_at"]),
+        explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at),
         body["connector_calls"], body["trace"], row["request_id"], row["api_key"], row["duration_ms"])
 
 
@@ -45,7 +51,7 @@ def _normalize_document(text: str) -> str:
 
 
 def _bound(value: str | None, name: str) -> str | None:
-    """A date (the whole day, Brasília) or an ISO instant, as the UTC text stored in created_at."""
+    """A date (its midnight in Brasília) or an ISO instant, as the first decision id made from then on."""
     if value is None:
         return None
     try:
@@ -60,7 +66,7 @@ def _bound(value: str | None, name: str) -> str | None:
         raise ApiError(400, "INVALID_QUERY", f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 instant",
                        [{"code": "INVALID_DATE", "message": "expected YYYY-MM-DD or an ISO 8601 instant",
                          "location": f"query.{name}"}]) from None
-    return instant.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return id_floor(instant)
 
 
 class DecisionController(Controller):
@@ -101,7 +107,8 @@ class DecisionController(Controller):
             lambda: svc.store.find_decisions(policy, doc_hash, start, end, before, limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [DecisionSummary(r["id"], r["created_at"], PolicyRef(r["policy"], r["version"], r["revision"]),
-                                 r["outcome"], _decode(r["reason_codes"] or "[]"), r["document_masked"])
+        items = [DecisionSummary(r["id"], _created_at(r), PolicyRef(r["policy"], r["version"], r["revision"]),
+                                 r["outcome"], [x["code"] for x in _decode(r["body"])["reasons"] if x.get("code")],
+                                 r["document_masked"])
                  for r in rows]
         return DecisionPage(items, rows[-1]["id"] if more and rows else None)

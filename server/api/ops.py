@@ -38,4 +38,6 @@ class OperationsController(Controller):
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain")
     async def metrics(self, svc: Svc) -> Response[bytes]:
         payload, content_type = svc.metrics.render()
-        return Response(payload, media_type=content_type)
+        # Litestar appends "; charset=utf-8" to text/* types; prometheus_client's type already has it, and a
+        # repeated parameter makes the Content-Type invalid (Prometheus refuses to parse such scrapes).
+        return Response(payload, media_type=content_type.replace("; charset=utf-8", ""))

@@ -1,0 +1,44 @@
+"""Decision ids are ULIDs: 48 bits of milliseconds since the epoch, then 80 random bits, as 26
+Crockford base32 characters. They sort by creation time, so the id *is* the decision's
+timestamp: the store keeps no separate column for it and finds a time range as an id range.
+
+The random part need not be secret (reading a decision takes the decisions:read scope); it
+only has to make collisions within one millisecond negligible (2^-80).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import random
+import re
+import time
+
+_RFC4648 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = bytes.maketrans(_RFC4648, _CROCKFORD)
+_VALUES = {c: i for i, c in enumerate(_CROCKFORD.decode())}
+ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def _encode(value: int) -> str:
+    # 130 bits (two leading zeros) in 26 five-bit groups: shift into 17 bytes, keep 26 letters.
+    return base64.b32encode((value << 6).to_bytes(17, "big"))[:26].translate(_TO_CROCKFORD).decode()
+
+
+def new_decision_id() -> str:
+    return _encode((time.time_ns() // 1_000_000) << 80 | random.getrandbits(80))
+
+
+def id_time(decision_id: str) -> dt.datetime:
+    """When the decision was made (UTC, millisecond precision)."""
+    millis = 0
+    for char in decision_id[:10]:
+        millis = millis * 32 + _VALUES[char]
+    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc)
+
+
+def id_floor(instant: dt.datetime) -> str:
+    """The smallest id made at or after `instant`: ids >= this were made from `instant` on."""
+    millis = int(instant.timestamp() * 1000)
+    return _encode(max(millis, 0) << 80)

@@ -1,0 +1,436 @@
+"""The HTTP API end to end: the real Litestar app over a socket (tests/server_harness.py).
+
+Decisions are checked against what the engine itself decides (`engine.compile_file(...).evaluate`
+with the same sandbox connectors), never against numbers copied from a run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import itertools
+import json
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stdnum.br import cnpj as cnpj_format
+from stdnum.br import cpf as cpf_format
+
+from plugins.builtin.sandbox_bureau import sandbox_document
+from server.evaluator import BRASILIA
+from server_harness import (ULID_PATTERN, ThreadedServer, assert_error, assert_error_body, b2b_order,
+                            error_locations, local_decision, metric, ndjson, sandbox_settings, scrape, ulid_millis)
+
+TODAY = dt.date(2026, 11, 22)  # the server's "today": the engine gets the same as_of
+RESPONSE_FIELDS = {"decision_id", "policy", "outcome", "outputs", "reasons", "trace", "connector_calls",
+                   "duration_ms", "dry_run"}
+_numbers = itertools.count(1)
+
+
+def fresh(profile: str = "clean", kind: str = "cnpj") -> str:
+    """A document no other test uses, answered by the sandbox bureau with `profile`."""
+    return sandbox_document(profile, kind=kind, n=next(_numbers))
+
+
+def b2c_order(cpf: str) -> dict:
+    return {"cpf": cpf, "data_nascimento": "1990-05-01", "renda_mensal": "8000.00", "valor_compra": "2400.00",
+            "parcelas": 6}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("api")), today=lambda: TODAY) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with server.client() as c:
+        yield c
+
+
+def evaluate(client, data: dict, policy="credito_b2b", **fields) -> dict:
+    response = client.post(f"/evaluate/{policy}", json={"input": data, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def strip_durations(calls: list) -> list:
+    return [{k: v for k, v in call.items() if k != "duration_ms"} for call in calls]
+
+
+# ---- POST /evaluate ----
+@pytest.mark.parametrize("profile", ["clean", "protest", "negativated", "closed", "down"])
+@pytest.mark.parametrize("trace", ["off", "rules", "full"])
+def test_decision_is_what_the_engine_decides(client, profile, trace):
+    order = b2b_order(fresh(profile), dias_atraso_max=45 if profile == "clean" else 0)
+    before = int(time.time() * 1000)
+    # Both forms: the policy in the URL, and in the body.
+    by_url = client.post("/evaluate/credito_b2b", json={"input": order, "trace": trace})
+    by_body = client.post("/evaluate", json={"input": order, "trace": trace, "policy": "credito_b2b"})
+    after = int(time.time() * 1000)
+    active = client.get("/policies/credito_b2b").json()
+    expected = local_decision("credito_b2b", order, trace, as_of=TODAY)
+    for response in (by_url, by_body):
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert set(body) == RESPONSE_FIELDS
+        assert re.fullmatch(ULID_PATTERN, body["decision_id"]) and before - 1 <= ulid_millis(body["decision_id"]) <= after
+        assert body["policy"] == {**expected["policy"], "revision": active["revision"]}
+        assert body["policy"]["version"] == active["version"]
+        for field in ("outcome", "outputs", "reasons", "trace"):
+            assert body[field] == expected[field], field
+        assert strip_durations(body["connector_calls"]) == expected["connector_calls"]
+        assert body["dry_run"] is False and body["duration_ms"] >= 0
+        assert all(call["duration_ms"] >= 0 for call in body["connector_calls"])
+        # The document never leaves unmasked, formatted or not.
+        digits = order["cnpj"]
+        assert digits not in response.text and cnpj_format.format(digits) not in response.text
+        assert all(arg.endswith(digits[-2:]) and set(arg[:-2]) == {"*"}
+                   for call in body["connector_calls"] for arg in call["args"])
+    assert by_url.json()["decision_id"] != by_body.json()["decision_id"]
+    shape = {"off": type(None), "rules": list, "full": dict}[trace]
+    assert isinstance(by_url.json()["trace"], shape)
+
+
+def test_other_policy_and_its_document(client):
+    cpf = fresh(kind="cpf")
+    body = evaluate(client, b2c_order(cpf), policy="credito_b2c", trace="rules")
+    expected = local_decision("credito_b2c", b2c_order(cpf), "rules", as_of=TODAY)
+    assert (body["policy"]["name"], body["outcome"], body["reasons"]) == ("credito_b2c", expected["outcome"],
+                                                                         expected["reasons"])
+    assert cpf not in json.dumps(body) and cpf_format.format(cpf) not in json.dumps(body)
+
+
+def test_dry_run_answers_but_stores_nothing(client):
+    cnpj = fresh()
+    dry = evaluate(client, b2b_order(cnpj), dry_run=True)
+    assert dry["decision_id"] is None and dry["dry_run"] is True
+    assert dry["outcome"] == local_decision("credito_b2b", b2b_order(cnpj), as_of=TODAY)["outcome"]
+    assert client.get("/decisions", params={"document": cnpj}).json() == {"items": [], "next": None}
+    real = evaluate(client, b2b_order(cnpj))  # the store is written: still only the real decision
+    found = client.get("/decisions", params={"document": cnpj}).json()["items"]
+    assert [item["decision_id"] for item in found] == [real["decision_id"]]
+
+
+def test_body_policy_must_match_the_url(client):
+    response = client.post("/evaluate/credito_b2b", json={"input": b2b_order(), "policy": "credito_b2c"})
+    body = assert_error(response, 400, "POLICY_MISMATCH")
+    assert error_locations(body) == {"policy"}
+
+
+# ---- bad requests: 4xx with the one error body, never 500 ----
+BAD_REQUESTS = [
+    # (method, path, request kwargs, status, code, locations that must be named)
+    ("POST", "/evaluate", {"content": b'{"input": {'}, 400, "MALFORMED_JSON", set()),
+    ("POST", "/evaluate", {"content": b"\xff\xfe garbage"}, 400, "MALFORMED_JSON", set()),
+    ("POST", "/evaluate", {"content": b""}, 400, "EMPTY_BODY", set()),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "trace": 3}}, 400, "INVALID_REQUEST",
+     {"trace"}),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "trace": "verbose"}}, 400,
+     "INVALID_REQUEST", {"trace"}),
+    ("POST", "/evaluate", {"json": {"input": [1], "policy": "credito_b2b"}}, 400, "INVALID_REQUEST", {"input"}),
+    ("POST", "/evaluate", {"json": {"policy": "credito_b2b"}}, 400, "INVALID_REQUEST", {"input"}),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "dry_run": "yes"}}, 400,
+     "INVALID_REQUEST", {"dry_run"}),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "colour": 1}}, 400, "INVALID_REQUEST",
+     {"colour"}),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "request_id": ""}}, 400,
+     "INVALID_REQUEST", {"request_id"}),
+    ("POST", "/evaluate", {"json": [1, 2]}, 400, "INVALID_REQUEST", set()),
+    ("POST", "/evaluate", {"json": {"input": {}}}, 400, "INVALID_REQUEST", {"policy"}),
+    ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2bb"}}, 404, "UNKNOWN_POLICY", {"policy"}),
+    ("POST", "/evaluate/credito_b3b", {"json": {"input": {}}}, 404, "UNKNOWN_POLICY", {"policy"}),
+    ("POST", "/evaluate/credito_b2b", {"json": {"input": {"cnpj": "11.222.333/0001-00", "valor_pedido": "muito"}}},
+     422, "INVALID_INPUT", {"input.cnpj", "input.faturamento_anual", "input.valor_pedido", "input.ticket_medio"}),
+    ("POST", "/evaluate/credito_b2b", {"json": {"input": b2b_order(cnpj="x", zzz=1)}}, 422, "INVALID_INPUT",
+     {"input.cnpj", "input.zzz"}),
+    ("POST", "/evaluate/batch", {"json": {"items": {}}}, 400, "INVALID_REQUEST", {"items"}),
+    ("GET", "/no/such/route", {}, 404, "NOT_FOUND", set()),
+    ("GET", "/evaluate", {}, 405, "METHOD_NOT_ALLOWED", set()),
+    ("DELETE", "/decisions", {}, 405, "METHOD_NOT_ALLOWED", set()),
+    ("GET", "/decisions/01ARZ3NDEKTSV4RRFFQ69G5FAV", {}, 404, "UNKNOWN_DECISION", set()),
+    ("GET", "/decisions?document=123", {}, 400, "INVALID_QUERY", {"query.document"}),
+    ("GET", "/decisions?document=11.222.333/0001-82", {}, 400, "INVALID_QUERY", {"query.document"}),
+    ("GET", "/decisions?from=yesterday", {}, 400, "INVALID_QUERY", {"query.from"}),
+    ("GET", "/decisions?to=2026-02-30", {}, 400, "INVALID_QUERY", {"query.to"}),
+    ("GET", "/decisions?limit=0", {}, 400, "INVALID_REQUEST", {"limit"}),
+    ("GET", "/decisions?limit=many", {}, 400, "INVALID_REQUEST", {"limit"}),
+]
+
+
+@pytest.mark.parametrize("method,path,kwargs,status,code,locations", BAD_REQUESTS,
+                         ids=[f"{r[0]} {r[1]} {r[4]}" for r in BAD_REQUESTS])
+def test_bad_request_gets_the_error_body(client, method, path, kwargs, status, code, locations):
+    headers = {"content-type": "application/json"} if "content" in kwargs else {}
+    body = assert_error(client.request(method, path, headers=headers, **kwargs), status, code)
+    assert locations <= error_locations(body), body
+
+
+def test_error_details_help(client):
+    unknown = assert_error(client.post("/evaluate", json={"input": {}, "policy": "credito_b2bb"}), 404)
+    assert "did you mean 'credito_b2b'" in unknown["message"]
+    wrong = client.put("/evaluate", json={})
+    assert_error(wrong, 405)
+    assert "POST" in wrong.headers["allow"]
+
+
+def test_body_size_limit_and_batch_size_limit(tmp_path):
+    limit = 2048
+    settings_ = sandbox_settings(tmp_path, server={"max_body_bytes": limit, "batch_max_items": 3})
+
+    def body_of(size: int) -> bytes:
+        data = {"policy": "credito_b2b", "input": {"pad": ""}}
+        data["input"]["pad"] = "x" * (size - len(json.dumps(data)))
+        return json.dumps(data).encode()
+
+    def chunks(payload: bytes):  # no Content-Length: the limit holds for streamed bodies too
+        yield from (payload[i:i + 256] for i in range(0, len(payload), 256))
+
+    json_type = {"content-type": "application/json"}
+    with ThreadedServer(settings_) as srv, srv.client() as c:
+        assert_error(c.post("/evaluate", content=body_of(limit), headers=json_type), 422, "INVALID_INPUT")
+        assert_error(c.post("/evaluate", content=body_of(limit + 1), headers=json_type), 413, "PAYLOAD_TOO_LARGE")
+        assert_error(c.post("/evaluate", content=chunks(body_of(limit * 4)), headers=json_type), 413,
+                     "PAYLOAD_TOO_LARGE")
+        items = [{"input": b2b_order(fresh())} for _ in range(4)]
+        ok = c.post("/evaluate/batch", json={"policy": "credito_b2b", "items": items[:3], "dry_run": True})
+        assert ok.status_code == 200 and len(ndjson(ok)) == 3
+        too_many = c.post("/evaluate/batch", json={"policy": "credito_b2b", "items": items})
+        assert error_locations(assert_error(too_many, 413, "BATCH_TOO_LARGE")) == {"items"}
+
+
+# Random bodies: JSON of any shape, requests close to valid ones, and raw bytes.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+field_values = json_values | st.integers(min_value=-2**80, max_value=2**80) | st.sampled_from(
+    ["", "0", "-1", "1e400", "NaN", "1.000,00", "2015-03-10", "2026-02-30", "0001-01-01", "9999-12-31",
+     "11.222.333/0001-81", "12ABC34501DE35", "123.456.789-09", "30 days", "é" * 40])
+orders = st.builds(lambda order, changes: {**order, **changes}, st.just(b2b_order()),
+                   st.dictionaries(st.sampled_from([*b2b_order(), "dias_atraso_max", "extra"]), field_values,
+                                   max_size=3))
+requests = st.fixed_dictionaries(
+    {"input": orders | json_values},
+    optional={"policy": st.sampled_from(["credito_b2b", "credito_b2c"]) | json_values,
+              "trace": st.sampled_from(["off", "rules", "full"]) | json_values,
+              "dry_run": st.booleans() | json_values, "request_id": st.text(max_size=3) | json_values})
+fuzz = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _never_a_server_error(response: httpx.Response) -> None:
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_error_body(response.json())
+    else:
+        assert set(response.json()) == RESPONSE_FIELDS
+
+
+@fuzz
+@given(body=requests | json_values)
+def test_random_json_never_breaks_the_server(client, body):
+    encoded = json.dumps(body).encode()
+    _never_a_server_error(client.post("/evaluate", content=encoded, headers={"content-type": "application/json"}))
+
+
+@fuzz
+@given(payload=st.binary(max_size=300) | st.builds(lambda b, n: b[:n], st.just(json.dumps(
+    {"input": b2b_order(), "policy": "credito_b2b"}).encode()), st.integers(0, 250)))
+def test_random_bytes_never_break_the_server(client, payload):
+    _never_a_server_error(client.post("/evaluate", content=payload, headers={"content-type": "application/json"}))
+
+
+# ---- POST /evaluate/batch ----
+def test_batch_streams_one_line_per_item_in_order(client):
+    good, other = b2b_order(fresh()), b2c_order(fresh(kind="cpf"))
+    items = [{"input": good}, {"input": {"cnpj": "nope"}}, {"input": other, "policy": "credito_b2c"},
+             {"input": good, "policy": "credito_b2x"}, {"input": b2b_order(fresh("negativated"))}]
+    response = client.post("/evaluate/batch", json={"policy": "credito_b2b", "items": items, "trace": "rules"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    assert response.text.endswith("\n")
+    lines = ndjson(response)
+    assert [line["index"] for line in lines] == list(range(len(items)))
+    assert [set(line) - {"index"} for line in lines] == [{"decision"}, {"error"}, {"decision"}, {"error"},
+                                                        {"decision"}]
+    assert lines[1]["error"]["code"] == "INVALID_INPUT" and "input.cnpj" in error_locations(lines[1]["error"])
+    assert lines[3]["error"]["code"] == "UNKNOWN_POLICY"
+    for i in (1, 3):
+        assert_error_body(lines[i]["error"])
+    for i in (0, 2, 4):
+        decision, item = lines[i]["decision"], items[i]
+        policy = item.get("policy", "credito_b2b")
+        expected = local_decision(policy, item["input"], "rules", as_of=TODAY)
+        assert (decision["policy"]["name"], decision["outcome"], decision["reasons"], decision["trace"]) == \
+            (policy, expected["outcome"], expected["reasons"], expected["trace"])
+        stored = client.get(f"/decisions/{decision['decision_id']}").json()
+        assert stored["input"] == item["input"] and stored["outcome"] == decision["outcome"]
+    dry = ndjson(client.post("/evaluate/batch", json={"policy": "credito_b2b", "items": items[:1], "dry_run": True}))
+    assert dry[0]["decision"]["decision_id"] is None
+
+
+# ---- idempotency ----
+def test_request_id_replays_the_same_decision(client):
+    order = b2b_order(fresh())
+    first = client.post("/evaluate/credito_b2b", json={"input": order, "request_id": "pedido-1"})
+    again = client.post("/evaluate/credito_b2b", json={"input": dict(reversed(order.items())), "request_id": "pedido-1",
+                                                      "trace": "full"})
+    assert first.status_code == again.status_code == 200
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    stored = client.get("/decisions", params={"document": order["cnpj"]}).json()["items"]
+    assert [item["decision_id"] for item in stored] == [first.json()["decision_id"]]
+    conflict = client.post("/evaluate/credito_b2b", json={"input": {**order, "valor_pedido": "1.00"},
+                                                          "request_id": "pedido-1"})
+    assert error_locations(assert_error(conflict, 409, "IDEMPOTENCY_CONFLICT")) == {"request_id"}
+    # The id is per policy: another policy may use it.
+    other = client.post("/evaluate/credito_b2c", json={"input": b2c_order(fresh(kind="cpf")), "request_id": "pedido-1"})
+    assert other.status_code == 200 and "idempotent-replayed" not in other.headers
+
+
+def test_concurrent_identical_requests_make_one_decision(server):
+    order, threads = b2b_order(fresh()), 8
+    barrier = threading.Barrier(threads)
+
+    def send(_):
+        with server.client() as c:
+            barrier.wait()
+            return c.post("/evaluate/credito_b2b", json={"input": order, "request_id": "corrida"})
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        responses = list(pool.map(send, range(threads)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.json()["decision_id"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == threads - 1
+    with server.client() as c:
+        assert len(c.get("/decisions", params={"document": order["cnpj"]}).json()["items"]) == 1
+
+
+# ---- decisions ----
+def test_stored_decision_explains_itself(client):
+    order = b2b_order(fresh("protest"))
+    answer = evaluate(client, order, trace="rules", request_id="explica-1")
+    record = client.get(f"/decisions/{answer['decision_id']}").json()
+    for field in ("decision_id", "policy", "outcome", "outputs", "reasons", "trace", "connector_calls", "duration_ms"):
+        assert record[field] == answer[field], field
+    assert record["input"] == order and record["request_id"] == "explica-1" and record["api_key"] == "sandbox"
+    created = dt.datetime.fromisoformat(record["created_at"])
+    assert abs(created.timestamp() * 1000 - ulid_millis(record["decision_id"])) < 1000
+    text = record["explanation"]
+    assert "art. 20" in text and "decisão automatizada" in text
+    assert answer["policy"]["name"] in text and answer["policy"]["version"] in text
+    assert all(reason["message"] in text for reason in answer["reasons"])
+    assert order["cnpj"] not in text and cnpj_format.format(order["cnpj"]) not in text
+
+
+def test_find_decisions_pages_filters_and_documents(tmp_path):
+    with ThreadedServer(sandbox_settings(tmp_path)) as srv, srv.client() as c:
+        cnpjs = [fresh() for _ in range(7)]
+        made = ndjson(c.post("/evaluate/batch", json={"policy": "credito_b2b",
+                                                      "items": [{"input": b2b_order(x)} for x in cnpjs]}))
+        cpf = fresh(kind="cpf")
+        evaluate(c, b2c_order(cpf), policy="credito_b2c")
+        ids = {line["decision"]["decision_id"] for line in made}
+
+        def all_pages(limit, **query):
+            seen, before = [], None
+            while True:
+                page = c.get("/decisions", params={**query, "limit": limit, **({"before": before} if before else {})})
+                assert page.status_code == 200, page.text
+                seen.extend(page.json()["items"])
+                before = page.json()["next"]
+                if before is None:
+                    return seen
+
+        for limit in (1, 3, 7, 50):
+            items = all_pages(limit, policy="credito_b2b")
+            found = [item["decision_id"] for item in items]
+            assert set(found) == ids and len(found) == len(ids)  # complete, no duplicates
+            assert found == sorted(found, reverse=True)  # newest first
+        assert all(item["policy"]["name"] == "credito_b2b" for item in items)
+        everything = all_pages(4)
+        assert len(everything) == 8 and {i["policy"]["name"] for i in everything} == {"credito_b2b", "credito_b2c"}
+
+        for document in (cnpjs[2], cnpj_format.format(cnpjs[2]), cnpj_format.format(cnpjs[2]).lower()):
+            (item,) = c.get("/decisions", params={"document": document}).json()["items"]
+            assert item["decision_id"] == made[2]["decision"]["decision_id"]
+            assert item["document"].endswith(cnpjs[2][-2:]) and cnpjs[2] not in json.dumps(item)
+        for document in (cpf, cpf_format.format(cpf)):
+            (item,) = c.get("/decisions", params={"document": document}).json()["items"]
+            assert item["policy"]["name"] == "credito_b2c"
+
+        # from (inclusive) and to (exclusive) instants, and whole Brasília days.
+        newest_first = everything
+        middle = newest_first[3]["created_at"]
+        newer = all_pages(50, **{"from": middle})
+        older = all_pages(50, to=middle)
+        assert {i["decision_id"] for i in newer} == {i["decision_id"] for i in newest_first[:4]}
+        assert {i["decision_id"] for i in older} == {i["decision_id"] for i in newest_first[4:]}
+        days = {dt.datetime.fromisoformat(i["created_at"]).astimezone(BRASILIA).date() for i in everything}
+        first, last = min(days), max(days)
+        assert len(all_pages(50, **{"from": first.isoformat(), "to": last.isoformat()})) == 8
+        assert all_pages(50, to=(first - dt.timedelta(days=1)).isoformat()) == []
+        assert all_pages(50, **{"from": (last + dt.timedelta(days=1)).isoformat()}) == []
+
+
+# ---- operations ----
+def test_health_ready_and_openapi(server, client):
+    assert client.get("/health").json()["status"] == "ok"
+    health = httpx.get(f"{server.url}/health").json()  # no key needed
+    assert health["sandbox"] is True and isinstance(health["version"], str)
+    ready = httpx.get(f"{server.url}/ready")
+    policies = client.get("/policies").json()["policies"]
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["policies"] == len(policies) and ready.json()["problems"] == 0
+
+    import schemathesis
+
+    doc = httpx.get(f"{server.url}/schema/openapi.json").json()
+    schemathesis.openapi.from_dict(doc).validate()  # a valid OpenAPI 3.1 document
+    schemas = doc["components"]["schemas"]
+
+    def resolve(node):
+        return schemas[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
+
+    for path in ("/evaluate", "/evaluate/{policy}"):
+        operation = doc["paths"][path]["post"]
+        request = resolve(operation["requestBody"]["content"]["application/json"]["schema"])
+        assert set(request["properties"]) == {"input", "policy", "trace", "dry_run", "request_id"}
+        assert request["required"] == ["input"] and request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
+        answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
+        assert set(answer["properties"]) == RESPONSE_FIELDS
+        for status in ("400", "404", "409", "413", "422"):
+            error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
+            assert set(error["properties"]) == {"code", "message", "errors"}
+    refs = re.findall(r'"\$ref": ?"#/components/schemas/([^"]+)"', json.dumps(doc))
+    assert refs and set(refs) <= set(schemas)
+
+
+def test_metrics_count_decisions_latency_and_connector_calls(client):
+    before = scrape(client)
+    answers = [evaluate(client, b2b_order(fresh(profile))) for profile in ("clean", "clean", "negativated", "down")]
+    after = scrape(client)
+    response = client.get("/metrics")
+    assert response.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8"
+    for outcome in {a["outcome"] for a in answers}:
+        grown = metric(after, "regua_decisions_total", policy="credito_b2b", outcome=outcome) - \
+            metric(before, "regua_decisions_total", policy="credito_b2b", outcome=outcome)
+        assert grown == sum(a["outcome"] == outcome for a in answers), outcome
+    count = metric(after, "regua_evaluation_seconds_count", policy="credito_b2b")
+    assert count - metric(before, "regua_evaluation_seconds_count", policy="credito_b2b") == len(answers)
+    assert metric(after, "regua_evaluation_seconds_bucket", policy="credito_b2b", le="+Inf") == count
+    buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in after.items()
+                     if name == "regua_evaluation_seconds_bucket" and dict(labels)["policy"] == "credito_b2b")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+    calls = [(c["connector"], c["status"]) for a in answers for c in a["connector_calls"]]
+    assert len({status for _, status in calls}) > 1  # the bureau that is down is counted apart
+    for connector, status in set(calls):
+        grown = metric(after, "regua_connector_calls_total", connector=connector, status=status) - \
+            metric(before, "regua_connector_calls_total", connector=connector, status=status)
+        assert grown == calls.count((connector, status))
