@@ -26,6 +26,7 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_policy.py
+	$(BIN)/python benchmarks/bench_server.py
 
 check: $(STAMP)
 	$(BIN)/regua check policies

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from importlib import metadata
 from pathlib import Path
 
@@ -60,25 +61,14 @@ def post(port: int, path: str, body: dict, timeout: float = 10.0) -> tuple[int, 
 
 
 def tree_rss_mb(pid: int) -> float:
-    """VmRSS of a process and all its descendants (uvicorn's workers are children of its supervisor)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:  # the command name may hold spaces: the parent pid is the second field after ")"
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    total_kb, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(parents.get(current, []))
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        total_kb += int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) if "VmRSS" in status else 0
-    return total_kb / 1024
+    """VmRSS of a process and all its descendants, in MB (with workers, uvicorn's supervisor is the parent)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except OSError:  # exited meanwhile
+        return 0.0
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024 + sum(map(tree_rss_mb, children))
 
 
 class Server:
@@ -86,40 +76,27 @@ class Server:
 
     def __init__(self, name: str, argv: list[str], env: dict, port: int, check, log: Path, timeout: float = 120):
         self.name, self.argv, self.env, self.port, self.check, self.log = name, argv, env, port, check, log
-        self.timeout = timeout
-        self.process: subprocess.Popen | None = None
+        self.timeout, self.process = timeout, None
         self.responses = 0  # answered under wrk, warm-ups included
 
     def __enter__(self) -> "Server":
         with open(self.log, "wb") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT,
                                             start_new_session=True)
+        deadline = time.monotonic() + self.timeout
         try:
-            self._wait_ready()
-        except BaseException:  # a failed check or Ctrl-C: `with` will not call __exit__ for us
+            while True:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{self.name} did not start (exit code {self.process.poll()}); its output:\n"
+                                     + self.log.read_text(errors="replace")[-3000:])
+                try:
+                    self.check(self.port)
+                    return self
+                except (OSError, http.client.HTTPException):  # not listening yet
+                    time.sleep(0.1)
+        except BaseException:  # a failed check or Ctrl-C: `with` does not call __exit__ for us
             self.stop()
             raise
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if self.process.poll() is not None:
-                self.fail(f"exited with code {self.process.returncode}")
-            try:
-                return self.check(self.port)
-            except (OSError, http.client.HTTPException):  # not listening yet
-                if time.monotonic() > deadline:
-                    self.fail(f"not ready after {self.timeout:.0f} s")
-                time.sleep(0.1)
-
-    def fail(self, why: str):
-        self.stop()
-        tail = self.log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{self.name}: {why}\n--- last lines of its output ---\n{tail}")
-
-    def rss_mb(self) -> float:
-        return tree_rss_mb(self.process.pid)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -139,7 +116,7 @@ def check_regua(policy: str, data: dict, outcome: str | None = "approve"):
     def check(port: int) -> None:
         status, body = post(port, "/evaluate", {"policy": policy, "input": data})
         if status != 200 or (outcome and body.get("outcome") != outcome):
-            raise SystemExit(f"Régua answered {status} {body} for {policy}; expected 200 and outcome {outcome}")
+            raise SystemExit(f"Régua answered {status} {body} for {policy}; expected 200, outcome {outcome}")
     return check
 
 
@@ -238,7 +215,7 @@ def rss_phase(workdir: Path, args) -> dict:
                     check_regua(policy, b2b)(server.port)
                 check_regua("credito_b2c", B2C_INPUT, outcome=None)(server.port)
             time.sleep(0.5)  # let the decision log flush
-            figures[label] = {"policies": len(policies) + 1, "rss_mb": round(server.rss_mb(), 1)}
+            figures[label] = {"policies": len(policies) + 1, "rss_mb": round(tree_rss_mb(server.process.pid), 1)}
         print(f"  {label}: {figures[label]['policies']} policies, RSS {figures[label]['rss_mb']} MB", flush=True)
     return figures
 
@@ -247,42 +224,46 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def report(args, peak, paced, rate, rss, after_load, recorded) -> dict:
-    b_rps, r_rps = median(peak["bare"], "rps"), median(peak["regua"], "rps")
-    ratio = r_rps / b_rps
-    p99_half = median(paced["regua"], "p99_ms")
-    verdict = {"throughput_ratio": ratio >= TARGET_RATIO, "p99_half_peak": p99_half < TARGET_P99_HALF_MS,
-               "rss_100_policies": rss["many"]["rss_mb"] <= TARGET_RSS_MB}
+def summarize(peak, paced, rate, rss, after_load) -> tuple[dict, dict]:
+    """The medians over the rounds, and PASS/MISS per target."""
+    figures = {f"{phase}_{name}_{key}": round(median(runs[name], key), 2)
+               for phase, runs in (("peak", peak), ("paced", paced)) for name in ("bare", "regua")
+               for key in ("rps", "p50_ms", "p99_ms")}
+    figures.update(ratio=round(figures["peak_regua_rps"] / figures["peak_bare_rps"], 3), paced_rate_asked=round(rate),
+                   rss_bundled_mb=rss["bundled"]["rss_mb"], rss_many_mb=rss["many"]["rss_mb"],
+                   **{f"rss_after_load_{name}_mb": mb for name, mb in after_load.items()})
+    verdict = {"ratio": figures["ratio"] >= TARGET_RATIO,
+               "p99_half_peak": figures["paced_regua_p99_ms"] < TARGET_P99_HALF_MS,
+               "rss_100_policies": figures["rss_many_mb"] <= TARGET_RSS_MB}
+    return figures, verdict
+
+
+def print_table(args, f: dict, verdict: dict, rss: dict, recorded: dict) -> None:
     mark = {True: "PASS", False: "MISS"}
-    rows = [
-        ("peak throughput (req/s)", f"{b_rps:,.0f}", f"{r_rps:,.0f}", f"Régua/bare ≥ {TARGET_RATIO:.2f}: {ratio:.2f}",
-         mark[verdict["throughput_ratio"]]),
-        ("p50 at peak (ms)", f"{median(peak['bare'], 'p50_ms'):.2f}", f"{median(peak['regua'], 'p50_ms'):.2f}", "", ""),
-        ("p99 at peak (ms)", f"{median(peak['bare'], 'p99_ms'):.2f}", f"{median(peak['regua'], 'p99_ms'):.2f}", "", ""),
-        (f"paced rate, asked {rate:,.0f} req/s (½ Régua peak)", f"{median(paced['bare'], 'rps'):,.0f}",
-         f"{median(paced['regua'], 'rps'):,.0f}", "", ""),
-        ("p50 at ½ peak (ms)", f"{median(paced['bare'], 'p50_ms'):.2f}", f"{median(paced['regua'], 'p50_ms'):.2f}", "", ""),
-        ("p99 at ½ peak (ms)", f"{median(paced['bare'], 'p99_ms'):.2f}", f"{p99_half:.2f}",
-         f"< {TARGET_P99_HALF_MS:.0f} ms", mark[verdict["p99_half_peak"]]),
-        ("RSS after the load (MB)", f"{after_load['bare']:.1f}", f"{after_load['regua']:.1f}", "", ""),
-        (f"RSS, {rss['bundled']['policies']} bundled policies (MB)", "", f"{rss['bundled']['rss_mb']:.1f}", "", ""),
-        (f"RSS, {rss['many']['policies']} policies (MB)", "", f"{rss['many']['rss_mb']:.1f}",
-         f"≤ {TARGET_RSS_MB:.0f} MB", mark[verdict["rss_100_policies"]]),
-    ]
-    print(f"\n{args.workers} worker(s) each; wrk -t{args.threads} -c{args.connections} (peak), "
-          f"-c{args.paced_connections} (paced); {args.rounds} rounds × {args.duration:g} s, medians; "
-          f"decisions recorded by Régua: {recorded['decisions']:,} for {recorded['responses']:,} responses\n")
+    rows = [("peak throughput (req/s)", f"{f['peak_bare_rps']:,.0f}", f"{f['peak_regua_rps']:,.0f}",
+             f"Régua/bare ≥ {TARGET_RATIO:.2f}: **{f['ratio']:.2f}**", mark[verdict["ratio"]])]
+    rows += [(f"{label} at peak (ms)", f"{f[f'peak_bare_{key}']:.2f}", f"{f[f'peak_regua_{key}']:.2f}", "", "")
+             for label, key in (("p50", "p50_ms"), ("p99", "p99_ms"))]
+    rows += [(f"paced: asked {f['paced_rate_asked']:,} req/s (½ Régua peak), got", f"{f['paced_bare_rps']:,.0f}",
+              f"{f['paced_regua_rps']:,.0f}", "", ""),
+             ("p50 at ½ peak (ms)", f"{f['paced_bare_p50_ms']:.2f}", f"{f['paced_regua_p50_ms']:.2f}", "", ""),
+             ("p99 at ½ peak (ms)", f"{f['paced_bare_p99_ms']:.2f}", f"**{f['paced_regua_p99_ms']:.2f}**",
+              f"< {TARGET_P99_HALF_MS:.0f} ms", mark[verdict["p99_half_peak"]]),
+             ("RSS after the load (MB)", f"{f['rss_after_load_bare_mb']:.1f}", f"{f['rss_after_load_regua_mb']:.1f}",
+              "", ""),
+             (f"RSS, {rss['bundled']['policies']} bundled policies (MB)", "", f"{f['rss_bundled_mb']:.1f}", "", ""),
+             (f"RSS, {rss['many']['policies']} policies (MB)", "", f"**{f['rss_many_mb']:.1f}**",
+              f"≤ {TARGET_RSS_MB:.0f} MB", mark[verdict["rss_100_policies"]])]
+    print(f"\n{args.workers} uvicorn worker(s) per server; wrk -t{args.threads} -c{args.connections} at peak, "
+          f"-c{args.paced_connections} paced; medians of {args.rounds} rounds × {args.duration:g} s. "
+          f"Régua's decision log holds {recorded['decisions']:,} decisions for {recorded['responses']:,} "
+          "responses counted by wrk.\n")
     print("| figure | bare Litestar + msgspec | Régua | target | result |\n|---|---:|---:|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    return {"summary": {"bare_peak_rps": b_rps, "regua_peak_rps": r_rps, "ratio": ratio,
-                        "regua_p99_half_peak_ms": p99_half, "paced_rate_asked": rate},
-            "targets": {"throughput_ratio_min": TARGET_RATIO, "p99_half_peak_ms_max": TARGET_P99_HALF_MS,
-                        "rss_100_policies_mb_max": TARGET_RSS_MB},
-            "verdict": verdict, "table": [dict(zip(("figure", "bare", "regua", "target", "result"), r)) for r in rows]}
 
 
-def versions() -> dict:
+def environment() -> dict:
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     found = {name: metadata.version(name) for name in ("litestar", "msgspec", "uvicorn", "uvloop", "httptools")}
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.platform(),
@@ -301,9 +282,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "server.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("bench_server.py needs the wrk load generator: sudo apt-get install wrk "
-              "(Debian/Ubuntu), or brew install wrk (macOS)", file=sys.stderr)
+        print("bench_server.py needs the wrk load generator: sudo apt-get install wrk (Debian/Ubuntu), "
+              "brew install wrk (macOS)", file=sys.stderr)
         return 2
+    load = os.getloadavg()[0]
+    if load > 0.5:  # the servers and wrk share the CPUs with whatever else runs
+        print(f"warning: load average {load:.2f} before starting; other processes will skew the figures")
     order = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="regua-bench-") as tmp:
         workdir = Path(tmp)
@@ -311,29 +295,33 @@ def main() -> int:
         args.body.write_text(json.dumps({"policy": "credito_b2b", "input": order}), encoding="utf-8")
         (workdir / "main").mkdir()
         regua = regua_server(workdir / "main", ROOT / "policies", args.workers, check_regua("credito_b2b", order))
-        with bare_server(workdir, args.workers) as bare, regua:
-            servers = [bare, regua]  # both passed their correctness check on the way up
+        with bare_server(workdir, args.workers) as bare, regua:  # each passes its correctness check first
+            servers = [bare, regua]
             print(f"peak throughput: wrk -c{args.connections}, {args.rounds} rounds × {args.duration:g} s", flush=True)
             peak = peak_phase(servers, args)
             rate = median(peak["regua"], "rps") / 2
             print(f"paced at {rate:,.0f} req/s (half Régua's peak), wrk -c{args.paced_connections}", flush=True)
             paced = paced_phase(servers, args, rate)
-            after_load = {s.name: round(s.rss_mb(), 1) for s in servers}
-        # Every response Régua sent under load, and the checks, should be a row in the decision log.
-        # (requests still in flight when wrk stops are answered and recorded but not counted by wrk).
-        with sqlite3.connect(workdir / "main" / "regua.db") as db:
+            after_load = {s.name: round(tree_rss_mb(s.process.pid), 1) for s in servers}
+        # The decision log was on: every response should be a row once the server has stopped (and
+        # flushed). Requests in flight when wrk stops are answered and recorded but not counted by wrk.
+        with closing(sqlite3.connect(workdir / "main" / "regua.db")) as db:
             recorded = {"decisions": db.execute("select count(*) from decisions").fetchone()[0],
                         "responses": regua.responses}
         print("RSS of fresh Régua servers, each policy evaluated 3 times:", flush=True)
         rss = rss_phase(workdir, args)
-    results = report(args, peak, paced, rate, rss, after_load, recorded)
+    figures, verdict = summarize(peak, paced, rate, rss, after_load)
+    print_table(args, figures, verdict, rss, recorded)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "body"}
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": settings,
-                                    "versions": versions(), **results, "peak": peak, "paced": paced,
-                                    "rss": rss, "rss_after_load_mb": after_load, "decision_log": recorded},
-                                   indent=2), encoding="utf-8")
-    print(f"\nresults written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "body"}
+    targets = {"ratio_min": TARGET_RATIO, "p99_half_peak_ms_max": TARGET_P99_HALF_MS,
+               "rss_100_policies_mb_max": TARGET_RSS_MB}
+    args.out.write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
+        "environment": {**environment(), "load_average_at_start": round(load, 2)},
+        "figures": figures, "targets": targets, "verdict": verdict, "decision_log": recorded,
+        "rss": rss, "runs": {"peak": peak, "paced": paced}}, indent=2), encoding="utf-8")
+    print(f"\nresults written to {args.out}")
     return 0
 
 

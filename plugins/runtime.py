@@ -116,7 +116,7 @@ class Resilient:
             with self._count_lock:
                 self.attempts += 1
             try:
-                if self.connector.inline:
+                if getattr(self.connector, "inline", False):
                     result = self.method(*args)
                 else:
                     result = call_with_deadline(self.method, args, self.connector.timeout)

@@ -13,7 +13,7 @@ import re
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from .schemas import ErrorBody, ErrorDetail
 
@@ -44,8 +44,8 @@ def error_response(status: int, code: str, message: str, errors: list[dict] | No
 # Litestar's own 4xx exceptions (routing, body size, content type) under our stable codes.
 _STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                  405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.+)`")
-_MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`")
+_MISSING_FIELD = re.compile(r"Object missing required field `(.*)`")
 
 
 def _detail(item: dict) -> dict:
@@ -104,6 +104,8 @@ def handle_http(request: Request, error: HTTPException) -> Response:
     message = str(error.detail) if error.detail else code.replace("_", " ").lower()
     if status == 400 and "malformed" in message.lower():
         return _respond(request, 400, "MALFORMED_JSON", f"the request body is not valid JSON: {_after_colon(message)}")
+    if status == 400 and isinstance(error.__cause__, SerializationException):  # "Input data was truncated", …
+        return _respond(request, 400, "MALFORMED_JSON", f"the request body is not valid JSON: {message.replace('`', '')}")
     if status == 413:
         message = "the request body is larger than this server accepts"
     elif status == 404 and not isinstance(error, ApiError):

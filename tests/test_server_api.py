@@ -366,12 +366,14 @@ def test_find_decisions_pages_filters_and_documents(tmp_path):
             assert item["policy"]["name"] == "credito_b2c"
 
         # from (inclusive) and to (exclusive) instants, and whole Brasília days.
-        newest_first = everything
-        middle = newest_first[3]["created_at"]
-        newer = all_pages(50, **{"from": middle})
-        older = all_pages(50, to=middle)
-        assert {i["decision_id"] for i in newer} == {i["decision_id"] for i in newest_first[:4]}
-        assert {i["decision_id"] for i in older} == {i["decision_id"] for i in newest_first[4:]}
+        def made(item):
+            return dt.datetime.fromisoformat(item["created_at"])
+
+        for pivot in everything:
+            newer = {i["decision_id"] for i in all_pages(50, **{"from": pivot["created_at"]})}
+            older = {i["decision_id"] for i in all_pages(50, to=pivot["created_at"])}
+            assert newer == {i["decision_id"] for i in everything if made(i) >= made(pivot)}
+            assert older == {i["decision_id"] for i in everything if made(i) < made(pivot)}
         days = {dt.datetime.fromisoformat(i["created_at"]).astimezone(BRASILIA).date() for i in everything}
         first, last = min(days), max(days)
         assert len(all_pages(50, **{"from": first.isoformat(), "to": last.isoformat()})) == 8

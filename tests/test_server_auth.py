@@ -1,0 +1,193 @@
+"""API keys with scopes, stored hashed: the guard on a real server, the configuration, `regua keys new`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from plugins.builtin.sandbox_bureau import sandbox_document
+from server.auth import hash_key
+from server.config import SANDBOX_KEY, ConfigError, load_settings
+from server_harness import ROOT, ProcessServer, ThreadedServer, assert_error, b2b_order, sandbox_settings
+
+REGUA = str(Path(sys.executable).parent / "regua")
+KEYS = {  # name -> (key, scopes)
+    "erp": ("rk_test-erp-0123456789abcdef", ["evaluate"]),
+    "auditor": ("rk_test-auditor-0123456789abcdef", ["decisions:read"]),
+    "admin": ("rk_test-admin-0123456789abcdef", ["policies:admin"]),
+    "backoffice": ("rk_test-backoffice-0123456789", ["evaluate", "decisions:read"]),
+}
+
+
+def bearer(name: str) -> dict:
+    return {"Authorization": f"Bearer {KEYS[name][0]}"}
+
+
+def auth_section() -> dict:
+    return {"keys": [{"name": name, "hash": hash_key(key), "scopes": scopes} for name, (key, scopes) in KEYS.items()]}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    # Sandbox mode (synthetic bureau) with keys configured: the sandbox key no longer works.
+    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("auth"), auth=auth_section())) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def decision_id(server) -> str:
+    with server.client(bearer("erp")) as c:
+        response = c.post("/evaluate/credito_b2b", json={"input": b2b_order(sandbox_document(n=1))})
+        assert response.status_code == 200, response.text
+        return response.json()["decision_id"]
+
+
+def policy_source(version: str) -> str:
+    source = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
+    return re.sub(r'version "[^"]+"', f'version "{version}"', source, count=1)
+
+
+def protected(decision_id: str) -> list[tuple[str, str, dict | None]]:
+    """(method, path, json body) of endpoints that need a key, with a valid body where they take one."""
+    return [("POST", "/evaluate/credito_b2b", {"input": b2b_order(sandbox_document(n=2))}),
+            ("POST", "/evaluate/batch", {"policy": "credito_b2b", "items": [{"input": b2b_order()}]}),
+            ("GET", "/decisions", None), ("GET", f"/decisions/{decision_id}", None),
+            ("GET", "/policies", None), ("GET", "/policies/credito_b2b", None),
+            ("POST", "/policies", {"source": policy_source("2026.11.1")}),
+            ("POST", "/policies/credito_b2b/rollback", {"revision": 1})]
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer rk_not-a-key"}, {"X-API-Key": "rk_not-a-key"},
+    {"Authorization": f"Bearer {SANDBOX_KEY}"},  # configured keys turn the sandbox key off
+    {"Authorization": f"Basic {KEYS['erp'][0]}"}, {"Authorization": "Bearer"},
+    {"Authorization": KEYS["erp"][0]},  # the key without the scheme
+    {"Authorization": f"Bearer {hash_key(KEYS['erp'][0])}"},  # the hash is not the key
+], ids=["none", "wrong", "wrong-x-api-key", "sandbox", "basic", "empty", "no-scheme", "hash"])
+def test_no_valid_key_is_401(server, decision_id, headers):
+    with httpx.Client(base_url=server.url, headers=headers) as c:
+        for method, path, body in protected(decision_id):
+            response = c.request(method, path, json=body)
+            assert_error(response, 401, "UNAUTHORIZED")
+            assert response.headers["www-authenticate"] == "Bearer"
+        # Before anything else: an anonymous client learns nothing about its body.
+        malformed = c.post("/evaluate", content=b"{oops", headers={"content-type": "application/json"})
+        assert_error(malformed, 401, "UNAUTHORIZED")
+
+
+SCOPES = {  # (method, path) -> names of the keys allowed
+    ("POST", "/evaluate/credito_b2b"): {"erp", "backoffice"},
+    ("POST", "/evaluate/batch"): {"erp", "backoffice"},
+    ("GET", "/decisions"): {"auditor", "backoffice"},
+    ("GET", "/decisions/{id}"): {"auditor", "backoffice"},
+    ("GET", "/policies"): {"erp", "backoffice", "admin"},  # who evaluates may read what they call
+    ("GET", "/policies/credito_b2b"): {"erp", "backoffice", "admin"},
+    ("POST", "/policies"): {"admin"},
+    ("POST", "/policies/credito_b2b/rollback"): {"admin"},
+}
+
+
+@pytest.mark.parametrize("name", list(KEYS))
+def test_each_key_reaches_exactly_its_scopes(server, decision_id, name):
+    with server.client(bearer(name)) as c:
+        for method, path, body in protected(decision_id):
+            allowed = SCOPES[(method, path.replace(decision_id, "{id}"))]
+            response = c.request(method, path, json=body)
+            if name in allowed:
+                assert response.status_code in (200, 201), (method, path, response.text)
+            else:
+                error = assert_error(response, 403, "FORBIDDEN")
+                assert "scope" in error["message"], error
+
+
+def test_x_api_key_header_and_the_key_name_in_the_decision_log(server):
+    document = sandbox_document(n=3)
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS["erp"][0]}) as c:
+        answer = c.post("/evaluate/credito_b2b", json={"input": b2b_order(document)})
+    assert answer.status_code == 200, answer.text
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS["auditor"][0]}) as c:
+        record = c.get(f"/decisions/{answer.json()['decision_id']}")
+        assert record.status_code == 200 and record.json()["api_key"] == "erp"
+        assert KEYS["erp"][0] not in record.text and hash_key(KEYS["erp"][0]) not in record.text
+        assert c.post("/evaluate/credito_b2b", json={"input": b2b_order(document)}).status_code == 403
+
+
+def test_open_endpoints_need_no_key(server):
+    for path in ("/health", "/ready", "/metrics", "/schema/openapi.json"):
+        assert httpx.get(server.url + path).status_code == 200, path
+
+
+def test_policies_admin_publishes_and_evaluators_see_it(tmp_path):
+    with ThreadedServer(sandbox_settings(tmp_path, auth=auth_section())) as srv, \
+            srv.client(bearer("admin")) as admin, srv.client(bearer("erp")) as erp:
+        before = erp.get("/policies/credito_b2b").json()
+        assert_error(erp.post("/policies", json={"source": policy_source("2099.1.1")}), 403, "FORBIDDEN")
+        published = admin.post("/policies", json={"source": policy_source("2099.1.1")})
+        assert published.status_code == 201, published.text
+        assert published.json() == {"name": "credito_b2b", "version": "2099.1.1", "revision": before["revision"] + 1,
+                                    "created": True}
+        decision = erp.post("/evaluate/credito_b2b", json={"input": b2b_order()}).json()
+        assert decision["policy"] == {"name": "credito_b2b", "version": "2099.1.1",
+                                      "revision": before["revision"] + 1}
+        detail = admin.get("/policies/credito_b2b").json()
+        assert detail["activations"][-1]["activated_by"] == "admin"
+
+
+@pytest.mark.parametrize("entry,field", [
+    ({"name": "erp", "hash": "sha256:abc", "scopes": ["evaluate"]}, "auth.keys[0].hash"),
+    ({"name": "erp", "hash": "rk_plaintext-key-in-the-config", "scopes": ["evaluate"]}, "auth.keys[0].hash"),
+    ({"name": "erp", "hash": hash_key("x"), "scopes": ["everything"]}, "auth.keys[0].scopes"),
+])
+def test_bad_key_configuration_is_named(tmp_path, entry, field):
+    config = tmp_path / "regua.toml"
+    scopes = ", ".join(f'"{s}"' for s in entry["scopes"])
+    config.write_text(f'[[auth.keys]]\nname = "{entry["name"]}"\nhash = "{entry["hash"]}"\nscopes = [{scopes}]\n',
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        load_settings(config, environ={})
+    # `regua serve` refuses to start, saying where the problem is.
+    result = subprocess.run([REGUA, "serve", "--config", str(config), "--port", "1"], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and field in result.stderr, result.stderr
+
+
+def test_two_keys_with_one_name_are_refused(tmp_path):
+    config = tmp_path / "regua.toml"
+    config.write_text("".join(f'[[auth.keys]]\nname = "erp"\nhash = "{hash_key(k)}"\nscopes = ["evaluate"]\n'
+                              for k in ("one", "two")), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape("auth.keys[1].name")):
+        load_settings(config, environ={})
+
+
+def test_keys_new_prints_a_key_whose_hash_configures_a_real_server(tmp_path):
+    def keys_new(*scopes: str) -> tuple[str, str]:
+        result = subprocess.run([REGUA, "keys", "new", "--name", "erp", *(f"--scope={s}" for s in scopes)],
+                                capture_output=True, text=True, timeout=60, check=True)
+        (key,) = re.findall(r"^key \(shown once, give it to erp\): (\S+)$", result.stdout, re.M)
+        return key, result.stdout[result.stdout.index("[[auth.keys]]"):]
+
+    key, toml_text = keys_new("evaluate")
+    other, _ = keys_new("evaluate")
+    assert key != other and key.startswith("rk_") and len(key) >= 40
+    assert key not in toml_text  # the configuration holds only the hash
+    (entry,) = tomllib.loads(toml_text)["auth"]["keys"]
+    assert entry == {"name": "erp", "hash": hash_key(key), "scopes": ["evaluate"]}
+
+    config = tmp_path / "regua.toml"
+    config.write_text(toml_text, encoding="utf-8")
+    with ProcessServer(tmp_path, "--config", str(config)) as srv:
+        with srv.client({"Authorization": f"Bearer {key}"}) as c:
+            answer = c.post("/evaluate/credito_b2b", json={"input": b2b_order()})
+            assert answer.status_code == 200, answer.text
+            assert_error(c.get("/decisions"), 403, "FORBIDDEN")
+        with srv.client({"X-API-Key": other}) as c:  # a key made but never configured
+            assert_error(c.post("/evaluate/credito_b2b", json={"input": b2b_order()}), 401, "UNAUTHORIZED")
+        with srv.client() as c:  # the sandbox key: off, since keys are configured
+            assert_error(c.post("/evaluate/credito_b2b", json={"input": b2b_order()}), 401, "UNAUTHORIZED")
+        assert key not in srv.logs() and key not in srv.stdout()
