@@ -371,3 +371,36 @@ def test_the_cache_survives_a_reopen_and_concurrent_writers(tmp_path, clock):
     second = BureauCache(path, clock=lambda: clock[0])
     assert all(second.get("bureau.serasa", f"doc{i}") == {"i": i} for i in range(100))
     assert sqlite3.connect(path).execute(f"select count(*) from {TABLE}").fetchone()[0] == 100
+
+
+class _ThreadReporter(BureauConnector):
+    name = "reporter"
+    retries = 0
+
+    def __init__(self, inline: bool):
+        self.inline = inline
+        self.threads: list[str] = []
+
+    def fetch(self, document: str):
+        self.threads.append(threading.current_thread().name)
+        return {"document": document}
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_inline_connectors_run_in_the_callers_thread_others_in_a_worker(inline):
+    connector = _ThreadReporter(inline)
+    Resilient(connector, connector.fetch)("11222333000181")
+    caller = threading.current_thread().name
+    assert (connector.threads == [caller]) is inline
+
+
+def test_the_sandbox_is_inline_unless_it_simulates_a_slow_outage():
+    from plugins.builtin.sandbox_bureau import SandboxBureau
+    from plugins.manager import PluginSettings
+    from plugins.registry import Registry
+
+    assert SandboxBureau().inline and not SandboxBureau(down_delay=0.5).inline
+    registry = Registry.load(PluginSettings(allow=["sandbox_bureau"]), sandbox_aliases=True)
+    assert registry.is_inline("bureau.sandbox") and registry.is_inline("bureau.serasa")  # aliased to the sandbox
+    strict = Registry.load(PluginSettings(allow=["sandbox_bureau"]), sandbox_aliases=False)
+    assert not strict.is_inline("bureau.serasa")  # not configured: nothing answers it

@@ -69,6 +69,9 @@ def strip_durations(calls: list) -> list:
 @pytest.mark.parametrize("trace", ["off", "rules", "full"])
 def test_decision_is_what_the_engine_decides(client, profile, trace):
     order = b2b_order(fresh(profile), dias_atraso_max=45 if profile == "clean" else 0)
+    if profile == "down":  # the bureau's circuit breaker opens after consecutive failures: start both at zero
+        evaluate(client, b2b_order(fresh()), dry_run=True)
+        local_decision("credito_b2b", b2b_order(fresh()), as_of=TODAY)
     before = int(time.time() * 1000)
     # Both forms: the policy in the URL, and in the body.
     by_url = client.post("/evaluate/credito_b2b", json={"input": order, "trace": trace})
@@ -129,6 +132,8 @@ BAD_REQUESTS = [
     # (method, path, request kwargs, status, code, locations that must be named)
     ("POST", "/evaluate", {"content": b'{"input": {'}, 400, "MALFORMED_JSON", set()),
     ("POST", "/evaluate", {"content": b"\xff\xfe garbage"}, 400, "MALFORMED_JSON", set()),
+    ("POST", "/evaluate", {"content": b'{"input": {}, "policy": "credito_b2b"'}, 400, "MALFORMED_JSON", set()),
+    ("POST", "/evaluate", {"content": b'{"input": {"valor_pedido": 1e999}}'}, 400, "MALFORMED_JSON", set()),
     ("POST", "/evaluate", {"content": b""}, 400, "EMPTY_BODY", set()),
     ("POST", "/evaluate", {"json": {"input": {}, "policy": "credito_b2b", "trace": 3}}, 400, "INVALID_REQUEST",
      {"trace"}),
@@ -175,6 +180,8 @@ def test_bad_request_gets_the_error_body(client, method, path, kwargs, status, c
 def test_error_details_help(client):
     unknown = assert_error(client.post("/evaluate", json={"input": {}, "policy": "credito_b2bb"}), 404)
     assert "did you mean 'credito_b2b'" in unknown["message"]
+    nameless = assert_error(client.post("/evaluate", json={"input": {}, "policy": "credito_b2b", "": 1}), 400)
+    assert [(d["code"], d["location"]) for d in nameless["errors"]] == [("UNKNOWN_FIELD", "")]
     wrong = client.put("/evaluate", json={})
     assert_error(wrong, 405)
     assert "POST" in wrong.headers["allow"]
