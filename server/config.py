@@ -109,23 +109,38 @@ def _env_overrides(environ: Mapping[str, str]) -> dict:
         if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
             continue
         parts = key[len(ENV_PREFIX):].lower().split("__")
-        if parts == ["api_keys"] or parts[0] not in Settings.__struct_fields__:
+        if parts[0] not in Settings.__struct_fields__:
             continue
         target = overrides
         for part in parts[:-1]:
             target = target.setdefault(part, {})
-        target[parts[-1]] = _env_value(value)
+        target[parts[-1]] = _env_value(value, _is_list(parts))
     return overrides
 
 
-def _env_value(text: str):
-    """Lists are comma-separated; everything else stays text (msgspec converts it to the field's type)."""
+def _is_list(parts: list[str]) -> bool:
+    """Whether the setting at this path is a list (plugins.allow, plugins.deny)."""
+    struct: type = Settings
+    for part in parts:
+        fields = {f.name: f.type for f in msgspec.structs.fields(struct)} if isinstance(struct, type) and \
+            issubclass(struct, msgspec.Struct) else {}
+        if part not in fields:
+            return False
+        struct = fields[part]
+    return "list[" in str(struct)
+
+
+def _env_value(text: str, is_list: bool):
+    """JSON for lists and tables; a list may also be comma-separated (`a,b`). Everything else
+    stays text: msgspec converts it to the field's type."""
     stripped = text.strip()
     if stripped.startswith("[") or stripped.startswith("{"):
         try:
             return msgspec.json.decode(stripped)
         except msgspec.DecodeError:
             return text
+    if is_list:
+        return [item.strip() for item in stripped.split(",") if item.strip()]
     return text
 
 

@@ -11,30 +11,43 @@ import logging
 import re
 import sys
 
-# Formatted CPF/CNPJ (alphanumeric CNPJ too), long digit runs (bare documents, phones),
-# e-mail addresses, and digit runs after "document=" in URLs.
+# Formatted CPF/CNPJ (alphanumeric CNPJ too, any case, "/" possibly URL-encoded as %2F), long
+# digit runs (bare documents, phones; not ISO dates), e-mail addresses, and whatever follows
+# "document=" in a URL.
 _PATTERNS = [
-    re.compile(r"\b[0-9A-Z]{2}\.?[0-9A-Z]{3}\.?[0-9A-Z]{3}/?[0-9A-Z]{4}-?\d{2}\b"),
+    re.compile(r"\b[0-9A-Z]{2}\.?[0-9A-Z]{3}\.?[0-9A-Z]{3}(?:/|%2F)?[0-9A-Z]{4}-?\d{2}\b", re.IGNORECASE),
     re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"),
-    re.compile(r"(?<![\w.])\+?\d[\d ()-]{8,}\d\b"),
+    re.compile(r"(?<![\w.])(?!\d{4}-\d{2}-\d{2}\b)\+?\d[\d ()-]{8,}\d\b"),
     re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"),
     re.compile(r"(?<=document=)[^&\s\"]+"),
 ]
 
 
+def _mask(match: re.Match) -> str:
+    text = match.group(0)
+    return "***@***" if "@" in text else "*" * max(len(text) - 2, 1) + text[-2:]
+
+
 def mask_text(text: str) -> str:
     for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: "*" * max(len(m.group(0)) - 2, 1) + m.group(0)[-2:]
-                           if "@" not in m.group(0) else "***@***", text)
+        text = pattern.sub(_mask, text)
     return text
 
 
 class MaskingFilter(logging.Filter):
+    """Masks the message and any exception text (tracebacks quote exception messages)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = mask_text(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
 
 

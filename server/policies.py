@@ -75,7 +75,7 @@ class PolicyService:
         self.store = store
         self.env = env
         self.is_inline = is_inline
-        self.folder = Path(folder) if folder else None
+        self.folder = Path(folder).resolve() if folder else None
         self.cache_dir = cache_dir or None
         self.functions = functions
         self.active: dict[str, ActivePolicy] = {}
@@ -102,19 +102,21 @@ class PolicyService:
         """Sync the folder into the store, then load every active version."""
         if self.folder is not None:
             for path in sorted(self.folder.rglob(f"*{SUFFIX}")):
-                self.sync_file(path, at_start=True)
+                self.sync_file(path)
         self.refresh(force=True)
 
-    def sync_file(self, path: Path, at_start: bool = False) -> bool:
+    def sync_file(self, path: Path) -> bool:
         """Publish a policy file if it changed since it was last synced. False when it is broken."""
-        key = str(path)
+        key = str(path.resolve())  # one spelling per file, however the folder was given
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             self._problem(key, [{"code": "UNREADABLE", "message": type(error).__name__, "location": key}])
             return False
         digest = source_digest(source)
-        if at_start and self.store.file_hash(key) == digest:
+        if self.store.file_hash(key) == digest:
+            # Synced before, unchanged since (a restart, a save without edits, another worker's
+            # watcher): whatever is active stays, even a version published over HTTP.
             self.problems.pop(key, None)
             return True
         try:
@@ -179,6 +181,7 @@ class PolicyService:
                 try:
                     running[name] = self._active_from(row)
                     changed = True
+                    self.problems.pop(f"policy:{name}", None)
                 except PolicyRejected as rejected:  # e.g. a plugin function went away
                     self.problems[f"policy:{name}"] = rejected.to_list()
                     log.error("policy %s revision %d no longer compiles; keeping what runs", name, row["revision"])

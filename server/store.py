@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
-import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import sqlite_utils
 
@@ -36,9 +34,11 @@ class StoreError(Exception):
 
 class Store:
     def __init__(self, path: str):
+        if path == ":memory:" or path.startswith("file:"):
+            # Threads and worker processes each open their own connection: they need a real file.
+            raise StoreError(f"store.path must be a file path, not {path!r}")
         self.path = path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.migrate()
 
@@ -80,22 +80,18 @@ class Store:
 
     def migrate(self) -> list[str]:
         """Apply pending migrations (under an exclusive file lock); return the names applied."""
-        lock_path = None if self.path == ":memory:" else self.path + ".migrate-lock"
-        handle = open(lock_path, "w") if lock_path else None  # noqa: SIM115 — closed below
+        handle = open(self.path + ".migrate-lock", "w")  # noqa: SIM115 — closed below
         try:
-            if handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, fcntl.LOCK_EX)
             db = self.connect()
-            if self.path != ":memory:":
-                db.enable_wal()
+            db.enable_wal()
             pending = [m.name for m in MIGRATIONS.pending(db)]
             MIGRATIONS.apply(db)
             db.conn.close()
             return pending
         finally:
-            if handle:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def applied_migrations(self) -> list[str]:
         return [m.name for m in MIGRATIONS.applied(self.db)]
@@ -221,16 +217,3 @@ class Store:
 
     def count_decisions(self) -> int:
         return self.db.execute("select count(*) from decisions").fetchone()[0]
-
-
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def remove_database(path: str) -> None:
-    """Delete a store and its WAL files (tests, `regua serve --fresh`)."""
-    for suffix in ("", "-wal", "-shm", ".migrate-lock"):
-        try:
-            os.remove(path + suffix)
-        except FileNotFoundError:
-            pass

@@ -77,8 +77,9 @@ def test_publish_activates_a_new_revision_and_identical_source_is_not_a_new_one(
         decision = decide(client)
         assert decision[0] == 2 and behaves_as(decision, "2026.12.1")
 
-        again = client.post("/policies", json={"source": V2}).json()
-        assert again["revision"] == 2 and again["created"] is False
+        same = client.post("/policies", json={"source": V2})
+        again = same.json()
+        assert same.status_code == 200 and again["revision"] == 2 and again["created"] is False
         put = client.put("/policies/credito_b2b", json={"source": V2})
         assert put.status_code == 200 and put.json()["created"] is False and put.json()["revision"] == 2
         assert [v["revision"] for v in client.get("/policies/credito_b2b").json()["versions"]] == [1, 2]
@@ -222,18 +223,25 @@ def test_hot_reload_publishes_edits_and_keeps_serving_through_broken_ones(tmp_pa
         response = client.post("/evaluate/credito_novo", json={"input": person})
         assert response.status_code == 200 and response.json()["policy"]["revision"] == 1
 
+        (path.parent / "novo.regua").unlink()  # a removed file: its last version keeps serving
+        eventually(lambda: any("novo.regua was removed" in r.getMessage() for r in caplog.records))
+        assert client.post("/evaluate/credito_novo", json={"input": person}).status_code == 200
+
 
 def test_restarts_keep_what_was_published_unless_the_file_changed(tmp_path):
     settings = sandbox_settings(tmp_path)
     path = Path(settings.policies.folder) / "credito_b2b.regua"
+    only_http = V1.replace("policy credito_b2b", "policy credito_api")  # a policy with no file at all
     with ThreadedServer(settings) as server, server.client() as client:
         assert client.post("/policies", json={"source": V2}).json()["revision"] == 2
+        assert client.post("/policies", json={"source": only_http}).json()["revision"] == 1
 
     # Unchanged file: the version published over HTTP stays active.
     with ThreadedServer(restarted(settings)) as server, server.client() as client:
         decision = decide(client)
         assert decision[0] == 2 and behaves_as(decision, "2026.12.1")
         assert len(client.get("/policies/credito_b2b").json()["versions"]) == 2
+        assert decide(client, "credito_api")[:3] == (1, "2026.11.1", "approve")
 
     # Changed file: published as a new revision at start.
     v3 = V1.replace('version "2026.11.1"', 'version "2026.11.3"')
@@ -251,9 +259,6 @@ def test_restarts_keep_what_was_published_unless_the_file_changed(tmp_path):
         assert client.get("/ready").json()["problems"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the watcher republishes a file whose content did not change "
-                   "(PolicyService.sync_file compares with the active version, not with the file's synced hash), "
-                   "overriding a version published over HTTP; a restart does not")
 def test_saving_a_file_without_changes_does_not_override_an_http_publish(tmp_path):
     settings = sandbox_settings(tmp_path)
     path = Path(settings.policies.folder) / "credito_b2b.regua"
@@ -265,9 +270,6 @@ def test_saving_a_file_without_changes_does_not_override_an_http_publish(tmp_pat
         assert decide(client)[0] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: policy files are remembered by the path as spelled (not resolved), "
-                   "so a restart with the folder given relative instead of absolute republishes every file, "
-                   "overriding a version published over HTTP")
 def test_restart_with_the_same_folder_spelled_differently_keeps_an_http_publish(tmp_path, monkeypatch):
     settings = sandbox_settings(tmp_path)
     with ThreadedServer(settings) as server, server.client() as client:

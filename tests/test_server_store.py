@@ -19,7 +19,8 @@ import sqlite_utils
 
 from server.decision_log import DecisionLog
 from server.migrations import MIGRATIONS
-from server.store import DECISION_COLUMNS, Store, utc_now
+from server.ids import new_decision_id
+from server.store import DECISION_COLUMNS, Store, StoreError
 from server_harness import ROOT, SANDBOX_HEADERS, ProcessServer, ThreadedServer, free_port, sandbox_settings
 
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
@@ -101,7 +102,7 @@ def test_threads_creating_the_same_new_store_together_all_succeed(tmp_path):
 def test_processes_creating_the_same_new_store_together_all_succeed(tmp_path):
     path = str(tmp_path / "regua.db")
     start = time.time() + 1.5  # every process imports first, then they all open the store at once
-    code = (f"import time; from server.store import Store; time.sleep(max(0, {start} - time.time())); "
+    code = (f"import time; from server.store import Store, StoreError; time.sleep(max(0, {start} - time.time())); "
             f"print(Store({path!r}).count_decisions())")
     processes = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
@@ -111,20 +112,19 @@ def test_processes_creating_the_same_new_store_together_all_succeed(tmp_path):
     assert [n for _, n, _ in recorded_migrations(path)] == ALL_MIGRATIONS
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Store(':memory:') migrates a connection it then closes; every "
-                   "later connection is a new, empty in-memory database (no such table: decisions)")
-def test_an_in_memory_store_is_usable():
-    store = Store(":memory:")
-    assert store.applied_migrations() == ALL_MIGRATIONS
-    assert store.count_decisions() == 0
+@pytest.mark.parametrize("path", [":memory:", "file:regua?mode=memory"])
+def test_the_store_needs_a_real_file(path):
+    """Threads and worker processes open their own connections: an in-memory database would be
+    a different, empty one for each of them, so it is refused up front."""
+    with pytest.raises(StoreError, match="must be a file path"):
+        Store(path)
 
 
 # ---- the decision log ----
 def decision_row(i: int, request_id: str | None = None) -> tuple:
-    values = {"id": f"D{i:09d}", "created_at": utc_now(), "policy": "credito_b2b", "version": "1", "revision": 1,
-              "outcome": "approve", "reason_codes": "[]", "body": "{}", "input": "{}", "input_hash": None,
-              "document_hash": None, "document_masked": None, "request_id": request_id, "api_key": "test",
-              "duration_ms": 0.1}
+    values = {"id": new_decision_id(), "policy": "credito_b2b", "version": "1", "revision": 1, "outcome": "approve",
+              "body": "{}", "input": json.dumps({"n": i}), "input_hash": None, "document_hash": None,
+              "document_masked": None, "request_id": request_id, "api_key": "test", "duration_ms": 0.1}
     return tuple(values[c] for c in DECISION_COLUMNS)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import anyio.to_thread
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
@@ -79,8 +79,9 @@ class PolicyController(Controller):
 
     @post("/", summary="Publish a new version (the name comes from the source); checked first, activated atomically",
           opt={"scope": "policies:admin"}, status_code=201, responses=_ERRORS)
-    async def publish(self, svc: Svc, data: JSONBody[PublishRequest], request: Request) -> PublishResponse:
-        return await self._publish(svc, data.source, request, None)
+    async def publish(self, svc: Svc, data: JSONBody[PublishRequest], request: Request) -> Response[PublishResponse]:
+        result = await self._publish(svc, data.source, request, None)
+        return Response(result, status_code=201 if result.created else 200)  # 200: identical to the active one
 
     @put("/{name:str}", summary="Publish a new version of the named policy", opt={"scope": "policies:admin"},
          status_code=200, responses=_ERRORS)
