@@ -113,6 +113,16 @@ def handle_http(request: Request, error: HTTPException) -> Response:
     return _respond(request, status, code, message, headers=getattr(error, "headers", None))
 
 
+def handle_recursion(request: Request, error: RecursionError) -> Response:
+    """msgspec gives up on JSON nested deeper than the interpreter's recursion limit: a client error."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in ("decode_json", "decode_msgpack"):  # litestar.serialization
+            return _respond(request, 400, "MALFORMED_JSON", "the request body is not valid JSON: nested too deeply")
+        tb = tb.tb_next
+    return handle_unexpected(request, error)
+
+
 def handle_unexpected(request: Request, error: Exception) -> Response:
     # Type and place only: the message or arguments could hold personal data.
     tb = error.__traceback__
@@ -127,5 +137,6 @@ EXCEPTION_HANDLERS = {
     ApiError: handle_api_error,
     ValidationException: handle_validation,
     HTTPException: handle_http,
+    RecursionError: handle_recursion,
     Exception: handle_unexpected,
 }

@@ -10,6 +10,7 @@ the bundled policies, and stop gracefully.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -174,6 +175,32 @@ def b2b_order(cnpj: str | None = None, **fields) -> dict:
         order["cnpj"] = cnpj
     order.update(fields)
     return order
+
+
+def b2c_order(cpf: str, **fields) -> dict:
+    """A valid credito_b2c input for this CPF."""
+    return {"cpf": cpf, "data_nascimento": "1990-05-01", "renda_mensal": "8000.00", "valor_compra": "2400.00",
+            "parcelas": 6, **fields}
+
+
+_DOCUMENT_NUMBERS = itertools.count(1)
+
+
+def fresh_document(profile: str = "clean", kind: str = "cnpj") -> str:
+    """A CPF/CNPJ no other call in this process returned, answered by the sandbox bureau with `profile`."""
+    from plugins.builtin.sandbox_bureau import sandbox_document
+
+    return sandbox_document(profile, kind=kind, n=next(_DOCUMENT_NUMBERS))
+
+
+#: The fields of a POST /evaluate answer.
+DECISION_FIELDS = {"decision_id", "policy", "outcome", "outputs", "reasons", "trace", "connector_calls",
+                   "duration_ms", "dry_run"}
+
+
+def without_durations(calls: list) -> list:
+    """Connector calls without their (run-dependent) durations."""
+    return [{k: v for k, v in call.items() if k != "duration_ms"} for call in calls]
 
 
 def assert_error_body(body) -> None:

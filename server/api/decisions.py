@@ -99,8 +99,9 @@ class DecisionController(Controller):
                    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50) -> DecisionPage:
         start = _bound(from_, "from")
         end = _bound(to, "to")
-        if to is not None and len(to) == 10:  # a date `to` includes that whole day
-            end = _bound((dt.date.fromisoformat(to) + dt.timedelta(days=1)).isoformat(), "to")
+        if to is not None and len(to) == 10:  # a date `to` includes that whole day (the last one: no bound)
+            day = dt.date.fromisoformat(to)
+            end = _bound((day + dt.timedelta(days=1)).isoformat(), "to") if day < dt.date.max else None
         doc_hash = document_hash(_normalize_document(document)) if document else None
         await self._settle(svc)
         rows = await anyio.to_thread.run_sync(
