@@ -97,6 +97,10 @@ _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s+(business\s+)?days?\s*$")
 
 
+_MAX_NUMBER_TEXT = 64
+_MAX_MAGNITUDE = 18
+
+
 def _decimal(value, path: str) -> Decimal:
     if isinstance(value, bool):
         raise CoercionError(path, "TYPE", "expected a number, got a bool")
@@ -107,6 +111,8 @@ def _decimal(value, path: str) -> Decimal:
     elif isinstance(value, float):
         result = Decimal(repr(value))  # the shortest text that round-trips, as written in the JSON
     elif isinstance(value, str):
+        if len(value) > _MAX_NUMBER_TEXT:
+            raise CoercionError(path, "OUT_OF_RANGE", f"a number of at most {_MAX_NUMBER_TEXT} characters is expected")
         try:
             result = Decimal(value.strip().replace("_", ""))
         except InvalidOperation:
@@ -115,6 +121,11 @@ def _decimal(value, path: str) -> Decimal:
         raise CoercionError(path, "TYPE", f"expected a number, got {_kind(value)}")
     if not result.is_finite():
         raise CoercionError(path, "VALUE", "expected a finite number")
+    # Inputs beyond any real amount (1e999999 is 240 bytes of JSON and a megabyte of digits once
+    # printed) are refused: magnitude below 10^18, at most 18 decimal places.
+    if result and (result.adjusted() >= _MAX_MAGNITUDE or result.as_tuple().exponent < -_MAX_MAGNITUDE):
+        raise CoercionError(path, "OUT_OF_RANGE", f"expected a number below 10^{_MAX_MAGNITUDE} "
+                            f"with at most {_MAX_MAGNITUDE} decimal places")
     return result
 
 

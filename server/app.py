@@ -13,6 +13,7 @@ import logging
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from plugins.registry import Registry
@@ -49,9 +50,15 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Régua", version=API_VERSION, path="/schema",
-                                     description="Credit decisions from checked, compiled policies.",
-                                     render_plugins=[ScalarRenderPlugin()]),
+        openapi_config=OpenAPIConfig(
+            title="Régua", version=API_VERSION, path="/schema",
+            description="Credit decisions from checked, compiled policies. See docs/http-api.md.",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="an API key (regua keys new)"),
+                "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+            }),
+            security=[{"bearer": []}, {"apiKey": []}]),
         logging_config=None,
         debug=False,
     )

@@ -14,6 +14,7 @@ See docs/operating.md for the full list.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal, Mapping
@@ -201,7 +202,7 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("store.flush_interval_ms and store.flush_max: must be positive")
     names = set()
     for i, key in enumerate(settings.auth.keys):
-        if not key.hash.startswith("sha256:") or len(key.hash) != 7 + 64:
+        if not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", key.hash):
             problems.append(f"auth.keys[{i}].hash: expected 'sha256:' and 64 hex digits (make one with `regua keys new`)")
         if key.name in names:
             problems.append(f"auth.keys[{i}].name: '{key.name}' is used twice")

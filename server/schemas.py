@@ -27,9 +27,22 @@ class ErrorBody(msgspec.Struct):
 
 
 # ---- evaluation ----
-class EvaluateRequest(msgspec.Struct, forbid_unknown_fields=True):
+class EvaluateNamedRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /evaluate/{policy}: the policy is in the URL (`policy` here, if given, must agree)."""
+
     input: dict[str, Any]
     policy: PolicyName | None = None
+    trace: Trace = "off"
+    #: Evaluate without recording the decision.
+    dry_run: bool = False
+    request_id: RequestId | None = None
+
+
+class EvaluateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /evaluate: the policy is named in the body."""
+
+    input: dict[str, Any]
+    policy: PolicyName
     trace: Trace = "off"
     #: Evaluate without recording the decision.
     dry_run: bool = False

@@ -447,10 +447,19 @@ def test_money_literals_add_up_exactly_in_a_policy(amounts):
 
 
 def test_huge_money_output_does_not_crash():
-    decision = MONEY_POLICY.evaluate({"valores": [], "a": "1e30", "b": "0", "k": 1, "taxa": "0%"})
+    big = "9" * 17
+    decision = MONEY_POLICY.evaluate({"valores": [], "a": big, "b": big, "k": 10 ** 12, "taxa": "0%"})
     data = decision.to_dict()["outputs"]
-    assert data["soma"] == "1" + "0" * 30 + ".00"
-    assert data["produto"] == "1" + "0" * 30 + ".00"
+    assert data["soma"] == str(2 * int(big)) + ".00"
+    assert data["produto"] == str(int(big) * 10 ** 12) + ".00"
+
+
+@pytest.mark.parametrize("amount", ["1e30", "1e999999", "9" * 5000, "0." + "0" * 30 + "1", 10 ** 40])
+def test_amounts_beyond_any_real_amount_are_refused(amount):
+    """A 240-byte JSON number must not become a megabyte of digits in a decision."""
+    with pytest.raises(InvalidInput) as caught:
+        MONEY_POLICY.validate({"valores": [], "a": amount, "b": "0", "k": 1, "taxa": "0%"})
+    assert [(e.path, e.code) for e in caught.value.errors] == [("input.a", "OUT_OF_RANGE")]
 
 
 # ---- (d) CPF and CNPJ ------------------------------------------------------------------------

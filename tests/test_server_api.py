@@ -146,6 +146,7 @@ BAD_REQUESTS = [
     ("GET", "/decisions?document=11.222.333/0001-82", {}, 400, "INVALID_QUERY", {"query.document"}),
     ("GET", "/decisions?from=yesterday", {}, 400, "INVALID_QUERY", {"query.from"}),
     ("GET", "/decisions?to=2026-02-30", {}, 400, "INVALID_QUERY", {"query.to"}),
+    ("GET", "/decisions?before=zzz", {}, 400, "INVALID_QUERY", {"query.before"}),
     ("GET", "/decisions?limit=0", {}, 400, "INVALID_REQUEST", {"limit"}),
     ("GET", "/decisions?limit=many", {}, 400, "INVALID_REQUEST", {"limit"}),
 ]
@@ -349,16 +350,20 @@ def test_health_ready_and_openapi(server, client):
     def resolve(node):
         return schemas[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
 
-    for path in ("/evaluate", "/evaluate/{policy}"):
+    # POST /evaluate needs the policy in the body; POST /evaluate/{policy} has it in the URL.
+    for path, required in (("/evaluate", ["input", "policy"]), ("/evaluate/{policy}", ["input"])):
         operation = doc["paths"][path]["post"]
         request = resolve(operation["requestBody"]["content"]["application/json"]["schema"])
         assert set(request["properties"]) == {"input", "policy", "trace", "dry_run", "request_id"}
-        assert request["required"] == ["input"] and request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
+        assert sorted(request["required"]) == required
+        assert request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
+        assert {"bearer", "apiKey"} <= {name for option in operation.get("security", doc["security"]) for name in option}
         answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
         assert set(answer["properties"]) == DECISION_FIELDS
         for status in ("400", "404", "409", "413", "422"):
             error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
             assert set(error["properties"]) == {"code", "message", "errors"}
+    assert doc["paths"]["/health"]["get"]["security"] == [{}]  # public
     refs = re.findall(r'"\$ref": ?"#/components/schemas/([^"]+)"', json.dumps(doc))
     assert refs and set(refs) <= set(schemas)
 

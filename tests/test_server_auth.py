@@ -142,6 +142,7 @@ def test_policies_admin_publishes_and_evaluators_see_it(tmp_path):
 @pytest.mark.parametrize("entry,field", [
     ({"name": "erp", "hash": "sha256:abc", "scopes": ["evaluate"]}, "auth.keys[0].hash"),
     ({"name": "erp", "hash": "rk_plaintext-key-in-the-config", "scopes": ["evaluate"]}, "auth.keys[0].hash"),
+    ({"name": "erp", "hash": "sha256:" + "z" * 64, "scopes": ["evaluate"]}, "auth.keys[0].hash"),  # not hex
     ({"name": "erp", "hash": hash_key("x"), "scopes": ["everything"]}, "auth.keys[0].scopes"),
 ])
 def test_bad_key_configuration_is_named(tmp_path, entry, field):

@@ -17,7 +17,7 @@ from dsl.values import normalize_cnpj, normalize_cpf
 from ..errors import ApiError
 from ..evaluator import BRASILIA, document_hash
 from ..explanation import explain
-from ..ids import id_floor, id_time
+from ..ids import ULID, id_floor, id_time
 from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
 from .deps import Svc, services
 
@@ -102,6 +102,9 @@ class DecisionController(Controller):
         if to is not None and len(to) == 10:  # a date `to` includes that whole day (the last one: no bound)
             day = dt.date.fromisoformat(to)
             end = _bound((day + dt.timedelta(days=1)).isoformat(), "to") if day < dt.date.max else None
+        if before is not None and not ULID.match(before):
+            raise ApiError(400, "INVALID_QUERY", "before must be a decision id (the `next` of a previous page)",
+                           [{"code": "INVALID_DECISION_ID", "message": "not a decision id", "location": "query.before"}])
         doc_hash = document_hash(_normalize_document(document)) if document else None
         await self._settle(svc)
         rows = await anyio.to_thread.run_sync(

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from ..errors import ApiError
-from ..schemas import BatchLine, BatchRequest, ErrorBody, EvaluateRequest, EvaluateResponse
+from ..schemas import BatchLine, BatchRequest, ErrorBody, EvaluateNamedRequest, EvaluateRequest, EvaluateResponse
 from .deps import Svc, api_key_name, services
 
 JSON = "application/json"
@@ -47,7 +47,8 @@ class EvaluateController(Controller):
 
     @post("/{policy:str}", summary="Evaluate the named policy on one input", status_code=200,
           responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
-    async def evaluate_named(self, svc: Svc, policy: FromPath[str], data: JSONBody[EvaluateRequest], request: Request) -> Response:
+    async def evaluate_named(self, svc: Svc, policy: FromPath[str], data: JSONBody[EvaluateNamedRequest],
+                             request: Request) -> Response:
         return await self._one(svc, data, request, policy)
 
     @post("/batch", summary="Evaluate many inputs; the answer streams back as NDJSON, one line per item",

@@ -19,7 +19,7 @@ except PackageNotFoundError:  # pragma: no cover — running from a source tree
 class OperationsController(Controller):
     path = "/"
     tags = ["operations"]
-    include_in_schema = True
+    security = [{}]  # no API key needed
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
     @get("/health", summary="The process is up")
