@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from dsl import types as T
 from dsl.environment import ConnectorSpec
-from dsl.values import BusinessDays, CoercionError, coercer
+from dsl.values import BusinessDays, CoercionError, Percent, coercer
 
 from . import runtime
 from .connectors import Connectors
@@ -25,6 +25,7 @@ from .decision import Decision
 from .evaluation import Combiner, EvalContext, answer_coercers
 
 TRACE_LEVELS = ("off", "rules", "full")
+_IMMUTABLE = frozenset((Decimal, Percent, int, str, bool, float, dt.date, dt.timedelta, BusinessDays, type(None)))
 
 
 class InvalidInput(Exception):
@@ -152,8 +153,10 @@ class PreparedPolicy:
                     out[name] = field_coercer(value)
                 elif required:
                     errors.append(CoercionError(f"input.{name}", "REQUIRED", "is required"))
+                elif default.__class__ in _IMMUTABLE:
+                    out[name] = default
                 else:
-                    out[name] = copy.deepcopy(default)
+                    out[name] = copy.deepcopy(default)  # a list or record default must not be shared
             except CoercionError as error:
                 errors.append(error.prefixed(f"input.{name}"))
         if errors:

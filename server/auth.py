@@ -69,7 +69,8 @@ def presented_key(connection: ASGIConnection) -> str | None:
     return connection.headers.get("x-api-key")
 
 
-def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    # async on purpose: Litestar runs a sync guard in a worker thread, on every request.
     """Litestar guard: the request's key must carry the handler's `scope` (or one of a tuple)."""
     scope = handler.opt.get("scope")
     if scope is None:

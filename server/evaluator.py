@@ -125,7 +125,8 @@ class Evaluator:
             await anyio.to_thread.run_sync(self.store.insert_decisions, [row])
             self.log.notify_sinks([(row, decision)])
         else:
-            self.log.submit(row, decision)
+            # The Decision object is kept only for plugin sinks: otherwise the queue holds plain rows.
+            self.log.submit(row, decision if self.log.on_flush is not None else None)
         return Evaluation(body)
 
     @staticmethod
