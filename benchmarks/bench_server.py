@@ -1,10 +1,8 @@
 """HTTP benchmark: Régua's POST /evaluate (decision log on) against a bare Litestar + msgspec app.
 
-Run from the repository root:  .venv/bin/python benchmarks/bench_server.py   (part of `make bench`)
-Options: --workers N (1), --duration S (10), --rounds N (3), --connections N (16), --threads N (1),
---warmup S (2), --paced-connections N (50). Needs wrk (apt-get install wrk).
-Both servers run under uvicorn with the same options; wrk drives them in interleaved rounds.
-See benchmarks/README.md for what is measured and how to read the table.
+Run from the repository root:  .venv/bin/python benchmarks/bench_server.py [--help]   (or make bench)
+Needs wrk (apt-get install wrk). Both servers run under uvicorn with the same options; wrk drives
+them in interleaved rounds. See benchmarks/README.md for what is measured and how to read it.
 """
 
 from __future__ import annotations
@@ -49,26 +47,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(port: int, path: str, body: dict, timeout: float = 10.0) -> tuple[int, dict | None]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", "Authorization": AUTH})
+def request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+    with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+        conn.request(method, path, json.dumps(body) if body is not None else None,
+                     {"Content-Type": "application/json", "Authorization": AUTH})
         response = conn.getresponse()
         data = response.read()
         return response.status, json.loads(data) if data else None
-    finally:
-        conn.close()
 
 
-def tree_rss_mb(pid: int) -> float:
-    """VmRSS of a process and all its descendants, in MB (with workers, uvicorn's supervisor is the parent)."""
+def decision_backlog(port: int) -> int | None:
+    """Decisions Régua has not written yet (GET /ready answers 503 when too many); None for bare."""
+    status, body = request(port, "GET", "/ready")
+    return body.get("decision_backlog") if status in (200, 503) else None
+
+
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants (with workers, uvicorn's supervisor is their parent)."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
         children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
                     for child in (task / "children").read_text().split()]
     except OSError:  # exited meanwhile
-        return 0.0
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024 + sum(map(tree_rss_mb, children))
+        return []
+    return [pid] + [p for child in children for p in tree(child)]
+
+
+def _proc(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return ""
+
+
+def rss_mb(pid: int) -> float:
+    found = (re.search(r"^VmRSS:\s+(\d+) kB", _proc(p, "status"), re.M) for p in tree(pid))
+    return sum(int(m.group(1)) for m in found if m) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process tree. The fields after the command name ")" start at
+    field 3 (state), so utime and stime (fields 14 and 15) are items 11 and 12."""
+    stats = (_proc(p, "stat").rsplit(")", 1)[-1].split() for p in tree(pid))
+    return sum(int(f[11]) + int(f[12]) for f in stats if len(f) > 12) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -112,18 +132,13 @@ class Server:
         self.stop()
 
 
-def check_regua(policy: str, data: dict, outcome: str | None = "approve"):
+def checker(policy: str, data: dict, outcome: str | None = "approve"):
+    """A correctness check: 200, and the expected outcome (None for the bare app and for B2C)."""
     def check(port: int) -> None:
-        status, body = post(port, "/evaluate", {"policy": policy, "input": data})
+        status, body = request(port, "POST", "/evaluate", {"policy": policy, "input": data})
         if status != 200 or (outcome and body.get("outcome") != outcome):
-            raise SystemExit(f"Régua answered {status} {body} for {policy}; expected 200, outcome {outcome}")
+            raise SystemExit(f"POST /evaluate ({policy}) answered {status} {body}; expected 200, outcome {outcome}")
     return check
-
-
-def check_bare(port: int) -> None:
-    status, body = post(port, "/evaluate", {"policy": "credito_b2b", "input": {}})
-    if status != 200:
-        raise SystemExit(f"the bare app answered {status} {body}; expected 200")
 
 
 def regua_server(workdir: Path, policies: Path, workers: int, check) -> Server:
@@ -138,16 +153,22 @@ def regua_server(workdir: Path, policies: Path, workers: int, check) -> Server:
 def bare_server(workdir: Path, workers: int) -> Server:
     port = free_port()
     argv = [sys.executable, str(HERE / "bare_app.py"), "--port", str(port), "--workers", str(workers)]
-    return Server("bare", argv, dict(os.environ), port, check_bare, workdir / "bare.log")
+    return Server("bare", argv, dict(os.environ), port, checker("credito_b2b", {}, None), workdir / "bare.log")
 
 
 def wrk(server: Server, args, seconds: float, connections: int, script: str, *extra: str) -> dict:
     cmd = ["wrk", f"-t{min(args.threads, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
            "--timeout", "10s", "-s", str(HERE / "wrk" / script), f"http://127.0.0.1:{server.port}/evaluate",
            "--", str(args.body), AUTH, *extra]
+    cpu = cpu_seconds(server.process.pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server.process.pid) - cpu
     result = parse_wrk(out)
     server.responses += result["requests"]
+    # The server's own CPU cost per request depends less than req/s on what else runs on the
+    # machine; and cores < 1 at peak (one worker) means the server did not get a whole core.
+    result.update(cpu_us_per_request=round(cpu * 1e6 / max(result["requests"], 1), 1),
+                  cpu_cores=round(cpu / result["seconds"], 2))
     if result["non_2xx"]:
         raise SystemExit(f"{server.name}: {result['non_2xx']} non-2xx responses under load\n{out}")
     return result
@@ -171,9 +192,12 @@ def interleaved(servers: list[Server], args, run_one) -> dict[str, list[dict]]:
     for index in range(args.rounds):
         for server in servers if index % 2 == 0 else servers[::-1]:
             result = run_one(server)
+            # Read at once: rows still queued were not paid for within the run (see the README).
+            result["backlog_after"] = decision_backlog(server.port)
             results[server.name].append(result)
             print(f"  round {index + 1} {server.name:5} {result['rps']:9.1f} req/s  p50 {result['p50_ms']:7.2f} ms"
-                  f"  p99 {result['p99_ms']:7.2f} ms", flush=True)
+                  f"  p99 {result['p99_ms']:7.2f} ms  server CPU {result['cpu_us_per_request']:6.0f} µs/request,"
+                  f" {result['cpu_cores']:.2f} cores", flush=True)
     return results
 
 
@@ -209,13 +233,13 @@ def rss_phase(workdir: Path, args) -> dict:
     for label, folder, policies in (("bundled", ROOT / "policies", ["credito_b2b"]), ("many", many, names)):
         run = workdir / f"rss-{label}"
         run.mkdir()
-        with regua_server(run, folder, args.workers, check_regua(policies[0], b2b)) as server:
+        with regua_server(run, folder, args.workers, checker(policies[0], b2b)) as server:
             for _ in range(3):
                 for policy in policies:
-                    check_regua(policy, b2b)(server.port)
-                check_regua("credito_b2c", B2C_INPUT, outcome=None)(server.port)
+                    checker(policy, b2b)(server.port)
+                checker("credito_b2c", B2C_INPUT, outcome=None)(server.port)
             time.sleep(0.5)  # let the decision log flush
-            figures[label] = {"policies": len(policies) + 1, "rss_mb": round(tree_rss_mb(server.process.pid), 1)}
+            figures[label] = {"policies": len(policies) + 1, "rss_mb": round(rss_mb(server.process.pid), 1)}
         print(f"  {label}: {figures[label]['policies']} policies, RSS {figures[label]['rss_mb']} MB", flush=True)
     return figures
 
@@ -228,9 +252,13 @@ def summarize(peak, paced, rate, rss, after_load) -> tuple[dict, dict]:
     """The medians over the rounds, and PASS/MISS per target."""
     figures = {f"{phase}_{name}_{key}": round(median(runs[name], key), 2)
                for phase, runs in (("peak", peak), ("paced", paced)) for name in ("bare", "regua")
-               for key in ("rps", "p50_ms", "p99_ms")}
+               for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request", "cpu_cores")}
     figures.update(ratio=round(figures["peak_regua_rps"] / figures["peak_bare_rps"], 3), paced_rate_asked=round(rate),
+                   cpu_ratio=round(figures["peak_bare_cpu_us_per_request"]
+                                   / figures["peak_regua_cpu_us_per_request"], 3),
                    rss_bundled_mb=rss["bundled"]["rss_mb"], rss_many_mb=rss["many"]["rss_mb"],
+                   **{f"{phase}_regua_backlog": round(median(runs["regua"], "backlog_after"))
+                      for phase, runs in (("peak", peak), ("paced", paced))},
                    **{f"rss_after_load_{name}_mb": mb for name, mb in after_load.items()})
     verdict = {"ratio": figures["ratio"] >= TARGET_RATIO,
                "p99_half_peak": figures["paced_regua_p99_ms"] < TARGET_P99_HALF_MS,
@@ -238,22 +266,29 @@ def summarize(peak, paced, rate, rss, after_load) -> tuple[dict, dict]:
     return figures, verdict
 
 
-def print_table(args, f: dict, verdict: dict, rss: dict, recorded: dict) -> None:
-    mark = {True: "PASS", False: "MISS"}
-    rows = [("peak throughput (req/s)", f"{f['peak_bare_rps']:,.0f}", f"{f['peak_regua_rps']:,.0f}",
-             f"Régua/bare ≥ {TARGET_RATIO:.2f}: **{f['ratio']:.2f}**", mark[verdict["ratio"]])]
-    rows += [(f"{label} at peak (ms)", f"{f[f'peak_bare_{key}']:.2f}", f"{f[f'peak_regua_{key}']:.2f}", "", "")
-             for label, key in (("p50", "p50_ms"), ("p99", "p99_ms"))]
-    rows += [(f"paced: asked {f['paced_rate_asked']:,} req/s (½ Régua peak), got", f"{f['paced_bare_rps']:,.0f}",
-              f"{f['paced_regua_rps']:,.0f}", "", ""),
-             ("p50 at ½ peak (ms)", f"{f['paced_bare_p50_ms']:.2f}", f"{f['paced_regua_p50_ms']:.2f}", "", ""),
-             ("p99 at ½ peak (ms)", f"{f['paced_bare_p99_ms']:.2f}", f"**{f['paced_regua_p99_ms']:.2f}**",
-              f"< {TARGET_P99_HALF_MS:.0f} ms", mark[verdict["p99_half_peak"]]),
-             ("RSS after the load (MB)", f"{f['rss_after_load_bare_mb']:.1f}", f"{f['rss_after_load_regua_mb']:.1f}",
-              "", ""),
-             (f"RSS, {rss['bundled']['policies']} bundled policies (MB)", "", f"{f['rss_bundled_mb']:.1f}", "", ""),
-             (f"RSS, {rss['many']['policies']} policies (MB)", "", f"**{f['rss_many_mb']:.1f}**",
-              f"≤ {TARGET_RSS_MB:.0f} MB", mark[verdict["rss_100_policies"]])]
+def print_table(args, f: dict, verdict: dict, rss: dict, recorded: dict, peak_runs: list[dict]) -> None:
+    mark = {True: "PASS", False: "MISS", None: ""}
+
+    def both(label: str, phase: str, key: str, spec: str, target: str = "", ok: bool | None = None) -> tuple:
+        return label, format(f[f"{phase}_bare_{key}"], spec), format(f[f"{phase}_regua_{key}"], spec), target, mark[ok]
+
+    rows = [both("peak throughput (req/s)", "peak", "rps", ",.0f",
+                 f"Régua/bare ≥ {TARGET_RATIO:.2f}: **{f['ratio']:.2f}**", verdict["ratio"]),
+            both("p50 at peak (ms)", "peak", "p50_ms", ".2f"),
+            both("p99 at peak (ms)", "peak", "p99_ms", ".2f"),
+            both("server CPU per request at peak (µs)", "peak", "cpu_us_per_request", ",.0f",
+                 f"bare/Régua: {f['cpu_ratio']:.2f}"),
+            both("server CPU use at peak (cores)", "peak", "cpu_cores", ".2f"),
+            ("decisions not yet written when a peak run ends", "", f"{f['peak_regua_backlog']:,}", "", ""),
+            both(f"paced: asked {f['paced_rate_asked']:,} req/s (½ Régua peak), got", "paced", "rps", ",.0f"),
+            both("p50 at ½ peak (ms)", "paced", "p50_ms", ".2f"),
+            both("p99 at ½ peak (ms)", "paced", "p99_ms", ".2f", f"< {TARGET_P99_HALF_MS:.0f} ms",
+                 verdict["p99_half_peak"]),
+            ("decisions not yet written when a ½-peak run ends", "", f"{f['paced_regua_backlog']:,}", "", ""),
+            both("RSS after the load (MB)", "rss_after_load", "mb", ".1f"),
+            (f"RSS, {rss['bundled']['policies']} bundled policies (MB)", "", f"{f['rss_bundled_mb']:.1f}", "", ""),
+            (f"RSS, {rss['many']['policies']} policies (MB)", "", f"{f['rss_many_mb']:.1f}",
+             f"≤ {TARGET_RSS_MB:.0f} MB", mark[verdict["rss_100_policies"]])]
     print(f"\n{args.workers} uvicorn worker(s) per server; wrk -t{args.threads} -c{args.connections} at peak, "
           f"-c{args.paced_connections} paced; medians of {args.rounds} rounds × {args.duration:g} s. "
           f"Régua's decision log holds {recorded['decisions']:,} decisions for {recorded['responses']:,} "
@@ -261,13 +296,24 @@ def print_table(args, f: dict, verdict: dict, rss: dict, recorded: dict) -> None
     print("| figure | bare Litestar + msgspec | Régua | target | result |\n|---|---:|---:|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    behind = [format(r["backlog_after"], ",") for r in peak_runs if (r["backlog_after"] or 0) > r["requests"] / 10]
+    if behind:
+        print(f"\nNote: in {len(behind)} of {len(peak_runs)} peak runs Régua's decision log fell behind (backlog "
+              f"{', '.join(behind)} decisions): those req/s leave out the cost of writing them.")
+
+
+def run_text(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
 
 def environment() -> dict:
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     found = {name: metadata.version(name) for name in ("litestar", "msgspec", "uvicorn", "uvloop", "httptools")}
+    # Which code was measured: the commit, and the engine or server files changed since.
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.platform(),
-            "wrk": wrk_version.strip(), **found}
+            "wrk": run_text("wrk", "-v").split("\n")[0], **found,
+            "commit": run_text("git", "rev-parse", "--short", "HEAD"),
+            "uncommitted": run_text("git", "status", "--porcelain", "--", "server", "engine", "dsl", "plugins",
+                                    "policies").splitlines()}
 
 
 def main() -> int:
@@ -294,7 +340,7 @@ def main() -> int:
         args.body = workdir / "body.json"
         args.body.write_text(json.dumps({"policy": "credito_b2b", "input": order}), encoding="utf-8")
         (workdir / "main").mkdir()
-        regua = regua_server(workdir / "main", ROOT / "policies", args.workers, check_regua("credito_b2b", order))
+        regua = regua_server(workdir / "main", ROOT / "policies", args.workers, checker("credito_b2b", order))
         with bare_server(workdir, args.workers) as bare, regua:  # each passes its correctness check first
             servers = [bare, regua]
             print(f"peak throughput: wrk -c{args.connections}, {args.rounds} rounds × {args.duration:g} s", flush=True)
@@ -302,7 +348,7 @@ def main() -> int:
             rate = median(peak["regua"], "rps") / 2
             print(f"paced at {rate:,.0f} req/s (half Régua's peak), wrk -c{args.paced_connections}", flush=True)
             paced = paced_phase(servers, args, rate)
-            after_load = {s.name: round(tree_rss_mb(s.process.pid), 1) for s in servers}
+            after_load = {s.name: round(rss_mb(s.process.pid), 1) for s in servers}
         # The decision log was on: every response should be a row once the server has stopped (and
         # flushed). Requests in flight when wrk stops are answered and recorded but not counted by wrk.
         with closing(sqlite3.connect(workdir / "main" / "regua.db")) as db:
@@ -311,7 +357,7 @@ def main() -> int:
         print("RSS of fresh Régua servers, each policy evaluated 3 times:", flush=True)
         rss = rss_phase(workdir, args)
     figures, verdict = summarize(peak, paced, rate, rss, after_load)
-    print_table(args, figures, verdict, rss, recorded)
+    print_table(args, figures, verdict, rss, recorded, peak["regua"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "body"}
     targets = {"ratio_min": TARGET_RATIO, "p99_half_peak_ms_max": TARGET_P99_HALF_MS,

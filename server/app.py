@@ -20,7 +20,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from plugins.registry import Registry
 
 from .api import ROUTES
-from .auth import require_scope
+from .auth import ApiKeyMiddleware
 from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
@@ -49,9 +49,9 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
 
     return Litestar(
         route_handlers=ROUTES,
-        guards=[require_scope],
+        middleware=[ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"services": services, "keyring": services.keyring}),
+        state=State({"services": services}),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         request_max_body_size=settings.server.max_body_bytes,

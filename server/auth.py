@@ -4,8 +4,8 @@ Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The server k
 "sha256:<hex>" of each key (keys are long random tokens from `regua keys new`, so a fast
 hash is enough; what matters is that the configuration never holds a usable secret).
 Scopes: `evaluate`, `decisions:read`, `policies:admin`. Handlers declare the scope they
-need in `opt={"scope": ...}` (a tuple: any of them); the guard answers 401 without a known
-key, 403 without the scope. Reading policies takes `evaluate` or `policies:admin`.
+need in `opt={"scope": ...}` (a tuple: any of them); `ApiKeyMiddleware` answers 401 without
+a known key, 403 without the scope. Reading policies takes `evaluate` or `policies:admin`.
 In sandbox mode with no keys configured, the well-known key `regua-sandbox` has every scope.
 """
 
@@ -15,8 +15,9 @@ import hashlib
 import hmac
 import secrets
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from .config import SANDBOX_KEY, SCOPES, ApiKey, Settings
 from .errors import ApiError
@@ -59,28 +60,37 @@ class KeyRing:
         return len(self._by_hash)
 
 
-def presented_key(connection: ASGIConnection) -> str | None:
-    header = connection.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    return connection.headers.get("x-api-key")
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key from `Authorization: Bearer <key>` or `X-API-Key: <key>` (raw ASGI headers)."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip() or None
+    return None
 
 
-async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    # async on purpose: Litestar runs a sync guard in a worker thread, on every request.
-    """Litestar guard: the request's key must carry the handler's `scope` (or one of a tuple)."""
-    scope = handler.opt.get("scope")
-    if scope is None:
-        return
-    wanted = scope if isinstance(scope, tuple) else (scope,)
-    ring: KeyRing = connection.app.state.keyring
-    key = ring.identify(presented_key(connection))
-    if key is None:
-        raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
-                       headers={"WWW-Authenticate": "Bearer"})
-    if not any(s in key.scopes for s in wanted):
-        raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope")
-    connection.scope["regua_key"] = key.name
+class ApiKeyMiddleware(ASGIMiddleware):
+    """Checks the request's key against its route's `scope` option (a tuple: any of them).
+
+    A middleware rather than a Litestar guard: it runs after routing, reads the raw headers
+    and costs a few microseconds; the guard machinery copied the route handler per request."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, ring: KeyRing):
+        self.ring = ring
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        required = scope["route_handler"].opt.get("scope")
+        if required is not None:
+            wanted = required if isinstance(required, tuple) else (required,)
+            key = self.ring.identify(presented_key(scope["headers"]))
+            if key is None:
+                raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
+                               headers={"WWW-Authenticate": "Bearer"})
+            if not any(s in key.scopes for s in wanted):
+                raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope")
+            scope["regua_key"] = key.name
+        await next_app(scope, receive, send)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -22,6 +23,16 @@ from .migrations import MIGRATIONS
 
 DECISION_COLUMNS = ("id", "policy", "version", "revision", "outcome", "body", "input", "input_hash",
                     "document_hash", "document_masked", "request_id", "api_key", "duration_ms")
+
+
+# 13 columns × 500 rows stays well under SQLite's limit of 32766 bound parameters per statement.
+_ROWS_PER_INSERT = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(count: int) -> str:
+    row = "(" + ", ".join("?" for _ in DECISION_COLUMNS) + ")"
+    return f"insert or ignore into decisions ({', '.join(DECISION_COLUMNS)}) values " + ", ".join([row] * count)
 
 
 def utc_now() -> str:
@@ -173,12 +184,16 @@ class Store:
 
     # ---- decisions ----
     def insert_decisions(self, rows: list[tuple], db: sqlite_utils.Database | None = None) -> None:
-        """Insert decision rows (tuples in DECISION_COLUMNS order) in one transaction."""
+        """Insert decision rows (tuples in DECISION_COLUMNS order) in one transaction.
+
+        Multi-row INSERTs, not executemany: sqlite3 releases the GIL around every statement it
+        runs, and a thread that gives the GIL back to a busy event loop waits up to the switch
+        interval (5 ms) to get it again; one statement per row made the writer fall behind."""
         db = db or self.db
-        placeholders = ", ".join("?" for _ in DECISION_COLUMNS)
         with self.transaction(db):
-            db.conn.executemany(
-                f"insert or ignore into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})", rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start:start + _ROWS_PER_INSERT]
+                db.conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
 
     def insert_decision_once(self, row: tuple) -> dict | None:
         """Insert one decision carrying a request_id. Returns the decision already stored under that
