@@ -65,7 +65,9 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() or None if scheme.lower() == "bearer" else None
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            continue  # e.g. Basic credentials added by a proxy: an X-API-Key may follow
         if name == b"x-api-key":
             return value.decode("latin-1").strip() or None
     return None

@@ -4,9 +4,10 @@ Requests hand finished rows to `DecisionLog.submit()` (a deque append); one writ
 inserts whatever is waiting in a single transaction every `flush_interval_ms`, or sooner
 when `flush_max` rows are waiting. `close()` (graceful shutdown) drains everything.
 
-What a crash can lose: rows submitted but not yet flushed, at most `flush_interval_ms` worth
-(50 ms by default), and only on a hard kill (kill -9, OOM, power loss); SIGTERM/SIGINT shut
-down gracefully and flush. Requests that carry a `request_id` are written before the response
+What a crash can lose: rows submitted but not yet written, i.e. the backlog (the metric
+`regua_decision_log_backlog`): normally what arrived in the last `flush_interval_ms` (50 ms by
+default; each tick writes everything waiting), more only if the store cannot be written. Only a
+hard kill (kill -9, OOM, power loss) loses them; SIGTERM/SIGINT shut down gracefully and flush. Requests that carry a `request_id` are written before the response
 (the client asked for a durable, idempotent decision), and `durability = "sync"` writes every
 decision before responding, for deployments that prefer that guarantee to throughput.
 After an insert failure (disk full, locked too long) rows are kept and retried, never dropped
@@ -35,6 +36,7 @@ class DecisionLog:
         self.flush_max = flush_max
         self.on_flush = on_flush  # sink(decision, record) per decision written (plugin sinks)
         self._pending: collections.deque = collections.deque()
+        self._sink_only: collections.deque = collections.deque()  # written elsewhere, sinks still to call
         self._wake = threading.Event()
         self._stop = False
         self._flushed = threading.Condition()
@@ -49,6 +51,13 @@ class DecisionLog:
         if len(self._pending) >= self.flush_max:
             self._wake.set()
 
+    def notify_later(self, row: tuple, decision=None) -> None:
+        """A decision already written (request_id, sync durability): the writer thread calls the
+        sinks, so a slow sink never runs on the event loop, and sinks are called from one thread."""
+        if self.on_flush is not None:
+            self._sink_only.append((row, decision))
+            self._wake.set()
+
     @property
     def backlog(self) -> int:
         """Decisions not yet committed (queued or being written)."""
@@ -61,18 +70,21 @@ class DecisionLog:
                 self._wake.wait(self.interval)
                 self._wake.clear()
                 stopping = self._stop
-                self._flush(db)
+                while self._pending and self._flush(db):  # everything waiting, in chunks
+                    pass
+                self._drain_sink_only()
                 if stopping and not self._pending:
                     return
         finally:
             db.conn.close()
 
-    def _flush(self, db) -> None:
+    def _flush(self, db) -> bool:
+        """Write up to 5000 waiting decisions in one transaction. False after a failure."""
         items = []
         while self._pending and len(items) < 5000:
             items.append(self._pending.popleft())
         if not items:
-            return
+            return False
         self._inflight = len(items)
         try:
             self.store.insert_decisions([row for row, _ in items], db)
@@ -82,11 +94,18 @@ class DecisionLog:
             self._inflight = 0
             log.error("decision log: could not write %d decision(s): %s; will retry", len(items), type(error).__name__)
             time.sleep(min(self.interval * 4, 1.0))
-            return
+            return False
         self.written += len(items)
         self._inflight = 0
         with self._flushed:
             self._flushed.notify_all()
+        self.notify_sinks(items)
+        return True
+
+    def _drain_sink_only(self) -> None:
+        items = []
+        while self._sink_only:
+            items.append(self._sink_only.popleft())
         self.notify_sinks(items)
 
     def notify_sinks(self, items: list[tuple]) -> None:
@@ -114,8 +133,18 @@ class DecisionLog:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
-        if self._pending:  # the writer died or timed out: last attempt from this thread
+        if self._thread.is_alive():
+            log.error("decision log: the writer did not finish within %gs; %d decision(s) still waiting",
+                      timeout, self.backlog)
+            return
+        if self._pending:  # the writer died: last attempt from this thread
             items = list(self._pending)
+            try:
+                self.store.insert_decisions([row for row, _ in items])
+            except Exception as error:  # noqa: BLE001 — say how many, never silently
+                log.error("decision log: %d decision(s) could not be written at shutdown: %s",
+                          len(items), type(error).__name__)
+                return
             self._pending.clear()
-            self.store.insert_decisions([row for row, _ in items])
             self.written += len(items)
+            self.notify_sinks(items)

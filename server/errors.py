@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 
 import msgspec
 from litestar import Request, Response
@@ -123,14 +124,28 @@ def handle_recursion(request: Request, error: RecursionError) -> Response:
     return handle_unexpected(request, error)
 
 
-def handle_unexpected(request: Request, error: Exception) -> Response:
-    # Type and place only: the message or arguments could hold personal data.
+INTERNAL_MESSAGE = "an internal error occurred; it was logged"
+
+
+def log_unexpected(error: Exception, request: Request) -> None:
+    """Type and place only: the message or arguments could hold personal data."""
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
     log.error("internal error %s at %s on %s %s", type(error).__name__, where, request.method, request.url.path)
-    return _respond(request, 500, "INTERNAL", "an internal error occurred; it was logged")
+
+
+def handle_store_error(request: Request, error: sqlite3.OperationalError) -> Response:
+    if "locked" in str(error) or "busy" in str(error):
+        # Another worker held the write lock past the busy timeout: a retry will do.
+        return _respond(request, 503, "STORE_BUSY", "the store is busy; retry shortly", headers={"Retry-After": "1"})
+    return handle_unexpected(request, error)
+
+
+def handle_unexpected(request: Request, error: Exception) -> Response:
+    log_unexpected(error, request)
+    return _respond(request, 500, "INTERNAL", INTERNAL_MESSAGE)
 
 
 EXCEPTION_HANDLERS = {
@@ -138,5 +153,6 @@ EXCEPTION_HANDLERS = {
     ValidationException: handle_validation,
     HTTPException: handle_http,
     RecursionError: handle_recursion,
+    sqlite3.OperationalError: handle_store_error,
     Exception: handle_unexpected,
 }

@@ -87,7 +87,8 @@ class Evaluator:
         input_hash = None
         if request_id is not None and not dry_run:
             input_hash = hashlib.sha256(_encode_sorted(data)).hexdigest()
-            existing = await anyio.to_thread.run_sync(self.store.decision_by_request, prepared.name, request_id)
+            existing = await anyio.to_thread.run_sync(self.store.decision_by_request, prepared.name, request_id,
+                                                      api_key)
             if existing is not None:
                 return self._replay(existing, input_hash, request_id)
         try:
@@ -120,10 +121,10 @@ class Evaluator:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
             if existing is not None:  # another request with this id won the race
                 return self._replay(existing, input_hash, request_id)
-            self.log.notify_sinks([(row, decision)])
+            self.log.notify_later(row, decision)
         elif self.sync_writes:
             await anyio.to_thread.run_sync(self.store.insert_decisions, [row])
-            self.log.notify_sinks([(row, decision)])
+            self.log.notify_later(row, decision)
         else:
             # The Decision object is kept only for plugin sinks: otherwise the queue holds plain rows.
             self.log.submit(row, decision if self.log.on_flush is not None else None)

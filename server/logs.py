@@ -55,7 +55,7 @@ def configure_logging(level: str = "info", access_log: bool = False) -> None:
     """Idempotent: one stderr handler on the root logger, with the masking filter."""
     root = logging.getLogger()
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "granian.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "_granian", "granian.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = access_log or not name.endswith(".access")

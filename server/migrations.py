@@ -48,7 +48,7 @@ def m002_decisions(db):
     # id ranges). Partial indexes skip the rows that have nothing to find (most have no request_id).
     db["decisions"].create_index(["policy", "id"])
     db.execute("create index idx_decisions_document on decisions (document_hash, id) where document_hash is not null")
-    db.execute("create unique index idx_decisions_request on decisions (policy, request_id) "
+    db.execute("create unique index idx_decisions_request on decisions (policy, api_key, request_id) "
                "where request_id is not null")
 
 

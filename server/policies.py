@@ -125,13 +125,14 @@ class PolicyService:
             self._problem(key, rejected.to_list())
             return False
         self.problems.pop(key, None)
-        row, created = self.store.publish_version(
-            prepared.name, prepared.version, source, digest, f"file:{key}", "file", "file changed",
-            only_if_changed=True)
-        self.store.remember_file(key, digest)
+        with self._lock:  # store and install in one step: concurrent activations cannot cross
+            row, created = self.store.publish_version(
+                prepared.name, prepared.version, source, digest, f"file:{key}", "file", "file changed",
+                only_if_changed=True)
+            self.store.remember_file(key, digest)
+            self._install(prepared.name, self._active_from(row, prepared))
         if created:
             log.info("policy %s revision %d published from %s", prepared.name, row["revision"], key)
-        self._install(prepared.name, self._active_from(row, prepared))
         return True
 
     def _problem(self, key: str, errors: list[dict]) -> None:
@@ -145,10 +146,12 @@ class PolicyService:
         prepared = self.compile(source, f"<{expected_name or 'published'}>")
         if expected_name is not None and prepared.name != expected_name:
             raise NameMismatch(expected_name, prepared.name)
-        row, created = self.store.publish_version(prepared.name, prepared.version, source, source_digest(source),
-                                                  f"api:{by}", by, "published", only_if_changed=True)
-        active = self._active_from(row, prepared)
-        self._install(prepared.name, active)
+        with self._lock:  # store and install in one step: concurrent activations cannot cross
+            row, created = self.store.publish_version(prepared.name, prepared.version, source,
+                                                      source_digest(source), f"api:{by}", by, "published",
+                                                      only_if_changed=True)
+            active = self._active_from(row, prepared)
+            self._install(prepared.name, active)
         return active, created
 
     def rollback(self, name: str, revision: int, by: str) -> ActivePolicy:
@@ -156,8 +159,9 @@ class PolicyService:
         if row is None:
             raise LookupError(f"policy {name} has no revision {revision}")
         active = self._active_from(row)  # compiled before activation: a version that no longer compiles stays out
-        self.store.activate(name, revision, by, f"rollback to revision {revision}")
-        self._install(name, active)
+        with self._lock:
+            self.store.activate(name, revision, by, f"rollback to revision {revision}")
+            self._install(name, active)
         return active
 
     def _install(self, name: str, active: ActivePolicy) -> None:

@@ -25,7 +25,7 @@ DECISION_COLUMNS = ("id", "policy", "version", "revision", "outcome", "body", "i
                     "document_hash", "document_masked", "request_id", "api_key", "duration_ms")
 
 
-# 13 columns × 500 rows stays well under SQLite's limit of 32766 bound parameters per statement.
+# At most 500 rows per statement, fewer when SQLite's bound-parameter limit is low (999 before 3.32).
 _ROWS_PER_INSERT = 500
 
 
@@ -84,10 +84,11 @@ class Store:
         db.execute("begin immediate")
         try:
             yield db
+            db.execute("commit")  # inside: a failed COMMIT must not leave the connection in a transaction
         except BaseException:
-            db.execute("rollback")
+            if db.conn.in_transaction:  # SQLite may already have rolled back on its own
+                db.execute("rollback")
             raise
-        db.execute("commit")
 
     def migrate(self) -> list[str]:
         """Apply pending migrations (under an exclusive file lock); return the names applied."""
@@ -190,9 +191,11 @@ class Store:
         runs, and a thread that gives the GIL back to a busy event loop waits up to the switch
         interval (5 ms) to get it again; one statement per row made the writer fall behind."""
         db = db or self.db
+        per_insert = min(_ROWS_PER_INSERT,
+                         db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(DECISION_COLUMNS))
         with self.transaction(db):
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start:start + _ROWS_PER_INSERT]
+            for start in range(0, len(rows), per_insert):
+                chunk = rows[start:start + per_insert]
                 db.conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
 
     def insert_decision_once(self, row: tuple) -> dict | None:
@@ -201,7 +204,8 @@ class Store:
         placeholders = ", ".join("?" for _ in DECISION_COLUMNS)
         with self.transaction() as db:
             existing = self.decision_by_request(row[DECISION_COLUMNS.index("policy")],
-                                                row[DECISION_COLUMNS.index("request_id")], db)
+                                                row[DECISION_COLUMNS.index("request_id")],
+                                                row[DECISION_COLUMNS.index("api_key")], db)
             if existing is not None:
                 return existing
             db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})", list(row))
@@ -211,9 +215,11 @@ class Store:
         rows = list(self.db.query("select * from decisions where id = ?", [decision_id]))
         return rows[0] if rows else None
 
-    def decision_by_request(self, policy: str, request_id: str, db=None) -> dict | None:
-        rows = list((db or self.db).query("select * from decisions where policy = ? and request_id = ?",
-                                          [policy, request_id]))
+    def decision_by_request(self, policy: str, request_id: str, api_key: str | None, db=None) -> dict | None:
+        """Idempotency keys belong to the API key that used them: clients cannot see each other's."""
+        rows = list((db or self.db).query(
+            "select * from decisions where policy = ? and api_key is ? and request_id = ?",
+            [policy, api_key, request_id]))
         return rows[0] if rows else None
 
     def find_decisions(self, policy: str | None = None, document_hash: str | None = None,

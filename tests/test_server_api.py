@@ -390,3 +390,23 @@ def test_metrics_count_decisions_latency_and_connector_calls(client):
         grown = metric(after, "regua_connector_calls_total", connector=connector, status=status) - \
             metric(before, "regua_connector_calls_total", connector=connector, status=status)
         assert grown == calls.count((connector, status))
+
+
+def test_a_busy_store_is_503_and_a_batch_item_failure_stays_on_its_line(server, client, monkeypatch):
+    """SQLite's write lock held past the busy timeout (another worker's long transaction) is
+    simulated at the store's edge: a single request answers 503 STORE_BUSY with Retry-After; in a
+    batch only that item fails, and the stream goes on."""
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(server.services.store, "decision_by_request", locked)
+    order = b2b_order(fresh_document())
+    response = client.post("/evaluate/credito_b2b", json={"input": order, "request_id": "busy-1"})
+    assert_error(response, 503, "STORE_BUSY")
+    assert response.headers["retry-after"] == "1"
+    lines = ndjson(client.post("/evaluate/batch", json={"policy": "credito_b2b", "items": [
+        {"input": order}, {"input": order, "request_id": "busy-2"}, {"input": order}]}))
+    assert [sorted(line) for line in lines] == [["decision", "index"], ["error", "index"], ["decision", "index"]]
+    assert lines[1]["error"]["code"] == "INTERNAL" and "locked" not in json.dumps(lines[1])

@@ -192,3 +192,23 @@ def test_keys_new_prints_a_key_whose_hash_configures_a_real_server(tmp_path):
         with srv.client() as c:  # the sandbox key: off, since keys are configured
             assert_error(c.post("/evaluate/credito_b2b", json={"input": b2b_order()}), 401, "UNAUTHORIZED")
         assert key not in srv.logs() and key not in srv.stdout()
+
+
+def test_a_basic_authorization_from_a_proxy_does_not_hide_the_x_api_key(server):
+    headers = {"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": KEYS["erp"][0]}
+    with httpx.Client(base_url=server.url, headers=headers) as c:
+        assert c.post("/evaluate/credito_b2b", json={"input": b2b_order(sandbox_document(n=5))}).status_code == 200
+
+
+def test_request_ids_belong_to_the_key_that_used_them(server):
+    """Another client reusing a request_id gets its own decision, never the first client's."""
+    body = {"input": b2b_order(sandbox_document(n=6)), "request_id": "pedido-42"}
+    answers = {}
+    for name in ("erp", "backoffice"):
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS[name][0]}) as c:
+            first, again = (c.post("/evaluate/credito_b2b", json=body) for _ in range(2))
+        assert first.status_code == again.status_code == 200, first.text
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert first.json()["decision_id"] == again.json()["decision_id"]
+        answers[name] = first.json()["decision_id"]
+    assert answers["erp"] != answers["backoffice"]

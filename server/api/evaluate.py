@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from ..errors import ApiError
+from ..errors import INTERNAL_MESSAGE, ApiError, log_unexpected
 from ..schemas import BatchLine, BatchRequest, ErrorBody, EvaluateNamedRequest, EvaluateRequest, EvaluateResponse
 from .deps import Svc, api_key_name, services
 
@@ -73,5 +73,9 @@ class EvaluateController(Controller):
                 except ApiError as error:
                     svc.metrics.request_errors.labels(error.code).inc()
                     yield _encode(BatchLine(index, error=error.body())) + b"\n"
+                except Exception as error:  # noqa: BLE001 — one item's failure must not cut the stream
+                    log_unexpected(error, request)
+                    svc.metrics.request_errors.labels("INTERNAL").inc()
+                    yield _encode(BatchLine(index, error=ErrorBody("INTERNAL", INTERNAL_MESSAGE))) + b"\n"
 
         return Stream(lines(), media_type=NDJSON)
