@@ -1,0 +1,105 @@
+"""The portfolio in SQLite (sqlite-utils): one table per record kind, upserted by id.
+
+It lives in the same file as the server's store (`store.path`), WAL mode, with its own
+migration set (`regua.portfolio`) applied under the same kind of file lock. A save is one
+transaction: a batch is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .model import Agreement, Customer, Payment, Receivable
+
+MIGRATIONS = Migrations("regua.portfolio")
+
+
+@MIGRATIONS()
+def m001_portfolio(db):
+    db["customers"].create({"id": str, "document": str, "kind": str, "name": str, "uf": str, "segment": str,
+                            "email": str, "phone": str, "whatsapp": str, "channels": str}, pk="id",
+                           not_null={"document", "name", "uf"})
+    db["customers"].create_index(["document"])
+    db["receivables"].create({"id": str, "customer_id": str, "amount": str, "issue_date": str, "due_date": str,
+                              "status": str, "disputed": int}, pk="id", not_null={"customer_id", "amount"},
+                             foreign_keys=[("customer_id", "customers", "id")])
+    db["receivables"].create_index(["status", "due_date"])
+    db["receivables"].create_index(["customer_id"])
+    db["payments"].create({"id": str, "receivable_id": str, "amount": str, "paid_on": str}, pk="id",
+                          foreign_keys=[("receivable_id", "receivables", "id")])
+    db["payments"].create_index(["receivable_id"])
+    db["agreements"].create({"id": str, "customer_id": str, "receivable_ids": str, "created_on": str,
+                             "instalments": str, "status": str}, pk="id",
+                            foreign_keys=[("customer_id", "customers", "id")])
+
+
+TABLES = {Customer: "customers", Receivable: "receivables", Payment: "payments", Agreement: "agreements"}
+#: What each kind refers to: (field, table it must exist in).
+REFERENCES = {"receivables": [("customer_id", "customers")], "payments": [("receivable_id", "receivables")],
+              "agreements": [("customer_id", "customers")]}
+
+
+def _row(record: msgspec.Struct) -> dict:
+    row = msgspec.to_builtins(record)
+    for key, value in row.items():
+        if isinstance(value, list):
+            row[key] = json.dumps(value, ensure_ascii=False)
+    if isinstance(record, Customer):
+        row["kind"] = record.kind
+    return row
+
+
+class Portfolio:
+    def __init__(self, path: str):
+        if path == ":memory:":
+            raise ValueError("the portfolio needs a file path")
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path + ".migrate-lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            self.db = sqlite_utils.Database(connection)
+            self.db.enable_wal()
+            self.db.execute("pragma foreign_keys = on")
+            MIGRATIONS.apply(self.db)
+
+    def existing_ids(self, table: str, ids: set[str]) -> set[str]:
+        if not ids:
+            return set()
+        found: set[str] = set()
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found |= {r[0] for r in self.db.execute(f"select id from [{table}] where id in ({marks})", chunk)}
+        return found
+
+    def save(self, records: list[msgspec.Struct]) -> int:
+        """Upsert records (all of one kind or mixed) in one transaction; returns how many."""
+        self.db.execute("begin immediate")
+        try:
+            for record in records:
+                self.db[TABLES[type(record)]].upsert(_row(record), pk="id")
+            self.db.execute("commit")
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.execute("rollback")
+            raise
+        return len(records)
+
+    def count(self, table: str) -> int:
+        return self.db[table].count
+
+    def get(self, table: str, record_id: str) -> dict | None:
+        rows = list(self.db.query(f"select * from [{table}] where id = ?", [record_id]))
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self.db.conn.close()
