@@ -56,9 +56,6 @@ class KeyRing:
             return key
         return None
 
-    def __len__(self) -> int:
-        return len(self._by_hash)
-
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The key from `Authorization: Bearer <key>` or `X-API-Key: <key>` (raw ASGI headers)."""

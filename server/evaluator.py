@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
-import os
 import time
 from typing import Any
 

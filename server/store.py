@@ -9,15 +9,14 @@ race. Each thread gets its own connection: SQLite connections are not shared acr
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import functools
 import sqlite3
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import sqlite_utils
+
+from engine import sqlite
 
 from .migrations import MIGRATIONS
 
@@ -55,17 +54,11 @@ class Store:
 
     # ---- connections ----
     def connect(self) -> sqlite_utils.Database:
-        """A new connection (autocommit; transactions are explicit), WAL mode, 5 s busy timeout."""
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        connection.execute("pragma busy_timeout = 5000")
-        # NORMAL is durable against a process crash in WAL mode; only an OS crash or power loss can
-        # lose the last transactions.
-        connection.execute("pragma synchronous = NORMAL")
-        db = sqlite_utils.Database(connection)
-        return db
+        return sqlite.connect(self.path)
 
     @property
     def db(self) -> sqlite_utils.Database:
+        """This thread's connection: SQLite connections are not shared across threads."""
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self.connect()
@@ -77,33 +70,11 @@ class Store:
             db.conn.close()
             self._local.db = None
 
-    @contextmanager
-    def transaction(self, db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Database]:
-        """BEGIN IMMEDIATE … COMMIT: takes the write lock at once, so read-then-write is atomic."""
-        db = db or self.db
-        db.execute("begin immediate")
-        try:
-            yield db
-            db.execute("commit")  # inside: a failed COMMIT must not leave the connection in a transaction
-        except BaseException:
-            if db.conn.in_transaction:  # SQLite may already have rolled back on its own
-                db.execute("rollback")
-            raise
+    def transaction(self, db: sqlite_utils.Database | None = None):
+        return sqlite.transaction(db or self.db)
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations (under an exclusive file lock); return the names applied."""
-        handle = open(self.path + ".migrate-lock", "w")  # noqa: SIM115 — closed below
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            db = self.connect()
-            db.enable_wal()
-            pending = [m.name for m in MIGRATIONS.pending(db)]
-            MIGRATIONS.apply(db)
-            db.conn.close()
-            return pending
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+        return sqlite.migrate(self.path, MIGRATIONS)
 
     def applied_migrations(self) -> list[str]:
         return [m.name for m in MIGRATIONS.applied(self.db)]

@@ -7,14 +7,13 @@ transaction: a batch is stored whole or not at all.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import sqlite3
 from pathlib import Path
 
 import msgspec
-import sqlite_utils
 from sqlite_utils import Migrations
+
+from .. import sqlite
 
 from .model import Agreement, Customer, Payment, Receivable
 
@@ -62,13 +61,8 @@ class Portfolio:
             raise ValueError("the portfolio needs a file path")
         self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path + ".migrate-lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-            self.db = sqlite_utils.Database(connection)
-            self.db.enable_wal()
-            self.db.execute("pragma foreign_keys = on")
-            MIGRATIONS.apply(self.db)
+        sqlite.migrate(path, MIGRATIONS)
+        self.db = sqlite.connect(path)
 
     def existing_ids(self, table: str, ids: set[str]) -> set[str]:
         if not ids:
@@ -83,15 +77,9 @@ class Portfolio:
 
     def save(self, records: list[msgspec.Struct]) -> int:
         """Upsert records (all of one kind or mixed) in one transaction; returns how many."""
-        self.db.execute("begin immediate")
-        try:
+        with sqlite.transaction(self.db):
             for record in records:
                 self.db[TABLES[type(record)]].upsert(_row(record), pk="id")
-            self.db.execute("commit")
-        except BaseException:
-            if self.db.conn.in_transaction:
-                self.db.execute("rollback")
-            raise
         return len(records)
 
     def count(self, table: str) -> int:

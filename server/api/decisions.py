@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from dsl.values import normalize_cnpj, normalize_cpf
 
