@@ -187,6 +187,13 @@ class Rule(Node):
     action: Action
     sets: list[Assignment] = field(default_factory=list)
     index: int = 0  # declaration order among rules
+    # Collection steps are rules placed by days relative to the due date (D-3 is -3).
+    day: int | None = None  # None: a plain rule
+    has_when: bool = True  # False: a step written without `when` (its condition is `true`)
+
+    @property
+    def is_step(self) -> bool:
+        return self.day is not None
 
 
 @dataclass(eq=False)
@@ -244,7 +251,7 @@ class OutputDecl(Node):
 
 @dataclass(eq=False)
 class TestStmt(Node):
-    kind: str  # given / as_of / fixture / failure / outcome / reasons / output
+    kind: str  # given / as_of / fixture / failure / outcome / reasons / output / steps
     name: str | None = None
     value: Any = None  # Expr, list of (name, Expr), a date, or a list of codes
 

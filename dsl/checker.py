@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import ast
+from . import collection
 from . import types as T
 from .constants import NotConstant, constant
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
@@ -21,7 +22,7 @@ KINDS = ("credit", "collection", "monitoring")
 # Actions per policy kind with their severity: the combining rule is "most severe wins".
 ACTIONS: dict[str, dict[str, int]] = {
     "credit": {"approve": 0, "review": 1, "deny": 2},
-    "collection": {},  # steps and their actions arrive with the collection cadence
+    "collection": collection.ACTIONS,  # escalation order (dsl/collection.py)
     "monitoring": {},  # keep/reduce/block arrive with credit monitoring
 }
 HIT_POLICIES = ("first", "unique", "collect", "priority")
@@ -61,6 +62,8 @@ class CheckedPolicy:
 
 
 DEFAULT_ON_ERROR = ast.Action("review", "ERRO_AVALIACAO", "Não foi possível avaliar a política; encaminhar para análise")
+# A régua that cannot evaluate a receivable waits (and says why) rather than guessing a step.
+DEFAULT_COLLECTION_ON_ERROR = ast.Action("wait", "ERRO_AVALIACAO", "Não foi possível avaliar a régua para este título")
 
 
 class Checker:
@@ -76,6 +79,7 @@ class Checker:
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
         self.severities = ACTIONS.get(policy.kind, {})
+        self.collection = policy.kind == "collection"
         self._typing: set[str] = set()
         self._typed: set[str] = set()  # inferred once, even when the result is UNKNOWN
         self.typer = ExprTyper(env, self.bag, self.symbols, self._symbol_type)
@@ -99,8 +103,9 @@ class Checker:
             run_pass()
         if self.bag.has_errors:
             raise PolicyError(self.bag.sorted(), self.policy.source)
-        defaults = self.policy.of_type(ast.DefaultDecl)
+        defaults = self.policy.of_type(ast.DefaultDecl) or [ast.DefaultDecl(ast.Action("wait"))]
         errors = self.policy.of_type(ast.OnErrorDecl)
+        on_error = DEFAULT_COLLECTION_ON_ERROR if self.collection else DEFAULT_ON_ERROR
         return CheckedPolicy(
             policy=self.policy,
             environment=self.env,
@@ -112,7 +117,7 @@ class Checker:
             order=self.order,
             outputs=self.outputs,
             default=defaults[0].action,
-            on_error=errors[0].action if errors else DEFAULT_ON_ERROR,
+            on_error=errors[0].action if errors else on_error,
             severities=self.severities,
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
         )
@@ -127,7 +132,7 @@ class Checker:
             self.bag.error("E112", f"policies of kind '{p.kind}' are reserved: their actions arrive with the "
                            f"{'collection cadence' if p.kind == 'collection' else 'credit monitoring'}", p.kind_span)
         defaults = p.of_type(ast.DefaultDecl)
-        if not defaults:
+        if not defaults and not self.collection:  # a régua waits when no step is due
             self.bag.error("E113", "a policy needs a default outcome, e.g. `default approve`", p.name_span)
         for extra in defaults[1:]:
             self.bag.error("E102", "the default outcome is declared twice", extra.span)
@@ -164,10 +169,20 @@ class Checker:
         for record in p.of_type(ast.RecordDecl):
             if record.name in self.records:
                 object.__setattr__(self.records[record.name], "fields", self._fields(record.fields, record.name))
-        self.input_type = T.RecordType("input", self._fields(p.fields, "input"))
-        for f, spec in zip(p.fields, self.input_type.fields):
-            if claim(f.name, f.span, "input"):
-                self.symbols[f.name] = Symbol("input", f.name, spec.type, f)
+        if self.collection:
+            # The runner fills a fixed input from the portfolio (dsl/collection.py).
+            for block in p.of_type(ast.InputBlock):
+                self.bag.error("E115", "a collection policy reads the receivable the runner gives it and declares "
+                               f"no input; available: {', '.join(collection.INPUT)}", block.span)
+            self.input_type = collection.INPUT_TYPE
+            for spec in self.input_type.fields:
+                claim(spec.name, p.name_span, "input")
+                self.symbols[spec.name] = Symbol("input", spec.name, spec.type, None)
+        else:
+            self.input_type = T.RecordType("input", self._fields(p.fields, "input"))
+            for f, spec in zip(p.fields, self.input_type.fields):
+                if claim(f.name, f.span, "input"):
+                    self.symbols[f.name] = Symbol("input", f.name, spec.type, f)
         for let in p.lets:
             if claim(let.name, let.span, "name"):
                 self.symbols[let.name] = Symbol("let", let.name, T.UNKNOWN, let)
@@ -177,11 +192,17 @@ class Checker:
         seen_rules: dict[str, Span] = {}
         for index, rule in enumerate(p.rules):
             rule.index = index
+            what = "step" if rule.is_step else "rule"
             if rule.name in seen_rules:
-                self.bag.error("E103", f"rule '{rule.name}' is already defined (first at line "
+                self.bag.error("E103", f"{what} '{rule.name}' is already defined (first at line "
                                f"{seen_rules[rule.name].line})", rule.span)
             else:
                 seen_rules[rule.name] = rule.span
+            if rule.is_step and not self.collection and p.kind in KINDS:
+                self.bag.error("E114", f"steps belong to collection policies; a {p.kind} policy uses rules", rule.span)
+            elif self.collection and not rule.is_step:
+                self.bag.error("E114", "a collection policy is made of steps placed by days, e.g. "
+                               f"`step {rule.name} at D+5`", rule.span)
 
     def _resolve_type(self, ref: ast.TypeRef) -> T.Type:
         if ref.name == "list":
@@ -343,6 +364,10 @@ class Checker:
             known = list(self.severities)
             self.bag.error("E108", f"unknown action '{action.verb}' for a {self.policy.kind} policy"
                            + (f" (use {', '.join(known)})" if known else ""), action.span, did_you_mean(action.verb, known))
+        elif self.collection:
+            if action.verb in collection.CONTACT_ACTIONS and not action.code:
+                self.bag.error("E206", f"`{action.verb}` writes to the debtor and needs a template, e.g. "
+                               f"{action.verb} \"lembrete_vencimento\"", action.span)
         elif action.verb != "approve" and (not action.code or not action.message):
             self.bag.error("E206", f"`{action.verb}` needs a reason code and a message, e.g. "
                            f"{action.verb} \"CODIGO\" \"Mensagem para o cliente\"", action.span)
@@ -354,9 +379,21 @@ class Checker:
             self._check_action(rule.action)
             for assignment in rule.sets:
                 typ = self.typer.infer(assignment.value)
-                if assignment.name not in output_names:
+                if rule.is_step:
+                    self._check_step_setting(assignment, typ)
+                elif assignment.name not in output_names:
                     self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
                                    did_you_mean(assignment.name, output_names))
+
+    def _check_step_setting(self, assignment: ast.Assignment, typ: T.Type) -> None:
+        setting = collection.STEP_SETTINGS.get(assignment.name)
+        if setting is None:
+            self.bag.error("E116", f"'{assignment.name}' is not a step setting (use "
+                           f"{', '.join(collection.STEP_SETTINGS)})", assignment.span,
+                           did_you_mean(assignment.name, collection.STEP_SETTINGS))
+        elif not T.assignable(typ, setting[0]) and not T.is_unknown(typ):
+            self.bag.error("E201", f"step setting '{assignment.name}' is {setting[0]}, but this sets {typ}",
+                           assignment.value.span, T.describe_mismatch("+", setting[0], typ))
 
     def check_tables(self) -> None:
         for table in self.policy.tables:
@@ -390,7 +427,14 @@ class Checker:
                 typ = self.typer.infer(item.value)
             self.outputs.append(OutputSpec(item.name, typ, item.value, item.span))
         types = {o.name: o.type for o in self.outputs}
+        priority = types.get(collection.PRIORITY)
+        if self.collection and priority is not None and not T.is_unknown(priority) \
+                and not any(T.assignable(priority, t) for t in (T.INT, T.DECIMAL)):
+            self.bag.error("E201", f"output 'priority' ranks debtors and must be a number, not {priority}",
+                           next(o.span for o in self.outputs if o.name == collection.PRIORITY))
         for rule in self.policy.rules:
+            if rule.is_step:
+                continue
             for assignment in rule.sets:
                 expected = types.get(assignment.name)
                 if expected is not None and T.unify(expected, assignment.value.type) is None:
@@ -426,6 +470,12 @@ class Checker:
                     if stmt.name not in self.severities:
                         self.bag.error("E501", f"'{stmt.name}' is not an outcome of a {self.policy.kind} policy",
                                        stmt.span, did_you_mean(stmt.name, self.severities))
+                elif stmt.kind == "steps":
+                    steps = [r.name for r in self.policy.rules if r.is_step]
+                    for name in stmt.value:
+                        if name not in steps:
+                            self.bag.error("E501", f"'{name}' is not a step of this policy", stmt.span,
+                                           did_you_mean(name, steps))
                 elif stmt.kind == "output":
                     if stmt.name not in outputs:
                         self.bag.error("E501", f"'{stmt.name}' is not an output", stmt.span,
@@ -437,7 +487,7 @@ class Checker:
             if missing:
                 self.bag.error("E501", f"test '{test.name}' does not give the required input(s): {', '.join(missing)}",
                                test.span)
-            if not any(s.kind in ("outcome", "reasons", "output") for s in test.statements):
+            if not any(s.kind in ("outcome", "reasons", "output", "steps") for s in test.statements):
                 self.bag.error("E501", f"test '{test.name}' expects nothing; add `expect approve` or similar", test.span)
 
 

@@ -196,6 +196,11 @@ def _fields(p: _Printer, fields: list[ast.Field]) -> None:
         p.line(1, text, f.span.line)
 
 
+def step_day(day: int) -> str:
+    """D-3, D0, D+30: the notation collection teams use for a régua."""
+    return f"D{day:+d}" if day else "D0"
+
+
 def _item(p: _Printer, item) -> None:
     line = item.span.line
     if isinstance(item, ast.Description):
@@ -211,8 +216,9 @@ def _item(p: _Printer, item) -> None:
     elif isinstance(item, ast.Let):
         p.line(0, f"let {item.name} = {expr(item.value)}", line)
     elif isinstance(item, ast.Rule):
-        p.line(0, f"rule {item.name}", line)
-        p.line(1, f"when {expr(item.condition)}", item.condition.span.line)
+        p.line(0, f"step {item.name} at {step_day(item.day)}" if item.is_step else f"rule {item.name}", line)
+        if item.has_when:
+            p.line(1, f"when {expr(item.condition)}", item.condition.span.line)
         p.line(1, _action(item.action), item.action.span.line)
         if item.sets:
             p.line(1, "set " + ", ".join(f"{a.name} = {expr(a.value)}" for a in item.sets), item.sets[0].span.line)
@@ -260,6 +266,8 @@ def _test(p: _Printer, test: ast.TestDecl) -> None:
             p.line(1, f"expect {stmt.name}", line)
         elif stmt.kind == "reasons":
             p.line(1, "expect reasons " + ", ".join(quote(c) for c in stmt.value), line)
+        elif stmt.kind == "steps":
+            p.line(1, " ".join(["expect steps", ", ".join(quote(c) for c in stmt.value)]).rstrip(), line)
         elif stmt.kind == "output":
             p.line(1, f"expect output {stmt.name} = {expr(stmt.value)}", line)
 

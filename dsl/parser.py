@@ -109,6 +109,22 @@ class _ToAst(Transformer):
     def rule_decl(self, meta, name, condition, action, sets=None):
         return ast.Rule(str(name), condition, action, sets or [], span=Span.of(name))
 
+    def step_decl(self, meta, name, day, condition, action, sets=None):
+        has_when = condition is not None
+        if condition is None:
+            condition = ast.Literal("bool", True, "true", span=Span.of(name))
+        return ast.Rule(str(name), condition, action, sets or [], span=Span.of(name), day=day, has_when=has_when)
+
+    def step_when(self, meta, condition):
+        return condition
+
+    def step_day(self, meta, *tokens):
+        words = [str(t) for t in tokens]
+        if words == ["due"]:
+            return 0
+        number = int(next(w for w in words if w[0].isdigit()).replace("_", ""))
+        return -number if ("-" in words or "before" in words) else number
+
     def action(self, meta, verb, code, message):
         return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=Span.of(verb))
 
@@ -188,6 +204,9 @@ class _ToAst(Transformer):
 
     def expect_output(self, meta, name, value):
         return ast.TestStmt("output", name=str(name), value=value, span=Span.of(name))
+
+    def expect_steps(self, meta, *names):
+        return ast.TestStmt("steps", value=[_text(n) for n in names if n is not None], span=_span(meta))
 
     def dotted(self, meta, *names):
         return ".".join(str(n) for n in names)

@@ -463,6 +463,8 @@ class CodeGenerator:
             w.indent()
             self._hoist(rule.condition)
             condition = self.expr(rule.condition)
+            if rule.is_step:
+                condition = _step_condition(rule, condition)
             sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
             if full:
                 w.line(f"r = {condition}", line)
@@ -510,6 +512,15 @@ class CodeGenerator:
             line = symbol.node.span.line
             self.w.line(f"if l{k} is _U:", line)
             self.w.line(f"    l{k} = s[{k}] = {self.expr(symbol.node.value)}", line)
+
+
+def _step_condition(rule: ast.Rule, condition: str) -> str:
+    """A step is due once its day has come, until it has been carried out (`sent`); a step before
+    the due date (a reminder) is pointless once the debt is overdue, so it lapses then."""
+    guards = [f"i['days_late'] >= {rule.day}", f"{rule.name!r} not in i['sent']"]
+    if rule.day < 0:
+        guards.append("i['days_late'] <= 0")
+    return " and ".join(guards) + ("" if not rule.has_when else f" and ({condition})")
 
 
 def _unconditional(expr) -> set[str]:

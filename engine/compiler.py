@@ -82,7 +82,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         source_hash=digest,
         input_type=checked.input_type,
         rules=[RuleMeta(r.name, r.span.line, _action(checked, r.action), tuple(a.name for a in r.sets),
-                        _handles(checked, r)) for r in policy.rules],
+                        _handles(checked, r), r.day) for r in policy.rules],
         default=_action(checked, checked.default),
         on_error=_action(checked, checked.on_error),
         outputs=[(o.name, o.type) for o in checked.outputs],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from dsl import ast
 from dsl.checker import CheckedPolicy
+from dsl.formatter import step_day
 from dsl.infer import free_names, walk
 
 
@@ -62,6 +63,14 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 
 
+def _sources(node) -> list:
+    """The expressions a let or table reads."""
+    if isinstance(node, ast.Let):
+        return [node.value]
+    return list(node.inputs) + [r.result for r in node.rows] + [v for r in node.rows for c in r.cells or []
+                                                                for v in c.values]
+
+
 def build_graph(checked: CheckedPolicy) -> RuleGraph:
     graph = RuleGraph()
     policy = checked.policy
@@ -78,6 +87,11 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
 
     for f in policy.fields:
         graph.nodes.append(GraphNode(f"input:{f.name}", "input", f.name, f.span.line))
+    if policy.kind == "collection":  # a fixed input: show the facts the régua reads
+        used = reads([r.condition for r in policy.rules] + [a.value for r in policy.rules for a in r.sets]
+                     + [e for name in checked.order for e in _sources(symbols[name].node)]
+                     + [o.value for o in checked.outputs if o.value is not None])
+        graph.nodes += [GraphNode(f"input:{n}", "input", n, 0) for n in used if symbols[n].kind == "input"]
     for name in checked.order:
         symbol = symbols[name]
         node = symbol.node
@@ -89,12 +103,13 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             sources = [node.value]
         else:
             graph.nodes.append(GraphNode(node_id(name), "table", f"{name} ({node.hit_policy})", node.span.line))
-            sources = list(node.inputs) + [r.result for r in node.rows] + [v for r in node.rows for c in r.cells or []
-                                                                           for v in c.values]
+            sources = _sources(node)
         graph.edges += [(node_id(dep), node_id(name)) for dep in reads(sources)]
     for rule in policy.rules:
         rid = f"rule:{rule.name}"
         label = f"{rule.name}: {rule.action.verb}" + (f" {rule.action.code}" if rule.action.code else "")
+        if rule.is_step:
+            label = f"{step_day(rule.day)} {label}"
         graph.nodes.append(GraphNode(rid, "rule", label, rule.span.line))
         graph.edges += [(node_id(dep), rid) for dep in reads([rule.condition] + [a.value for a in rule.sets])]
     for output in checked.outputs:

@@ -56,6 +56,7 @@ class RuleMeta:
     action: ActionMeta
     sets: tuple[str, ...]
     handles: tuple[str, ...] = ()  # connectors whose availability this rule tests
+    day: int | None = None  # collection steps: days relative to the due date (D-3 is -3)
 
 
 @dataclass

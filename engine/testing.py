@@ -99,6 +99,11 @@ def _compare(test: ast.TestDecl, decision, checked: CheckedPolicy, result: CaseR
             result.failures.append(f"line {stmt.span.line}: expected {stmt.name}, got {decision.outcome} ({codes})")
         elif stmt.kind == "reasons" and decision.reason_codes != stmt.value:
             result.failures.append(f"line {stmt.span.line}: expected reasons {stmt.value}, got {decision.reason_codes}")
+        elif stmt.kind == "steps":
+            due = [r["rule"] for r in decision.trace["rules"] if r["result"] is True]
+            if set(due) != set(stmt.value):
+                result.failures.append(f"line {stmt.span.line}: expected steps {stmt.value or 'none'}, "
+                                       f"got {due or 'none'}")
         elif stmt.kind == "output":
             typ = output_types[stmt.name]
             expected = coerce(constant(stmt.value), typ, stmt.name)
