@@ -168,6 +168,13 @@ class PreparedPolicy:
                  as_of: dt.date | None = None) -> Decision:
         return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of)
 
+    def evaluate_raw(self, inputs: dict, as_of: dt.date, connectors: Connectors | None = None):
+        """The generated code's own results for validated inputs, without building a Decision:
+        (fired [(rule index, sets)], errors [(rule index, exception)], outputs, output errors).
+        The collection planner uses it to read each step that fired with its own settings."""
+        rt = EvalContext(as_of, connectors, self._connector_names, self._answer_coercers)
+        return self._fast(inputs, [runtime.UNSET] * self._nslots, rt)
+
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None) -> Decision:
         """Evaluate inputs that already went through validate()."""

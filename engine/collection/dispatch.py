@@ -1,0 +1,292 @@
+"""Carrying out planned steps: through the notification channels and negativation services, with
+the legal guards applied first, whatever the policy said.
+
+Every outcome is a status change of the outbox row plus an event in the history, written in one
+transaction. Before a provider is called the row is marked `sending`; a crash after that leaves it
+there, and the next run calls the provider again with the same idempotency key (the outbox key):
+channels keep the receipts of keys already sent and answer them without sending again, webhooks
+and gateways carry the key to the provider (`X-Regua-Idempotency-Key` / `Idempotency-Key`) and
+e-mails get a Message-ID derived from it, and a bureau answers a repeated inclusion of the same
+contract with the record it already has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from decimal import Decimal
+
+from plugins.builtin.notifications.common import mask_recipient
+from plugins.contracts import Debt, NegativationRequest, Notification
+from plugins.runtime import Resilient
+
+from dsl.collection import CONTACT_ACTIONS
+
+from ..connectors import ConnectorError
+from .guards import Notice, local_zone, negativation_blocks, next_contact_time, removal_deadline
+from .settings import CollectionSettings
+from .store import CollectionStore, iso, parse_moment
+
+log = logging.getLogger("regua.collection")
+
+# Blocks that lift by themselves (the row waits for their date) and blocks that never lift.
+_WAITING = {"NOTICE_WAIT", "NOT_DUE"}
+_FINAL = {"TOO_OLD", "NOT_OPEN"}
+
+
+def _recipient(kind: str, customer: dict) -> str | None:
+    if kind == "whatsapp":
+        return customer["whatsapp"] or customer["phone"]
+    return customer.get({"email": "email", "sms": "phone"}.get(kind, ""))
+
+
+class Dispatcher:
+    def __init__(self, store: CollectionStore, registry, settings: CollectionSettings):
+        self.store = store
+        self.db = store.db
+        self.registry = registry
+        self.settings = settings
+        self.guards = settings.guards()
+        self.channels = {}
+        for channel in registry.channels.values():
+            self.channels.setdefault(getattr(channel, "channel", channel.name), channel)
+        self._services: dict[str, Resilient] = {}
+
+    # ---- the loop ----
+    def dispatch_due(self, now: dt.datetime, counts, progress=None) -> None:
+        after = ""
+        while True:
+            rows = self.store.due(now, after=after)
+            for row in rows:
+                counts[self.carry_out(row, now)] += 1
+                if progress is not None:
+                    progress(1)
+            if len(rows) < 500:
+                return
+            after = rows[-1]["key"]
+
+    def carry_out(self, row: dict, now: dt.datetime) -> str:
+        """One outbox row; returns (what happened, why): sent, delivered, done, deferred, blocked, failed
+        or cancelled, with the code of the guard or error when there is one."""
+        receivable = self._one("select * from receivables where id = ?", row["receivable_id"])
+        customer = self._one("select * from customers where id = ?", row["customer_id"])
+        action = row["action"]
+        if action == "remove_record":
+            return self._remove(row, customer, now)
+        if receivable is None or receivable["status"] != "open":
+            status = receivable["status"] if receivable else "missing"
+            return self._finish(row, "cancelled", now, "cancelled", "NOT_OPEN", {"receivable_status": status})
+        if action in CONTACT_ACTIONS:
+            return self._contact(row, receivable, customer, now)
+        if action in ("negativate", "protest"):
+            return self._negative(row, receivable, customer, now)
+        if action in ("send_to_agency", "send_to_legal"):
+            settings = json.loads(row["settings"] or "{}")
+            return self._finish(row, "done", now, "handed_over", action.upper(), {"agency": settings.get("agency")})
+        return self._finish(row, "done", now, "done", None, {})
+
+    # ---- contacts ----
+    def _contact(self, row, receivable, customer, now) -> str:
+        settings = json.loads(row["settings"] or "{}")
+        preferred = [settings["channel"]] if settings.get("channel") else json.loads(customer["channels"] or "[]")
+        preferred += [c for c in ("email", "whatsapp", "sms") if c not in preferred]
+        chosen = next(((kind, self.channels[kind], _recipient(kind, customer)) for kind in preferred
+                       if kind in self.channels and _recipient(kind, customer)), None)
+        if chosen is None:
+            return self._finish(row, "failed", now, "failed", "NO_CHANNEL",
+                                {"preferred": preferred, "configured": sorted(self.channels)})
+        kind, channel, recipient = chosen
+        uf = customer["uf"]
+        since = now - dt.timedelta(days=self.guards.contact_period_days)
+        previous = self.store.contacts_since(customer["id"], since)
+        when = next_contact_time(now, uf, previous, self.guards)
+        if when > now:
+            reason = "OUT_OF_WINDOW" if not self.guards.windows[uf].allows(now.astimezone(local_zone(uf)), uf) \
+                else "FREQUENCY_CAP"
+            return self._defer(row, when, reason, now)
+        attempts = (row["attempts"] or 0) + 1
+        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": channel.name})
+        notification = Notification(channel=kind, recipient=recipient, template=row["template"],
+                                    context=self._context(row, receivable, customer, settings, now),
+                                    idempotency_key=row["key"], creditor_name=self.settings.creditor_name,
+                                    creditor_document=self.settings.creditor_document)
+        receipt = channel.send(notification)
+        detail = {"channel": channel.name, "recipient": mask_recipient(recipient), "provider_id": receipt.provider_id,
+                  "template": row["template"], "attempt": attempts}
+        if receipt.status == "failed":
+            detail["error"] = receipt.error
+            return self._failed(row, attempts, now, receipt.error.split(":")[0] or "FAILED", detail)
+        delivered = receipt.status == "delivered"
+        changes = {"status": "delivered" if delivered else "sent", "sent_at": iso(now),
+                   "delivered_at": iso(now) if delivered else None,
+                   "result": json.dumps({"provider_id": receipt.provider_id, "receipt": receipt.status})}
+        self._update(row["key"], changes, [self._event(row, now, "delivered" if delivered else "sent",
+                                                            row["action"].upper(), detail)])
+        return (changes["status"], None)
+
+    def _context(self, row, receivable, customer, settings, now) -> dict:
+        paid = self.db.execute("select coalesce(sum(cast(round(cast(amount as real) * 100) as integer)), 0) "
+                               "from payments where receivable_id = ?", [receivable["id"]]).fetchone()[0]
+        open_amount = max(Decimal(receivable["amount"]) - Decimal(paid).scaleb(-2), Decimal("0.00"))
+        due = dt.date.fromisoformat(receivable["due_date"])
+        today = now.astimezone(local_zone(customer["uf"])).date()
+        context = {"valor": open_amount, "vencimento": due, "nome": customer["name"].split()[0],
+                   "descricao": f"o título {receivable['id']}", "dias_atraso": max((today - due).days, 0)}
+        if row["action"] == "notify_negativation":
+            bureau = settings.get("bureau") or self.settings.bureau
+            wait = self.guards.notice_wait(bureau, customer["uf"])
+            context.update(prazo=today + dt.timedelta(days=wait), dias_espera=wait, bureau=bureau)
+        if row["action"] == "offer_agreement":
+            discount = Decimal(str(settings.get("discount", "0")))
+            instalments = int(settings.get("instalments", 1))
+            total = (open_amount * (1 - discount)).quantize(Decimal("0.01"))
+            context.update(desconto=discount * 100, valor_acordo=total, parcelas=instalments,
+                           valor_parcela=(total / instalments).quantize(Decimal("0.01")))
+        return context
+
+    # ---- negativation and protest ----
+    def _negative(self, row, receivable, customer, now) -> str:
+        settings = json.loads(row["settings"] or "{}")
+        protest = row["action"] == "protest"
+        service_name = settings.get("bureau") or (self.settings.protest_service if protest else "") \
+            or self.settings.bureau
+        uf = customer["uf"]
+        today = now.astimezone(local_zone(uf)).date()
+        notices = [Notice(parse_moment(n["sent_at"]), parse_moment(n["delivered_at"]))
+                   for n in self.store.notices(receivable["id"])]
+        blocks = negativation_blocks(status=receivable["status"], disputed=bool(receivable["disputed"]),
+                                     due_date=dt.date.fromisoformat(receivable["due_date"]), notices=notices,
+                                     today=today, uf=uf, bureau=service_name, settings=self.guards)
+        if protest:  # the notary's office serves its own notice (intimação): no prior notice of ours is needed
+            blocks = [b for b in blocks if b.code not in ("NO_DELIVERED_NOTICE", "NOTICE_WAIT")]
+        if blocks:
+            return self._blocked(row, blocks, now, uf)
+        service = self._service(service_name)
+        if service is None:
+            return self._finish(row, "failed", now, "failed", "NO_SERVICE", {"service": service_name})
+        attempts = (row["attempts"] or 0) + 1
+        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": service_name})
+        contract = receivable["id"] + ("/protesto" if protest else "")
+        request = NegativationRequest(action="include", debtor_document=customer["document"], debtor_uf=uf,
+                                      debt=Debt(contract=contract, amount=Decimal(receivable["amount"]),
+                                                due_date=dt.date.fromisoformat(receivable["due_date"]),
+                                                creditor_name=self.settings.creditor_name,
+                                                creditor_document=self.settings.creditor_document))
+        try:
+            record = service(request)
+        except ConnectorError as error:
+            return self._failed(row, attempts, now, error.code, {"service": service_name, "error": str(error)[:200]})
+        if record.status == "rejected":
+            return self._finish(row, "failed", now, "failed", "REJECTED", {"service": service_name,
+                                                                          "reason": record.reason[:200]})
+        kind = "protest" if protest else "negativation"
+        self._open_record({"key": f"{row['key']}", "receivable_id": receivable["id"], "kind": kind,
+                                "service": service_name, "protocol": record.protocol, "status": record.status,
+                                "opened_at": iso(now)},
+                               self._event(row, now, "protested" if protest else "negativated", record.status.upper(),
+                                           {"service": service_name, "protocol": record.protocol}))
+        self._update(row["key"], {"status": "done", "sent_at": iso(now),
+                                  "result": json.dumps({"protocol": record.protocol, "status": record.status})})
+        return ("done", kind.upper())
+
+    def _remove(self, row, customer, now) -> str:
+        settings = json.loads(row["settings"] or "{}")
+        record = self._one("select * from negative_records where key = ?", settings["record"])
+        if record is None or record["removed_at"]:
+            return self._finish(row, "done", now, "done", "ALREADY_REMOVED", {})
+        service = self._service(record["service"])
+        if service is None:
+            return self._finish(row, "failed", now, "failed", "NO_SERVICE", {"service": record["service"]})
+        receivable = self._one("select * from receivables where id = ?", row["receivable_id"])
+        attempts = (row["attempts"] or 0) + 1
+        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": record["service"]})
+        request = NegativationRequest(action="remove", debtor_document=customer["document"], debtor_uf=customer["uf"],
+                                      protocol=record["protocol"],
+                                      debt=Debt(contract=record["key"].split(":")[0] + (
+                                          "/protesto" if record["kind"] == "protest" else ""),
+                                          amount=Decimal(receivable["amount"]),
+                                          due_date=dt.date.fromisoformat(receivable["due_date"]),
+                                          creditor_name=self.settings.creditor_name,
+                                          creditor_document=self.settings.creditor_document))
+        try:
+            result = service(request)
+        except ConnectorError as error:
+            return self._failed(row, attempts, now, error.code, {"service": record["service"],
+                                                                 "error": str(error)[:200]})
+        late = record["removal_due"] and now.date().isoformat() > record["removal_due"]
+        detail = {"service": record["service"], "protocol": record["protocol"], "reason": settings.get("reason"),
+                  "deadline": record["removal_due"], "late": bool(late)}
+        with_event = self._event(row, now, "removal_requested", settings.get("reason"), detail)
+        self._open_record(dict(record, status=result.status, removed_at=iso(now)), with_event)
+        self._update(row["key"], {"status": "done", "sent_at": iso(now)})
+        if late:
+            log.error("removal of record %s requested after its deadline %s", record["protocol"], record["removal_due"])
+        return ("done", "REMOVAL")
+
+    def _update(self, key: str, changes: dict, events=()) -> None:
+        self.store.update(key, changes, events)
+        for event in events:
+            self.registry.event_recorded(event)
+
+    def _open_record(self, record: dict, event: dict) -> None:
+        self.store.open_record(record, event)
+        self.registry.event_recorded(event)
+
+    def _service(self, name: str):
+        service = self.registry.negativators.get(name)
+        if service is None:
+            return None
+        if name not in self._services:
+            self._services[name] = Resilient(service, service.submit)
+        return self._services[name]
+
+    # ---- outcomes ----
+    def _blocked(self, row, blocks, now, uf) -> str:
+        codes = [b.code for b in blocks]
+        detail = {"blocks": [{"code": b.code, "message": b.message, "until": b.until} for b in blocks]}
+        if any(code in _FINAL for code in codes):
+            return self._finish(row, "cancelled", now, "blocked", codes[0], detail)
+        if all(code in _WAITING for code in codes):
+            until = max(b.until for b in blocks)
+            opening = dt.datetime.combine(until, dt.time(0), local_zone(uf))
+            return self._defer(row, opening, codes[0], now, detail)
+        if row["status"] == "blocked" and row["block_code"] == codes[0]:
+            return ("blocked", codes[0])  # still blocked for the same reason: logged once, checked every run
+        log.info("step %s blocked by a legal guard: %s", row["step"], ", ".join(codes))
+        self._update(row["key"], {"status": "blocked", "block_code": codes[0]},
+                     [self._event(row, now, "blocked", codes[0], detail)])
+        return ("blocked", codes[0])
+
+    def _defer(self, row, when: dt.datetime, reason: str, now, detail: dict | None = None) -> str:
+        self._update(row["key"], {"status": "pending", "not_before": iso(when), "block_code": reason},
+                     [self._event(row, now, "deferred", reason, dict(detail or {}, until=iso(when)))])
+        return ("deferred", reason)
+
+    def _failed(self, row, attempts: int, now, code: str, detail: dict) -> str:
+        if attempts >= self.settings.max_attempts:
+            return self._finish(row, "failed", now, "failed", code, detail, attempts=attempts)
+        retry = now + dt.timedelta(minutes=self.settings.retry_minutes)
+        self._update(row["key"], {"status": "pending", "not_before": iso(retry), "block_code": code},
+                     [self._event(row, now, "retry", code, dict(detail, retry_at=iso(retry)))])
+        return ("retry", code)
+
+    def _finish(self, row, status, now, kind, code, detail, attempts=None) -> str:
+        changes = {"status": status, "block_code": code}
+        if attempts is not None:
+            changes["attempts"] = attempts
+        self._update(row["key"], changes, [self._event(row, now, kind, code, detail)])
+        return ("blocked" if kind == "blocked" else status, code)
+
+    @staticmethod
+    def _event(row, now, kind, code, detail) -> dict:
+        return {"at": iso(now), "receivable_id": row["receivable_id"], "customer_id": row["customer_id"],
+                "key": row["key"], "kind": kind, "code": code, "detail": dict(detail, step=row["step"])}
+
+    def _one(self, sql: str, key: str) -> dict | None:
+        rows = list(self.db.query(sql, [key]))
+        return rows[0] if rows else None
+
+
+def removal_due(paid_on: dt.date, uf: str, settings: CollectionSettings) -> dt.date:
+    return removal_deadline(paid_on, uf, settings.guards())

@@ -1,0 +1,116 @@
+"""Planning: which steps of its régua each open receivable is due for, as of a date.
+
+A step is due once its day has come and until it has been planned (the policy reads `sent`, so
+a step is planned once; engine.codegen adds that guard to every step). When several contact
+steps are due at once — a receivable imported late, a run that did not happen — only the most
+recent one is sent and the older ones are recorded as superseded: a debtor never receives a
+burst of stale messages. Notices and escalations are never superseded: each happens, in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from dsl.collection import CONTACT_ACTIONS, PRIORITY
+from dsl.values import to_json
+
+from ..prepared import PreparedPolicy
+from .facts import Fact
+from .settings import CollectionSettings
+
+# Contact steps that stand for one another: the latest due replaces the older ones.
+REPLACEABLE = CONTACT_ACTIONS - {"notify_negativation"}
+
+
+@dataclass
+class PlannedStep:
+    key: str
+    fact: Fact
+    step: str
+    action: str
+    day: int
+    template: str | None
+    settings: dict
+    policy: str
+    version: str
+    status: str  # pending, or superseded (never carried out), or done (a `wait` milestone)
+
+    def row(self, as_of: dt.date, priority) -> dict:
+        return {"key": self.key, "receivable_id": self.fact.receivable_id, "customer_id": self.fact.customer_id,
+                "step": self.step, "action": self.action, "day": self.day, "template": self.template,
+                "settings": json.dumps(self.settings, ensure_ascii=False), "policy": self.policy,
+                "policy_version": self.version, "planned_on": as_of.isoformat(), "priority": priority,
+                "status": self.status, "not_before": None, "attempts": 0}
+
+
+@dataclass
+class PlanResult:
+    """What planning found: the steps, and per receivable the priority and any evaluation failure."""
+
+    steps: list[PlannedStep] = field(default_factory=list)
+    priorities: list[tuple[Fact, float | None, str]] = field(default_factory=list)
+    failures: list[tuple[Fact, str, str]] = field(default_factory=list)  # fact, code, message
+    unrouted: list[Fact] = field(default_factory=list)  # no régua applies to the customer
+
+
+class Planner:
+    def __init__(self, policies: dict[str, PreparedPolicy], settings: CollectionSettings):
+        self.policies = policies
+        self.settings = settings
+        for name, policy in policies.items():
+            if policy.meta.kind != "collection":
+                raise ValueError(f"policy {name} is a {policy.meta.kind} policy, not a collection policy")
+        self._steps = {name: [(r.name, r.action.verb, r.day, r.action.code) for r in p.meta.rules]
+                       for name, p in policies.items()}
+
+    def plan(self, facts: Iterable[Fact], as_of: dt.date, progress: Callable[[int], None] | None = None) -> PlanResult:
+        result = PlanResult()
+        for count, fact in enumerate(facts, start=1):
+            self.plan_one(fact, as_of, result)
+            if progress is not None and count % 1000 == 0:
+                progress(1000)
+        return result
+
+    def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult) -> None:
+        name = self.settings.policy_for(fact.segment, fact.person)
+        policy = self.policies.get(name) if name else None
+        if policy is None:
+            result.unrouted.append(fact)
+            return
+        fired, errors, outputs, output_errors = policy.evaluate_raw(fact.inputs, as_of)
+        if errors or output_errors:
+            error = (errors or output_errors)[0][1]
+            result.failures.append((fact, "POLICY_ERROR", f"{type(error).__name__}: {error}"[:200]))
+            return
+        priority = outputs.get(PRIORITY)
+        result.priorities.append((fact, float(priority) if priority is not None else None, name))
+        if not fired:
+            return
+        steps = self._steps[name]
+        due = sorted(fired, key=lambda hit: (steps[hit[0]][2], hit[0]))
+        latest_contact = max((hit[0] for hit in due if steps[hit[0]][1] in REPLACEABLE),
+                             key=lambda index: (steps[index][2], index), default=None)
+        for index, sets in due:
+            step, action, day, template = steps[index]
+            if action in REPLACEABLE and index != latest_contact:
+                status = "superseded"
+            elif action == "wait":
+                status = "done"
+            else:
+                status = "pending"
+            settings = {k: to_json(v) for k, v in (sets or {}).items()}
+            result.steps.append(PlannedStep(f"{fact.receivable_id}:{step}", fact, step, action, day, template,
+                                            settings, name, policy.version, status))
+
+
+def summarize(result: PlanResult) -> dict:
+    """Counts for a plan: by action and status, failures and unrouted receivables."""
+    by_action = Counter(s.action for s in result.steps if s.status == "pending")
+    return {"receivables": len(result.priorities) + len(result.failures) + len(result.unrouted),
+            "planned": sum(by_action.values()), "by_action": dict(sorted(by_action.items())),
+            "superseded": sum(1 for s in result.steps if s.status == "superseded"),
+            "policy_errors": len(result.failures), "unrouted": len(result.unrouted)}

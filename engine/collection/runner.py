@@ -1,0 +1,219 @@
+"""One run of the cadence as of a date: settle, plan, dispatch.
+
+1. **Settle**: receivables paid in full (payments up to the run date) are closed, receivables in an
+   active agreement stop being collected, and every open negative record whose debt is settled
+   (or is 5 years past due) gets a removal step, due at once (Súmula 548: within 5 business days).
+2. **Plan**: every open receivable is evaluated with its régua; the steps due are written to the
+   outbox (a key already there is left alone: re-running the same date plans nothing new).
+3. **Dispatch**: every outbox row that is due is carried out, legal guards first (dispatch.py).
+
+A dry run plans without writing anything and without dispatching. Runs are serialised by a file
+lock next to the database, so a scheduler in each server worker and a CLI run never overlap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .. import sqlite
+from ..prepared import PreparedPolicy
+from .dispatch import Dispatcher
+from .facts import CENTS, iter_facts
+from .guards import local_zone, record_expiry, removal_deadline
+from .plan import PlanResult, Planner, summarize
+from .settings import CollectionSettings
+from .store import CollectionStore, iso
+
+CHUNK = 5000
+SAO_PAULO = local_zone("SP")
+
+
+class RunLocked(Exception):
+    """Another run holds the lock on this database."""
+
+
+@dataclass
+class RunSummary:
+    as_of: dt.date
+    dry_run: bool
+    receivables: int = 0
+    planned: dict = field(default_factory=dict)  # action -> steps planned in this run
+    superseded: int = 0
+    settled: int = 0  # receivables closed by payment or agreement
+    removals: int = 0  # removal steps created
+    outcomes: dict = field(default_factory=dict)  # sent/delivered/done/deferred/blocked/failed/... -> count
+    reasons: dict = field(default_factory=dict)  # "blocked:NO_DELIVERED_NOTICE" -> count
+    policy_errors: int = 0
+    unrouted: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"as_of": self.as_of.isoformat(), "dry_run": self.dry_run, "receivables": self.receivables,
+                "planned": self.planned, "superseded": self.superseded, "settled": self.settled,
+                "removals": self.removals, "outcomes": self.outcomes, "reasons": self.reasons,
+                "policy_errors": self.policy_errors, "unrouted": self.unrouted, "seconds": round(self.seconds, 3)}
+
+
+def run_time(as_of: dt.date, hour: int = 9) -> dt.datetime:
+    """The moment a run for a past or future date happens: `hour` o'clock in São Paulo."""
+    return dt.datetime.combine(as_of, dt.time(hour), SAO_PAULO)
+
+
+@contextmanager
+def run_lock(path: str, wait: bool = True) -> Iterator[None]:
+    with open(path + ".collect-lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise RunLocked(f"another collection run is using {path}") from None
+        yield
+
+
+class Runner:
+    def __init__(self, path: str, policies: dict[str, PreparedPolicy], registry, settings: CollectionSettings):
+        self.path = path
+        self.store = CollectionStore(path)
+        self.settings = settings
+        self.planner = Planner(policies, settings)
+        self.dispatcher = Dispatcher(self.store, registry, settings) if registry is not None else None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def run(self, as_of: dt.date, now: dt.datetime | None = None, dry_run: bool = False,
+            progress: Callable[[str, int, int | None], None] | None = None, wait: bool = True) -> RunSummary:
+        """`progress(phase, advance, total)` is called as the run goes (phase: plan, dispatch)."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        started = time.perf_counter()
+        summary = RunSummary(as_of, dry_run)
+        with run_lock(self.path, wait):
+            run_id = None if dry_run else self.store.start_run(as_of, dry_run)
+            if not dry_run:
+                summary.settled, summary.removals = self.settle(as_of, now)
+            self._plan(as_of, summary, dry_run, progress)
+            if not dry_run and self.dispatcher is not None:
+                counts: Counter = Counter()
+                total = self._due_count(now)
+                if progress:
+                    progress("dispatch", 0, total)
+                self.dispatcher.dispatch_due(now, counts, (lambda n: progress("dispatch", n, total)) if progress else None)
+                for (outcome, code), count in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+                    summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + count
+                    if code and outcome in ("blocked", "deferred", "failed", "retry", "cancelled"):
+                        summary.reasons[f"{outcome}:{code}"] = summary.reasons.get(f"{outcome}:{code}", 0) + count
+            summary.seconds = time.perf_counter() - started
+            if run_id is not None:
+                self.store.finish_run(run_id, summary.to_dict())
+        return summary
+
+    def _due_count(self, now: dt.datetime) -> int:
+        return self.store.db.execute("select count(*) from outbox where status in ('pending', 'sending', 'blocked') "
+                                     "and (not_before is null or not_before <= ?)", [iso(now)]).fetchone()[0]
+
+    # ---- plan ----
+    def _plan(self, as_of: dt.date, summary: RunSummary, dry_run: bool, progress) -> None:
+        total = None
+        if progress:
+            total = self.store.db.execute("select count(*) from receivables where status = 'open' and issue_date <= ?",
+                                          [as_of.isoformat()]).fetchone()[0]
+            progress("plan", 0, total)
+        result = PlanResult()
+        counted = 0
+        for fact in iter_facts(self.store.db, as_of, CHUNK):
+            self.planner.plan_one(fact, as_of, result)
+            counted += 1
+            if counted % CHUNK == 0:
+                self._flush(result, as_of, summary, dry_run)
+                result = PlanResult()
+                if progress:
+                    progress("plan", CHUNK, total)
+        self._flush(result, as_of, summary, dry_run)
+        if progress:
+            progress("plan", counted % CHUNK, total)
+
+    def _flush(self, result: PlanResult, as_of: dt.date, summary: RunSummary, dry_run: bool) -> None:
+        counts = summarize(result)
+        summary.receivables += counts["receivables"]
+        for action, count in counts["by_action"].items():
+            summary.planned[action] = summary.planned.get(action, 0) + count
+        summary.superseded += counts["superseded"]
+        summary.policy_errors += counts["policy_errors"]
+        summary.unrouted += counts["unrouted"]
+        if dry_run:
+            return
+        priorities = {fact.receivable_id: priority for fact, priority, _ in result.priorities}
+        rows = [s.row(as_of, priorities.get(s.fact.receivable_id)) for s in result.steps]
+        events = [{"receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
+                   "kind": "superseded", "code": "NEWER_STEP_DUE", "detail": {"step": s.step}}
+                  for s in result.steps if s.status == "superseded"]
+        events += [{"receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
+                    "code": code, "detail": {"message": message}} for f, code, message in result.failures]
+        self.store.plan(rows, events)
+        queue = [(f.receivable_id, f.customer_id, priority, f.inputs["days_late"], str(f.inputs["open_amount"]), name,
+                  as_of.isoformat()) for f, priority, name in result.priorities]
+        with sqlite.transaction(self.store.db):
+            self.store.db.conn.executemany("insert or replace into collection_queue values (?, ?, ?, ?, ?, ?, ?)", queue)
+
+    # ---- settle ----
+    def settle(self, as_of: dt.date, now: dt.datetime) -> tuple[int, int]:
+        db = self.store.db
+        day = as_of.isoformat()
+        events, settled = [], 0
+        with sqlite.transaction(db):
+            paid = db.execute(f"""
+                select r.id, r.customer_id, p.last_paid from receivables r join (
+                    select receivable_id, sum({CENTS}) as cents, max(paid_on) as last_paid from payments
+                    where paid_on <= ? group by receivable_id) p on p.receivable_id = r.id
+                where r.status = 'open' and p.cents >= {CENTS.replace('amount', 'r.amount')}""", [day]).fetchall()
+            for rid, cid, last_paid in paid:
+                db.execute("update receivables set status = 'paid' where id = ?", [rid])
+                events.append({"at": iso(now), "receivable_id": rid, "customer_id": cid, "kind": "paid",
+                               "code": "FULL_PAYMENT", "detail": {"paid_on": last_paid}})
+            for agreement_id, customer_id, ids in db.execute(
+                    "select id, customer_id, receivable_ids from agreements where status = 'active' and created_on <= ?",
+                    [day]).fetchall():
+                for rid in json.loads(ids):
+                    if db.execute("update receivables set status = 'renegotiated' where id = ? and status = 'open'",
+                                  [rid]).rowcount:
+                        events.append({"at": iso(now), "receivable_id": rid, "customer_id": customer_id,
+                                       "kind": "renegotiated", "code": "AGREEMENT", "detail": {"agreement": agreement_id}})
+            settled = len(events)
+            removals = self._removals(as_of, now, events)
+            self.store._events(events)
+        return settled, removals
+
+    def _removals(self, as_of: dt.date, now: dt.datetime, events: list) -> int:
+        """Removal steps for open negative records of settled or too old debts (inside settle's transaction)."""
+        db = self.store.db
+        rows = db.execute("""
+            select n.key, n.kind, r.id, r.customer_id, r.status, r.due_date, c.uf,
+                   (select max(paid_on) from payments p where p.receivable_id = r.id) as last_paid
+            from negative_records n join receivables r on r.id = n.receivable_id join customers c on c.id = r.customer_id
+            where n.removed_at is null and n.removal_due is null""").fetchall()
+        created = 0
+        for key, kind, rid, cid, status, due, uf, last_paid in rows:
+            if status != "open":
+                reason, since = ("PAID" if status == "paid" else status.upper()), \
+                    dt.date.fromisoformat(last_paid) if last_paid else as_of
+                deadline = removal_deadline(since, uf, self.settings.guards())
+            elif record_expiry(dt.date.fromisoformat(due), self.settings.guards()) <= as_of:
+                reason, deadline = "EXPIRED", as_of
+            else:
+                continue
+            db.execute("update negative_records set removal_due = ?, removal_reason = ? where key = ?",
+                       [deadline.isoformat(), reason, key])
+            step = f"__remove_{kind}"
+            db.execute("insert or ignore into outbox (key, receivable_id, customer_id, step, action, settings, policy, "
+                       "planned_on, status, attempts) values (?, ?, ?, ?, 'remove_record', ?, '', ?, 'pending', 0)",
+                       [f"{rid}:{step}", rid, cid, step, json.dumps({"record": key, "reason": reason}), as_of.isoformat()])
+            events.append({"at": iso(now), "receivable_id": rid, "customer_id": cid, "key": f"{rid}:{step}",
+                           "kind": "removal_planned", "code": reason, "detail": {"deadline": deadline.isoformat()}})
+            created += 1
+        return created

@@ -1,0 +1,171 @@
+"""The cadence's state, in the portfolio's SQLite file: the outbox, the history and the negative records.
+
+- `outbox`: one row per receivable and step, keyed `"{receivable}:{step}"`. A step is written here
+  (planned) before anything is sent, and the key is the idempotency key every channel and bureau
+  receives: a step can be planned once and carried out once, whatever crashes in between.
+- `collection_events`: the history of every action taken (sent, delivered, deferred, blocked with
+  its reason, negativated, removal requested…), personal data masked.
+- `negative_records`: the negativations and protests opened for receivables, with their protocol
+  and the removal deadline after full payment.
+- `collection_runs`: one row per run with its counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Iterable
+
+from sqlite_utils import Migrations
+
+from .. import sqlite
+
+MIGRATIONS = Migrations("regua.collection")
+
+# Outbox statuses. Waiting to be carried out: pending (from `not_before`), sending (claimed: a
+# crash leaves it here and the next run carries it out again, with the same idempotency key),
+# blocked (a legal guard holds it; checked again every run). Final: sent, delivered, done,
+# failed, superseded, cancelled.
+OPEN_STATUSES = ("pending", "sending", "blocked")
+FINAL_STATUSES = ("sent", "delivered", "done", "failed", "superseded", "cancelled")
+
+
+@MIGRATIONS()
+def m001_collection(db):
+    db["outbox"].create({
+        "key": str, "receivable_id": str, "customer_id": str, "step": str, "action": str, "day": int,
+        "template": str, "settings": str, "policy": str, "policy_version": str, "planned_on": str,
+        "priority": float, "status": str, "not_before": str, "attempts": int, "channel": str,
+        "block_code": str, "result": str, "sent_at": str, "delivered_at": str, "updated_at": str,
+    }, pk="key", not_null={"receivable_id", "customer_id", "step", "action", "status"})
+    db["outbox"].create_index(["status", "not_before"])
+    db["outbox"].create_index(["receivable_id"])
+    db["outbox"].create_index(["customer_id", "sent_at"])
+    db["collection_events"].create({"id": int, "at": str, "receivable_id": str, "customer_id": str, "key": str,
+                                    "kind": str, "code": str, "detail": str}, pk="id")
+    db["collection_events"].create_index(["receivable_id", "id"])
+    db["negative_records"].create({
+        "key": str, "receivable_id": str, "kind": str, "service": str, "protocol": str, "status": str,
+        "opened_at": str, "removal_due": str, "removal_reason": str, "removed_at": str,
+    }, pk="key", not_null={"receivable_id", "kind", "service"})
+    db["negative_records"].create_index(["receivable_id"])
+    # The collectors' work queue: open receivables ranked by the régua's `priority` output.
+    db["collection_queue"].create({"receivable_id": str, "customer_id": str, "priority": float, "days_late": int,
+                                   "open_amount": str, "policy": str, "as_of": str}, pk="receivable_id")
+    db["collection_queue"].create_index(["priority"])
+    db["collection_runs"].create({"id": int, "as_of": str, "started_at": str, "finished_at": str, "dry_run": int,
+                                  "summary": str}, pk="id")
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if moment else None
+
+
+def parse_moment(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+class CollectionStore:
+    """Reads and writes of the cadence. Every write that must be atomic is one transaction."""
+
+    def __init__(self, path: str):
+        if path == ":memory:":
+            raise ValueError("the collection store needs a file path")
+        from ..portfolio.store import MIGRATIONS as PORTFOLIO
+
+        self.path = path
+        sqlite.migrate(path, PORTFOLIO)
+        sqlite.migrate(path, MIGRATIONS)
+        self.db = sqlite.connect(path)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # ---- outbox ----
+    def plan(self, rows: list[dict], events: list[dict]) -> int:
+        """Insert planned steps; a key already planned is left alone. Returns how many were new."""
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        marks = ", ".join("?" for _ in columns)
+        with sqlite.transaction(self.db):
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(f"insert or ignore into outbox ({', '.join(columns)}) values ({marks})",
+                                     [[row[c] for c in columns] for row in rows])
+            added = self.db.conn.total_changes - before
+            self._events(events)
+        return added
+
+    def due(self, now: dt.datetime, limit: int = 500, after: str = "") -> list[dict]:
+        """Outbox rows to carry out now, in key order (paged by `after`)."""
+        return list(self.db.query(
+            "select * from outbox where status in ('pending', 'sending', 'blocked') and key > ? "
+            "and (not_before is null or not_before <= ?) order by key limit ?", [after, iso(now), limit]))
+
+    def update(self, key: str, changes: dict, events: Iterable[dict] = ()) -> None:
+        changes = dict(changes, updated_at=iso(dt.datetime.now(dt.timezone.utc)))
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        with sqlite.transaction(self.db):
+            self.db.execute(f"update outbox set {sets} where key = ?", [*changes.values(), key])
+            self._events(events)
+
+    def steps_of(self, receivable_id: str) -> list[dict]:
+        return list(self.db.query("select * from outbox where receivable_id = ? order by day, key", [receivable_id]))
+
+    def notices(self, receivable_id: str) -> list[dict]:
+        """The notices of negativation of a receivable that were sent."""
+        return list(self.db.query("select sent_at, delivered_at from outbox where receivable_id = ? and "
+                                  "action = 'notify_negativation' and sent_at is not null", [receivable_id]))
+
+    def contacts_since(self, customer_id: str, since: dt.datetime) -> list[dt.datetime]:
+        rows = self.db.execute("select sent_at from outbox where customer_id = ? and sent_at >= ?",
+                               [customer_id, iso(since)]).fetchall()
+        return [parse_moment(r[0]) for r in rows]
+
+    def record_delivery(self, key: str, delivered_at: dt.datetime, provider_id: str = "") -> bool:
+        """A delivery receipt that arrived later (a provider callback): proof for a notice."""
+        row = self.db.execute("select receivable_id, customer_id, status from outbox where key = ?", [key]).fetchone()
+        if row is None or row[2] not in ("sent", "delivered"):
+            return False
+        event = {"receivable_id": row[0], "customer_id": row[1], "key": key, "kind": "delivered", "code": "RECEIPT",
+                 "detail": {"provider_id": provider_id, "delivered_at": iso(delivered_at)}}
+        self.update(key, {"status": "delivered", "delivered_at": iso(delivered_at)}, [event])
+        return True
+
+    # ---- negative records ----
+    def open_record(self, record: dict, event: dict) -> None:
+        with sqlite.transaction(self.db):
+            self.db["negative_records"].upsert(record, pk="key")
+            self._events([event])
+
+    def records_of(self, receivable_id: str) -> list[dict]:
+        return list(self.db.query("select * from negative_records where receivable_id = ?", [receivable_id]))
+
+    # ---- history ----
+    def _events(self, events: Iterable[dict]) -> None:
+        now = iso(dt.datetime.now(dt.timezone.utc))
+        rows = [(e.get("at") or now, e["receivable_id"], e["customer_id"], e.get("key"), e["kind"], e.get("code"),
+                 json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)) for e in events]
+        if rows:
+            self.db.conn.executemany("insert into collection_events (at, receivable_id, customer_id, key, kind, code, "
+                                     "detail) values (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_events(self, events: list[dict]) -> None:
+        with sqlite.transaction(self.db):
+            self._events(events)
+
+    def history(self, receivable_id: str) -> list[dict]:
+        rows = self.db.query("select at, key, kind, code, detail from collection_events where receivable_id = ? "
+                             "order by id", [receivable_id])
+        return [dict(r, detail=json.loads(r["detail"])) for r in rows]
+
+    def start_run(self, as_of: dt.date, dry_run: bool) -> int:
+        with sqlite.transaction(self.db):
+            cursor = self.db.execute("insert into collection_runs (as_of, started_at, dry_run) values (?, ?, ?)",
+                                     [as_of.isoformat(), iso(dt.datetime.now(dt.timezone.utc)), int(dry_run)])
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, summary: dict) -> None:
+        with sqlite.transaction(self.db):
+            self.db.execute("update collection_runs set finished_at = ?, summary = ? where id = ?",
+                            [iso(dt.datetime.now(dt.timezone.utc)), json.dumps(summary, default=str), run_id])
