@@ -130,3 +130,6 @@ def keys_new(name: str, scopes: tuple[str, ...]) -> None:
     click.echo(f"key (shown once, give it to {name}): {key}")
     click.echo("\nadd to the configuration:\n")
     click.echo(f'[[auth.keys]]\nname = "{name}"\nhash = "{digest}"\nscopes = {json.dumps(list(scopes))}')
+
+
+from . import collect_cli  # noqa: E402,F401 — registers collect, simulate and queue

@@ -21,6 +21,8 @@ from typing import Literal, Mapping
 
 import msgspec
 
+from engine.collection.settings import CollectionSettings
+
 SCOPES = ("evaluate", "decisions:read", "policies:admin")
 Scope = Literal["evaluate", "decisions:read", "policies:admin"]
 #: The API key that sandbox mode accepts when no keys are configured (local development only).
@@ -98,6 +100,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     policies: PolicySettings = PolicySettings()
     auth: AuthSettings = AuthSettings()
     plugins: PluginsConfig = PluginsConfig()
+    collection: CollectionSettings = CollectionSettings()
 
 
 ENV_PREFIX = "REGUA_"
@@ -194,6 +197,7 @@ def _validate(settings: Settings, where: str) -> None:
     problems = []
     if not 0 < settings.server.port < 65536:
         problems.append(f"server.port: {settings.server.port} is not a TCP port")
+    problems += [f"collection.{problem}" for problem in settings.collection.problems()]
     if settings.server.workers < 1:
         problems.append("server.workers: must be at least 1")
     if settings.server.max_body_bytes < 1024:

@@ -10,6 +10,7 @@ from plugins.manager import PluginSettings
 from plugins.registry import Registry
 
 from .auth import KeyRing
+from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
 from .evaluator import Evaluator
@@ -30,6 +31,7 @@ class Services:
     decision_log: DecisionLog
     metrics: Metrics
     keyring: KeyRing
+    collection: CollectionService
     watcher: FolderWatcher | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -37,6 +39,8 @@ class Services:
         if self.watcher is not None:
             self.watcher.start()
         threading.Thread(target=self._sync_loop, name="regua-policy-sync", daemon=True).start()
+        if self.settings.collection.enabled:
+            self.collection.start_scheduler()
 
     def _sync_loop(self) -> None:
         """Pick up versions other workers published (and rollbacks)."""
@@ -53,6 +57,7 @@ class Services:
 
     def stop(self) -> None:
         self._stop.set()
+        self.collection.stop()
         if self.watcher is not None:
             self.watcher.stop()
         self.decision_log.close()
@@ -62,7 +67,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     store = Store(settings.store.path)
     if registry is None:
         plugin_settings = PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
-                                         config=dict(settings.plugins.config))
+                                         config=plugin_config(settings))
         registry = Registry.load(plugin_settings, cache_path=settings.store.path,
                                  sandbox_aliases=settings.sandbox)
     env = registry.environment()
@@ -76,5 +81,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     evaluator = Evaluator(policies, registry.engine_connectors(), store, decision_log, metrics,
                           settings.store.durability, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
+    collection = CollectionService(settings, registry,
+                                   lambda: {name: active.prepared for name, active in policies.active.items()})
     return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
-                    KeyRing.from_settings(settings), watcher)
+                    KeyRing.from_settings(settings), collection, watcher)

@@ -106,7 +106,8 @@ class Dispatcher:
                 else "FREQUENCY_CAP"
             return self._defer(row, when, reason, now)
         attempts = (row["attempts"] or 0) + 1
-        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": channel.name})
+        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": channel.name,
+                                  "block_code": None})
         notification = Notification(channel=kind, recipient=recipient, template=row["template"],
                                     context=self._context(row, receivable, customer, settings, now),
                                     idempotency_key=row["key"], creditor_name=self.settings.creditor_name,
@@ -166,7 +167,8 @@ class Dispatcher:
         if service is None:
             return self._finish(row, "failed", now, "failed", "NO_SERVICE", {"service": service_name})
         attempts = (row["attempts"] or 0) + 1
-        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": service_name})
+        self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": service_name,
+                                  "block_code": None})
         contract = receivable["id"] + ("/protesto" if protest else "")
         request = NegativationRequest(action="include", debtor_document=customer["document"], debtor_uf=uf,
                                       debt=Debt(contract=contract, amount=Decimal(receivable["amount"]),

@@ -61,18 +61,21 @@ import sqlite_utils
 from .. import sqlite
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
-#: Roll-rate periods one report may have: 50 years of months. More means a query per 150 checkpoints.
+#: Roll-rate periods one report may have (50 years of months): bounds the work one request can ask for.
 MAX_ROLL_PERIODS = 600
-_CHUNK = 150  # checkpoints per query: 11 result columns each, under SQLite's 2000-column limit
 _BEFORE_ANY_DATE = "0000-12-31"  # sorts before every ISO date: "the day before 0001-01-01"
+_NEVER = "9999-99-99"  # sorts after every ISO date: "not settled by `to`"
 
-# Money is TEXT such as '1234.50'. It is turned into integer cents in SQL by splitting the text at
-# the point (integer part × 100 + the first two decimals) rather than CAST(... AS REAL): floats are
-# exact only below 2**53 cents (~9e13 reais), while this is exact for every amount the model allows
-# (< 1e15, check() keeps 2 decimal places; '12' and '12.5' are read right too) and SQLite sums
-# integers exactly (an overflow raises an error, never a wrong total). Summing Decimals in Python
-# instead would mean streaming a million rows per query; this keeps every sum inside SQLite.
-_CENTS = ("(CASE WHEN instr({x}, '.') = 0 THEN CAST({x} AS INTEGER) * 100 "
+# Money is TEXT such as '1234.50'; sums are taken in SQL in integer cents, exactly. CAST(... AS REAL)
+# alone is exact only while the cents fit a double's 53 bits with room for rounding, so it is used for
+# texts of at most 12 characters (below R$ 1e9 with decimals, 1e12 without: the error of text→double
+# and of ×100 is far under half a cent, and round() lands on the exact integer), and every longer text
+# is split at the point (integer part × 100 + first two decimals), exact for any amount the model
+# allows (< 1e15, 2 decimal places after check(); '12' and '12.5' are read right too). The float path
+# is 2-3× faster on a million rows. SQLite sums integers exactly (an overflow raises, never a wrong
+# total). Summing Decimals in Python instead would stream a million rows through the interpreter.
+_CENTS = ("(CASE WHEN length({x}) <= 12 THEN CAST(round({x} * 100) AS INTEGER) "
+          "WHEN instr({x}, '.') = 0 THEN CAST({x} AS INTEGER) * 100 "
           "ELSE CAST(substr({x}, 1, instr({x}, '.') - 1) AS INTEGER) * 100 "
           "+ CAST(substr(substr({x}, instr({x}, '.') + 1) || '00', 1, 2) AS INTEGER) END)")
 
@@ -179,67 +182,93 @@ def checkpoints(date_from: dt.date, date_to: dt.date, step_days: int | None = No
 
 
 # ---- queries ----
-def _scope(segment: str | None) -> str:
-    return " AND r.customer_id IN (SELECT id FROM customers WHERE segment = :segment)" if segment is not None else ""
+# One pass over receivables ⋈ payments (payments up to `to`) leaves, in a temporary table, one row per
+# receivable that matters: not cancelled, issued by `to`, in the segment, and not already settled at
+# `from − 1` (those add nothing to any figure). Each row has its amount, dates, what was paid by
+# `from − 1`, by its default start and by `to`, how many payments, and `settled`: the day its
+# payments reached its amount (_NEVER if not by `to`), so "balance > 0 at T" is `issue <= T < settled`.
+_FACTS = f"""
+CREATE TEMP TABLE regua_kpi_facts AS
+SELECT id, a, issue, due, p_open, p_start, p_to, n, last_paid,
+  CASE WHEN p_to < a THEN '{_NEVER}' WHEN n = 0 THEN issue WHEN n = 1 THEN last_paid
+       ELSE (SELECT min(paid_on) FROM (
+               SELECT paid_on, sum(c) OVER (ORDER BY paid_on ROWS UNBOUNDED PRECEDING) AS paid
+               FROM (SELECT paid_on, {_CENTS.format(x="amount")} AS c FROM payments
+                     WHERE receivable_id = g.id AND paid_on <= :to)) WHERE paid >= g.a) END AS settled
+FROM (
+  SELECT r.id AS id, r.a AS a, r.issue AS issue, r.due AS due,
+    COALESCE(SUM(CASE WHEN p.paid_on <= :open THEN p.c END), 0) AS p_open,
+    COALESCE(SUM(CASE WHEN p.paid_on <= max(:open, r.due) THEN p.c END), 0) AS p_start,
+    COALESCE(SUM(p.c), 0) AS p_to, COUNT(p.c) AS n, MAX(p.paid_on) AS last_paid
+  FROM (SELECT r.id AS id, {_CENTS.format(x="r.amount")} AS a, r.issue_date AS issue, r.due_date AS due
+        FROM receivables r WHERE r.status != 'cancelled' AND r.issue_date <= :to {{scope}}) r
+  LEFT JOIN (SELECT receivable_id, paid_on, {_CENTS.format(x="amount")} AS c FROM payments
+             WHERE paid_on <= :to) p ON p.receivable_id = r.id
+  GROUP BY r.id
+  HAVING r.issue > :open OR r.a > p_open
+) g"""
+
+_BUCKET = "CASE WHEN due >= {t} THEN 0 WHEN due >= {c30} THEN 1 WHEN due >= {c60} THEN 2 WHEN due >= {c90} THEN 3 ELSE 4 END"
+
+_TOTALS = f"""
+SELECT
+  COALESCE(SUM(CASE WHEN issue >= :from THEN a END), 0),
+  COALESCE(SUM(CASE WHEN issue <= :open AND a > p_open THEN a - p_open END), 0),
+  COALESCE(SUM(CASE WHEN a > p_to THEN a - p_to END), 0),
+  COALESCE(SUM(CASE WHEN a > p_to AND due >= :current_cut THEN a - p_to END), 0),
+  COALESCE(SUM(CASE WHEN due < :to AND a > p_start THEN a - p_start END), 0),
+  COALESCE(SUM(CASE WHEN due < :to AND a > p_start THEN a - p_start - max(a - p_to, 0) END), 0)
+FROM temp.regua_kpi_facts"""
+
+_AGING = f"""
+SELECT {_BUCKET.format(t=":to", c30=":c30", c60=":c60", c90=":c90")} AS bucket, SUM(a - p_to), COUNT(*)
+FROM temp.regua_kpi_facts WHERE a > p_to GROUP BY bucket"""
+
+# Roll-rate checkpoints: each receivable is paired only with the checkpoints at which it has a
+# balance (issue <= t < settled: a range search on the checkpoints' index; CROSS JOIN keeps the
+# facts as the outer loop). Its balance at t is its amount less its payments by t: none or all of
+# its only payment, else a sum over its own payments (an index search, for the few paid in parts).
+def _rolls_sql() -> str:
+    paid = (f"CASE WHEN f.n = 0 THEN 0 "
+            f"WHEN f.n = 1 THEN (CASE WHEN f.last_paid <= k.t THEN f.p_to ELSE 0 END) "
+            f"ELSE (SELECT COALESCE(SUM({_CENTS.format(x='amount')}), 0) FROM payments "
+            f"WHERE receivable_id = f.id AND paid_on <= k.t) END")
+    return f"""
+SELECT k.k, {_BUCKET.format(t="k.t", c30="k.c30", c60="k.c60", c90="k.c90").replace("due", "f.due")} AS bucket,
+  SUM(f.a - ({paid}))
+FROM temp.regua_kpi_facts f CROSS JOIN temp.regua_kpi_points k
+WHERE k.t >= f.issue AND k.t < f.settled
+GROUP BY k.k, bucket"""
 
 
-def _totals(conn: sqlite3.Connection, params: dict, segment: str | None) -> dict:
-    """Sales, opening/closing AR, closing current AR, default and recovery: one pass."""
-    sql = f"""
-    WITH per AS (
-      SELECT r.a AS a, r.issue AS issue, r.due AS due,
-        COALESCE(SUM(CASE WHEN p.paid_on <= :open THEN p.c END), 0) AS p_open,
-        COALESCE(SUM(p.c), 0) AS p_to,
-        COALESCE(SUM(CASE WHEN p.paid_on <= max(:open, r.due) THEN p.c END), 0) AS p_start
-      FROM (SELECT r.id AS id, {_CENTS.format(x="r.amount")} AS a, r.issue_date AS issue, r.due_date AS due
-            FROM receivables r WHERE r.status != 'cancelled' AND r.issue_date <= :to{_scope(segment)}) r
-      LEFT JOIN (SELECT receivable_id, paid_on, {_CENTS.format(x="amount")} AS c FROM payments
-                 WHERE paid_on <= :to) p ON p.receivable_id = r.id
-      GROUP BY r.id
-    )
-    SELECT
-      COALESCE(SUM(CASE WHEN issue >= :from THEN a END), 0) AS sales,
-      COALESCE(SUM(CASE WHEN issue <= :open AND a > p_open THEN a - p_open END), 0) AS opening,
-      COALESCE(SUM(CASE WHEN a > p_to THEN a - p_to END), 0) AS closing,
-      COALESCE(SUM(CASE WHEN a > p_to AND due >= :current_cut THEN a - p_to END), 0) AS closing_current,
-      COALESCE(SUM(CASE WHEN due < :to AND a > p_start THEN a - p_start END), 0) AS defaulted,
-      COALESCE(SUM(CASE WHEN due < :to AND a > p_start THEN a - p_start - max(a - p_to, 0) END), 0) AS recovered
-    FROM per"""
-    cursor = conn.execute(sql, params)
-    return dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+def _cuts(day: str) -> dict:
+    date = dt.date.fromisoformat(day)
+    return {f"c{k}": _iso_minus(date, k) for k in (30, 60, 90)}
 
 
-def _buckets(conn: sqlite3.Connection, dates: list[str], segment: str | None, params: dict) -> list[list[tuple[int, int]]]:
-    """Per checkpoint, per bucket of BUCKETS: (balance in cents, count of receivables)."""
-    result: list[list[tuple[int, int]]] = []
-    for start in range(0, len(dates), _CHUNK):
-        chunk = dates[start:start + _CHUNK]
-        values = dict(params, first=chunk[0], last=chunk[-1])
-        paid, sums = [], []
-        for i, day in enumerate(chunk):
-            values.update({f"t{i}": day, **{f"c{k}_{i}": _iso_minus(dt.date.fromisoformat(day), k) for k in (30, 60, 90)}})
-            paid.append(f"COALESCE(SUM(CASE WHEN p.paid_on <= :t{i} THEN p.c END), 0) AS p{i}")
-            where = [f"due >= :t{i}", f"due < :t{i} AND due >= :c30_{i}", f"due < :c30_{i} AND due >= :c60_{i}",
-                     f"due < :c60_{i} AND due >= :c90_{i}", f"due < :c90_{i}"]
-            for condition in where:
-                case = f"issue <= :t{i} AND a > p{i} AND {condition}"
-                sums.append(f"COALESCE(SUM(CASE WHEN {case} THEN a - p{i} END), 0), COUNT(CASE WHEN {case} THEN 1 END)")
-        sql = f"""
-        WITH per AS (
-          SELECT r.a AS a, r.issue AS issue, r.due AS due, {", ".join(paid)}
-          FROM (SELECT r.id AS id, {_CENTS.format(x="r.amount")} AS a, r.issue_date AS issue, r.due_date AS due
-                FROM receivables r WHERE r.status != 'cancelled' AND r.issue_date <= :last{_scope(segment)}) r
-          LEFT JOIN (SELECT receivable_id, paid_on, {_CENTS.format(x="amount")} AS c FROM payments
-                     WHERE paid_on <= :last) p ON p.receivable_id = r.id
-          GROUP BY r.id
-          HAVING a > COALESCE(SUM(CASE WHEN p.paid_on <= :first THEN p.c END), 0) OR issue > :first
-        )
-        SELECT {", ".join(sums)} FROM per"""
-        row = conn.execute(sql, values).fetchone()
-        for i in range(len(chunk)):
-            cells = row[i * 10:(i + 1) * 10]
-            result.append([(cells[2 * b], cells[2 * b + 1]) for b in range(len(BUCKETS))])
-    return result
+def _query(conn: sqlite3.Connection, params: dict, segment: str | None, dates: list[str]) -> tuple[list, list, list]:
+    """(totals in cents, aging [(cents, count)] per bucket, per checkpoint [cents per bucket])."""
+    scope = "AND r.customer_id IN (SELECT id FROM customers WHERE segment = :segment)" if segment is not None else ""
+    conn.execute("DROP TABLE IF EXISTS temp.regua_kpi_facts")
+    conn.execute("DROP TABLE IF EXISTS temp.regua_kpi_points")
+    try:
+        conn.execute(_FACTS.replace("{scope}", scope), params)
+        totals = list(conn.execute(_TOTALS, params).fetchone())
+        aging = [(0, 0)] * len(BUCKETS)
+        for bucket, cents, count in conn.execute(_AGING, {**params, **_cuts(params["to"])}):
+            aging[bucket] = (cents, count)
+        points = [[0] * len(BUCKETS) for _ in dates]
+        if len(dates) > 1:
+            conn.execute("CREATE TEMP TABLE regua_kpi_points (k INTEGER, t TEXT, c30 TEXT, c60 TEXT, c90 TEXT)")
+            conn.executemany("INSERT INTO temp.regua_kpi_points VALUES (:k, :t, :c30, :c60, :c90)",
+                             [{"k": k, "t": t, **_cuts(t)} for k, t in enumerate(dates)])
+            conn.execute("CREATE INDEX temp.regua_kpi_points_t ON regua_kpi_points (t)")
+            for k, bucket, cents in conn.execute(_rolls_sql(), params):
+                points[k][bucket] = cents
+        return totals, aging, points
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.regua_kpi_facts")
+        conn.execute("DROP TABLE IF EXISTS temp.regua_kpi_points")
 
 
 def has_portfolio(conn: sqlite3.Connection) -> bool:
@@ -275,38 +304,31 @@ def compute_kpis(db: str | Path | sqlite_utils.Database | sqlite3.Connection, da
     else:
         conn = db.conn if isinstance(db, sqlite_utils.Database) else db
         own_connection = False
+    own_transaction = not conn.in_transaction
     try:
-        own_transaction = not conn.in_transaction
         if own_transaction:
             conn.execute("BEGIN")
-        try:
-            at = dates if dates and dates[-1] == date_to.isoformat() else [*dates, date_to.isoformat()]
-            params = {"from": date_from.isoformat(), "to": date_to.isoformat(), "open": _iso_minus(date_from, 1),
-                      "current_cut": _iso_minus(date_to, current_days), "segment": segment}
-            if has_portfolio(conn):
-                totals = _totals(conn, params, segment)
-                points = _buckets(conn, at, segment, params)
-            else:
-                totals = dict.fromkeys(("sales", "opening", "closing", "closing_current", "defaulted", "recovered"), 0)
-                points = [[(0, 0)] * len(BUCKETS) for _ in at]
-        finally:
-            if own_transaction and conn.in_transaction:
-                conn.execute("COMMIT")
+        params = {"from": date_from.isoformat(), "to": date_to.isoformat(), "open": _iso_minus(date_from, 1),
+                  "current_cut": _iso_minus(date_to, current_days), "segment": segment}
+        if has_portfolio(conn):
+            totals, aging, points = _query(conn, params, segment, dates)
+        else:
+            totals, aging, points = [0] * 6, [(0, 0)] * len(BUCKETS), [[0] * len(BUCKETS) for _ in dates]
     finally:
+        if own_transaction and conn.in_transaction:
+            conn.execute("COMMIT")  # nothing was written to the database: a read transaction ends
         if own_connection:
             conn.close()
+    sales, opening, closing, closing_current, defaulted, recovered = totals
     days = (date_to - date_from).days + 1
     rolls = [RollPeriod(dt.date.fromisoformat(dates[i - 1]), dt.date.fromisoformat(dates[i]),
-                        *(_ratio(points[i][b + 1][0], points[i - 1][b][0]) for b in range(4)))
+                        *(_ratio(points[i][b + 1], points[i - 1][b]) for b in range(4)))
              for i in range(1, len(dates))]
     return KpiReport(
         date_from, date_to, segment, current_days, days,
-        credit_sales=_money(totals["sales"]), opening_ar=_money(totals["opening"]),
-        closing_ar=_money(totals["closing"]), closing_current_ar=_money(totals["closing_current"]),
-        dso=_ratio(totals["closing"], totals["sales"], days),
-        cei=_ratio(totals["opening"] + totals["sales"] - totals["closing"],
-                   totals["opening"] + totals["sales"] - totals["closing_current"]),
-        defaulted=_money(totals["defaulted"]), recovered=_money(totals["recovered"]),
-        recovery_rate=_ratio(totals["recovered"], totals["defaulted"]),
-        aging=[AgingBucket(name, _money(amount), count) for name, (amount, count) in zip(BUCKETS, points[-1])],
+        credit_sales=_money(sales), opening_ar=_money(opening), closing_ar=_money(closing),
+        closing_current_ar=_money(closing_current), dso=_ratio(closing, sales, days),
+        cei=_ratio(opening + sales - closing, opening + sales - closing_current),
+        defaulted=_money(defaulted), recovered=_money(recovered), recovery_rate=_ratio(recovered, defaulted),
+        aging=[AgingBucket(name, _money(amount), count) for name, (amount, count) in zip(BUCKETS, aging)],
         roll_rates=rolls)

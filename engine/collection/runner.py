@@ -97,7 +97,7 @@ class Runner:
             run_id = None if dry_run else self.store.start_run(as_of, dry_run)
             if not dry_run:
                 summary.settled, summary.removals = self.settle(as_of, now)
-            self._plan(as_of, summary, dry_run, progress)
+            self._plan(as_of, now, summary, dry_run, progress)
             if not dry_run and self.dispatcher is not None:
                 counts: Counter = Counter()
                 total = self._due_count(now)
@@ -118,7 +118,7 @@ class Runner:
                                      "and (not_before is null or not_before <= ?)", [iso(now)]).fetchone()[0]
 
     # ---- plan ----
-    def _plan(self, as_of: dt.date, summary: RunSummary, dry_run: bool, progress) -> None:
+    def _plan(self, as_of: dt.date, now: dt.datetime, summary: RunSummary, dry_run: bool, progress) -> None:
         total = None
         if progress:
             total = self.store.db.execute("select count(*) from receivables where status = 'open' and issue_date <= ?",
@@ -130,15 +130,15 @@ class Runner:
             self.planner.plan_one(fact, as_of, result)
             counted += 1
             if counted % CHUNK == 0:
-                self._flush(result, as_of, summary, dry_run)
+                self._flush(result, as_of, now, summary, dry_run)
                 result = PlanResult()
                 if progress:
                     progress("plan", CHUNK, total)
-        self._flush(result, as_of, summary, dry_run)
+        self._flush(result, as_of, now, summary, dry_run)
         if progress:
             progress("plan", counted % CHUNK, total)
 
-    def _flush(self, result: PlanResult, as_of: dt.date, summary: RunSummary, dry_run: bool) -> None:
+    def _flush(self, result: PlanResult, as_of: dt.date, now: dt.datetime, summary: RunSummary, dry_run: bool) -> None:
         counts = summarize(result)
         summary.receivables += counts["receivables"]
         for action, count in counts["by_action"].items():
@@ -150,10 +150,10 @@ class Runner:
             return
         priorities = {fact.receivable_id: priority for fact, priority, _ in result.priorities}
         rows = [s.row(as_of, priorities.get(s.fact.receivable_id)) for s in result.steps]
-        events = [{"receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
+        events = [{"at": iso(now), "receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
                    "kind": "superseded", "code": "NEWER_STEP_DUE", "detail": {"step": s.step}}
                   for s in result.steps if s.status == "superseded"]
-        events += [{"receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
+        events += [{"at": iso(now), "receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
                     "code": code, "detail": {"message": message}} for f, code, message in result.failures]
         self.store.plan(rows, events)
         queue = [(f.receivable_id, f.customer_id, priority, f.inputs["days_late"], str(f.inputs["open_amount"]), name,

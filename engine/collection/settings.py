@@ -20,9 +20,9 @@ class CollectionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     creditor_name: str = ""
     creditor_document: str = ""
     #: Which régua applies: by customer segment first, then by person kind ("pf" / "pj").
-    policies: dict[str, str] = {"pf": "cobranca_b2c", "pj": "cobranca_b2b"}
+    policies: dict[str, str] = msgspec.field(default_factory=lambda: {"pf": "cobranca_b2c", "pj": "cobranca_b2b"})
     #: Local hours (America/Sao_Paulo) of the scheduled runs; simulations use the same hours.
-    run_hours: list[int] = [9, 14]
+    run_hours: list[int] = msgspec.field(default_factory=lambda: [9, 14])
     #: Negativation service for `negativate` (a step may `set bureau = ...`) and for `protest`.
     bureau: str = "sandbox"
     protest_service: str = ""

@@ -93,7 +93,10 @@ class EmailChannel(TemplatedChannel):
         if self.reply_to:
             message["Reply-To"] = self.reply_to
         message["Date"] = email.utils.format_datetime(self.now())
-        message["Message-ID"] = email.utils.make_msgid(domain=self.from_address.rpartition("@")[2])
+        # Derived from the idempotency key: a message sent again after a crash carries the same
+        # Message-ID, so mail systems (and the receiving side) can recognise the duplicate.
+        digest = hashlib.sha256(f"{self.name}\0{notification.idempotency_key}".encode()).hexdigest()[:32]
+        message["Message-ID"] = f"<{digest}@{self.from_address.rpartition('@')[2] or 'localhost'}>"
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(text)
         if html is not None:
