@@ -1,0 +1,130 @@
+"""Real parts for the collection tests: an SMTP server (aiosmtpd), a messaging gateway on 127.0.0.1,
+a portfolio in a real SQLite file, and a registry wired to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from engine.compiler import compile_file
+from engine.portfolio import Portfolio
+from engine.portfolio.model import Customer, Payment, Receivable
+
+from server_harness import free_port
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61")
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+class SMTPServer:
+    def __init__(self):
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+
+class Gateway:
+    """An SMS/WhatsApp gateway: records each request (headers, JSON) and answers delivered."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                gateway.requests.append({"key": self.headers.get("Idempotency-Key"), "body": body})
+                payload = json.dumps({"id": f"gw-{len(gateway.requests)}", "status": "delivered"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/mensagens"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def notifications_config(smtp_port: int, gateway_url: str | None, idempotency_db: str) -> dict:
+    config = {"idempotency_db": idempotency_db,
+              "email": {"from_address": "cobranca@loja.example.com", "host": "127.0.0.1", "port": smtp_port,
+                        "retries": 0}}
+    if gateway_url:
+        config["whatsapp"] = {"type": "whatsapp", "url": gateway_url, "status_path": "status",
+                              "delivered_values": ["delivered"], "retries": 0}
+    return config
+
+
+def policies() -> dict:
+    return {name: compile_file(POLICIES / f"{name}.regua") for name in ("cobranca_b2c", "cobranca_b2b")}
+
+
+def portfolio(path: str, customers: list[Customer], receivables: list[Receivable],
+              payments: list[Payment] = ()) -> None:
+    store = Portfolio(path)
+    store.save(customers)
+    store.save(receivables)
+    if payments:
+        store.save(list(payments))
+    store.close()
+
+
+def maria(**changes) -> Customer:
+    values = dict(id="maria", document="52998224725", name="Maria Souza", uf="SP", segment="varejo",
+                  email="maria@example.com", phone="+5511987654321", channels=["whatsapp", "email"])
+    values.update(changes)
+    return Customer(**values)
+
+
+def alfa(**changes) -> Customer:
+    values = dict(id="alfa", document="11222333000181", name="Comercial Alfa Ltda", uf="RJ", segment="atacado",
+                  email="financeiro@alfa.example.com", channels=["email"])
+    values.update(changes)
+    return Customer(**values)
+
+
+def receivable(rid: str, customer: str, amount: str, due: dt.date, **changes) -> Receivable:
+    return Receivable(rid, customer, amount, due - dt.timedelta(days=30), due, **changes)
