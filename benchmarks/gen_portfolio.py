@@ -7,10 +7,11 @@ arguments give the same file.
 
 The mix (per open receivable unless said otherwise):
 - about 1 customer per 4 receivables (each receivable gets a random customer); 60% PF with a
-  valid CPF, 40% PJ with a valid CNPJ (check digits from python-stdnum), a UF from
-  engine.calendar.UFS, a segment, 1-3 channels as JSON (e.g. '["email"]');
-- amounts from R$ 20 to R$ 50,000 (log-uniform, 2 decimals, as text); due dates spread evenly
-  (uniformly) from 400 days before to 30 days after the as-of date, issued 15-60 days before the due date;
+  valid CPF, 40% PJ with a valid CNPJ (every 1,000th document is checked with the engine's own
+  normalize_cpf / normalize_cnpj), a UF from engine.calendar.UFS (weighted roughly by
+  population), a segment, 1-3 channels as JSON (e.g. '["email"]');
+- amounts from R$ 20 to R$ 50,000 (log-uniform, 2 decimals, as text); due dates uniform from
+  400 days before to 30 days after the as-of date, issued 15-60 days before the due date;
 - ~15% with one partial payment (10-90% of the amount, paid by the as-of date), ~3% disputed;
 - history: `--paid-history` (default 0.2) × N extra receivables already paid in full (on time
   or late), so the customers' payment history is not empty; and 1% of customers have a broken
@@ -39,8 +40,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stdnum.br import cnpj as _cnpj, cpf as _cpf  # noqa: E402
+from stdnum.br import cnpj as _cnpj  # noqa: E402
 
+from dsl.values import normalize_cnpj, normalize_cpf  # noqa: E402
 from engine.calendar import UFS  # noqa: E402
 from engine.collection.store import CollectionStore  # noqa: E402
 from engine.portfolio.store import Portfolio  # noqa: E402
@@ -54,11 +56,19 @@ CHANNEL_SETS = tuple(json.dumps(c) for c in (
 UF_WEIGHTS = {"SP": 22, "MG": 10, "RJ": 8, "BA": 7, "PR": 6, "RS": 5, "PE": 4, "CE": 4, "PA": 4, "SC": 4, "GO": 3}
 
 
+def _cpf_check_digits(base: str) -> str:
+    """The two check digits of a 9-digit CPF base (stdnum.br.cpf keeps its function private)."""
+    digits = [int(c) for c in base]
+    d1 = (11 - sum((10 - i) * d for i, d in enumerate(digits))) % 11 % 10
+    d2 = (11 - sum((11 - i) * d for i, d in enumerate(digits)) - 2 * d1) % 11 % 10
+    return f"{d1}{d2}"
+
+
 def _cpf_number(rnd: random.Random) -> str:
     while True:
         base = f"{rnd.randrange(10 ** 9):09d}"
         if len(set(base)) > 1:
-            return base + _cpf.calc_check_digits(base)
+            return base + _cpf_check_digits(base)
 
 
 def _cnpj_number(rnd: random.Random) -> str:
@@ -92,6 +102,8 @@ def generate(path: str | Path, receivables: int, as_of: dt.date = AS_OF, seed: i
         else:
             document, kind, segment = _cnpj_number(rnd), "pj", rnd.choice(PJ_SEGMENTS)
             name = f"Empresa {i} Ltda"
+        if i % 1000 == 0:
+            assert (normalize_cpf if kind == "pf" else normalize_cnpj)(document) == document, document
         phone = f"+55119{rnd.randrange(10 ** 8):08d}"
         customers.append((cid, document, kind, name, customer_ufs[i], segment, f"c{i}@example.com", phone,
                           phone if rnd.random() < 0.5 else None, rnd.choice(CHANNEL_SETS)))

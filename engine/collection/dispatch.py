@@ -54,7 +54,23 @@ class Dispatcher:
         self._services: dict[str, Resilient] = {}
 
     # ---- the loop ----
+    def recover(self) -> int:
+        """Rows left `sending` by a run that died (runs are serialised by a lock, so no live run owns
+        them): free the channel's claim on their key, so the next send either finds the receipt the
+        dead run stored (and sends nothing) or sends again with the same key. Returns how many."""
+        rows = self.db.execute("select key, channel from outbox where status = 'sending'").fetchall()
+        for key, channel_name in rows:
+            channel = self.registry.channels.get(channel_name)
+            store = getattr(channel, "store", None)
+            if store is not None and hasattr(store, "release"):
+                store.release(channel.name, key)
+        return len(rows)
+
     def dispatch_due(self, now: dt.datetime, counts, progress=None) -> None:
+        recovered = self.recover()
+        if recovered:
+            log.warning("%d step(s) were being carried out when a run stopped; carrying them out again "
+                        "with the same idempotency keys", recovered)
         after = ""
         while True:
             rows = self.store.due(now, after=after)

@@ -1,0 +1,267 @@
+"""Régua benchmark: planning (dry run) of the collection cadence on 100,000 and 1,000,000 open receivables.
+
+Target (issue): a dry-run plan of 1,000,000 open receivables in at most 60 s and 2 GB on a 2-core
+machine, with a cost that grows linearly (µs per receivable at 1M ≈ at 100k).
+
+Run from the repository root:  make bench   (or  .venv/bin/python benchmarks/bench_collection.py)
+Options: --sizes 100000,1000000 (default), --rounds N (default 1), --as-of 2026-11-23, --keep,
+--no-profile, --profile-size 50000, --out PATH.
+See benchmarks/README.md for what is measured and how to read the table.
+
+Every portfolio is generated first (gen_portfolio.py, timed apart), in a temporary folder. Then
+each plan runs in a fresh subprocess, so its memory is its own: the child reports its peak RSS
+(VmHWM, the figure used). The parent also reads the child's rusage (os.wait4), recorded in the JSON:
+Linux counts in it the forked copy of the parent before exec, so it is never below the parent's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+AS_OF = dt.date(2026, 11, 23)
+POLICIES = ("cobranca_b2c", "cobranca_b2b")
+TARGET_SIZE = 1_000_000
+TARGET_SECONDS = 60.0  # at 1M
+TARGET_MB = 2048.0  # peak RSS at 1M
+TARGET_LINEAR = 1.25  # µs per receivable, largest size ÷ smallest size (1.0 = perfectly linear)
+
+
+# ---- the child: one dry-run plan, measured from inside -----------------------------------------
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def child(db: str, as_of: dt.date, profile: bool, top: int) -> int:
+    started = time.perf_counter()
+    from engine import compiler
+    from engine.collection.runner import Runner
+    from engine.collection.settings import CollectionSettings
+
+    imported = time.perf_counter()
+    policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua") for name in POLICIES}
+    compiled = time.perf_counter()
+    runner = Runner(db, policies, None, CollectionSettings())
+    rss_before = _status_kb("VmRSS")
+    profiler = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    summary = runner.run(as_of, now=dt.datetime.combine(as_of, dt.time(12), dt.timezone.utc), dry_run=True)
+    if profiler:
+        profiler.disable()
+    seconds = time.perf_counter() - t0
+    runner.close()
+    if profiler:
+        for order, count in (("cumulative", top), ("tottime", top)):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(count)
+            lines = [line for line in out.getvalue().splitlines() if line.strip()]
+            start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+            print(f"\ncProfile of the dry run, {summary.receivables:,} receivables, "
+                  f"{seconds:.1f} s under the profiler (top {count} by {order}):", file=sys.stderr)
+            print("\n".join("  " + line for line in lines[start:start + count + 1]), file=sys.stderr)
+    print(json.dumps({
+        "seconds": seconds, "seconds_import": imported - started, "seconds_compile": compiled - imported,
+        "receivables": summary.receivables, "planned": sum(summary.planned.values()),
+        "superseded": summary.superseded, "policy_errors": summary.policy_errors, "unrouted": summary.unrouted,
+        "summary": summary.to_dict(), "rss_before_kb": rss_before, "peak_rss_kb": _status_kb("VmHWM"),
+    }))
+    return 0
+
+
+def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", db, "--as-of", as_of.isoformat()]
+    if profile:
+        cmd += ["--profile", "--top", str(top)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    output = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the max over all children
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"the plan of {db} failed (exit status {proc.returncode})")
+    result = json.loads(output.strip().splitlines()[-1])
+    result["process_seconds"] = wall
+    result["rusage_maxrss_kb"] = usage.ru_maxrss  # KiB on Linux
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+# ---- the parent --------------------------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError("expected sizes like 100000,1000000")
+    return sorted(set(sizes))
+
+
+def _mb(kb: float) -> float:
+    return kb / 1024
+
+
+def report(sizes, generated, runs) -> dict:
+    rows = {}
+    for n in sizes:
+        samples = runs[n]
+        best = min(samples, key=lambda r: r["seconds"])
+        seconds = statistics.median(r["seconds"] for r in samples)
+        count = best["receivables"]
+        rows[n] = {
+            "size": n, "receivables": count, "generate_seconds": generated[n]["seconds"],
+            "db_mib": round(generated[n]["bytes"] / 2 ** 20, 1), "seconds": seconds,
+            "seconds_min": best["seconds"], "seconds_all": [r["seconds"] for r in samples],
+            "per_second": count / seconds, "us_per_receivable": seconds / count * 1e6,
+            "peak_rss_mb": max(r["peak_rss_kb"] for r in samples) / 1024,
+            "rusage_maxrss_mb": max(r["rusage_maxrss_kb"] for r in samples) / 1024,
+            "rss_before_mb": statistics.median(_mb(r["rss_before_kb"]) for r in samples),
+            "process_seconds": statistics.median(r["process_seconds"] for r in samples),
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in samples),
+            "planned": best["planned"], "superseded": best["superseded"], "policy_errors": best["policy_errors"],
+            "unrouted": best["unrouted"], "by_action": best["summary"]["planned"],
+        }
+    print(f"\n{'open receivables':>16} {'gen s':>7} {'plan s':>8} {'rcv/s':>9} {'µs/rcv':>8} {'peak RSS':>9} "
+          f"{'(before)':>9} {'steps planned':>14} {'superseded':>11} {'process s':>10}")
+    print("-" * 110)
+    for n in sizes:
+        r = rows[n]
+        print(f"{r['receivables']:>16,} {r['generate_seconds']:7.1f} {r['seconds']:8.2f} {r['per_second']:9,.0f} "
+              f"{r['us_per_receivable']:8.1f} {r['peak_rss_mb']:6.0f} MB {r['rss_before_mb']:6.0f} MB "
+              f"{r['planned']:>14,} {r['superseded']:>11,} {r['process_seconds']:10.1f}")
+    print("gen s: generating the portfolio (not part of the figure). plan s: Runner.run(dry_run=True), median over "
+          "the rounds.\npeak RSS: the child's VmHWM (max over the rounds); (before): RSS after imports, policy "
+          "compile and Runner(), before the run.\nprocess s: the whole child (interpreter start, imports, compile, "
+          "run).")
+    return rows
+
+
+def verdicts(sizes, rows) -> list[tuple[str, bool | None, str]]:
+    small, large = rows[sizes[0]], rows[sizes[-1]]
+    results = []
+    if len(sizes) > 1:
+        ratio = large["us_per_receivable"] / small["us_per_receivable"]
+        results.append((f"linear: µs/rcv at {sizes[-1]:,} ÷ at {sizes[0]:,} ≤ {TARGET_LINEAR:g}", ratio <= TARGET_LINEAR,
+                        f"{ratio:.2f}× ({large['us_per_receivable']:.1f} / {small['us_per_receivable']:.1f} µs)"))
+    if TARGET_SIZE in rows:
+        r = rows[TARGET_SIZE]
+        results.append((f"1,000,000 receivables in ≤ {TARGET_SECONDS:g} s", r["seconds"] <= TARGET_SECONDS,
+                        f"{r['seconds']:.1f} s"))
+        results.append((f"1,000,000 receivables in ≤ {TARGET_MB:g} MB", r["peak_rss_mb"] <= TARGET_MB,
+                        f"{r['peak_rss_mb']:.0f} MB"))
+    else:
+        guess = large["us_per_receivable"] * TARGET_SIZE / 1e6
+        results.append((f"1,000,000 receivables in ≤ {TARGET_SECONDS:g} s (not run)", None,
+                        f"~{guess:.0f} s if linear from {sizes[-1]:,}"))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=_sizes, default=[100_000, 1_000_000], help="default 100000,1000000")
+    parser.add_argument("--rounds", type=int, default=1, help="plans per size, interleaved (default 1)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=AS_OF)
+    parser.add_argument("--keep", action="store_true", help="keep the generated portfolios (printed paths)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile when a target is missed")
+    parser.add_argument("--profile-size", type=int, default=50_000, help="receivables of the profiled run")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "collection.json")
+    parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--top", type=int, default=30, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.as_of, args.profile, args.top)
+
+    import gen_portfolio
+
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    print(f"Régua collection benchmark — Python {platform.python_version()} on {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, SQLite {sqlite3.sqlite_version}; load average {load:.2f}")
+    print(f"Dry-run plan as of {args.as_of} with the bundled réguas ({', '.join(POLICIES)}), default settings; "
+          f"sizes {', '.join(f'{n:,}' for n in args.sizes)}, {args.rounds} round(s).")
+    if load > 0.5:
+        print(f"warning: load average {load:.2f} at the start: the machine is busy, trust the ratio more than "
+              f"the seconds.")
+    folder = Path(tempfile.mkdtemp(prefix="regua-bench-collection-"))
+    generated, runs = {}, {n: [] for n in args.sizes}
+    try:
+        for n in args.sizes:
+            generated[n] = gen_portfolio.generate(folder / f"portfolio_{n}.db", n, args.as_of)
+            g = generated[n]
+            print(f"  generated {n:>9,} open receivables (+{g['paid_receivables']:,} paid, {g['customers']:,} customers, "
+                  f"{g['payments']:,} payments, {g['disputed']:,} disputed): {g['bytes'] / 2 ** 20:.0f} MiB "
+                  f"in {g['seconds']:.1f} s")
+        for round_ in range(args.rounds):
+            order = args.sizes if round_ % 2 == 0 else args.sizes[::-1]
+            for n in order:
+                result = run_child(generated[n]["path"], args.as_of)
+                runs[n].append(result)
+                print(f"  round {round_ + 1}: {n:>9,} → {result['seconds']:6.2f} s plan, "
+                      f"{result['seconds'] / result['receivables'] * 1e6:6.1f} µs/rcv, "
+                      f"peak RSS {_mb(result['peak_rss_kb']):.0f} MB, process {result['process_seconds']:.1f} s",
+                      flush=True)
+
+        rows = report(args.sizes, generated, runs)
+        targets = verdicts(args.sizes, rows)
+        print("\n== Targets ==")
+        for label, ok, value in targets:
+            print(f"  {'----' if ok is None else 'PASS' if ok else 'MISS'}  {label:<52} {value}")
+
+        profiled = None
+        if not args.no_profile and any(ok is False for _, ok, _ in targets):
+            db = str(folder / f"profile_{args.profile_size}.db")
+            gen_portfolio.generate(db, args.profile_size, args.as_of)
+            print(f"\nA target was missed: profiling a dry run of {args.profile_size:,} receivables "
+                  f"(its own process; times under cProfile are inflated, read the shares).", flush=True)
+            profiled = run_child(db, args.as_of, profile=True)
+    finally:
+        if args.keep:
+            print(f"\nportfolios kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "benchmark": "collection dry-run plan", "as_of": args.as_of.isoformat(), "policies": list(POLICIES),
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
+        "machine": platform.machine(), "load_average_start": load, "rounds": args.rounds,
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated": {str(n): {k: v for k, v in g.items() if k != "path"} for n, g in generated.items()},
+        "rows": {str(n): r for n, r in rows.items()}, "runs": {str(n): r for n, r in runs.items()},
+        "targets": [{"target": label, "pass": ok, "value": value} for label, ok, value in targets],
+        "profiled_run": profiled,
+    }, indent=2, default=str))
+    print(f"\nresults written to {args.out}\nTotal benchmark time {time.perf_counter() - started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Exactly-once effects: a `regua collect` killed with SIGKILL at random moments and started again
+sends nothing twice and loses nothing; re-running the same date does nothing.
+
+At the provider boundary exactly-once means: Régua never sends again a message whose acceptance
+it recorded, and the one message that can be in flight at the moment of a kill is sent again
+with the same idempotency key — for e-mail, the same Message-ID — so the receiving side
+recognises it. The receiver below counts raw SMTP transactions and distinct Message-IDs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.collection.store import CollectionStore
+from engine.portfolio.model import Customer
+
+from collection_harness import CREDITOR, SMTPServer, portfolio, receivable
+
+REGUA = Path(sys.executable).with_name("regua")
+AS_OF = dt.date(2026, 3, 11)  # a Wednesday: every receivable below is at D+1 of its due date
+CUSTOMERS = 400
+
+
+def _cpf(n: int) -> str:
+    digits = [int(d) for d in f"{100000000 + n * 7919:09d}"[:9]]
+    for size in (9, 10):
+        total = sum(d * w for d, w in zip(digits, range(size + 1, 1, -1)))
+        digits.append((total * 10 % 11) % 10)
+    return "".join(map(str, digits))
+
+
+def _config(tmp_path: Path, smtp_port: int) -> Path:
+    config = tmp_path / "regua.toml"
+    config.write_text(f"""
+[store]
+path = "{tmp_path / 'regua.db'}"
+
+[policies]
+folder = "{Path(__file__).resolve().parent.parent / 'policies'}"
+
+[collection]
+creditor_name = "{CREDITOR[0]}"
+creditor_document = "{CREDITOR[1]}"
+max_contacts = 10
+
+[plugins.config.notifications]
+idempotency_db = "{tmp_path / 'receipts.db'}"
+
+[plugins.config.notifications.email]
+from_address = "cobranca@loja.example.com"
+host = "127.0.0.1"
+port = {smtp_port}
+retries = 0
+""", encoding="utf-8")
+    return config
+
+
+def _collect(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(REGUA), "collect", "--config", str(config), "--as-of", AS_OF.isoformat(),
+                             "--at", "10:00", "--json", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path):
+    customers = [Customer(f"c{n}", _cpf(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
+                          channels=["email"]) for n in range(CUSTOMERS)]
+    receivables = [receivable(f"t{n:04d}", f"c{n}", "150.00", AS_OF - dt.timedelta(days=1)) for n in range(CUSTOMERS)]
+    portfolio(str(tmp_path / "regua.db"), customers, receivables)
+    rng = random.Random(20261122)
+    with SMTPServer() as smtp:
+        config = _config(tmp_path, smtp.port)
+        kills = 0
+        for _ in range(6):
+            process = _collect(config)
+            time.sleep(rng.uniform(0.8, 2.5))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait(timeout=60)
+        final = _collect(config)
+        stdout, stderr = final.communicate(timeout=120)
+        assert final.returncode == 0, stderr
+        again = _collect(config)
+        stdout_again, stderr = again.communicate(timeout=120)
+        assert again.returncode == 0, stderr
+        messages = list(smtp.mailbox.messages)
+
+    assert kills >= 1, "no run was killed: the portfolio is too small for this machine"
+    store = CollectionStore(str(tmp_path / "regua.db"))
+    rows = list(store.db.query("select key, status from outbox"))
+    store.close()
+    # Loses nothing: every receivable's D+1 step was planned once and carried out.
+    expected = {f"t{n:04d}:primeira_cobranca" for n in range(CUSTOMERS)}
+    sent = {r["key"] for r in rows if r["status"] == "sent"}
+    assert sent == expected, (len(sent), {r["status"] for r in rows})
+    # Sends nothing twice: one Message-ID per step; a message resent after a kill carries the same one.
+    ids = [m["Message-ID"] for m in messages]
+    assert len(set(ids)) == CUSTOMERS
+    resent = len(ids) - len(set(ids))
+    assert resent <= kills, (resent, kills)  # at most the message in flight at each kill
+    # Re-running the same date does nothing.
+    summary = json.loads(stdout_again)
+    assert summary["planned"] == {} and summary["outcomes"] == {}
+    print(f"\n{kills} kills, {len(ids)} SMTP transactions, {resent} in-flight resends recognised by Message-ID")
+
+
+def test_the_outbox_key_is_unique(tmp_path):
+    store = CollectionStore(str(tmp_path / "regua.db"))
+    row = {"key": "t1:aviso", "receivable_id": "t1", "customer_id": "c1", "step": "aviso",
+           "action": "notify_negativation", "status": "pending", "attempts": 0}
+    assert store.plan([row], []) == 1
+    assert store.plan([dict(row, status="superseded")], []) == 0
+    assert store.db.execute("select status from outbox").fetchall() == [("pending",)]
+    store.close()
+    assert os.path.exists(tmp_path / "regua.db")

@@ -1,0 +1,215 @@
+"""The runner's rules, one at a time: guards enforced whatever the policy says, deferral, supersession,
+dry runs, routing, simulation — with real SQLite files and real SMTP/HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.collection.runner import Runner, run_time
+from engine.collection.settings import CollectionSettings
+from engine.collection.simulate import simulate
+from engine.compiler import compile_policy
+from engine.portfolio import Portfolio
+from engine.portfolio.model import Agreement, Instalment
+from plugins.manager import PluginSettings
+from plugins.registry import Registry
+
+from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, \
+    portfolio, receivable
+
+DUE = dt.date(2026, 3, 10)
+REGUA = Path(sys.executable).with_name("regua")
+
+# A careless régua: it negativates the day after the due date, notice or not.
+CARELESS = """
+policy careless kind collection
+step aviso at D+1
+  notify_negativation "aviso_negativacao"
+step negativar at D+1
+  negativate
+"""
+
+
+@pytest.fixture
+def servers():
+    with SMTPServer() as smtp, Gateway() as gateway:
+        yield smtp, gateway
+
+
+def make_runner(tmp_path, servers, customers, receivables, regua=None, **settings):
+    smtp, gateway = servers
+    db = str(tmp_path / "regua.db")
+    portfolio(db, customers, receivables)
+    config = {"notifications": notifications_config(smtp.port, gateway.url, str(tmp_path / "receipts.db")),
+              "negativation": {"sandbox": {"path": str(tmp_path / "neg.db")}}}
+    registry = Registry.load(PluginSettings(config=config))
+    chosen = {"careless": compile_policy(regua, "careless.regua")} if regua else policies()
+    if regua:
+        settings.setdefault("policies", {"pf": "careless", "pj": "careless"})
+    settings = CollectionSettings(creditor_name=CREDITOR[0], creditor_document=CREDITOR[1], **settings)
+    return Runner(db, chosen, registry, settings)
+
+
+def history(runner, rid):
+    return [(e["kind"], e["code"]) for e in runner.store.history(rid)]
+
+
+def test_no_negativation_without_a_delivered_notice_whatever_the_policy_says(tmp_path, servers):
+    # Alfa has e-mail only: the notice is sent, but SMTP cannot prove delivery.
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)], CARELESS)
+    runner.run(DUE + dt.timedelta(days=1), now=run_time(DUE + dt.timedelta(days=1), 10))
+    assert ("blocked", "NO_DELIVERED_NOTICE") in history(runner, "t1")
+    runner.run(DUE + dt.timedelta(days=2), now=run_time(DUE + dt.timedelta(days=2), 10))
+    assert history(runner, "t1").count(("blocked", "NO_DELIVERED_NOTICE")) == 1  # logged once, checked every run
+    assert runner.store.db.execute("select status from outbox where key = 't1:negativar'").fetchone()[0] == "blocked"
+    # A delivery receipt arrives (a provider callback): the waiting period starts from it.
+    delivered = run_time(DUE + dt.timedelta(days=2), 11)
+    assert runner.store.record_delivery("t1:aviso", delivered)
+    runner.run(DUE + dt.timedelta(days=3), now=run_time(DUE + dt.timedelta(days=3), 10))
+    assert ("deferred", "NOTICE_WAIT") in history(runner, "t1")
+    not_before = runner.store.db.execute("select not_before from outbox where key = 't1:negativar'").fetchone()[0]
+    assert dt.datetime.fromisoformat(not_before).astimezone(run_time(DUE).tzinfo).date() == \
+        delivered.date() + dt.timedelta(days=10)
+    day = DUE + dt.timedelta(days=12)
+    runner.run(day, now=run_time(day, 10))
+    assert ("negativated", "NOTICE_SENT") in history(runner, "t1")
+    runner.close()
+
+
+def test_a_disputed_debt_is_never_negativated(tmp_path, servers):
+    runner = make_runner(tmp_path, servers, [maria()], [receivable("t1", "maria", "900.00", DUE, disputed=True)],
+                         CARELESS)
+    for offset in (1, 15, 40):
+        day = DUE + dt.timedelta(days=offset)
+        runner.run(day, now=run_time(day, 10))
+    assert ("blocked", "DISPUTED") in history(runner, "t1")
+    assert not any(kind == "negativated" for kind, _ in history(runner, "t1"))
+    runner.close()
+
+
+def test_a_debt_older_than_five_years_is_not_negativated(tmp_path, servers):
+    old_due = DUE.replace(year=2020)
+    runner = make_runner(tmp_path, servers, [maria()], [receivable("t1", "maria", "900.00", old_due)], CARELESS)
+    runner.run(DUE, now=run_time(DUE, 10))
+    assert ("blocked", "TOO_OLD") in history(runner, "t1")
+    assert runner.store.db.execute("select status from outbox where key = 't1:negativar'").fetchone()[0] == "cancelled"
+    runner.close()
+
+
+def test_out_of_window_contacts_are_deferred_not_dropped(tmp_path, servers):
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)])
+    sunday = DUE - dt.timedelta(days=2) + dt.timedelta(days=(6 - (DUE - dt.timedelta(days=2)).weekday()) % 7)
+    runner.run(sunday, now=run_time(sunday, 10))
+    assert ("deferred", "OUT_OF_WINDOW") in history(runner, "t1") and not smtp.mailbox.messages
+    monday = sunday + dt.timedelta(days=1)
+    runner.run(monday, now=run_time(monday, 10))  # RJ opens at 9h
+    assert len(smtp.mailbox.messages) == 1
+    runner.close()
+
+
+def test_the_frequency_cap_defers_the_fourth_contact(tmp_path, servers):
+    smtp, gateway = servers
+    receivables = [receivable(f"t{n}", "alfa", "100.00", DUE + dt.timedelta(days=5)) for n in range(4)]
+    runner = make_runner(tmp_path, servers, [alfa()], receivables)
+    day = DUE  # D-5 of every receivable: four reminders due for the same debtor
+    summary = runner.run(day, now=run_time(day, 10))
+    assert summary.outcomes == {"sent": 3, "deferred": 1} and summary.reasons == {"deferred:FREQUENCY_CAP": 1}
+    runner.close()
+
+
+def test_stale_contacts_are_superseded_by_the_latest(tmp_path, servers):
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)])
+    day = DUE + dt.timedelta(days=8)  # imported late: D0, D+1 and D+7 are due; D-5 lapsed at the due date
+    summary = runner.run(day, now=run_time(day, 10))
+    assert summary.superseded == 2 and summary.planned == {"offer_agreement": 1}
+    assert {r[0] for r in runner.store.db.execute("select step from outbox")} == \
+        {"vencimento", "primeira_cobranca", "negociacao"}
+    assert len(smtp.mailbox.messages) == 1
+    assert "Proposta" in smtp.mailbox.messages[0]["Subject"]
+    runner.close()
+
+
+def test_a_dry_run_writes_and_sends_nothing(tmp_path, servers):
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [maria(), alfa()], [receivable("t1", "maria", "400.00", DUE),
+                                                                receivable("t2", "alfa", "900.00", DUE)])
+    summary = runner.run(DUE, now=run_time(DUE, 10), dry_run=True)
+    assert summary.planned == {"remind": 2} and summary.superseded == 2
+    assert runner.store.db.execute("select count(*) from outbox").fetchone()[0] == 0
+    assert runner.store.db.execute("select count(*) from collection_runs").fetchone()[0] == 0
+    assert not smtp.mailbox.messages and not gateway.requests
+    runner.close()
+
+
+def test_receivables_in_an_active_agreement_leave_the_cadence(tmp_path, servers):
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)])
+    store = Portfolio(runner.path)
+    store.save([Agreement("a1", "alfa", ["t1"], DUE, [Instalment(DUE + dt.timedelta(days=30), "900.00")])])
+    store.close()
+    summary = runner.run(DUE + dt.timedelta(days=1), now=run_time(DUE + dt.timedelta(days=1), 10))
+    assert summary.settled == 1 and summary.receivables == 0 and not smtp.mailbox.messages
+    assert ("renegotiated", "AGREEMENT") in history(runner, "t1")
+    runner.close()
+
+
+def test_a_customer_without_a_regua_is_reported(tmp_path, servers):
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)],
+                         policies={"pf": "cobranca_b2c"})
+    summary = runner.run(DUE, now=run_time(DUE, 10))
+    assert summary.unrouted == 1 and summary.planned == {}
+    runner.close()
+
+
+def test_simulation_prints_timelines_and_leaves_the_database_alone(tmp_path, servers):
+    runner = make_runner(tmp_path, servers, [maria()], [receivable("t1", "maria", "400.00", DUE)])
+    runner.close()
+    timelines = simulate(runner.path, policies(), runner.settings, DUE - dt.timedelta(days=4),
+                         DUE + dt.timedelta(days=31))
+    steps = [(e.step, e.kind) for e in timelines["t1"] if e.kind in ("delivered", "negativated")]
+    assert steps == [("lembrete", "delivered"), ("vencimento", "delivered"), ("primeira_cobranca", "delivered"),
+                     ("segunda_cobranca", "delivered"), ("proposta_acordo", "delivered"), ("aviso", "delivered"),
+                     ("negativacao", "negativated")]
+    assert all(e.at.utcoffset() == dt.timedelta(hours=-3) for e in timelines["t1"])
+    runner = make_runner(tmp_path / "again", servers, [], [])
+    runner.close()
+    from engine.sqlite import connect
+
+    db = connect(str(tmp_path / "regua.db"))
+    assert db.execute("select count(*) from outbox").fetchone()[0] == 0
+    db.conn.close()
+    with pytest.raises(ValueError, match="ends before it starts"):
+        simulate(str(tmp_path / "regua.db"), policies(), runner.settings, DUE, DUE - dt.timedelta(days=1))
+
+
+def test_collect_and_simulate_from_the_command_line(tmp_path):
+    db = tmp_path / "regua.db"
+    portfolio(str(db), [maria()], [receivable("t1", "maria", "400.00", DUE)])
+    env_cwd = {"cwd": str(Path(__file__).resolve().parent.parent)}
+    dry = subprocess.run([str(REGUA), "collect", "--db", str(db), "--sandbox", "--as-of", DUE.isoformat(), "--dry-run",
+                          "--json"], capture_output=True, text=True, timeout=120, **env_cwd)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["planned"] == {"remind": 1}
+    real = subprocess.run([str(REGUA), "collect", "--db", str(db), "--sandbox", "--as-of", DUE.isoformat(),
+                           "--at", "10:00"], capture_output=True, text=True, timeout=120, **env_cwd)
+    assert real.returncode == 0, real.stderr
+    assert "sent" in real.stdout and list((tmp_path / "outbox").glob("*.eml"))
+    sim = subprocess.run([str(REGUA), "simulate", "--db", str(db), "--sandbox", "--from", DUE.isoformat(),
+                          "--to", (DUE + dt.timedelta(days=2)).isoformat()], capture_output=True, text=True,
+                         timeout=120, **env_cwd)
+    assert sim.returncode == 0, sim.stderr
+    assert "primeira_cobranca" in sim.stdout
+    missing = subprocess.run([str(REGUA), "collect", "--db", str(tmp_path / "nope.db"), "--sandbox"],
+                             capture_output=True, text=True, timeout=120, **env_cwd)
+    assert missing.returncode == 2 and "no such database" in missing.stderr and "Traceback" not in missing.stderr
+    unidentified = subprocess.run([str(REGUA), "collect", "--db", str(db), "--as-of", DUE.isoformat()],
+                                  capture_output=True, text=True, timeout=120, **env_cwd)
+    assert unidentified.returncode == 1 and "CDC art. 42-A" in unidentified.stderr
