@@ -23,8 +23,8 @@ import msgspec
 
 from engine.collection.settings import CollectionSettings
 
-SCOPES = ("evaluate", "decisions:read", "policies:admin")
-Scope = Literal["evaluate", "decisions:read", "policies:admin"]
+SCOPES = ("evaluate", "decisions:read", "policies:admin", "collection")
+Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection"]
 #: The API key that sandbox mode accepts when no keys are configured (local development only).
 SANDBOX_KEY = "regua-sandbox"
 

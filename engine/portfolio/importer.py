@@ -73,9 +73,13 @@ def _rows(kind: str, path: Path) -> list[tuple[str, dict]]:
 def import_file(portfolio: Portfolio, kind: str, path: str | Path, skip_invalid: bool = False) -> ImportReport:
     if kind not in KINDS:
         raise PortfolioFileError(f"unknown kind '{kind}'; expected one of {', '.join(KINDS)}")
-    path = Path(path)
+    return import_rows(portfolio, kind, _rows(kind, Path(path)), skip_invalid)
+
+
+def import_rows(portfolio: Portfolio, kind: str, rows: list[tuple[str, dict]], skip_invalid: bool = False) -> ImportReport:
+    """Check raw rows, each with where it came from (`file:line`, `[3]`), and save them all, or
+    none unless `skip_invalid`. The report names every rejected row and field."""
     report = ImportReport(kind)
-    rows = _rows(kind, path)
     report.read = len(rows)
     parsed = []
     for where, raw in rows:

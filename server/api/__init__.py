@@ -1,8 +1,10 @@
 """HTTP handlers, one module per resource. Thin: they translate HTTP to service calls and back."""
 
+from .collection import CollectionController, PortfolioController
 from .decisions import DecisionController
 from .evaluate import EvaluateController
 from .ops import OperationsController
 from .policies import PolicyController
 
-ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController]
+ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
+          CollectionController]

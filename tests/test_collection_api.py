@@ -1,0 +1,93 @@
+"""The portfolio and the cadence over HTTP, against the real app on a socket (sandbox: e-mails to the
+outbox folder, sandbox bureau in a file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from server_harness import ThreadedServer, assert_error, sandbox_settings
+
+DUE = dt.date(2026, 3, 10)
+CUSTOMERS = [
+    {"id": "maria", "document": "529.982.247-25", "name": "Maria Souza", "uf": "SP", "segment": "varejo",
+     "email": "maria@example.com", "channels": ["email"]},
+    {"id": "alfa", "document": "11.222.333/0001-81", "name": "Comercial Alfa Ltda", "uf": "RJ",
+     "email": "financeiro@alfa.example.com", "channels": ["email"]},
+]
+RECEIVABLES = [
+    {"id": "t1", "customer_id": "maria", "amount": "400.00", "issue_date": "2026-02-10", "due_date": DUE.isoformat()},
+    {"id": "t2", "customer_id": "alfa", "amount": "9000", "issue_date": "2026-02-10", "due_date": DUE.isoformat()},
+]
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ThreadedServer(sandbox_settings(tmp_path)) as running:
+        yield running
+
+
+def load(client):
+    for kind, rows in (("customers", CUSTOMERS), ("receivables", RECEIVABLES)):
+        response = client.post(f"/portfolio/{kind}", json=rows)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"kind": kind, "imported": len(rows)}
+
+
+def test_load_run_and_read_back_a_receivable(server, tmp_path):
+    with server.client() as client:
+        load(client)
+        dry = client.post("/collection/run", json={"as_of": DUE.isoformat(), "dry_run": True}).json()
+        assert dry["dry_run"] and dry["planned"] == {"remind": 2}
+        run = client.post("/collection/run", json={"as_of": (DUE + dt.timedelta(days=1)).isoformat()}).json()
+        assert run["outcomes"] == {"sent": 2} and run["superseded"] == 2  # D0 steps; D-3 and D-5 lapsed
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+        again = client.post("/collection/run", json={"as_of": (DUE + dt.timedelta(days=1)).isoformat()}).json()
+        assert again["planned"] == {} and again["outcomes"] == {}
+        view = client.get("/portfolio/receivables/t1").json()
+        assert view["receivable"]["amount"] == "400.00" and view["receivable"]["disputed"] is False
+        assert view["customer"]["document"] != "52998224725" and "***" in view["customer"]["document"]
+        assert "email" not in view["customer"]
+        sent = [s for s in view["steps"] if s["status"] == "sent"]
+        assert [s["step"] for s in sent] == ["primeira_cobranca"]
+        assert [e["kind"] for e in view["history"]].count("sent") == 1
+        receipt = client.post("/collection/deliveries", json={
+            "key": "t1:primeira_cobranca", "delivered_at": "2026-03-11T13:05:00-03:00", "provider_id": "abc"})
+        assert receipt.status_code == 200 and receipt.json() == {"key": "t1:primeira_cobranca", "recorded": True}
+        view = client.get("/portfolio/receivables/t1").json()
+        assert [s["status"] for s in view["steps"] if s["step"] == "primeira_cobranca"] == ["delivered"]
+        queue = client.get("/collection/queue", params={"limit": 10}).json()
+        # B2C: weight 3 in the first month x R$ 400 / 100 = 12; B2B: R$ 9,000 / 1,000 + 1 day / 10 = 9.1
+        assert [(q["receivable_id"], q["priority"]) for q in queue] == [("t1", 12.0), ("t2", 9.1)]
+        assert [q["receivable_id"] for q in client.get("/collection/queue", params={"segment": "default"}).json()] \
+            == ["t2"]
+
+
+def test_bad_rows_are_named_and_nothing_is_written(server):
+    with server.client() as client:
+        bad = [dict(CUSTOMERS[0]), dict(CUSTOMERS[1], document="11.222.333/0001-00", uf="XX")]
+        body = assert_error(client.post("/portfolio/customers", json=bad), 400, "INVALID_RECORDS")
+        assert {(e["location"], e["code"]) for e in body["errors"]} == \
+            {("[1].document", "INVALID_DOCUMENT"), ("[1].uf", "VALUE")}
+        assert "52998224725" not in str(body)
+        orphan = [dict(RECEIVABLES[0], customer_id="nobody")]
+        body = assert_error(client.post("/portfolio/receivables", json=orphan), 400, "INVALID_RECORDS")
+        assert body["errors"][0]["location"] == "[0].customer_id" and body["errors"][0]["code"] == "UNKNOWN_REFERENCE"
+        assert_error(client.get("/portfolio/receivables/t1"), 404, "UNKNOWN_RECEIVABLE")
+        assert_error(client.post("/portfolio/pets", json=[]), 404, "NOT_FOUND")
+        assert_error(client.post("/portfolio/customers", content=b"[{"), 400)
+        assert_error(client.post("/collection/run", json={"as_of": "2026-02-30"}), 400)
+        assert_error(client.post("/collection/run", json={"when": "today"}), 400)
+        assert_error(client.post("/collection/deliveries", json={"key": "t9:x", "delivered_at": "2026-03-11T10:00:00Z"}),
+                     404, "UNKNOWN_STEP")
+        assert_error(client.post("/collection/deliveries", json={"key": "t9:x", "delivered_at": "2026-03-11T10:00:00"}),
+                     400)
+        assert_error(client.get("/collection/queue", params={"limit": 0}), 400)
+
+
+def test_collection_needs_the_collection_scope(server):
+    with server.client(headers={}) as anonymous:
+        assert_error(anonymous.post("/portfolio/customers", json=CUSTOMERS), 401)
+        assert_error(anonymous.post("/collection/run", json={}), 401)
+        assert_error(anonymous.get("/collection/queue"), 401)
