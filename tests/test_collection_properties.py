@@ -1,0 +1,168 @@
+"""The legal guards hold for the whole runner, whatever the policy says: hypothesis drives the real
+runner (SQLite file, outbox, dispatcher) through random portfolios, random run moments, random
+payments and random delivery outcomes, with a régua that tries to contact every day and to
+negativate the day after the due date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note_event
+from hypothesis import strategies as st
+
+from engine.calendar import UFS, is_holiday
+from engine.collection.guards import DEFAULT_WINDOWS, local_zone, removal_deadline
+from engine.collection.runner import Runner
+from engine.collection.settings import CollectionSettings
+from engine.collection.simulate import SimulatedChannel, SimulatedRegistry
+from engine.compiler import compile_policy
+from engine.portfolio import Portfolio
+from engine.portfolio.model import Customer, Payment, Receivable
+from plugins.contracts import DeliveryReceipt
+
+PUSHY = """
+policy pushy kind collection
+step d1 at D+1
+  remind "cobranca_atraso"
+step d2 at D+2
+  remind "cobranca_atraso"
+step aviso at D+1
+  notify_negativation "aviso_negativacao"
+step negativar at D+1
+  negativate
+step protesto at D+3
+  protest
+""" + "".join(f"step extra{n} at D+{n}\n  remind \"cobranca_atraso\"\n" for n in range(3, 40))
+POLICY = compile_policy(PUSHY, "pushy.regua")
+SETTINGS = CollectionSettings(creditor_name="Loja Exemplo Ltda", creditor_document="11.444.777/0001-61",
+                              policies={"pf": "pushy", "pj": "pushy"}, max_contacts=3, contact_period_days=7)
+GUARDS = SETTINGS.guards()
+CPFS = ["52998224725", "11144477735", "39053344705", "12345678909"]
+
+
+class CoinChannel(SimulatedChannel):
+    """Delivered or only sent, decided by the key and the example's seed (so notices may lack proof)."""
+
+    def __init__(self, channel, clock, seed):
+        super().__init__(channel, clock)
+        self.seed = seed
+
+    def send(self, notification):
+        now = self.clock()
+        coin = hashlib.sha256(f"{self.seed}{notification.idempotency_key}".encode()).digest()[0] % 3
+        status = "sent" if coin == 0 else "delivered"
+        return DeliveryReceipt(status=status, idempotency_key=notification.idempotency_key, sent_at=now,
+                               delivered_at=now if status == "delivered" else None)
+
+
+scenario = st.fixed_dictionaries({
+    "seed": st.integers(0, 10_000),
+    "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"])),
+                          min_size=1, max_size=3),
+    "receivables": st.lists(st.tuples(st.integers(0, 2), st.integers(1, 90), st.booleans(),
+                                      st.integers(1, 2000)), min_size=1, max_size=5),
+    "start": st.dates(dt.date(2018, 1, 1), dt.date(2032, 6, 1)),
+    "runs": st.lists(st.tuples(st.integers(0, 3), st.integers(0, 23)), min_size=3, max_size=25),
+    "payments": st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60)), max_size=3),
+})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario)
+def test_guards_hold_for_any_sequence_of_runs_payments_and_deliveries(case):
+    with tempfile.TemporaryDirectory() as folder:
+        _check(case, str(Path(folder) / "regua.db"))
+
+
+def _check(case, db):
+    start = case["start"]
+    customers = [Customer(f"c{i}", CPFS[i % len(CPFS)], f"Cliente {i}", uf, "x", email=f"c{i}@example.com",
+                          phone="+5511987654321", channels=[channel]) for i, (uf, channel) in enumerate(case["customers"])]
+    receivables = []
+    for n, (customer, age, disputed, amount) in enumerate(case["receivables"]):
+        owner = customers[customer % len(customers)].id
+        due = start - dt.timedelta(days=age)
+        receivables.append(Receivable(f"t{n}", owner, f"{amount}.00", due - dt.timedelta(days=30), due,
+                                      disputed=disputed))
+    portfolio = Portfolio(db)
+    portfolio.save(customers)
+    portfolio.save(receivables)
+    portfolio.close()
+    current = {"now": dt.datetime.combine(start, dt.time(9), local_zone("SP"))}
+    registry = SimulatedRegistry(lambda: current["now"])
+    registry.channels = {k: CoinChannel(k, registry.clock, case["seed"]) for k in ("email", "sms")}
+    registry.add_services({"sandbox"})
+    runner = Runner(db, {"pushy": POLICY}, registry, SETTINGS)
+    moments, day = [], start
+    for gap, hour in case["runs"]:
+        day += dt.timedelta(days=gap)
+        moments.append(dt.datetime.combine(day, dt.time(hour), local_zone("SP")))
+    payments = {}
+    try:
+        for index, moment in enumerate(moments):
+            for rid, offset in case["payments"]:
+                if offset == index and rid < len(receivables) and rid not in payments:
+                    receivable = receivables[rid]
+                    paid_on = moment.date()
+                    portfolio = Portfolio(db)
+                    portfolio.save([Payment(f"p{rid}", receivable.id, receivable.amount, paid_on)])
+                    portfolio.close()
+                    payments[receivable.id] = paid_on
+            current["now"] = moment
+            runner.run(moment.date(), now=moment)
+        _assert_invariants(runner, {r.id: r for r in receivables}, {c.id: c for c in customers}, payments, moments)
+    finally:
+        runner.close()
+
+
+def _assert_invariants(runner, receivables, customers, payments, moments):
+    db = runner.store.db
+    events = [dict(r) for r in db.query("select * from collection_events order by id")]
+    contacts: dict[str, list[dt.datetime]] = {}
+    sent_keys = []
+    for event in events:
+        at = dt.datetime.fromisoformat(event["at"])
+        receivable = receivables[event["receivable_id"]]
+        uf = customers[receivable.customer_id].uf
+        local = at.astimezone(local_zone(uf))
+        if event["kind"] in ("sent", "delivered"):
+            # Contact windows: inside the UF's hours, never on holidays.
+            assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
+            contacts.setdefault(receivable.customer_id, []).append(at)
+            sent_keys.append(event["key"])
+            # No contact after the debt was paid in full.
+            assert receivable.id not in payments or local.date() < payments[receivable.id] or \
+                at < next(m for m in moments if m.date() >= payments[receivable.id]), event
+        if event["kind"] == "negativated":
+            # No negativation of a disputed debt, of one older than 5 years, nor before a proven
+            # delivered notice plus the waiting period.
+            assert not receivable.disputed, event
+            assert local.date() < receivable.due_date.replace(year=receivable.due_date.year + 5) if not (
+                receivable.due_date.month == 2 and receivable.due_date.day == 29) else True
+            notice = db.execute("select delivered_at from outbox where receivable_id = ? and action = "
+                                "'notify_negativation'", [receivable.id]).fetchone()
+            assert notice and notice[0], event
+            delivered = dt.datetime.fromisoformat(notice[0]).astimezone(local_zone(uf)).date()
+            assert (local.date() - delivered).days >= GUARDS.notice_wait("sandbox", uf), (event, delivered)
+        if event["kind"] == "removal_requested":
+            paid_on = payments[receivable.id]
+            assert local.date() <= removal_deadline(paid_on, uf, GUARDS) or event["detail"]["late"], event
+    assert len(sent_keys) == len(set(sent_keys)), "a step was sent twice"
+    for kind in sorted({e["kind"] for e in events}):
+        note_event(f"saw {kind}")  # shown by --hypothesis-show-statistics: the examples reach every guard
+    for moments_of_customer in contacts.values():
+        ordered = sorted(moments_of_customer)
+        for i, moment in enumerate(ordered):
+            window = [m for m in ordered if moment - dt.timedelta(days=7) < m <= moment]
+            assert len(window) <= GUARDS.max_contacts, (moment, window)
+    # Every negativated debt that was then paid had its removal planned with the legal deadline.
+    for rid, paid_on in payments.items():
+        record = db.execute("select removal_due from negative_records where receivable_id = ? and kind = "
+                            "'negativation'", [rid]).fetchone()
+        if record is not None and any(m.date() >= paid_on for m in moments):
+            uf = customers[receivables[rid].customer_id].uf
+            assert record[0] == removal_deadline(paid_on, uf, GUARDS).isoformat()
