@@ -217,7 +217,7 @@ def test_hot_reload_publishes_edits_and_keeps_serving_through_broken_ones(tmp_pa
                                                 encoding="utf-8")
         names = eventually(lambda: "credito_novo" in (n := [p["name"] for p in client.get("/policies").json()
                                                             ["policies"]]) and n)
-        assert names == ["credito_b2b", "credito_b2c", "credito_novo"]
+        assert [n for n in names if n.startswith("credito")] == ["credito_b2b", "credito_b2c", "credito_novo"]
         person = {"cpf": "529.982.247-25", "data_nascimento": "1985-04-12", "renda_mensal": "6000.00",
                   "valor_compra": "3000.00", "parcelas": 6}
         response = client.post("/evaluate/credito_novo", json={"input": person})
