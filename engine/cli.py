@@ -1,4 +1,4 @@
-"""The `regua` command line: check, fmt, eval, test, graph."""
+"""The `regua` command line: check, fmt, eval, test, graph, plugins, import, kpis."""
 
 from __future__ import annotations
 
@@ -279,6 +279,11 @@ def import_command(kind: str, files: tuple[str, ...], db: str, skip_invalid: boo
         failed = failed or (bool(report.rejected) and not skip_invalid)
     portfolio.close()
     sys.exit(1 if failed else 0)
+
+
+from .collection.kpis_cli import kpis_command  # noqa: E402 — after `main` exists
+
+main.add_command(kpis_command, "kpis")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,7 @@ OPERATIONS = [
     "GET /health", "GET /ready", "GET /metrics",
     "POST /portfolio/customers", "POST /portfolio/receivables", "POST /portfolio/payments", "POST /portfolio/agreements",
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
-    "GET /collection/queue",
+    "GET /collection/queue", "GET /kpis",
 ]
 #: Per operation: the whole file takes about 20 s on a 2-core machine.
 EXAMPLES = 60

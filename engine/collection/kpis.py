@@ -40,11 +40,19 @@ a receivable is past due at T when that is > 0. Disputes do not matter here.
   consecutive checkpoints `(S, E)`, the rate from a bucket to the next one = balance in the next
   bucket at `E` ÷ balance in the bucket at `S` × 100, for current → 1-30, 1-30 → 31-60,
   31-60 → 61-90 and 61-90 → 90+, with the aging buckets above. None when the balance at `S` is 0.
-  Not bounded by 100: receivables issued after `S` can reach the next bucket by `E`.
+  Not bounded by 100: receivables issued after `S` can reach the next bucket by `E`, and `90+`
+  is open-ended (it keeps everything older), so 61-90 → 90+ compares all of 90+ at `E` with
+  61-90 at `S` and is usually well above 100. At most 600 periods per report.
 
 **Numbers.** Money is summed exactly, in integer cents; rates and DSO are rounded to 2 decimal
 places, half to even (banker's rounding), by exact integer arithmetic. All ratios are
 percentages except DSO (days).
+
+**Cost.** One pass over receivables ⋈ payments (SQLite, payments found by their receivable index)
+writes one row per receivable still open at `from − 1` or issued later into a temporary table;
+every figure comes from that table, and roll rates from pairing each of its rows with the
+checkpoints at which it has a balance. Roughly, for 1M receivables and 900k payments on a small
+2-core machine: 3 s for a quarter, 6 s for a year, 15 s for 5 years of monthly roll rates.
 """
 
 from __future__ import annotations
@@ -208,9 +216,12 @@ FROM (
   HAVING r.issue > :open OR r.a > p_open
 ) g"""
 
-_BUCKET = "CASE WHEN due >= {t} THEN 0 WHEN due >= {c30} THEN 1 WHEN due >= {c60} THEN 2 WHEN due >= {c90} THEN 3 ELSE 4 END"
+# The aging bucket (index in BUCKETS) at checkpoint t, from the due date: cN is t − N days, so
+# `due >= t` is "days past due ≤ 0", `due >= c30` is "≤ 30", and so on (ISO dates sort as text).
+_BUCKET = ("CASE WHEN {due} >= {t} THEN 0 WHEN {due} >= {c30} THEN 1 WHEN {due} >= {c60} THEN 2 "
+           "WHEN {due} >= {c90} THEN 3 ELSE 4 END")
 
-_TOTALS = f"""
+_TOTALS = """
 SELECT
   COALESCE(SUM(CASE WHEN issue >= :from THEN a END), 0),
   COALESCE(SUM(CASE WHEN issue <= :open AND a > p_open THEN a - p_open END), 0),
@@ -221,7 +232,7 @@ SELECT
 FROM temp.regua_kpi_facts"""
 
 _AGING = f"""
-SELECT {_BUCKET.format(t=":to", c30=":c30", c60=":c60", c90=":c90")} AS bucket, SUM(a - p_to), COUNT(*)
+SELECT {_BUCKET.format(due="due", t=":to", c30=":c30", c60=":c60", c90=":c90")} AS bucket, SUM(a - p_to), COUNT(*)
 FROM temp.regua_kpi_facts WHERE a > p_to GROUP BY bucket"""
 
 # Roll-rate checkpoints: each receivable is paired only with the checkpoints at which it has a
@@ -234,7 +245,7 @@ def _rolls_sql() -> str:
             f"ELSE (SELECT COALESCE(SUM({_CENTS.format(x='amount')}), 0) FROM payments "
             f"WHERE receivable_id = f.id AND paid_on <= k.t) END")
     return f"""
-SELECT k.k, {_BUCKET.format(t="k.t", c30="k.c30", c60="k.c60", c90="k.c90").replace("due", "f.due")} AS bucket,
+SELECT k.k, {_BUCKET.format(due="f.due", t="k.t", c30="k.c30", c60="k.c60", c90="k.c90")} AS bucket,
   SUM(f.a - ({paid}))
 FROM temp.regua_kpi_facts f CROSS JOIN temp.regua_kpi_points k
 WHERE k.t >= f.issue AND k.t < f.settled

@@ -3,8 +3,9 @@
 from .collection import CollectionController, PortfolioController
 from .decisions import DecisionController
 from .evaluate import EvaluateController
+from .kpis import KpiController
 from .ops import OperationsController
 from .policies import PolicyController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
-          CollectionController]
+          CollectionController, KpiController]

@@ -1,0 +1,100 @@
+"""`regua kpis`: the collection KPIs of a date range (engine/collection/kpis.py), as tables or JSON.
+
+    regua kpis --db regua.db --from 2025-01-01 --to 2025-03-31 [--segment b2b] [--current-days 5] [--json]
+
+Bad input (no such file, a file without a portfolio, a bad date, --from after --to) is a usage
+error: one line on stderr, exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import sqlite
+from .kpis import KpiArgumentError, KpiReport, compute_kpis, has_portfolio
+
+_OPTION = {"from": "--from", "to": "--to", "current_days": "--current-days", "step_days": "--step-days"}
+_ROLLS = [("current → 1-30", "current_to_1_30"), ("1-30 → 31-60", "from_1_30_to_31_60"),
+          ("31-60 → 61-90", "from_31_60_to_61_90"), ("61-90 → 90+", "from_61_90_to_90_plus")]
+
+
+def _text(value) -> str:
+    return "—" if value is None else str(value)
+
+
+def _print(report: KpiReport, console: Console) -> None:
+    segment = f", segment {report.segment}" if report.segment is not None else ""
+    summary = Table(title=f"Collection KPIs {report.date_from} … {report.date_to} ({report.days} days{segment})")
+    summary.add_column("KPI")
+    summary.add_column("value", justify="right")
+    for label, value in [
+        ("credit sales", report.credit_sales), ("opening AR", report.opening_ar),
+        ("closing AR", report.closing_ar),
+        (f"closing current AR (≤ {report.current_days} days past due)", report.closing_current_ar),
+        ("DSO (days)", report.dso), ("CEI (%)", report.cei),
+        ("in default", report.defaulted), ("recovered", report.recovered), ("recovery rate (%)", report.recovery_rate),
+    ]:
+        summary.add_row(label, _text(value))
+    console.print(summary)
+    aging = Table(title=f"Aging at {report.date_to} (days past due)")
+    aging.add_column("bucket")
+    aging.add_column("amount", justify="right")
+    aging.add_column("count", justify="right")
+    for bucket in report.aging:
+        aging.add_row(bucket.bucket, str(bucket.amount), str(bucket.count))
+    console.print(aging)
+    if report.roll_rates:
+        rolls = Table(title="Roll rates (%)")
+        rolls.add_column("period", no_wrap=True)
+        for label, _ in _ROLLS:
+            rolls.add_column(label, justify="right")
+        for period in report.roll_rates:
+            rolls.add_row(f"{period.start} → {period.end}", *(_text(getattr(period, name)) for _, name in _ROLLS))
+        console.print(rolls)
+
+
+@click.command("kpis")
+@click.option("--db", default="regua.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
+              help="SQLite file with the portfolio (see `regua import`).")
+@click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the period (YYYY-MM-DD).")
+@click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day of the period (YYYY-MM-DD), included.")
+@click.option("--segment", help="Only customers of this segment.")
+@click.option("--current-days", default=0, show_default=True, type=click.IntRange(min=0),
+              help="For CEI: receivables up to this many days past due count as current.")
+@click.option("--step-days", type=click.IntRange(min=1),
+              help="Roll-rate checkpoints every N days from the day before --from (default: month ends).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def kpis_command(db: str, date_from, date_to, segment: str | None, current_days: int, step_days: int | None,
+                 as_json: bool) -> None:
+    """Collection KPIs of a period: DSO, CEI, recovery rate, aging buckets and roll rates.
+
+    Money and rates are exact decimals with 2 places; rates are percentages (docs/collection.md)."""
+    try:
+        connection = sqlite.connect(db).conn
+    except sqlite3.Error as error:
+        raise click.BadParameter(f"{db}: cannot open it ({error})", param_hint="'--db'") from None
+    try:
+        try:
+            if not has_portfolio(connection):
+                raise click.BadParameter(f"{db} has no portfolio (load one with `regua import`)", param_hint="'--db'")
+        except sqlite3.DatabaseError as error:
+            raise click.BadParameter(f"{db} is not a Régua database ({error})", param_hint="'--db'") from None
+        report = compute_kpis(connection, date_from.date(), date_to.date(), segment, current_days, step_days)
+    except KpiArgumentError as error:
+        raise click.BadParameter(str(error), param_hint=f"'{_OPTION.get(error.field, error.field)}'") from None
+    except sqlite3.OperationalError as error:  # e.g. the file is locked by a writer past the timeout
+        raise click.ClickException(f"{db}: {error}") from None
+    finally:
+        connection.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print(report, Console(highlight=False, soft_wrap=False))
+
