@@ -3,7 +3,7 @@
 Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The server keeps only
 "sha256:<hex>" of each key (keys are long random tokens from `regua keys new`, so a fast
 hash is enough; what matters is that the configuration never holds a usable secret).
-Scopes: `evaluate`, `decisions:read`, `policies:admin`. Handlers declare the scope they
+Scopes: `evaluate`, `decisions:read`, `policies:admin`, `collection`. Handlers declare the scope they
 need in `opt={"scope": ...}` (a tuple: any of them); `ApiKeyMiddleware` answers 401 without
 a known key, 403 without the scope. Reading policies takes `evaluate` or `policies:admin`.
 In sandbox mode with no keys configured, the well-known key `regua-sandbox` has every scope.

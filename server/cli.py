@@ -20,7 +20,7 @@ from rich.panel import Panel
 
 from engine.cli import main
 
-from .config import SANDBOX_KEY, ConfigError, Settings, load_settings
+from .config import SANDBOX_KEY, SCOPES, ConfigError, Settings, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 APP_FACTORY = "server.app:app_from_env"
@@ -121,7 +121,7 @@ def keys_group() -> None:
 @keys_group.command("new")
 @click.option("--name", required=True, help="Who will use the key (e.g. erp).")
 @click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(["evaluate", "decisions:read", "policies:admin"]))
+              type=click.Choice(list(SCOPES)))
 def keys_new(name: str, scopes: tuple[str, ...]) -> None:
     """Print a new API key (give it to the client) and its configuration entry (keep only the hash)."""
     from .auth import new_key

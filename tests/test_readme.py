@@ -60,3 +60,19 @@ def test_readme_curl_example_works_against_a_running_server(tmp_path):
     decision = json.loads(result.stdout)
     assert decision["outcome"] == "approve" and decision["decision_id"]
     assert printed == command.replace(":8000/", f":{server.port}/")
+
+
+def test_readme_collection_quick_start_runs_as_written(tmp_path):
+    block = re.search(r"## Collect\n.*?```sh\n(.*?)```", README, re.S).group(1)
+    regua = Path(sys.executable).with_name("regua")
+    outputs = []
+    for line in block.strip().splitlines():
+        command = line.split("   #")[0].strip()
+        args = shlex.split(command.replace("var/demo.db", str(tmp_path / "demo.db")))
+        assert args[0] == ".venv/bin/regua", line
+        result = subprocess.run([str(regua), *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (line, result.stderr)
+        outputs.append(result.stdout)
+    assert "tit-1001" in outputs[3]  # the simulation prints each receivable's timeline
+    assert "sent" in outputs[5] and list((tmp_path / "outbox").glob("*.eml"))
+    assert "tit-2003" in outputs[6] and "DSO" in outputs[7]
