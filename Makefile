@@ -27,6 +27,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_collection.py
 
 check: $(STAMP)
 	$(BIN)/regua check policies

@@ -25,7 +25,7 @@ INPUT: dict[str, tuple[T.Type, object, str]] = {
     "uf": (T.TEXT, "SP", "the customer's state"),
     "person": (T.TEXT, "pf", "pf (a person, CPF) or pj (a company, CNPJ)"),
     "channels": (T.ListType(T.TEXT), [], "the customer's contact channels, in order of preference"),
-    "sent": (T.ListType(T.TEXT), [], "steps already carried out for this receivable"),
+    "sent": (T.ListType(T.TEXT), [], "steps already planned for this receivable (done, waiting or superseded)"),
     "delivered": (T.ListType(T.TEXT), [], "steps whose delivery is proven by a receipt"),
     "negativated": (T.BOOL, False, "a negative record of this debt is open at a bureau"),
     "protested": (T.BOOL, False, "this debt was sent to protest"),
@@ -54,7 +54,7 @@ STEP_SETTINGS: dict[str, tuple[T.Type, str]] = {
     "channel": (T.TEXT, "send through this channel instead of the customer's preferred one"),
     "discount": (T.PERCENT, "offer_agreement: the discount offered on the open amount"),
     "instalments": (T.INT, "offer_agreement: how many instalments are offered"),
-    "bureau": (T.TEXT, "negativate: the negativation service to use"),
+    "bureau": (T.TEXT, "negativate, protest, notify_negativation: the negativation service (and the bureau named in the notice)"),
     "agency": (T.TEXT, "send_to_agency: which collection agency receives the debt"),
 }
 

@@ -198,6 +198,10 @@ def _validate(settings: Settings, where: str) -> None:
     if not 0 < settings.server.port < 65536:
         problems.append(f"server.port: {settings.server.port} is not a TCP port")
     problems += [f"collection.{problem}" for problem in settings.collection.problems()]
+    collection = settings.collection
+    if collection.enabled and not settings.sandbox and not (collection.creditor_name and collection.creditor_document):
+        problems.append("collection.enabled: the scheduler needs collection.creditor_name and "
+                        "collection.creditor_document (CDC art. 42-A)")
     if settings.server.workers < 1:
         problems.append("server.workers: must be at least 1")
     if settings.server.max_body_bytes < 1024:

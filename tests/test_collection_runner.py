@@ -213,3 +213,18 @@ def test_collect_and_simulate_from_the_command_line(tmp_path):
     unidentified = subprocess.run([str(REGUA), "collect", "--db", str(db), "--as-of", DUE.isoformat()],
                                   capture_output=True, text=True, timeout=120, **env_cwd)
     assert unidentified.returncode == 1 and "CDC art. 42-A" in unidentified.stderr
+
+
+def test_a_deferred_contact_is_superseded_when_a_newer_one_is_planned(tmp_path, servers):
+    smtp, gateway = servers
+    monday = dt.date(2026, 3, 16)
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", monday)])
+    saturday = monday - dt.timedelta(days=2)  # RJ: no contacts on weekends
+    runner.run(saturday, now=run_time(saturday, 10))
+    assert ("deferred", "OUT_OF_WINDOW") in history(runner, "t1") and not smtp.mailbox.messages
+    runner.run(monday, now=run_time(monday, 10))  # D0: the due-day reminder replaces the D-5 one
+    assert ("superseded", "SUPERSEDED") in history(runner, "t1")
+    assert len(smtp.mailbox.messages) == 1
+    steps = dict(runner.store.db.execute("select step, status from outbox").fetchall())
+    assert steps == {"lembrete": "superseded", "vencimento": "sent"}
+    runner.close()

@@ -1,1 +1,1 @@
-"""The collection cadence (régua de cobrança). So far: the legal guards (guards.py)."""
+"""The collection cadence (régua de cobrança): facts, planner, dispatcher, legal guards, runner, simulation, KPIs."""

@@ -103,7 +103,23 @@ class Dispatcher:
         return self._finish(row, "done", now, "done", None, {})
 
     # ---- contacts ----
+    def _stale(self, row, receivable, customer, now) -> str | None:
+        """Why a deferred contact is no longer worth sending: a newer contact step of the same
+        receivable was planned since (SUPERSEDED), or a reminder of the due date arrives after it (LAPSED)."""
+        if row["action"] == "notify_negativation" or row["day"] is None:
+            return None
+        today = now.astimezone(local_zone(customer["uf"])).date()
+        if row["day"] < 0 and today > dt.date.fromisoformat(receivable["due_date"]):
+            return "LAPSED"
+        newer = self.db.execute("select 1 from outbox where receivable_id = ? and action in ('remind', "
+                                "'offer_agreement') and day > ? and status not in ('superseded', 'cancelled', "
+                                "'failed') limit 1", [row["receivable_id"], row["day"]]).fetchone()
+        return "SUPERSEDED" if newer else None
+
     def _contact(self, row, receivable, customer, now) -> str:
+        stale = self._stale(row, receivable, customer, now)
+        if stale:
+            return self._finish(row, "superseded", now, "superseded", stale, {})
         settings = json.loads(row["settings"] or "{}")
         preferred = [settings["channel"]] if settings.get("channel") else json.loads(customer["channels"] or "[]")
         preferred += [c for c in ("email", "whatsapp", "sms") if c not in preferred]
@@ -170,7 +186,9 @@ class Dispatcher:
             or self.settings.bureau
         uf = customer["uf"]
         today = now.astimezone(local_zone(uf)).date()
-        notices = [Notice(parse_moment(n["sent_at"]), parse_moment(n["delivered_at"]))
+        zone = local_zone(uf)  # days are counted in the debtor's calendar, not in UTC
+        notices = [Notice(parse_moment(n["sent_at"]).astimezone(zone),
+                          parse_moment(n["delivered_at"]).astimezone(zone) if n["delivered_at"] else None)
                    for n in self.store.notices(receivable["id"])]
         blocks = negativation_blocks(status=receivable["status"], disputed=bool(receivable["disputed"]),
                                      due_date=dt.date.fromisoformat(receivable["due_date"]), notices=notices,
@@ -232,7 +250,8 @@ class Dispatcher:
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": record["service"],
                                                                  "error": str(error)[:200]})
-        late = record["removal_due"] and now.date().isoformat() > record["removal_due"]
+        today = now.astimezone(local_zone(customer["uf"])).date()
+        late = record["removal_due"] and today.isoformat() > record["removal_due"]
         detail = {"service": record["service"], "protocol": record["protocol"], "reason": settings.get("reason"),
                   "deadline": record["removal_due"], "late": bool(late)}
         with_event = self._event(row, now, "removal_requested", settings.get("reason"), detail)

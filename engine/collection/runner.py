@@ -156,6 +156,7 @@ class Runner:
         events += [{"at": iso(now), "receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
                     "code": code, "detail": {"message": message}} for f, code, message in result.failures]
         self.store.plan(rows, events)
+        self._tell_plugins(events)
         queue = [(f.receivable_id, f.customer_id, priority, f.inputs["days_late"], str(f.inputs["open_amount"]), name,
                   as_of.isoformat()) for f, priority, name in result.priorities]
         with sqlite.transaction(self.store.db):
@@ -187,7 +188,13 @@ class Runner:
             settled = len(events)
             removals = self._removals(as_of, now, events)
             self.store._events(events)
+        self._tell_plugins(events)
         return settled, removals
+
+    def _tell_plugins(self, events: list[dict]) -> None:
+        if self.dispatcher is not None:
+            for event in events:
+                self.dispatcher.registry.event_recorded(event)
 
     def _removals(self, as_of: dt.date, now: dt.datetime, events: list) -> int:
         """Removal steps for open negative records of settled or too old debts (inside settle's transaction)."""
@@ -200,8 +207,9 @@ class Runner:
         created = 0
         for key, kind, rid, cid, status, due, uf, last_paid in rows:
             if status != "open":
-                reason, since = ("PAID" if status == "paid" else status.upper()), \
-                    dt.date.fromisoformat(last_paid) if last_paid else as_of
+                # Súmula 548 counts from the payment; a debt settled otherwise, from the day it is seen settled.
+                reason = "PAID" if status == "paid" else status.upper()
+                since = dt.date.fromisoformat(last_paid) if status == "paid" and last_paid else as_of
                 deadline = removal_deadline(since, uf, self.settings.guards())
             elif record_expiry(dt.date.fromisoformat(due), self.settings.guards()) <= as_of:
                 reason, deadline = "EXPIRED", as_of

@@ -118,7 +118,9 @@ class CollectionStore:
                                   "action = 'notify_negativation' and sent_at is not null", [receivable_id]))
 
     def contacts_since(self, customer_id: str, since: dt.datetime) -> list[dt.datetime]:
-        rows = self.db.execute("select sent_at from outbox where customer_id = ? and sent_at >= ?",
+        """Messages sent to the debtor since then (negativations and hand-overs are not contacts)."""
+        rows = self.db.execute("select sent_at from outbox where customer_id = ? and sent_at >= ? and action in "
+                               "('remind', 'offer_agreement', 'notify_negativation')",
                                [customer_id, iso(since)]).fetchall()
         return [parse_moment(r[0]) for r in rows]
 

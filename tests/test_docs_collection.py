@@ -1,0 +1,353 @@
+"""docs/collection.md is kept true by these tests: when the code or the guide drifts, one fails.
+
+- ```regua blocks: a complete policy (starting with `policy`) compiles without warnings, is
+  formatted and its `test` blocks pass; any other block is wrapped into a collection policy and
+  must compile.
+- Every fact (dsl.collection.INPUT), action (ACTIONS), step setting (STEP_SETTINGS), field of
+  CollectionSettings and outbox status (store.OPEN_STATUSES + FINAL_STATUSES) is named in backticks.
+- `<!-- output of: regua … -->` blocks are what the command prints, run in document order in one
+  fresh folder holding copies of examples/ and policies/ and every `<!-- file: NAME -->` block
+  (JSON: the doc's keys are a subset of the output; text: exact, except the run's duration in
+  `seconds`). ```json blocks are valid JSON.
+  The KPIs example is `regua kpis … --json` on that same folder.
+- The ```toml block is a valid `[collection]` table (CollectionSettings, no problems()).
+- ```sh blocks name real `regua` subcommands and options.
+- Relative links resolve: files exist and #anchors name headings of the target document.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from dsl.diagnostics import PolicyError
+from dsl.formatter import format_source
+from engine.compiler import check_source, compile_policy
+from engine.testing import load, run_policy_tests
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "collection.md"
+TEXT = DOC.read_text(encoding="utf-8")
+REGUA = Path(sys.executable).with_name("regua")
+
+FENCE = re.compile(r"^```(.*)$")
+MARKER = re.compile(r"^<!--\s*(file|output of):\s*(.+?)\s*-->$")
+
+
+@dataclass
+class Block:
+    line: int  # of the opening fence, 1-based
+    info: str
+    text: str
+    marker: tuple[str, str] | None
+
+    @property
+    def kind(self) -> str:
+        return self.info.split()[0] if self.info else ""
+
+    @property
+    def id(self) -> str:
+        return f"L{self.line}-{self.kind or 'plain'}"
+
+    @property
+    def where(self) -> str:
+        return f"docs/collection.md:{self.line}"
+
+
+def read_blocks(text: str) -> list[Block]:
+    blocks, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        start, info, body = i, match.group(1).strip(), []
+        i += 1
+        while i < len(lines) and lines[i] != "```":
+            body.append(lines[i])
+            i += 1
+        assert i < len(lines), f"docs/collection.md:{start + 1}: fenced block is never closed"
+        marker = MARKER.match(lines[start - 1].strip()) if start > 0 else None
+        blocks.append(Block(start + 1, info, "\n".join(body) + "\n", marker.groups() if marker else None))
+        i += 1
+    return blocks
+
+
+BLOCKS = read_blocks(TEXT)
+PROSE = re.sub(r"^```.*?^```", "", TEXT, flags=re.S | re.M)  # the text outside code blocks
+
+
+def of_kind(kind: str) -> list:
+    return [pytest.param(b, id=b.id) for b in BLOCKS if b.kind == kind]
+
+
+def is_complete_policy(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.startswith("policy ")
+    return False
+
+
+def backticked(name: str) -> bool:
+    return f"`{name}`" in TEXT
+
+
+# ---- policies ------------------------------------------------------------------------------
+
+
+def test_the_guide_has_policies_and_outputs():
+    kinds = {b.kind for b in BLOCKS}
+    assert {"regua", "sh", "toml", "json", "text"} <= kinds
+    assert any(is_complete_policy(b.text) and "\ntest " in b.text for b in BLOCKS if b.kind == "regua")
+
+
+@pytest.mark.parametrize("block", of_kind("regua"))
+def test_policy_block(block: Block, tmp_path: Path):
+    if not is_complete_policy(block.text):
+        source = "policy fragmento kind collection\n\n" + block.text
+        try:
+            compile_policy(source, block.where)
+        except PolicyError as error:
+            pytest.fail(f"{block.where}: the fragment does not compile:\n{error.render()}")
+        return
+    try:
+        compile_policy(block.text, block.where)
+        checked = check_source(block.text, block.where)
+    except PolicyError as error:
+        pytest.fail(f"{block.where}: the policy does not compile:\n{error.render()}")
+    assert checked.policy.kind == "collection", f"{block.where}: this guide's policies are réguas (kind collection)"
+    assert not checked.warnings, f"{block.where}: " + "; ".join(w.headline() for w in checked.warnings)
+    assert format_source(block.text) == block.text, f"{block.where}: not formatted; run `regua fmt` on it"
+    if checked.policy.tests:
+        path = tmp_path / "example.regua"
+        path.write_text(block.text, encoding="utf-8")
+        report = run_policy_tests(*load(path))
+        failures = [f"{case.name}: {'; '.join(case.failures)}" for case in report.cases if not case.passed]
+        assert not failures, f"{block.where}: policy tests fail:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("block", of_kind("json"))
+def test_json_block(block: Block):
+    json.loads(block.text)
+    assert block.marker, f"{block.where}: say what it is: <!-- file: NAME --> or <!-- output of: COMMAND -->"
+
+
+def test_file_names_are_unique():
+    names = [b.marker[1] for b in BLOCKS if b.marker and b.marker[0] == "file"]
+    assert len(names) == len(set(names)), names
+
+
+# ---- names the guide must document ---------------------------------------------------------
+
+
+def test_every_fact_action_and_step_setting_is_documented():
+    from dsl.collection import ACTIONS, INPUT, STEP_SETTINGS
+
+    missing = [f"fact {n}" for n in INPUT if not backticked(n)]
+    missing += [f"action {n}" for n in ACTIONS if not backticked(n)]
+    missing += [f"step setting {n}" for n in STEP_SETTINGS if not backticked(n)]
+    assert not missing, f"not documented in docs/collection.md: {missing}"
+
+
+def test_the_facts_table_matches_the_input():
+    """Each fact's row gives its type as dsl/collection.py does."""
+    from dsl.collection import INPUT
+
+    wrong = []
+    for name, (typ, _default, _meaning) in INPUT.items():
+        row = re.search(rf"^\| `{re.escape(name)}` \| ([^|]+) \|", TEXT, re.M)
+        if row is None or row.group(1).strip() != str(typ):
+            wrong.append(f"{name}: {typ} (doc: {row.group(1).strip() if row else 'no row'})")
+    assert not wrong, f"facts table out of step with dsl/collection.py: {wrong}"
+
+
+def test_actions_are_listed_in_escalation_order():
+    from dsl.collection import ACTIONS
+
+    rows = [m.group(1) for m in re.finditer(r"^\| `(\w+)` \| (?:yes|no) \|", TEXT, re.M)]
+    assert rows == sorted(ACTIONS, key=ACTIONS.get), f"actions table: {rows}"
+
+
+def test_every_collection_setting_is_documented():
+    from engine.collection.settings import CollectionSettings
+
+    missing = [f for f in CollectionSettings.__struct_fields__
+               if not backticked(f"collection.{f}") and not backticked(f)]
+    assert not missing, f"[collection] fields not documented: {missing}"
+
+
+def test_every_outbox_status_is_documented():
+    from engine.collection.store import FINAL_STATUSES, OPEN_STATUSES
+
+    rows = {m.group(1) for m in re.finditer(r"^\| `(\w+)` \| (?:waiting|final) \|", TEXT, re.M)}
+    missing = [s for s in OPEN_STATUSES + FINAL_STATUSES if s not in rows]
+    assert not missing, f"outbox statuses missing from the statuses table: {missing}"
+    extra = rows - set(OPEN_STATUSES + FINAL_STATUSES)
+    assert not extra, f"the statuses table names statuses the store does not have: {extra}"
+    for status in OPEN_STATUSES:
+        assert re.search(rf"^\| `{status}` \| waiting \|", TEXT, re.M), f"{status} is a waiting status"
+    for status in FINAL_STATUSES:
+        assert re.search(rf"^\| `{status}` \| final \|", TEXT, re.M), f"{status} is a final status"
+
+
+def test_every_guard_code_is_documented():
+    from engine.collection.dispatch import _FINAL, _WAITING
+
+    codes = set(_FINAL) | set(_WAITING) | {"NO_DELIVERED_NOTICE", "DISPUTED", "OUT_OF_WINDOW", "FREQUENCY_CAP"}
+    missing = sorted(c for c in codes if not backticked(c))
+    assert not missing, f"guard codes not documented: {missing}"
+
+
+def test_the_default_windows_are_the_documented_ones():
+    from engine.collection.guards import DEFAULT_WINDOWS, SAO_PAULO
+
+    special = sorted(uf for uf, window in DEFAULT_WINDOWS.items() if window != SAO_PAULO)
+    documented = sorted(re.findall(r"^\| `([A-Z]{2})` \| ", TEXT, re.M))
+    assert special == documented, f"UFs with their own window: code {special}, doc {documented}"
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", of_kind("toml"))
+def test_toml_block_is_a_valid_collection_table(block: Block):
+    from engine.collection.settings import CollectionSettings
+
+    data = tomllib.loads(block.text)
+    assert set(data) == {"collection"}, f"{block.where}: show the [collection] table only"
+    try:
+        settings = msgspec.convert(data["collection"], CollectionSettings)
+    except msgspec.ValidationError as error:
+        pytest.fail(f"{block.where}: not a valid [collection] table: {error}")
+    assert settings.problems() == [], f"{block.where}: {settings.problems()}"
+
+
+def test_the_settings_table_gives_the_defaults():
+    from engine.collection.settings import CollectionSettings
+
+    defaults = CollectionSettings()
+    wrong = []
+    for name in CollectionSettings.__struct_fields__:
+        row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", TEXT, re.M)
+        if row is None:
+            wrong.append(f"{name}: no row")
+            continue
+        value = getattr(defaults, name)
+        if isinstance(value, dict) and value:
+            expected = "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
+        else:
+            expected = json.dumps(value)
+        if row.group(1) != expected:
+            wrong.append(f"{name}: default {expected}, doc {row.group(1)}")
+    assert not wrong, f"settings table: {wrong}"
+
+
+# ---- commands and their output -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", of_kind("sh"))
+def test_shell_commands_exist(block: Block):
+    from engine.cli import main
+
+    importlib.import_module("server.cli")  # registers serve, collect, simulate and queue on `main`
+
+    commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
+    commands = [c for c in commands if c.startswith("regua ")]
+    assert commands, f"{block.where}: a sh block shows regua commands"
+    for command in commands:
+        args = shlex.split(command)[1:]
+        sub = main.commands.get(args[0])
+        assert sub is not None, f"{block.where}: no such command `regua {args[0]}`"
+        options = {opt for param in sub.params for opt in param.opts + param.secondary_opts} | {"--help"}
+        for arg in args[1:]:
+            if arg.startswith("--"):
+                assert arg.split("=")[0] in options, f"{block.where}: `regua {args[0]}` has no option {arg}"
+
+
+def _subset(expected, actual, path="$"):
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
+        for key, value in expected.items():
+            assert key in actual, f"{path}: missing key {key!r} (got {sorted(actual)})"
+            _subset(value, actual[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual!r} != {expected!r}"
+        for n, (e, a) in enumerate(zip(expected, actual)):
+            _subset(e, a, f"{path}[{n}]")
+    else:
+        assert expected == actual, f"{path}: doc says {expected!r}, got {actual!r}"
+
+
+def _clean(text: str) -> list[str]:
+    """Lines without trailing blanks; the run's duration varies, so its row is left out."""
+    return [line.rstrip() for line in text.strip("\n").splitlines() if not re.match(r"^│ seconds\s+│", line)]
+
+
+def test_command_outputs_in_order(tmp_path: Path):
+    """The quick start, for real: every `output of:` command in document order, in one folder."""
+    blocks = [b for b in BLOCKS if b.marker and b.marker[0] == "output of"]
+    assert blocks, "the guide shows no command output"
+    for name in ("examples", "policies"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    (tmp_path / "var").mkdir()
+    for block in BLOCKS:
+        if block.marker and block.marker[0] == "file":
+            (tmp_path / block.marker[1]).write_text(block.text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGUA_")}
+    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    for block in blocks:
+        command = block.marker[1]
+        args = shlex.split(command)
+        assert args[0] == "regua", f"{block.where}: only regua commands are run"
+        result = subprocess.run([str(REGUA), *args[1:]], cwd=tmp_path, capture_output=True, text=True, env=env,
+                                timeout=120)
+        printed = result.stdout + result.stderr
+        assert result.returncode == 0, f"{block.where}: `{command}` failed:\n{printed}"
+        if block.kind == "json":
+            _subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
+        else:
+            assert _clean(printed) == _clean(block.text), f"{block.where}: `{command}` printed:\n{printed}"
+
+
+# ---- links ---------------------------------------------------------------------------------
+
+
+def _anchors(markdown: str) -> set[str]:
+    outside = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", outside, re.M)}
+
+
+def test_links_resolve():
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", PROSE):
+        if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (DOC.parent / path).resolve() if path else DOC
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+            continue
+        if anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text(encoding="utf-8")):
+            broken.append(f"{target}: no such section")
+    assert not broken, f"broken links in docs/collection.md: {broken}"
+
+
+def test_the_kpis_anchor_other_docs_link_to_exists():
+    assert "kpis" in _anchors(TEXT)
+    for other in (ROOT / "docs").glob("*.md"):
+        for anchor in re.findall(r"\]\(collection\.md#([^)]+)\)", other.read_text(encoding="utf-8")):
+            assert anchor in _anchors(TEXT), f"{other.name} links to collection.md#{anchor}, which does not exist"
