@@ -82,6 +82,9 @@ class Fact:
     inputs: dict
 
 
+_ZERO = Decimal("0.00")
+
+
 def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
@@ -93,13 +96,14 @@ def _names(text: str | None) -> list[str]:
 def iter_facts(db: sqlite_utils.Database, as_of: dt.date, chunk: int = 5000) -> Iterator[Fact]:
     """Every receivable open on `as_of` (issued by then), with the régua's input, in id order."""
     params = {"as_of": as_of.isoformat()}
+    channels: dict[str, list] = {}  # customers share a handful of channel lists: decode each once
     for statement in _PREPARE:
         db.execute(statement, params if ":as_of" in statement else [])
     after = ""
     while True:
         rows = db.execute(_SELECT, dict(params, after=after, limit=chunk)).fetchall()
         for row in rows:
-            yield _fact(row)
+            yield _fact(row, channels)
         if len(rows) < chunk:
             break
         after = rows[-1][0]
@@ -107,16 +111,19 @@ def iter_facts(db: sqlite_utils.Database, as_of: dt.date, chunk: int = 5000) -> 
         db.execute(f"drop table if exists temp.{table}")
 
 
-def _fact(row) -> Fact:
+def _fact(row, channel_lists: dict) -> Fact:
     (rid, cid, amount, due, disputed, paid_cents, payments, days_late, days_since_issue, segment, uf, kind, channels,
      open_cents, open_count, max_late, on_time, late, broken, sent, delivered, protested, negativated) = row
     amount = Decimal(amount)
-    paid = _money(paid_cents or 0)
+    paid = _money(paid_cents) if paid_cents else _ZERO
+    preferred = channel_lists.get(channels)
+    if preferred is None:
+        preferred = channel_lists[channels] = json.loads(channels) if channels else []
     inputs = {
-        "amount": amount, "open_amount": max(amount - paid, Decimal("0.00")), "paid_amount": paid,
+        "amount": amount, "open_amount": amount - paid if amount > paid else _ZERO, "paid_amount": paid,
         "partial_payments": payments or 0, "days_late": days_late, "days_since_issue": days_since_issue,
         "disputed": bool(disputed), "segment": segment, "uf": uf, "person": kind,
-        "channels": json.loads(channels) if channels else [], "sent": _names(sent), "delivered": _names(delivered),
+        "channels": list(preferred), "sent": _names(sent), "delivered": _names(delivered),
         "negativated": bool(negativated), "protested": bool(protested),
         "customer_open_amount": _money(open_cents or 0), "customer_open_receivables": open_count or 0,
         "customer_max_days_late": max_late if max_late is not None else days_late,

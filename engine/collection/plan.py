@@ -49,12 +49,15 @@ class PlannedStep:
 
 @dataclass
 class PlanResult:
-    """What planning found: the steps, and per receivable the priority and any evaluation failure."""
+    """What planning found: the steps (unless counting only), and per receivable the priority and
+    any evaluation failure; `counts` are kept either way."""
 
     steps: list[PlannedStep] = field(default_factory=list)
     priorities: list[tuple[Fact, float | None, str]] = field(default_factory=list)
     failures: list[tuple[Fact, str, str]] = field(default_factory=list)  # fact, code, message
     unrouted: list[Fact] = field(default_factory=list)  # no régua applies to the customer
+    counts: Counter = field(default_factory=Counter)  # action -> steps to carry out
+    superseded: int = 0
 
 
 class Planner:
@@ -64,8 +67,11 @@ class Planner:
         for name, policy in policies.items():
             if policy.meta.kind != "collection":
                 raise ValueError(f"policy {name} is a {policy.meta.kind} policy, not a collection policy")
-        self._steps = {name: [(r.name, r.action.verb, r.day, r.action.code) for r in p.meta.rules]
-                       for name, p in policies.items()}
+        # Per policy, per step (by rule index): what planning needs, computed once.
+        self._steps = {name: [(r.name, r.action.verb, r.day, r.action.code, r.action.verb in REPLACEABLE)
+                              for r in p.meta.rules] for name, p in policies.items()}
+        self._order = {name: [(r.day, i) for i, r in enumerate(p.meta.rules)] for name, p in policies.items()}
+        self._routes: dict[tuple[str, str], str | None] = {}
 
     def plan(self, facts: Iterable[Fact], as_of: dt.date, progress: Callable[[int], None] | None = None) -> PlanResult:
         result = PlanResult()
@@ -75,8 +81,12 @@ class Planner:
                 progress(1000)
         return result
 
-    def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult) -> None:
-        name = self.settings.policy_for(fact.segment, fact.person)
+    def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult, materialize: bool = True) -> None:
+        """Plan one receivable into `result`; with materialize=False (dry runs) only count."""
+        route = (fact.segment, fact.person)
+        name = self._routes.get(route, "")
+        if name == "":
+            name = self._routes[route] = self.settings.policy_for(fact.segment, fact.person)
         policy = self.policies.get(name) if name else None
         if policy is None:
             result.unrouted.append(fact)
@@ -91,26 +101,29 @@ class Planner:
         if not fired:
             return
         steps = self._steps[name]
-        due = sorted(fired, key=lambda hit: (steps[hit[0]][2], hit[0]))
-        latest_contact = max((hit[0] for hit in due if steps[hit[0]][1] in REPLACEABLE),
-                             key=lambda index: (steps[index][2], index), default=None)
-        for index, sets in due:
-            step, action, day, template = steps[index]
-            if action in REPLACEABLE and index != latest_contact:
+        if len(fired) > 1:
+            order = self._order[name]
+            fired.sort(key=lambda hit: order[hit[0]])
+        latest_contact = next((index for index, _ in reversed(fired) if steps[index][4]), None)
+        counts = result.counts
+        for index, sets in fired:
+            step, action, day, template, replaceable = steps[index]
+            if replaceable and index != latest_contact:
                 status = "superseded"
+                result.superseded += 1
             elif action == "wait":
                 status = "done"
             else:
                 status = "pending"
-            settings = {k: to_json(v) for k, v in (sets or {}).items()}
-            result.steps.append(PlannedStep(f"{fact.receivable_id}:{step}", fact, step, action, day, template,
-                                            settings, name, policy.version, status))
+                counts[action] += 1
+            if materialize:
+                settings = {k: to_json(v) for k, v in sets.items()} if sets else {}
+                result.steps.append(PlannedStep(f"{fact.receivable_id}:{step}", fact, step, action, day, template,
+                                                settings, name, policy.version, status))
 
 
 def summarize(result: PlanResult) -> dict:
-    """Counts for a plan: by action and status, failures and unrouted receivables."""
-    by_action = Counter(s.action for s in result.steps if s.status == "pending")
+    """Counts for a plan: by action, superseded, failures and unrouted receivables."""
     return {"receivables": len(result.priorities) + len(result.failures) + len(result.unrouted),
-            "planned": sum(by_action.values()), "by_action": dict(sorted(by_action.items())),
-            "superseded": sum(1 for s in result.steps if s.status == "superseded"),
-            "policy_errors": len(result.failures), "unrouted": len(result.unrouted)}
+            "planned": sum(result.counts.values()), "by_action": dict(sorted(result.counts.items())),
+            "superseded": result.superseded, "policy_errors": len(result.failures), "unrouted": len(result.unrouted)}

@@ -127,7 +127,7 @@ class Runner:
         result = PlanResult()
         counted = 0
         for fact in iter_facts(self.store.db, as_of, CHUNK):
-            self.planner.plan_one(fact, as_of, result)
+            self.planner.plan_one(fact, as_of, result, materialize=not dry_run)
             counted += 1
             if counted % CHUNK == 0:
                 self._flush(result, as_of, now, summary, dry_run)
