@@ -5,7 +5,7 @@ machine, with a cost that grows linearly (µs per receivable at 1M ≈ at 100k).
 
 Run from the repository root:  make bench   (or  .venv/bin/python benchmarks/bench_collection.py)
 Options: --sizes 100000,1000000 (default), --rounds N (default 2), --as-of 2026-11-23, --keep,
---no-profile, --profile-size 50000, --out PATH.
+--no-profile, --profile-size 50000, --history, --out PATH.
 See benchmarks/README.md for what is measured and how to read the table.
 
 Every portfolio is generated first (gen_portfolio.py, timed apart), in a temporary folder. Then
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -53,6 +54,23 @@ def _status_kb(field: str) -> int:
         for line in handle:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
+    return 0
+
+
+def child_history(db: str, as_of: dt.date) -> int:
+    """--history: a real run (not dry) as of the day before, so the outbox holds yesterday's plan."""
+    from engine import compiler
+    from engine.collection.runner import Runner
+    from engine.collection.settings import CollectionSettings
+
+    policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua") for name in POLICIES}
+    runner = Runner(db, policies, None, CollectionSettings())  # no registry: plans, dispatches nothing
+    t0 = time.perf_counter()
+    summary = runner.run(as_of - dt.timedelta(days=1), dry_run=False)
+    seconds = time.perf_counter() - t0
+    outbox = runner.store.db.execute("select count(*) from outbox").fetchone()[0]
+    runner.close()
+    print(json.dumps({"seconds": seconds, "outbox": outbox, "summary": summary.to_dict()}))
     return 0
 
 
@@ -95,8 +113,10 @@ def child(db: str, as_of: dt.date, profile: bool, top: int) -> int:
     return 0
 
 
-def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30) -> dict:
+def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30, history: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", db, "--as-of", as_of.isoformat()]
+    if history:
+        cmd.append("--write-history")
     if profile:
         cmd += ["--profile", "--top", str(top)]
     t0 = time.perf_counter()
@@ -116,6 +136,17 @@ def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30) -> 
 
 
 # ---- the parent --------------------------------------------------------------------------------
+
+CODE = ["engine/collection/facts.py", "engine/collection/plan.py", "engine/collection/runner.py",
+        "engine/collection/store.py", "engine/prepared.py", "engine/codegen.py", "dsl/collection.py",
+        *(f"policies/{name}.regua" for name in POLICIES)]
+
+
+def code_digests() -> dict[str, str]:
+    """A short digest of each file the figures depend on: the results name the code they measured."""
+    return {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest()[:12]
+            for path in CODE if (ROOT / path).exists()}
+
 
 
 def _sizes(text: str) -> list[int]:
@@ -201,12 +232,17 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated portfolios (printed paths)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile when a target is missed")
     parser.add_argument("--profile-size", type=int, default=50_000, help="receivables of the profiled run")
+    parser.add_argument("--history", action="store_true",
+                        help="before timing, a real run as of the day before fills the outbox (steady state)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "collection.json")
     parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--write-history", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--top", type=int, default=30, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.write_history:
+            return child_history(args.child, args.as_of)
         return child(args.child, args.as_of, args.profile, args.top)
 
     import gen_portfolio
@@ -217,19 +253,27 @@ def main() -> int:
           f"{os.cpu_count()} CPUs, SQLite {sqlite3.sqlite_version}; load average {load:.2f}")
     print(f"Dry-run plan as of {args.as_of} with the bundled réguas ({', '.join(POLICIES)}), default settings; "
           f"sizes {', '.join(f'{n:,}' for n in args.sizes)}, {args.rounds} round(s).")
+    print("Outbox: " + ("yesterday's plan (--history: a real run as of the day before, not timed)." if args.history
+                        else "empty (the portfolio's first plan; --history for the steady state)."))
     if load > 0.5:
         print(f"warning: load average {load:.2f} at the start: the machine is busy, trust the ratio more than "
               f"the seconds.")
+    code = code_digests()
     folder = Path(tempfile.mkdtemp(prefix="regua-bench-collection-"))
     generated, runs = {}, {n: [] for n in args.sizes}
     try:
         for n in args.sizes:
-            generated[n] = gen_portfolio.generate(folder / f"portfolio_{n}.db", n, args.as_of)
-            g = generated[n]
+            generated[n] = g = gen_portfolio.generate(folder / f"portfolio_{n}.db", n, args.as_of)
             print(f"  generated {n:>9,} open receivables (+{g['paid_receivables']:,} paid, "
                   f"{g['customers']:,} customers, "
                   f"{g['payments']:,} payments, {g['disputed']:,} disputed): {g['bytes'] / 2 ** 20:.0f} MiB "
-                  f"in {g['seconds']:.1f} s")
+                  f"in {g['seconds']:.1f} s", flush=True)
+            if args.history:
+                t0 = time.perf_counter()
+                history = run_child(g["path"], args.as_of, history=True)
+                g["history"] = {"seconds": history["seconds"], "outbox": history["outbox"]}
+                print(f"  history {n:>11,}: a real run as of {args.as_of - dt.timedelta(days=1)} wrote "
+                      f"{history['outbox']:,} outbox rows in {time.perf_counter() - t0:.1f} s", flush=True)
         for round_ in range(args.rounds):
             order = args.sizes if round_ % 2 == 0 else args.sizes[::-1]
             for n in order:
@@ -243,6 +287,9 @@ def main() -> int:
                       f"load average {result['load_average_after']:.2f}",
                       flush=True)
 
+        changed = sorted(path for path, digest in code_digests().items() if code.get(path) != digest)
+        if changed:
+            print(f"\nwarning: {', '.join(changed)} changed during the run: the rounds measured different code.")
         rows = report(args.sizes, generated, runs)
         targets = verdicts(args.sizes, rows)
         print("\n== Targets ==")
@@ -253,6 +300,8 @@ def main() -> int:
         if not args.no_profile and any(ok is False for _, ok, _ in targets):
             db = str(folder / f"profile_{args.profile_size}.db")
             gen_portfolio.generate(db, args.profile_size, args.as_of)
+            if args.history:
+                run_child(db, args.as_of, history=True)
             print(f"\nA target was missed: profiling a dry run of {args.profile_size:,} receivables "
                   f"(its own process; times under cProfile are inflated, read the shares).", flush=True)
             profiled = run_child(db, args.as_of, profile=True)
@@ -266,7 +315,8 @@ def main() -> int:
     args.out.write_text(json.dumps({
         "benchmark": "collection dry-run plan", "as_of": args.as_of.isoformat(), "policies": list(POLICIES),
         "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
-        "machine": platform.machine(), "load_average_start": load, "rounds": args.rounds,
+        "machine": platform.machine(), "load_average_start": load, "rounds": args.rounds, "history": args.history,
+        "code": code, "code_changed_during_run": changed,
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "generated": {str(n): {k: v for k, v in g.items() if k != "path"} for n, g in generated.items()},
         "rows": {str(n): r for n, r in rows.items()}, "runs": {str(n): r for n, r in runs.items()},
