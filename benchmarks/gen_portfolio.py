@@ -1,4 +1,4 @@
-"""A synthetic collection portfolio in a SQLite file, fast: 1,000,000 open receivables in seconds.
+"""A synthetic collection portfolio in a SQLite file, fast: 1,000,000 open receivables in about 15 s.
 
 The schema comes from the engine itself (`Portfolio(path)`, then `CollectionStore(path)`), so the
 file is exactly what `regua collect` would run on; rows are then bulk-inserted with sqlite3
