@@ -33,7 +33,6 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,62 +42,13 @@ from dsl.formatter import format_source
 from dsl.parser import parse
 from engine.compiler import check_source
 from engine.testing import load, run_policy_tests
+from doc_blocks import Block, assert_subset, read_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "language.md"
 REGUA = Path(sys.executable).with_name("regua")
 
-FENCE = re.compile(r"^```(.*)$")
-MARKER = re.compile(r"^<!--\s*(file|output of):\s*(.+?)\s*-->$")
-
-
-@dataclass
-class Block:
-    line: int  # line of the opening fence, 1-based
-    info: str
-    text: str
-    marker: tuple[str, str] | None  # ("file", name) or ("output of", command)
-
-    @property
-    def kind(self) -> str:
-        return self.info.split()[0] if self.info else ""
-
-    @property
-    def argument(self) -> str:
-        parts = self.info.split()
-        return parts[1] if len(parts) > 1 else ""
-
-    @property
-    def id(self) -> str:
-        return f"L{self.line}-{self.kind or 'plain'}" + (f"-{self.argument}" if self.argument else "")
-
-
-def read_blocks(text: str) -> list[Block]:
-    blocks: list[Block] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if not match:
-            i += 1
-            continue
-        start, info = i, match.group(1).strip()
-        body = []
-        i += 1
-        while i < len(lines) and lines[i] != "```":
-            body.append(lines[i])
-            i += 1
-        assert i < len(lines), f"docs/language.md:{start + 1}: fenced block is never closed"
-        j = start - 1
-        while j >= 0 and not lines[j].strip():
-            j -= 1
-        marker = MARKER.match(lines[j].strip()) if j >= 0 and j == start - 1 else None
-        blocks.append(Block(start + 1, info, "\n".join(body) + "\n", marker.groups() if marker else None))
-        i += 1
-    return blocks
-
-
-BLOCKS = read_blocks(DOC.read_text(encoding="utf-8"))
+BLOCKS = read_blocks(DOC.read_text(encoding="utf-8"), "docs/language.md")
 FILES = {b.marker[1]: b for b in BLOCKS if b.marker and b.marker[0] == "file"}
 
 
@@ -251,21 +201,6 @@ def test_json_and_text_blocks_are_marked(block: Block):
         assert block.marker[0] == "output of", f"{where(block)}: a text block shows a command's output"
 
 
-def _subset(expected, actual, path="$"):
-    """Every key the doc shows has the value the command printed; lists match item by item."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
-        for key, value in expected.items():
-            assert key in actual, f"{path}: missing key {key!r} (got {sorted(actual)})"
-            _subset(value, actual[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual!r} != {expected!r}"
-        for n, (e, a) in enumerate(zip(expected, actual)):
-            _subset(e, a, f"{path}[{n}]")
-    else:
-        assert expected == actual, f"{path}: doc says {expected!r}, the command printed {actual!r}"
-
-
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in BLOCKS
                                    if b.marker and b.marker[0] == "output of"])
 def test_command_output(block: Block, tmp_path: Path):
@@ -276,7 +211,7 @@ def test_command_output(block: Block, tmp_path: Path):
     result = subprocess.run([str(REGUA), *args[1:]], cwd=tmp_path, capture_output=True, text=True)
     printed = result.stdout + result.stderr
     if block.kind == "json":
-        _subset(json.loads(block.text), json.loads(printed))
+        assert_subset(json.loads(block.text), json.loads(printed))
     else:
         def clean(text: str) -> str:
             return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())

@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -36,56 +35,14 @@ from dsl.diagnostics import PolicyError
 from dsl.formatter import format_source
 from engine.compiler import check_source, compile_policy
 from engine.testing import load, run_policy_tests
+from doc_blocks import Block, assert_subset, read_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "collection.md"
 TEXT = DOC.read_text(encoding="utf-8")
 REGUA = Path(sys.executable).with_name("regua")
 
-FENCE = re.compile(r"^```(.*)$")
-MARKER = re.compile(r"^<!--\s*(file|output of):\s*(.+?)\s*-->$")
-
-
-@dataclass
-class Block:
-    line: int  # of the opening fence, 1-based
-    info: str
-    text: str
-    marker: tuple[str, str] | None
-
-    @property
-    def kind(self) -> str:
-        return self.info.split()[0] if self.info else ""
-
-    @property
-    def id(self) -> str:
-        return f"L{self.line}-{self.kind or 'plain'}"
-
-    @property
-    def where(self) -> str:
-        return f"docs/collection.md:{self.line}"
-
-
-def read_blocks(text: str) -> list[Block]:
-    blocks, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if not match:
-            i += 1
-            continue
-        start, info, body = i, match.group(1).strip(), []
-        i += 1
-        while i < len(lines) and lines[i] != "```":
-            body.append(lines[i])
-            i += 1
-        assert i < len(lines), f"docs/collection.md:{start + 1}: fenced block is never closed"
-        marker = MARKER.match(lines[start - 1].strip()) if start > 0 else None
-        blocks.append(Block(start + 1, info, "\n".join(body) + "\n", marker.groups() if marker else None))
-        i += 1
-    return blocks
-
-
-BLOCKS = read_blocks(TEXT)
+BLOCKS = read_blocks(TEXT, "docs/collection.md")
 PROSE = re.sub(r"^```.*?^```", "", TEXT, flags=re.S | re.M)  # the text outside code blocks
 
 
@@ -277,20 +234,6 @@ def test_shell_commands_exist(block: Block):
                 assert arg.split("=")[0] in options, f"{block.where}: `regua {args[0]}` has no option {arg}"
 
 
-def _subset(expected, actual, path="$"):
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
-        for key, value in expected.items():
-            assert key in actual, f"{path}: missing key {key!r} (got {sorted(actual)})"
-            _subset(value, actual[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual!r} != {expected!r}"
-        for n, (e, a) in enumerate(zip(expected, actual)):
-            _subset(e, a, f"{path}[{n}]")
-    else:
-        assert expected == actual, f"{path}: doc says {expected!r}, got {actual!r}"
-
-
 def _clean(text: str) -> list[str]:
     """Lines without trailing blanks; the run's duration varies, so its row is left out."""
     return [line.rstrip() for line in text.strip("\n").splitlines() if not re.match(r"^│ seconds\s+│", line)]
@@ -317,7 +260,7 @@ def test_command_outputs_in_order(tmp_path: Path):
         printed = result.stdout + result.stderr
         assert result.returncode == 0, f"{block.where}: `{command}` failed:\n{printed}"
         if block.kind == "json":
-            _subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
+            assert_subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
         else:
             assert _clean(printed) == _clean(block.text), f"{block.where}: `{command}` printed:\n{printed}"
 

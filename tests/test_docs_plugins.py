@@ -52,64 +52,15 @@ from engine.compiler import check_source
 from engine.testing import load, run_policy_tests
 from plugins.manager import PluginSettings
 from plugins.registry import Registry
+from doc_blocks import Block, read_blocks
 from test_plugins import EXAMPLE, forget_modules, install_package
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "plugins.md"
 REGUA = Path(sys.executable).with_name("regua")
 
-FENCE = re.compile(r"^```(.*)$")
-MARKER = re.compile(r"^<!--\s*(file|output of|layout|excerpt of):\s*(.+?)\s*-->$")
-
-
-@dataclass
-class Block:
-    line: int  # line of the opening fence, 1-based
-    info: str
-    text: str
-    marker: tuple[str, str] | None  # ("file", path), ("output of", command), ("layout", name), ("excerpt of", path)
-
-    @property
-    def kind(self) -> str:
-        return self.info.split()[0] if self.info else ""
-
-    @property
-    def argument(self) -> str:
-        parts = self.info.split()
-        return parts[1] if len(parts) > 1 else ""
-
-    @property
-    def id(self) -> str:
-        return f"L{self.line}-{self.kind or 'plain'}" + (f"-{self.argument}" if self.argument else "")
-
-    def marked(self, kind: str) -> str | None:
-        return self.marker[1] if self.marker and self.marker[0] == kind else None
-
-
-def read_blocks(text: str) -> list[Block]:
-    blocks: list[Block] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if not match:
-            i += 1
-            continue
-        start, info = i, match.group(1).strip()
-        body = []
-        i += 1
-        while i < len(lines) and lines[i] != "```":
-            body.append(lines[i])
-            i += 1
-        assert i < len(lines), f"docs/plugins.md:{start + 1}: fenced block is never closed"
-        marker = MARKER.match(lines[start - 1].strip()) if start > 0 else None
-        blocks.append(Block(start + 1, info, "\n".join(body) + "\n", marker.groups() if marker else None))
-        i += 1
-    return blocks
-
-
 TEXT = DOC.read_text(encoding="utf-8")
-BLOCKS = read_blocks(TEXT)
+BLOCKS = read_blocks(TEXT, "docs/plugins.md")
 TUTORIAL_FILES = {b.marked("file"): b for b in BLOCKS if b.marked("file")}
 
 
