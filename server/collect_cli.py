@@ -19,7 +19,7 @@ from rich.table import Table
 
 from dsl.diagnostics import PolicyError
 from engine.cli import POLICY_SUFFIX, _print_diagnostics, main
-from engine.collection.runner import RunLocked, run_time
+from engine.collection.runner import RunLocked, run_time, today_in_sao_paulo
 from engine.compiler import compile_file
 
 from .collection import CollectionService, CollectionUnavailable, plugin_config
@@ -104,7 +104,7 @@ def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, poli
     """Run the collection cadence as of a date: settle payments, plan the due steps, carry them out."""
     settings = _settings(config_path, db, policies, sandbox)
     service = _service(settings)
-    today = dt.datetime.now(dt.timezone.utc).astimezone(run_time(dt.date.today()).tzinfo).date()
+    today = today_in_sao_paulo()
     day = as_of.date() if as_of else today
     now = None
     if at:

@@ -24,7 +24,8 @@ from plugins.runtime import Resilient
 from dsl.collection import CONTACT_ACTIONS
 
 from ..connectors import ConnectorError
-from .guards import Notice, local_zone, negativation_blocks, next_contact_time, removal_deadline
+from .facts import CENTS
+from .guards import Notice, local_zone, negativation_blocks, next_contact_time
 from .settings import CollectionSettings
 from .store import CollectionStore, iso, parse_moment
 
@@ -159,8 +160,8 @@ class Dispatcher:
         return (changes["status"], None)
 
     def _context(self, row, receivable, customer, settings, now) -> dict:
-        paid = self.db.execute("select coalesce(sum(cast(round(cast(amount as real) * 100) as integer)), 0) "
-                               "from payments where receivable_id = ?", [receivable["id"]]).fetchone()[0]
+        paid = self.db.execute(f"select coalesce(sum({CENTS}), 0) from payments where receivable_id = ?",
+                               [receivable["id"]]).fetchone()[0]
         open_amount = max(Decimal(receivable["amount"]) - Decimal(paid).scaleb(-2), Decimal("0.00"))
         due = dt.date.fromisoformat(receivable["due_date"])
         today = now.astimezone(local_zone(customer["uf"])).date()
@@ -203,20 +204,14 @@ class Dispatcher:
         attempts = (row["attempts"] or 0) + 1
         self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": service_name,
                                   "block_code": None})
-        contract = receivable["id"] + ("/protesto" if protest else "")
-        request = NegativationRequest(action="include", debtor_document=customer["document"], debtor_uf=uf,
-                                      debt=Debt(contract=contract, amount=Decimal(receivable["amount"]),
-                                                due_date=dt.date.fromisoformat(receivable["due_date"]),
-                                                creditor_name=self.settings.creditor_name,
-                                                creditor_document=self.settings.creditor_document))
+        kind = "protest" if protest else "negativation"
         try:
-            record = service(request)
+            record = service(self._request("include", receivable, customer, kind))
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": service_name, "error": str(error)[:200]})
         if record.status == "rejected":
             return self._finish(row, "failed", now, "failed", "REJECTED", {"service": service_name,
                                                                           "reason": record.reason[:200]})
-        kind = "protest" if protest else "negativation"
         self._open_record({"key": f"{row['key']}", "receivable_id": receivable["id"], "kind": kind,
                                 "service": service_name, "protocol": record.protocol, "status": record.status,
                                 "opened_at": iso(now)},
@@ -237,16 +232,8 @@ class Dispatcher:
         receivable = self._one("select * from receivables where id = ?", row["receivable_id"])
         attempts = (row["attempts"] or 0) + 1
         self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": record["service"]})
-        request = NegativationRequest(action="remove", debtor_document=customer["document"], debtor_uf=customer["uf"],
-                                      protocol=record["protocol"],
-                                      debt=Debt(contract=record["key"].split(":")[0] + (
-                                          "/protesto" if record["kind"] == "protest" else ""),
-                                          amount=Decimal(receivable["amount"]),
-                                          due_date=dt.date.fromisoformat(receivable["due_date"]),
-                                          creditor_name=self.settings.creditor_name,
-                                          creditor_document=self.settings.creditor_document))
         try:
-            result = service(request)
+            result = service(self._request("remove", receivable, customer, record["kind"], record["protocol"]))
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": record["service"],
                                                                  "error": str(error)[:200]})
@@ -260,6 +247,17 @@ class Dispatcher:
         if late:
             log.error("removal of record %s requested after its deadline %s", record["protocol"], record["removal_due"])
         return ("done", "REMOVAL")
+
+    def _request(self, action: str, receivable: dict, customer: dict, kind: str,
+                 protocol: str = "") -> NegativationRequest:
+        """The bureau request for a receivable's negative record; a protest is a contract of its own."""
+        contract = receivable["id"] + ("/protesto" if kind == "protest" else "")
+        return NegativationRequest(action=action, debtor_document=customer["document"], debtor_uf=customer["uf"],
+                                   protocol=protocol,
+                                   debt=Debt(contract=contract, amount=Decimal(receivable["amount"]),
+                                             due_date=dt.date.fromisoformat(receivable["due_date"]),
+                                             creditor_name=self.settings.creditor_name,
+                                             creditor_document=self.settings.creditor_document))
 
     def _update(self, key: str, changes: dict, events=()) -> None:
         self.store.update(key, changes, events)
@@ -324,6 +322,3 @@ class Dispatcher:
         rows = list(self.db.query(sql, [key]))
         return rows[0] if rows else None
 
-
-def removal_due(paid_on: dt.date, uf: str, settings: CollectionSettings) -> dt.date:
-    return removal_deadline(paid_on, uf, settings.guards())

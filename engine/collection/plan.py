@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from dsl.collection import CONTACT_ACTIONS, PRIORITY
 from dsl.values import to_json
@@ -72,14 +71,6 @@ class Planner:
                               for r in p.meta.rules] for name, p in policies.items()}
         self._order = {name: [(r.day, i) for i, r in enumerate(p.meta.rules)] for name, p in policies.items()}
         self._routes: dict[tuple[str, str], str | None] = {}
-
-    def plan(self, facts: Iterable[Fact], as_of: dt.date, progress: Callable[[int], None] | None = None) -> PlanResult:
-        result = PlanResult()
-        for count, fact in enumerate(facts, start=1):
-            self.plan_one(fact, as_of, result)
-            if progress is not None and count % 1000 == 0:
-                progress(1000)
-        return result
 
     def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult, materialize: bool = True) -> None:
         """Plan one receivable into `result`; with materialize=False (dry runs) only count."""

@@ -61,6 +61,11 @@ class RunSummary:
                 "policy_errors": self.policy_errors, "unrouted": self.unrouted, "seconds": round(self.seconds, 3)}
 
 
+def today_in_sao_paulo() -> dt.date:
+    """The run date a run started now has (runs are scheduled in São Paulo time)."""
+    return dt.datetime.now(dt.timezone.utc).astimezone(SAO_PAULO).date()
+
+
 def run_time(as_of: dt.date, hour: int = 9) -> dt.datetime:
     """The moment a run for a past or future date happens: `hour` o'clock in São Paulo."""
     return dt.datetime.combine(as_of, dt.time(hour), SAO_PAULO)
@@ -187,7 +192,7 @@ class Runner:
                                        "kind": "renegotiated", "code": "AGREEMENT", "detail": {"agreement": agreement_id}})
             settled = len(events)
             removals = self._removals(as_of, now, events)
-            self.store._events(events)
+            self.store.write_events(events)
         self._tell_plugins(events)
         return settled, removals
 

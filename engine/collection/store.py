@@ -93,7 +93,7 @@ class CollectionStore:
             self.db.conn.executemany(f"insert or ignore into outbox ({', '.join(columns)}) values ({marks})",
                                      [[row[c] for c in columns] for row in rows])
             added = self.db.conn.total_changes - before
-            self._events(events)
+            self.write_events(events)
         return added
 
     def due(self, now: dt.datetime, limit: int = 500, after: str = "") -> list[dict]:
@@ -107,7 +107,7 @@ class CollectionStore:
         sets = ", ".join(f"{name} = ?" for name in changes)
         with sqlite.transaction(self.db):
             self.db.execute(f"update outbox set {sets} where key = ?", [*changes.values(), key])
-            self._events(events)
+            self.write_events(events)
 
     def steps_of(self, receivable_id: str) -> list[dict]:
         return list(self.db.query("select * from outbox where receivable_id = ? order by day, key", [receivable_id]))
@@ -138,23 +138,20 @@ class CollectionStore:
     def open_record(self, record: dict, event: dict) -> None:
         with sqlite.transaction(self.db):
             self.db["negative_records"].upsert(record, pk="key")
-            self._events([event])
+            self.write_events([event])
 
     def records_of(self, receivable_id: str) -> list[dict]:
         return list(self.db.query("select * from negative_records where receivable_id = ?", [receivable_id]))
 
     # ---- history ----
-    def _events(self, events: Iterable[dict]) -> None:
+    def write_events(self, events: Iterable[dict]) -> None:
+        """Append to the history, inside the caller's transaction."""
         now = iso(dt.datetime.now(dt.timezone.utc))
         rows = [(e.get("at") or now, e["receivable_id"], e["customer_id"], e.get("key"), e["kind"], e.get("code"),
                  json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)) for e in events]
         if rows:
             self.db.conn.executemany("insert into collection_events (at, receivable_id, customer_id, key, kind, code, "
                                      "detail) values (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def add_events(self, events: list[dict]) -> None:
-        with sqlite.transaction(self.db):
-            self._events(events)
 
     def history(self, receivable_id: str) -> list[dict]:
         rows = self.db.query("select at, key, kind, code, detail from collection_events where receivable_id = ? "

@@ -21,7 +21,7 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from engine.collection.runner import RunLocked, run_time
+from engine.collection.runner import RunLocked, run_time, today_in_sao_paulo
 from engine.collection.store import CollectionStore
 from engine.connectors import mask_document
 from engine.portfolio import Portfolio, import_rows
@@ -89,10 +89,6 @@ class QueueEntry(msgspec.Struct):
     open_amount: str
     policy: str
     as_of: str
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).astimezone(run_time(dt.date.today()).tzinfo).date()
 
 
 class PortfolioController(Controller):
@@ -176,8 +172,9 @@ class CollectionController(Controller):
                                               503: ResponseSpec(ErrorBody, description="not configured")},
           summary="Run the cadence (or plan it: dry_run) as of a date")
     async def run(self, svc: Svc, data: JSONBody[RunRequest]) -> RunResult:
-        day = data.as_of or _today()
-        now = None if day == _today() else run_time(day)
+        today = today_in_sao_paulo()
+        day = data.as_of or today
+        now = None if day == today else run_time(day)
         try:
             summary = await anyio.to_thread.run_sync(lambda: svc.collection.run(day, now, data.dry_run, wait=False))
         except RunLocked:
