@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import ast
 from . import collection
 from . import types as T
+from .kinds import KINDS, check_step_setting
 from .constants import NotConstant, constant
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
 from .environment import Environment
@@ -18,13 +19,8 @@ from .infer import BUILTIN_NAMES, ExprTyper, Symbol, free_names
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
-KINDS = ("credit", "collection", "monitoring")
 # Actions per policy kind with their severity: the combining rule is "most severe wins".
-ACTIONS: dict[str, dict[str, int]] = {
-    "credit": {"approve": 0, "review": 1, "deny": 2},
-    "collection": collection.ACTIONS,  # escalation order (dsl/collection.py)
-    "monitoring": {},  # keep/reduce/block arrive with credit monitoring
-}
+ACTIONS: dict[str, dict[str, int]] = {name: kind.actions for name, kind in KINDS.items()}
 HIT_POLICIES = ("first", "unique", "collect", "priority")
 
 
@@ -61,10 +57,6 @@ class CheckedPolicy:
         return self.policy.version or "0"
 
 
-DEFAULT_ON_ERROR = ast.Action("review", "ERRO_AVALIACAO", "Não foi possível avaliar a política; encaminhar para análise")
-# A régua that cannot evaluate a receivable waits (and says why) rather than guessing a step.
-DEFAULT_COLLECTION_ON_ERROR = ast.Action("wait", "ERRO_AVALIACAO", "Não foi possível avaliar a régua para este título")
-
 
 class Checker:
     def __init__(self, policy: ast.Policy, env: Environment):
@@ -78,7 +70,8 @@ class Checker:
         self.order: list[str] = []
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
-        self.severities = ACTIONS.get(policy.kind, {})
+        self.kind = KINDS.get(policy.kind)
+        self.severities = self.kind.actions if self.kind else {}
         self.collection = policy.kind == "collection"
         self._typing: set[str] = set()
         self._typed: set[str] = set()  # inferred once, even when the result is UNKNOWN
@@ -103,9 +96,8 @@ class Checker:
             run_pass()
         if self.bag.has_errors:
             raise PolicyError(self.bag.sorted(), self.policy.source)
-        defaults = self.policy.of_type(ast.DefaultDecl) or [ast.DefaultDecl(ast.Action("wait"))]
+        defaults = self.policy.of_type(ast.DefaultDecl) or [ast.DefaultDecl(self.kind.default)]
         errors = self.policy.of_type(ast.OnErrorDecl)
-        on_error = DEFAULT_COLLECTION_ON_ERROR if self.collection else DEFAULT_ON_ERROR
         return CheckedPolicy(
             policy=self.policy,
             environment=self.env,
@@ -117,7 +109,7 @@ class Checker:
             order=self.order,
             outputs=self.outputs,
             default=defaults[0].action,
-            on_error=errors[0].action if errors else on_error,
+            on_error=errors[0].action if errors else self.kind.on_error,
             severities=self.severities,
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
         )
@@ -128,11 +120,8 @@ class Checker:
         if p.kind not in KINDS:
             self.bag.error("E112", f"unknown policy kind '{p.kind}' (use {', '.join(KINDS)})", p.kind_span,
                            did_you_mean(p.kind, KINDS))
-        elif not ACTIONS[p.kind]:
-            self.bag.error("E112", f"policies of kind '{p.kind}' are reserved: their actions arrive with the "
-                           f"{'collection cadence' if p.kind == 'collection' else 'credit monitoring'}", p.kind_span)
         defaults = p.of_type(ast.DefaultDecl)
-        if not defaults and not self.collection:  # a régua waits when no step is due
+        if not defaults and self.kind and self.kind.default is None:  # a régua waits when no step is due
             self.bag.error("E113", "a policy needs a default outcome, e.g. `default approve`", p.name_span)
         for extra in defaults[1:]:
             self.bag.error("E102", "the default outcome is declared twice", extra.span)
@@ -169,12 +158,12 @@ class Checker:
         for record in p.of_type(ast.RecordDecl):
             if record.name in self.records:
                 object.__setattr__(self.records[record.name], "fields", self._fields(record.fields, record.name))
-        if self.collection:
-            # The runner fills a fixed input from the portfolio (dsl/collection.py).
+        if self.kind and self.kind.fixed_input is not None:
+            # The engine fills a fixed input (dsl/collection.py, dsl/monitoring.py).
             for block in p.of_type(ast.InputBlock):
-                self.bag.error("E115", "a collection policy reads the receivable the runner gives it and declares "
-                               f"no input; available: {', '.join(collection.INPUT)}", block.span)
-            self.input_type = collection.INPUT_TYPE
+                self.bag.error("E115", f"a {p.kind} policy reads {self.kind.filled_by} and declares no input; "
+                               f"available: {', '.join(f.name for f in self.kind.fixed_input.fields)}", block.span)
+            self.input_type = self.kind.fixed_input
             for spec in self.input_type.fields:
                 claim(spec.name, p.name_span, "input")
                 self.symbols[spec.name] = Symbol("input", spec.name, spec.type, None)
@@ -368,7 +357,7 @@ class Checker:
             if action.verb in collection.CONTACT_ACTIONS and not action.code:
                 self.bag.error("E206", f"`{action.verb}` writes to the debtor and needs a template, e.g. "
                                f"{action.verb} \"lembrete_vencimento\"", action.span)
-        elif action.verb != "approve" and (not action.code or not action.message):
+        elif action.verb not in self.kind.quiet and (not action.code or not action.message):
             self.bag.error("E206", f"`{action.verb}` needs a reason code and a message, e.g. "
                            f"{action.verb} \"CODIGO\" \"Mensagem para o cliente\"", action.span)
 
@@ -380,20 +369,10 @@ class Checker:
             for assignment in rule.sets:
                 typ = self.typer.infer(assignment.value)
                 if rule.is_step:
-                    self._check_step_setting(assignment, typ)
+                    check_step_setting(self.bag, assignment, typ)
                 elif assignment.name not in output_names:
                     self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
                                    did_you_mean(assignment.name, output_names))
-
-    def _check_step_setting(self, assignment: ast.Assignment, typ: T.Type) -> None:
-        setting = collection.STEP_SETTINGS.get(assignment.name)
-        if setting is None:
-            self.bag.error("E116", f"'{assignment.name}' is not a step setting (use "
-                           f"{', '.join(collection.STEP_SETTINGS)})", assignment.span,
-                           did_you_mean(assignment.name, collection.STEP_SETTINGS))
-        elif not T.assignable(typ, setting[0]) and not T.is_unknown(typ):
-            self.bag.error("E201", f"step setting '{assignment.name}' is {setting[0]}, but this sets {typ}",
-                           assignment.value.span, T.describe_mismatch("+", setting[0], typ))
 
     def check_tables(self) -> None:
         for table in self.policy.tables:
@@ -427,11 +406,8 @@ class Checker:
                 typ = self.typer.infer(item.value)
             self.outputs.append(OutputSpec(item.name, typ, item.value, item.span))
         types = {o.name: o.type for o in self.outputs}
-        priority = types.get(collection.PRIORITY)
-        if self.collection and priority is not None and not T.is_unknown(priority) \
-                and not any(T.assignable(priority, t) for t in (T.INT, T.DECIMAL)):
-            self.bag.error("E201", f"output 'priority' ranks debtors and must be a number, not {priority}",
-                           next(o.span for o in self.outputs if o.name == collection.PRIORITY))
+        if self.kind and self.kind.check_outputs:
+            self.kind.check_outputs(self.bag, types, self.policy)
         for rule in self.policy.rules:
             if rule.is_step:
                 continue

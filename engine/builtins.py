@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from dsl import types as T
+from dsl.monitoring import ACCOUNT
 from dsl.environment import ConnectorSpec, Environment, FunctionSpec
 
 from . import calendar
@@ -122,7 +123,11 @@ def default_environment() -> Environment:
     for bureau in BUREAUS:
         env.add_connector(ConnectorSpec("bureau", bureau, (DOCUMENT,), BUREAU_REPORT,
                                         f"credit report from {bureau} for a CPF or CNPJ"))
-    for record in (SCORE, RESTRICTION, INQUIRY, PARTNER, BUREAU_REPORT):
+    # The customer's account in our own portfolio: current limit and payment behaviour
+    # (engine/monitoring answers it; unknown customers come back with `known` false).
+    env.add_connector(ConnectorSpec("portfolio", "customer", (DOCUMENT,), ACCOUNT,
+                                    "the customer's limit and payment behaviour in the portfolio"))
+    for record in (SCORE, RESTRICTION, INQUIRY, PARTNER, BUREAU_REPORT, ACCOUNT):
         env.records[record.name] = record
     env.records[RESTRICTION_KINDS.name] = RESTRICTION_KINDS
     return env

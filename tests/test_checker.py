@@ -72,6 +72,8 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E114": (H + "step s at D+1\n  deny \"A\" \"b\"\n" + D, "s at", 1),
     "E115": ("policy p kind collection\ninput\n  x: int\n", "input", 1),
     "E116": ("policy p kind collection\nstep s at D0\n  remind \"t\"\n  set canal = \"sms\"\n", "canal", 1),
+    "E117": ("policy p kind monitoring\ndefault keep\noutput new_limit = limit, notify = [\"gerente\"]\n",
+             "\"gerente\"", 1),
     "E201": (H + "input\n  m: money\nlet x = m + 1\n" + D, "m + 1", 1),
     "E202": (H + "rule r\n  when 1\n  deny \"A\" \"b\"\n" + D, "1\n", 1),
     "E203": (H + "let x = round(\"a\")\n" + D, "round", 1),
@@ -694,3 +696,28 @@ def test_w404_describes_open_gaps_between_decimal_rows_exactly():
     [warning] = check_source(source, "f.regua").warnings
     assert warning.code == "W404"
     assert "q > 4 and < 5" in warning.message
+
+
+def test_monitoring_policy_needs_the_new_limit_output_and_money():
+    missing = "policy p kind monitoring\ndefault keep\n"
+    with pytest.raises(PolicyError) as info:
+        compile_policy(missing)
+    assert [d.code for d in info.value.diagnostics] == ["E117"]
+    assert "output new_limit" in info.value.diagnostics[0].message
+    wrong = "policy p kind monitoring\ndefault keep\noutput new_limit = 3\n"
+    with pytest.raises(PolicyError) as info:
+        compile_policy(wrong)
+    assert [d.code for d in info.value.diagnostics] == ["E117"]
+
+
+def test_monitoring_policy_reads_a_fixed_input_and_its_actions():
+    source = ("policy p kind monitoring\ninput\n  x: int\nrule r\n  when event == \"protest\"\n  deny \"A\" \"b\"\n"
+              "default keep\noutput new_limit = limit\n")
+    with pytest.raises(PolicyError) as info:
+        compile_policy(source)
+    codes = sorted(d.code for d in info.value.diagnostics)
+    assert codes == ["E108", "E115"]
+    ok = ("policy p kind monitoring\nrule r\n  when event == \"protest\"\n  block \"P\" \"protesto\"\n"
+          "default keep\noutput new_limit = limit\n")
+    assert compile_policy(ok).evaluate({"event": "protest"}).outcome == "block"
+    assert compile_policy(ok).evaluate({"event": "inquiry"}).outcome == "keep"
