@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from engine.connectors import ConnectorError
 
-from .contracts import BureauReport, DeliveryReceipt, NegativationRecord, NegativationRequest, Notification
+from .contracts import AlertBatch, BureauReport, DeliveryReceipt, NegativationRecord, NegativationRequest, Notification
 
 
 class TransientError(ConnectorError):
@@ -63,4 +63,15 @@ class NotificationChannel(Connector):
 class NegativationService(Connector):
     def submit(self, request: NegativationRequest) -> NegativationRecord:
         """Carry out request.action (include, remove or status) and return the record."""
+        raise NotImplementedError
+
+
+class MonitoringSource(Connector):
+    """A bureau whose monitoring alerts are fetched (polled) rather than pushed to POST /events."""
+
+    #: Minutes between two polls when the server polls on its own.
+    interval_minutes: int = 15
+
+    def poll(self, cursor: str | None) -> AlertBatch:
+        """Alerts after `cursor` (None: from the start of the subscription) and the next cursor."""
         raise NotImplementedError

@@ -114,3 +114,33 @@ class NegativationRecord(msgspec.Struct, frozen=True, kw_only=True):
     removed_at: dt.datetime | None = None
     reason: str = ""  # why it was rejected, when it was
     version: str = CONTRACT_VERSION
+
+
+AlertKind = Literal["negativation", "protest", "score_change", "inquiry", "registration_change"]
+
+
+class MonitoringAlert(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A change a bureau saw in a monitored CPF/CNPJ: the body of POST /events, or one polled alert.
+
+    An alert is handled once per (bureau, id): the same alert sent again is answered from the store."""
+
+    id: str  # the bureau's own event id
+    kind: AlertKind
+    bureau: str  # who sent it: serasa, spc, boavista…
+    document: str  # the monitored CPF/CNPJ: personal data, never logged in clear
+    occurred_at: dt.datetime  # when the bureau saw the change (timezone-aware)
+    amount: Decimal | None = None  # negativation, protest: the amount registered
+    creditor: str = ""  # negativation, protest: who registered it (a company)
+    score_before: int | None = None  # score_change
+    score_after: int | None = None  # score_change
+    registration_status: str = ""  # registration_change: the new status (active, suspended, closed…)
+    inquirer: str = ""  # inquiry: who consulted the document (a company)
+    version: str = CONTRACT_VERSION
+
+
+class AlertBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """What one poll of a monitoring source returns: new alerts and where the next poll starts."""
+
+    alerts: list[MonitoringAlert] = []
+    cursor: str | None = None  # opaque to Régua: stored and given back on the next poll
+    version: str = CONTRACT_VERSION

@@ -28,6 +28,11 @@ def regua_negativation_services(config):
 
 
 @hookspec
+def regua_monitoring_sources(config):
+    """Return a list of MonitoringSource instances (bureaus whose monitoring alerts are polled)."""
+
+
+@hookspec
 def regua_functions(config):
     """Return a list of dsl.environment.FunctionSpec: typed functions policies can call."""
 

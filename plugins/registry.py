@@ -14,7 +14,7 @@ from engine.builtins import BUREAU_REPORT, DOCUMENT, default_environment
 from engine.connectors import Answer, Connectors
 
 from .cache import BureauCache
-from .connectors import BureauConnector, NegativationService, NotificationChannel
+from .connectors import BureauConnector, MonitoringSource, NegativationService, NotificationChannel
 from .manager import PluginManager, PluginSettings, get_plugin_manager
 from .runtime import Resilient
 
@@ -31,6 +31,7 @@ class Registry:
         self.bureaus: dict[str, BureauConnector] = {}
         self.channels: dict[str, NotificationChannel] = {}
         self.negativators: dict[str, NegativationService] = {}
+        self.monitoring_sources: dict[str, MonitoringSource] = {}
         for provided in pm.hook.regua_bureau_connectors(config=config):
             for connector in provided or []:
                 self._add(self.bureaus, connector, "bureau")
@@ -40,6 +41,9 @@ class Registry:
         for provided in pm.hook.regua_negativation_services(config=config):
             for service in provided or []:
                 self._add(self.negativators, service, "negativation service")
+        for provided in pm.hook.regua_monitoring_sources(config=config):
+            for source in provided or []:
+                self._add(self.monitoring_sources, source, "monitoring source")
         self.functions = [spec for provided in pm.hook.regua_functions(config=config) for spec in provided or []]
         # Offline development: every known bureau name is answered by the sandbox, loudly.
         self.sandbox_aliases = sandbox_aliases

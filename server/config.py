@@ -22,9 +22,10 @@ from typing import Literal, Mapping
 import msgspec
 
 from engine.collection.settings import CollectionSettings
+from engine.monitoring.settings import MonitoringSettings
 
-SCOPES = ("evaluate", "decisions:read", "policies:admin", "collection")
-Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection"]
+SCOPES = ("evaluate", "decisions:read", "policies:admin", "collection", "monitoring")
+Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring"]
 #: The API key that sandbox mode accepts when no keys are configured (local development only).
 SANDBOX_KEY = "regua-sandbox"
 
@@ -101,6 +102,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auth: AuthSettings = AuthSettings()
     plugins: PluginsConfig = PluginsConfig()
     collection: CollectionSettings = CollectionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 ENV_PREFIX = "REGUA_"
@@ -198,6 +200,7 @@ def _validate(settings: Settings, where: str) -> None:
     if not 0 < settings.server.port < 65536:
         problems.append(f"server.port: {settings.server.port} is not a TCP port")
     problems += [f"collection.{problem}" for problem in settings.collection.problems()]
+    problems += [f"monitoring.{problem}" for problem in settings.monitoring.problems()]
     collection = settings.collection
     if collection.enabled and not settings.sandbox and not (collection.creditor_name and collection.creditor_document):
         problems.append("collection.enabled: the scheduler needs collection.creditor_name and "

@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from engine.monitoring.account import AccountLookup
 from plugins.manager import PluginSettings
 from plugins.registry import Registry
 
@@ -13,8 +14,9 @@ from .auth import KeyRing
 from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
-from .evaluator import Evaluator
+from .evaluator import Evaluator, today_in_brazil
 from .metrics import Metrics
+from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
 from .store import Store
 
@@ -32,6 +34,7 @@ class Services:
     metrics: Metrics
     keyring: KeyRing
     collection: CollectionService
+    monitoring: MonitoringService
     watcher: FolderWatcher | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -41,6 +44,7 @@ class Services:
         threading.Thread(target=self._sync_loop, name="regua-policy-sync", daemon=True).start()
         if self.settings.collection.enabled:
             self.collection.start_scheduler()
+        self.monitoring.start_poller()
 
     def _sync_loop(self) -> None:
         """Pick up versions other workers published (and rollbacks)."""
@@ -58,6 +62,7 @@ class Services:
     def stop(self) -> None:
         self._stop.set()
         self.collection.stop()
+        self.monitoring.stop()
         if self.watcher is not None:
             self.watcher.stop()
         self.decision_log.close()
@@ -78,10 +83,14 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
-    evaluator = Evaluator(policies, registry.engine_connectors(), store, decision_log, metrics,
+    connectors = registry.engine_connectors()
+    # The order gate of credit policies reads the customer's current limit from the portfolio.
+    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or today_in_brazil))
+    evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
+    monitoring = MonitoringService(settings, registry, policies, connectors, **evaluator_kwargs)
     return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
-                    KeyRing.from_settings(settings), collection, watcher)
+                    KeyRing.from_settings(settings), collection, monitoring, watcher)

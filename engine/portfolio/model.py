@@ -43,6 +43,9 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
     whatsapp: str | None = None
     #: Channels in order of the customer's preference.
     channels: list[Channel] = []
+    #: The account manager's e-mail: credit monitoring tells them about changes (not personal data
+    #: of the customer, but still masked in logs).
+    manager: str | None = None
 
     @property
     def kind(self) -> str:
@@ -125,6 +128,8 @@ def check(record: msgspec.Struct) -> tuple[msgspec.Struct, list[RowError]]:
                     changes[field] = digits
         if record.email and not _EMAIL.match(record.email):
             errors.append(RowError("email", "VALUE", "is not an e-mail address"))
+        if record.manager and not _EMAIL.match(record.manager):
+            errors.append(RowError("manager", "VALUE", "is not an e-mail address"))
         for channel in record.channels:
             contact = {"email": record.email, "sms": record.phone, "phone": record.phone,
                        "whatsapp": record.whatsapp or record.phone}.get(channel, "letter")

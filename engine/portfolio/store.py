@@ -39,6 +39,11 @@ def m001_portfolio(db):
                             foreign_keys=[("customer_id", "customers", "id")])
 
 
+@MIGRATIONS()
+def m002_account_manager(db):
+    db["customers"].add_column("manager", str)
+
+
 TABLES = {Customer: "customers", Receivable: "receivables", Payment: "payments", Agreement: "agreements"}
 #: What each kind refers to: (field, table it must exist in).
 REFERENCES = {"receivables": [("customer_id", "customers")], "payments": [("receivable_id", "receivables")],

@@ -4,8 +4,9 @@ from .collection import CollectionController, PortfolioController
 from .decisions import DecisionController
 from .evaluate import EvaluateController
 from .kpis import KpiController
+from .monitoring import EventController, LimitController, MonitoringController
 from .ops import OperationsController
 from .policies import PolicyController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
-          CollectionController, KpiController]
+          CollectionController, KpiController, EventController, LimitController, MonitoringController]

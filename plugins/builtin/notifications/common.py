@@ -94,6 +94,10 @@ class InFlight(Exception):
     pass
 
 
+#: Credit monitoring's bundled templates tell about a limit, they do not collect a debt.
+MONITORING_TEMPLATES = frozenset({"monitoramento_gerente", "limite_atualizado"})
+
+
 class IdempotencyStore:
     """Receipts of successful sends, by (channel, idempotency key), in a SQLite table.
 
@@ -265,7 +269,7 @@ class TemplatedChannel(NotificationChannel):
             if value is not None:
                 setattr(self, attribute, type(getattr(NotificationChannel, attribute))(value))
         self.renderer = _renderer((str(templates_dir),) if templates_dir else ())
-        self.non_collection_templates = frozenset(non_collection_templates or ())
+        self.non_collection_templates = frozenset(non_collection_templates or ()) | MONITORING_TEMPLATES
         self.creditor_address = creditor_address
         self.store = store if store is not None else IdempotencyStore()
         self.now = now

@@ -1,0 +1,54 @@
+"""`portfolio.customer(document)`: the customer's limit and payment behaviour, for any policy.
+
+The credit policy's order gate reads the current limit here. A document that is not in the
+portfolio answers `known: false` (never a failure), so a policy can fall back to its own limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Callable
+
+from dsl.monitoring import ACCOUNT
+
+from .. import sqlite
+from .features import customer_behaviour
+from .monitor import normalize_document
+from .store import MonitoringStore
+
+_UNKNOWN = {spec.name: spec.default for spec in ACCOUNT.fields}
+
+
+class AccountLookup:
+    """A connector implementation (engine.connectors): one SQLite connection per thread."""
+
+    inline = False
+
+    def __init__(self, path: str, today: Callable[[], dt.date]):
+        MonitoringStore(path).close()  # the tables exist before the first lookup
+        self.path = path
+        self.today = today
+        self._local = threading.local()
+
+    def _store(self) -> MonitoringStore:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = MonitoringStore.__new__(MonitoringStore)
+            store.path, store.db = self.path, sqlite.connect(self.path)
+        return store
+
+    def __call__(self, document: str) -> dict:
+        store = self._store()
+        compact = normalize_document(str(document))
+        customer = store.customer_by_document(compact) if compact else None
+        if customer is None:
+            return dict(_UNKNOWN)
+        today = self.today()
+        limit = store.limit(customer["id"])
+        changed = dt.date.fromisoformat(limit.changed_at[:10]) if limit.changed_at else None
+        answer = dict(_UNKNOWN, known=True, segment=customer["segment"] or "default", limit=limit.amount,
+                      has_limit=limit.exists, limit_blocked=limit.blocked,
+                      days_since_limit_change=(today - changed).days if changed else 0)
+        answer.update(customer_behaviour(store.db, customer["id"], today))
+        return answer

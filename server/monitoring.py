@@ -1,0 +1,209 @@
+"""Credit monitoring as a service of the server and of `regua monitor`: signed alerts, polled
+sources, portfolio re-checks, manual limit changes, and monitoring decisions recorded in the
+decision log like every other decision (GET /decisions/{id} explains them).
+
+Signatures (POST /events): the sender puts its name in `X-Regua-Source` and
+`X-Regua-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, keyed with the
+source's secret (`monitoring.webhook_secrets`). The timestamp must be within
+`signature_tolerance_seconds` of the server's clock, so a captured request cannot be replayed
+later; within that window the alert's id makes a replay harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+
+import msgspec
+
+from engine.connectors import Connectors, mask_document
+from engine.monitoring.monitor import AlertConflict, Monitor, Result
+from engine.monitoring.recheck import RecheckSummary, recheck
+from engine.monitoring.settings import MonitoringSettings
+from engine.monitoring.store import MonitoringStore
+from plugins.contracts import MonitoringAlert
+
+from .collection import collection_settings
+from .config import SANDBOX_KEY, Settings
+from .evaluator import document_hash, today_in_brazil
+from .ids import new_decision_id
+from .schemas import EvaluateResponse, PolicyRef
+from .store import DECISION_COLUMNS
+
+log = logging.getLogger("regua.monitoring")
+_encode = msgspec.json.Encoder().encode
+_decode_alert = msgspec.json.Decoder(MonitoringAlert).decode
+
+
+class SignatureError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The `X-Regua-Signature` value for `body` sent at `timestamp` (what a bureau computes)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class MonitoringService:
+    def __init__(self, settings: Settings, registry, policies, connectors: Connectors, today=today_in_brazil):
+        self.settings: MonitoringSettings = settings.monitoring
+        self.path = settings.store.path
+        self.sandbox = settings.sandbox
+        self.registry = registry
+        self.policies = policies  # server.policies.PolicyService
+        self.connectors = connectors
+        self.today = today
+        collection = collection_settings(settings)
+        self.creditor = (collection.creditor_name, collection.creditor_document)
+        self._local = threading.local()
+        self._stop = threading.Event()
+        MonitoringStore(self.path).close()
+
+    # ---- plumbing ----
+    def monitor(self) -> Monitor:
+        """One Monitor (and SQLite connection) per thread."""
+        monitor = getattr(self._local, "monitor", None)
+        if monitor is None:
+            prepared = lambda: {name: active.prepared for name, active in self.policies.active.items()}  # noqa: E731
+            monitor = self._local.monitor = Monitor(
+                MonitoringStore(self.path), prepared, self.connectors, self.registry.channels, self.settings,
+                self.record_decision, self.creditor, sink=self.registry.event_recorded)
+        return monitor
+
+    def record_decision(self, db, prepared, decision, inputs: dict, elapsed_ms: float) -> str:
+        """Write a monitoring decision to the decision log (inside the monitor's transaction)."""
+        decision_id = new_decision_id()
+        active = self.policies.active.get(prepared.name)
+        revision = active.revision if active is not None and active.prepared is prepared else 0
+        result = decision.to_dict()
+        body = _encode(EvaluateResponse(decision_id, PolicyRef(prepared.name, prepared.version, revision),
+                                        decision.outcome, result["outputs"], result["reasons"], result["trace"],
+                                        result["connector_calls"], round(elapsed_ms, 3)))
+        document = inputs.get("document") or None
+        shown = {k: (mask_document(v) if k == "document" and v else v) for k, v in inputs.items()}
+        row = (decision_id, prepared.name, prepared.version, revision, decision.outcome, body.decode(),
+               _encode(shown).decode(), None, document_hash(document) if document else None,
+               mask_document(document) if document else None, None, "monitoring", round(elapsed_ms, 3))
+        db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values "
+                   f"({', '.join('?' for _ in DECISION_COLUMNS)})", list(row))
+        return decision_id
+
+    # ---- alerts ----
+    def secret(self, source: str) -> str | None:
+        secret = self.settings.webhook_secrets.get(source)
+        if secret and secret.startswith("env:"):
+            secret = os.environ.get(secret[4:]) or None
+        if secret is None and self.sandbox and not self.settings.webhook_secrets:
+            return SANDBOX_KEY  # local development only: every source signs with the sandbox secret
+        return secret
+
+    def verify(self, source: str | None, signature: str | None, body: bytes, now: float | None = None) -> None:
+        if not source or not signature:
+            raise SignatureError("SIGNATURE_MISSING", "send X-Regua-Source and X-Regua-Signature (t=…,v1=…)")
+        secret = self.secret(source)
+        if secret is None:
+            raise SignatureError("UNKNOWN_SOURCE", f"no webhook secret is configured for source '{source}'")
+        parts = dict(part.split("=", 1) for part in signature.split(",") if "=" in part)
+        try:
+            timestamp = int(parts.get("t", ""))
+        except ValueError:
+            raise SignatureError("SIGNATURE_INVALID", "the signature needs t=<unix seconds>") from None
+        expected = sign(secret, body, timestamp).split("v1=")[1]
+        if not hmac.compare_digest(expected, parts.get("v1", "")):
+            raise SignatureError("SIGNATURE_INVALID", "the signature does not match the body")
+        if abs((now or time.time()) - timestamp) > self.settings.signature_tolerance_seconds:
+            raise SignatureError("SIGNATURE_EXPIRED", "the signature's timestamp is too far from now; "
+                                 "sign each delivery when sending it")
+
+    @staticmethod
+    def decode(body: bytes) -> MonitoringAlert:
+        """The alert, or msgspec.ValidationError / DecodeError naming the field."""
+        alert = _decode_alert(body)
+        if alert.occurred_at.tzinfo is None:
+            raise msgspec.ValidationError("Expected a datetime with a time zone - at `$.occurred_at`")
+        return alert
+
+    def handle(self, alert: MonitoringAlert, body: bytes, now: dt.datetime | None = None) -> tuple[Result, bool]:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return self.monitor().handle_alert(alert, hashlib.sha256(body).hexdigest(), now, self.today())
+
+    # ---- polled sources ----
+    def poll(self, now: dt.datetime | None = None) -> dict[str, dict]:
+        """One poll of every monitoring source; each alert handled like a webhook's."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        monitor = self.monitor()
+        out = {}
+        for name, source in sorted(self.registry.monitoring_sources.items()):
+            counts = {"alerts": 0, "decided": 0, "replayed": 0, "unmatched": 0, "error": None}
+            try:
+                batch = source.poll(monitor.store.cursor(name))
+                for alert in batch.alerts:
+                    body = msgspec.json.encode(alert)
+                    result, replayed = self.handle(alert, body, now)
+                    counts["alerts"] += 1
+                    counts["replayed" if replayed else ("decided" if result.status == "decided" else "unmatched")] += 1
+                if batch.cursor is not None:
+                    with_transaction(monitor.store, lambda db: monitor.store.set_cursor(db, name, batch.cursor, now))
+            except AlertConflict as conflict:
+                counts["error"] = f"IDEMPOTENCY_CONFLICT: {conflict.key}"
+            except Exception as error:  # noqa: BLE001 — one failing source must not stop the others
+                counts["error"] = getattr(error, "code", type(error).__name__)
+                log.error("monitoring source %s failed: %s", name, counts["error"])
+            out[name] = counts
+        return out
+
+    def start_poller(self) -> None:
+        def loop():
+            interval = min((s.interval_minutes for s in self.registry.monitoring_sources.values()), default=15) * 60
+            while not self._stop.wait(interval):
+                try:  # one worker polls at a time: the others find the lock taken and skip this round
+                    with open(self.path + ".monitor-lock", "w") as handle:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        log.info("monitoring poll: %s", self.poll())
+                except BlockingIOError:
+                    continue
+                except Exception as error:  # noqa: BLE001 — the next poll tries again
+                    log.error("monitoring poll failed: %s", type(error).__name__)
+
+        if self.settings.poll and self.registry.monitoring_sources:
+            threading.Thread(target=loop, name="regua-monitoring", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ---- re-checks and people ----
+    def recheck(self, as_of: dt.date | None = None, segment: str | None = None, budget: int | None = None,
+                dry_run: bool = False, progress=None) -> RecheckSummary:
+        cache = self.registry.cache
+
+        def cache_has(name: str, document: str) -> bool:
+            return cache is not None and cache.get(name, document) is not None
+
+        return recheck(self.monitor(), as_of or self.today(), dt.datetime.now(dt.timezone.utc), segment=segment,
+                       budget=self.settings.recheck_budget if budget is None else budget, cache_has=cache_has,
+                       dry_run=dry_run, progress=progress)
+
+    def account(self, customer_id: str) -> dict | None:
+        store = self.monitor().store
+        customer = store.customer(customer_id)
+        if customer is None:
+            return None
+        return {"customer_id": customer_id, "limit": store.limit(customer_id).to_dict(),
+                "history": store.history(customer_id),
+                "reviews": [r for r in store.reviews(open_only=True, limit=1000) if r["customer_id"] == customer_id]}
+
+
+def with_transaction(store: MonitoringStore, work) -> None:
+    from engine.sqlite import transaction
+
+    with transaction(store.db) as db:
+        work(db)
