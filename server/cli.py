@@ -133,3 +133,4 @@ def keys_new(name: str, scopes: tuple[str, ...]) -> None:
 
 
 from . import collect_cli  # noqa: E402,F401 — registers collect, simulate and queue
+from . import monitor_cli  # noqa: E402,F401 — registers monitor

@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from decimal import Decimal
 
 import msgspec
 
@@ -39,6 +40,11 @@ from .store import DECISION_COLUMNS
 log = logging.getLogger("regua.monitoring")
 _encode = msgspec.json.Encoder().encode
 _decode_alert = msgspec.json.Decoder(MonitoringAlert).decode
+MAX_AMOUNT = Decimal("1e13")
+
+
+#: Who the account-manager e-mails go to in sandbox mode when none is configured.
+SANDBOX_MANAGER = "gerente@sandbox.regua.example"
 
 
 class SignatureError(Exception):
@@ -56,6 +62,8 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 class MonitoringService:
     def __init__(self, settings: Settings, registry, policies, connectors: Connectors, today=today_in_brazil):
         self.settings: MonitoringSettings = settings.monitoring
+        if settings.sandbox and not self.settings.manager_email:  # sandbox e-mails land in the outbox folder
+            self.settings = msgspec.structs.replace(self.settings, manager_email=SANDBOX_MANAGER)
         self.path = settings.store.path
         self.sandbox = settings.sandbox
         self.registry = registry
@@ -130,6 +138,9 @@ class MonitoringService:
         alert = _decode_alert(body)
         if alert.occurred_at.tzinfo is None:
             raise msgspec.ValidationError("Expected a datetime with a time zone - at `$.occurred_at`")
+        if alert.amount is not None and not (alert.amount.is_finite() and 0 <= alert.amount < MAX_AMOUNT):
+            # NaN, Infinity or 1e100 would reach the monitor's quantize (InvalidOperation: a 500)
+            raise msgspec.ValidationError("Expected an amount of 0 or more, below 1e13 - at `$.amount`")
         return alert
 
     def handle(self, alert: MonitoringAlert, body: bytes, now: dt.datetime | None = None) -> tuple[Result, bool]:

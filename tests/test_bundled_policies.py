@@ -110,13 +110,13 @@ def test_changing_a_fixture_makes_the_runner_fail(tmp_path):
 
 def test_removing_the_only_test_of_a_rule_drops_coverage(tmp_path):
     text = B2B.read_text(encoding="utf-8")
-    start = text.index('test "atraso interno corta o limite pela metade"')
+    start = text.index('test "limite bloqueado pelo monitoramento nega o pedido"')
     end = text.index("test ", start + 5)
     path = tmp_path / B2B.name
     path.write_text(text[:start] + text[end:], encoding="utf-8")
     report = run_policy_tests(*load(path))
     assert all(case.passed for case in report.cases)
-    assert report.uncovered_rules == ["atraso_interno"]
+    assert report.uncovered_rules == ["limite_bloqueado"]
     assert report.coverage < 100
 
 

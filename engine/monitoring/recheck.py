@@ -71,6 +71,7 @@ class RecheckSummary:
     blocked: int = 0
     reviews: int = 0
     notifications: int = 0
+    notifications_failed: int = 0
     paid_queries: int = 0
     cached_queries: int = 0
     cost: str = "0"
@@ -141,6 +142,7 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
             summary.outcomes[decision.outcome] += 1
             summary.reviews += result.review
             summary.notifications += sum(n["status"] != "failed" for n in result.notifications)
+            summary.notifications_failed += sum(n["status"] == "failed" for n in result.notifications)
             _delta(summary, result)
             done += 1
             if progress:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,7 +20,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from engine.monitoring.monitor import AlertConflict
 
@@ -32,6 +33,7 @@ _READ = {401: ResponseSpec(ErrorBody, description="no valid API key"),
          403: ResponseSpec(ErrorBody, description="the key lacks the scope"),
          404: ResponseSpec(ErrorBody, description="unknown customer")}
 MAX_LIMIT = Decimal("1e13")
+_FIELD = re.compile(r"Object (?:missing required|contains unknown) field `([^`]*)`")
 
 
 class EventResult(msgspec.Struct):
@@ -82,6 +84,7 @@ class RecheckResult(msgspec.Struct):
     blocked: int
     reviews: int
     notifications: int
+    notifications_failed: int
     paid_queries: int
     cached_queries: int
     cost: str
@@ -113,6 +116,8 @@ class EventController(Controller):
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             message, _, path = str(error).partition(" - at `$.")
             location = path.rstrip("`") or "body"
+            if (named := _FIELD.search(message)) and not path:  # a missing or unknown top-level field
+                location = named.group(1)
             raise ApiError(422, "INVALID_EVENT", f"not a valid monitoring alert: {message}",
                            [{"code": "INVALID_EVENT", "message": message, "location": location}])
         if alert.bureau != request.headers.get("x-regua-source"):
@@ -145,7 +150,7 @@ class LimitController(Controller):
          responses={**_READ, 400: ResponseSpec(ErrorBody, description="invalid amount or reason")},
          summary="Set a customer's limit by hand (closes open reviews; may lift a block)")
     async def set_limit(self, svc: Svc, request: Request, customer_id: FromPath[str],
-                        data: LimitRequest) -> LimitView:
+                        data: JSONBody[LimitRequest]) -> LimitView:
         try:
             amount = Decimal(data.amount)
         except InvalidOperation:
@@ -153,6 +158,7 @@ class LimitController(Controller):
         if not amount.is_finite() or amount < 0 or amount >= MAX_LIMIT or amount != amount.quantize(Decimal("0.01")):
             raise ApiError(400, "INVALID_REQUEST", "amount must be BRL with at most 2 decimal places",
                            [{"code": "VALUE", "message": "expected e.g. \"25000.00\"", "location": "amount"}])
+        amount = abs(amount)  # "-0" passes the checks above; store 0.00, not -0.00
         if not data.reason.strip():
             raise ApiError(400, "INVALID_REQUEST", "say why the limit changes",
                            [{"code": "REQUIRED", "message": "is required", "location": "reason"}])
@@ -184,7 +190,7 @@ class MonitoringController(Controller):
     @post("/recheck", status_code=200, opt={"scope": "monitoring"},
           responses={**_READ, 400: ResponseSpec(ErrorBody, description="invalid request")},
           summary="Re-check the portfolio (or a segment) with a budget of paid bureau queries")
-    async def recheck(self, svc: Svc, data: RecheckRequest) -> RecheckResult:
+    async def recheck(self, svc: Svc, data: JSONBody[RecheckRequest]) -> RecheckResult:
         if data.budget is not None and data.budget < 0:
             raise ApiError(400, "INVALID_REQUEST", "budget cannot be negative",
                            [{"code": "VALUE", "message": "must be 0 or more", "location": "budget"}])

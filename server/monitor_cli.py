@@ -1,0 +1,131 @@
+"""`regua monitor`: credit monitoring from the command line — re-check the portfolio (or a
+segment) within a budget of paid bureau queries, or poll the plugins' monitoring sources once.
+
+It reads the same configuration as `regua serve` (TOML + REGUA_* variables; --db, --policies and
+--sandbox override it) and the monitoring policies of the policies folder. Decisions go to the
+same decision log as the server's, so `GET /decisions/{id}` explains them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dsl.diagnostics import PolicyError
+from engine.cli import POLICY_SUFFIX, _print_diagnostics, main
+from engine.compiler import compile_file
+from engine.monitoring.account import AccountLookup
+
+from .collect_cli import _options, _settings, err, out
+from .collection import plugin_config
+from .evaluator import today_in_brazil
+from .monitoring import MonitoringService
+from .store import Store
+
+
+def _service(settings) -> MonitoringService:
+    from plugins.manager import PluginSettings
+    from plugins.registry import Registry
+
+    if not Path(settings.store.path).exists():
+        raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
+    Store(settings.store.path).close()  # the decision log's tables
+    registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
+                                            config=plugin_config(settings)),
+                             cache_path=settings.store.path, sandbox_aliases=settings.sandbox)
+    env = registry.environment()
+    active, failed = {}, False
+    for path in sorted(Path(settings.policies.folder).rglob(f"*{POLICY_SUFFIX}")):
+        try:
+            prepared = compile_file(path, env)
+        except PolicyError as error:
+            _print_diagnostics(error)
+            failed = True
+            continue
+        if prepared.meta.kind == "monitoring":
+            active[prepared.name] = SimpleNamespace(prepared=prepared, revision=0)
+    if failed:
+        raise click.ClickException("fix the policies above first")
+    if not active:
+        raise click.UsageError(f"{settings.policies.folder}: no monitoring policy (kind monitoring)")
+    connectors = registry.engine_connectors()
+    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today_in_brazil))
+    return MonitoringService(settings, registry, SimpleNamespace(active=active), connectors)
+
+
+def _summary_table(summary: dict) -> Table:
+    table = Table(title=f"monitoring re-check as of {summary['as_of']}" + (" (dry run)" if summary["dry_run"] else ""))
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    rows = [("customers", summary["customers"]), ("evaluated", summary["evaluated"])]
+    rows += [(f"  {outcome}", count) for outcome, count in summary["outcomes"].items()]
+    rows += [("limit changes", summary["limit_changes"]), ("  raised", summary["raised"]),
+             ("  reduced", summary["reduced"]), ("  blocked", summary["blocked"]),
+             ("reviews opened", summary["reviews"]), ("notifications sent", summary["notifications"]),
+             ("notifications failed", summary["notifications_failed"]),
+             ("paid bureau queries", f"{summary['paid_queries']} of {summary['budget']}"),
+             ("answered from the cache", summary["cached_queries"]), ("cost (BRL)", summary["cost"])]
+    if summary["no_policy"]:
+        rows.append(("no monitoring policy", summary["no_policy"]))
+    if summary["stopped_by_budget"]:
+        rows.append(("stopped by the budget: not reached", summary["not_reached"]))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+@main.command("monitor")
+@click.option("--portfolio", "portfolio", is_flag=True, help="Re-check every customer of the portfolio.")
+@click.option("--segment", help="Re-check only the customers of this segment.")
+@click.option("--budget", type=click.IntRange(min=0), help="Most paid bureau queries (default: monitoring.recheck_budget).")
+@click.option("--poll", is_flag=True, help="Poll every monitoring source plugin once and handle its alerts.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Evaluation date (default: today in Brasília).")
+@click.option("--dry-run", is_flag=True, help="Decide only: no limit change, no decision recorded, nothing sent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_options
+def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, progress, config_path, db, policies,
+                    sandbox) -> None:
+    """Credit monitoring: re-check the portfolio (--portfolio or --segment) or poll sources (--poll)."""
+    if not (portfolio or segment or poll):
+        raise click.UsageError("say what to do: --portfolio, --segment SEGMENT or --poll")
+    if poll and (portfolio or segment):
+        raise click.UsageError("--poll and a re-check are separate runs; give one of them")
+    settings = _settings(config_path, db, policies, sandbox)
+    service = _service(settings)
+    if poll:
+        result = service.poll(dt.datetime.now(dt.timezone.utc))
+        if as_json:
+            out.print_json(json.dumps(result))
+        elif not result:
+            out.print("no monitoring source is configured (plugin hook regua_monitoring_sources)")
+        for name, counts in result.items():
+            if not as_json:
+                out.print(f"{name}: {counts['alerts']} alert(s), {counts['decided']} decided, {counts['replayed']} "
+                          f"already handled, {counts['unmatched']} not in the portfolio"
+                          + (f"; error {counts['error']}" if counts["error"] else ""))
+        if any(counts["error"] for counts in result.values()):
+            sys.exit(1)
+        return
+    shown = sys.stderr.isatty() if progress is None else progress
+    bar = Progress(TextColumn("re-check"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                   disable=not shown)
+    with bar:
+        task = bar.add_task("re-check", total=None)
+        summary = service.recheck(as_of.date() if as_of else None, segment, budget, dry_run,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    data = summary.to_dict()
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        out.print(_summary_table(data))
+        if summary.stopped_by_budget:
+            err.print(f"regua monitor: the budget of {summary.budget} paid queries is spent; "
+                      f"{summary.not_reached} customer(s) wait for the next re-check")
