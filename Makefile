@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
+	$(BIN)/python benchmarks/bench_monitoring.py
 
 check: $(STAMP)
 	$(BIN)/regua check policies
