@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = {
     "plugins.builtin.http_bureau": "http_bureau",
     "plugins.builtin.notifications": "notifications",
     "plugins.builtin.negativation": "negativation",
+    "plugins.builtin.monitoring_source": "monitoring_sources",
 }
 
 

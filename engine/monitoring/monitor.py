@@ -27,7 +27,7 @@ from ..decision import Decision
 from ..prepared import PreparedPolicy
 from .features import customer_behaviour
 from .settings import MonitoringSettings
-from .store import Limit, MonitoringStore
+from .store import Limit, MonitoringStore, now_iso
 
 log = logging.getLogger("regua.monitoring")
 
@@ -278,7 +278,7 @@ class Monitor:
                 status, error = "failed", type(failure).__name__
             final = status if status != "failed" or attempts >= self.settings.max_attempts else "pending"
             self.store.notification_update(row["key"], status=final, error=error,
-                                           sent_at=now.isoformat() if status != "failed" else None)
+                                           sent_at=now_iso(now) if status != "failed" else None)
             out.append({"role": row["role"], "channel": channel.name, "status": status, "error": error})
         return out
 

@@ -115,7 +115,8 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
     meter = Budget(budget, cache_has)
     connectors = meter.wrap(monitor.connectors or Connectors())
     done = 0
-    monitor.send(now)  # notifications an earlier pass left behind go first
+    if not dry_run:  # a dry run sends nothing
+        monitor.send(now)  # notifications an earlier pass left behind go first
     for paid_pass in (False, True):
         meter.cache_only = not paid_pass
         left = []
@@ -134,7 +135,7 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
                 continue
             if "CONNECTOR_" + BUDGET_EXHAUSTED in failures:
                 summary.stopped_by_budget = True
-                summary.not_reached = len(customers) - done
+                summary.not_reached = summary.customers - done  # `customers` is only this pass's
                 break
             elapsed = (dt.datetime.now() - started).total_seconds() * 1000
             result, _ = monitor.commit(customer, prepared, inputs, decision, now, elapsed, dry_run=dry_run)
@@ -146,7 +147,7 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
             _delta(summary, result)
             done += 1
             if progress:
-                progress(done, len(customers))
+                progress(done, summary.customers)
         if summary.stopped_by_budget:
             break
         customers = left

@@ -83,8 +83,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
-import threading
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
@@ -96,6 +94,8 @@ from plugins.connectors import BureauConnector, TransientError
 from plugins.contracts import BureauReport
 from plugins.hookspecs import hookimpl
 from plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
+
+from .http_client import HTTPClientMixin
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -139,7 +139,9 @@ def _render(template, document: str, kind: str, quote_document: bool = False):
     return template
 
 
-class HTTPJSONBureau(BureauConnector):
+class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
+    plugin_label = "http_bureau"
+
     """One HTTP JSON bureau provider; see the module docstring for every setting."""
 
     def __init__(self, name: str, base_url: str, path: str = "/{document}", *, method: str = "GET",
@@ -185,45 +187,7 @@ class HTTPJSONBureau(BureauConnector):
                 raise ValueError(f"http_bureau {name}: cost must be a non-negative amount in BRL")
             self.cost = str(cost)
         self.verify = verify
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
-
-    def _check_auth(self, auth):
-        if auth is None:
-            return None
-        if not isinstance(auth, dict) or "header" not in auth or ("value" in auth) == ("env" in auth) \
-                or set(auth) - {"header", "value", "env", "prefix"}:
-            raise ValueError(f"http_bureau {self.name}: auth takes header, and value or env (and an optional prefix)")
-        return dict(auth)
-
-    def __repr__(self) -> str:  # never the secret
-        return f"HTTPJSONBureau(name={self.name!r}, base_url={self.base_url!r}, path={self.path!r})"
-
-    @property
-    def client(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                # httpx gives up at the same deadline as the runtime, so abandoned worker threads end too.
-                self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout, verify=self.verify,
-                                            follow_redirects=False)
-            return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _auth_headers(self) -> dict:
-        if self.auth is None:
-            return {}
-        if "env" in self.auth:
-            secret = os.environ.get(self.auth["env"])
-            if not secret:
-                raise ConnectorError("MISCONFIGURED",
-                                     f"{self.name}: environment variable {self.auth['env']} is not set")
-        else:
-            secret = str(self.auth["value"])
-        return {self.auth["header"]: self.auth.get("prefix", "") + secret}
+        self._init_client()
 
     def fetch(self, document: str) -> BureauReport:
         kind = "cpf" if len(document) == 11 else "cnpj"
