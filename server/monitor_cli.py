@@ -109,7 +109,7 @@ def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, p
         for name, counts in result.items():
             if not as_json:
                 out.print(f"{name}: {counts['alerts']} alert(s), {counts['decided']} decided, {counts['replayed']} "
-                          f"already handled, {counts['unmatched']} not in the portfolio"
+                          f"already handled, {counts['unmatched']} not in the portfolio, {counts['invalid']} invalid"
                           + (f"; error {counts['error']}" if counts["error"] else ""))
         if any(counts["error"] for counts in result.values()):
             sys.exit(1)

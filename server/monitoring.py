@@ -19,12 +19,11 @@ import logging
 import os
 import threading
 import time
-from decimal import Decimal
 
 import msgspec
 
 from engine.connectors import Connectors, mask_document
-from engine.monitoring.monitor import AlertConflict, Monitor, Result
+from engine.monitoring.monitor import AlertConflict, Monitor, Result, alert_problems
 from engine.monitoring.recheck import RecheckSummary, recheck
 from engine.monitoring.settings import MonitoringSettings
 from engine.monitoring.store import MonitoringStore
@@ -40,7 +39,6 @@ from .store import DECISION_COLUMNS
 log = logging.getLogger("regua.monitoring")
 _encode = msgspec.json.Encoder().encode
 _decode_alert = msgspec.json.Decoder(MonitoringAlert).decode
-MAX_AMOUNT = Decimal("1e13")
 
 
 #: Who the account-manager e-mails go to in sandbox mode when none is configured.
@@ -136,11 +134,8 @@ class MonitoringService:
     def decode(body: bytes) -> MonitoringAlert:
         """The alert, or msgspec.ValidationError / DecodeError naming the field."""
         alert = _decode_alert(body)
-        if alert.occurred_at.tzinfo is None:
-            raise msgspec.ValidationError("Expected a datetime with a time zone - at `$.occurred_at`")
-        if alert.amount is not None and not (alert.amount.is_finite() and 0 <= alert.amount < MAX_AMOUNT):
-            # NaN, Infinity or 1e100 would reach the monitor's quantize (InvalidOperation: a 500)
-            raise msgspec.ValidationError("Expected an amount of 0 or more, below 1e13 - at `$.amount`")
+        for field, message in alert_problems(alert)[:1]:
+            raise msgspec.ValidationError(f"{message} - at `$.{field}`")
         return alert
 
     def handle(self, alert: MonitoringAlert, body: bytes, now: dt.datetime | None = None) -> tuple[Result, bool]:
@@ -154,10 +149,15 @@ class MonitoringService:
         monitor = self.monitor()
         out = {}
         for name, source in sorted(self.registry.monitoring_sources.items()):
-            counts = {"alerts": 0, "decided": 0, "replayed": 0, "unmatched": 0, "error": None}
+            counts = {"alerts": 0, "decided": 0, "replayed": 0, "unmatched": 0, "invalid": 0, "error": None}
             try:
                 batch = source.poll(monitor.store.cursor(name))
                 for alert in batch.alerts:
+                    if alert_problems(alert):  # the same checks as POST /events; the rest of the batch goes on
+                        counts["invalid"] += 1
+                        log.warning("monitoring source %s: alert %s is invalid: %s", name, alert.id[:40],
+                                    alert_problems(alert)[0][0])
+                        continue
                     body = msgspec.json.encode(alert)
                     result, replayed = self.handle(alert, body, now)
                     counts["alerts"] += 1

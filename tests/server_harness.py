@@ -10,6 +10,8 @@ the bundled policies, and stop gracefully.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import itertools
 import os
 import shutil
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -262,11 +265,17 @@ def local_decision(policy: str, data: dict, trace: str = "off", as_of=None) -> d
     from engine.compiler import compile_file
     from plugins.registry import Registry
 
+    from engine.monitoring.account import AccountLookup
+
     if not _LOCAL_REGISTRY:
-        _LOCAL_REGISTRY.append(Registry.load(sandbox_aliases=True))
-    registry = _LOCAL_REGISTRY[0]
+        # The server answers portfolio.customer from its store: an empty portfolio here, like a fresh server's.
+        empty = Path(tempfile.mkdtemp(prefix="regua-local-")) / "regua.db"
+        connectors = (registry := Registry.load(sandbox_aliases=True)).engine_connectors()
+        connectors.register("portfolio.customer", AccountLookup(str(empty), lambda: as_of or dt.date.today()))
+        _LOCAL_REGISTRY.append((registry, connectors))
+    registry, connectors = _LOCAL_REGISTRY[0]
     prepared = compile_file(ROOT / "policies" / f"{policy}.regua", registry.environment())
-    decision = prepared.evaluate(data, connectors=registry.engine_connectors(), trace=trace, as_of=as_of)
+    decision = prepared.evaluate(data, connectors=connectors, trace=trace, as_of=as_of)
     result = msgspec.json.decode(msgspec.json.encode(decision.to_dict()))
     for call in result["connector_calls"]:
         call.pop("duration_ms")

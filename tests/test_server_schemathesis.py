@@ -3,7 +3,8 @@
 - schemathesis, from the OpenAPI document the running server serves at /schema/openapi.json:
   every operation gets requests that fit the schema and requests that do not;
 - Hypothesis strategies aimed where the schema says little: the policy input (a free-form
-  object, checked against the policy's own types), raw bytes, and /decisions query texts.
+  object, checked against the policy's own types), raw bytes, /decisions query texts, and
+  monitoring alerts signed with the sandbox secret (POST /events reads a raw, signed body).
   Their 4xx answers carry the one error body.
 
 schemathesis' lazy pytest loader (`schemathesis.pytest.from_fixture`) does not work with the
@@ -14,7 +15,9 @@ so each test drives one operation's Hypothesis strategy (`APIOperation.as_strate
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import time
 
 import httpx
 import pytest
@@ -23,6 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+
+from server.config import SANDBOX_KEY
+from server.monitoring import sign
 
 from server_harness import (DECISION_FIELDS, SANDBOX_HEADERS, ThreadedServer, assert_error_body, b2b_order,
                             sandbox_settings)
@@ -37,8 +43,11 @@ OPERATIONS = [
     "POST /portfolio/customers", "POST /portfolio/receivables", "POST /portfolio/payments", "POST /portfolio/agreements",
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
     "GET /collection/queue", "GET /kpis",
+    "POST /events", "GET /customers/{customer_id}/limit", "PUT /customers/{customer_id}/limit",
+    "GET /monitoring/reviews", "POST /monitoring/recheck",
 ]
-#: Per operation: the whole file takes about 20 s on a 2-core machine.
+#: Per operation: the whole file takes about 20 s on a 2-core machine. POST /events needs no API key
+#: but a signature: schemathesis' unsigned requests all get 401 (test_signed_random_alerts_… signs them).
 EXAMPLES = 60
 
 
@@ -144,3 +153,40 @@ def test_random_queries_never_break_the_server(client, query):
         assert_error_body(response.json())
     else:
         assert set(response.json()) == {"items", "next"}
+
+
+# POST /events: in sandbox mode with no webhook secrets every source signs with the sandbox key.
+_alert_ids = itertools.count(1)  # a new id per draw: a replayed id with another body is a 409, tested too
+ALERT_KINDS = ["negativation", "protest", "score_change", "inquiry", "registration_change"]
+valid_alerts = st.fixed_dictionaries(
+    {"id": st.just(0).map(lambda _: f"fuzz-{next(_alert_ids)}"), "kind": st.sampled_from(ALERT_KINDS),
+     "bureau": st.just("serasa"),
+     "document": st.sampled_from(["11222333000181", "11.222.333/0001-81", "52998224725"]),
+     "occurred_at": st.datetimes(timezones=st.timezones()).map(dt.datetime.isoformat)},
+    optional={"amount": st.decimals(0, 10**7, places=2).map(str), "creditor": st.text(max_size=10),
+              "score_before": st.integers(0, 1000), "score_after": st.integers(0, 1000),
+              "registration_status": st.sampled_from(["active", "closed", "suspended", "inapt", "?"]),
+              "inquirer": st.text(max_size=10)})
+# Valid alerts with up to two fields replaced by odd values (or added), and JSON of any shape.
+alert_fields = st.builds(lambda alert, changes: {**alert, **changes}, valid_alerts, st.just({}) | st.dictionaries(
+    st.sampled_from(["id", "kind", "document", "occurred_at", "amount", "score_before", "score_after",
+                     "registration_status", "version", "extra"]),
+    field_values | instants | st.integers(-2**70, 2**70) | st.decimals(allow_nan=True).map(str), max_size=2))
+
+
+@fuzz
+@given(alert=st.one_of(valid_alerts, alert_fields, json_values))
+def test_signed_random_alerts_never_break_the_server(client, alert):
+    # A customer the alerts can match, so that the monitoring policy runs on the odd values.
+    customer = {"id": "fuzz", "document": "11.222.333/0001-81", "name": "Comercial Alfa Ltda", "uf": "RJ",
+                "email": "financeiro@alfa.example.com", "manager": "gerente@loja.example.com"}
+    assert client.post("/portfolio/customers", json=[customer]).status_code == 200, "the customer was not loaded"
+    body = json.dumps(alert).encode()
+    response = client.post("/events", content=body, headers={
+        "Content-Type": "application/json", "X-Regua-Source": "serasa",
+        "X-Regua-Signature": sign(SANDBOX_KEY, body, int(time.time()))})
+    assert response.status_code in (200, 409, 422), response.text
+    if response.status_code == 200:
+        assert response.json()["status"] in ("decided", "unmatched", "invalid_document", "no_policy")
+    else:
+        assert_error_body(response.json())

@@ -15,7 +15,7 @@ from dsl.monitoring import ACCOUNT
 from .. import sqlite
 from .features import customer_behaviour
 from .monitor import normalize_document
-from .store import MonitoringStore
+from .store import MonitoringStore, days_since
 
 _UNKNOWN = {spec.name: spec.default for spec in ACCOUNT.fields}
 
@@ -46,9 +46,8 @@ class AccountLookup:
             return dict(_UNKNOWN)
         today = self.today()
         limit = store.limit(customer["id"])
-        changed = dt.date.fromisoformat(limit.changed_at[:10]) if limit.changed_at else None
         answer = dict(_UNKNOWN, known=True, segment=customer["segment"] or "default", limit=limit.amount,
                       has_limit=limit.exists, limit_blocked=limit.blocked,
-                      days_since_limit_change=(today - changed).days if changed else 0)
+                      days_since_limit_change=days_since(limit.changed_at, today))
         answer.update(customer_behaviour(store.db, customer["id"], today))
         return answer

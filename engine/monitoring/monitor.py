@@ -27,7 +27,7 @@ from ..decision import Decision
 from ..prepared import PreparedPolicy
 from .features import customer_behaviour
 from .settings import MonitoringSettings
-from .store import Limit, MonitoringStore, now_iso
+from .store import Limit, MonitoringStore, days_since, now_iso
 
 log = logging.getLogger("regua.monitoring")
 
@@ -48,6 +48,23 @@ def normalize_document(text: str) -> str | None:
     """The compact CPF/CNPJ as the portfolio keeps it, or None when it is not a valid one."""
     raw = text.strip().upper()
     return normalize_cpf(raw) or normalize_cnpj(raw)
+
+
+#: Largest amount an alert may carry (R$ 10 trillion): beyond any real negativation or protest.
+MAX_ALERT_AMOUNT = Decimal("1e13")
+
+
+def alert_problems(alert) -> list[tuple[str, str]]:
+    """(field, message) for what msgspec's types cannot say about an alert (empty: fine)."""
+    problems = []
+    if not alert.id.strip():
+        problems.append(("id", "Expected the bureau's event id, not an empty text"))
+    if alert.occurred_at.tzinfo is None:
+        problems.append(("occurred_at", "Expected a datetime with a time zone"))
+    if alert.amount is not None and not (alert.amount.is_finite() and 0 <= alert.amount < MAX_ALERT_AMOUNT):
+        # NaN, Infinity or 1e100 would reach the limit arithmetic
+        problems.append(("amount", "Expected an amount of 0 or more, below 1e13"))
+    return problems
 
 
 def next_limit(current: Limit, outcome: str, new_limit: Decimal | None) -> tuple[Decimal, bool]:
@@ -112,12 +129,11 @@ class Monitor:
 
     def inputs(self, customer: dict, as_of: dt.date, alert=None, limit: Limit | None = None) -> dict:
         limit = limit or self.store.limit(customer["id"])
-        changed = dt.date.fromisoformat(limit.changed_at[:10]) if limit.changed_at else None
         inputs = {name: default for name, (_t, default, _d) in M.INPUT.items()}
         inputs.update(customer_behaviour(self.store.db, customer["id"], as_of))
         inputs.update(document=customer["document"], person=customer["kind"], segment=customer["segment"] or "default",
                       uf=customer["uf"], limit=limit.amount, has_limit=limit.exists, limit_blocked=limit.blocked,
-                      days_since_limit_change=(as_of - changed).days if changed else 0)
+                      days_since_limit_change=days_since(limit.changed_at, as_of))
         if alert is not None:
             inputs.update(event=alert.kind, bureau=alert.bureau, creditor=alert.creditor, inquirer=alert.inquirer)
             if alert.amount is not None:
@@ -246,7 +262,8 @@ class Monitor:
                        "motivos": [{"codigo": r.code, "mensagem": r.message} for r in decision.reasons if r.code],
                        "decisao": decision_id, "politica": prepared.name, "versao": prepared.version}
             return "monitoramento_gerente", context
-        return "limite_atualizado", {"nome": customer["name"].split()[0], "limite_anterior": str(before.amount),
+        greeting = customer["name"].split()[0] if customer["kind"] == "pf" else customer["name"]
+        return "limite_atualizado", {"nome": greeting, "limite_anterior": str(before.amount),
                                      "limite_novo": str(after.amount), "bloqueado": after.blocked}
 
     # ---- notifications ----

@@ -65,6 +65,17 @@ def now_iso(now: dt.datetime) -> str:
     return now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# Brazil has had no daylight saving time since 2019: dates of a policy are dates in Brasília.
+BRASILIA = dt.timezone(dt.timedelta(hours=-3))
+
+
+def days_since(changed_at: str | None, today: dt.date) -> int:
+    """Days from a limit change (stored in UTC) to `today`, both as dates in Brasília (0: never changed)."""
+    if not changed_at:
+        return 0
+    return max((today - dt.datetime.fromisoformat(changed_at).astimezone(BRASILIA).date()).days, 0)
+
+
 class MonitoringStore:
     def __init__(self, path: str):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
