@@ -101,25 +101,28 @@ def _check(case, db):
     for gap, hour in case["runs"]:
         day += dt.timedelta(days=gap)
         moments.append(dt.datetime.combine(day, dt.time(hour), local_zone("SP")))
-    payments = {}
+    moments.sort()  # runs on the same day come in hour order: the clock never goes back
+    payments, paid_at = {}, {}  # receivable id -> payment date; -> the run moment the payment was loaded before
     try:
         for index, moment in enumerate(moments):
             for rid, offset in case["payments"]:
-                if offset == index and rid < len(receivables) and rid not in payments:
+                if offset == index and rid < len(receivables) and receivables[rid].id not in payments:
                     receivable = receivables[rid]
                     paid_on = moment.date()
                     portfolio = Portfolio(db)
                     portfolio.save([Payment(f"p{rid}", receivable.id, receivable.amount, paid_on)])
                     portfolio.close()
                     payments[receivable.id] = paid_on
+                    paid_at[receivable.id] = moment
             current["now"] = moment
             runner.run(moment.date(), now=moment)
-        _assert_invariants(runner, {r.id: r for r in receivables}, {c.id: c for c in customers}, payments, moments)
+        _assert_invariants(runner, {r.id: r for r in receivables}, {c.id: c for c in customers}, payments, paid_at,
+                           moments)
     finally:
         runner.close()
 
 
-def _assert_invariants(runner, receivables, customers, payments, moments):
+def _assert_invariants(runner, receivables, customers, payments, paid_at, moments):
     db = runner.store.db
     events = [dict(r) for r in db.query("select * from collection_events order by id")]
     contacts: dict[str, list[dt.datetime]] = {}
@@ -134,9 +137,8 @@ def _assert_invariants(runner, receivables, customers, payments, moments):
             assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
             contacts.setdefault(receivable.customer_id, []).append(at)
             sent_keys.append(event["key"])
-            # No contact after the debt was paid in full.
-            assert receivable.id not in payments or local.date() < payments[receivable.id] or \
-                at < next(m for m in moments if m.date() >= payments[receivable.id]), event
+            # No contact once the payment in full is known (runs earlier that same day did not know it yet).
+            assert receivable.id not in paid_at or at < paid_at[receivable.id], event
         if event["kind"] == "negativated":
             # No negativation of a disputed debt, of one older than 5 years, nor before a proven
             # delivered notice plus the waiting period.

@@ -59,8 +59,8 @@ def test_example_policy_parses_with_every_block_kind():
     assert policy.description.startswith("Limite de crédito")
     assert [f.name for f in policy.fields][:2] == ["cnpj", "faturamento_anual"]
     assert {t.name for t in policy.tables} == {"teto_por_score", "ciclos_de_compra", "prazo_por_score"}
-    assert len(policy.rules) == 10
-    assert len(policy.tests) == 9
+    assert len(policy.rules) == 11
+    assert len(policy.tests) == 13
 
 
 def test_accented_identifiers_and_strings():
