@@ -122,7 +122,8 @@ class Checker:
                            did_you_mean(p.kind, KINDS))
         defaults = p.of_type(ast.DefaultDecl)
         if not defaults and self.kind and self.kind.default is None:  # a régua waits when no step is due
-            self.bag.error("E113", "a policy needs a default outcome, e.g. `default approve`", p.name_span)
+            quiet = min(self.kind.actions, key=self.kind.actions.get)
+            self.bag.error("E113", f"a policy needs a default outcome, e.g. `default {quiet}`", p.name_span)
         for extra in defaults[1:]:
             self.bag.error("E102", "the default outcome is declared twice", extra.span)
         for extra in p.of_type(ast.OnErrorDecl)[1:]:

@@ -101,7 +101,9 @@ def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, p
     settings = _settings(config_path, db, policies, sandbox)
     service = _service(settings)
     if poll:
-        result = service.poll(dt.datetime.now(dt.timezone.utc))
+        result = service.poll_locked(dt.datetime.now(dt.timezone.utc))
+        if result is None:
+            raise click.ClickException("another process is polling the monitoring sources; try again later")
         if as_json:
             out.print_json(json.dumps(result))
         elif not result:

@@ -28,6 +28,7 @@ from engine.monitoring.recheck import RecheckSummary, recheck
 from engine.monitoring.settings import MonitoringSettings
 from engine.monitoring.store import MonitoringStore
 from plugins.contracts import MonitoringAlert
+from plugins.runtime import Resilient
 
 from .collection import collection_settings
 from .config import SANDBOX_KEY, Settings
@@ -72,6 +73,7 @@ class MonitoringService:
         self.creditor = (collection.creditor_name, collection.creditor_document)
         self._local = threading.local()
         self._stop = threading.Event()
+        self._sources: dict[str, Resilient] = {}
         MonitoringStore(self.path).close()
 
     # ---- plumbing ----
@@ -140,7 +142,10 @@ class MonitoringService:
 
     def handle(self, alert: MonitoringAlert, body: bytes, now: dt.datetime | None = None) -> tuple[Result, bool]:
         now = now or dt.datetime.now(dt.timezone.utc)
-        return self.monitor().handle_alert(alert, hashlib.sha256(body).hexdigest(), now, self.today())
+        # The alert as Régua encodes it, not the raw bytes: a retry serialised differently (key order,
+        # spacing) and the same alert pushed and polled are one alert.
+        canonical = hashlib.sha256(msgspec.json.encode(alert)).hexdigest()
+        return self.monitor().handle_alert(alert, canonical, now, self.today())
 
     # ---- polled sources ----
     def poll(self, now: dt.datetime | None = None) -> dict[str, dict]:
@@ -151,7 +156,10 @@ class MonitoringService:
         for name, source in sorted(self.registry.monitoring_sources.items()):
             counts = {"alerts": 0, "decided": 0, "replayed": 0, "unmatched": 0, "invalid": 0, "error": None}
             try:
-                batch = source.poll(monitor.store.cursor(name))
+                call = self._sources.get(name)
+                if call is None:  # deadline, retries with backoff and a circuit breaker, like every connector
+                    call = self._sources[name] = Resilient(source, source.poll)
+                batch = call(monitor.store.cursor(name))
                 for alert in batch.alerts:
                     if alert_problems(alert):  # the same checks as POST /events; the rest of the batch goes on
                         counts["invalid"] += 1
@@ -172,16 +180,25 @@ class MonitoringService:
             out[name] = counts
         return out
 
+    def poll_locked(self, now: dt.datetime | None = None) -> dict[str, dict] | None:
+        """poll(), by one process at a time (server workers and `regua monitor --poll`); None when
+        another one is polling: a paid feed is never polled twice at once."""
+        with open(self.path + ".monitor-lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            return self.poll(now)
+
     def start_poller(self) -> None:
         def loop():
             interval = min((s.interval_minutes for s in self.registry.monitoring_sources.values()), default=15) * 60
             while not self._stop.wait(interval):
-                try:  # one worker polls at a time: the others find the lock taken and skip this round
-                    with open(self.path + ".monitor-lock", "w") as handle:
-                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        log.info("monitoring poll: %s", self.poll())
-                except BlockingIOError:
-                    continue
+                try:
+                    result = self.poll_locked()
+                    if result is not None:
+                        log.info("monitoring poll: %s", result)
+                        self.monitor().send(dt.datetime.now(dt.timezone.utc))  # failed notifications again
                 except Exception as error:  # noqa: BLE001 — the next poll tries again
                     log.error("monitoring poll failed: %s", type(error).__name__)
 

@@ -250,3 +250,13 @@ def test_recheck_requests_are_validated(client):
     response = client.post("/monitoring/recheck", json={"budget": 0, "dry_run": True, "segment": "nenhum"})
     assert response.status_code == 200, response.text
     assert response.json()["customers"] == 0 and response.json()["budget"] == 0
+
+
+def test_a_retry_serialised_differently_is_the_same_alert(client):
+    first = alert(id="reordered-1", kind="inquiry", amount=None, inquirer="Banco Z")
+    response = post_event(client, json.dumps(first).encode())
+    assert response.status_code == 200, response.text
+    reordered = json.dumps(dict(reversed(list(first.items()))), indent=2).encode()
+    replay = post_event(client, reordered)
+    assert replay.status_code == 200 and replay.headers["x-regua-replayed"] == "true"
+    assert replay.json()["decision_id"] == response.json()["decision_id"]

@@ -127,10 +127,12 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
                 done += 1
                 continue
             inputs = monitor.inputs(customer, as_of)
+            counted = meter.cached
             started = dt.datetime.now()
             decision = monitor.evaluate(prepared, inputs, as_of, connectors)
             failures = _codes(decision)
             if "CONNECTOR_" + NOT_CACHED in failures:
+                meter.cached = counted  # evaluated again in the paid pass, where its cache hits count
                 left.append(customer)
                 continue
             if "CONNECTOR_" + BUDGET_EXHAUSTED in failures:
