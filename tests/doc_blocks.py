@@ -6,8 +6,18 @@ A block may be preceded, on the line right above its fence, by a marker comment 
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 FENCE = re.compile(r"^```(.*)$")
 MARKER = re.compile(r"^<!--\s*(file|output of|layout|excerpt of):\s*(.+?)\s*-->$")
@@ -74,3 +84,126 @@ def assert_subset(expected, actual, path="$") -> None:
             assert_subset(e, a, f"{path}[{n}]")
     else:
         assert expected == actual, f"{path}: doc says {expected!r}, the command printed {actual!r}"
+
+
+# ---- checks the guides (collection.md, monitoring.md) share ------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+REGUA = Path(sys.executable).with_name("regua")
+
+
+def is_complete_policy(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.startswith("policy ")
+    return False
+
+
+def check_complete_policy(block: Block, kind: str, tmp_path: Path) -> None:
+    """A whole policy in a guide compiles without warnings, is of the guide's kind, is formatted,
+    and its `test` blocks pass."""
+    from dsl.diagnostics import PolicyError
+    from dsl.formatter import format_source
+    from engine.compiler import check_source, compile_policy
+    from engine.testing import load, run_policy_tests
+
+    try:
+        compile_policy(block.text, block.where)
+        checked = check_source(block.text, block.where)
+    except PolicyError as error:
+        pytest.fail(f"{block.where}: the policy does not compile:\n{error.render()}")
+    assert checked.policy.kind == kind, f"{block.where}: this guide's policies are kind {kind}"
+    assert not checked.warnings, f"{block.where}: " + "; ".join(w.headline() for w in checked.warnings)
+    assert format_source(block.text) == block.text, f"{block.where}: not formatted; run `regua fmt` on it"
+    if checked.policy.tests:
+        path = tmp_path / "example.regua"
+        path.write_text(block.text, encoding="utf-8")
+        report = run_policy_tests(*load(path))
+        failures = [f"{case.name}: {'; '.join(case.failures)}" for case in report.cases if not case.passed]
+        assert not failures, f"{block.where}: policy tests fail:\n" + "\n".join(failures)
+
+
+def check_fragment(block: Block, source: str) -> None:
+    """A policy fragment, wrapped by the caller into `source`, compiles."""
+    from dsl.diagnostics import PolicyError
+    from engine.compiler import compile_policy
+
+    try:
+        compile_policy(source, block.where)
+    except PolicyError as error:
+        pytest.fail(f"{block.where}: the fragment does not compile:\n{error.render()}")
+
+
+def check_shell_commands(block: Block) -> None:
+    """A ```sh block names real `regua` subcommands and options."""
+    from engine.cli import main
+
+    importlib.import_module("server.cli")  # registers serve, collect, monitor… on `main`
+    commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
+    commands = [c for c in commands if c.startswith("regua ")]
+    assert commands, f"{block.where}: a sh block shows regua commands"
+    for command in commands:
+        args = shlex.split(command)[1:]
+        sub = main.commands.get(args[0])
+        assert sub is not None, f"{block.where}: no such command `regua {args[0]}`"
+        options = {opt for param in sub.params for opt in param.opts + param.secondary_opts} | {"--help"}
+        for arg in args[1:]:
+            if arg.startswith("--"):
+                assert arg.split("=")[0] in options, f"{block.where}: `regua {args[0]}` has no option {arg}"
+
+
+def _clean(text: str) -> list[str]:
+    """Lines without trailing blanks; a run's duration varies, so its row is left out."""
+    return [line.rstrip() for line in text.strip("\n").splitlines() if not re.match(r"^│ seconds\s+│", line)]
+
+
+def run_command_outputs(blocks: list[Block], tmp_path: Path, with_stderr: bool) -> None:
+    """Every `output of:` command in document order, in one fresh folder holding copies of
+    examples/ and policies/ and every `file:` block; what it prints must be what the guide shows
+    (JSON: the guide's keys are a subset; text: exact)."""
+    shown = [b for b in blocks if b.marked("output of")]
+    assert shown, "the guide shows no command output"
+    for name in ("examples", "policies"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    (tmp_path / "var").mkdir()
+    for block in blocks:
+        if block.marked("file"):
+            (tmp_path / block.marked("file")).write_text(block.text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGUA_")}
+    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    for block in shown:
+        command = block.marked("output of")
+        args = shlex.split(command)
+        assert args[0] == "regua", f"{block.where}: only regua commands are run"
+        result = subprocess.run([str(REGUA), *args[1:]], cwd=tmp_path, capture_output=True, text=True, env=env,
+                                timeout=120)
+        printed = result.stdout + (result.stderr if with_stderr else "")
+        assert result.returncode == 0, f"{block.where}: `{command}` failed:\n{result.stdout}{result.stderr}"
+        if block.kind == "json":
+            assert_subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
+        else:
+            assert _clean(printed) == _clean(block.text), f"{block.where}: `{command}` printed:\n{printed}"
+
+
+def anchors(markdown: str) -> set[str]:
+    """The #anchors of a Markdown document's headings (code blocks left out)."""
+    outside = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", outside, re.M)}
+
+
+def broken_links(doc: Path) -> list[str]:
+    """Relative links of `doc` (outside code blocks) whose file or #anchor does not exist."""
+    prose = re.sub(r"^```.*?^```", "", doc.read_text(encoding="utf-8"), flags=re.S | re.M)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
+            broken.append(f"{target}: no such section")
+    return broken

@@ -17,13 +17,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -31,31 +26,18 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dsl.diagnostics import PolicyError
-from dsl.formatter import format_source
-from engine.compiler import check_source, compile_policy
-from engine.testing import load, run_policy_tests
-from doc_blocks import Block, assert_subset, read_blocks
+from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, check_shell_commands, \
+    is_complete_policy, read_blocks, run_command_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "collection.md"
 TEXT = DOC.read_text(encoding="utf-8")
-REGUA = Path(sys.executable).with_name("regua")
 
 BLOCKS = read_blocks(TEXT, "docs/collection.md")
-PROSE = re.sub(r"^```.*?^```", "", TEXT, flags=re.S | re.M)  # the text outside code blocks
 
 
 def of_kind(kind: str) -> list:
     return [pytest.param(b, id=b.id) for b in BLOCKS if b.kind == kind]
-
-
-def is_complete_policy(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.startswith("policy ")
-    return False
 
 
 def backticked(name: str) -> bool:
@@ -73,27 +55,10 @@ def test_the_guide_has_policies_and_outputs():
 
 @pytest.mark.parametrize("block", of_kind("regua"))
 def test_policy_block(block: Block, tmp_path: Path):
-    if not is_complete_policy(block.text):
-        source = "policy fragmento kind collection\n\n" + block.text
-        try:
-            compile_policy(source, block.where)
-        except PolicyError as error:
-            pytest.fail(f"{block.where}: the fragment does not compile:\n{error.render()}")
-        return
-    try:
-        compile_policy(block.text, block.where)
-        checked = check_source(block.text, block.where)
-    except PolicyError as error:
-        pytest.fail(f"{block.where}: the policy does not compile:\n{error.render()}")
-    assert checked.policy.kind == "collection", f"{block.where}: this guide's policies are réguas (kind collection)"
-    assert not checked.warnings, f"{block.where}: " + "; ".join(w.headline() for w in checked.warnings)
-    assert format_source(block.text) == block.text, f"{block.where}: not formatted; run `regua fmt` on it"
-    if checked.policy.tests:
-        path = tmp_path / "example.regua"
-        path.write_text(block.text, encoding="utf-8")
-        report = run_policy_tests(*load(path))
-        failures = [f"{case.name}: {'; '.join(case.failures)}" for case in report.cases if not case.passed]
-        assert not failures, f"{block.where}: policy tests fail:\n" + "\n".join(failures)
+    if is_complete_policy(block.text):
+        check_complete_policy(block, "collection", tmp_path)
+    else:
+        check_fragment(block, "policy fragmento kind collection\n\n" + block.text)
 
 
 @pytest.mark.parametrize("block", of_kind("json"))
@@ -217,80 +182,24 @@ def test_the_settings_table_gives_the_defaults():
 
 @pytest.mark.parametrize("block", of_kind("sh"))
 def test_shell_commands_exist(block: Block):
-    from engine.cli import main
-
-    importlib.import_module("server.cli")  # registers serve, collect, simulate and queue on `main`
-
-    commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
-    commands = [c for c in commands if c.startswith("regua ")]
-    assert commands, f"{block.where}: a sh block shows regua commands"
-    for command in commands:
-        args = shlex.split(command)[1:]
-        sub = main.commands.get(args[0])
-        assert sub is not None, f"{block.where}: no such command `regua {args[0]}`"
-        options = {opt for param in sub.params for opt in param.opts + param.secondary_opts} | {"--help"}
-        for arg in args[1:]:
-            if arg.startswith("--"):
-                assert arg.split("=")[0] in options, f"{block.where}: `regua {args[0]}` has no option {arg}"
-
-
-def _clean(text: str) -> list[str]:
-    """Lines without trailing blanks; the run's duration varies, so its row is left out."""
-    return [line.rstrip() for line in text.strip("\n").splitlines() if not re.match(r"^│ seconds\s+│", line)]
+    check_shell_commands(block)
 
 
 def test_command_outputs_in_order(tmp_path: Path):
     """The quick start, for real: every `output of:` command in document order, in one folder."""
-    blocks = [b for b in BLOCKS if b.marker and b.marker[0] == "output of"]
-    assert blocks, "the guide shows no command output"
-    for name in ("examples", "policies"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    (tmp_path / "var").mkdir()
-    for block in BLOCKS:
-        if block.marker and block.marker[0] == "file":
-            (tmp_path / block.marker[1]).write_text(block.text, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGUA_")}
-    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
-    for block in blocks:
-        command = block.marker[1]
-        args = shlex.split(command)
-        assert args[0] == "regua", f"{block.where}: only regua commands are run"
-        result = subprocess.run([str(REGUA), *args[1:]], cwd=tmp_path, capture_output=True, text=True, env=env,
-                                timeout=120)
-        printed = result.stdout + result.stderr
-        assert result.returncode == 0, f"{block.where}: `{command}` failed:\n{printed}"
-        if block.kind == "json":
-            assert_subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
-        else:
-            assert _clean(printed) == _clean(block.text), f"{block.where}: `{command}` printed:\n{printed}"
+    run_command_outputs(BLOCKS, tmp_path, with_stderr=True)
 
 
 # ---- links ---------------------------------------------------------------------------------
 
 
-def _anchors(markdown: str) -> set[str]:
-    outside = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#+ (.+)$", outside, re.M)}
-
-
 def test_links_resolve():
-    broken = []
-    for target in re.findall(r"\]\(([^)\s]+)\)", PROSE):
-        if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:
-            continue
-        path, _, anchor = target.partition("#")
-        file = (DOC.parent / path).resolve() if path else DOC
-        if not file.exists():
-            broken.append(f"{target}: no such file")
-            continue
-        if anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text(encoding="utf-8")):
-            broken.append(f"{target}: no such section")
+    broken = broken_links(DOC)
     assert not broken, f"broken links in docs/collection.md: {broken}"
 
 
 def test_the_kpis_anchor_other_docs_link_to_exists():
-    assert "kpis" in _anchors(TEXT)
+    assert "kpis" in anchors(TEXT)
     for other in (ROOT / "docs").glob("*.md"):
         for anchor in re.findall(r"\]\(collection\.md#([^)]+)\)", other.read_text(encoding="utf-8")):
-            assert anchor in _anchors(TEXT), f"{other.name} links to collection.md#{anchor}, which does not exist"
+            assert anchor in anchors(TEXT), f"{other.name} links to collection.md#{anchor}, which does not exist"

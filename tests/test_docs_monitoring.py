@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -41,11 +40,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dsl.diagnostics import PolicyError
-from dsl.formatter import format_source
-from engine.compiler import check_source, compile_policy
-from engine.testing import load, run_policy_tests
-from doc_blocks import Block, assert_subset, read_blocks
+from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, \
+    check_shell_commands, is_complete_policy, read_blocks, run_command_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "monitoring.md"
@@ -59,14 +55,6 @@ DOC_URL = "http://127.0.0.1:8000"
 
 def of_kind(kind: str) -> list:
     return [pytest.param(b, id=b.id) for b in BLOCKS if b.kind == kind]
-
-
-def is_complete_policy(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.startswith("policy ")
-    return False
 
 
 def backticked(name: str) -> bool:
@@ -112,25 +100,9 @@ def test_policy_block(block: Block, tmp_path: Path):
             source += "\ndefault keep\n"
         if not re.search(r"^output ", block.text, re.M):
             source += "\noutput new_limit = limit, notify = []\n"
-        try:
-            compile_policy(source, block.where)
-        except PolicyError as error:
-            pytest.fail(f"{block.where}: the fragment does not compile:\n{error.render()}")
-        return
-    try:
-        compile_policy(block.text, block.where)
-        checked = check_source(block.text, block.where)
-    except PolicyError as error:
-        pytest.fail(f"{block.where}: the policy does not compile:\n{error.render()}")
-    assert checked.policy.kind == "monitoring", f"{block.where}: this guide's policies are kind monitoring"
-    assert not checked.warnings, f"{block.where}: " + "; ".join(w.headline() for w in checked.warnings)
-    assert format_source(block.text) == block.text, f"{block.where}: not formatted; run `regua fmt` on it"
-    if checked.policy.tests:
-        path = tmp_path / "example.regua"
-        path.write_text(block.text, encoding="utf-8")
-        report = run_policy_tests(*load(path))
-        failures = [f"{case.name}: {'; '.join(case.failures)}" for case in report.cases if not case.passed]
-        assert not failures, f"{block.where}: policy tests fail:\n" + "\n".join(failures)
+        check_fragment(block, source)
+    else:
+        check_complete_policy(block, "monitoring", tmp_path)
 
 
 @pytest.mark.parametrize("block", of_kind("json"))
@@ -334,50 +306,12 @@ def test_toml_block(block: Block):
 
 @pytest.mark.parametrize("block", of_kind("sh"))
 def test_shell_commands_exist(block: Block):
-    from engine.cli import main
-
-    importlib.import_module("server.cli")  # registers serve, collect, monitor… on `main`
-
-    commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
-    commands = [c for c in commands if c.startswith("regua ")]
-    assert commands, f"{block.where}: a sh block shows regua commands"
-    for command in commands:
-        args = shlex.split(command)[1:]
-        sub = main.commands.get(args[0])
-        assert sub is not None, f"{block.where}: no such command `regua {args[0]}`"
-        options = {opt for param in sub.params for opt in param.opts + param.secondary_opts} | {"--help"}
-        for arg in args[1:]:
-            if arg.startswith("--"):
-                assert arg.split("=")[0] in options, f"{block.where}: `regua {args[0]}` has no option {arg}"
-
-
-def _clean(text: str) -> list[str]:
-    return [line.rstrip() for line in text.strip("\n").splitlines()]
+    check_shell_commands(block)
 
 
 def test_command_outputs_in_order(tmp_path: Path):
     """The quick start and the re-checks, for real: every `output of:` command in document order."""
-    blocks = [b for b in BLOCKS if b.marked("output of")]
-    assert blocks, "the guide shows no command output"
-    for name in ("examples", "policies"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    (tmp_path / "var").mkdir()
-    for block in BLOCKS:
-        if block.marked("file"):
-            (tmp_path / block.marked("file")).write_text(block.text, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGUA_")}
-    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
-    for block in blocks:
-        command = block.marked("output of")
-        args = shlex.split(command)
-        assert args[0] == "regua", f"{block.where}: only regua commands are run"
-        result = subprocess.run([str(REGUA), *args[1:]], cwd=tmp_path, capture_output=True, text=True, env=env,
-                                timeout=120)
-        assert result.returncode == 0, f"{block.where}: `{command}` failed:\n{result.stdout}{result.stderr}"
-        if block.kind == "json":
-            assert_subset(json.loads(block.text), json.loads(result.stdout), f"{block.where} `{command}`")
-        else:
-            assert _clean(result.stdout) == _clean(block.text), f"{block.where}: `{command}` printed:\n{result.stdout}"
+    run_command_outputs(BLOCKS, tmp_path, with_stderr=False)
 
 
 # ---- the HTTP walkthrough, against a real server ---------------------------------------------
@@ -404,34 +338,15 @@ def test_python_examples_run_against_a_real_server(tmp_path: Path):
 
 # ---- links ---------------------------------------------------------------------------------
 
-PROSE = re.sub(r"^```.*?^```", "", TEXT, flags=re.S | re.M)
-
-
-def _anchors(markdown: str) -> set[str]:
-    outside = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#+ (.+)$", outside, re.M)}
-
-
 def test_links_resolve():
-    broken = []
-    for target in re.findall(r"\]\(([^)\s]+)\)", PROSE):
-        if re.match(r"^[a-z]+:", target):
-            continue
-        path, _, anchor = target.partition("#")
-        file = (DOC.parent / path).resolve() if path else DOC
-        if not file.exists():
-            broken.append(f"{target}: no such file")
-            continue
-        if anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text(encoding="utf-8")):
-            broken.append(f"{target}: no such section")
+    broken = broken_links(DOC)
     assert not broken, f"broken links in docs/monitoring.md: {broken}"
 
 
 def test_other_docs_link_to_sections_that_exist():
     for other in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
         for anchor in re.findall(r"monitoring\.md#([^)]+)\)", other.read_text(encoding="utf-8")):
-            assert anchor in _anchors(TEXT), f"{other.name} links to monitoring.md#{anchor}, which does not exist"
+            assert anchor in anchors(TEXT), f"{other.name} links to monitoring.md#{anchor}, which does not exist"
 
 
 # ---- the README's monitoring paragraph ------------------------------------------------------
