@@ -42,14 +42,16 @@ def _settings(config_path, db, policies, sandbox) -> Settings:
         raise click.UsageError(str(error)) from None
 
 
-def _service(settings: Settings) -> CollectionService:
+def load_folder(settings: Settings, kind: str, **registry_options):
+    """The plugins' registry and the policies of `kind` in the policies folder, compiled; every
+    policy that does not compile is reported (file:line:col) and stops the command."""
     from plugins.manager import PluginSettings
     from plugins.registry import Registry
 
     if not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
     registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
-                                            config=plugin_config(settings)))
+                                            config=plugin_config(settings)), **registry_options)
     env = registry.environment()
     policies, failed = {}, False
     for path in sorted(Path(settings.policies.folder).rglob(f"*{POLICY_SUFFIX}")):
@@ -59,12 +61,17 @@ def _service(settings: Settings) -> CollectionService:
             _print_diagnostics(error)
             failed = True
             continue
-        if prepared.meta.kind == "collection":
+        if prepared.meta.kind == kind:
             policies[prepared.name] = prepared
     if failed:
         raise click.ClickException("fix the policies above first")
     if not policies:
-        raise click.UsageError(f"{settings.policies.folder}: no collection policy (kind collection)")
+        raise click.UsageError(f"{settings.policies.folder}: no {kind} policy (kind {kind})")
+    return registry, policies
+
+
+def _service(settings: Settings) -> CollectionService:
+    registry, policies = load_folder(settings, "collection")
     return CollectionService(settings, registry, lambda: policies)
 
 

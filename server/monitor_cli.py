@@ -11,50 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dsl.diagnostics import PolicyError
-from engine.cli import POLICY_SUFFIX, _print_diagnostics, main
-from engine.compiler import compile_file
+from engine.cli import main
 from engine.monitoring.account import AccountLookup
 
-from .collect_cli import _options, _settings, err, out
-from .collection import plugin_config
+from .collect_cli import _options, _settings, err, load_folder, out
 from .evaluator import today_in_brazil
 from .monitoring import MonitoringService
 from .store import Store
 
 
 def _service(settings) -> MonitoringService:
-    from plugins.manager import PluginSettings
-    from plugins.registry import Registry
-
-    if not Path(settings.store.path).exists():
-        raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
+    registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path,
+                                     sandbox_aliases=settings.sandbox)
     Store(settings.store.path).close()  # the decision log's tables
-    registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
-                                            config=plugin_config(settings)),
-                             cache_path=settings.store.path, sandbox_aliases=settings.sandbox)
-    env = registry.environment()
-    active, failed = {}, False
-    for path in sorted(Path(settings.policies.folder).rglob(f"*{POLICY_SUFFIX}")):
-        try:
-            prepared = compile_file(path, env)
-        except PolicyError as error:
-            _print_diagnostics(error)
-            failed = True
-            continue
-        if prepared.meta.kind == "monitoring":
-            active[prepared.name] = SimpleNamespace(prepared=prepared, revision=0)
-    if failed:
-        raise click.ClickException("fix the policies above first")
-    if not active:
-        raise click.UsageError(f"{settings.policies.folder}: no monitoring policy (kind monitoring)")
+    active = {name: SimpleNamespace(prepared=prepared, revision=0) for name, prepared in policies.items()}
     connectors = registry.engine_connectors()
     connectors.register("portfolio.customer", AccountLookup(settings.store.path, today_in_brazil))
     return MonitoringService(settings, registry, SimpleNamespace(active=active), connectors)
