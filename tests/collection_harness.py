@@ -8,7 +8,7 @@ import email
 import email.policy
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -17,6 +17,7 @@ from engine.compiler import compile_file
 from engine.portfolio import Portfolio
 from engine.portfolio.model import Customer, Payment, Receivable
 
+from loopback import LoopbackHTTP, reply_json
 from server_harness import free_port
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -51,7 +52,7 @@ class SMTPServer:
         self.controller.stop()
 
 
-class Gateway:
+class Gateway(LoopbackHTTP):
     """An SMS/WhatsApp gateway: records each request (headers, JSON) and answers delivered."""
 
     def __init__(self):
@@ -62,30 +63,16 @@ class Gateway:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 gateway.requests.append({"key": self.headers.get("Idempotency-Key"), "body": body})
-                payload = json.dumps({"id": f"gw-{len(gateway.requests)}", "status": "delivered"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply_json(self, {"id": f"gw-{len(gateway.requests)}", "status": "delivered"})
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        super().__init__(Handler, "fake-gateway")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/mensagens"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.base_url}/mensagens"
 
 
 def notifications_config(smtp_port: int, gateway_url: str | None, idempotency_db: str) -> dict:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import msgspec
@@ -30,6 +30,7 @@ from plugins.manager import PluginSettings, get_plugin_manager
 from plugins.recording import BureauPlugin, RecordingBureau, ReplayBureau, record, recording_path, replay
 from plugins.registry import Registry
 from plugins.runtime import Resilient
+from loopback import LoopbackHTTP
 
 ROOT = Path(__file__).resolve().parent.parent
 B2B = ROOT / "policies" / "credito_b2b.regua"
@@ -166,16 +167,13 @@ def _handler(provider: Provider):
 @pytest.fixture
 def provider():
     state = Provider()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-bureau", daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    state.server = server
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with LoopbackHTTP(_handler(state), "fake-bureau") as http:
+        state.base_url = http.base_url
+        state.server = http.server
+        try:
+            yield state
+        finally:
+            state.release.set()  # handlers told to hang let go before the server stops
 
 
 @pytest.fixture(autouse=True)

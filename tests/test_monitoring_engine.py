@@ -17,10 +17,9 @@ import email
 import email.policy
 import hashlib
 import json
-import threading
 from contextlib import contextmanager
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import msgspec
@@ -39,6 +38,7 @@ from server.services import build_services
 from server_harness import ROOT, sandbox_settings
 
 from collection_harness import SMTPServer, alfa, maria, notifications_config, receivable
+from loopback import LoopbackHTTP, reply_json
 
 TODAY = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.timezone.utc)
@@ -387,7 +387,7 @@ output new_limit = limit
 '''
 
 
-class Bureau:
+class Bureau(LoopbackHTTP):
     """A bureau answering BureauReport JSON over HTTP on 127.0.0.1; records every request path."""
 
     def __init__(self):
@@ -397,28 +397,14 @@ class Bureau:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 bureau.paths.append(self.path)
-                data = json.dumps({"score": {"value": 420, "bureau": "serasa"}, "registration_status": "active",
-                                   "restrictions": [], "inquiries": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, {"score": {"value": 420, "bureau": "serasa"}, "registration_status": "active",
+                                  "restrictions": [], "inquiries": []})
 
             def log_message(self, *args):  # the path holds the document
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, "fake-bureau")
+        self.url = self.base_url
 
     def documents(self) -> list[str]:
         return [path.strip("/") for path in self.paths]

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -23,6 +23,7 @@ from plugins.contracts import AlertBatch, MonitoringAlert
 from plugins.manager import PluginSettings, get_plugin_manager
 from plugins.registry import Registry
 from plugins.runtime import Resilient
+from loopback import LoopbackHTTP
 
 CPF = "52998224725"
 CNPJ = "11222333000181"
@@ -89,15 +90,12 @@ def _handler(feed: Feed):
 @pytest.fixture
 def feed():
     state = Feed()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-monitoring", daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with LoopbackHTTP(_handler(state), "fake-monitoring") as http:
+        state.base_url = http.base_url
+        try:
+            yield state
+        finally:
+            state.release.set()  # handlers told to hang let go before the server stops
 
 
 @pytest.fixture(autouse=True)
