@@ -207,3 +207,23 @@ def broken_links(doc: Path) -> list[str]:
         elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
             broken.append(f"{target}: no such section")
     return broken
+
+
+def settings_table_problems(text: str, settings_type) -> list[str]:
+    """Each field of a settings Struct has a row `| `name` | `default` |` giving its default
+    (TOML-like for tables, JSON otherwise); the list says what is missing or wrong."""
+    defaults = settings_type()
+    wrong = []
+    for name in settings_type.__struct_fields__:
+        row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", text, re.M)
+        if row is None:
+            wrong.append(f"{name}: no row")
+            continue
+        value = getattr(defaults, name)
+        if isinstance(value, dict) and value:
+            expected = "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
+        else:
+            expected = json.dumps(value)
+        if row.group(1) != expected:
+            wrong.append(f"{name}: default {expected}, doc {row.group(1)}")
+    return wrong

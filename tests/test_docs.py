@@ -42,7 +42,7 @@ from dsl.formatter import format_source
 from dsl.parser import parse
 from engine.compiler import check_source
 from engine.testing import load, run_policy_tests
-from doc_blocks import Block, assert_subset, read_blocks
+from doc_blocks import Block, assert_subset, is_complete_policy, read_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "language.md"
@@ -54,14 +54,6 @@ FILES = {b.marker[1]: b for b in BLOCKS if b.marker and b.marker[0] == "file"}
 
 def of_kind(*kinds: str) -> list:
     return [pytest.param(b, id=b.id) for b in BLOCKS if b.kind in kinds]
-
-
-def is_complete_policy(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.startswith("policy ")
-    return False
 
 
 def run_tests_in(block: Block, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, check_shell_commands, \
-    is_complete_policy, read_blocks, run_command_outputs
+    is_complete_policy, read_blocks, run_command_outputs, settings_table_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "collection.md"
@@ -159,20 +159,7 @@ def test_toml_block_is_a_valid_collection_table(block: Block):
 def test_the_settings_table_gives_the_defaults():
     from engine.collection.settings import CollectionSettings
 
-    defaults = CollectionSettings()
-    wrong = []
-    for name in CollectionSettings.__struct_fields__:
-        row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", TEXT, re.M)
-        if row is None:
-            wrong.append(f"{name}: no row")
-            continue
-        value = getattr(defaults, name)
-        if isinstance(value, dict) and value:
-            expected = "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
-        else:
-            expected = json.dumps(value)
-        if row.group(1) != expected:
-            wrong.append(f"{name}: default {expected}, doc {row.group(1)}")
+    wrong = settings_table_problems(TEXT, CollectionSettings)
     assert not wrong, f"settings table: {wrong}"
 
 

@@ -41,7 +41,7 @@ import msgspec
 import pytest
 
 from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, \
-    check_shell_commands, is_complete_policy, read_blocks, run_command_outputs
+    check_shell_commands, is_complete_policy, read_blocks, run_command_outputs, settings_table_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "monitoring.md"
@@ -160,20 +160,7 @@ def test_the_trend_constants_are_the_documented_ones():
 def test_every_setting_is_documented_with_its_default():
     from engine.monitoring.settings import MonitoringSettings
 
-    defaults = MonitoringSettings()
-    wrong = []
-    for name in MonitoringSettings.__struct_fields__:
-        row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", TEXT, re.M)
-        if row is None:
-            wrong.append(f"{name}: no row")
-            continue
-        value = getattr(defaults, name)
-        if isinstance(value, dict) and value:
-            expected = "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
-        else:
-            expected = json.dumps(value)
-        if row.group(1) != expected:
-            wrong.append(f"{name}: default {expected}, doc {row.group(1)}")
+    wrong = settings_table_problems(TEXT, MonitoringSettings)
     assert not wrong, f"settings table: {wrong}"
 
 

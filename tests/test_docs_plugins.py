@@ -52,7 +52,7 @@ from engine.compiler import check_source
 from engine.testing import load, run_policy_tests
 from plugins.manager import PluginSettings
 from plugins.registry import Registry
-from doc_blocks import Block, read_blocks
+from doc_blocks import Block, is_complete_policy, read_blocks
 from test_plugins import EXAMPLE, forget_modules, install_package
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,14 +71,6 @@ def where(block: Block) -> str:
 def of_kind(*kinds: str, marked: bool | None = None) -> list:
     return [pytest.param(b, id=b.id) for b in BLOCKS
             if b.kind in kinds and (marked is None or (b.marker is not None) == marked)]
-
-
-def is_complete_policy(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.startswith("policy ")
-    return False
 
 
 def clean_env(**extra) -> dict:
