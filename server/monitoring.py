@@ -27,6 +27,7 @@ from engine.monitoring.monitor import AlertConflict, Monitor, Result, alert_prob
 from engine.monitoring.recheck import RecheckSummary, recheck
 from engine.monitoring.settings import MonitoringSettings
 from engine.monitoring.store import MonitoringStore
+from engine.sqlite import transaction
 from plugins.contracts import MonitoringAlert
 from plugins.runtime import Resilient
 
@@ -74,7 +75,7 @@ class MonitoringService:
         self._local = threading.local()
         self._stop = threading.Event()
         self._sources: dict[str, Resilient] = {}
-        MonitoringStore(self.path).close()
+        MonitoringStore(self.path).close()  # migrated once here; each thread then opens a connection
 
     # ---- plumbing ----
     def monitor(self) -> Monitor:
@@ -83,7 +84,7 @@ class MonitoringService:
         if monitor is None:
             prepared = lambda: {name: active.prepared for name, active in self.policies.active.items()}  # noqa: E731
             monitor = self._local.monitor = Monitor(
-                MonitoringStore(self.path), prepared, self.connectors, self.registry.channels, self.settings,
+                MonitoringStore(self.path, migrate=False), prepared, self.connectors, self.registry.channels, self.settings,
                 self.record_decision, self.creditor, sink=self.registry.event_recorded)
         return monitor
 
@@ -171,7 +172,8 @@ class MonitoringService:
                     counts["alerts"] += 1
                     counts["replayed" if replayed else ("decided" if result.status == "decided" else "unmatched")] += 1
                 if batch.cursor is not None:
-                    with_transaction(monitor.store, lambda db: monitor.store.set_cursor(db, name, batch.cursor, now))
+                    with transaction(monitor.store.db) as db:
+                        monitor.store.set_cursor(db, name, batch.cursor, now)
             except AlertConflict as conflict:
                 counts["error"] = f"IDEMPOTENCY_CONFLICT: {conflict.key}"
             except Exception as error:  # noqa: BLE001 — one failing source must not stop the others
@@ -227,11 +229,5 @@ class MonitoringService:
             return None
         return {"customer_id": customer_id, "limit": store.limit(customer_id).to_dict(),
                 "history": store.history(customer_id),
-                "reviews": [r for r in store.reviews(open_only=True, limit=1000) if r["customer_id"] == customer_id]}
+                "reviews": store.reviews(open_only=True, limit=1000, customer_id=customer_id)}
 
-
-def with_transaction(store: MonitoringStore, work) -> None:
-    from engine.sqlite import transaction
-
-    with transaction(store.db) as db:
-        work(db)

@@ -12,7 +12,6 @@ from typing import Callable
 
 from dsl.monitoring import ACCOUNT
 
-from .. import sqlite
 from .features import customer_behaviour
 from .monitor import normalize_document
 from .store import MonitoringStore, days_since
@@ -34,8 +33,7 @@ class AccountLookup:
     def _store(self) -> MonitoringStore:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = MonitoringStore.__new__(MonitoringStore)
-            store.path, store.db = self.path, sqlite.connect(self.path)
+            store = self._local.store = MonitoringStore(self.path, migrate=False)
         return store
 
     def __call__(self, document: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
@@ -127,10 +128,11 @@ class Monitor:
         prepared = self.policies().get(name) if name else None
         return prepared if prepared is not None and prepared.meta.kind == "monitoring" else None
 
-    def inputs(self, customer: dict, as_of: dt.date, alert=None, limit: Limit | None = None) -> dict:
-        limit = limit or self.store.limit(customer["id"])
+    def inputs(self, customer: dict, as_of: dt.date, alert=None, behaviour: dict | None = None) -> dict:
+        """The policy's input; `behaviour` when the caller computed it in bulk (a re-check)."""
+        limit = self.store.limit(customer["id"])
         inputs = {name: default for name, (_t, default, _d) in M.INPUT.items()}
-        inputs.update(customer_behaviour(self.store.db, customer["id"], as_of))
+        inputs.update(behaviour if behaviour is not None else customer_behaviour(self.store.db, customer["id"], as_of))
         inputs.update(document=customer["document"], person=customer["kind"], segment=customer["segment"] or "default",
                       uf=customer["uf"], limit=limit.amount, has_limit=limit.exists, limit_blocked=limit.blocked,
                       days_since_limit_change=days_since(limit.changed_at, as_of))
@@ -169,10 +171,10 @@ class Monitor:
         if prepared is None:
             result = Result("no_policy", customer_id=customer["id"], alert=key)
             return self._commit_alert_only(key, alert, body_hash, now, result)
-        started = dt.datetime.now()
+        started = time.perf_counter()
         inputs = self.inputs(customer, as_of, alert)
         decision = self.evaluate(prepared, inputs, as_of)
-        elapsed = (dt.datetime.now() - started).total_seconds() * 1000
+        elapsed = (time.perf_counter() - started) * 1000
         return self.commit(customer, prepared, inputs, decision, now, elapsed, alert=alert, alert_key=key,
                            body_hash=body_hash)
 

@@ -10,12 +10,15 @@ next re-check, not decided on missing data.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
+from .. import sqlite
 from ..connectors import Answer, ConnectorError, Connectors
+from .features import all_behaviour, behaviour
 from .monitor import Monitor
 
 NOT_CACHED = "NOT_CACHED"
@@ -106,6 +109,19 @@ def _codes(decision) -> set[str]:
     return {call.error for call in decision.connector_calls if call.error}
 
 
+def _with_behaviour(db, customers: list[dict], as_of: dt.date) -> Iterator[tuple[dict, dict]]:
+    """Each customer (in id order) with its payment behaviour, from one streaming query."""
+    stream = all_behaviour(db, as_of)
+    pending = next(stream, None)
+    for customer in customers:
+        while pending is not None and pending[0] < customer["id"]:  # both in SQLite's binary (code point) order
+            pending = next(stream, None)
+        if pending is not None and pending[0] == customer["id"]:
+            yield customer, pending[1]
+        else:  # no receivable yet
+            yield customer, behaviour([], as_of)
+
+
 def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str | None = None, budget: int = 100,
             cache_has: Callable[[str, str], bool] = lambda name, document: False, dry_run: bool = False,
             progress: Callable[[int, int], None] | None = None) -> RecheckSummary:
@@ -117,41 +133,48 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
     done = 0
     if not dry_run:  # a dry run sends nothing
         monitor.send(now)  # notifications an earlier pass left behind go first
-    for paid_pass in (False, True):
-        meter.cache_only = not paid_pass
-        left = []
-        for customer in customers:
-            prepared = monitor.policy_for(customer)
-            if prepared is None:
-                summary.no_policy += 1
+    reader = sqlite.connect(monitor.store.path)  # the behaviour stream reads while the monitor writes
+    try:
+        # First pass: every customer, streamed with its behaviour; the second: those it left for paid queries.
+        work: Iterable[tuple[dict, dict | None]] = _with_behaviour(reader, customers, as_of)
+        for paid_pass in (False, True):
+            meter.cache_only = not paid_pass
+            left = []
+            for customer, behaviour_or_inputs in work:
+                prepared = monitor.policy_for(customer)
+                if prepared is None:
+                    summary.no_policy += 1
+                    done += 1
+                    continue
+                inputs = behaviour_or_inputs if paid_pass else \
+                    monitor.inputs(customer, as_of, behaviour=behaviour_or_inputs)
+                counted = meter.cached
+                started = time.perf_counter()
+                decision = monitor.evaluate(prepared, inputs, as_of, connectors)
+                failures = _codes(decision)
+                if "CONNECTOR_" + NOT_CACHED in failures:
+                    meter.cached = counted  # evaluated again in the paid pass, where its cache hits count
+                    left.append((customer, inputs))
+                    continue
+                if "CONNECTOR_" + BUDGET_EXHAUSTED in failures:
+                    summary.stopped_by_budget = True
+                    summary.not_reached = summary.customers - done
+                    break
+                elapsed = (time.perf_counter() - started) * 1000
+                result, _ = monitor.commit(customer, prepared, inputs, decision, now, elapsed, dry_run=dry_run)
+                summary.evaluated += 1
+                summary.outcomes[decision.outcome] += 1
+                summary.reviews += result.review
+                summary.notifications += sum(n["status"] != "failed" for n in result.notifications)
+                summary.notifications_failed += sum(n["status"] == "failed" for n in result.notifications)
+                _delta(summary, result)
                 done += 1
-                continue
-            inputs = monitor.inputs(customer, as_of)
-            counted = meter.cached
-            started = dt.datetime.now()
-            decision = monitor.evaluate(prepared, inputs, as_of, connectors)
-            failures = _codes(decision)
-            if "CONNECTOR_" + NOT_CACHED in failures:
-                meter.cached = counted  # evaluated again in the paid pass, where its cache hits count
-                left.append(customer)
-                continue
-            if "CONNECTOR_" + BUDGET_EXHAUSTED in failures:
-                summary.stopped_by_budget = True
-                summary.not_reached = summary.customers - done  # `customers` is only this pass's
+                if progress:
+                    progress(done, summary.customers)
+            if summary.stopped_by_budget:
                 break
-            elapsed = (dt.datetime.now() - started).total_seconds() * 1000
-            result, _ = monitor.commit(customer, prepared, inputs, decision, now, elapsed, dry_run=dry_run)
-            summary.evaluated += 1
-            summary.outcomes[decision.outcome] += 1
-            summary.reviews += result.review
-            summary.notifications += sum(n["status"] != "failed" for n in result.notifications)
-            summary.notifications_failed += sum(n["status"] == "failed" for n in result.notifications)
-            _delta(summary, result)
-            done += 1
-            if progress:
-                progress(done, summary.customers)
-        if summary.stopped_by_budget:
-            break
-        customers = left
+            work = left
+    finally:
+        reader.conn.close()
     summary.paid_queries, summary.cached_queries, summary.cost = meter.paid, meter.cached, str(meter.cost)
     return summary

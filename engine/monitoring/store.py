@@ -77,10 +77,11 @@ def days_since(changed_at: str | None, today: dt.date) -> int:
 
 
 class MonitoringStore:
-    def __init__(self, path: str):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        sqlite.migrate(path, PORTFOLIO_MIGRATIONS)
-        sqlite.migrate(path, MIGRATIONS)
+    def __init__(self, path: str, migrate: bool = True):
+        if migrate:  # False for extra connections to a store already migrated
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            sqlite.migrate(path, PORTFOLIO_MIGRATIONS)
+            sqlite.migrate(path, MIGRATIONS)
         self.path = path
         self.db = sqlite.connect(path)
 
@@ -158,9 +159,11 @@ class MonitoringStore:
         return db.execute("update monitoring_reviews set closed_at = ?, closed_by = ? where customer_id = ?"
                           " and closed_at is null", [now_iso(at), by, customer_id]).rowcount
 
-    def reviews(self, open_only: bool = True, limit: int = 100) -> list[dict]:
-        where = "where closed_at is null" if open_only else ""
-        rows = self.db.query(f"select * from monitoring_reviews {where} order by id limit ?", [limit])
+    def reviews(self, open_only: bool = True, limit: int = 100, customer_id: str | None = None) -> list[dict]:
+        conditions = (["closed_at is null"] if open_only else []) + (["customer_id = ?"] if customer_id else [])
+        where = f"where {' and '.join(conditions)}" if conditions else ""
+        rows = self.db.query(f"select * from monitoring_reviews {where} order by id limit ?",
+                             [*([customer_id] if customer_id else []), limit])
         return [dict(row, reasons=json.loads(row["reasons"] or "[]")) for row in rows]
 
     # ---- notifications ----
