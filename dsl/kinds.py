@@ -33,10 +33,6 @@ class Kind:
     #: Extra checks of outputs and `set`s: (checker's bag, output types, policy) -> None.
     check_outputs: Callable[[DiagnosticBag, dict[str, T.Type], ast.Policy], None] | None = None
 
-    @property
-    def steps(self) -> bool:
-        return self.name == "collection"
-
 
 def _check_collection_outputs(bag: DiagnosticBag, types: dict[str, T.Type], policy: ast.Policy) -> None:
     priority = types.get(collection.PRIORITY)
