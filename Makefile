@@ -1,40 +1,55 @@
-# One entry point for humans and CI. Every target sets up what it needs.
+# One entry point for humans and CI. Every target sets up what it needs, and no more:
+# `make serve` installs only what serving needs; `make test` adds the test tools; `make bench`
+# adds the engines it compares against.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-STAMP   = $(VENV)/.installed
 
-.PHONY: install test bench serve check fmt clean
+.PHONY: install test lint bench serve check fmt clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# One stamp per set of extras; each is redone when pyproject.toml changes.
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-serve
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-serve
 
-install: $(STAMP)
+install: $(VENV)/.installed-serve
 
-test: $(STAMP)
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+test: $(VENV)/.installed-test lint
 	$(BIN)/regua check policies
 	$(BIN)/regua fmt --check policies
 	$(BIN)/regua test --min-coverage 100 policies
-	$(BIN)/python -m pytest
+	$(BIN)/pytest
 
 # Local development server: bundled policies, embedded SQLite (var/regua.db), sandbox connectors.
-serve: $(STAMP)
+serve: $(VENV)/.installed-serve
 	$(BIN)/regua serve --sandbox --host 127.0.0.1 --port 8000 --db var/regua.db --policies policies
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
 	$(BIN)/python benchmarks/bench_monitoring.py
 
-check: $(STAMP)
+check: $(VENV)/.installed-serve
 	$(BIN)/regua check policies
 
-fmt: $(STAMP)
+fmt: $(VENV)/.installed-serve
 	$(BIN)/regua fmt policies
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -59,9 +59,9 @@ def _status_kb(field: str) -> int:
 
 def child_history(db: str, as_of: dt.date) -> int:
     """--history: a real run (not dry) as of the day before, so the outbox holds yesterday's plan."""
-    from engine import compiler
-    from engine.collection.runner import Runner
-    from engine.collection.settings import CollectionSettings
+    from regua.engine import compiler
+    from regua.portfolio.collection.runner import Runner
+    from regua.portfolio.collection.settings import CollectionSettings
 
     policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua") for name in POLICIES}
     runner = Runner(db, policies, None, CollectionSettings())  # no registry: plans, dispatches nothing
@@ -76,9 +76,9 @@ def child_history(db: str, as_of: dt.date) -> int:
 
 def child(db: str, as_of: dt.date, profile: bool, top: int) -> int:
     started = time.perf_counter()
-    from engine import compiler
-    from engine.collection.runner import Runner
-    from engine.collection.settings import CollectionSettings
+    from regua.engine import compiler
+    from regua.portfolio.collection.runner import Runner
+    from regua.portfolio.collection.settings import CollectionSettings
 
     imported = time.perf_counter()
     policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua") for name in POLICIES}
@@ -137,8 +137,8 @@ def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30, his
 
 # ---- the parent --------------------------------------------------------------------------------
 
-CODE = ["engine/collection/facts.py", "engine/collection/plan.py", "engine/collection/runner.py",
-        "engine/collection/store.py", "engine/prepared.py", "engine/codegen.py", "dsl/collection.py",
+CODE = ["portfolio/collection/facts.py", "portfolio/collection/plan.py", "portfolio/collection/runner.py",
+        "portfolio/collection/store.py", "engine/prepared.py", "engine/codegen.py", "dsl/collection.py",
         *(f"policies/{name}.regua" for name in POLICIES)]
 
 

@@ -31,10 +31,10 @@ if str(ROOT) not in sys.path:
 import msgspec  # noqa: E402
 
 from benchmarks.gen_portfolio import generate  # noqa: E402
-from engine.monitoring.features import all_behaviour, customer_behaviour  # noqa: E402
-from plugins.contracts import MonitoringAlert  # noqa: E402
-from server.config import Settings  # noqa: E402
-from server.services import build_services  # noqa: E402
+from regua.plugins.contracts import MonitoringAlert  # noqa: E402
+from regua.portfolio.monitoring.features import all_behaviour, customer_behaviour  # noqa: E402
+from regua.server.config import Settings  # noqa: E402
+from regua.server.services import build_services  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 23)
 
@@ -76,7 +76,7 @@ def bench_size(receivables: int, tmp: Path, folder: Path) -> dict:
     full, summary = _timed(lambda: monitoring.recheck(AS_OF, budget=0))
     services.stop()
     return {"receivables": receivables, "customers": n, "features_s": one, "bulk_features_s": bulk,
-            "bulk_customers": count, "dry_s": dry, "full_s": full, "send_s": sending[0], "sent": summary.notifications, "outcomes": summary.to_dict()["outcomes"],
+            "bulk_customers": count, "dry_s": dry, "full_s": full, "send_s": sending[0], "sent": summary.notifications, "outcomes": summary.to_dict()["outcomes"],  # noqa: E501
             "limit_changes": summary.limit_changes, "db": db}
 
 
@@ -129,7 +129,7 @@ def main() -> int:
         print(f"{'receivables':>11} {'customers':>9} {'features':>9} {'bulk':>7} {'dry run':>8} {'re-check':>9}"
               f" {'dry/feat':>8} {'full/dry':>8} {'bulk/feat':>9}")
         for r in rows:
-            per = lambda s: s / r["customers"] * 1e6  # noqa: E731
+            per = lambda s: s / r["customers"] * 1e6  # noqa: E731, B023 — used within this iteration only
             print(f"{r['receivables']:>11,} {r['customers']:>9,} {per(r['features_s']):>9.1f} "
                   f"{per(r['bulk_features_s']):>7.1f} {per(r['dry_s']):>8.1f} {per(r['full_s']):>9.1f} "
                   f"{r['dry_s'] / r['features_s']:>7.2f}x {r['full_s'] / r['dry_s']:>7.2f}x "

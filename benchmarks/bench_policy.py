@@ -31,18 +31,18 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 os.chdir(ROOT)
 
-from dsl.checker import check  # noqa: E402
-from dsl.parser import parse  # noqa: E402
-from engine import compiler  # noqa: E402
-from engine.builtins import default_environment  # noqa: E402
-from engine.codegen import generate  # noqa: E402
-from engine.prepared import PreparedPolicy  # noqa: E402
-
 import gen_policy  # noqa: E402
 import handwritten  # noqa: E402
 import rule_engine_encoding  # noqa: E402
 import zen_encoding  # noqa: E402
 from workload import AS_OF, BUREAU_DOWN, CONNECTORS, POLICY_PATH, PROFILES, distinct_inputs, serasa  # noqa: E402
+
+from regua.dsl.checker import check  # noqa: E402
+from regua.dsl.parser import parse  # noqa: E402
+from regua.engine import compiler  # noqa: E402
+from regua.engine.builtins import default_environment  # noqa: E402
+from regua.engine.codegen import generate  # noqa: E402
+from regua.engine.prepared import PreparedPolicy  # noqa: E402
 
 TARGET_TRACE_OFF = 2.0  # × hand-written
 TARGET_TRACE_RULES = 4.0  # × hand-written

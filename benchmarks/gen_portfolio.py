@@ -8,7 +8,7 @@ arguments give the same file.
 The mix (per open receivable unless said otherwise):
 - about 1 customer per 4 receivables (each receivable gets a random customer); 60% PF with a
   valid CPF, 40% PJ with a valid CNPJ (every 1,000th document is checked with the engine's own
-  normalize_cpf / normalize_cnpj), a UF from engine.calendar.UFS (weighted roughly by
+  normalize_cpf / normalize_cnpj), a UF from regua.engine.brazil.UFS (weighted roughly by
   population), a segment, 1-3 channels as JSON (e.g. '["email"]');
 - amounts from R$ 20 to R$ 50,000 (log-uniform, 2 decimals, as text); due dates uniform from
   400 days before to 30 days after the as-of date, issued 15-60 days before the due date;
@@ -42,10 +42,10 @@ if str(ROOT) not in sys.path:
 
 from stdnum.br import cnpj as _cnpj  # noqa: E402
 
-from dsl.values import normalize_cnpj, normalize_cpf  # noqa: E402
-from engine.calendar import UFS  # noqa: E402
-from engine.collection.store import CollectionStore  # noqa: E402
-from engine.portfolio.store import Portfolio  # noqa: E402
+from regua.dsl.values import normalize_cnpj, normalize_cpf  # noqa: E402
+from regua.engine.brazil import UFS  # noqa: E402
+from regua.portfolio.collection.store import CollectionStore  # noqa: E402
+from regua.portfolio.store import Portfolio  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 23)
 PF_SEGMENTS = ("varejo", "varejo", "varejo", "educacao", "saude")

@@ -13,7 +13,7 @@ import re
 
 from stdnum.br import cnpj as _cnpj
 
-from engine.connectors import ConnectorError, Connectors
+from regua.engine.connectors import ConnectorError, Connectors
 
 AS_OF = dt.date(2026, 11, 22)
 POLICY_PATH = "policies/credito_b2b.regua"

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ast
-from . import collection
+from . import ast, collection
 from . import types as T
-from .kinds import KINDS, check_step_setting
 from .constants import NotConstant, constant
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
 from .environment import Environment
 from .infer import BUILTIN_NAMES, ExprTyper, Symbol, free_names
+from .kinds import KINDS, check_step_setting
 from .tables import analyse_table
 from .values import CoercionError, coerce
 

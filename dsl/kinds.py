@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import ast
-from . import collection, monitoring
+from . import ast, collection, monitoring
 from . import types as T
 from .diagnostics import DiagnosticBag, did_you_mean
 

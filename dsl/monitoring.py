@@ -26,10 +26,10 @@ EVENT_TYPE = T.EnumType("MonitoringEvent", EVENTS)
 TRENDS = ("improving", "stable", "worsening")
 TREND_TYPE = T.EnumType("PaymentTrend", TRENDS)
 
-# Payment behaviour, computed from the portfolio (engine/monitoring/features.py). The same fields
+# Payment behaviour, computed from the portfolio (portfolio/monitoring/features.py). The same fields
 # make the `CustomerAccount` record that `portfolio.customer(document)` returns to credit policies.
 BEHAVIOUR: dict[str, tuple[T.Type, object, str]] = {
-    "avg_days_late": (T.DECIMAL, Decimal("0.0"), "average days late over receivables due so far (paid ones: at payment; open ones: until today)"),
+    "avg_days_late": (T.DECIMAL, Decimal("0.0"), "average days late over receivables due so far (paid ones: at payment; open ones: until today)"),  # noqa: E501
     "max_days_late": (T.INT, 0, "the most days late of any receivable due so far"),
     "days_late_now": (T.INT, 0, "days late of the customer's most overdue open receivable (0: nothing overdue)"),
     "on_time_ratio": (T.PERCENT, Decimal("1"), "share of receivables due so far that were paid by their due date"),
@@ -42,7 +42,7 @@ BEHAVIOUR: dict[str, tuple[T.Type, object, str]] = {
     "trend_days": (T.DECIMAL, Decimal("0.0"), "average days late of the last 3 receivables due minus that of the 3 before"),
 }
 
-# The customer's limit as the limit history has it (engine/monitoring/limits.py).
+# The customer's limit as the limit history has it (portfolio/monitoring/limits.py).
 LIMIT: dict[str, tuple[T.Type, object, str]] = {
     "limit": (T.MONEY, Decimal("0.00"), "the customer's current credit limit (0 when none was ever set)"),
     "has_limit": (T.BOOL, False, "a limit was ever set for the customer"),

@@ -403,7 +403,7 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, bag: DiagnosticBag) ->
     label = None
     try:
         label = error.match_examples(_lark().parse, _examples(), use_accepts=True)
-    except Exception:  # match_examples re-parses snippets; never let it mask the real error
+    except Exception:  # noqa: BLE001 — match_examples re-parses snippets; never let it mask the real error
         label = None
     if label is not None and isinstance(error, UnexpectedToken) and \
             error.token.type not in _example_token_types().get(label, ()):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
-from functools import lru_cache
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from functools import lru_cache
 
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
@@ -326,7 +326,7 @@ def _generate_record_coercer(typ: T.RecordType, strict: bool):
         "def coerce_record(v):",
         "    if type(v) is not dict:",
         "        if not isinstance(v, Mapping):",
-        f"            raise CoercionError('', 'TYPE', 'expected an object, got ' + _kind(v))",
+        "            raise CoercionError('', 'TYPE', 'expected an object, got ' + _kind(v))",
         "        v = dict(v)",
     ]
     if strict:

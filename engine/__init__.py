@@ -1,6 +1,6 @@
 """Régua engine: compile policies once, evaluate them many times, explain every decision.
 
-    from engine import compile_file, Connectors
+    from regua.engine import compile_file, Connectors
     policy = compile_file("policies/credito_b2b.regua")
     decision = policy.evaluate({...}, connectors=Connectors({...}), trace="rules")
 """

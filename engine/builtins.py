@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
-from dsl import types as T
-from dsl.monitoring import ACCOUNT
-from dsl.environment import ConnectorSpec, Environment, FunctionSpec
+from regua.dsl import types as T
+from regua.dsl.environment import ConnectorSpec, Environment, FunctionSpec
+from regua.dsl.monitoring import ACCOUNT
 
-from . import calendar
+from . import brazil
 from .runtime import EvalError
 
 # ---- the bureau report contract (v1) -----------------------------------------------
@@ -85,7 +85,7 @@ def _abs_signature(args):
 def _uf(uf: str | None) -> str | None:
     if uf is None:
         return None
-    if uf not in calendar.UFS:
+    if uf not in brazil.UFS:
         raise EvalError("UNKNOWN_UF", f"'{uf}' is not a Brazilian state (UF)")
     return uf
 
@@ -110,13 +110,13 @@ def default_environment() -> Environment:
         FunctionSpec.simple("years_between", [T.DATE, T.DATE], T.INT, _years_between,
                             "years_between(a, b): whole years from a to b"),
         FunctionSpec.simple("business_days_between", [T.DATE, T.DATE, T.TEXT], T.INT,
-                            lambda a, b, uf=None: calendar.business_days_between(a, b, _uf(uf)),
+                            lambda a, b, uf=None: brazil.business_days_between(a, b, _uf(uf)),
                             "business_days_between(a, b, uf?): business days after a up to b", optional=1),
         FunctionSpec.simple("add_business_days", [T.DATE, T.INT, T.TEXT], T.DATE,
-                            lambda d, n, uf=None: calendar.add_business_days(d, n, _uf(uf)),
+                            lambda d, n, uf=None: brazil.add_business_days(d, n, _uf(uf)),
                             "add_business_days(d, n, uf?): n business days after d", optional=1),
         FunctionSpec.simple("is_business_day", [T.DATE, T.TEXT], T.BOOL,
-                            lambda d, uf=None: calendar.is_business_day(d, _uf(uf)),
+                            lambda d, uf=None: brazil.is_business_day(d, _uf(uf)),
                             "is_business_day(d, uf?): not a weekend nor a holiday", optional=1),
     ):
         env.add_function(spec)
@@ -124,7 +124,7 @@ def default_environment() -> Environment:
         env.add_connector(ConnectorSpec("bureau", bureau, (DOCUMENT,), BUREAU_REPORT,
                                         f"credit report from {bureau} for a CPF or CNPJ"))
     # The customer's account in our own portfolio: current limit and payment behaviour
-    # (engine/monitoring answers it; unknown customers come back with `known` false).
+    # (portfolio/monitoring answers it; unknown customers come back with `known` false).
     env.add_connector(ConnectorSpec("portfolio", "customer", (DOCUMENT,), ACCOUNT,
                                     "the customer's limit and payment behaviour in the portfolio"))
     for record in (SCORE, RESTRICTION, INQUIRY, PARTNER, BUREAU_REPORT, ACCOUNT):

@@ -20,11 +20,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from dsl import ast
-from dsl import types as T
-from dsl.checker import CheckedPolicy
-from dsl.infer import AGGREGATES
-from dsl.values import BusinessDays
+from regua.dsl import ast
+from regua.dsl import types as T
+from regua.dsl.checker import CheckedPolicy
+from regua.dsl.infer import AGGREGATES
+from regua.dsl.values import BusinessDays
 
 SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
 
@@ -395,7 +395,7 @@ class CodeGenerator:
                 visit(e.condition, True)
                 visit(e.element, True)
                 return
-            from dsl.infer import children
+            from regua.dsl.infer import children
 
             for child in children(e):
                 visit(child, in_comprehension)
@@ -537,7 +537,7 @@ def _unconditional(expr) -> set[str]:
         return _unconditional(expr.value)
     if isinstance(expr, ast.Comprehension):
         return _unconditional(expr.source)
-    from dsl.infer import children
+    from regua.dsl.infer import children
 
     found: set[str] = set()
     for child in children(expr):

@@ -15,22 +15,22 @@ import pickle
 import sys
 import tempfile
 import types
+from dataclasses import replace
 from pathlib import Path
 
-from dataclasses import replace
-
-from dsl import ast
-from dsl.checker import CheckedPolicy, check
-from dsl.infer import walk
-from dsl.diagnostics import PolicyError
-from dsl.environment import Environment
-from dsl.parser import parse
+from regua.dsl import ast
+from regua.dsl.checker import CheckedPolicy, check
+from regua.dsl.diagnostics import PolicyError
+from regua.dsl.environment import Environment
+from regua.dsl.infer import walk
+from regua.dsl.parser import parse
 
 from .builtins import default_environment
 from .codegen import generate
 from .graph import build_graph
-from .projection import connector_paths, project
 from .prepared import ActionMeta, PolicyMeta, PreparedPolicy, RuleMeta
+from .projection import connector_paths, project
+
 
 def _compiler_version() -> str:
     """Changes whenever the language or the engine's code does, so caches never outlive it."""

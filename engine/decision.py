@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from dsl.values import to_json
+from regua.dsl.values import to_json
 
 from .connectors import mask_document
 

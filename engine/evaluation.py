@@ -15,8 +15,8 @@ import datetime as dt
 import time
 from typing import Any
 
-from dsl import types as T
-from dsl.values import CoercionError, coercer, to_json
+from regua.dsl import types as T
+from regua.dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
 from .connectors import Answer, ConnectorError, Connectors, mask_document

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dsl import ast
-from dsl.checker import CheckedPolicy
-from dsl.formatter import step_day
-from dsl.infer import free_names, walk
+from regua.dsl import ast
+from regua.dsl.checker import CheckedPolicy
+from regua.dsl.formatter import step_day
+from regua.dsl.infer import free_names, walk
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
 
-from dsl import types as T
-from dsl.environment import ConnectorSpec
-from dsl.values import BusinessDays, CoercionError, Percent, coercer
+from regua.dsl import types as T
+from regua.dsl.environment import ConnectorSpec
+from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
 
 from . import runtime
 from .connectors import Connectors

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dsl import ast
-from dsl import types as T
-from dsl.checker import CheckedPolicy
-from dsl.infer import children
+from regua.dsl import ast
+from regua.dsl import types as T
+from regua.dsl.checker import CheckedPolicy
+from regua.dsl.infer import children
 
 WHOLE = ()  # the path meaning "all of it"
 

@@ -5,23 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, DecimalException, DivisionByZero, InvalidOperation, Overflow
 
-from dsl.values import BusinessDays
+from regua.dsl.values import BusinessDays
 
-from . import calendar
+from . import brazil
+from .errors import EvalError
 
 # The "not computed yet" marker for lazy values.
 UNSET = object()
-
-
-class EvalError(Exception):
-    """An evaluation failure with a stable code. Policies handle it with `otherwise` and
-    `available()`; unhandled, it makes the rule yield the policy's `on error` action."""
-
-    def __init__(self, code: str, message: str, connector: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.connector = connector  # set when the failure comes from an unavailable connector
 
 
 class Unavailable:
@@ -76,13 +66,13 @@ def div(a, b):
 
 def date_add(day: dt.date, duration) -> dt.date:
     if isinstance(duration, BusinessDays):
-        return calendar.add_business_days(day, duration.days)
+        return brazil.add_business_days(day, duration.days)
     return day + duration
 
 
 def date_sub(day: dt.date, duration) -> dt.date:
     if isinstance(duration, BusinessDays):
-        return calendar.add_business_days(day, -duration.days)
+        return brazil.add_business_days(day, -duration.days)
     return day - duration
 
 

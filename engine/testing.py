@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsl import ast
-from dsl.checker import CheckedPolicy, check
-from dsl.constants import constant
-from dsl.environment import Environment
-from dsl.parser import parse
-from dsl.values import coerce, to_json
+from regua.dsl import ast
+from regua.dsl.checker import CheckedPolicy, check
+from regua.dsl.constants import constant
+from regua.dsl.environment import Environment
+from regua.dsl.parser import parse
+from regua.dsl.values import coerce, to_json
 
 from .builtins import default_environment
 from .compiler import build_artifact, source_hash

@@ -7,7 +7,7 @@ backoff on transient errors, a circuit breaker per connector and, for bureaus, a
 
 from __future__ import annotations
 
-from engine.connectors import ConnectorError
+from regua.engine.connectors import ConnectorError
 
 from .contracts import AlertBatch, BureauReport, DeliveryReceipt, NegativationRecord, NegativationRequest, Notification
 

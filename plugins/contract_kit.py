@@ -17,11 +17,17 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from engine.connectors import ConnectorError, mask_document
-from plugins.connectors import TransientError
-from plugins.contracts import (
-    CONTRACT_VERSION, BureauReport, Debt, DeliveryReceipt, DeliveryStatus, NegativationRecord,
-    NegativationRequest, Notification,
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.plugins.connectors import TransientError
+from regua.plugins.contracts import (
+    CONTRACT_VERSION,
+    BureauReport,
+    Debt,
+    DeliveryReceipt,
+    DeliveryStatus,
+    NegativationRecord,
+    NegativationRequest,
+    Notification,
 )
 
 __all__ = [
@@ -85,7 +91,7 @@ def _check_metadata(connector, what: str, *, bureau: bool = False) -> None:
 
 def _call(connector, method_name: str, *args):
     """Call like the engine does: sync or async, with the connector's own deadline."""
-    from plugins.runtime import call_with_deadline
+    from regua.plugins.runtime import call_with_deadline
 
     method = getattr(connector, method_name, None)
     if not callable(method):

@@ -21,7 +21,7 @@ import datetime as dt
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-from dsl.values import Percent
+from regua.dsl.values import Percent
 
 __all__ = ["FILTERS", "brl", "data", "documento", "parse_brl", "pct", "register_filters", "to_decimal"]
 

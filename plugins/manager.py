@@ -18,11 +18,11 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "regua"
 # module path -> plugin name
 DEFAULT_PLUGINS = {
-    "plugins.builtin.sandbox_bureau": "sandbox_bureau",
-    "plugins.builtin.http_bureau": "http_bureau",
-    "plugins.builtin.notifications": "notifications",
-    "plugins.builtin.negativation": "negativation",
-    "plugins.builtin.monitoring_source": "monitoring_sources",
+    "regua.plugins.builtin.sandbox_bureau": "sandbox_bureau",
+    "regua.plugins.builtin.http_bureau": "http_bureau",
+    "regua.plugins.builtin.notifications": "notifications",
+    "regua.plugins.builtin.negativation": "negativation",
+    "regua.plugins.builtin.monitoring_source": "monitoring_sources",
 }
 
 

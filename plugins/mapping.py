@@ -16,8 +16,8 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from engine.connectors import ConnectorError
-from plugins.contracts import BureauReport
+from regua.engine.connectors import ConnectorError
+from regua.plugins.contracts import BureauReport
 
 __all__ = ["compile_mapping", "identity_mapping", "map_answer"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine.connectors import ConnectorError
+from regua.engine.connectors import ConnectorError
 
 from .connectors import BureauConnector, TransientError
 from .contracts import BureauReport

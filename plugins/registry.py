@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from dsl.environment import ConnectorSpec, Environment
-from engine.builtins import BUREAU_REPORT, DOCUMENT, default_environment
-from engine.connectors import Answer, Connectors
+from regua.dsl.environment import ConnectorSpec, Environment
+from regua.engine.builtins import BUREAU_REPORT, DOCUMENT, default_environment
+from regua.engine.connectors import Answer, Connectors
 
 from .cache import BureauCache
 from .connectors import BureauConnector, MonitoringSource, NegativationService, NotificationChannel

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from engine.connectors import ConnectorError
+from regua.engine.connectors import ConnectorError
 
 from .connectors import Connector, TransientError
 

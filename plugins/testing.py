@@ -44,8 +44,8 @@ Connectors may be sync or async; the kit calls them the way the engine does
 
 Example (tests/test_my_plugin.py of a plugin providing a bureau "acme"):
 
-    from plugins.hookspecs import hookimpl
-    from plugins.testing import check_bureau_connector
+    from regua.plugins.hookspecs import hookimpl
+    from regua.plugins.testing import check_bureau_connector
     from my_plugin import AcmeBureau
 
     class MyPlugin:
@@ -73,12 +73,19 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from engine.connectors import ConnectorError
-from plugins.contract_kit import (  # noqa: F401 — re-exported: the kit is imported from plugins.testing
-    CREDITOR_CNPJ, DELIVERY_STATUSES, KIT_CNPJ, KIT_CPF, check_bureau_connector, check_negativation_service,
-    check_notification_channel, sample_negativation_request, sample_notification,
+from regua.engine.connectors import ConnectorError
+from regua.plugins.contract_kit import (  # noqa: F401 — re-exported: the kit is imported from plugins.testing
+    CREDITOR_CNPJ,
+    DELIVERY_STATUSES,
+    KIT_CNPJ,
+    KIT_CPF,
+    check_bureau_connector,
+    check_negativation_service,
+    check_notification_channel,
+    sample_negativation_request,
+    sample_notification,
 )
-from plugins.contracts import Debt, NegativationRecord, NegativationRequest
+from regua.plugins.contracts import Debt, NegativationRecord, NegativationRequest
 
 __all__ = [
     "check_bureau_connector", "check_notification_channel", "check_negativation_service",
@@ -96,7 +103,7 @@ def _plugin_name(plugin) -> str:
 
 
 def _settings(plugins: list, allow, deny, config):
-    from plugins.manager import PluginSettings
+    from regua.plugins.manager import PluginSettings
 
     if allow is not None:
         allow = list(allow) + [_plugin_name(p) for p in plugins if _plugin_name(p) not in allow]
@@ -106,7 +113,7 @@ def _settings(plugins: list, allow, deny, config):
 @pytest.fixture
 def regua_plugin_manager():
     """Factory: regua_plugin_manager(plugin, allow=None, deny=None, config=None) -> PluginManager."""
-    from plugins.manager import get_plugin_manager
+    from regua.plugins.manager import get_plugin_manager
 
     def factory(plugin=None, *more, allow=None, deny=None, config=None):
         plugins = [p for p in (plugin, *more) if p is not None]
@@ -118,9 +125,9 @@ def regua_plugin_manager():
 @pytest.fixture
 def regua_registry(tmp_path):
     """Factory: regua_registry(plugin, allow=None, deny=None, config=None, sandbox_aliases=False) -> Registry."""
-    from plugins.cache import BureauCache
-    from plugins.manager import get_plugin_manager
-    from plugins.registry import Registry
+    from regua.plugins.cache import BureauCache
+    from regua.plugins.manager import get_plugin_manager
+    from regua.plugins.registry import Registry
 
     def factory(plugin=None, *more, allow=None, deny=None, config=None, sandbox_aliases=False):
         plugins = [p for p in (plugin, *more) if p is not None]
@@ -174,7 +181,7 @@ class FakeNegativationProvider:
     token = "Bearer kit-token"
 
     def __init__(self, *, waiting_days: int = 10, start: dt.datetime | None = None):
-        from plugins.builtin.negativation import SandboxNegativation
+        from regua.plugins.builtin.negativation import SandboxNegativation
 
         self.now = start or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self.backend = SandboxNegativation(lambda: self.now, waiting_days=waiting_days, protocol_prefix="NEG-")
@@ -223,7 +230,7 @@ class FakeNegativationProvider:
         return config
 
     def connector(self, **overrides):
-        from plugins.builtin.negativation import HTTPNegativation
+        from regua.plugins.builtin.negativation import HTTPNegativation
 
         return HTTPNegativation.from_config(self.connector_config(**overrides))
 

@@ -14,10 +14,10 @@ import logging
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
-from plugins.registry import Registry
+from regua.plugins.registry import Registry
 
 from .api import ROUTES
 from .auth import ApiKeyMiddleware

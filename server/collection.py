@@ -16,11 +16,11 @@ from typing import Callable
 
 import msgspec
 
-from engine.collection.runner import SAO_PAULO, Runner, RunLocked, RunSummary
-from engine.collection.settings import CollectionSettings
-from engine.collection.simulate import simulate
-from engine.prepared import PreparedPolicy
-from engine.sqlite import connect
+from regua.engine.prepared import PreparedPolicy
+from regua.portfolio.collection.runner import SAO_PAULO, RunLocked, Runner, RunSummary
+from regua.portfolio.collection.settings import CollectionSettings
+from regua.portfolio.collection.simulate import simulate
+from regua.sqlite import connect
 
 from .config import Settings
 

@@ -21,8 +21,8 @@ from typing import Literal, Mapping
 
 import msgspec
 
-from engine.collection.settings import CollectionSettings
-from engine.monitoring.settings import MonitoringSettings
+from regua.portfolio.collection.settings import CollectionSettings
+from regua.portfolio.monitoring.settings import MonitoringSettings
 
 SCOPES = ("evaluate", "decisions:read", "policies:admin", "collection", "monitoring")
 Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring"]

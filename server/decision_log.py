@@ -7,9 +7,10 @@ when `flush_max` rows are waiting. `close()` (graceful shutdown) drains everythi
 What a crash can lose: rows submitted but not yet written, i.e. the backlog (the metric
 `regua_decision_log_backlog`): normally what arrived in the last `flush_interval_ms` (50 ms by
 default; each tick writes everything waiting), more only if the store cannot be written. Only a
-hard kill (kill -9, OOM, power loss) loses them; SIGTERM/SIGINT shut down gracefully and flush. Requests that carry a `request_id` are written before the response
-(the client asked for a durable, idempotent decision), and `durability = "sync"` writes every
-decision before responding, for deployments that prefer that guarantee to throughput.
+hard kill (kill -9, OOM, power loss) loses them; SIGTERM/SIGINT shut down gracefully and flush.
+Requests that carry a `request_id` are written before the response (the client asked for a
+durable, idempotent decision), and `durability = "sync"` writes every decision
+before responding, for deployments that prefer that guarantee to throughput.
 After an insert failure (disk full, locked too long) rows are kept and retried, never dropped
 silently; the failure is logged and counted.
 """

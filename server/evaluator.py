@@ -17,8 +17,8 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
-from engine.connectors import Connectors, mask_document
-from engine.prepared import InvalidInput
+from regua.engine.connectors import Connectors, mask_document
+from regua.engine.prepared import InvalidInput
 
 from .decision_log import DecisionLog
 from .errors import ApiError

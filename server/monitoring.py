@@ -22,14 +22,14 @@ import time
 
 import msgspec
 
-from engine.connectors import Connectors, mask_document
-from engine.monitoring.monitor import AlertConflict, Monitor, Result, alert_problems
-from engine.monitoring.recheck import RecheckSummary, recheck
-from engine.monitoring.settings import MonitoringSettings
-from engine.monitoring.store import MonitoringStore
-from engine.sqlite import transaction
-from plugins.contracts import MonitoringAlert
-from plugins.runtime import Resilient
+from regua.engine.connectors import Connectors, mask_document
+from regua.plugins.contracts import MonitoringAlert
+from regua.plugins.runtime import Resilient
+from regua.portfolio.monitoring.monitor import AlertConflict, Monitor, Result, alert_problems
+from regua.portfolio.monitoring.recheck import RecheckSummary, recheck
+from regua.portfolio.monitoring.settings import MonitoringSettings
+from regua.portfolio.monitoring.store import MonitoringStore
+from regua.sqlite import transaction
 
 from .collection import collection_settings
 from .config import SANDBOX_KEY, Settings

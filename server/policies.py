@@ -23,10 +23,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsl.diagnostics import PolicyError
-from dsl.environment import Environment
-from engine.compiler import compile_policy
-from engine.prepared import PreparedPolicy
+from regua.dsl.diagnostics import PolicyError
+from regua.dsl.environment import Environment
+from regua.engine.compiler import compile_policy
+from regua.engine.prepared import PreparedPolicy
 
 from .store import Store
 

@@ -6,9 +6,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from engine.monitoring.account import AccountLookup
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
+from regua.portfolio.monitoring.account import AccountLookup
 
 from .auth import KeyRing
 from .collection import CollectionService, plugin_config

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from engine import sqlite
+from regua import sqlite
 
 from .migrations import MIGRATIONS
 

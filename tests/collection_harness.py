@@ -12,13 +12,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-
-from engine.compiler import compile_file
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Customer, Payment, Receivable
-
 from loopback import LoopbackHTTP, reply_json
 from server_harness import free_port
+
+from regua.engine.compiler import compile_file
+from regua.portfolio import Portfolio
+from regua.portfolio.model import Customer, Payment, Receivable
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61")

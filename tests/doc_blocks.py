@@ -6,7 +6,6 @@ A block may be preceded, on the line right above its fence, by a marker comment 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -103,10 +102,10 @@ def is_complete_policy(text: str) -> bool:
 def check_complete_policy(block: Block, kind: str, tmp_path: Path) -> None:
     """A whole policy in a guide compiles without warnings, is of the guide's kind, is formatted,
     and its `test` blocks pass."""
-    from dsl.diagnostics import PolicyError
-    from dsl.formatter import format_source
-    from engine.compiler import check_source, compile_policy
-    from engine.testing import load, run_policy_tests
+    from regua.dsl.diagnostics import PolicyError
+    from regua.dsl.formatter import format_source
+    from regua.engine.compiler import check_source, compile_policy
+    from regua.engine.testing import load, run_policy_tests
 
     try:
         compile_policy(block.text, block.where)
@@ -126,8 +125,8 @@ def check_complete_policy(block: Block, kind: str, tmp_path: Path) -> None:
 
 def check_fragment(block: Block, source: str) -> None:
     """A policy fragment, wrapped by the caller into `source`, compiles."""
-    from dsl.diagnostics import PolicyError
-    from engine.compiler import compile_policy
+    from regua.dsl.diagnostics import PolicyError
+    from regua.engine.compiler import compile_policy
 
     try:
         compile_policy(source, block.where)
@@ -137,9 +136,8 @@ def check_fragment(block: Block, source: str) -> None:
 
 def check_shell_commands(block: Block) -> None:
     """A ```sh block names real `regua` subcommands and options."""
-    from engine.cli import main
+    from regua.cli import main
 
-    importlib.import_module("server.cli")  # registers serve, collect, monitor… on `main`
     commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
     commands = [c for c in commands if c.startswith("regua ")]
     assert commands, f"{block.where}: a sh block shows regua commands"

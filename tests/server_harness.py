@@ -11,7 +11,6 @@ the bundled policies, and stop gracefully.
 from __future__ import annotations
 
 import datetime as dt
-
 import itertools
 import os
 import shutil
@@ -61,7 +60,7 @@ class ThreadedServer:
     def __init__(self, settings, registry=None, today=None):
         import uvicorn
 
-        from server.app import create_app
+        from regua.server.app import create_app
 
         self.app = create_app(settings, registry=registry, today=today)
         self.services = self.app.state.services
@@ -92,7 +91,7 @@ def sandbox_settings(tmp_path: Path, **sections):
     """Settings for a test server: sandbox, a free port, a temp store and a temp copy of the policies."""
     import msgspec
 
-    from server.config import Settings
+    from regua.server.config import Settings
 
     data = {"sandbox": True, "server": {"port": free_port()},
             "store": {"path": str(tmp_path / "regua.db"), "flush_interval_ms": 10},
@@ -120,8 +119,8 @@ class ProcessServer:
 
     def __enter__(self) -> "ProcessServer":
         regua = Path(sys.executable).parent / "regua"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 — closed in stop()
-        self._out = open(self.out_path, "wb")  # noqa: SIM115
+        self._log = open(self.log_path, "wb")
+        self._out = open(self.out_path, "wb")
         self.process = subprocess.Popen([str(regua), "serve", *self.args], stdout=self._out, stderr=self._log,
                                         env=self.env, cwd=ROOT)
         wait_ready(self.url, process=self.process)
@@ -191,7 +190,7 @@ _DOCUMENT_NUMBERS = itertools.count(1)
 
 def fresh_document(profile: str = "clean", kind: str = "cnpj") -> str:
     """A CPF/CNPJ no other call in this process returned, answered by the sandbox bureau with `profile`."""
-    from plugins.builtin.sandbox_bureau import sandbox_document
+    from regua.plugins.builtin.sandbox_bureau import sandbox_document
 
     return sandbox_document(profile, kind=kind, n=next(_DOCUMENT_NUMBERS))
 
@@ -262,10 +261,9 @@ def local_decision(policy: str, data: dict, trace: str = "off", as_of=None) -> d
     as the JSON the server would send (connector durations removed)."""
     import msgspec
 
-    from engine.compiler import compile_file
-    from plugins.registry import Registry
-
-    from engine.monitoring.account import AccountLookup
+    from regua.engine.compiler import compile_file
+    from regua.plugins.registry import Registry
+    from regua.portfolio.monitoring.account import AccountLookup
 
     if not _LOCAL_REGISTRY:
         # The server answers portfolio.customer from its store: an empty portfolio here, like a fresh server's.

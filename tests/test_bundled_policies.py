@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dsl import ast
-from dsl.formatter import format_source
-from engine.compiler import check_source
-from engine.testing import load, run_policy_tests
+from regua.dsl import ast
+from regua.dsl.formatter import format_source
+from regua.engine.compiler import check_source
+from regua.engine.testing import load, run_policy_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = sorted((ROOT / "policies").rglob("*.regua"))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsl.diagnostics import CODES, Diagnostic, PolicyError, Severity
-from engine.compiler import check_source, compile_policy
+from regua.dsl.diagnostics import CODES, Diagnostic, PolicyError, Severity
+from regua.engine.compiler import check_source, compile_policy
 
 H = "policy p kind credit\n"
 D = "default approve\n"

@@ -8,12 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 B2B = ROOT / "policies" / "credito_b2b.regua"
 _SCRIPT = Path(sys.executable).with_name("regua")
-REGUA = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "engine.cli"]
+REGUA = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "regua.cli"]
 
 
 def regua(*args, cwd=None) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from server_harness import ThreadedServer, assert_error, sandbox_settings
 
 DUE = dt.date(2026, 3, 10)

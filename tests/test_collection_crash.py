@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine.collection.store import CollectionStore
-from engine.portfolio.model import Customer
-
 from collection_harness import CREDITOR, SMTPServer, portfolio, receivable
+
+from regua.portfolio.collection.store import CollectionStore
+from regua.portfolio.model import Customer
 
 REGUA = Path(sys.executable).with_name("regua")
 AS_OF = dt.date(2026, 3, 11)  # a Wednesday: every receivable below is at D+1 of its due date

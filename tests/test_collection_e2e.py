@@ -7,18 +7,16 @@ import datetime as dt
 import json
 
 import pytest
+from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, portfolio, receivable
 
-from engine.collection.guards import DEFAULT_WINDOWS, local_zone
-from engine.collection.runner import Runner, run_time
-from engine.collection.settings import CollectionSettings
-from engine.calendar import is_holiday
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Payment
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
-
-from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, \
-    portfolio, receivable
+from regua.engine.brazil import is_holiday
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
+from regua.portfolio import Portfolio
+from regua.portfolio.collection.guards import DEFAULT_WINDOWS, local_zone
+from regua.portfolio.collection.runner import Runner, run_time
+from regua.portfolio.collection.settings import CollectionSettings
+from regua.portfolio.model import Payment
 
 DUE = dt.date(2026, 3, 10)  # a Tuesday
 

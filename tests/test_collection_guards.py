@@ -8,9 +8,17 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from engine.calendar import UFS, business_days_between, is_business_day, is_holiday
-from engine.collection.guards import (SAO_PAULO, GuardSettings, Notice, local_zone, negativation_blocks,
-                                      next_contact_time, record_expiry, removal_deadline)
+from regua.engine.brazil import UFS, business_days_between, is_business_day, is_holiday
+from regua.portfolio.collection.guards import (
+    SAO_PAULO,
+    GuardSettings,
+    Notice,
+    local_zone,
+    negativation_blocks,
+    next_contact_time,
+    record_expiry,
+    removal_deadline,
+)
 
 DAYS = st.dates(min_value=dt.date(2018, 1, 1), max_value=dt.date(2032, 12, 31))
 UF = st.sampled_from(UFS)

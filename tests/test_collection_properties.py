@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from engine.calendar import UFS, is_holiday
-from engine.collection.guards import DEFAULT_WINDOWS, local_zone, removal_deadline
-from engine.collection.runner import Runner
-from engine.collection.settings import CollectionSettings
-from engine.collection.simulate import SimulatedChannel, SimulatedRegistry
-from engine.compiler import compile_policy
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Customer, Payment, Receivable
-from plugins.contracts import DeliveryReceipt
+from regua.engine.brazil import UFS, is_holiday
+from regua.engine.compiler import compile_policy
+from regua.plugins.contracts import DeliveryReceipt
+from regua.portfolio import Portfolio
+from regua.portfolio.collection.guards import DEFAULT_WINDOWS, local_zone, removal_deadline
+from regua.portfolio.collection.runner import Runner
+from regua.portfolio.collection.settings import CollectionSettings
+from regua.portfolio.collection.simulate import SimulatedChannel, SimulatedRegistry
+from regua.portfolio.model import Customer, Payment, Receivable
 
 PUSHY = """
 policy pushy kind collection
@@ -158,7 +158,7 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
         note_event(f"saw {kind}")  # shown by --hypothesis-show-statistics: the examples reach every guard
     for moments_of_customer in contacts.values():
         ordered = sorted(moments_of_customer)
-        for i, moment in enumerate(ordered):
+        for _i, moment in enumerate(ordered):
             window = [m for m in ordered if moment - dt.timedelta(days=7) < m <= moment]
             assert len(window) <= GUARDS.max_contacts, (moment, window)
     # Every negativated debt that was then paid had its removal planned with the legal deadline.

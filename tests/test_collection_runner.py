@@ -10,18 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, portfolio, receivable
 
-from engine.collection.runner import Runner, run_time
-from engine.collection.settings import CollectionSettings
-from engine.collection.simulate import simulate
-from engine.compiler import compile_policy
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Agreement, Instalment
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
-
-from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, \
-    portfolio, receivable
+from regua.engine.compiler import compile_policy
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
+from regua.portfolio import Portfolio
+from regua.portfolio.collection.runner import Runner, run_time
+from regua.portfolio.collection.settings import CollectionSettings
+from regua.portfolio.collection.simulate import simulate
+from regua.portfolio.model import Agreement, Instalment
 
 DUE = dt.date(2026, 3, 10)
 REGUA = Path(sys.executable).with_name("regua")
@@ -181,7 +179,7 @@ def test_simulation_prints_timelines_and_leaves_the_database_alone(tmp_path, ser
     assert all(e.at.utcoffset() == dt.timedelta(hours=-3) for e in timelines["t1"])
     runner = make_runner(tmp_path / "again", servers, [], [])
     runner.close()
-    from engine.sqlite import connect
+    from regua.sqlite import connect
 
     db = connect(str(tmp_path / "regua.db"))
     assert db.execute("select count(*) from outbox").fetchone()[0] == 0

@@ -15,11 +15,11 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from engine.connectors import ConnectorError
-from plugins.cache import TABLE, BureauCache
-from plugins.connectors import BureauConnector, TransientError
-from plugins.contracts import BureauReport, Restriction, Score
-from plugins.runtime import CircuitBreaker, CircuitOpen, Resilient, call_with_deadline
+from regua.engine.connectors import ConnectorError
+from regua.plugins.cache import TABLE, BureauCache
+from regua.plugins.connectors import BureauConnector, TransientError
+from regua.plugins.contracts import BureauReport, Restriction, Score
+from regua.plugins.runtime import CircuitBreaker, CircuitOpen, Resilient, call_with_deadline
 
 DOCUMENT = "11222333000181"
 REPORT = BureauReport(score=Score(value=742, bureau="serasa"),
@@ -395,9 +395,9 @@ def test_inline_connectors_run_in_the_callers_thread_others_in_a_worker(inline):
 
 
 def test_the_sandbox_is_inline_unless_it_simulates_a_slow_outage():
-    from plugins.builtin.sandbox_bureau import SandboxBureau
-    from plugins.manager import PluginSettings
-    from plugins.registry import Registry
+    from regua.plugins.builtin.sandbox_bureau import SandboxBureau
+    from regua.plugins.manager import PluginSettings
+    from regua.plugins.registry import Registry
 
     assert SandboxBureau().inline and not SandboxBureau(down_delay=0.5).inline
     registry = Registry.load(PluginSettings(allow=["sandbox_bureau"]), sandbox_aliases=True)

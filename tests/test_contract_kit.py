@@ -16,19 +16,29 @@ import pytest
 from stdnum.br import cnpj as stdnum_cnpj
 from stdnum.br import cpf as stdnum_cpf
 
-from engine.connectors import ConnectorError
-from plugins.builtin.negativation import HTTPNegativation, SandboxNegativation
-from plugins.builtin.sandbox_bureau import PROFILES, SandboxBureau, sandbox_document
-from plugins.connectors import BureauConnector, NegativationService, NotificationChannel, TransientError
-from plugins.contracts import (
-    BureauReport, DeliveryReceipt, NegativationRecord, Notification, Restriction, Score,
+from regua.engine.connectors import ConnectorError
+from regua.plugins.builtin.negativation import HTTPNegativation, SandboxNegativation
+from regua.plugins.builtin.sandbox_bureau import PROFILES, SandboxBureau, sandbox_document
+from regua.plugins.connectors import BureauConnector, NegativationService, NotificationChannel, TransientError
+from regua.plugins.contracts import (
+    BureauReport,
+    DeliveryReceipt,
+    NegativationRecord,
+    Notification,
+    Restriction,
+    Score,
 )
-from plugins.hookspecs import hookimpl
-from plugins.testing import ManualClock
-from plugins.manager import PluginManager
-from plugins.testing import (
-    KIT_CNPJ, KIT_CPF, check_bureau_connector, check_negativation_service, check_notification_channel,
-    sample_negativation_request, sample_notification,
+from regua.plugins.hookspecs import hookimpl
+from regua.plugins.manager import PluginManager
+from regua.plugins.testing import (
+    KIT_CNPJ,
+    KIT_CPF,
+    ManualClock,
+    check_bureau_connector,
+    check_negativation_service,
+    check_notification_channel,
+    sample_negativation_request,
+    sample_notification,
 )
 
 UTC = dt.timezone.utc
@@ -95,7 +105,7 @@ def test_sandbox_bureau_honours_the_contract(profile, kind):
 
 
 def test_http_json_bureau_honours_the_contract():
-    from plugins.builtin.http_bureau import HTTPJSONBureau
+    from regua.plugins.builtin.http_bureau import HTTPJSONBureau
 
     def answer(method, path, body):
         document = path.strip("/")
@@ -136,7 +146,7 @@ def test_http_negativation_honours_the_contract(regua_negativation_provider):
 
 
 def test_the_outbox_channel_honours_the_contract(tmp_path):
-    from plugins.builtin.notifications import FileOutboxChannel
+    from regua.plugins.builtin.notifications import FileOutboxChannel
 
     outbox = tmp_path / "outbox"
     channel = FileOutboxChannel(directory=str(outbox))
@@ -155,7 +165,7 @@ def _receiver():
 
 
 def test_the_webhook_channel_honours_the_contract():
-    from plugins.builtin.notifications import WebhookChannel
+    from regua.plugins.builtin.notifications import WebhookChannel
 
     with _receiver() as server:
         channel = WebhookChannel(url=server.url + "/hook", secret="kit-secret", timeout=2)
@@ -166,7 +176,7 @@ def test_the_webhook_channel_honours_the_contract():
 
 @pytest.mark.parametrize("kind", ["sms", "whatsapp"])
 def test_the_http_gateway_channels_honour_the_contract(kind):
-    from plugins.builtin.notifications import HTTPGatewayChannel
+    from regua.plugins.builtin.notifications import HTTPGatewayChannel
 
     with _receiver() as server:
         channel = HTTPGatewayChannel(url=server.url + "/send", channel=kind, name=f"kit_{kind}", timeout=2)
@@ -177,7 +187,7 @@ def test_the_http_gateway_channels_honour_the_contract(kind):
 
 def test_the_email_channel_honours_the_contract():
     controller_module = pytest.importorskip("aiosmtpd.controller")
-    from plugins.builtin.notifications import EmailChannel
+    from regua.plugins.builtin.notifications import EmailChannel
 
     class Inbox:
         def __init__(self):
@@ -202,7 +212,7 @@ def test_the_email_channel_honours_the_contract():
 
 
 def test_every_builtin_channel_kind_is_covered():
-    from plugins.builtin import notifications
+    from regua.plugins.builtin import notifications
 
     covered = {"email", "outbox", "webhook", "sms", "whatsapp"}
     assert set(notifications._KINDS) <= covered, "a new built-in channel kind needs a contract test here"

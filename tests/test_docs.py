@@ -36,13 +36,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from dsl.diagnostics import PolicyError, Severity
-from dsl.formatter import format_source
-from dsl.parser import parse
-from engine.compiler import check_source
-from engine.testing import load, run_policy_tests
 from doc_blocks import Block, assert_subset, is_complete_policy, read_blocks
+
+from regua.dsl.diagnostics import PolicyError, Severity
+from regua.dsl.formatter import format_source
+from regua.dsl.parser import parse
+from regua.engine.compiler import check_source
+from regua.engine.testing import load, run_policy_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "language.md"
@@ -89,7 +89,7 @@ def test_file_names_are_unique():
 
 
 def test_every_error_code_is_in_the_catalogue():
-    from dsl.diagnostics import CODES
+    from regua.dsl.diagnostics import CODES
 
     text = DOC.read_text(encoding="utf-8")
     missing = [code for code in CODES if f"`{code}`" not in text]
@@ -97,7 +97,7 @@ def test_every_error_code_is_in_the_catalogue():
 
 
 def test_every_builtin_function_is_documented():
-    from engine.builtins import BUREAUS, default_environment
+    from regua.engine.builtins import BUREAUS, default_environment
 
     text = DOC.read_text(encoding="utf-8")
     env = default_environment()
@@ -107,7 +107,7 @@ def test_every_builtin_function_is_documented():
 
 
 def test_every_keyword_is_listed():
-    from dsl.parser import keywords
+    from regua.dsl.parser import keywords
 
     text = DOC.read_text(encoding="utf-8")
     section = text.split("### Reserved words", 1)[1].split("\n## ", 1)[0]
@@ -213,7 +213,7 @@ def test_command_output(block: Block, tmp_path: Path):
 
 @pytest.mark.parametrize("block", of_kind("sh"))
 def test_shell_commands_exist(block: Block):
-    from engine.cli import main
+    from regua.cli import main
 
     commands = [line.split("#")[0].strip() for line in block.text.splitlines()]
     commands = [c for c in commands if c.startswith("regua ")]
@@ -234,7 +234,7 @@ def test_shell_commands_exist(block: Block):
 
 
 def _evaluate(source: str, data: dict, **kwargs):
-    from engine.compiler import compile_policy
+    from regua.engine.compiler import compile_policy
 
     return compile_policy(source).evaluate(data, **kwargs)
 

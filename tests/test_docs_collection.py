@@ -24,9 +24,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, check_shell_commands, \
-    is_complete_policy, read_blocks, run_command_outputs, settings_table_problems
+from doc_blocks import (
+    Block,
+    anchors,
+    broken_links,
+    check_complete_policy,
+    check_fragment,
+    check_shell_commands,
+    is_complete_policy,
+    read_blocks,
+    run_command_outputs,
+    settings_table_problems,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "collection.md"
@@ -75,7 +84,7 @@ def test_file_names_are_unique():
 
 
 def test_every_fact_action_and_step_setting_is_documented():
-    from dsl.collection import ACTIONS, INPUT, STEP_SETTINGS
+    from regua.dsl.collection import ACTIONS, INPUT, STEP_SETTINGS
 
     missing = [f"fact {n}" for n in INPUT if not backticked(n)]
     missing += [f"action {n}" for n in ACTIONS if not backticked(n)]
@@ -85,7 +94,7 @@ def test_every_fact_action_and_step_setting_is_documented():
 
 def test_the_facts_table_matches_the_input():
     """Each fact's row gives its type as dsl/collection.py does."""
-    from dsl.collection import INPUT
+    from regua.dsl.collection import INPUT
 
     wrong = []
     for name, (typ, _default, _meaning) in INPUT.items():
@@ -96,14 +105,14 @@ def test_the_facts_table_matches_the_input():
 
 
 def test_actions_are_listed_in_escalation_order():
-    from dsl.collection import ACTIONS
+    from regua.dsl.collection import ACTIONS
 
     rows = [m.group(1) for m in re.finditer(r"^\| `(\w+)` \| (?:yes|no) \|", TEXT, re.M)]
     assert rows == sorted(ACTIONS, key=ACTIONS.get), f"actions table: {rows}"
 
 
 def test_every_collection_setting_is_documented():
-    from engine.collection.settings import CollectionSettings
+    from regua.portfolio.collection.settings import CollectionSettings
 
     missing = [f for f in CollectionSettings.__struct_fields__
                if not backticked(f"collection.{f}") and not backticked(f)]
@@ -111,7 +120,7 @@ def test_every_collection_setting_is_documented():
 
 
 def test_every_outbox_status_is_documented():
-    from engine.collection.store import FINAL_STATUSES, OPEN_STATUSES
+    from regua.portfolio.collection.store import FINAL_STATUSES, OPEN_STATUSES
 
     rows = {m.group(1) for m in re.finditer(r"^\| `(\w+)` \| (?:waiting|final) \|", TEXT, re.M)}
     missing = [s for s in OPEN_STATUSES + FINAL_STATUSES if s not in rows]
@@ -125,7 +134,7 @@ def test_every_outbox_status_is_documented():
 
 
 def test_every_guard_code_is_documented():
-    from engine.collection.dispatch import _FINAL, _WAITING
+    from regua.portfolio.collection.dispatch import _FINAL, _WAITING
 
     codes = set(_FINAL) | set(_WAITING) | {"NO_DELIVERED_NOTICE", "DISPUTED", "OUT_OF_WINDOW", "FREQUENCY_CAP"}
     missing = sorted(c for c in codes if not backticked(c))
@@ -133,7 +142,7 @@ def test_every_guard_code_is_documented():
 
 
 def test_the_default_windows_are_the_documented_ones():
-    from engine.collection.guards import DEFAULT_WINDOWS, SAO_PAULO
+    from regua.portfolio.collection.guards import DEFAULT_WINDOWS, SAO_PAULO
 
     special = sorted(uf for uf, window in DEFAULT_WINDOWS.items() if window != SAO_PAULO)
     documented = sorted(re.findall(r"^\| `([A-Z]{2})` \| ", TEXT, re.M))
@@ -145,7 +154,7 @@ def test_the_default_windows_are_the_documented_ones():
 
 @pytest.mark.parametrize("block", of_kind("toml"))
 def test_toml_block_is_a_valid_collection_table(block: Block):
-    from engine.collection.settings import CollectionSettings
+    from regua.portfolio.collection.settings import CollectionSettings
 
     data = tomllib.loads(block.text)
     assert set(data) == {"collection"}, f"{block.where}: show the [collection] table only"
@@ -157,7 +166,7 @@ def test_toml_block_is_a_valid_collection_table(block: Block):
 
 
 def test_the_settings_table_gives_the_defaults():
-    from engine.collection.settings import CollectionSettings
+    from regua.portfolio.collection.settings import CollectionSettings
 
     wrong = settings_table_problems(TEXT, CollectionSettings)
     assert not wrong, f"settings table: {wrong}"

@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -39,9 +38,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from doc_blocks import Block, anchors, broken_links, check_complete_policy, check_fragment, \
-    check_shell_commands, is_complete_policy, read_blocks, run_command_outputs, settings_table_problems
+from doc_blocks import (
+    Block,
+    anchors,
+    broken_links,
+    check_complete_policy,
+    check_fragment,
+    check_shell_commands,
+    is_complete_policy,
+    read_blocks,
+    run_command_outputs,
+    settings_table_problems,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "monitoring.md"
@@ -120,7 +128,7 @@ def test_file_names_are_unique():
 
 
 def test_the_input_table_lists_exactly_the_input():
-    from dsl.monitoring import INPUT
+    from regua.dsl.monitoring import INPUT
 
     documented = names_and_types(table_after("| input | type | meaning |"))
     expected = [(name, str(typ)) for name, (typ, _default, _meaning) in INPUT.items()]
@@ -128,21 +136,21 @@ def test_the_input_table_lists_exactly_the_input():
 
 
 def test_the_behaviour_table_lists_exactly_the_behaviour():
-    from dsl.monitoring import BEHAVIOUR
+    from regua.dsl.monitoring import BEHAVIOUR
 
     documented = names_and_types(table_after("| field | type | definition |"))
     assert documented == [(name, str(typ)) for name, (typ, _d, _m) in BEHAVIOUR.items()]
 
 
 def test_the_account_table_lists_exactly_the_customer_account():
-    from dsl.monitoring import ACCOUNT
+    from regua.dsl.monitoring import ACCOUNT
 
     documented = names_and_types(_table_starting_with("| field | type | meaning |", "known"))
     assert documented == [(spec.name, str(spec.type)) for spec in ACCOUNT.fields]
 
 
 def test_the_actions_are_listed_in_severity_order():
-    from dsl.monitoring import ACTIONS
+    from regua.dsl.monitoring import ACTIONS
 
     rows = table_after("| action | severity |")
     assert [(row[0].strip("`"), int(row[1])) for row in rows] == sorted(ACTIONS.items(), key=lambda a: a[1])
@@ -150,7 +158,7 @@ def test_the_actions_are_listed_in_severity_order():
 
 
 def test_the_trend_constants_are_the_documented_ones():
-    from engine.monitoring.features import TREND_THRESHOLD_DAYS, TREND_WINDOW
+    from regua.portfolio.monitoring.features import TREND_THRESHOLD_DAYS, TREND_WINDOW
 
     assert f"`TREND_WINDOW = {TREND_WINDOW}`" in TEXT
     assert f"`TREND_THRESHOLD_DAYS = {TREND_THRESHOLD_DAYS}`" in TEXT
@@ -158,7 +166,7 @@ def test_the_trend_constants_are_the_documented_ones():
 
 
 def test_every_setting_is_documented_with_its_default():
-    from engine.monitoring.settings import MonitoringSettings
+    from regua.portfolio.monitoring.settings import MonitoringSettings
 
     wrong = settings_table_problems(TEXT, MonitoringSettings)
     assert not wrong, f"settings table: {wrong}"
@@ -184,8 +192,8 @@ def _names(rows: list[list[str]]) -> list[str]:
 
 
 def test_the_recheck_summary_table_lists_every_field():
-    from engine.monitoring.recheck import RecheckSummary
-    from server.api.monitoring import RecheckResult
+    from regua.portfolio.monitoring.recheck import RecheckSummary
+    from regua.server.api.monitoring import RecheckResult
 
     documented = _names(_table_starting_with("| field | meaning |", "as_of"))
     assert documented == list(RecheckSummary.__dataclass_fields__), "the re-check summary table"
@@ -193,13 +201,13 @@ def test_the_recheck_summary_table_lists_every_field():
 
 
 def test_the_event_answer_table_lists_every_field():
-    from server.api.monitoring import EventResult
+    from regua.server.api.monitoring import EventResult
 
     assert _names(_table_starting_with("| field | meaning |", "status")) == list(EventResult.__struct_fields__)
 
 
 def test_the_limit_history_table_lists_every_column(tmp_path: Path):
-    from engine.monitoring.store import MonitoringStore
+    from regua.portfolio.monitoring.store import MonitoringStore
 
     store = MonitoringStore(str(tmp_path / "regua.db"))
     columns = [row[1] for row in store.db.execute("pragma table_info(limit_changes)").fetchall()]
@@ -208,7 +216,7 @@ def test_the_limit_history_table_lists_every_column(tmp_path: Path):
 
 
 def test_the_alert_fields_are_documented():
-    from plugins.contracts import AlertKind, MonitoringAlert
+    from regua.plugins.contracts import AlertKind, MonitoringAlert
 
     rows = _table_starting_with("| field | type | meaning |", "id")
     assert _names(rows) == list(MonitoringAlert.__struct_fields__)
@@ -219,14 +227,14 @@ def test_the_alert_fields_are_documented():
 
 
 def test_events_trends_outputs_and_recipients_are_named():
-    from dsl.monitoring import EVENTS, OUTPUTS, RECIPIENTS, TRENDS
+    from regua.dsl.monitoring import EVENTS, OUTPUTS, RECIPIENTS, TRENDS
 
     missing = [n for n in (*EVENTS, *TRENDS, *OUTPUTS, *RECIPIENTS) if not backticked(n)]
     assert not missing, f"not named in docs/monitoring.md: {missing}"
 
 
 def test_every_rule_and_reason_of_the_bundled_policy_is_described():
-    from dsl.parser import parse
+    from regua.dsl.parser import parse
 
     policy = parse(BUNDLED.read_text(encoding="utf-8"), str(BUNDLED))
     rows = table_after("| rule | when | action, code |")
@@ -251,9 +259,8 @@ def test_every_error_code_of_the_monitoring_endpoints_is_documented():
 
 
 def test_every_monitor_option_is_documented():
-    from engine.cli import main
+    from regua.cli import main
 
-    importlib.import_module("server.cli")
     command = main.commands["monitor"]
     options = [opt for param in command.params for opt in param.opts + param.secondary_opts if opt.startswith("--")]
     missing = [opt for opt in options if opt not in TEXT]
@@ -271,8 +278,8 @@ def test_the_notification_templates_exist():
 
 @pytest.mark.parametrize("block", of_kind("toml"))
 def test_toml_block(block: Block):
-    from engine.monitoring.settings import MonitoringSettings
-    from plugins.builtin.monitoring_source import regua_monitoring_sources
+    from regua.plugins.builtin.monitoring_source import regua_monitoring_sources
+    from regua.portfolio.monitoring.settings import MonitoringSettings
 
     data = tomllib.loads(block.text)
     if "plugins" in data:

@@ -44,16 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from dsl.diagnostics import PolicyError, Severity
-from dsl.formatter import format_source
-from dsl.parser import parse
-from engine.compiler import check_source
-from engine.testing import load, run_policy_tests
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
 from doc_blocks import Block, is_complete_policy, read_blocks
 from test_plugins import EXAMPLE, forget_modules, install_package
+
+from regua.dsl.diagnostics import PolicyError, Severity
+from regua.dsl.formatter import format_source
+from regua.dsl.parser import parse
+from regua.engine.compiler import check_source
+from regua.engine.testing import load, run_policy_tests
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "plugins.md"
@@ -194,7 +194,7 @@ def _table_after(text: str) -> list[list[str]]:
 
 def test_connector_metadata_defaults_are_the_code_defaults():
     """Every metadata attribute of the connector bases is in the table, with its default."""
-    from plugins import connectors
+    from regua.plugins import connectors
 
     rows = _table_after("| attribute | default | applies to |")
     documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
@@ -208,7 +208,7 @@ def test_connector_metadata_defaults_are_the_code_defaults():
 
 
 def test_the_sandbox_profiles_are_the_code_profiles():
-    from plugins.builtin.sandbox_bureau import PROFILES
+    from regua.plugins.builtin.sandbox_bureau import PROFILES
 
     rows = _table_after("| first two digits | profile")
     documented = {re.search(r'\(`"(\w+)"`\)', row[1]).group(1): row[0] for row in rows}
@@ -217,8 +217,8 @@ def test_the_sandbox_profiles_are_the_code_profiles():
 
 
 def test_the_builtin_plugins_and_the_kit_are_named():
-    import plugins.testing as kit
-    from plugins.manager import DEFAULT_PLUGINS
+    import regua.plugins.testing as kit
+    from regua.plugins.manager import DEFAULT_PLUGINS
 
     names = [f"`{name}`" for name in DEFAULT_PLUGINS.values()]
     names += [f"`{name}(" for name in kit.__all__ if name.startswith(("check_", "sample_"))]
@@ -343,7 +343,7 @@ def test_error_example(block: Block, plugin_env):
 
 @pytest.mark.parametrize("block", of_kind("sh"))
 def test_shell_commands_exist(block: Block):
-    from engine.cli import main
+    from regua.cli import main
 
     regua_commands = []
     for line in block.text.splitlines():

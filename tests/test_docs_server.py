@@ -18,9 +18,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from server.config import Settings
 from server_harness import ThreadedServer, sandbox_settings
+
+from regua.server.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "http-api.md"

@@ -14,10 +14,10 @@ from decimal import Decimal
 import holidays
 import pytest
 
-from dsl.diagnostics import PolicyError
-from engine.compiler import check_source, clear_memory_cache, compile_policy
-from engine.connectors import ConnectorError, Connectors, Fixture
-from engine.prepared import InvalidInput
+from regua.dsl.diagnostics import PolicyError
+from regua.engine.compiler import check_source, clear_memory_cache, compile_policy
+from regua.engine.connectors import ConnectorError, Connectors, Fixture
+from regua.engine.prepared import InvalidInput
 
 HEADER = 'policy t kind credit version "1.0"\n'
 AS_OF = dt.date(2026, 11, 22)
@@ -845,7 +845,7 @@ rule sempre
 
 default approve
 
-output soma, exato, meio, comissao, ha_30_dias, recente, vencido, prazo, antes, dias_uteis, uteis_sp, uteis_br, idade, idade_aniversario, total, total_abertas, n_abertas, n, maior, menor, media, alguma_vencida, todas_pagas, soma_pct, atraso
+output soma, exato, meio, comissao, ha_30_dias, recente, vencido, prazo, antes, dias_uteis, uteis_sp, uteis_br, idade, idade_aniversario, total, total_abertas, n_abertas, n, maior, menor, media, alguma_vencida, todas_pagas, soma_pct, atraso  # noqa: E501
 """
 
 FATURAS = [
@@ -1253,7 +1253,7 @@ def test_disk_cache_reload_yields_identical_decisions(tmp_path):
     reloaded = compile_policy(text, cache_dir=tmp_path)
     assert reloaded is not fresh
     assert reloaded.meta.generated_source == fresh.meta.generated_source
-    strip = lambda ds: [{**d, "connector_calls": [{**c, "duration_ms": 0} for c in d["connector_calls"]]} for d in ds]
+    strip = lambda ds: [{**d, "connector_calls": [{**c, "duration_ms": 0} for c in d["connector_calls"]]} for d in ds]  # noqa: E731
     assert strip(_decisions(reloaded)) == strip(expected)
 
 

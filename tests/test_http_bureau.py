@@ -19,18 +19,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from engine.compiler import compile_file
-from engine.connectors import ConnectorError
-from plugins.builtin.http_bureau import HTTPJSONBureau, compile_mapping
-from plugins.cache import BureauCache
-from plugins.connectors import BureauConnector, TransientError
-from plugins.contracts import BureauReport, Score
-from plugins.manager import PluginSettings, get_plugin_manager
-from plugins.recording import BureauPlugin, RecordingBureau, ReplayBureau, record, recording_path, replay
-from plugins.registry import Registry
-from plugins.runtime import Resilient
 from loopback import LoopbackHTTP
+
+from regua.engine.compiler import compile_file
+from regua.engine.connectors import ConnectorError
+from regua.plugins.builtin.http_bureau import HTTPJSONBureau, compile_mapping
+from regua.plugins.cache import BureauCache
+from regua.plugins.connectors import BureauConnector, TransientError
+from regua.plugins.contracts import BureauReport, Score
+from regua.plugins.manager import PluginSettings, get_plugin_manager
+from regua.plugins.recording import BureauPlugin, RecordingBureau, ReplayBureau, record, recording_path, replay
+from regua.plugins.registry import Registry
+from regua.plugins.runtime import Resilient
 
 ROOT = Path(__file__).resolve().parent.parent
 B2B = ROOT / "policies" / "credito_b2b.regua"

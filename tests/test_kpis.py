@@ -1,4 +1,4 @@
-"""Collection KPIs (engine/collection/kpis.py): DSO, CEI, recovery rate, aging, roll rates.
+"""Collection KPIs (portfolio/collection/kpis.py): DSO, CEI, recovery rate, aging, roll rates.
 
 A small portfolio whose every figure is worked out by hand below, the edge cases (bucket
 boundaries, payments after `to`, cancelled receivables, an empty portfolio), a property test
@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.collection.kpis import BUCKETS, KpiArgumentError, _ratio, checkpoints, compute_kpis
-from engine.collection.kpis_cli import kpis_command
-from engine.portfolio import Customer, Payment, Portfolio, Receivable
 from server_harness import ThreadedServer, assert_error, error_locations, sandbox_settings
+
+from regua.cli.kpis import kpis_command
+from regua.portfolio import Customer, Payment, Portfolio, Receivable
+from regua.portfolio.collection.kpis import BUCKETS, KpiArgumentError, _ratio, checkpoints, compute_kpis
 
 D = dt.date
 FROM, TO = D(2025, 1, 1), D(2025, 3, 31)  # Q1 2025: 31 + 28 + 31 = 90 days; opening date 2024-12-31
@@ -418,7 +418,7 @@ def server(tmp_path):
     portfolio.close()
     srv = ThreadedServer(settings)
     if not _kpis_registered(srv.app):  # until server/api/__init__.py lists it: register it on this app only
-        from server.api.kpis import KpiController
+        from regua.server.api.kpis import KpiController
 
         srv.app.register(KpiController)
     with srv:
@@ -426,7 +426,7 @@ def server(tmp_path):
 
 
 def test_kpis_route_is_registered_in_the_app(tmp_path):
-    from server.app import create_app
+    from regua.server.app import create_app
 
     app = create_app(sandbox_settings(tmp_path))
     try:

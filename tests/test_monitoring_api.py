@@ -11,11 +11,11 @@ import json
 import time
 
 import pytest
-
-from plugins.builtin.sandbox_bureau import sandbox_document
-from server.auth import hash_key
-from server.monitoring import sign
 from server_harness import ThreadedServer, assert_error, error_locations, sandbox_settings
+
+from regua.plugins.builtin.sandbox_bureau import sandbox_document
+from regua.server.auth import hash_key
+from regua.server.monitoring import sign
 
 SECRETS = {"serasa": "whsec-serasa-0123456789", "boavista": "whsec-boavista-9876543210"}
 KEYS = {  # name -> (key, scopes)

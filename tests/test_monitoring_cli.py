@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.monitoring.store import MonitoringStore
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Payment
-
 from collection_harness import alfa, maria, receivable
+
+from regua.portfolio import Portfolio
+from regua.portfolio.model import Payment
+from regua.portfolio.monitoring.store import MonitoringStore
 
 REGUA = Path(sys.executable).with_name("regua")
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +36,9 @@ def _portfolio(db: Path) -> None:
     portfolio.save(rows + payments)
     portfolio.close()
     store = MonitoringStore(str(db))
-    from engine.sqlite import transaction
     from decimal import Decimal
+
+    from regua.sqlite import transaction
 
     long_ago = dt.datetime(2026, 1, 5, 12, tzinfo=dt.timezone.utc)
     with transaction(store.db) as conn:

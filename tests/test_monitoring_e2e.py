@@ -19,12 +19,11 @@ import time
 from email.message import EmailMessage
 
 import pytest
-
-from server.evaluator import today_in_brazil
-from server.monitoring import sign
+from collection_harness import CREDITOR, SMTPServer, notifications_config
 from server_harness import ROOT, ProcessServer, b2b_order
 
-from collection_harness import CREDITOR, SMTPServer, notifications_config
+from regua.server.evaluator import today_in_brazil
+from regua.server.monitoring import sign
 
 SECRET_ENV = "SERASA_MONITORING_SECRET"  # the secret reaches the server as "env:NAME", never in the file
 SECRET = "whsec-serasa-test-0123456789"

@@ -24,21 +24,20 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from collection_harness import SMTPServer, alfa, maria, notifications_config, receivable
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dsl import monitoring as M
-from engine.monitoring.monitor import AlertConflict, next_limit
-from engine.monitoring.store import Limit
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Customer, Payment
-from plugins.builtin.sandbox_bureau import sandbox_document
-from plugins.contracts import MonitoringAlert
-from server.services import build_services
+from loopback import LoopbackHTTP, reply_json
 from server_harness import ROOT, sandbox_settings
 
-from collection_harness import SMTPServer, alfa, maria, notifications_config, receivable
-from loopback import LoopbackHTTP, reply_json
+from regua.dsl import monitoring as M
+from regua.plugins.builtin.sandbox_bureau import sandbox_document
+from regua.plugins.contracts import MonitoringAlert
+from regua.portfolio import Portfolio
+from regua.portfolio.model import Customer, Payment
+from regua.portfolio.monitoring.monitor import AlertConflict, next_limit
+from regua.portfolio.monitoring.store import Limit
+from regua.server.services import build_services
 
 TODAY = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.timezone.utc)

@@ -1,7 +1,7 @@
-"""Payment behaviour (engine/monitoring/features.py) against a reference written from its definitions.
+"""Payment behaviour (portfolio/monitoring/features.py) against a reference written from its definitions.
 
 The reference below is built from the documentation only (the module docstring of
-engine/monitoring/features.py and dsl/monitoring.py: BEHAVIOUR), in plain Python with exact
+portfolio/monitoring/features.py and dsl/monitoring.py: BEHAVIOUR), in plain Python with exact
 fractions, and compared with what the SQL-backed implementation computes from a real SQLite
 portfolio. Readings of the definitions the reference makes explicit:
 
@@ -26,10 +26,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.monitoring.features import TREND_THRESHOLD_DAYS, TREND_WINDOW, all_behaviour, customer_behaviour
-from engine.portfolio import Portfolio
-from engine.portfolio.model import Customer, Payment, Receivable
-from plugins.builtin.sandbox_bureau import sandbox_document
+from regua.plugins.builtin.sandbox_bureau import sandbox_document
+from regua.portfolio import Portfolio
+from regua.portfolio.model import Customer, Payment, Receivable
+from regua.portfolio.monitoring.features import TREND_THRESHOLD_DAYS, TREND_WINDOW, all_behaviour, customer_behaviour
 
 AS_OF = dt.date(2026, 11, 22)
 FIELDS = {"avg_days_late", "max_days_late", "days_late_now", "on_time_ratio", "cycles_without_delay",

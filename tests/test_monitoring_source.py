@@ -15,15 +15,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import pytest
-
-from engine.connectors import ConnectorError
-from plugins.builtin.monitoring_source import HTTPMonitoringSource
-from plugins.connectors import MonitoringSource, TransientError
-from plugins.contracts import AlertBatch, MonitoringAlert
-from plugins.manager import PluginSettings, get_plugin_manager
-from plugins.registry import Registry
-from plugins.runtime import Resilient
 from loopback import LoopbackHTTP
+
+from regua.engine.connectors import ConnectorError
+from regua.plugins.builtin.monitoring_source import HTTPMonitoringSource
+from regua.plugins.connectors import MonitoringSource, TransientError
+from regua.plugins.contracts import AlertBatch, MonitoringAlert
+from regua.plugins.manager import PluginSettings, get_plugin_manager
+from regua.plugins.registry import Registry
+from regua.plugins.runtime import Resilient
 
 CPF = "52998224725"
 CNPJ = "11222333000181"
@@ -334,7 +334,7 @@ def test_a_badly_shaped_section_fails_when_loading(config, message):
 
 
 def test_duplicate_names_are_refused(feed):
-    from plugins.registry import RegistryError
+    from regua.plugins.registry import RegistryError
 
     with pytest.raises(RegistryError, match="two monitoring sources are called 'serasa'"):
         Registry.load(plugin_settings(settings(feed), settings(feed)))

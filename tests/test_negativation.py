@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import pathlib
 import socket
 from decimal import Decimal
 
 import msgspec
 import pytest
 
-from engine.connectors import ConnectorError
-from plugins.builtin.negativation import (
-    HTTPNegativation, ProviderError, SandboxNegativation, get_path, regua_negativation_services,
+from regua.engine.connectors import ConnectorError
+from regua.plugins.builtin.negativation import (
+    HTTPNegativation,
+    ProviderError,
+    SandboxNegativation,
+    get_path,
+    regua_negativation_services,
 )
-from plugins.connectors import TransientError
-from plugins.contracts import Debt, NegativationRequest
-from plugins.testing import ManualClock
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
-from plugins.runtime import Resilient
-from plugins.testing import CREDITOR_CNPJ, KIT_CPF
+from regua.plugins.connectors import TransientError
+from regua.plugins.contracts import Debt, NegativationRequest
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
+from regua.plugins.runtime import Resilient
+from regua.plugins.testing import CREDITOR_CNPJ, KIT_CPF, ManualClock
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 12h in São Paulo
@@ -207,7 +211,7 @@ def test_state_in_a_sqlite_file_survives_restarts_without_documents_in_clear(tmp
     assert second.submit(follow(request(), "status", record.protocol)).status == "included"
     assert second.submit(request(contract="C-2")).protocol == "SBX-00000002"
     second.close()
-    raw = open(path, "rb").read()
+    raw = pathlib.Path(path).read_bytes()
     assert KIT_CPF.encode() not in raw and b"C-1" not in raw
 
 

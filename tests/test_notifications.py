@@ -29,14 +29,21 @@ from hypothesis import strategies as st
 from stdnum.br import cnpj as stdnum_cnpj
 from stdnum.br import cpf as stdnum_cpf
 
-from dsl.values import Percent, normalize_cnpj
-from plugins.builtin import notifications as N
-from plugins.builtin.notifications import (EmailChannel, FileOutboxChannel, HTTPGatewayChannel, IdempotencyStore,
-                                           WebhookChannel, build_channels, verify_signature)
-from plugins.contracts import Notification
-from plugins.formatting import brl, data, documento, parse_brl, pct
-from plugins.manager import PluginSettings
-from plugins.registry import Registry
+from regua.dsl.values import Percent, normalize_cnpj
+from regua.plugins.builtin import notifications as N
+from regua.plugins.builtin.notifications import (
+    EmailChannel,
+    FileOutboxChannel,
+    HTTPGatewayChannel,
+    IdempotencyStore,
+    WebhookChannel,
+    build_channels,
+    verify_signature,
+)
+from regua.plugins.contracts import Notification
+from regua.plugins.formatting import brl, data, documento, parse_brl, pct
+from regua.plugins.manager import PluginSettings
+from regua.plugins.registry import Registry
 
 CREDITOR = "Loja Exemplo Comércio Ltda"
 CNPJ = "11222333000181"

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from engine import Connectors, compile_policy
+from regua.engine import Connectors, compile_policy
 
 POLICY = """policy dois_birôs kind credit
 

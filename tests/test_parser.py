@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dsl import ast
-from dsl.diagnostics import PolicyError
-from dsl.parser import keywords, parse, parse_file
-from dsl.syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES
-from engine.compiler import check_source, compile_policy
+from regua.dsl import ast
+from regua.dsl.diagnostics import PolicyError
+from regua.dsl.parser import keywords, parse, parse_file
+from regua.dsl.syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES
+from regua.engine.compiler import check_source, compile_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "policies" / "credito_b2b.regua"
@@ -149,7 +149,7 @@ def test_tabs_and_spaces_give_the_same_policy():
     source = EXAMPLE.read_text(encoding="utf-8")
     tabbed = _indent_with_tabs(source)
     assert "\t\t" in tabbed  # nested blocks (test/given) use two tabs
-    from dsl.formatter import format_source
+    from regua.dsl.formatter import format_source
 
     assert format_source(tabbed) == format_source(source)
     a, b = parse(source), parse(tabbed)

@@ -31,18 +31,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dsl import types as T
-from dsl.diagnostics import PolicyError
-from engine.compiler import compile_file, compile_policy
-from engine.connectors import ConnectorError, mask_document
-from engine.testing import load, run_policy_tests
-from plugins import contracts, hookspecs
-from plugins.connectors import BureauConnector, NegativationService, NotificationChannel
-from plugins.contracts import (BureauReport, DeliveryReceipt, NegativationRecord, NegativationRequest, Notification,
-                               Score)
-from plugins.hookspecs import hookimpl
-from plugins.manager import DEFAULT_PLUGINS, PluginSettings, get_plugin_manager
-from plugins.registry import Registry, RegistryError
+from regua.dsl import types as T
+from regua.dsl.diagnostics import PolicyError
+from regua.engine.compiler import compile_file, compile_policy
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.engine.testing import load, run_policy_tests
+from regua.plugins import contracts, hookspecs
+from regua.plugins.connectors import BureauConnector, NegativationService, NotificationChannel
+from regua.plugins.contracts import BureauReport, DeliveryReceipt, NegativationRecord, NegativationRequest, Notification, Score
+from regua.plugins.hookspecs import hookimpl
+from regua.plugins.manager import DEFAULT_PLUGINS, PluginSettings, get_plugin_manager
+from regua.plugins.registry import Registry, RegistryError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "regua-plugin-exemplo"
@@ -640,7 +639,7 @@ def _comparable(type_: T.Type):
 
 
 def test_the_engine_bureau_report_matches_the_contract():
-    from engine.builtins import BUREAU_REPORT, INQUIRY, PARTNER, RESTRICTION, SCORE
+    from regua.engine.builtins import BUREAU_REPORT, INQUIRY, PARTNER, RESTRICTION, SCORE
 
     pairs = [(BUREAU_REPORT, contracts.BureauReport), (SCORE, contracts.Score), (RESTRICTION, contracts.Restriction),
              (INQUIRY, contracts.Inquiry), (PARTNER, contracts.Partner)]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.portfolio import Portfolio, PortfolioFileError, import_file, parse
-from plugins.builtin.sandbox_bureau import sandbox_document
+from regua.plugins.builtin.sandbox_bureau import sandbox_document
+from regua.portfolio import Portfolio, PortfolioFileError, import_file, parse
 
 REGUA = Path(sys.executable).with_name("regua")
 CNPJ = "11.222.333/0001-81"

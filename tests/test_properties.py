@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from stdnum.br import cnpj as std_cnpj
 from stdnum.br import cpf as std_cpf
 
-from dsl.diagnostics import PolicyError
-from dsl.formatter import format_source, scan_comments
-from dsl.parser import parse
-from engine.compiler import check_source, compile_policy
-from engine.prepared import InvalidInput
+from regua.dsl.diagnostics import PolicyError
+from regua.dsl.formatter import format_source, scan_comments
+from regua.dsl.parser import parse
+from regua.engine.compiler import check_source, compile_policy
+from regua.engine.prepared import InvalidInput
 
 EXAMPLE = (Path(__file__).resolve().parents[1] / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
 H = "policy p kind credit\n"
@@ -354,7 +354,7 @@ def test_formatter_round_trip_on_the_example_policy():
 
 
 def test_formatter_keeps_if_inside_otherwise():
-    from engine.connectors import ConnectorError, Connectors, Fixture
+    from regua.engine.connectors import ConnectorError, Connectors, Fixture
 
     source = (H + "input\n  c: cnpj\nlet r = bureau.serasa(c)\n"
               "let a = (if r.score.value > 500 then 1 else 2) otherwise 3\n"

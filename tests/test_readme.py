@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dsl.formatter import format_source
-from engine.compiler import check_source
+from regua.dsl.formatter import format_source
+from regua.engine.compiler import check_source
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -38,8 +38,8 @@ def test_readme_eval_command_prints_the_decision():
 
 def test_readme_curl_example_is_the_one_make_serve_prints():
     """`make serve` runs `regua serve --sandbox … --port 8000`; the README shows what it prints."""
-    from server.cli import curl_example
-    from server.config import load_settings
+    from regua.cli.serve import curl_example
+    from regua.server.config import load_settings
 
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     serve = re.search(r"^serve:.*\n\t(.+)$", makefile, re.M).group(1)

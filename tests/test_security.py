@@ -16,9 +16,9 @@ from decimal import Decimal
 
 import pytest
 
-from dsl.diagnostics import PolicyError
-from engine.compiler import check_source, compile_policy
-from engine.connectors import Connectors, Fixture
+from regua.dsl.diagnostics import PolicyError
+from regua.engine.compiler import check_source, compile_policy
+from regua.engine.connectors import Connectors, Fixture
 
 H = "policy p kind credit\n"
 D = "default approve\n"
@@ -151,10 +151,10 @@ def test_hostile_strings_are_data_everywhere(text):
     assert other.reason_codes == [text]
     assert other.outputs["tb"] == 2
     # The policy's own test block runs with the hostile test name.
-    from dsl.parser import parse
-    from engine.builtins import default_environment
-    from dsl.checker import check
-    from engine.testing import run_policy_tests
+    from regua.dsl.checker import check
+    from regua.dsl.parser import parse
+    from regua.engine.builtins import default_environment
+    from regua.engine.testing import run_policy_tests
 
     checked = check(parse(source), default_environment())
     report = run_policy_tests(checked, prepared)
@@ -201,7 +201,7 @@ def test_identifiers_that_look_like_python_or_generated_names_are_data():
     data = {name: n + 1 for n, name in enumerate(HOSTILE_IDENTIFIERS)}
     prepared, decision = run(source, data)
     assert_generated_code_is_safe(prepared)
-    for n, name in enumerate(HOSTILE_IDENTIFIERS):
+    for n, _name in enumerate(HOSTILE_IDENTIFIERS):
         assert decision.outputs[f"l_{n}"] == (n + 1) * 10 + n
     assert decision.outputs["rec"] == data
     assert decision.outputs["via_record"] == data["__class__"] + data["s"] + data["eval"]
@@ -343,7 +343,7 @@ def test_hostile_connector_answers_stay_data():
 
 def test_hostile_input_keys_are_rejected_not_executed():
     prepared = compile_policy(H + "input\n  x: int\n" + D)
-    from engine.prepared import InvalidInput
+    from regua.engine.prepared import InvalidInput
 
     with pytest.raises(InvalidInput) as info:
         prepared.evaluate({"x": 1, "__import__('os')": 1, "'); x #": 2})

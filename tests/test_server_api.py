@@ -15,13 +15,28 @@ import time
 
 import httpx
 import pytest
+from server_harness import (
+    DECISION_FIELDS,
+    ULID_PATTERN,
+    ThreadedServer,
+    assert_error,
+    assert_error_body,
+    b2b_order,
+    b2c_order,
+    error_locations,
+    fresh_document,
+    local_decision,
+    metric,
+    ndjson,
+    sandbox_settings,
+    scrape,
+    ulid_millis,
+    without_durations,
+)
 from stdnum.br import cnpj as cnpj_format
 from stdnum.br import cpf as cpf_format
 
-from server.evaluator import BRASILIA
-from server_harness import (DECISION_FIELDS, ULID_PATTERN, ThreadedServer, assert_error, assert_error_body,
-                            b2b_order, b2c_order, error_locations, fresh_document, local_decision, metric, ndjson,
-                            sandbox_settings, scrape, ulid_millis, without_durations)
+from regua.server.evaluator import BRASILIA
 
 TODAY = dt.date(2026, 11, 22)  # the server's "today": the engine gets the same as_of
 fresh = fresh_document

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from plugins.builtin.sandbox_bureau import sandbox_document
-from server.auth import hash_key
-from server.config import SANDBOX_KEY, ConfigError, load_settings
 from server_harness import ROOT, ProcessServer, ThreadedServer, assert_error, b2b_order, sandbox_settings
+
+from regua.plugins.builtin.sandbox_bureau import sandbox_document
+from regua.server.auth import hash_key
+from regua.server.config import SANDBOX_KEY, ConfigError, load_settings
 
 REGUA = str(Path(sys.executable).parent / "regua")
 KEYS = {  # name -> (key, scopes)

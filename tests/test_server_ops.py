@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-from server.config import ConfigError, load_settings
-from server.logs import MaskingFilter, mask_text
 from server_harness import ROOT, SANDBOX_HEADERS, ProcessServer, ThreadedServer, sandbox_settings
+
+from regua.server.config import ConfigError, load_settings
+from regua.server.logs import MaskingFilter, mask_text
 
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
 PERSON = {"data_nascimento": "1985-04-12", "renda_mensal": "6000.00", "valor_compra": "3000.00", "parcelas": 6}

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-
 from server_harness import ROOT, SANDBOX_HEADERS, ProcessServer, ThreadedServer, free_port, sandbox_settings
 
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
@@ -200,7 +199,7 @@ def test_hot_reload_publishes_edits_and_keeps_serving_through_broken_ones(tmp_pa
         for broken, code in ((SYNTAX_ERROR, "E001"), (TYPE_ERROR, "E201")):
             caplog.clear()
             path.write_text(broken, encoding="utf-8")
-            errors = eventually(lambda: (p := problems(client)).get(str(path)) and p[str(path)][0]["code"] == code
+            errors = eventually(lambda: (p := problems(client)).get(str(path)) and p[str(path)][0]["code"] == code  # noqa: B023
                                 and p[str(path)])
             assert all(LOCATION.match(e["location"]) and e["location"].startswith(str(path)) for e in errors)
             assert decide(client) == decision  # the running version keeps serving

@@ -26,12 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from server_harness import DECISION_FIELDS, SANDBOX_HEADERS, ThreadedServer, assert_error_body, b2b_order, sandbox_settings
 
-from server.config import SANDBOX_KEY
-from server.monitoring import sign
-
-from server_harness import (DECISION_FIELDS, SANDBOX_HEADERS, ThreadedServer, assert_error_body, b2b_order,
-                            sandbox_settings)
+from regua.server.config import SANDBOX_KEY
+from regua.server.monitoring import sign
 
 #: Every operation of the API. A new endpoint fails test_the_schema_lists_every_operation until it is here.
 OPERATIONS = [

@@ -16,12 +16,12 @@ import httpx
 import msgspec
 import pytest
 import sqlite_utils
-
-from server.decision_log import DecisionLog
-from server.migrations import MIGRATIONS
-from server.ids import new_decision_id
-from server.store import DECISION_COLUMNS, Store, StoreError
 from server_harness import ROOT, SANDBOX_HEADERS, ProcessServer, ThreadedServer, free_port, sandbox_settings
+
+from regua.server.decision_log import DecisionLog
+from regua.server.ids import new_decision_id
+from regua.server.migrations import MIGRATIONS
+from regua.server.store import DECISION_COLUMNS, Store, StoreError
 
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
 ALL_MIGRATIONS = [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]

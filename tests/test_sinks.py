@@ -1,7 +1,7 @@
 """Decision and event sinks: every plugin hears about recorded decisions; a broken one is isolated."""
 
-from plugins.hookspecs import hookimpl
-from plugins.registry import Registry
+from regua.plugins.hookspecs import hookimpl
+from regua.plugins.registry import Registry
 
 
 class Collecting:
@@ -38,7 +38,7 @@ def test_sinks_receive_decisions_and_events_and_a_broken_sink_is_isolated():
 
 
 def test_denied_sink_is_not_called():
-    from plugins.manager import PluginSettings
+    from regua.plugins.manager import PluginSettings
 
     sink = Collecting()
     registry = Registry.load(PluginSettings(deny=["collecting_sink"]), extra=[sink])
@@ -47,7 +47,7 @@ def test_denied_sink_is_not_called():
 
 
 def test_allow_and_deny_lists_come_from_the_environment():
-    from plugins.manager import PluginSettings, get_plugin_manager
+    from regua.plugins.manager import PluginSettings, get_plugin_manager
 
     settings = PluginSettings.from_env({"REGUA_PLUGINS_DENY": "notifications, negativation"})
     assert settings.deny == ["notifications", "negativation"] and settings.allow is None
@@ -65,8 +65,8 @@ def test_two_extra_plugins_with_one_name_are_refused():
 
 
 def test_retries_stop_when_the_overall_budget_would_be_exceeded():
-    from plugins.connectors import BureauConnector, TransientError
-    from plugins.runtime import Resilient
+    from regua.plugins.connectors import BureauConnector, TransientError
+    from regua.plugins.runtime import Resilient
 
     class Flaky(BureauConnector):
         name = "flaky"

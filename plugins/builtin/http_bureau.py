@@ -89,11 +89,11 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from engine.connectors import ConnectorError, mask_document
-from plugins.connectors import BureauConnector, TransientError
-from plugins.contracts import BureauReport
-from plugins.hookspecs import hookimpl
-from plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.plugins.connectors import BureauConnector, TransientError
+from regua.plugins.contracts import BureauReport
+from regua.plugins.hookspecs import hookimpl
+from regua.plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
 
 from .http_client import HTTPClientMixin
 

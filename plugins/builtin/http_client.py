@@ -9,7 +9,7 @@ import threading
 
 import httpx
 
-from engine.connectors import ConnectorError
+from regua.engine.connectors import ConnectorError
 
 
 class HTTPClientMixin:

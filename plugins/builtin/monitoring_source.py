@@ -40,10 +40,10 @@ import re
 import httpx
 import msgspec
 
-from engine.connectors import ConnectorError, mask_document
-from plugins.connectors import MonitoringSource, TransientError
-from plugins.contracts import AlertBatch
-from plugins.hookspecs import hookimpl
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.plugins.connectors import MonitoringSource, TransientError
+from regua.plugins.contracts import AlertBatch
+from regua.plugins.hookspecs import hookimpl
 
 from .http_client import HTTPClientMixin
 

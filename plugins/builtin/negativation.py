@@ -94,10 +94,10 @@ import httpx
 import msgspec
 import sqlite_utils
 
-from engine.connectors import ConnectorError, mask_document
-from plugins.connectors import NegativationService, TransientError
-from plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
-from plugins.hookspecs import hookimpl
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.plugins.connectors import NegativationService, TransientError
+from regua.plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
+from regua.plugins.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 

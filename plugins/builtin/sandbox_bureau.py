@@ -26,9 +26,9 @@ from decimal import Decimal
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
 
-from plugins.connectors import BureauConnector, TransientError
-from plugins.contracts import BureauReport, Inquiry, Restriction, Score
-from plugins.hookspecs import hookimpl
+from regua.plugins.connectors import BureauConnector, TransientError
+from regua.plugins.contracts import BureauReport, Inquiry, Restriction, Score
+from regua.plugins.hookspecs import hookimpl
 
 PROFILES = {
     "down": "90", "inquiries": "94", "protest": "95", "closed": "96", "low_score": "97",

@@ -21,10 +21,10 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from engine.collection.runner import RunLocked, run_time, today_in_sao_paulo
-from engine.collection.store import CollectionStore
-from engine.connectors import mask_document
-from engine.portfolio import Portfolio, import_rows
+from regua.engine.connectors import mask_document
+from regua.portfolio import Portfolio, import_rows
+from regua.portfolio.collection.runner import RunLocked, run_time, today_in_sao_paulo
+from regua.portfolio.collection.store import CollectionStore
 
 from ..collection import CollectionUnavailable
 from ..errors import ApiError
@@ -178,9 +178,9 @@ class CollectionController(Controller):
         try:
             summary = await anyio.to_thread.run_sync(lambda: svc.collection.run(day, now, data.dry_run, wait=False))
         except RunLocked:
-            raise ApiError(409, "RUN_IN_PROGRESS", "another collection run is using the store; try again later")
+            raise ApiError(409, "RUN_IN_PROGRESS", "another collection run is using the store; try again later") from None
         except CollectionUnavailable as error:
-            raise ApiError(503, "COLLECTION_NOT_CONFIGURED", str(error))
+            raise ApiError(503, "COLLECTION_NOT_CONFIGURED", str(error)) from None
         return msgspec.convert(summary.to_dict(), RunResult)
 
     @post("/deliveries", status_code=200, responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="unknown")},

@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from dsl.values import normalize_cnpj, normalize_cpf
+from regua.dsl.values import normalize_cnpj, normalize_cpf
 
 from ..errors import ApiError
 from ..evaluator import BRASILIA, document_hash

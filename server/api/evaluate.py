@@ -7,8 +7,8 @@ from typing import AsyncIterator
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import Provide
-from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from ..errors import INTERNAL_MESSAGE, ApiError, log_unexpected

@@ -8,8 +8,8 @@ two decimal places (exact decimals, never floats); a rate is null where it is un
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import re
+import sqlite3
 from typing import Annotated
 
 import anyio.to_thread
@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from msgspec import Meta
 
-from engine.collection.kpis import KpiArgumentError, compute_kpis
+from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
 
 from ..errors import ApiError
 from ..schemas import ErrorBody

@@ -22,7 +22,7 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from engine.monitoring.monitor import AlertConflict
+from regua.portfolio.monitoring.monitor import AlertConflict
 
 from ..errors import ApiError
 from ..monitoring import SignatureError
@@ -110,7 +110,7 @@ class EventController(Controller):
         try:
             monitoring.verify(request.headers.get("x-regua-source"), request.headers.get("x-regua-signature"), body)
         except SignatureError as error:
-            raise ApiError(401, error.code, str(error))
+            raise ApiError(401, error.code, str(error)) from None
         try:
             alert = monitoring.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
@@ -119,7 +119,7 @@ class EventController(Controller):
             if (named := _FIELD.search(message)) and not path:  # a missing or unknown top-level field
                 location = named.group(1)
             raise ApiError(422, "INVALID_EVENT", f"not a valid monitoring alert: {message}",
-                           [{"code": "INVALID_EVENT", "message": message, "location": location}])
+                           [{"code": "INVALID_EVENT", "message": message, "location": location}]) from None
         if alert.bureau != request.headers.get("x-regua-source"):
             raise ApiError(422, "SOURCE_MISMATCH", "the alert's bureau differs from X-Regua-Source",
                            [{"code": "SOURCE_MISMATCH", "message": "differs from X-Regua-Source", "location": "bureau"}])
@@ -128,7 +128,7 @@ class EventController(Controller):
         except AlertConflict as conflict:
             raise ApiError(409, "IDEMPOTENCY_CONFLICT", f"alert '{conflict.key}' was already received with "
                            "a different body", [{"code": "IDEMPOTENCY_CONFLICT", "message": "already received",
-                                                  "location": "id"}])
+                                                  "location": "id"}]) from None
         data = EventResult(replayed=replayed, **result.to_dict())
         return Response(data, headers={"X-Regua-Replayed": "true"} if replayed else {})
 

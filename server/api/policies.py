@@ -5,13 +5,23 @@ from __future__ import annotations
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
 
 from ..errors import ApiError
 from ..policies import NameMismatch, PolicyRejected
-from ..schemas import (ActivationOut, ErrorBody, PolicyDetail, PolicyList, PolicySummary, PolicyVersionOut,
-                       Problem, PublishRequest, PublishResponse, RollbackRequest)
+from ..schemas import (
+    ActivationOut,
+    ErrorBody,
+    PolicyDetail,
+    PolicyList,
+    PolicySummary,
+    PolicyVersionOut,
+    Problem,
+    PublishRequest,
+    PublishResponse,
+    RollbackRequest,
+)
 from .deps import Svc, api_key_name, services
 
 READ = ("evaluate", "policies:admin")  # systems that evaluate may read what they call

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.compiler import compile_file
-from engine.testing import load, run_policy_tests
-from plugins.testing import check_bureau_connector
 from regua_plugin_exemplo import plugin
 from regua_plugin_exemplo.bureau import ExemploBureau
 from regua_plugin_exemplo.funcoes import faixa_serasa
+
+from regua.engine.compiler import compile_file
+from regua.engine.testing import load, run_policy_tests
+from regua.plugins.testing import check_bureau_connector
 
 POLITICA = Path(__file__).resolve().parent.parent / "politicas" / "pedido_exemplo.regua"
 

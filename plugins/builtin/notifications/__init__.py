@@ -49,11 +49,20 @@ carry the recipient and the context (personal data) to the configured URL: use h
 
 from __future__ import annotations
 
-from plugins.hookspecs import hookimpl
+from regua.plugins.hookspecs import hookimpl
 
 # re-exported: everything importable from plugins.builtin.notifications before it became a package
-from .common import (CREDITOR_IDENTIFICATION_MISSING, TEMPLATES_DIR, IdempotencyStore, InFlight,  # noqa: F401
-                     NotificationError, TemplatedChannel, TemplateRenderer, mask_recipient, scrub)
+from .common import (  # noqa: F401
+    CREDITOR_IDENTIFICATION_MISSING,
+    TEMPLATES_DIR,
+    IdempotencyStore,
+    InFlight,
+    NotificationError,
+    TemplatedChannel,
+    TemplateRenderer,
+    mask_recipient,
+    scrub,
+)
 from .email import EmailChannel, FileOutboxChannel
 from .gateway import HTTPGatewayChannel
 from .httpbase import _HTTPChannel  # noqa: F401

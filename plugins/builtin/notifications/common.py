@@ -23,12 +23,12 @@ import msgspec
 import sqlite_utils
 from jinja2.sandbox import SandboxedEnvironment
 
-from dsl.values import normalize_cnpj
-from engine.connectors import ConnectorError
-from plugins.connectors import NotificationChannel
-from plugins.contracts import DeliveryReceipt, Notification
-from plugins.formatting import documento, register_filters
-from plugins.runtime import Resilient
+from regua.dsl.values import normalize_cnpj
+from regua.engine.connectors import ConnectorError
+from regua.plugins.connectors import NotificationChannel
+from regua.plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.formatting import documento, register_filters
+from regua.plugins.runtime import Resilient
 
 log = logging.getLogger("regua.notifications")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from engine.connectors import ConnectorError
-from plugins.connectors import TransientError
-from plugins.contracts import DeliveryReceipt, Notification
+from regua.engine.connectors import ConnectorError
+from regua.plugins.connectors import TransientError
+from regua.plugins.contracts import DeliveryReceipt, Notification
 
 from .common import NotificationError, TemplatedChannel, _env, _ssl_context, _tidy, log, scrub
 

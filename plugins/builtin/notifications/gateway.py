@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.contracts import DeliveryReceipt, Notification
 
 from .common import NotificationError, _Creditor, _env, _tidy, scrub
 from .httpbase import _dig, _HTTPChannel

@@ -7,9 +7,9 @@ import re
 import httpx
 import msgspec
 
-from engine.connectors import ConnectorError
-from plugins.connectors import TransientError
-from plugins.contracts import DeliveryReceipt, Notification
+from regua.engine.connectors import ConnectorError
+from regua.plugins.connectors import TransientError
+from regua.plugins.contracts import DeliveryReceipt, Notification
 
 from .common import TemplatedChannel, _ssl_context
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from plugins.contracts import CONTRACT_VERSION, DeliveryReceipt, Notification
+from regua.plugins.contracts import CONTRACT_VERSION, DeliveryReceipt, Notification
 
 from .common import _env
 from .httpbase import _dig, _HTTPChannel, _json_safe

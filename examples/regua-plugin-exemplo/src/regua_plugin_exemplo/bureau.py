@@ -23,9 +23,9 @@ from decimal import Decimal
 
 from stdnum.br import cnpj, cpf
 
-from engine.connectors import ConnectorError
-from plugins.connectors import BureauConnector, TransientError
-from plugins.contracts import BureauReport, Inquiry, Partner, Restriction, Score
+from regua.engine.connectors import ConnectorError
+from regua.plugins.connectors import BureauConnector, TransientError
+from regua.plugins.contracts import BureauReport, Inquiry, Partner, Restriction, Score
 
 from .funcoes import faixa_serasa
 

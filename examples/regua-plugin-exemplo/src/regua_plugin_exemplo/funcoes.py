@@ -7,9 +7,9 @@ compiled); a score outside 0–1000 is an evaluation error the policy can handle
 
 from __future__ import annotations
 
-from dsl import types as T
-from dsl.environment import FunctionSpec
-from engine.runtime import EvalError
+from regua.dsl import types as T
+from regua.dsl.environment import FunctionSpec
+from regua.engine.runtime import EvalError
 
 FAIXAS = ((300, "baixo"), (500, "regular"), (700, "bom"), (1000, "excelente"))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from plugins.hookspecs import hookimpl
+from regua.plugins.hookspecs import hookimpl
 
 from .bureau import ExemploBureau
 from .funcoes import FAIXA_SERASA

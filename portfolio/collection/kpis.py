@@ -1,4 +1,4 @@
-"""Collection KPIs over the portfolio (engine/portfolio), for a date range and optionally a segment.
+"""Collection KPIs over the portfolio (portfolio), for a date range and optionally a segment.
 
 `compute_kpis(db, date_from, date_to, segment=None, current_days=0, step_days=None)` returns a
 `KpiReport`; `report.to_dict()` is JSON-ready (money and rates as strings with 2 places, dates ISO).
@@ -66,7 +66,7 @@ from pathlib import Path
 import msgspec
 import sqlite_utils
 
-from .. import sqlite
+from regua import sqlite
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 #: Roll-rate periods one report may have (50 years of months): bounds the work one request can ask for.

@@ -15,9 +15,9 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 
-from plugins.builtin.negativation import SandboxNegativation
-from plugins.connectors import NotificationChannel
-from plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.builtin.negativation import SandboxNegativation
+from regua.plugins.connectors import NotificationChannel
+from regua.plugins.contracts import DeliveryReceipt, Notification
 
 from .guards import local_zone
 from .runner import Runner, run_time

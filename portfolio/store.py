@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 from sqlite_utils import Migrations
 
-from .. import sqlite
+from regua import sqlite
 
 from .model import Agreement, Customer, Payment, Receivable
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ..calendar import UFS, add_business_days, is_holiday
+from regua.engine.brazil import UFS, add_business_days, is_holiday
 
 
 @dataclass(frozen=True)

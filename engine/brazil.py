@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import holidays
 
+from .errors import EvalError
+
 UFS = (
     "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA", "PB", "PR",
     "PE", "PI", "RJ", "RN", "RS", "RO", "RR", "SC", "SP", "SE", "TO",
@@ -34,8 +36,6 @@ MAX_BUSINESS_DAYS = 36_500
 
 def _check_range(count: int) -> None:
     if abs(count) > MAX_BUSINESS_DAYS:
-        from .runtime import EvalError
-
         raise EvalError("OUT_OF_RANGE", f"business-day arithmetic is limited to {MAX_BUSINESS_DAYS} days")
 
 

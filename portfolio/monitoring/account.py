@@ -10,7 +10,7 @@ import datetime as dt
 import threading
 from typing import Callable
 
-from dsl.monitoring import ACCOUNT
+from regua.dsl.monitoring import ACCOUNT
 
 from .features import customer_behaviour
 from .monitor import normalize_document

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
-from dsl.values import normalize_cnpj
+from regua.dsl.values import normalize_cnpj
+from regua.engine.brazil import UFS
 
-from ..calendar import UFS
 from .guards import DEFAULT_WINDOWS, GuardSettings, Window
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -17,13 +17,12 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli import main
-from engine.monitoring.account import AccountLookup
+from regua.portfolio.monitoring.account import AccountLookup
+from regua.server.evaluator import today_in_brazil
+from regua.server.monitoring import MonitoringService
+from regua.server.store import Store
 
-from .collect_cli import _options, _settings, err, load_folder, out
-from .evaluator import today_in_brazil
-from .monitoring import MonitoringService
-from .store import Store
+from .common import err, load_folder, out, workflow_options, workflow_settings
 
 
 def _service(settings) -> MonitoringService:
@@ -57,7 +56,7 @@ def _summary_table(summary: dict) -> Table:
     return table
 
 
-@main.command("monitor")
+@click.command("monitor")
 @click.option("--portfolio", "portfolio", is_flag=True, help="Re-check every customer of the portfolio.")
 @click.option("--segment", help="Re-check only the customers of this segment.")
 @click.option("--budget", type=click.IntRange(min=0), help="Most paid bureau queries (default: monitoring.recheck_budget).")
@@ -66,7 +65,7 @@ def _summary_table(summary: dict) -> Table:
 @click.option("--dry-run", is_flag=True, help="Decide only: no limit change, no decision recorded, nothing sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_options
+@workflow_options
 def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, progress, config_path, db, policies,
                     sandbox) -> None:
     """Credit monitoring: re-check the portfolio (--portfolio or --segment) or poll sources (--poll)."""
@@ -74,7 +73,7 @@ def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, p
         raise click.UsageError("say what to do: --portfolio, --segment SEGMENT or --poll")
     if poll and (portfolio or segment):
         raise click.UsageError("--poll and a re-check are separate runs; give one of them")
-    settings = _settings(config_path, db, policies, sandbox)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     if poll:
         result = service.poll_locked(dt.datetime.now(dt.timezone.utc))

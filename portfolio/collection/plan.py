@@ -14,10 +14,10 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dsl.collection import CONTACT_ACTIONS, PRIORITY
-from dsl.values import to_json
+from regua.dsl.collection import CONTACT_ACTIONS, PRIORITY
+from regua.dsl.values import to_json
+from regua.engine.prepared import PreparedPolicy
 
-from ..prepared import PreparedPolicy
 from .facts import Fact
 from .settings import CollectionSettings
 

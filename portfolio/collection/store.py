@@ -18,7 +18,7 @@ from typing import Iterable
 
 from sqlite_utils import Migrations
 
-from .. import sqlite
+from regua import sqlite
 
 MIGRATIONS = Migrations("regua.collection")
 
@@ -71,7 +71,7 @@ class CollectionStore:
     def __init__(self, path: str):
         if path == ":memory:":
             raise ValueError("the collection store needs a file path")
-        from ..portfolio.store import MIGRATIONS as PORTFOLIO
+        from ..store import MIGRATIONS as PORTFOLIO
 
         self.path = path
         sqlite.migrate(path, PORTFOLIO)

@@ -15,9 +15,8 @@ from typing import Literal
 
 import msgspec
 
-from dsl.values import normalize_cnpj, normalize_cpf
-
-from ..calendar import UFS
+from regua.dsl.values import normalize_cnpj, normalize_cpf
+from regua.engine.brazil import UFS
 
 Channel = Literal["email", "sms", "whatsapp", "phone", "letter"]
 ReceivableStatus = Literal["open", "paid", "cancelled", "renegotiated"]

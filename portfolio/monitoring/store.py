@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 from sqlite_utils import Migrations
 
-from .. import sqlite
-from ..portfolio.store import MIGRATIONS as PORTFOLIO_MIGRATIONS
+from regua import sqlite
+
+from ..store import MIGRATIONS as PORTFOLIO_MIGRATIONS
 
 MIGRATIONS = Migrations("regua.monitoring")
 

@@ -1,4 +1,4 @@
-"""`regua kpis`: the collection KPIs of a date range (engine/collection/kpis.py), as tables or JSON.
+"""`regua kpis`: the collection KPIs of a date range (portfolio/collection/kpis.py), as tables or JSON.
 
     regua kpis --db regua.db --from 2025-01-01 --to 2025-03-31 [--segment b2b] [--current-days 5] [--json]
 
@@ -15,8 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import sqlite
-from .kpis import KpiArgumentError, KpiReport, compute_kpis, has_portfolio
+from regua import sqlite
+from regua.portfolio.collection.kpis import KpiArgumentError, KpiReport, compute_kpis, has_portfolio
 
 _OPTION = {"from": "--from", "to": "--to", "current_days": "--current-days", "step_days": "--step-days"}
 _ROLLS = [("current → 1-30", "current_to_1_30"), ("1-30 → 31-60", "from_1_30_to_31_60"),

@@ -17,13 +17,12 @@ import json
 import logging
 from decimal import Decimal
 
-from plugins.builtin.notifications.common import mask_recipient
-from plugins.contracts import Debt, NegativationRequest, Notification
-from plugins.runtime import Resilient
+from regua.dsl.collection import CONTACT_ACTIONS
+from regua.engine.connectors import ConnectorError
+from regua.plugins.builtin.notifications.common import mask_recipient
+from regua.plugins.contracts import Debt, NegativationRequest, Notification
+from regua.plugins.runtime import Resilient
 
-from dsl.collection import CONTACT_ACTIONS
-
-from ..connectors import ConnectorError
 from .facts import CENTS
 from .guards import Notice, local_zone, negativation_blocks, next_contact_time
 from .settings import CollectionSettings

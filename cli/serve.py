@@ -1,4 +1,4 @@
-"""`regua serve` and `regua keys new`, added to the `regua` command line (engine/cli.py).
+"""`regua serve`: the HTTP server.
 
 `regua serve` resolves the configuration once, exports the command-line overrides as REGUA_*
 variables (so every worker process, started by uvicorn or granian, builds the same settings),
@@ -18,12 +18,10 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
-from engine.cli import main
-
-from .config import SANDBOX_KEY, SCOPES, ConfigError, Settings, load_settings
+from regua.server.config import SANDBOX_KEY, ConfigError, Settings, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-APP_FACTORY = "server.app:app_from_env"
+APP_FACTORY = "regua.server.app:app_from_env"
 EXAMPLE_INPUT = Path(__file__).resolve().parent.parent / "examples" / "pedido_b2b.json"
 
 
@@ -44,7 +42,7 @@ def _overrides(**values) -> dict[str, str]:
     return {names[k]: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items() if v is not None}
 
 
-@main.command("serve")
+@click.command("serve")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
 @click.option("--sandbox", is_flag=True, default=None, help="Local development: sandbox bureau and API key.")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
@@ -64,7 +62,7 @@ def serve_command(config_path, sandbox, host, port, workers, runner, db, policie
     except ConfigError as error:
         err.print(f"regua serve: configuration error: {error}", style="red", markup=False)
         sys.exit(2)
-    from .store import Store
+    from regua.server.store import Store
 
     Store(settings.store.path)  # migrations run once, here, before any worker
     _banner(settings)
@@ -111,26 +109,3 @@ def _run(settings: Settings) -> None:  # pragma: no cover — exercised by the e
     uvicorn.run(APP_FACTORY, factory=True, host=server.host, port=server.port, workers=server.workers,
                 log_config=None, access_log=server.access_log, timeout_graceful_shutdown=30,
                 server_header=False)
-
-
-@main.group("keys")
-def keys_group() -> None:
-    """API keys: make new ones for the configuration."""
-
-
-@keys_group.command("new")
-@click.option("--name", required=True, help="Who will use the key (e.g. erp).")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(list(SCOPES)))
-def keys_new(name: str, scopes: tuple[str, ...]) -> None:
-    """Print a new API key (give it to the client) and its configuration entry (keep only the hash)."""
-    from .auth import new_key
-
-    key, digest = new_key()
-    click.echo(f"key (shown once, give it to {name}): {key}")
-    click.echo("\nadd to the configuration:\n")
-    click.echo(f'[[auth.keys]]\nname = "{name}"\nhash = "{digest}"\nscopes = {json.dumps(list(scopes))}')
-
-
-from . import collect_cli  # noqa: E402,F401 — registers collect, simulate and queue
-from . import monitor_cli  # noqa: E402,F401 — registers monitor

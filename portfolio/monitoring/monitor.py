@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from dsl import monitoring as M
-from dsl.values import normalize_cnpj, normalize_cpf
+from regua import sqlite
+from regua.dsl import monitoring as M
+from regua.dsl.values import normalize_cnpj, normalize_cpf
+from regua.engine.connectors import Connectors
+from regua.engine.decision import Decision
+from regua.engine.prepared import PreparedPolicy
 
-from .. import sqlite
-from ..connectors import Connectors
-from ..decision import Decision
-from ..prepared import PreparedPolicy
 from .features import customer_behaviour
 from .settings import MonitoringSettings
 from .store import Limit, MonitoringStore, days_since, now_iso
@@ -271,7 +271,7 @@ class Monitor:
     # ---- notifications ----
     def send(self, now: dt.datetime, keys: list[str] | None = None) -> list[dict]:
         """Send pending notifications (these keys, or every one left by an earlier pass)."""
-        from plugins.contracts import Notification  # plugins depend on the engine, not the other way round
+        from regua.plugins.contracts import Notification  # plugins depend on the engine, not the other way round
 
         out = []
         for row in self.store.pending_notifications(self.settings.max_attempts, keys):

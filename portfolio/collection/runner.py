@@ -22,12 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from .. import sqlite
-from ..prepared import PreparedPolicy
+from regua import sqlite
+from regua.engine.prepared import PreparedPolicy
+
 from .dispatch import Dispatcher
 from .facts import CENTS, iter_facts
 from .guards import local_zone, record_expiry, removal_deadline
-from .plan import PlanResult, Planner, summarize
+from .plan import Planner, PlanResult, summarize
 from .settings import CollectionSettings
 from .store import CollectionStore, iso
 

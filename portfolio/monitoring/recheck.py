@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
-from .. import sqlite
-from ..connectors import Answer, ConnectorError, Connectors
+from regua import sqlite
+from regua.engine.connectors import Answer, ConnectorError, Connectors
+
 from .features import all_behaviour, behaviour
 from .monitor import Monitor
 

@@ -8,82 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dsl.diagnostics import PolicyError
-from engine.cli import POLICY_SUFFIX, _print_diagnostics, main
-from engine.collection.runner import RunLocked, run_time, today_in_sao_paulo
-from engine.compiler import compile_file
+from regua.portfolio.collection.runner import RunLocked, run_time, today_in_sao_paulo
+from regua.server.collection import CollectionService, CollectionUnavailable
+from regua.server.config import Settings
 
-from .collection import CollectionService, CollectionUnavailable, plugin_config
-from .config import ConfigError, Settings, load_settings
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _settings(config_path, db, policies, sandbox) -> Settings:
-    environ = dict(os.environ)
-    for key, value in (("REGUA_STORE__PATH", db), ("REGUA_POLICIES__FOLDER", policies)):
-        if value:
-            environ[key] = value
-    if sandbox:
-        environ["REGUA_SANDBOX"] = "true"
-    try:
-        return load_settings(config_path, environ)
-    except ConfigError as error:
-        raise click.UsageError(str(error)) from None
-
-
-def load_folder(settings: Settings, kind: str, **registry_options):
-    """The plugins' registry and the policies of `kind` in the policies folder, compiled; every
-    policy that does not compile is reported (file:line:col) and stops the command."""
-    from plugins.manager import PluginSettings
-    from plugins.registry import Registry
-
-    if not Path(settings.store.path).exists():
-        raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
-    registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
-                                            config=plugin_config(settings)), **registry_options)
-    env = registry.environment()
-    policies, failed = {}, False
-    for path in sorted(Path(settings.policies.folder).rglob(f"*{POLICY_SUFFIX}")):
-        try:
-            prepared = compile_file(path, env)
-        except PolicyError as error:
-            _print_diagnostics(error)
-            failed = True
-            continue
-        if prepared.meta.kind == kind:
-            policies[prepared.name] = prepared
-    if failed:
-        raise click.ClickException("fix the policies above first")
-    if not policies:
-        raise click.UsageError(f"{settings.policies.folder}: no {kind} policy (kind {kind})")
-    return registry, policies
+from .common import err, load_folder, out, workflow_options, workflow_settings
 
 
 def _service(settings: Settings) -> CollectionService:
     registry, policies = load_folder(settings, "collection")
     return CollectionService(settings, registry, lambda: policies)
-
-
-def _options(command):
-    for option in reversed([
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file."),
-        click.option("--db", help="SQLite file of the store (default: the configuration's store.path)."),
-        click.option("--policies", help="Policies folder (default: the configuration's policies.folder)."),
-        click.option("--sandbox", is_flag=True, default=False, help="Offline: e-mails to <db folder>/outbox, sandbox bureau."),
-    ]):
-        command = option(command)
-    return command
 
 
 class _Bar:
@@ -100,16 +40,16 @@ class _Bar:
         self.progress.update(self.tasks[phase], advance=advance, total=total)
 
 
-@main.command("collect")
+@click.command("collect")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Run date (default: today in São Paulo).")
 @click.option("--at", "at", help="Time of the run, HH:MM in São Paulo (default: now when --as-of is today, else 09:00).")
 @click.option("--dry-run", is_flag=True, help="Plan only: nothing is written or sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_options
+@workflow_options
 def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, policies, sandbox) -> None:
     """Run the collection cadence as of a date: settle payments, plan the due steps, carry them out."""
-    settings = _settings(config_path, db, policies, sandbox)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     today = today_in_sao_paulo()
     day = as_of.date() if as_of else today
@@ -155,16 +95,16 @@ def _print_summary(data: dict) -> None:
     out.print(table)
 
 
-@main.command("simulate")
+@click.command("simulate")
 @click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day.")
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day.")
 @click.option("--receivable", "receivables", multiple=True, help="Only this receivable (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Timelines as JSON.")
-@_options
+@workflow_options
 def simulate_command(date_from, date_to, receivables, as_json, config_path, db, policies, sandbox) -> None:
     """Run the régua over a date range on a copy of the portfolio and print each receivable's
     timeline. Nothing is sent and the database is not written."""
-    settings = _settings(config_path, db, policies, sandbox)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     try:
         timelines = service.simulate(date_from.date(), date_to.date(), list(receivables) or None)
@@ -184,14 +124,14 @@ def simulate_command(date_from, date_to, receivables, as_json, config_path, db, 
             out.print(f"  {e.at:%Y-%m-%d %H:%M} {e.step or '-':<20} {e.kind}{code}", markup=False)
 
 
-@main.command("queue")
+@click.command("queue")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--segment", help="Only customers of this segment.")
 @click.option("--json", "as_json", is_flag=True)
-@_options
+@workflow_options
 def queue_command(limit, segment, as_json, config_path, db, policies, sandbox) -> None:
     """The collectors' work queue: open receivables ranked by their régua's priority (last run)."""
-    settings = _settings(config_path, db, policies, sandbox)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     rows = service.queue(limit, segment)
     if as_json:

@@ -1,4 +1,4 @@
-"""The `regua` command line: check, fmt, eval, test, graph, plugins, import, kpis."""
+"""The policy author's commands: check, fmt, eval, test, graph and plugins."""
 
 from __future__ import annotations
 
@@ -7,63 +7,23 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from dsl.diagnostics import PolicyError, Severity
-from dsl.formatter import format_source
+from regua.dsl.diagnostics import PolicyError
+from regua.dsl.formatter import format_source
+from regua.engine.connectors import ConnectorError, Connectors, Fixture
+from regua.engine.prepared import TRACE_LEVELS, InvalidInput
 
-from .connectors import ConnectorError, Connectors, Fixture
-from .prepared import InvalidInput, TRACE_LEVELS
-
-POLICY_SUFFIX = ".regua"
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from .common import err, fail_json, out, policy_files, print_diagnostics, registry
 
 
-def policy_files(paths: tuple[str, ...]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(path.rglob(f"*{POLICY_SUFFIX}")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise click.BadParameter(f"{raw}: no such file or folder", param_hint="PATH")
-    return files
-
-
-def _registry(sandbox_aliases: bool = False):
-    """The installed plugins (REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY apply), as a Registry."""
-    from plugins.manager import PluginSettings
-    from plugins.registry import Registry
-
-    return Registry.load(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
-
-
-def _print_diagnostics(error: PolicyError) -> None:
-    for diagnostic in error.diagnostics:
-        style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
-        lines = diagnostic.render(error.source).split("\n")
-        err.print(lines[0], style=style, markup=False)
-        for extra in lines[1:]:
-            err.print(extra, markup=False)
-
-
-@click.group()
-@click.version_option(package_name="regua")
-def main() -> None:
-    """Régua: credit and collection policies, checked, compiled and explained."""
-
-
-@main.command("check")
+@click.command("check")
 @click.argument("paths", nargs=-1, required=True)
 def check_command(paths: tuple[str, ...]) -> None:
     """Check policy files or folders; print every error and exit 1 on failure."""
-    from .compiler import check_source
+    from regua.engine.compiler import check_source
 
     files = policy_files(paths)
-    env = _registry().environment()  # plugin bureaus and functions are known to the checker
+    env = registry().environment()  # plugin bureaus and functions are known to the checker
     failed = warnings = 0
     for path in files:
         source = path.read_text(encoding="utf-8")
@@ -71,17 +31,17 @@ def check_command(paths: tuple[str, ...]) -> None:
             checked = check_source(source, str(path), env)
         except PolicyError as error:
             failed += 1
-            _print_diagnostics(error)
+            print_diagnostics(error)
             continue
         for warning in checked.warnings:
             warnings += 1
-            _print_diagnostics(PolicyError([warning], source))
+            print_diagnostics(PolicyError([warning], source))
     summary = f"{len(files)} polic{'y' if len(files) == 1 else 'ies'} checked: {failed} with errors, {warnings} warning(s)"
     (err if failed else out).print(summary, style="red" if failed else "green", markup=False)
     sys.exit(1 if failed else 0)
 
 
-@main.command("fmt")
+@click.command("fmt")
 @click.option("--check", "check_only", is_flag=True, help="Only report files that are not formatted.")
 @click.argument("paths", nargs=-1, required=True)
 def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
@@ -93,7 +53,7 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
             formatted = format_source(source, str(path))
         except PolicyError as error:
             failed += 1
-            _print_diagnostics(error)
+            print_diagnostics(error)
             continue
         if formatted != source:
             unformatted += 1
@@ -107,25 +67,21 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
 
 def _connectors_from(fixtures: str | None) -> Connectors:
     if not fixtures:
-        from plugins.registry import Registry
-
-        from plugins.manager import PluginSettings
-
-        return Registry.load(PluginSettings.from_env(), sandbox_aliases=True).engine_connectors()
+        return registry(sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
     if fixtures:
         try:
             data = json.loads(Path(fixtures).read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            _fail_json("MALFORMED_JSON", f"{fixtures}:{error.lineno}:{error.colno}: {error.msg}")
+            fail_json("MALFORMED_JSON", f"{fixtures}:{error.lineno}:{error.colno}: {error.msg}")
         if not isinstance(data, dict):
-            _fail_json("INVALID_FIXTURES", f"{fixtures}: expected an object of connector answers")
+            fail_json("INVALID_FIXTURES", f"{fixtures}: expected an object of connector answers")
         for name, answer in data.items():
             connectors.register(name, Fixture(failure=ConnectorError("FAILED")) if answer is None else Fixture(answer))
     return connectors
 
 
-@main.command("eval")
+@click.command("eval")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="JSON file with the policy's input.")
@@ -135,50 +91,44 @@ def _connectors_from(fixtures: str | None) -> Connectors:
               help='JSON object of connector answers, e.g. {"bureau.serasa": {...}}; null makes a connector fail.')
 def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures) -> None:
     """Evaluate a policy on one input and print the decision as JSON."""
-    from .compiler import compile_file
+    from regua.engine.compiler import compile_file
 
     try:
-        prepared = compile_file(policy_file, env=_registry().environment())
+        prepared = compile_file(policy_file, env=registry().environment())
     except PolicyError as error:
-        _print_diagnostics(error)
+        print_diagnostics(error)
         sys.exit(1)
     try:
         data = json.loads(Path(input_file).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        _fail_json("MALFORMED_JSON", f"{input_file}:{error.lineno}:{error.colno}: {error.msg}")
+        fail_json("MALFORMED_JSON", f"{input_file}:{error.lineno}:{error.colno}: {error.msg}")
     try:
         decision = prepared.evaluate(data, connectors=_connectors_from(fixtures), trace=trace,
                                      as_of=as_of.date() if as_of else None)
     except InvalidInput as error:
-        _fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
+        fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
     if not fixtures and decision.connector_calls:
         err.print("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
                   style="yellow", markup=False)
     click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
 
 
-def _fail_json(code: str, message: str, errors: list | None = None):
-    click.echo(json.dumps({"code": code, "message": message, "errors": errors or []}, ensure_ascii=False, indent=2),
-               err=True)
-    sys.exit(2)
-
-
-@main.command("test")
+@click.command("test")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=0.0, show_default=True,
               help="Fail when a policy's rule coverage is below this percentage.")
 def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
     """Run the tests written in policies and report rule coverage."""
-    from .testing import load, run_policy_tests
+    from regua.engine.testing import load, run_policy_tests
 
     passed = failed = 0
     low_coverage = []
-    env = _registry().environment()
+    env = registry().environment()
     for path in policy_files(paths):
         try:
             checked, prepared = load(path, env)
         except PolicyError as error:
-            _print_diagnostics(error)
+            print_diagnostics(error)
             failed += 1
             continue
         report = run_policy_tests(checked, prepared)
@@ -205,86 +155,43 @@ def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
     sys.exit(1 if failed or low_coverage else 0)
 
 
-@main.command("plugins")
+@click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins: name, where from, version and the hooks they implement."""
-    from plugins.registry import Registry
-
-    from plugins.manager import PluginSettings
-
-    registry = Registry.load(PluginSettings.from_env())
+    loaded = registry()
     rows = [{"name": i.name, "source": i.source, "version": i.version, "module": i.module, "hooks": i.hooks,
-             "error": i.error} for i in registry.pm.infos.values()]
+             "error": i.error} for i in loaded.pm.infos.values()]
     if as_json:
-        click.echo(json.dumps({"plugins": rows, "bureaus": sorted(registry.bureaus),
-                               "channels": sorted(registry.channels),
-                               "negativation": sorted(registry.negativators)}, indent=2))
+        click.echo(json.dumps({"plugins": rows, "bureaus": sorted(loaded.bureaus),
+                               "channels": sorted(loaded.channels),
+                               "negativation": sorted(loaded.negativators)}, indent=2))
         return
     for row in rows:
         status = f"  ERROR: {row['error']}" if row["error"] else ""
         out.print(f"{row['name']:<20} {row['source']:<16} {row['version']:<10} {', '.join(row['hooks']) or '-'}{status}",
                   markup=False)
-    out.print(f"bureaus: {', '.join(sorted(registry.bureaus)) or '-'}; channels: "
-              f"{', '.join(sorted(registry.channels)) or '-'}; negativation: "
-              f"{', '.join(sorted(registry.negativators)) or '-'}", markup=False)
+    out.print(f"bureaus: {', '.join(sorted(loaded.bureaus)) or '-'}; channels: "
+              f"{', '.join(sorted(loaded.channels)) or '-'}; negativation: "
+              f"{', '.join(sorted(loaded.negativators)) or '-'}", markup=False)
 
 
-@main.command("graph")
+@click.command("graph")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid", show_default=True)
 def graph_command(policy_file: str, fmt: str) -> None:
     """Print the policy's rule graph."""
-    from .compiler import check_source
-    from .graph import build_graph
+    from regua.engine.compiler import check_source
+    from regua.engine.graph import build_graph
 
     path = Path(policy_file)
     try:
-        checked = check_source(path.read_text(encoding="utf-8"), str(path), _registry().environment())
+        checked = check_source(path.read_text(encoding="utf-8"), str(path), registry().environment())
     except PolicyError as error:
-        _print_diagnostics(error)
+        print_diagnostics(error)
         sys.exit(1)
     graph = build_graph(checked)
     if fmt == "json":
         click.echo(json.dumps(graph.to_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(graph.mermaid() if fmt == "mermaid" else graph.dot(), nl=False)
-
-
-@main.command("import")
-@click.argument("kind", type=click.Choice(["customers", "receivables", "payments", "agreements"]))
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--db", default="regua.db", show_default=True, help="SQLite file of the store.")
-@click.option("--skip-invalid", is_flag=True, help="Write the valid rows even when some are rejected.")
-def import_command(kind: str, files: tuple[str, ...], db: str, skip_invalid: bool) -> None:
-    """Import portfolio records from CSV or JSON files; every rejected row is reported.
-
-    Without --skip-invalid, one bad row means nothing from that file is written (exit 1)."""
-    from .portfolio import Portfolio, PortfolioFileError, import_file
-
-    portfolio = Portfolio(db)
-    failed = False
-    for file in files:
-        try:
-            report = import_file(portfolio, kind, file, skip_invalid)
-        except PortfolioFileError as error:
-            err.print(f"regua import: {error}", style="red", markup=False)
-            failed = True
-            continue
-        for where, error in report.rejected:
-            err.print(f"{where}: {error.field or '(row)'}: {error.code}: {error.message}", markup=False)
-        written = "nothing written" if report.rejected and not skip_invalid else f"{report.imported} imported"
-        line = f"{file}: {report.read} {kind} read, {written}, {len({w for w, _ in report.rejected})} rejected"
-        (out if report.ok else err).print(line, style="green" if report.ok else "yellow", markup=False)
-        failed = failed or (bool(report.rejected) and not skip_invalid)
-    portfolio.close()
-    sys.exit(1 if failed else 0)
-
-
-from .collection.kpis_cli import kpis_command  # noqa: E402 — after `main` exists
-
-main.add_command(kpis_command, "kpis")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,39 @@
+"""The `regua` command line: one group, its commands listed once below, one module per group of
+commands (policy authoring, the server, API keys, the portfolio, collection, monitoring, KPIs).
+
+Command modules import their heavy dependencies inside the commands, so `regua --help` and
+`regua --version` stay quick.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import collect, keys, kpis, monitor, policy, portfolio, serve
+
+
+@click.group()
+@click.version_option(package_name="regua")
+def main() -> None:
+    """Régua: credit and collection policies, checked, compiled and explained."""
+
+
+COMMANDS: list[click.Command] = [
+    policy.check_command,
+    policy.fmt_command,
+    policy.eval_command,
+    policy.test_command,
+    policy.graph_command,
+    policy.plugins_command,
+    portfolio.import_command,
+    kpis.kpis_command,
+    collect.collect_command,
+    collect.simulate_command,
+    collect.queue_command,
+    monitor.monitor_command,
+    serve.serve_command,
+    keys.keys_group,
+]
+
+for _command in COMMANDS:
+    main.add_command(_command)

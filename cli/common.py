@@ -1,0 +1,110 @@
+"""What every command shares: the consoles, policy files, the plugin registry, diagnostics,
+JSON errors, and the configuration options of the workflow commands (collect, monitor…)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from regua.dsl.diagnostics import PolicyError, Severity
+from regua.server.config import ConfigError, Settings, load_settings
+
+POLICY_SUFFIX = ".regua"
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def policy_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.rglob(f"*{POLICY_SUFFIX}")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise click.BadParameter(f"{raw}: no such file or folder", param_hint="PATH")
+    return files
+
+
+def registry(sandbox_aliases: bool = False):
+    """The installed plugins (REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY apply), as a Registry."""
+    from regua.plugins.manager import PluginSettings
+    from regua.plugins.registry import Registry
+
+    return Registry.load(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
+
+
+def print_diagnostics(error: PolicyError) -> None:
+    for diagnostic in error.diagnostics:
+        style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+        lines = diagnostic.render(error.source).split("\n")
+        err.print(lines[0], style=style, markup=False)
+        for extra in lines[1:]:
+            err.print(extra, markup=False)
+
+
+def fail_json(code: str, message: str, errors: list | None = None):
+    click.echo(json.dumps({"code": code, "message": message, "errors": errors or []}, ensure_ascii=False, indent=2),
+               err=True)
+    sys.exit(2)
+
+
+def workflow_options(command):
+    for option in reversed([
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file."),
+        click.option("--db", help="SQLite file of the store (default: the configuration's store.path)."),
+        click.option("--policies", help="Policies folder (default: the configuration's policies.folder)."),
+        click.option("--sandbox", is_flag=True, default=False, help="Offline: e-mails to <db folder>/outbox, sandbox bureau."),
+    ]):
+        command = option(command)
+    return command
+
+
+def workflow_settings(config_path, db, policies, sandbox) -> Settings:
+    environ = dict(os.environ)
+    for key, value in (("REGUA_STORE__PATH", db), ("REGUA_POLICIES__FOLDER", policies)):
+        if value:
+            environ[key] = value
+    if sandbox:
+        environ["REGUA_SANDBOX"] = "true"
+    try:
+        return load_settings(config_path, environ)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def load_folder(settings: Settings, kind: str, **registry_options):
+    from regua.engine.compiler import compile_file
+    from regua.server.collection import plugin_config
+
+    """The plugins' registry and the policies of `kind` in the policies folder, compiled; every
+    policy that does not compile is reported (file:line:col) and stops the command."""
+    from regua.plugins.manager import PluginSettings
+    from regua.plugins.registry import Registry
+
+    if not Path(settings.store.path).exists():
+        raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
+    registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
+                                            config=plugin_config(settings)), **registry_options)
+    env = registry.environment()
+    policies, failed = {}, False
+    for path in sorted(Path(settings.policies.folder).rglob(f"*{POLICY_SUFFIX}")):
+        try:
+            prepared = compile_file(path, env)
+        except PolicyError as error:
+            print_diagnostics(error)
+            failed = True
+            continue
+        if prepared.meta.kind == kind:
+            policies[prepared.name] = prepared
+    if failed:
+        raise click.ClickException("fix the policies above first")
+    if not policies:
+        raise click.UsageError(f"{settings.policies.folder}: no {kind} policy (kind {kind})")
+    return registry, policies

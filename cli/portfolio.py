@@ -1,0 +1,39 @@
+"""`regua import`: load portfolio records (customers, receivables, payments, agreements)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import err, out
+
+
+@click.command("import")
+@click.argument("kind", type=click.Choice(["customers", "receivables", "payments", "agreements"]))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", default="regua.db", show_default=True, help="SQLite file of the store.")
+@click.option("--skip-invalid", is_flag=True, help="Write the valid rows even when some are rejected.")
+def import_command(kind: str, files: tuple[str, ...], db: str, skip_invalid: bool) -> None:
+    """Import portfolio records from CSV or JSON files; every rejected row is reported.
+
+    Without --skip-invalid, one bad row means nothing from that file is written (exit 1)."""
+    from regua.portfolio import Portfolio, PortfolioFileError, import_file
+
+    portfolio = Portfolio(db)
+    failed = False
+    for file in files:
+        try:
+            report = import_file(portfolio, kind, file, skip_invalid)
+        except PortfolioFileError as error:
+            err.print(f"regua import: {error}", style="red", markup=False)
+            failed = True
+            continue
+        for where, error in report.rejected:
+            err.print(f"{where}: {error.field or '(row)'}: {error.code}: {error.message}", markup=False)
+        written = "nothing written" if report.rejected and not skip_invalid else f"{report.imported} imported"
+        line = f"{file}: {report.read} {kind} read, {written}, {len({w for w, _ in report.rejected})} rejected"
+        (out if report.ok else err).print(line, style="green" if report.ok else "yellow", markup=False)
+        failed = failed or (bool(report.rejected) and not skip_invalid)
+    portfolio.close()
+    sys.exit(1 if failed else 0)
