@@ -1,6 +1,6 @@
 """`regua kpis`: the collection KPIs of a date range (portfolio/collection/kpis.py), as tables or JSON.
 
-    regua kpis --db regua.db --from 2025-01-01 --to 2025-03-31 [--segment b2b] [--current-days 5] [--json]
+    regua kpis --db var/regua.db --from 2025-01-01 --to 2025-03-31 [--segment b2b] [--current-days 5] [--json]
 
 Bad input (no such file, a file without a portfolio, a bad date, --from after --to) is a usage
 error: one line on stderr, exit 2, never a traceback.
@@ -59,7 +59,7 @@ def _print(report: KpiReport, console: Console) -> None:
 
 
 @click.command("kpis")
-@click.option("--db", default="regua.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--db", default="var/regua.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
               help="SQLite file with the portfolio (see `regua import`).")
 @click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="First day of the period (YYYY-MM-DD).")

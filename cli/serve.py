@@ -49,7 +49,7 @@ def _overrides(**values) -> dict[str, str]:
 @click.option("--port", type=int, help="Port (default 8000).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 1).")
 @click.option("--runner", type=click.Choice(["uvicorn", "granian"]), help="ASGI server (default uvicorn).")
-@click.option("--db", help="SQLite file of the store (default regua.db).")
+@click.option("--db", help="SQLite file of the store (default var/regua.db).")
 @click.option("--policies", help="Policies folder (default policies).")
 def serve_command(config_path, sandbox, host, port, workers, runner, db, policies) -> None:
     """Run the HTTP server: POST /evaluate, policies, decisions, /metrics."""

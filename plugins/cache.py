@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import sqlite_utils
 
@@ -20,6 +21,8 @@ TABLE = "connector_cache"
 
 class BureauCache:
     def __init__(self, path: str, clock=time.time):
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db = sqlite_utils.Database(connection)
         if path != ":memory:":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import sqlite_utils
@@ -38,7 +39,9 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 def migrate(path: str, migrations: Migrations) -> list[str]:
     """Apply pending migrations under an exclusive file lock (workers starting together do not
-    race); the file is switched to WAL mode. Returns the names applied."""
+    race); the file is switched to WAL mode. Returns the names applied. A missing folder is made,
+    so the default `var/regua.db` works on a fresh clone."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path + ".migrate-lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         db = connect(path)

@@ -52,8 +52,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    #: The SQLite file (WAL mode) holding policy versions, decisions and the connector cache.
-    path: str = "regua.db"
+    #: The SQLite file (WAL mode) holding policy versions, decisions and the connector cache. Under
+    #: var/ by default, with its -wal/-shm and lock files, so runtime files stay out of the tree.
+    path: str = "var/regua.db"
     #: Decisions are written in batches: at most this many milliseconds after the response…
     flush_interval_ms: int = 50
     #: …or as soon as this many are waiting.

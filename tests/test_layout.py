@@ -5,6 +5,7 @@ between files."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -144,8 +145,15 @@ def test_no_import_cycle_between_files():
 
 
 def test_the_wheel_installs_one_top_level_name(tmp_path):
+    # Built from a copy, so setuptools' build/ folder never lands in the working tree.
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for folder in PACKAGE_DIRS.values():
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+                    "--wheel-dir", str(tmp_path), str(source)], check=True, capture_output=True, cwd=tmp_path)
     [wheel] = tmp_path.glob("regua-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"regua", wheel.name.split("-")[0] + "-" +

@@ -76,3 +76,36 @@ def test_readme_collection_quick_start_runs_as_written(tmp_path):
     assert "tit-1001" in outputs[3]  # the simulation prints each receivable's timeline
     assert "sent" in outputs[5] and list((tmp_path / "outbox").glob("*.eml"))
     assert "tit-2003" in outputs[6] and "DSO" in outputs[7]
+
+
+def test_readme_other_commands_run_as_written(tmp_path):
+    """Every `regua` command of the "Other commands" block runs, in order, from a copy of the
+    repository's policies and examples: the server from the shipped example configuration too."""
+    import os
+    import shutil
+
+    from server_harness import free_port, wait_ready
+
+    for folder in ("policies", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    shutil.copy(ROOT / "regua.example.toml", tmp_path / "regua.example.toml")
+    block = re.search(r"Other commands:\n\n```sh\n(.*?)```", README, re.S).group(1)
+    regua = Path(sys.executable).with_name("regua")
+    commands = [shlex.split(line.split("   #")[0]) for line in block.strip().splitlines()
+                if line.startswith(".venv/bin/regua ")]
+    assert [args[1] for args in commands][-1] == "serve"
+    for args in commands[:-1]:
+        result = subprocess.run([str(regua), *args[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert (tmp_path / "var" / "regua.db").exists()  # runtime files go to var/
+    assert not list(tmp_path.glob("*.db*"))
+    port = free_port()
+    env = {**os.environ, "REGUA_SERVER__PORT": str(port)}
+    server = subprocess.Popen([str(regua), *commands[-1][1:]], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process=server)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not list(tmp_path.glob("*.db*"))
