@@ -24,7 +24,10 @@ def policy_files(paths: tuple[str, ...]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(path.rglob(f"*{POLICY_SUFFIX}")))
+            found = sorted(path.rglob(f"*{POLICY_SUFFIX}"))
+            if not found:
+                raise click.BadParameter(f"{raw}: no *{POLICY_SUFFIX} file in this folder", param_hint="PATH")
+            files.extend(found)
         elif path.exists():
             files.append(path)
         else:
@@ -47,6 +50,21 @@ def print_diagnostics(error: PolicyError) -> None:
         err.print(lines[0], style=style, markup=False)
         for extra in lines[1:]:
             err.print(extra, markup=False)
+
+
+def read_json(name: str):
+    """The JSON document in file `name` (- : standard input); a file that is not JSON, or not
+    text, is a MALFORMED_JSON error with its location (exit 2), never a traceback."""
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as error:
+        fail_json("UNREADABLE", f"{name}: {error.strerror or error}")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as error:
+        fail_json("MALFORMED_JSON", f"{name}:{error.lineno}:{error.colno}: {error.msg}")
+    except UnicodeDecodeError as error:
+        fail_json("MALFORMED_JSON", f"{name}: not UTF-8 text (byte {error.start})")
 
 
 def fail_json(code: str, message: str, errors: list | None = None):

@@ -10,10 +10,11 @@ import click
 
 from regua.dsl.diagnostics import PolicyError
 from regua.dsl.formatter import format_source
+from regua.dsl.source import read_policy
 from regua.engine.connectors import ConnectorError, Connectors, Fixture
 from regua.engine.prepared import TRACE_LEVELS, InvalidInput
 
-from .common import err, fail_json, out, policy_files, print_diagnostics, registry
+from .common import err, fail_json, out, policy_files, print_diagnostics, read_json, registry
 
 
 @click.command("check")
@@ -26,8 +27,9 @@ def check_command(paths: tuple[str, ...]) -> None:
     env = registry().environment()  # plugin bureaus and functions are known to the checker
     failed = warnings = 0
     for path in files:
-        source = path.read_text(encoding="utf-8")
+        source = None
         try:
+            source = read_policy(path)
             checked = check_source(source, str(path), env)
         except PolicyError as error:
             failed += 1
@@ -48,8 +50,8 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
     """Format policy files in place (canonical layout, comments kept)."""
     unformatted = failed = 0
     for path in policy_files(paths):
-        source = path.read_text(encoding="utf-8")
         try:
+            source = read_policy(path)
             formatted = format_source(source, str(path))
         except PolicyError as error:
             failed += 1
@@ -70,10 +72,7 @@ def _connectors_from(fixtures: str | None) -> Connectors:
         return registry(sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
     if fixtures:
-        try:
-            data = json.loads(Path(fixtures).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            fail_json("MALFORMED_JSON", f"{fixtures}:{error.lineno}:{error.colno}: {error.msg}")
+        data = read_json(fixtures)
         if not isinstance(data, dict):
             fail_json("INVALID_FIXTURES", f"{fixtures}: expected an object of connector answers")
         for name, answer in data.items():
@@ -83,14 +82,19 @@ def _connectors_from(fixtures: str | None) -> Connectors:
 
 @click.command("eval")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSON file with the policy's input.")
+@click.option("--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="JSON file with the policy's input; - reads it from standard input.")
 @click.option("--trace", type=click.Choice(TRACE_LEVELS), default="off", show_default=True)
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Evaluation date (default: today).")
 @click.option("--fixtures", type=click.Path(exists=True, dir_okay=False),
               help='JSON object of connector answers, e.g. {"bureau.serasa": {...}}; null makes a connector fail.')
-def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures) -> None:
-    """Evaluate a policy on one input and print the decision as JSON."""
+@click.option("--fail-on", "fail_on", multiple=True, metavar="OUTCOME",
+              help="Exit 1 when the decision's outcome is this one (repeatable), e.g. --fail-on deny.")
+def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures, fail_on: tuple[str, ...]) -> None:
+    """Evaluate a policy on one input and print the decision as JSON.
+
+    Exit status: 0 decided, 1 the policy does not compile or the outcome is one of --fail-on,
+    2 bad input (JSON or the policy's input contract)."""
     from regua.engine.compiler import compile_file
 
     try:
@@ -98,10 +102,7 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)
-    try:
-        data = json.loads(Path(input_file).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        fail_json("MALFORMED_JSON", f"{input_file}:{error.lineno}:{error.colno}: {error.msg}")
+    data = read_json(input_file)
     try:
         decision = prepared.evaluate(data, connectors=_connectors_from(fixtures), trace=trace,
                                      as_of=as_of.date() if as_of else None)
@@ -111,6 +112,8 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
         err.print("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
                   style="yellow", markup=False)
     click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+    if decision.outcome in fail_on:
+        sys.exit(1)
 
 
 @click.command("test")
@@ -186,7 +189,7 @@ def graph_command(policy_file: str, fmt: str) -> None:
 
     path = Path(policy_file)
     try:
-        checked = check_source(path.read_text(encoding="utf-8"), str(path), registry().environment())
+        checked = check_source(read_policy(path), str(path), registry().environment())
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)

@@ -17,6 +17,7 @@ class Severity(str, Enum):
 
 # code -> short title. E0xx syntax, E1xx names, E2xx types, E3xx graph, E4xx tables, E5xx tests.
 CODES: dict[str, str] = {
+    "E000": "unreadable policy file",
     "E001": "unexpected token",
     "E002": "unexpected character",
     "E003": "unexpected end of file",

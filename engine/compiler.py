@@ -24,6 +24,7 @@ from regua.dsl.diagnostics import PolicyError
 from regua.dsl.environment import Environment
 from regua.dsl.infer import walk
 from regua.dsl.parser import parse
+from regua.dsl.source import read_policy
 
 from .builtins import default_environment
 from .codegen import generate
@@ -136,7 +137,7 @@ def compile_policy(source: str, file: str = "<policy>", env: Environment | None 
 
 def compile_file(path: str | Path, env: Environment | None = None, cache_dir: str | Path | None = None) -> PreparedPolicy:
     path = Path(path)
-    return compile_policy(path.read_text(encoding="utf-8"), str(path), env, cache_dir)
+    return compile_policy(read_policy(path), str(path), env, cache_dir)
 
 
 def clear_memory_cache() -> None:

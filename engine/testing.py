@@ -11,6 +11,7 @@ from regua.dsl.checker import CheckedPolicy, check
 from regua.dsl.constants import constant
 from regua.dsl.environment import Environment
 from regua.dsl.parser import parse
+from regua.dsl.source import read_policy
 from regua.dsl.values import coerce, to_json
 
 from .builtins import default_environment
@@ -53,7 +54,7 @@ class PolicyTestReport:
 def load(path: str | Path, env: Environment | None = None) -> tuple[CheckedPolicy, PreparedPolicy]:
     env = env or default_environment()
     path = Path(path)
-    source = path.read_text(encoding="utf-8")
+    source = read_policy(path)
     checked = check(parse(source, str(path)), env)
     meta, code = build_artifact(checked, source_hash(source, env))
     return checked, PreparedPolicy(meta, code, env.functions)

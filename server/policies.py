@@ -25,6 +25,7 @@ from pathlib import Path
 
 from regua.dsl.diagnostics import PolicyError
 from regua.dsl.environment import Environment
+from regua.dsl.source import read_policy
 from regua.engine.compiler import compile_policy
 from regua.engine.prepared import PreparedPolicy
 
@@ -109,9 +110,10 @@ class PolicyService:
         """Publish a policy file if it changed since it was last synced. False when it is broken."""
         key = str(path.resolve())  # one spelling per file, however the folder was given
         try:
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            self._problem(key, [{"code": "UNREADABLE", "message": type(error).__name__, "location": key}])
+            source = read_policy(path)
+        except PolicyError as error:
+            self._problem(key, [{"code": "UNREADABLE", "message": d.message, "location": f"{key}:{d.span.line}:{d.span.column}"}
+                                for d in error.diagnostics])
             return False
         digest = source_digest(source)
         if self.store.file_hash(key) == digest:
