@@ -45,7 +45,7 @@ def test_settings_come_from_the_file_with_the_environment_on_top(tmp_path):
     assert settings.policies.sync_interval == 0.5
     assert load_settings(environ={"REGUA_CONFIG": str(config)}).server.port == 9001
     assert load_settings(environ={}).server.port == 8000  # no file: defaults
-    assert load_settings(write(tmp_path / "empty.toml", ""), {}).store.path == "regua.db"
+    assert load_settings(write(tmp_path / "empty.toml", ""), {}).store.path == "var/regua.db"  # runtime files under var/
 
 
 @pytest.mark.parametrize("text, environ, expected", [
