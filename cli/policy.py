@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,13 +20,16 @@ from .common import err, fail_json, out, policy_files, print_diagnostics, read_j
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True)
-def check_command(paths: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print every diagnostic as JSON (code, severity, location).")
+def check_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Check policy files or folders; print every error and exit 1 on failure."""
+    from regua.dsl.diagnostics import Severity
     from regua.engine.compiler import check_source
 
     files = policy_files(paths)
     env = registry().environment()  # plugin bureaus and functions are known to the checker
-    failed = warnings = 0
+    failed = 0
+    found = []  # (file, diagnostics, source)
     for path in files:
         source = None
         try:
@@ -33,11 +37,19 @@ def check_command(paths: tuple[str, ...]) -> None:
             checked = check_source(source, str(path), env)
         except PolicyError as error:
             failed += 1
-            print_diagnostics(error)
+            found.append((path, error.diagnostics, error.source if error.source is not None else source))
             continue
-        for warning in checked.warnings:
-            warnings += 1
-            print_diagnostics(PolicyError([warning], source))
+        found.append((path, list(checked.warnings), source))
+    warnings = sum(d.severity is Severity.WARNING for _, diagnostics, _ in found for d in diagnostics)
+    if as_json:
+        click.echo(json.dumps({"files": [{"file": str(path), "diagnostics": [d.to_dict() for d in diagnostics]}
+                                         for path, diagnostics, _ in found],
+                               "checked": len(files), "with_errors": failed, "warnings": warnings},
+                              ensure_ascii=False, indent=2))
+        sys.exit(1 if failed else 0)
+    for _, diagnostics, source in found:
+        if diagnostics:
+            print_diagnostics(PolicyError(list(diagnostics), source))
     summary = f"{len(files)} polic{'y' if len(files) == 1 else 'ies'} checked: {failed} with errors, {warnings} warning(s)"
     (err if failed else out).print(summary, style="red" if failed else "green", markup=False)
     sys.exit(1 if failed else 0)
@@ -45,9 +57,14 @@ def check_command(paths: tuple[str, ...]) -> None:
 
 @click.command("fmt")
 @click.option("--check", "check_only", is_flag=True, help="Only report files that are not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print what would change as a unified diff; change nothing.")
 @click.argument("paths", nargs=-1, required=True)
-def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
-    """Format policy files in place (canonical layout, comments kept)."""
+def fmt_command(check_only: bool, show_diff: bool, paths: tuple[str, ...]) -> None:
+    """Format policy files in place (canonical layout, comments kept).
+
+    With --check or --diff nothing is written and the exit status is 1 when a file would change."""
+    import difflib
+
     unformatted = failed = 0
     for path in policy_files(paths):
         try:
@@ -59,12 +76,15 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
             continue
         if formatted != source:
             unformatted += 1
-            if check_only:
+            if show_diff:
+                click.echo("".join(difflib.unified_diff(source.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                                        f"{path}", f"{path} (formatted)")), nl=False)
+            elif check_only:
                 err.print(f"{path}: not formatted (run `regua fmt {path}`)", markup=False)
             else:
                 path.write_text(formatted, encoding="utf-8")
                 out.print(f"formatted {path}", markup=False)
-    sys.exit(1 if failed or (check_only and unformatted) else 0)
+    sys.exit(1 if failed or ((check_only or show_diff) and unformatted) else 0)
 
 
 def _connectors_from(fixtures: str | None) -> Connectors:
@@ -120,42 +140,76 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures,
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=0.0, show_default=True,
               help="Fail when a policy's rule coverage is below this percentage.")
-def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
-    """Run the tests written in policies and report rule coverage."""
+@click.option("--run", "-k", "pattern", metavar="REGEX",
+              help="Only the tests whose name matches this regular expression (coverage counts those).")
+@click.option("--verbose", "-v", is_flag=True, help="Show each test's outcome, reasons and time.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True,
+              help="json: one report object; junit: JUnit XML for CI servers.")
+@click.option("--allow-no-tests", is_flag=True, help="Do not fail a policy that has no (matching) tests.")
+def test_command(paths: tuple[str, ...], min_coverage: float, pattern: str | None, verbose: bool, fmt: str,
+                 allow_no_tests: bool) -> None:
+    """Run the tests written in policies and report rule coverage.
+
+    Exit status 1 when a test fails, a policy does not compile, has no tests (unless
+    --allow-no-tests) or its coverage is below --min-coverage."""
     from regua.engine.testing import load, run_policy_tests
 
-    passed = failed = 0
-    low_coverage = []
+    from .test_reports import json_report, junit_xml
+
+    only = None
+    if pattern is not None:
+        try:
+            only = re.compile(pattern).search
+        except re.error as error:
+            raise click.BadParameter(f"not a regular expression: {error}", param_hint="--run") from None
+    text = fmt == "text"
+    reports, broken, problems = [], [], []
     env = registry().environment()
     for path in policy_files(paths):
         try:
             checked, prepared = load(path, env)
         except PolicyError as error:
             print_diagnostics(error)
-            failed += 1
+            broken.append((str(path), error))
             continue
-        report = run_policy_tests(checked, prepared)
-        out.print(f"{path} ({report.policy})", style="bold", markup=False)
-        for case in report.cases:
-            if case.passed:
-                passed += 1
-                out.print(f"  PASS {case.name}", style="green", markup=False)
-            else:
-                failed += 1
-                out.print(f"  FAIL {case.name} (line {case.line})", style="red", markup=False)
-                for failure in case.failures:
-                    out.print(f"       {failure}", markup=False)
-        out.print(f"  rule coverage {report.coverage:.0f}%"
-                  + (f"; never fired: {', '.join(report.uncovered_rules)}" if report.uncovered_rules else ""),
-                  markup=False)
-        for table, rows in report.table_rows.items():
-            out.print(f"  table {table}: rows never matched: {', '.join(map(str, rows))}", markup=False)
+        report = run_policy_tests(checked, prepared, only)
+        reports.append(report)
+        if not report.cases and not allow_no_tests:
+            problems.append(f"{path}: no tests" + (f" matching {pattern!r}" if pattern else ""))
         if report.coverage < min_coverage:
-            low_coverage.append(f"{path}: {report.coverage:.0f}% < {min_coverage:.0f}%")
-    for line in low_coverage:
-        err.print(f"coverage too low: {line}", style="red", markup=False)
-    out.print(f"{passed} passed, {failed} failed", markup=False)
-    sys.exit(1 if failed or low_coverage else 0)
+            problems.append(f"coverage too low: {path}: {report.coverage:.0f}% < {min_coverage:.0f}%")
+        if text:
+            _print_report(path, report, verbose)
+    passed = sum(case.passed for report in reports for case in report.cases)
+    failed = sum(not case.passed for report in reports for case in report.cases) + len(broken)
+    if fmt == "json":
+        click.echo(json.dumps(json_report(reports, broken, problems), ensure_ascii=False, indent=2))
+    elif fmt == "junit":
+        click.echo(junit_xml(reports, broken))
+    for line in problems:
+        err.print(line, style="red", markup=False)
+    if text:
+        out.print(f"{passed} passed, {failed} failed", markup=False)
+    sys.exit(1 if failed or problems else 0)
+
+
+def _print_report(path, report, verbose: bool) -> None:
+    out.print(f"{path} ({report.policy})", style="bold", markup=False)
+    for case in report.cases:
+        if case.passed:
+            out.print(f"  PASS {case.name}", style="green", markup=False)
+        else:
+            out.print(f"  FAIL {case.name} (line {case.line})", style="red", markup=False)
+            for failure in case.failures:
+                out.print(f"       {failure}", markup=False)
+        if verbose:
+            reasons = ", ".join(case.reasons) or "no reasons"
+            out.print(f"       {case.outcome or 'not evaluated'} ({reasons}) in {case.duration_ms:.2f} ms", markup=False)
+    out.print(f"  rule coverage {report.coverage:.0f}%"
+              + (f"; never fired: {', '.join(report.uncovered_rules)}" if report.uncovered_rules else ""),
+              markup=False)
+    for table, rows in report.table_rows.items():
+        out.print(f"  table {table}: rows never matched: {', '.join(map(str, rows))}", markup=False)
 
 
 @click.command("plugins")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,9 @@ class CaseResult:
     name: str
     line: int
     failures: list[str] = field(default_factory=list)
+    outcome: str | None = None  # what the policy decided (None: it could not evaluate)
+    reasons: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -60,12 +65,18 @@ def load(path: str | Path, env: Environment | None = None) -> tuple[CheckedPolic
     return checked, PreparedPolicy(meta, code, env.functions)
 
 
-def run_policy_tests(checked: CheckedPolicy, prepared: PreparedPolicy) -> PolicyTestReport:
+def run_policy_tests(checked: CheckedPolicy, prepared: PreparedPolicy,
+                     only: Callable[[str], bool] | None = None) -> PolicyTestReport:
+    """Run the policy's tests (those whose name `only` accepts, when given); coverage counts the
+    tests that ran."""
     policy = checked.policy
     fired: set[str] = set()
     rows_hit: dict[str, set[int]] = {t.name: set() for t in policy.tables}
     cases = []
     for test in policy.tests:
+        if only is not None and not only(test.name):
+            continue
+        started = time.perf_counter()
         result = CaseResult(policy.name, policy.file, test.name, test.span.line)
         cases.append(result)
         inputs, connectors, as_of = {}, Connectors(), dt.date.today()
@@ -82,11 +93,14 @@ def run_policy_tests(checked: CheckedPolicy, prepared: PreparedPolicy) -> Policy
             decision = prepared.evaluate(inputs, connectors=connectors, trace="full", as_of=as_of)
         except InvalidInput as error:
             result.failures.append(f"invalid input: {error}")
+            result.duration_ms = (time.perf_counter() - started) * 1000
             continue
+        result.outcome, result.reasons = decision.outcome, list(decision.reason_codes)
         fired.update(r["rule"] for r in decision.trace["rules"] if r["result"] is True)
         for table, hits in decision.trace["tables"].items():
             rows_hit[table].update(h["row"] for h in hits)
         _compare(test, decision, checked, result)
+        result.duration_ms = (time.perf_counter() - started) * 1000
     unmatched = {t.name: [n for n in range(1, len(t.rows) + 1) if n not in rows_hit[t.name]] for t in policy.tables}
     return PolicyTestReport(policy.name, policy.file, cases, [r.name for r in policy.rules], fired,
                             {k: v for k, v in unmatched.items() if v})
