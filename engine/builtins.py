@@ -7,7 +7,7 @@ registered exactly the way a third-party function or connector is.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from regua.dsl import types as T
 from regua.dsl.environment import ConnectorSpec, Environment, FunctionSpec
@@ -76,6 +76,66 @@ def _round_signature(args):
     return T.DECIMAL if args[0] == T.INT else args[0]
 
 
+def _directed(rounding: str):
+    """floor(x, places=0) / ceil(x, places=0): round toward -infinity / +infinity."""
+
+    def apply(value, places: int = 0):
+        if type(value) is int and places >= 0:
+            return value
+        rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=rounding)
+        return int(rounded) if type(value) is int else rounded
+
+    return apply
+
+
+def _directed_signature(name: str):
+    def signature(args):
+        if not 1 <= len(args) <= 2:
+            return f"{name}() takes a value and, optionally, the number of decimal places"
+        if args[0] == T.PERCENT:
+            return f"{name}() of a percent is ambiguous: use {name}_to(x, 0.5%) to choose the step"
+        if args[0] not in (T.DECIMAL, T.MONEY, T.INT) and not T.is_unknown(args[0]):
+            return f"cannot {name} {args[0]}"
+        if len(args) == 2 and args[1] != T.INT and not T.is_unknown(args[1]):
+            return "the number of decimal places must be an int"
+        return args[0]
+
+    return signature
+
+
+def _to_multiple(rounding: str):
+    """round_to / floor_to / ceil_to(x, step): the multiple of `step` nearest to x (half away
+    from zero), at or below x, or at or above x. `step` must be positive."""
+
+    def apply(value, step):
+        if step <= 0:
+            raise EvalError("INVALID_ARGUMENT", f"the step of a rounding to a multiple must be positive, got {step}")
+        if type(value) is int and type(step) is int:
+            steps = Decimal(value) / step
+            return int(steps.to_integral_value(rounding=rounding)) * step
+        return (Decimal(value) / Decimal(step)).to_integral_value(rounding=rounding) * Decimal(step)
+
+    return apply
+
+
+def _to_multiple_signature(name: str):
+    def signature(args):
+        if len(args) != 2:
+            return f"{name}() takes a value and the step to round it to, e.g. {name}(limite, 100 BRL)"
+        value, step = args
+        if T.is_unknown(value) or T.is_unknown(step):
+            return value if not T.is_unknown(value) else step
+        if value not in (T.INT, T.DECIMAL, T.MONEY, T.PERCENT):
+            return f"cannot {name} {value}"
+        if value == step or (value == T.DECIMAL and step == T.INT):
+            return value
+        if value == T.INT and step == T.DECIMAL:
+            return T.DECIMAL
+        return f"the step must be of the same type as the value ({value}), got {step}"
+
+    return signature
+
+
 def _abs_signature(args):
     if len(args) != 1 or (args[0] not in T.SUMMABLE and not T.is_unknown(args[0])):
         return "abs() takes one number, money, percent or duration"
@@ -104,6 +164,16 @@ def default_environment() -> Environment:
     env = Environment()
     for spec in (
         FunctionSpec("round", _round_signature, _round, "round(x, places=2): half-up rounding"),
+        FunctionSpec("floor", _directed_signature("floor"), _directed(ROUND_FLOOR),
+                     "floor(x, places=0): round down (toward -infinity)"),
+        FunctionSpec("ceil", _directed_signature("ceil"), _directed(ROUND_CEILING),
+                     "ceil(x, places=0): round up (toward +infinity)"),
+        FunctionSpec("round_to", _to_multiple_signature("round_to"), _to_multiple(ROUND_HALF_UP),
+                     "round_to(x, step): nearest multiple of step, halves away from zero"),
+        FunctionSpec("floor_to", _to_multiple_signature("floor_to"), _to_multiple(ROUND_FLOOR),
+                     "floor_to(x, step): largest multiple of step at or below x"),
+        FunctionSpec("ceil_to", _to_multiple_signature("ceil_to"), _to_multiple(ROUND_CEILING),
+                     "ceil_to(x, step): smallest multiple of step at or above x"),
         FunctionSpec("abs", _abs_signature, abs, "abs(x): absolute value"),
         FunctionSpec.simple("days_between", [T.DATE, T.DATE], T.INT, _days_between,
                             "days_between(a, b): calendar days from a to b"),
