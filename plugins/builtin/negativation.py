@@ -94,6 +94,7 @@ import httpx
 import msgspec
 import sqlite_utils
 
+from regua.engine.brazil import BRASILIA
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.plugins.connectors import NegativationService, TransientError
 from regua.plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
@@ -101,7 +102,6 @@ from regua.plugins.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
-BRAZIL = ZoneInfo("America/Sao_Paulo")
 STATUSES: frozenset[str] = frozenset(typing.get_args(NegativationStatus))
 ACTIONS = ("include", "remove", "status")
 
@@ -277,10 +277,10 @@ class SandboxNegativation(NegativationService):
                 raise ConnectorError("ALREADY_REMOVED", f"contract {request.debt.contract!r} was removed "
                                                         f"(protocol {row['protocol']}); it is not included again")
             # removed by the 5-year limit: the checks below reject it
-        today = now.astimezone(BRAZIL).date()
+        today = now.astimezone(BRASILIA).date()
         debt = request.debt
         limit_day = _add_years(debt.due_date, self.max_years)
-        limit_at = dt.datetime.combine(limit_day, dt.time(), BRAZIL).astimezone(dt.timezone.utc)
+        limit_at = dt.datetime.combine(limit_day, dt.time(), BRASILIA).astimezone(dt.timezone.utc)
         waiting = self.waiting_period(uf)
         if Decimal(debt.amount) <= 0:
             return self._reject(request, "the amount must be positive", now)
