@@ -14,7 +14,8 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from regua.portfolio.collection.runner import RunLocked, run_time, today_in_sao_paulo
+from regua.engine import brazil
+from regua.portfolio.collection.runner import RunLocked, run_time
 from regua.server.collection import CollectionService, CollectionUnavailable
 from regua.server.config import Settings
 
@@ -51,13 +52,13 @@ def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, poli
     """Run the collection cadence as of a date: settle payments, plan the due steps, carry them out."""
     settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
-    today = today_in_sao_paulo()
+    today = brazil.today()
     day = as_of.date() if as_of else today
     now = None
     if at:
         try:
             hour, minute = (int(part) for part in at.split(":"))
-            now = dt.datetime.combine(day, dt.time(hour, minute), run_time(day).tzinfo)
+            now = dt.datetime.combine(day, dt.time(hour, minute), brazil.BRASILIA)
         except ValueError:
             raise click.BadParameter("use HH:MM, e.g. 09:30", param_hint="--at") from None
     elif day != today:

@@ -17,8 +17,8 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from regua.engine import brazil
 from regua.portfolio.monitoring.account import AccountLookup
-from regua.server.evaluator import today_in_brazil
 from regua.server.monitoring import MonitoringService
 from regua.server.store import Store
 
@@ -31,7 +31,7 @@ def _service(settings) -> MonitoringService:
     Store(settings.store.path).close()  # the decision log's tables
     active = {name: SimpleNamespace(prepared=prepared, revision=0) for name, prepared in policies.items()}
     connectors = registry.engine_connectors()
-    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today_in_brazil))
+    connectors.register("portfolio.customer", AccountLookup(settings.store.path, brazil.today))
     return MonitoringService(settings, registry, SimpleNamespace(active=active), connectors)
 
 

@@ -1,9 +1,17 @@
-"""Brazilian business days: national holidays, plus state (UF) holidays when a UF is given."""
+"""Brazil's calendar and clocks: the time zone of each UF, "today" in Brazil, and business days
+(national holidays, plus state (UF) holidays when a UF is given).
+
+Every part of Régua that needs Brazilian time takes it from here. Zones are IANA zones read
+through zoneinfo (the `tzdata` package provides the database where the system has none), never
+fixed offsets: Brazil had daylight saving time until 2019, so a date in the past is right only
+with the zone's history (2018-12-01 14:00 UTC was 12:00 in São Paulo, UTC-2).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 
@@ -13,6 +21,39 @@ UFS = (
     "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA", "PB", "PR",
     "PE", "PI", "RJ", "RN", "RS", "RO", "RR", "SC", "SP", "SE", "TO",
 )
+
+#: Brasília time, Brazil's official time (America/Sao_Paulo): the zone of "today in Brazil", of
+#: collection runs, of calendar dates read from instants when no UF says otherwise.
+BRASILIA = ZoneInfo("America/Sao_Paulo")
+
+# One IANA zone per UF, its capital's. States spanning two zones keep the one most people live in:
+# PE's Fernando de Noronha is America/Noronha (UTC-2), western AM is America/Eirunepe (UTC-5),
+# western PA is America/Santarem (same offset as Belém). The rest is America/Sao_Paulo.
+_ZONE_NAMES = {
+    "AC": "America/Rio_Branco", "AM": "America/Manaus", "RR": "America/Boa_Vista", "RO": "America/Porto_Velho",
+    "MT": "America/Cuiaba", "MS": "America/Campo_Grande", "PA": "America/Belem", "AP": "America/Belem",
+    "TO": "America/Araguaina", "MA": "America/Fortaleza", "PI": "America/Fortaleza", "CE": "America/Fortaleza",
+    "RN": "America/Fortaleza", "PB": "America/Fortaleza", "PE": "America/Recife", "AL": "America/Maceio",
+    "SE": "America/Maceio", "BA": "America/Bahia",
+}
+_ZONES: dict[str, ZoneInfo] = {uf: ZoneInfo(_ZONE_NAMES.get(uf, "America/Sao_Paulo")) for uf in UFS}
+
+
+def zone_of(uf: str) -> ZoneInfo:
+    """The time zone of a UF ("SP" -> America/Sao_Paulo, "AM" -> America/Manaus)."""
+    try:
+        return _ZONES[uf]
+    except KeyError:
+        raise ValueError(f"unknown UF '{uf}'") from None
+
+
+def today(zone: dt.tzinfo = BRASILIA, now: dt.datetime | None = None) -> dt.date:
+    """The calendar date in `zone` (Brasília time by default) at `now` (aware; the current time by default)."""
+    if now is None:
+        now = dt.datetime.now(dt.timezone.utc)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(zone).date()
 
 
 @lru_cache(maxsize=512)

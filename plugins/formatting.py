@@ -22,17 +22,12 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from regua.dsl.values import Percent
+from regua.engine.brazil import BRASILIA
 
 __all__ = ["FILTERS", "brl", "data", "documento", "parse_brl", "pct", "register_filters", "to_decimal"]
 
 _CENT = Decimal("0.01")
 
-try:  # Brasília time (no daylight saving since 2019); a fixed offset when tzdata is missing
-    from zoneinfo import ZoneInfo
-
-    BRASILIA: dt.tzinfo = ZoneInfo("America/Sao_Paulo")
-except Exception:  # noqa: BLE001 — pragma: no cover, depends on the system's tz database
-    BRASILIA = dt.timezone(dt.timedelta(hours=-3), "BRT")
 
 
 def to_decimal(value, what: str = "value") -> Decimal:

@@ -6,6 +6,9 @@ of plugins.builtin.http_bureau, "The mapping"). `compile_mapping` checks a mappi
 contract once, at configuration time (ValueError when it is wrong); `map_answer` applies it to
 each decoded answer (ConnectorError BAD_ANSWER when the answer does not fit, with paths in the
 message, never values); `identity_mapping` reads each contract field from its own name.
+
+`get_path` reads a value at a dotted path ("dados.itens.0.situacao") out of decoded JSON: the one
+path reader of the built-in connectors (the mappings here, negativation, notification channels).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import msgspec
 from regua.engine.connectors import ConnectorError
 from regua.plugins.contracts import BureauReport
 
-__all__ = ["compile_mapping", "identity_mapping", "map_answer"]
+__all__ = ["compile_mapping", "get_path", "identity_mapping", "map_answer", "split_path"]
 
 _SPEC_KEYS = {"path", "map", "otherwise", "default", "const", "date_format", "number_format"}
 _LIST_KEYS = {"from", "item"}
@@ -103,7 +106,7 @@ class _Leaf:
         if self.const is not _MISSING:
             value = self.const
         else:
-            value = _get(source, self.path)
+            value = get_path(source, self.path)
             if value is not None and value is not _MISSING and self.table is not None:
                 key = _text_key(value)
                 if key in self.table:
@@ -160,7 +163,7 @@ class _List:
         self.item = _Mapping(spec["item"], shape, f"{label}[]")
 
     def value(self, source, where: str):
-        items = _get(source, self.path)
+        items = get_path(source, self.path)
         if items is None or items is _MISSING:
             return _MISSING
         if not isinstance(items, list):
@@ -275,6 +278,33 @@ def map_answer(compiled: _Mapping, data) -> BureauReport:
         raise ConnectorError("BAD_ANSWER", _redact_quotes(str(error))) from None
 
 
+# ---- dotted paths ----
+
+
+def split_path(path: str | None) -> tuple:
+    """"dados.itens.0.situacao" -> ("dados", "itens", 0, "situacao"); "" or None -> () (the root)."""
+    return tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
+
+
+def get_path(data, path: str | tuple | None, default=_MISSING):
+    """The value in `data` (decoded JSON) at a dotted path, or `default` when there is none.
+
+    Keys select in dicts, numbers index lists ("itens.0.situacao"; a number is also a dict key,
+    "0"); an empty path is `data` itself. `path` may be pre-split with `split_path` (hot loops)."""
+    value = data
+    for part in split_path(path) if not isinstance(path, tuple) else path:
+        if isinstance(value, dict):
+            key = part if isinstance(part, str) else str(part)
+            if key not in value:
+                return default
+            value = value[key]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return default
+    return value
+
+
 # ---- helpers ----
 
 
@@ -283,23 +313,7 @@ def _split(path, target: str) -> tuple:
         raise ValueError(f"mapping for '{target}': a path is a non-empty string")
     if path == "@":
         return ()
-    return tuple(int(p) if p.isdigit() else p for p in path.split("."))
-
-
-def _get(source, path: tuple):
-    value = source
-    for part in path:
-        if isinstance(part, int) and isinstance(value, list):
-            if part >= len(value):
-                return _MISSING
-            value = value[part]
-        elif isinstance(value, dict):
-            value = value.get(str(part), _MISSING)
-            if value is _MISSING:
-                return _MISSING
-        else:
-            return _MISSING
-    return value
+    return split_path(path)
 
 
 def _text_key(value) -> str:

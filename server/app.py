@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from regua.plugins.registry import Registry
 
 from .api import ROUTES
-from .auth import ApiKeyMiddleware
+from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     async def on_shutdown(app: Litestar) -> None:
         services.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         middleware=[ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Régua", version=API_VERSION, path="/schema",
+            # The documents and their viewer need no key (Litestar adds their handlers to this router).
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, dto=None, return_dto=None,
+                                  opt=dict(PUBLIC)),
             description="Credit decisions from checked, compiled policies. See docs/http-api.md.",
             render_plugins=[ScalarRenderPlugin()],
             components=Components(security_schemes={
@@ -67,6 +70,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         logging_config=None,
         debug=False,
     )
+    check_route_access(app)  # fail closed: a route that declares neither a scope nor PUBLIC stops the app here
+    return app
 
 
 def app_from_env() -> Litestar:

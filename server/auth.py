@@ -3,9 +3,13 @@
 Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The server keeps only
 "sha256:<hex>" of each key (keys are long random tokens from `regua keys new`, so a fast
 hash is enough; what matters is that the configuration never holds a usable secret).
-Scopes: `evaluate`, `decisions:read`, `policies:admin`, `collection`. Handlers declare the scope they
-need in `opt={"scope": ...}` (a tuple: any of them); `ApiKeyMiddleware` answers 401 without
-a known key, 403 without the scope. Reading policies takes `evaluate` or `policies:admin`.
+Scopes: `evaluate`, `decisions:read`, `policies:admin`, `collection`, `monitoring`. Access fails
+closed: every route handler declares either the scope it needs, `opt={"scope": ...}` (a tuple:
+any of them), or that it needs no key, `opt=PUBLIC` (health, metrics, the OpenAPI documents,
+the HMAC-signed monitoring events); on the handler, its controller or its router.
+`check_route_access(app)` refuses to build an app with a handler that declares neither (or
+both, or an unknown scope), and `ApiKeyMiddleware` answers 401 without a known key, 403 without
+the scope, whatever the route declares. Reading policies takes `evaluate` or `policies:admin`.
 In sandbox mode with no keys configured, the well-known key `regua-sandbox` has every scope.
 """
 
@@ -15,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 
+from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -23,6 +28,52 @@ from .config import SANDBOX_KEY, SCOPES, ApiKey, Settings
 from .errors import ApiError
 
 KEY_PREFIX = "rk_"
+#: The `opt` of a route that needs no API key.
+PUBLIC = {"public": True}
+
+
+class RouteAccessError(Exception):
+    """A route handler declares no access (neither a scope nor PUBLIC), or a contradictory one."""
+
+
+def _is_auto_options(handler) -> bool:
+    """Litestar's own OPTIONS handler, added to every path that has none (it answers the Allow header)."""
+    return getattr(handler.fn, "__qualname__", "").startswith("HTTPRoute.create_options_handler")
+
+
+def check_route_access(app: Litestar) -> None:
+    """Fail closed: every route handler of `app` must declare its scope or PUBLIC (RouteAccessError).
+
+    Litestar's automatic OPTIONS handlers get the access of their path's other handlers: public if
+    one of them is, else any of their scopes."""
+    problems = []
+    for route in app.routes:
+        handlers = list(getattr(route, "route_handlers", None) or [route.route_handler])
+        declared = [h for h in handlers if not _is_auto_options(h)]
+        for handler in declared:
+            opt = handler.opt
+            scope = opt.get("scope")
+            wanted = scope if isinstance(scope, tuple) else (scope,)
+            where = f"{'/'.join(sorted(getattr(handler, 'http_methods', ()) or ('?',)))} {route.path}"
+            if opt.get("public") is True and scope is not None:
+                problems.append(f"{where}: declares both a scope and public")
+            elif opt.get("public") is True:
+                continue
+            elif scope is None:
+                problems.append(f"{where}: declares no access (opt={{'scope': ...}} or opt=PUBLIC)")
+            elif not wanted or not all(s in SCOPES for s in wanted):
+                problems.append(f"{where}: unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+        for handler in handlers:
+            if _is_auto_options(handler) and "scope" not in handler.opt and not handler.opt.get("public"):
+                if any(h.opt.get("public") is True for h in declared):
+                    handler.opt = {**handler.opt, **PUBLIC}
+                else:
+                    scopes = [s for h in declared for s in (h.opt["scope"] if isinstance(h.opt.get("scope"), tuple)
+                                                          else (h.opt.get("scope"),)) if s is not None]
+                    handler.opt = {**handler.opt, "scope": tuple(dict.fromkeys(scopes))}
+    if problems:
+        raise RouteAccessError("routes must declare their access, refusing to build the app:\n  "
+                               + "\n  ".join(problems))
 
 
 def hash_key(key: str) -> str:
@@ -71,7 +122,8 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class ApiKeyMiddleware(ASGIMiddleware):
-    """Checks the request's key against its route's `scope` option (a tuple: any of them).
+    """Checks the request's key against its route's `scope` option (a tuple: any of them); routes
+    marked PUBLIC pass, and a route that declares nothing needs a key with a scope nobody has (403).
 
     A middleware rather than a Litestar guard: it runs after routing, reads the raw headers
     and costs a few microseconds; the guard machinery copied the route handler per request."""
@@ -82,14 +134,16 @@ class ApiKeyMiddleware(ASGIMiddleware):
         self.ring = ring
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        required = scope["route_handler"].opt.get("scope")
-        if required is not None:
+        opt = scope["route_handler"].opt
+        if opt.get("public") is not True:
+            required = opt.get("scope", ())
             wanted = required if isinstance(required, tuple) else (required,)
             key = self.ring.identify(presented_key(scope["headers"]))
             if key is None:
                 raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
                                headers={"WWW-Authenticate": "Bearer"})
             if not any(s in key.scopes for s in wanted):
-                raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope")
+                raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope" if wanted
+                               else "this route declares no scope: no API key may use it")
             scope["regua_key"] = key.name
         await next_app(scope, receive, send)

@@ -16,8 +16,9 @@ from typing import Callable
 
 import msgspec
 
+from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
-from regua.portfolio.collection.runner import SAO_PAULO, RunLocked, Runner, RunSummary
+from regua.portfolio.collection.runner import RunLocked, Runner, RunSummary
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import simulate
 from regua.sqlite import connect
@@ -104,11 +105,11 @@ class CollectionService:
         self._stop.set()
 
     def next_run(self, now: dt.datetime) -> dt.datetime:
-        local = now.astimezone(SAO_PAULO)
+        local = now.astimezone(BRASILIA)
         for offset in (0, 1):
             day = local.date() + dt.timedelta(days=offset)
             for hour in sorted(self.settings.run_hours):
-                moment = dt.datetime.combine(day, dt.time(hour), SAO_PAULO)
+                moment = dt.datetime.combine(day, dt.time(hour), BRASILIA)
                 if moment > local:
                     return moment
         raise ValueError("collection.run_hours is empty")

@@ -8,7 +8,6 @@ other requests.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import hashlib
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
+from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.prepared import InvalidInput
 
@@ -28,14 +28,8 @@ from .policies import ActivePolicy, PolicyService
 from .schemas import EvaluateResponse, PolicyRef
 from .store import Store
 
-# Brazil has had no daylight saving time since 2019: "today" for a policy is the date in Brasília.
-BRASILIA = dt.timezone(dt.timedelta(hours=-3), "BRT")
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-
-
-def today_in_brazil() -> dt.date:
-    return dt.datetime.now(BRASILIA).date()
 
 
 def document_hash(document: str) -> str:
@@ -51,7 +45,7 @@ class Evaluation(msgspec.Struct):
 
 class Evaluator:
     def __init__(self, policies: PolicyService, connectors: Connectors, store: Store, log: DecisionLog,
-                 metrics: Metrics, durability: str = "batched", today=today_in_brazil):
+                 metrics: Metrics, durability: str = "batched", today=brazil.today):
         self.policies = policies
         self.connectors = connectors
         self.store = store

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from regua.engine.brazil import BRASILIA
+
 _OUTCOME = {
     "approve": "foi aprovada",
     "review": "foi encaminhada para análise de um especialista",
@@ -39,5 +41,5 @@ def _date(created_at: str) -> str:
         instant = dt.datetime.fromisoformat(created_at)
     except ValueError:
         return created_at
-    # The customer's calendar: the date in Brasília (no daylight saving time since 2019).
-    return instant.astimezone(dt.timezone(dt.timedelta(hours=-3))).strftime("%d/%m/%Y")
+    # The customer's calendar: the date in Brasília.
+    return instant.astimezone(BRASILIA).strftime("%d/%m/%Y")

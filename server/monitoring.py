@@ -22,6 +22,7 @@ import time
 
 import msgspec
 
+from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.plugins.contracts import MonitoringAlert
 from regua.plugins.runtime import Resilient
@@ -33,7 +34,7 @@ from regua.sqlite import transaction
 
 from .collection import collection_settings
 from .config import SANDBOX_KEY, Settings
-from .evaluator import document_hash, today_in_brazil
+from .evaluator import document_hash
 from .ids import new_decision_id
 from .schemas import EvaluateResponse, PolicyRef
 from .store import DECISION_COLUMNS
@@ -60,7 +61,7 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 class MonitoringService:
-    def __init__(self, settings: Settings, registry, policies, connectors: Connectors, today=today_in_brazil):
+    def __init__(self, settings: Settings, registry, policies, connectors: Connectors, today=brazil.today):
         self.settings: MonitoringSettings = settings.monitoring
         if settings.sandbox and not self.settings.manager_email:  # sandbox e-mails land in the outbox folder
             self.settings = msgspec.structs.replace(self.settings, manager_email=SANDBOX_MANAGER)

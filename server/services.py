@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from regua.engine import brazil
 from regua.plugins.manager import PluginSettings
 from regua.plugins.registry import Registry
 from regua.portfolio.monitoring.account import AccountLookup
@@ -14,7 +15,7 @@ from .auth import KeyRing
 from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
-from .evaluator import Evaluator, today_in_brazil
+from .evaluator import Evaluator
 from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
@@ -85,7 +86,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     evaluator_kwargs = {"today": today} if today is not None else {}
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
-    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or today_in_brazil))
+    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or brazil.today))
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None

@@ -9,11 +9,11 @@ import json
 import pytest
 from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, portfolio, receivable
 
-from regua.engine.brazil import is_holiday
+from regua.engine.brazil import is_holiday, zone_of
 from regua.plugins.manager import PluginSettings
 from regua.plugins.registry import Registry
 from regua.portfolio import Portfolio
-from regua.portfolio.collection.guards import DEFAULT_WINDOWS, local_zone
+from regua.portfolio.collection.guards import DEFAULT_WINDOWS
 from regua.portfolio.collection.runner import Runner, run_time
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.model import Payment
@@ -87,7 +87,7 @@ def test_the_bundled_reguas_run_end_to_end(world):
     for rid, uf in (("t-pf", "SP"), ("t-pj", "RJ")):
         for event in events(runner, rid):
             if event["kind"] in ("sent", "delivered"):
-                local = dt.datetime.fromisoformat(event["at"]).astimezone(local_zone(uf))
+                local = dt.datetime.fromisoformat(event["at"]).astimezone(zone_of(uf))
                 assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
 
     # D+60: protest of the larger B2B debt (no prior notice needed: the notary serves it).

@@ -8,12 +8,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from regua.engine.brazil import UFS, business_days_between, is_business_day, is_holiday
+from regua.engine.brazil import UFS, business_days_between, is_business_day, is_holiday, zone_of
 from regua.portfolio.collection.guards import (
-    SAO_PAULO,
+    SP_HOURS,
     GuardSettings,
     Notice,
-    local_zone,
     negativation_blocks,
     next_contact_time,
     record_expiry,
@@ -97,7 +96,7 @@ def test_contacts_are_deferred_into_the_window_and_under_the_cap_never_dropped(w
                                   max_size=8))
     at = next_contact_time(when, uf, previous, settings)
     assert at >= when  # deferred, never earlier
-    local = at.astimezone(local_zone(uf))
+    local = at.astimezone(zone_of(uf))
     assert settings.windows[uf].allows(local, uf)
     period = dt.timedelta(days=settings.contact_period_days)
     assert sum(1 for p in previous if at - period < p <= at) < settings.max_contacts
@@ -108,7 +107,7 @@ def test_contacts_are_deferred_into_the_window_and_under_the_cap_never_dropped(w
 def test_with_no_history_the_contact_is_the_first_allowed_moment(when, uf):
     at = next_contact_time(when, uf, [])
     window = GuardSettings().windows[uf]
-    zone = local_zone(uf)
+    zone = zone_of(uf)
     if window.allows(when.astimezone(zone), uf):
         assert at == when
     else:
@@ -129,7 +128,7 @@ def test_with_no_history_the_contact_is_the_first_allowed_moment(when, uf):
     (dt.datetime(2026, 11, 20, 10, 0), dt.datetime(2026, 11, 21, 8, 0)),  # Consciência Negra (national holiday)
 ])
 def test_sao_paulo_window(local, expected):
-    zone = local_zone("SP")
+    zone = zone_of("SP")
     assert next_contact_time(local.replace(tzinfo=zone), "SP", []) == expected.replace(tzinfo=zone)
 
 
@@ -138,7 +137,7 @@ def test_windows_use_the_debtors_local_time():
     instant = dt.datetime(2026, 11, 24, 11, 30, tzinfo=UTC)
     assert next_contact_time(instant, "SP", []) == instant
     assert next_contact_time(instant, "AM", []) == dt.datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-    assert SAO_PAULO.allows(dt.datetime(2026, 11, 24, 13, 59), "SP") and not SAO_PAULO.allows(
+    assert SP_HOURS.allows(dt.datetime(2026, 11, 24, 13, 59), "SP") and not SP_HOURS.allows(
         dt.datetime(2026, 11, 28, 14, 0), "SP")
 
 

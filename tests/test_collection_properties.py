@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from regua.engine.brazil import UFS, is_holiday
+from regua.engine.brazil import UFS, is_holiday, zone_of
 from regua.engine.compiler import compile_policy
 from regua.plugins.contracts import DeliveryReceipt
 from regua.portfolio import Portfolio
-from regua.portfolio.collection.guards import DEFAULT_WINDOWS, local_zone, removal_deadline
+from regua.portfolio.collection.guards import DEFAULT_WINDOWS, removal_deadline
 from regua.portfolio.collection.runner import Runner
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import SimulatedChannel, SimulatedRegistry
@@ -92,7 +92,7 @@ def _check(case, db):
     portfolio.save(customers)
     portfolio.save(receivables)
     portfolio.close()
-    current = {"now": dt.datetime.combine(start, dt.time(9), local_zone("SP"))}
+    current = {"now": dt.datetime.combine(start, dt.time(9), zone_of("SP"))}
     registry = SimulatedRegistry(lambda: current["now"])
     registry.channels = {k: CoinChannel(k, registry.clock, case["seed"]) for k in ("email", "sms")}
     registry.add_services({"sandbox"})
@@ -100,7 +100,7 @@ def _check(case, db):
     moments, day = [], start
     for gap, hour in case["runs"]:
         day += dt.timedelta(days=gap)
-        moments.append(dt.datetime.combine(day, dt.time(hour), local_zone("SP")))
+        moments.append(dt.datetime.combine(day, dt.time(hour), zone_of("SP")))
     moments.sort()  # runs on the same day come in hour order: the clock never goes back
     payments, paid_at = {}, {}  # receivable id -> payment date; -> the run moment the payment was loaded before
     try:
@@ -131,7 +131,7 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
         at = dt.datetime.fromisoformat(event["at"])
         receivable = receivables[event["receivable_id"]]
         uf = customers[receivable.customer_id].uf
-        local = at.astimezone(local_zone(uf))
+        local = at.astimezone(zone_of(uf))
         if event["kind"] in ("sent", "delivered"):
             # Contact windows: inside the UF's hours, never on holidays.
             assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
@@ -148,7 +148,7 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
             notice = db.execute("select delivered_at from outbox where receivable_id = ? and action = "
                                 "'notify_negativation'", [receivable.id]).fetchone()
             assert notice and notice[0], event
-            delivered = dt.datetime.fromisoformat(notice[0]).astimezone(local_zone(uf)).date()
+            delivered = dt.datetime.fromisoformat(notice[0]).astimezone(zone_of(uf)).date()
             assert (local.date() - delivered).days >= GUARDS.notice_wait("sandbox", uf), (event, delivered)
         if event["kind"] == "removal_requested":
             paid_on = payments[receivable.id]

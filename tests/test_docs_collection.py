@@ -142,9 +142,9 @@ def test_every_guard_code_is_documented():
 
 
 def test_the_default_windows_are_the_documented_ones():
-    from regua.portfolio.collection.guards import DEFAULT_WINDOWS, SAO_PAULO
+    from regua.portfolio.collection.guards import DEFAULT_WINDOWS, SP_HOURS
 
-    special = sorted(uf for uf, window in DEFAULT_WINDOWS.items() if window != SAO_PAULO)
+    special = sorted(uf for uf, window in DEFAULT_WINDOWS.items() if window != SP_HOURS)
     documented = sorted(re.findall(r"^\| `([A-Z]{2})` \| ", TEXT, re.M))
     assert special == documented, f"UFs with their own window: code {special}, doc {documented}"
 

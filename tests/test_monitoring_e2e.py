@@ -22,7 +22,7 @@ import pytest
 from collection_harness import CREDITOR, SMTPServer, notifications_config
 from server_harness import ROOT, ProcessServer, b2b_order
 
-from regua.server.evaluator import today_in_brazil
+from regua.engine import brazil
 from regua.server.monitoring import sign
 
 SECRET_ENV = "SERASA_MONITORING_SECRET"  # the secret reaches the server as "env:NAME", never in the file
@@ -222,7 +222,7 @@ def test_a_protest_blocks_the_limit_and_the_order_gate_sees_the_block(world):
 
 def test_a_good_payer_recheck_raises_the_limit_and_tells_the_customer(world):
     server, client, mailbox = world
-    today = today_in_brazil()  # the server's calendar
+    today = brazil.today()  # the server's calendar
     receivables, payments = [], []
     for n, days_ago in enumerate((95, 65, 35), 1):  # three purchase cycles, each paid a day early
         due = today - dt.timedelta(days=days_ago)

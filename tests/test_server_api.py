@@ -36,7 +36,7 @@ from server_harness import (
 from stdnum.br import cnpj as cnpj_format
 from stdnum.br import cpf as cpf_format
 
-from regua.server.evaluator import BRASILIA
+from regua.engine.brazil import BRASILIA
 
 TODAY = dt.date(2026, 11, 22)  # the server's "today": the engine gets the same as_of
 fresh = fresh_document

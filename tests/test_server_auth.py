@@ -13,8 +13,9 @@ import pytest
 from server_harness import ROOT, ProcessServer, ThreadedServer, assert_error, b2b_order, sandbox_settings
 
 from regua.plugins.builtin.sandbox_bureau import sandbox_document
-from regua.server.auth import hash_key
+from regua.server.auth import PUBLIC, ApiKeyMiddleware, KeyRing, RouteAccessError, hash_key
 from regua.server.config import SANDBOX_KEY, ConfigError, load_settings
+from regua.server.config import SCOPES as SCOPE_NAMES
 
 REGUA = str(Path(sys.executable).parent / "regua")
 KEYS = {  # name -> (key, scopes)
@@ -121,6 +122,87 @@ def test_x_api_key_header_and_the_key_name_in_the_decision_log(server):
 def test_open_endpoints_need_no_key(server):
     for path in ("/health", "/ready", "/metrics", "/schema/openapi.json"):
         assert httpx.get(server.url + path).status_code == 200, path
+
+
+# Every route fails closed: it declares the scopes that reach it, or that it is public. These are the public ones
+# (load balancers, Prometheus, the OpenAPI documents, the HMAC-signed bureau events); everything else needs a key.
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/events"}
+
+
+def _handlers(app):
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", None) or [route.route_handler]:
+            for method in sorted(getattr(handler, "http_methods", None) or {"WEBSOCKET"}):
+                yield route.path, method, handler
+
+
+def test_every_route_declares_its_scope_or_that_it_is_public(server):
+    seen = set()
+    for path, method, handler in _handlers(server.app):
+        seen.add((method, path))
+        public, scope = handler.opt.get("public") is True, handler.opt.get("scope")
+        assert public != (scope is not None), f"{method} {path}: declares {'both' if public else 'neither'}"
+        wanted = scope if isinstance(scope, tuple) else (scope,)
+        assert public or (wanted and set(wanted) <= set(SCOPE_NAMES)), (method, path, scope)
+        assert public == (path in PUBLIC_PATHS or path == "/schema" or path.startswith("/schema/")), (method, path)
+    assert ("GET", "/schema/openapi.json") in seen and ("POST", "/evaluate/{policy:str}") in seen
+    assert len(seen) > 40  # every method of every route, Litestar's own OPTIONS handlers included
+
+
+def test_options_needs_what_its_path_needs(server):
+    assert httpx.options(server.url + "/policies").status_code == 401
+    assert httpx.options(server.url + "/evaluate", headers=bearer("erp")).status_code == 204
+    assert httpx.options(server.url + "/policies/credito_b2b/rollback", headers=bearer("erp")).status_code == 403
+    assert httpx.options(server.url + "/health").status_code == 204
+
+
+def test_an_app_with_an_undeclared_route_is_not_built(tmp_path, monkeypatch):
+    from litestar import get
+
+    import regua.server.app as server_app
+
+    @get("/forgotten", sync_to_thread=False)
+    def forgotten() -> str:
+        return "anyone?"
+
+    @get("/both", sync_to_thread=False, opt={"scope": "evaluate", "public": True})
+    def both() -> str:
+        return "?"
+
+    @get("/typo", sync_to_thread=False, opt={"scope": "decision:read"})
+    def typo() -> str:
+        return "?"
+
+    monkeypatch.setattr(server_app, "ROUTES", [*server_app.ROUTES, forgotten, both, typo])
+    with pytest.raises(RouteAccessError) as error:
+        server_app.create_app(sandbox_settings(tmp_path))
+    message = str(error.value)
+    assert "GET /forgotten: declares no access" in message and "GET /both: declares both" in message
+    assert "GET /typo: unknown scope" in message
+
+
+def test_the_middleware_fails_closed_on_an_undeclared_route():
+    """Even in an app that skipped check_route_access: no key is 401, any key 403."""
+    from litestar import Litestar, get
+    from litestar.testing import TestClient
+
+    from regua.server.config import ApiKey
+    from regua.server.errors import EXCEPTION_HANDLERS
+
+    @get("/forgotten", sync_to_thread=False)
+    def forgotten() -> str:
+        return "anyone?"
+
+    @get("/open", sync_to_thread=False, opt=PUBLIC)
+    def open_() -> str:
+        return "yes"
+
+    ring = KeyRing([ApiKey(name="erp", hash=hash_key(KEYS["erp"][0]), scopes=list(SCOPE_NAMES))])
+    app = Litestar([forgotten, open_], middleware=[ApiKeyMiddleware(ring)], exception_handlers=EXCEPTION_HANDLERS)
+    with TestClient(app) as client:
+        assert client.get("/forgotten").status_code == 401
+        assert_error(client.get("/forgotten", headers=bearer("erp")), 403, "FORBIDDEN")
+        assert client.get("/open").text == "yes"
 
 
 def test_policies_admin_publishes_and_evaluators_see_it(tmp_path):

@@ -1,15 +1,29 @@
-"""What the built-in HTTP connectors share: one lazily created httpx client per connector, and an
-auth header whose secret comes from the settings or, better, from an environment variable read
-at each call (so a rotated secret needs no restart, and the secret never sits in a repr)."""
+"""What the built-in HTTP connectors share: one lazily created httpx client per connector (TLS
+contexts built once per `verify` setting and shared), and an auth header whose secret comes from
+the settings or, better, from an environment variable read at each call (so a rotated secret
+needs no restart, and the secret never sits in a repr)."""
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 import threading
 
+import certifi
 import httpx
 
 from regua.engine.connectors import ConnectorError
+
+
+@functools.lru_cache(maxsize=8)
+def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """The TLS setting for httpx: False (verification off), or a context trusting certifi's CAs
+    (True) or a CA bundle file (a path). One per setting, shared by every client (building one
+    costs ~0.1 s)."""
+    if verify is False:
+        return False
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
 class HTTPClientMixin:
@@ -21,6 +35,10 @@ class HTTPClientMixin:
     timeout: float
     verify: bool | str
     auth: dict | None
+    #: Headers the client sends with every request (None: only httpx's own).
+    client_headers: dict | None = None
+    #: An httpx transport to use instead of the network's (None: httpx's default).
+    transport: httpx.BaseTransport | None = None
 
     def _init_client(self) -> None:
         self._client: httpx.Client | None = None
@@ -43,14 +61,16 @@ class HTTPClientMixin:
         with self._client_lock:
             if self._client is None:
                 # httpx gives up at the same deadline as the runtime, so abandoned worker threads end too.
-                self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout, verify=self.verify,
+                self._client = httpx.Client(base_url=self.base_url, headers=self.client_headers, timeout=self.timeout,
+                                            verify=tls_context(self.verify), transport=self.transport,
                                             follow_redirects=False)
             return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def _auth_headers(self) -> dict:
         if self.auth is None:

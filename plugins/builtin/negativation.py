@@ -74,7 +74,6 @@ Configuration (plugin settings, section "negativation")
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import logging
@@ -82,26 +81,27 @@ import os
 import re
 import secrets
 import sqlite3
-import ssl
 import threading
 import typing
 import urllib.parse
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import certifi
 import httpx
 import msgspec
 import sqlite_utils
 
+from regua.engine.brazil import BRASILIA
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.plugins.connectors import NegativationService, TransientError
 from regua.plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.mapping import get_path
+
+from .http_client import HTTPClientMixin
 
 log = logging.getLogger(__name__)
 
-BRAZIL = ZoneInfo("America/Sao_Paulo")
 STATUSES: frozenset[str] = frozenset(typing.get_args(NegativationStatus))
 ACTIONS = ("include", "remove", "status")
 
@@ -277,10 +277,10 @@ class SandboxNegativation(NegativationService):
                 raise ConnectorError("ALREADY_REMOVED", f"contract {request.debt.contract!r} was removed "
                                                         f"(protocol {row['protocol']}); it is not included again")
             # removed by the 5-year limit: the checks below reject it
-        today = now.astimezone(BRAZIL).date()
+        today = now.astimezone(BRASILIA).date()
         debt = request.debt
         limit_day = _add_years(debt.due_date, self.max_years)
-        limit_at = dt.datetime.combine(limit_day, dt.time(), BRAZIL).astimezone(dt.timezone.utc)
+        limit_at = dt.datetime.combine(limit_day, dt.time(), BRASILIA).astimezone(dt.timezone.utc)
         waiting = self.waiting_period(uf)
         if Decimal(debt.amount) <= 0:
             return self._reject(request, "the amount must be positive", now)
@@ -327,21 +327,7 @@ class ProviderError(ConnectorError):
         self.provider_code = provider_code
 
 
-_MISSING = object()
 _LONG_NUMBER = re.compile(r"\d[\d.\-/]{9,}\d")
-
-
-def get_path(data, path: str, default=_MISSING):
-    """`data` at a dotted path: "dados.protocolo", "itens.0.situacao" (digits index lists)."""
-    current = data
-    for part in path.split(".") if path else []:
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return default
-    return current
 
 
 def _set_path(data: dict, path: str, value) -> None:
@@ -359,14 +345,6 @@ def _scrub(text: str, document: str) -> str:
     return _LONG_NUMBER.sub("***", text)
 
 
-@functools.lru_cache(maxsize=8)
-def _tls(verify: bool | str) -> ssl.SSLContext | bool:
-    """One TLS context per setting, shared by every client (building one costs ~0.1 s)."""
-    if verify is False:
-        return False
-    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
-
-
 DEFAULT_ENDPOINTS = {
     "include": "POST /negativations",
     "remove": "DELETE /negativations/{protocol}",
@@ -378,8 +356,13 @@ DEFAULT_RESPONSE_FIELDS = {
 }
 
 
-class HTTPNegativation(NegativationService):
-    """A negativation provider's JSON API, described by configuration (see the module docstring)."""
+class HTTPNegativation(HTTPClientMixin, NegativationService):
+    """A negativation provider's JSON API, described by configuration (see the module docstring).
+
+    The httpx client and its TLS setup are the built-in connectors' shared ones (http_client.py); the
+    auth header is read once, at configuration, and sent by the client with every request."""
+
+    plugin_label = "negativation.http"
 
     def __init__(self, name: str, base_url: str, *, endpoints: dict | None = None, auth_header: str = "Authorization",
                  auth_value: str = "", auth_value_env: str = "", headers: dict | None = None,
@@ -411,16 +394,16 @@ class HTTPNegativation(NegativationService):
         self.assume_timezone = ZoneInfo(assume_timezone) if assume_timezone else None
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
         self.failure_threshold, self.reset_after = int(failure_threshold), float(reset_after)
-        self._headers = {"Accept": "application/json", **(headers or {})}
+        self.client_headers = {"Accept": "application/json", **(headers or {})}
         secret = auth_value or (os.environ.get(auth_value_env, "") if auth_value_env else "")
         if auth_header and secret:
-            self._headers[auth_header] = secret
+            self.client_headers[auth_header] = secret
+        self.auth = None  # the secret is in client_headers, not read per call
         if verify is False:
             log.warning("%s: TLS certificate verification is off", name)
         self.verify = verify
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
+        self.transport = transport
+        self._init_client()
 
     @classmethod
     def from_config(cls, config: dict) -> "HTTPNegativation":
@@ -432,21 +415,6 @@ class HTTPNegativation(NegativationService):
 
     def __repr__(self) -> str:  # never the auth secret
         return f"HTTPNegativation(name={self.name!r}, base_url={self.base_url!r})"
-
-    @property
-    def client(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                self._client = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self.timeout,
-                                            verify=_tls(self.verify), transport=self._transport,
-                                            follow_redirects=False)
-            return self._client
-
-    def close(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     def _body(self, request: NegativationRequest) -> dict:
         builtins = msgspec.to_builtins(request)

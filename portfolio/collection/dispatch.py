@@ -18,13 +18,14 @@ import logging
 from decimal import Decimal
 
 from regua.dsl.collection import CONTACT_ACTIONS
+from regua.engine.brazil import zone_of
 from regua.engine.connectors import ConnectorError
 from regua.plugins.builtin.notifications.common import mask_recipient
 from regua.plugins.contracts import Debt, NegativationRequest, Notification
 from regua.plugins.runtime import Resilient
 
 from .facts import CENTS
-from .guards import Notice, local_zone, negativation_blocks, next_contact_time
+from .guards import Notice, negativation_blocks, next_contact_time
 from .settings import CollectionSettings
 from .store import CollectionStore, iso, parse_moment
 
@@ -108,7 +109,7 @@ class Dispatcher:
         receivable was planned since (SUPERSEDED), or a reminder of the due date arrives after it (LAPSED)."""
         if row["action"] == "notify_negativation" or row["day"] is None:
             return None
-        today = now.astimezone(local_zone(customer["uf"])).date()
+        today = now.astimezone(zone_of(customer["uf"])).date()
         if row["day"] < 0 and today > dt.date.fromisoformat(receivable["due_date"]):
             return "LAPSED"
         newer = self.db.execute("select 1 from outbox where receivable_id = ? and action in ('remind', "
@@ -134,7 +135,7 @@ class Dispatcher:
         previous = self.store.contacts_since(customer["id"], since)
         when = next_contact_time(now, uf, previous, self.guards)
         if when > now:
-            reason = "OUT_OF_WINDOW" if not self.guards.windows[uf].allows(now.astimezone(local_zone(uf)), uf) \
+            reason = "OUT_OF_WINDOW" if not self.guards.windows[uf].allows(now.astimezone(zone_of(uf)), uf) \
                 else "FREQUENCY_CAP"
             return self._defer(row, when, reason, now)
         attempts = (row["attempts"] or 0) + 1
@@ -163,7 +164,7 @@ class Dispatcher:
                                [receivable["id"]]).fetchone()[0]
         open_amount = max(Decimal(receivable["amount"]) - Decimal(paid).scaleb(-2), Decimal("0.00"))
         due = dt.date.fromisoformat(receivable["due_date"])
-        today = now.astimezone(local_zone(customer["uf"])).date()
+        today = now.astimezone(zone_of(customer["uf"])).date()
         context = {"valor": open_amount, "vencimento": due, "nome": customer["name"].split()[0],
                    "descricao": f"o título {receivable['id']}", "dias_atraso": max((today - due).days, 0)}
         if row["action"] == "notify_negativation":
@@ -185,8 +186,8 @@ class Dispatcher:
         service_name = settings.get("bureau") or (self.settings.protest_service if protest else "") \
             or self.settings.bureau
         uf = customer["uf"]
-        today = now.astimezone(local_zone(uf)).date()
-        zone = local_zone(uf)  # days are counted in the debtor's calendar, not in UTC
+        today = now.astimezone(zone_of(uf)).date()
+        zone = zone_of(uf)  # days are counted in the debtor's calendar, not in UTC
         notices = [Notice(parse_moment(n["sent_at"]).astimezone(zone),
                           parse_moment(n["delivered_at"]).astimezone(zone) if n["delivered_at"] else None)
                    for n in self.store.notices(receivable["id"])]
@@ -236,7 +237,7 @@ class Dispatcher:
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": record["service"],
                                                                  "error": str(error)[:200]})
-        today = now.astimezone(local_zone(customer["uf"])).date()
+        today = now.astimezone(zone_of(customer["uf"])).date()
         late = record["removal_due"] and today.isoformat() > record["removal_due"]
         detail = {"service": record["service"], "protocol": record["protocol"], "reason": settings.get("reason"),
                   "deadline": record["removal_due"], "late": bool(late)}
@@ -283,7 +284,7 @@ class Dispatcher:
             return self._finish(row, "cancelled", now, "blocked", codes[0], detail)
         if all(code in _WAITING for code in codes):
             until = max(b.until for b in blocks)
-            opening = dt.datetime.combine(until, dt.time(0), local_zone(uf))
+            opening = dt.datetime.combine(until, dt.time(0), zone_of(uf))
             return self._defer(row, opening, codes[0], now, detail)
         if row["status"] == "blocked" and row["block_code"] == codes[0]:
             return ("blocked", codes[0])  # still blocked for the same reason: logged once, checked every run

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from regua.engine.brazil import UFS, add_business_days, is_holiday
+from regua.engine.brazil import UFS, add_business_days, is_holiday, zone_of
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,12 @@ class Window:
 
 
 # São Paulo Lei 15.426/2014: Mon–Fri 8h–20h, Sat 8h–14h, never on Sundays or holidays. States
-# without a law of their own get the same (the most common and a conservative reading).
-SAO_PAULO = Window({0: (8, 20), 1: (8, 20), 2: (8, 20), 3: (8, 20), 4: (8, 20), 5: (8, 14)})
+# without a law of their own get the same (the most common and a conservative reading; AL's law is
+# reported to be like SP's).
+SP_HOURS = Window({0: (8, 20), 1: (8, 20), 2: (8, 20), 3: (8, 20), 4: (8, 20), 5: (8, 14)})
 WEEKDAYS_9_19 = Window({d: (9, 19) for d in range(5)})  # reported for RJ
 WEEKDAYS_8_19 = Window({d: (8, 19) for d in range(5)})  # reported for ES
-DEFAULT_WINDOWS = {uf: SAO_PAULO for uf in UFS} | {"RJ": WEEKDAYS_9_19, "ES": WEEKDAYS_8_19}
-
-# Fixed offsets: Brazil has had no daylight saving time since 2019.
-_UTC_OFFSET = {uf: -3 for uf in UFS} | {"AC": -5, "AM": -4, "RR": -4, "RO": -4, "MT": -4, "MS": -4}
-
-
-def local_zone(uf: str) -> dt.timezone:
-    return dt.timezone(dt.timedelta(hours=_UTC_OFFSET[uf]), uf)
+DEFAULT_WINDOWS = {uf: SP_HOURS for uf in UFS} | {"RJ": WEEKDAYS_9_19, "ES": WEEKDAYS_8_19}
 
 
 @dataclass(frozen=True)
@@ -129,7 +123,7 @@ def next_contact_time(when: dt.datetime, uf: str, previous: list[dt.datetime] = 
     if when.tzinfo is None:
         raise ValueError("when must be timezone-aware")
     window = settings.windows[uf]
-    zone = local_zone(uf)
+    zone = zone_of(uf)
     candidate = when.astimezone(zone)
     recent = sorted(p.astimezone(zone) for p in previous)
     for _ in range(3660):  # ten years of days: a window that never opens is a configuration error

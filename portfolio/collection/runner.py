@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from regua import sqlite
+from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
 
 from .dispatch import Dispatcher
 from .facts import CENTS, iter_facts
-from .guards import local_zone, record_expiry, removal_deadline
+from .guards import record_expiry, removal_deadline
 from .plan import Planner, PlanResult, summarize
 from .settings import CollectionSettings
 from .store import CollectionStore, iso
 
 CHUNK = 5000
-SAO_PAULO = local_zone("SP")
 
 
 class RunLocked(Exception):
@@ -62,14 +62,10 @@ class RunSummary:
                 "policy_errors": self.policy_errors, "unrouted": self.unrouted, "seconds": round(self.seconds, 3)}
 
 
-def today_in_sao_paulo() -> dt.date:
-    """The run date a run started now has (runs are scheduled in São Paulo time)."""
-    return dt.datetime.now(dt.timezone.utc).astimezone(SAO_PAULO).date()
-
-
 def run_time(as_of: dt.date, hour: int = 9) -> dt.datetime:
-    """The moment a run for a past or future date happens: `hour` o'clock in São Paulo."""
-    return dt.datetime.combine(as_of, dt.time(hour), SAO_PAULO)
+    """The moment a run for a past or future date happens: `hour` o'clock in Brasília time (runs are
+    scheduled in Brasília time; a run started now is for `regua.engine.brazil.today()`)."""
+    return dt.datetime.combine(as_of, dt.time(hour), BRASILIA)
 
 
 @contextmanager

@@ -15,11 +15,11 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 
+from regua.engine.brazil import zone_of
 from regua.plugins.builtin.negativation import SandboxNegativation
 from regua.plugins.connectors import NotificationChannel
 from regua.plugins.contracts import DeliveryReceipt, Notification
 
-from .guards import local_zone
 from .runner import Runner, run_time
 from .settings import CollectionSettings
 
@@ -123,7 +123,7 @@ def _timelines(runner: Runner, receivables: list[str] | None) -> dict[str, list[
     out: dict[str, list[TimelineEntry]] = {rid: [] for rid in receivables or []}
     for row in rows:
         detail = json.loads(row["detail"])
-        at = dt.datetime.fromisoformat(row["at"]).astimezone(local_zone(row["uf"]))
+        at = dt.datetime.fromisoformat(row["at"]).astimezone(zone_of(row["uf"]))
         out.setdefault(row["receivable_id"], []).append(
             TimelineEntry(at, detail.pop("step", ""), row["kind"], row["code"], detail))
     return out

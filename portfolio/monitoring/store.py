@@ -20,6 +20,7 @@ from typing import NamedTuple
 from sqlite_utils import Migrations
 
 from regua import sqlite
+from regua.engine.brazil import BRASILIA
 
 from ..store import MIGRATIONS as PORTFOLIO_MIGRATIONS
 
@@ -64,10 +65,6 @@ NO_LIMIT = Limit(Decimal("0.00"), False, False)
 
 def now_iso(now: dt.datetime) -> str:
     return now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# Brazil has had no daylight saving time since 2019: dates of a policy are dates in Brasília.
-BRASILIA = dt.timezone(dt.timedelta(hours=-3))
 
 
 def days_since(changed_at: str | None, today: dt.date) -> int:

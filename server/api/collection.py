@@ -21,9 +21,10 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from regua.engine import brazil
 from regua.engine.connectors import mask_document
 from regua.portfolio import Portfolio, import_rows
-from regua.portfolio.collection.runner import RunLocked, run_time, today_in_sao_paulo
+from regua.portfolio.collection.runner import RunLocked, run_time
 from regua.portfolio.collection.store import CollectionStore
 
 from ..collection import CollectionUnavailable
@@ -172,7 +173,7 @@ class CollectionController(Controller):
                                               503: ResponseSpec(ErrorBody, description="not configured")},
           summary="Run the cadence (or plan it: dry_run) as of a date")
     async def run(self, svc: Svc, data: JSONBody[RunRequest]) -> RunResult:
-        today = today_in_sao_paulo()
+        today = brazil.today()
         day = data.as_of or today
         now = None if day == today else run_time(day)
         try:

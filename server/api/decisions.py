@@ -13,9 +13,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from regua.dsl.values import normalize_cnpj, normalize_cpf
+from regua.engine.brazil import BRASILIA
 
 from ..errors import ApiError
-from ..evaluator import BRASILIA, document_hash
+from ..evaluator import document_hash
 from ..explanation import explain
 from ..ids import ULID, id_floor, id_time
 from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef

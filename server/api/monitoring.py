@@ -24,6 +24,7 @@ from litestar.params import FromPath, JSONBody
 
 from regua.portfolio.monitoring.monitor import AlertConflict
 
+from ..auth import PUBLIC
 from ..errors import ApiError
 from ..monitoring import SignatureError
 from ..schemas import ErrorBody
@@ -98,6 +99,7 @@ class RecheckResult(msgspec.Struct):
 class EventController(Controller):
     path = "/events"
     tags = ["monitoring"]
+    opt = PUBLIC  # no API key: the bureau signs each alert (HMAC, X-Regua-Signature), checked in the handler
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
     @post("/", status_code=200, summary="A bureau monitoring alert (HMAC-signed, idempotent by id)",

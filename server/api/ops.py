@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from litestar import Controller, Response, get
 from litestar.di import Provide
 
+from ..auth import PUBLIC
 from ..schemas import Health, Readiness
 from .deps import Svc, services
 
@@ -20,6 +21,7 @@ class OperationsController(Controller):
     path = "/"
     tags = ["operations"]
     security = [{}]  # no API key needed
+    opt = PUBLIC
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 
     @get("/health", summary="The process is up")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import msgspec
 
 from regua.plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.mapping import get_path
 
 from .common import NotificationError, _Creditor, _env, _tidy, scrub
-from .httpbase import _dig, _HTTPChannel
+from .httpbase import _HTTPChannel
 
 
 def _ascii(text: str) -> str:
@@ -157,9 +158,9 @@ class HTTPGatewayChannel(_HTTPChannel):
         data = self._json(response)
         provider_id = response.headers.get(self.provider_id_header, "") if self.provider_id_header else ""
         if not provider_id and self.provider_id_path:
-            found = _dig(data, self.provider_id_path)
+            found = get_path(data, self.provider_id_path, None)
             provider_id = str(found) if found is not None and not isinstance(found, (dict, list)) else ""
-        status = _dig(data, self.status_path) if self.status_path else None
+        status = get_path(data, self.status_path, None) if self.status_path else None
         status = str(status).lower() if status is not None else ""
         if status and status in self.failed_values:
             return self.rejected(prepared.notification, "PROVIDER_FAILED", scrub(status, 60))

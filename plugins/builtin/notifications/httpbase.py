@@ -18,18 +18,6 @@ def _json_safe(value):
     return msgspec.to_builtins(value, str_keys=True, enc_hook=str)
 
 
-def _dig(data, path: str):
-    """data['a']['0']['b'] for path 'a.0.b' (list indexes as numbers); None when absent."""
-    for part in [p for p in (path or "").split(".") if p]:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
-
-
 class _HTTPChannel(TemplatedChannel):
     retries = 3
     backoff = 0.5

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import msgspec
 
 from regua.plugins.contracts import CONTRACT_VERSION, DeliveryReceipt, Notification
+from regua.plugins.mapping import get_path
 
 from .common import _env
-from .httpbase import _dig, _HTTPChannel, _json_safe
+from .httpbase import _HTTPChannel, _json_safe
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -91,6 +92,6 @@ class WebhookChannel(_HTTPChannel):
             return self._refused(prepared.notification, response.status_code)
         provider_id = response.headers.get(self.provider_id_header, "") if self.provider_id_header else ""
         if not provider_id and self.provider_id_field:
-            found = _dig(self._json(response), self.provider_id_field)
+            found = get_path(self._json(response), self.provider_id_field, None)
             provider_id = str(found) if found is not None and not isinstance(found, (dict, list)) else ""
         return self._receipt(prepared.notification, "delivered", provider_id=provider_id, delivered=True)
