@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import collect, keys, kpis, monitor, policy, portfolio, serve
+from . import collect, keys, kpis, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -31,6 +31,7 @@ COMMANDS: list[click.Command] = [
     collect.simulate_command,
     collect.queue_command,
     monitor.monitor_command,
+    purge.purge_command,
     serve.serve_command,
     keys.keys_group,
 ]

@@ -61,6 +61,10 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     flush_max: int = 512
     #: "batched" (fast; a crash can lose the last flush_interval_ms) or "sync" (written before responding).
     durability: Literal["batched", "sync"] = "batched"
+    #: LGPD retention: decisions older than this many days lose their personal data (input,
+    #: document) and cached bureau answers are deleted, every 6 hours (0: keep, purge by hand with
+    #: `regua purge`). See docs/operating.md.
+    retention_days: int = 0
 
 
 class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -210,6 +214,8 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.workers: must be at least 1")
     if settings.server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes: must be at least 1024")
+    if settings.store.retention_days < 0:
+        problems.append("store.retention_days: cannot be negative (0 keeps everything)")
     if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:
         problems.append("store.flush_interval_ms and store.flush_max: must be positive")
     names = set()

@@ -57,3 +57,12 @@ def m003_connector_cache(db):
     # Same layout plugins.cache.BureauCache expects (it creates the table itself when used alone).
     db["connector_cache"].create({"key": str, "connector": str, "answer": str, "stored_at": float,
                                   "expires_at": float, "cost": str}, pk="key", if_not_exists=True)
+
+
+@MIGRATIONS()
+def m004_retention(db):
+    # LGPD retention (regua purge, store.retention_days): a purged decision keeps its outcome and
+    # its masked answer for statistics; its input and document hashes are gone. Each purge is audited.
+    db["decisions"].add_column("purged_at", str)
+    db["purges"].create({"id": int, "at": str, "before": str, "by": str, "decisions": int, "cache_entries": int},
+                        pk="id")

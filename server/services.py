@@ -19,9 +19,11 @@ from .evaluator import Evaluator
 from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
+from .retention import purge, retention_cutoff
 from .store import Store
 
 log = logging.getLogger("regua.server")
+RETENTION_INTERVAL_S = 6 * 3600
 
 
 @dataclass
@@ -46,6 +48,22 @@ class Services:
         if self.settings.collection.enabled:
             self.collection.start_scheduler()
         self.monitoring.start_poller()
+        if self.settings.store.retention_days > 0:
+            threading.Thread(target=self._retention_loop, name="regua-retention", daemon=True).start()
+
+    def _retention_loop(self) -> None:
+        """Apply store.retention_days now and every 6 hours (every worker may: a purge is idempotent)."""
+        while True:
+            cutoff = retention_cutoff(brazil.today(), self.settings.store.retention_days)
+            try:
+                report = purge(self.settings.store.path, cutoff, "store.retention_days", audit_empty=False)
+                if report.decisions or report.cache_entries:
+                    log.info("retention: %d decision(s) anonymised, %d cached answer(s) deleted (before %s)",
+                             report.decisions, report.cache_entries, report.before)
+            except Exception as error:  # noqa: BLE001 — the next round tries again
+                log.error("retention purge failed: %s", type(error).__name__)
+            if self._stop.wait(RETENTION_INTERVAL_S):
+                return
 
     def _sync_loop(self) -> None:
         """Pick up versions other workers published (and rollbacks)."""

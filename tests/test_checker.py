@@ -89,11 +89,15 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
 }
 
 
+# E000 is about the file, not its text (a folder, a FIFO, not UTF-8): tests/test_cli_files.py.
+SOURCE_CODES = set(CODES) - {"E000"}
+
+
 def test_every_code_has_a_snippet():
-    assert set(CODE_SNIPPETS) == set(CODES)
+    assert set(CODE_SNIPPETS) == SOURCE_CODES
 
 
-@pytest.mark.parametrize("code", sorted(CODES))
+@pytest.mark.parametrize("code", sorted(SOURCE_CODES))
 def test_each_code_is_reported_at_its_position(code):
     source, needle, occurrence = CODE_SNIPPETS[code]
     d = single(source, code)

@@ -310,16 +310,15 @@ def test_a_version_published_through_one_worker_reaches_every_worker(tmp_path):
 
         with server.client() as admin:
             assert admin.post("/policies", json={"source": V2}).json()["revision"] == 2
-        published = time.monotonic()
-        late = []
-        while time.monotonic() - published < 8:
-            elapsed, decision = time.monotonic() - published, fresh()
-            if decision[0] != 2 and elapsed > 2.0:
-                late.append((round(elapsed, 2), decision))
+        # Wait on the condition, not on the clock (issue 15 #15): every worker has answered with
+        # version 2 at least 3 times. How soon is the sync interval's business, measured by the
+        # benchmarks; a loaded CI machine must not turn it into a failure here.
+        def both_switched():
+            fresh()
             workers = decisions_by_worker(metrics, tmp_path / "scratch")
-            if len(workers) == 2 and all(w.get("review", 0) >= 3 for w in workers.values()):
-                break  # both switched (a worker never goes back to an older version by itself)
-        assert not late, late[:3]
+            return len(workers) == 2 and all(w.get("review", 0) >= 3 for w in workers.values())
+
+        eventually(both_switched, timeout=60, interval=0)
         # Both workers answered with version 2 (review); only version 1 approves this order.
         workers = decisions_by_worker(metrics, tmp_path / "scratch")
         assert len(workers) == 2 and all(w.get("review", 0) >= 3 for w in workers.values()), workers

@@ -1,0 +1,73 @@
+"""LGPD retention: what `regua purge --before DATE` and `store.retention_days` remove.
+
+A decision older than the cut-off keeps what statistics need (policy, version, outcome, the answer
+as returned, with documents masked, and its timing) and loses what identifies the person: the input
+as received, the hashes of the input and of the document, and the masked document. Bureau answers
+cached before the cut-off are deleted. Every purge, dry runs excepted, is recorded in `purges`
+(when, the cut-off, who ran it, how many rows) so an auditor can see retention being applied.
+The cut-off is the start of DATE in Brasília; decisions are found by id (ids are ULIDs, ordered by
+time), so a purge reads no more rows than it changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from regua.engine.brazil import BRASILIA
+from regua.sqlite import connect, transaction
+
+from .ids import id_floor
+from .store import Store, utc_now
+
+
+class PurgeReport(msgspec.Struct, frozen=True):
+    before: str  # the cut-off date (ISO); data from before its start in Brasília is purged
+    decisions: int  # decisions anonymised (already purged ones are not counted again)
+    cache_entries: int  # cached bureau answers deleted
+    dry_run: bool = False
+
+
+def purge(store_path: str, before: dt.date, by: str, dry_run: bool = False, audit_empty: bool = True) -> PurgeReport:
+    """Anonymise decisions and delete cached bureau answers from before `before`, atomically.
+    `audit_empty=False` (the scheduler) records a purge only when it removed something."""
+    Store(store_path).close()  # migrations applied: `purged_at` and `purges` exist
+    start = dt.datetime.combine(before, dt.time(), BRASILIA)
+    first_kept = id_floor(start)
+    db = connect(store_path)
+    try:
+        with transaction(db):
+            decisions = db.execute("select count(*) from decisions where id < ? and purged_at is null",
+                                   [first_kept]).fetchone()[0]
+            has_cache = "connector_cache" in db.table_names()
+            cache = db.execute("select count(*) from connector_cache where stored_at < ?",
+                               [start.timestamp()]).fetchone()[0] if has_cache else 0
+            if not dry_run:
+                db.execute("update decisions set input = '{}', input_hash = null, document_hash = null, "
+                           "document_masked = null, purged_at = ? where id < ? and purged_at is null",
+                           [utc_now(), first_kept])
+                if has_cache:
+                    db.execute("delete from connector_cache where stored_at < ?", [start.timestamp()])
+                if audit_empty or decisions or cache:
+                    db.execute("insert into purges (at, before, by, decisions, cache_entries) values (?, ?, ?, ?, ?)",
+                               [utc_now(), before.isoformat(), by, decisions, cache])
+    finally:
+        db.conn.close()
+    return PurgeReport(before.isoformat(), decisions, cache, dry_run)
+
+
+def purges(store_path: str) -> list[dict]:
+    """The audit trail of purges, newest first."""
+    db = connect(store_path)
+    try:
+        if "purges" not in db.table_names():
+            return []
+        return list(db.query("select * from purges order by id desc"))
+    finally:
+        db.conn.close()
+
+
+def retention_cutoff(today: dt.date, retention_days: int) -> dt.date | None:
+    """The cut-off `store.retention_days` asks for today (None: keep everything)."""
+    return today - dt.timedelta(days=retention_days) if retention_days > 0 else None
