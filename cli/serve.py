@@ -82,15 +82,27 @@ def _banner(settings: Settings) -> None:
              f"store: {settings.store.path} · policies: {settings.policies.folder}"
              + (" (watched)" if settings.policies.watch else ""),
              f"API docs: {where}/schema · metrics: {where}/metrics"]
-    if settings.sandbox:
+    if settings.log_format == "json":  # stderr stays one JSON object per line, for the log collector
+        import logging
+
+        from regua.server.logs import configure_logging
+
+        configure_logging(settings.log_level, settings.server.access_log, "json")
+        log = logging.getLogger("regua.server")
+        if settings.sandbox:
+            log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")
+        for line in lines:
+            log.info("%s", line)
+    elif settings.sandbox:
         err.print(Panel("\n".join([
             "SANDBOX MODE — for local development only.",
             "Bureau lookups are answered by the SANDBOX bureau with SYNTHETIC data.",
             f"The development API key '{SANDBOX_KEY}' has every scope." if not settings.auth.keys else
             "API keys come from the configuration.",
             "Never run sandbox mode in production."]), style="bold yellow", title="SANDBOX"), markup=False)
-    for line in lines:
-        err.print(line, markup=False)
+    if settings.log_format != "json":
+        for line in lines:
+            err.print(line, markup=False)
     click.echo("Try it:\n" + curl_example(settings), err=False)
     sys.stdout.flush()
 

@@ -13,6 +13,7 @@ import logging
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -24,6 +25,7 @@ from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
+from .metrics import RequestTimingMiddleware
 from .services import build_services
 
 log = logging.getLogger("regua.server")
@@ -32,7 +34,7 @@ API_VERSION = "1"
 
 def create_app(settings: Settings | None = None, *, registry: Registry | None = None, today=None) -> Litestar:
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.server.access_log)
+    configure_logging(settings.log_level, settings.server.access_log, settings.log_format)
     services = build_services(settings, registry, today)
     if settings.sandbox:
         log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")
@@ -49,7 +51,9 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
 
     app = Litestar(
         route_handlers=ROUTES,
-        middleware=[ApiKeyMiddleware(services.keyring)],
+        # Timing first (outermost), so authentication and error answers are timed too.
+        middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
+                    ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"services": services}),
         on_startup=[on_startup],

@@ -101,6 +101,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Local development: sandbox bureau for every bureau name, the sandbox API key. Loud on purpose.
     sandbox: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "text" (one readable line per event) or "json" (one JSON object per line, for log collectors).
+    log_format: Literal["text", "json"] = "text"
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     policies: PolicySettings = PolicySettings()

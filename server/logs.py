@@ -7,6 +7,8 @@ on the root handler, so every logger (uvicorn's access log included) goes throug
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
 import sys
@@ -51,8 +53,28 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "info", access_log: bool = False) -> None:
-    """Idempotent: one stderr handler on the root logger, with the masking filter."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message, and the exception when there is
+    one), for log collectors. The masking filter has already run on the message and exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_text or record.exc_info:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+FORMATTERS = {"text": lambda: logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"),
+              "json": JsonFormatter}
+
+
+def configure_logging(level: str = "info", access_log: bool = False, fmt: str = "text") -> None:
+    """Idempotent: one stderr handler on the root logger, with the masking filter; `fmt` is
+    "text" (one readable line) or "json" (one JSON object per line)."""
     root = logging.getLogger()
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "_granian", "granian.access"):
@@ -61,9 +83,10 @@ def configure_logging(level: str = "info", access_log: bool = False) -> None:
         logger.propagate = access_log or not name.endswith(".access")
     for handler in root.handlers:
         if getattr(handler, "_regua", False):
+            handler.setFormatter(FORMATTERS[fmt]())
             return
     handler = logging.StreamHandler(sys.stderr)
     handler._regua = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(FORMATTERS[fmt]())
     handler.addFilter(MaskingFilter())
     root.addHandler(handler)

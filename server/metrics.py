@@ -8,6 +8,7 @@ Labels carry policy, outcome and connector names only: never a document or a per
 from __future__ import annotations
 
 import os
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +44,11 @@ class Metrics:
                                       registry=r)
         self.policy_reloads = Counter("regua_policy_reloads", "Policy files reloaded, by result", ["result"],
                                       registry=r)
+        # By route template (/decisions/{decision_id}), never the concrete path: no document or id
+        # reaches a label, and the number of series stays the number of routes.
+        self.http_latency = Histogram("regua_http_request_seconds",
+                                      "Time from request to the end of the response, by method, route and status",
+                                      ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r)
         self.decision_backlog = Gauge("regua_decision_log_backlog", "Decisions waiting to be written",
                                       registry=r, multiprocess_mode="livesum")
         self._children: dict = {}
@@ -65,6 +71,13 @@ class Metrics:
             if call.cached:
                 self.cache_hits.labels(call.connector).inc()
 
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.http_latency.labels(method, route, str(status))
+        child.observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -73,3 +86,37 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class RequestTimingMiddleware:
+    """Times every HTTP request into `regua_http_request_seconds`: a bare ASGI wrapper, outermost of
+    the route's middleware, so authentication and error answers are timed too. Requests that match
+    no route (404) never reach a route's middleware and are not timed."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        except Exception as error:
+            # Answered by the exception handlers outside this middleware: an ApiError carries its
+            # status, Litestar's HTTPException its status_code; anything else becomes a 500.
+            status = getattr(error, "status", None) or getattr(error, "status_code", None) or 500
+            raise
+        finally:
+            self.metrics.observe_request(scope["method"], scope.get("path_template") or scope["path"], status,
+                                         time.perf_counter() - started)

@@ -1,0 +1,45 @@
+"""Logs as JSON for collectors, and per-route HTTP latency in /metrics (issue 15 #7)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from server_harness import ProcessServer, ThreadedServer, b2b_order, metric, sandbox_settings, scrape
+
+from regua.server.logs import JsonFormatter, MaskingFilter
+
+CPF = "529.982.247-25"
+
+
+def test_a_json_log_line_is_one_masked_object():
+    record = logging.LogRecord("regua.test", logging.ERROR, __file__, 1, "lookup failed for %s", (CPF,), None)
+    assert MaskingFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "ERROR" and entry["logger"] == "regua.test"
+    assert CPF not in entry["message"] and entry["message"].endswith("25")
+    assert entry["time"].endswith("+00:00")
+
+
+def test_the_server_writes_json_logs_when_asked(tmp_path):
+    with ProcessServer(tmp_path, env={"REGUA_LOG_FORMAT": "json", "REGUA_SERVER__ACCESS_LOG": "true"}) as server:
+        with server.client() as client:
+            assert client.get(f"/decisions?document={CPF}").status_code == 200
+    lines = [line for line in server.logs().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is JSON, the banner aside (stdout)
+    assert any(e["logger"] == "regua.policies" for e in entries)
+    assert CPF not in server.logs() and "52998224725" not in server.logs()
+
+
+def test_metrics_time_requests_by_route_template_and_status(tmp_path):
+    with ThreadedServer(sandbox_settings(tmp_path)) as server, server.client() as client:
+        for _ in range(3):
+            assert client.post("/evaluate/credito_b2b", json={"input": b2b_order()}).status_code == 200
+        assert client.get("/decisions/01E9PSPS800000000000000000").status_code == 404
+        assert client.get("/decisions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        samples = scrape(client)
+    count = "regua_http_request_seconds_count"
+    assert metric(samples, count, method="POST", route="/evaluate/{policy}", status="200") == 3
+    assert metric(samples, count, method="GET", route="/decisions/{decision_id}", status="404") == 1
+    assert metric(samples, count, method="GET", route="/decisions", status="401") == 1
+    assert not [labels for (name, labels) in samples if name == count and "01E9" in str(labels)]
