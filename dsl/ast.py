@@ -307,3 +307,162 @@ class Policy(Node):
     @property
     def outputs(self) -> list[OutputItem]:
         return [i for decl in self.of_type(OutputDecl) for i in decl.items]
+
+
+# ---- walking the tree ----------------------------------------------------------
+#
+# One way to walk expressions, used by inference, code generation, the formatter, the rule graph
+# and the connector projection. Long chains such as `a or b or c ...` (the parser makes them
+# left-deep Binary nodes) are seen as one node with many operands, so a recursive visitor recurses
+# by the real nesting of the expression, never by the length of a chain; `check_nesting` bounds that.
+
+# Binary operators that chain: a left operand with the same group continues the chain.
+CHAIN_GROUPS: dict[str, str] = {"or": "or", "and": "and", "+": "+", "-": "+", "*": "*", "/": "*"}
+#: The deepest expression nesting a policy may use (chains count once): beyond it the generated
+#: Python would exceed CPython's own limits.
+MAX_NESTING = 64
+
+
+def chain(node: Binary) -> tuple[list[Expr], list[Binary]]:
+    """The operands of the chain `node` ends, left to right, and its Binary nodes, innermost first."""
+    group = CHAIN_GROUPS.get(node.op)
+    links: list[Binary] = [node]
+    left = node.left
+    while group is not None and isinstance(left, Binary) and CHAIN_GROUPS.get(left.op) == group:
+        links.append(left)
+        left = left.left
+    links.reverse()
+    return [left] + [link.right for link in links], links
+
+
+def direct_children(node) -> list:
+    """The sub-expressions of `node` (None for an absent `where`)."""
+    if isinstance(node, Attribute):
+        return [node.target]
+    if isinstance(node, Call):
+        return list(node.args)
+    if isinstance(node, Comprehension):
+        return [node.source, node.condition, node.element]
+    if isinstance(node, Unary):
+        return [node.operand]
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, InRange):
+        return [node.value, node.low, node.high]
+    if isinstance(node, InList):
+        return [node.value, node.container]
+    if isinstance(node, IfExpr):
+        return [node.condition, node.then, node.otherwise]
+    if isinstance(node, Otherwise):
+        return [node.value, node.fallback]
+    if isinstance(node, ListLit):
+        return list(node.items)
+    if isinstance(node, RecordLit):
+        return [v for _, v in node.entries]
+    return []
+
+
+def children(node) -> list:
+    """Like `direct_children`, but a chain's children are all its operands."""
+    if isinstance(node, Binary) and node.op in CHAIN_GROUPS:
+        return chain(node)[0]
+    return direct_children(node)
+
+
+def walk(expr):
+    """Every expression node under `expr`, itself included, depth first (iterative)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        yield node
+        stack.extend(direct_children(node))
+
+
+def free_names(expr) -> set[str]:
+    """Names an expression reads, minus comprehension variables."""
+    found: set[str] = set()
+    stack: list[tuple[Any, frozenset]] = [(expr, frozenset())]
+    while stack:
+        node, bound = stack.pop()
+        if node is None:
+            continue
+        if isinstance(node, Name):
+            if node.name not in bound:
+                found.add(node.name)
+        elif isinstance(node, Comprehension):
+            inner = bound | {node.var}
+            stack += [(node.source, bound), (node.condition, inner), (node.element, inner)]
+        else:
+            stack += [(child, bound) for child in direct_children(node)]
+    return found
+
+
+def always_read(expr) -> list[Name]:
+    """The Name nodes an expression reads whatever the values: short-circuits excluded (only the
+    left operand of `and`/`or`, the condition of `if`, the value of `otherwise`, a comprehension's source)."""
+    found: list[Name] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        if isinstance(node, Name):
+            found.append(node)
+        elif isinstance(node, Binary) and node.op in ("and", "or"):
+            stack.append(chain(node)[0][0])
+        elif isinstance(node, IfExpr):
+            stack.append(node.condition)
+        elif isinstance(node, Otherwise):
+            stack.append(node.value)
+        elif isinstance(node, Comprehension):
+            stack.append(node.source)
+        else:
+            stack.extend(direct_children(node))
+    return found
+
+
+def unconditional(expr) -> set[str]:
+    """Inputs, lets and tables an expression always reads (see always_read)."""
+    return {n.name for n in always_read(expr) if n.ref in ("input", "let", "table")}
+
+
+def nesting(expr) -> tuple[int, Expr | None]:
+    """How deeply `expr` nests (a chain counts once), and the first node found at MAX_NESTING + 1."""
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if node is None:
+            continue
+        if depth > MAX_NESTING:
+            return depth, node
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children(node))
+    return deepest, None
+
+
+class Visitor:
+    """`visit(node)` calls `visit_<ClassName>(node)`, or `generic_visit(node)` when the subclass
+    has no such method; the method is looked up once per class (a cached dispatch table)."""
+
+    _dispatch: dict[type, Any]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = {}
+
+    def visit(self, node):
+        try:
+            method = self._dispatch[type(node)]
+        except KeyError:
+            cls = type(self)
+            method = getattr(cls, "visit_" + type(node).__name__, None) or cls.generic_visit
+            self._dispatch[type(node)] = method
+        return method(self, node)
+
+    def generic_visit(self, node) -> None:
+        """Visit the children (a chain's operands), skipping an absent `where`."""
+        for child in children(node):
+            if child is not None:
+                self.visit(child)

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 from . import ast, collection
 from . import types as T
+from .ast import free_names
 from .constants import NotConstant, constant
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
 from .environment import Environment
-from .infer import BUILTIN_NAMES, ExprTyper, Symbol, free_names
+from .infer import BUILTIN_NAMES, ExprTyper, Symbol
 from .kinds import KINDS, check_step_setting
+from .limits import check_lazy_chains, check_record_nesting
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
@@ -88,6 +90,7 @@ class Checker:
             ("tables", self.check_tables),
             ("outputs", self.check_outputs),
             ("tests", self.check_tests),
+            ("limits", self.check_limits),
         ]
 
     def run(self) -> CheckedPolicy:
@@ -260,27 +263,32 @@ class Checker:
                 self.deps[name] = {n for n in used if n in self.symbols and self.symbols[n].kind != "input"}
 
     def find_cycles(self) -> None:
+        """E301 for each cycle; `order` lists dependencies first (iterative: any chain length)."""
         state: dict[str, int] = {}  # 1 visiting, 2 done
-        stack: list[str] = []
-
-        def visit(name: str) -> None:
-            state[name] = 1
-            stack.append(name)
-            for dep in sorted(self.deps.get(name, ())):
-                if state.get(dep) == 1:
-                    cycle = stack[stack.index(dep):] + [dep]
+        for root in self.deps:
+            if root in state:
+                continue
+            state[root] = 1
+            path, pending = [root], [iter(sorted(self.deps.get(root, ())))]
+            while pending:
+                dep = next(pending[-1], None)
+                if dep is None:
+                    pending.pop()
+                    name = path.pop()
+                    state[name] = 2
+                    self.order.append(name)
+                elif state.get(dep) == 1:
+                    cycle = path[path.index(dep):] + [dep]
                     self.cyclic.update(cycle)
-                    node = self.symbols[dep].node
-                    self.bag.error("E301", "cycle: " + " -> ".join(cycle), node.span)
+                    self.bag.error("E301", "cycle: " + " -> ".join(cycle), self.symbols[dep].node.span)
                 elif dep not in state:
-                    visit(dep)
-            stack.pop()
-            state[name] = 2
-            self.order.append(name)
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(sorted(self.deps.get(dep, ()))))
 
-        for name in self.deps:
-            if name not in state:
-                visit(name)
+    def check_limits(self) -> None:
+        check_record_nesting(self.records, self.policy.of_type(ast.RecordDecl), self.bag)
+        check_lazy_chains(self.order, self.deps, self.symbols, self.policy, self.bag)
 
     # ---- types ----
     def _symbol_type(self, name: str) -> T.Type:

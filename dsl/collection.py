@@ -37,6 +37,8 @@ INPUT: dict[str, tuple[T.Type, object, str]] = {
     "broken_agreements": (T.INT, 0, "agreements of this customer that were broken"),
 }
 
+DAYS_LATE, SENT = "days_late", "sent"  # what a step's guard reads (dsl.kinds)
+
 INPUT_TYPE = T.RecordType("input", tuple(T.FieldSpec(name, typ, required=False, default=default)
                                          for name, (typ, default, _doc) in INPUT.items()))
 

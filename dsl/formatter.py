@@ -56,50 +56,68 @@ def quote(text: str) -> str:
 
 
 def expr(e: ast.Expr, context: int = P_OTHERWISE) -> str:
-    text, strength = _expr(e)
+    text, strength = _PRINTER.visit(e)
     return f"({text})" if strength < context else text
 
 
-def _expr(e: ast.Expr) -> tuple[str, int]:
-    if isinstance(e, ast.Literal):
+class _ExprPrinter(ast.Visitor):
+    """Each visit returns (text, binding strength)."""
+
+    def visit_Literal(self, e: ast.Literal):
         return e.text, P_ATOM
-    if isinstance(e, ast.Name):
+
+    def visit_Name(self, e: ast.Name):
         return e.name, P_ATOM
-    if isinstance(e, ast.Attribute):
+
+    def visit_Attribute(self, e: ast.Attribute):
         return f"{expr(e.target, P_POSTFIX)}.{e.attr}", P_POSTFIX
-    if isinstance(e, ast.Call):
+
+    def visit_Call(self, e: ast.Call):
         prefix = f"{e.namespace}.{e.func}" if e.namespace else e.func
         return f"{prefix}({', '.join(_argument(a) for a in e.args)})", P_POSTFIX
-    if isinstance(e, ast.Comprehension):
+
+    def visit_Comprehension(self, e: ast.Comprehension):
         return _argument(e), P_OTHERWISE
-    if isinstance(e, ast.Unary):
+
+    def visit_Unary(self, e: ast.Unary):
         if e.op == "not":
             return f"not {expr(e.operand, P_NOT)}", P_NOT
         return f"-{expr(e.operand, P_UNARY)}", P_UNARY
-    if isinstance(e, ast.Binary):
-        if e.op in ("and", "or"):
-            strength = P_AND if e.op == "and" else P_OR
-            return f"{expr(e.left, strength)} {e.op} {expr(e.right, strength + 1)}", strength
+
+    def visit_Binary(self, e: ast.Binary):
         if e.op in COMPARATORS:
             return f"{expr(e.left, P_SUM)} {e.op} {expr(e.right, P_SUM)}", P_COMPARE
-        strength = P_SUM if e.op in "+-" else P_PRODUCT
-        return f"{expr(e.left, strength)} {e.op} {expr(e.right, strength + 1)}", strength
-    if isinstance(e, ast.InRange):
+        # A left-deep chain (`a or b or c`, `a + b - c`) is printed in one loop, not recursively.
+        strength = {"and": P_AND, "or": P_OR, "+": P_SUM, "-": P_SUM}.get(e.op, P_PRODUCT)
+        operands, links = ast.chain(e)
+        parts = [expr(operands[0], strength)]
+        for link in links:
+            parts.append(f" {link.op} {expr(link.right, strength + 1)}")
+        return "".join(parts), strength
+
+    def visit_InRange(self, e: ast.InRange):
         word = "not in" if e.negated else "in"
         return f"{expr(e.value, P_SUM)} {word} {expr(e.low, P_SUM)}..{expr(e.high, P_SUM)}", P_COMPARE
-    if isinstance(e, ast.InList):
+
+    def visit_InList(self, e: ast.InList):
         word = "not in" if e.negated else "in"
         return f"{expr(e.value, P_SUM)} {word} {expr(e.container, P_SUM)}", P_COMPARE
-    if isinstance(e, ast.IfExpr):
+
+    def visit_IfExpr(self, e: ast.IfExpr):
         return f"if {expr(e.condition, P_OR)} then {expr(e.then)} else {expr(e.otherwise)}", P_IF
-    if isinstance(e, ast.Otherwise):
+
+    def visit_Otherwise(self, e: ast.Otherwise):
         # An `if` on the left needs parentheses: its `else` branch would swallow the `otherwise`.
         return f"{expr(e.value, P_OR)} otherwise {expr(e.fallback)}", P_OTHERWISE
-    if isinstance(e, ast.ListLit):
+
+    def visit_ListLit(self, e: ast.ListLit):
         return "[" + ", ".join(expr(i) for i in e.items) + "]", P_ATOM
-    if isinstance(e, ast.RecordLit):
+
+    def visit_RecordLit(self, e: ast.RecordLit):
         return "{" + ", ".join(f"{k}: {expr(v)}" for k, v in e.entries) + "}", P_ATOM
-    raise TypeError(type(e).__name__)
+
+
+_PRINTER = _ExprPrinter()
 
 
 def _argument(a: ast.Expr) -> str:
@@ -202,39 +220,56 @@ def step_day(day: int) -> str:
 
 
 def _item(p: _Printer, item) -> None:
-    line = item.span.line
-    if isinstance(item, ast.Description):
-        p.line(0, f"description {quote(item.text)}", line)
-    elif isinstance(item, ast.InputBlock):
-        p.line(0, "input", line)
-        _fields(p, item.fields)
-    elif isinstance(item, ast.RecordDecl):
-        p.line(0, f"record {item.name}", line)
-        _fields(p, item.fields)
-    elif isinstance(item, ast.EnumDecl):
-        p.line(0, f"enum {item.name} = {' | '.join(item.values)}", line)
-    elif isinstance(item, ast.Let):
-        p.line(0, f"let {item.name} = {expr(item.value)}", line)
-    elif isinstance(item, ast.Rule):
-        p.line(0, f"step {item.name} at {step_day(item.day)}" if item.is_step else f"rule {item.name}", line)
+    _ItemPrinter(p).visit(item)
+
+
+class _ItemPrinter(ast.Visitor):
+    """Prints one top-level item of a policy."""
+
+    def __init__(self, p: _Printer):
+        self.p = p
+
+    def visit_Description(self, item: ast.Description) -> None:
+        self.p.line(0, f"description {quote(item.text)}", item.span.line)
+
+    def visit_InputBlock(self, item: ast.InputBlock) -> None:
+        self.p.line(0, "input", item.span.line)
+        _fields(self.p, item.fields)
+
+    def visit_RecordDecl(self, item: ast.RecordDecl) -> None:
+        self.p.line(0, f"record {item.name}", item.span.line)
+        _fields(self.p, item.fields)
+
+    def visit_EnumDecl(self, item: ast.EnumDecl) -> None:
+        self.p.line(0, f"enum {item.name} = {' | '.join(item.values)}", item.span.line)
+
+    def visit_Let(self, item: ast.Let) -> None:
+        self.p.line(0, f"let {item.name} = {expr(item.value)}", item.span.line)
+
+    def visit_Rule(self, item: ast.Rule) -> None:
+        p = self.p
+        p.line(0, f"step {item.name} at {step_day(item.day)}" if item.is_step else f"rule {item.name}", item.span.line)
         if item.has_when:
             p.line(1, f"when {expr(item.condition)}", item.condition.span.line)
         p.line(1, _action(item.action), item.action.span.line)
         if item.sets:
             p.line(1, "set " + ", ".join(f"{a.name} = {expr(a.value)}" for a in item.sets), item.sets[0].span.line)
-    elif isinstance(item, ast.Table):
-        _table(p, item)
-    elif isinstance(item, ast.DefaultDecl):
-        p.line(0, f"default {_action(item.action)}", line)
-    elif isinstance(item, ast.OnErrorDecl):
-        p.line(0, f"on error {_action(item.action)}", line)
-    elif isinstance(item, ast.OutputDecl):
+
+    def visit_Table(self, item: ast.Table) -> None:
+        _table(self.p, item)
+
+    def visit_DefaultDecl(self, item: ast.DefaultDecl) -> None:
+        self.p.line(0, f"default {_action(item.action)}", item.span.line)
+
+    def visit_OnErrorDecl(self, item: ast.OnErrorDecl) -> None:
+        self.p.line(0, f"on error {_action(item.action)}", item.span.line)
+
+    def visit_OutputDecl(self, item: ast.OutputDecl) -> None:
         parts = [o.name + (f" = {expr(o.value)}" if o.value is not None else "") for o in item.items]
-        p.line(0, "output " + ", ".join(parts), line)
-    elif isinstance(item, ast.TestDecl):
-        _test(p, item)
-    else:  # pragma: no cover - every item type is handled above
-        raise TypeError(type(item).__name__)
+        self.p.line(0, "output " + ", ".join(parts), item.span.line)
+
+    def visit_TestDecl(self, item: ast.TestDecl) -> None:
+        _test(self.p, item)
 
 
 def _table(p: _Printer, table: ast.Table) -> None:

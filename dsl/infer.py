@@ -36,7 +36,7 @@ class Symbol:
     node: ast.Node
 
 
-class ExprTyper:
+class ExprTyper(ast.Visitor):
     """Types expressions against the policy's symbols. `symbol_type` gives a let's or a table's
     type on demand, which lets the checker type them in dependency order."""
 
@@ -50,8 +50,7 @@ class ExprTyper:
 
     # ---- entry points ----
     def infer(self, expr: ast.Expr) -> T.Type:
-        method = getattr(self, "_" + type(expr).__name__)
-        result = method(expr)
+        result = self.visit(expr)
         expr.type = result
         return result
 
@@ -61,10 +60,10 @@ class ExprTyper:
             self.bag.error("E202", f"{what} must be true or false, but this is {typ}", expr.span)
 
     # ---- leaves ----
-    def _Literal(self, expr: ast.Literal) -> T.Type:
+    def visit_Literal(self, expr: ast.Literal) -> T.Type:
         return LITERAL_TYPES[expr.kind]
 
-    def _Name(self, expr: ast.Name) -> T.Type:
+    def visit_Name(self, expr: ast.Name) -> T.Type:
         for scope in reversed(self.scopes):
             if expr.name in scope:
                 expr.ref = "local"
@@ -84,7 +83,7 @@ class ExprTyper:
         return T.UNKNOWN
 
     # ---- structure ----
-    def _Attribute(self, expr: ast.Attribute) -> T.Type:
+    def visit_Attribute(self, expr: ast.Attribute) -> T.Type:
         target = self.infer(expr.target)
         if T.is_unknown(target):
             return T.UNKNOWN
@@ -101,7 +100,7 @@ class ExprTyper:
             return T.UNKNOWN
         return T.ListType(spec.type) if projected else spec.type
 
-    def _ListLit(self, expr: ast.ListLit) -> T.Type:
+    def visit_ListLit(self, expr: ast.ListLit) -> T.Type:
         element: T.Type = T.UNKNOWN
         for item in expr.items:
             typ = self.infer(item)
@@ -112,17 +111,17 @@ class ExprTyper:
             element = joined
         return T.ListType(element)
 
-    def _RecordLit(self, expr: ast.RecordLit) -> T.Type:
+    def visit_RecordLit(self, expr: ast.RecordLit) -> T.Type:
         fields = tuple(T.FieldSpec(name, self.infer(value)) for name, value in expr.entries)
         return T.RecordType("{" + ", ".join(f.name for f in fields) + "}", fields)
 
-    def _Comprehension(self, expr: ast.Comprehension) -> T.Type:
+    def visit_Comprehension(self, expr: ast.Comprehension) -> T.Type:
         self.bag.error("E203", "`... for x in list` can only be the argument of an aggregate "
                        f"({', '.join(AGGREGATES)})", expr.span)
         return T.UNKNOWN
 
     # ---- operators ----
-    def _Unary(self, expr: ast.Unary) -> T.Type:
+    def visit_Unary(self, expr: ast.Unary) -> T.Type:
         if expr.op == "not":
             self.expect_bool(expr.operand, "the operand of `not`")
             return T.BOOL
@@ -132,22 +131,21 @@ class ExprTyper:
         self.bag.error("E201", f"cannot negate {typ}", expr.span)
         return T.UNKNOWN
 
-    def _Binary(self, expr: ast.Binary) -> T.Type:
+    def visit_Binary(self, expr: ast.Binary) -> T.Type:
+        # Chains (`a or b or ...`, `a + b - c ...`) are typed left to right in a loop, not recursively.
+        operands, links = ast.chain(expr)
         if expr.op in ("and", "or"):
-            self.expect_bool(expr.left, f"each side of `{expr.op}`")
-            self.expect_bool(expr.right, f"each side of `{expr.op}`")
+            for operand in operands:
+                self.expect_bool(operand, f"each side of `{expr.op}`")
+            for link in links:
+                link.type = T.BOOL
             return T.BOOL
+        if expr.op in ast.CHAIN_GROUPS:
+            left = self.infer(operands[0])
+            for link in links:
+                left = link.type = self._arithmetic(link, left, self.infer(link.right))
+            return left
         left, right = self.infer(expr.left), self.infer(expr.right)
-        if expr.op in ("+", "-", "*", "/"):
-            result = T.arithmetic(expr.op, left, right)
-            if result is None:
-                verb = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}[expr.op]
-                joiner = {"+": "and", "-": "from", "*": "by", "/": "by"}[expr.op]
-                a, b = (right, left) if expr.op == "-" else (left, right)
-                self.bag.error("E201", f"cannot {verb} {a} {joiner} {b}", expr.span,
-                               T.describe_mismatch(expr.op, left, right))
-                return T.UNKNOWN
-            return result
         if not T.comparable(expr.op, left, right):
             self.bag.error("E201", f"cannot compare {left} with {right} using {expr.op}", expr.span,
                            T.describe_mismatch(expr.op, left, right))
@@ -158,7 +156,18 @@ class ExprTyper:
             self._normalize_document_literals(right, [expr.left])
         return T.BOOL
 
-    def _InRange(self, expr: ast.InRange) -> T.Type:
+    def _arithmetic(self, expr: ast.Binary, left: T.Type, right: T.Type) -> T.Type:
+        result = T.arithmetic(expr.op, left, right)
+        if result is None:
+            verb = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}[expr.op]
+            joiner = {"+": "and", "-": "from", "*": "by", "/": "by"}[expr.op]
+            a, b = (right, left) if expr.op == "-" else (left, right)
+            self.bag.error("E201", f"cannot {verb} {a} {joiner} {b}", expr.span,
+                           T.describe_mismatch(expr.op, left, right))
+            return T.UNKNOWN
+        return result
+
+    def visit_InRange(self, expr: ast.InRange) -> T.Type:
         value = self.infer(expr.value)
         for bound in (expr.low, expr.high):
             typ = self.infer(bound)
@@ -167,7 +176,7 @@ class ExprTyper:
                                T.describe_mismatch("<=", value, typ))
         return T.BOOL
 
-    def _InList(self, expr: ast.InList) -> T.Type:
+    def visit_InList(self, expr: ast.InList) -> T.Type:
         value = self.infer(expr.value)
         container = self.infer(expr.container)
         if T.is_unknown(container):
@@ -181,11 +190,11 @@ class ExprTyper:
             self._normalize_document_literals(value, expr.container.items)
         return T.BOOL
 
-    def _IfExpr(self, expr: ast.IfExpr) -> T.Type:
+    def visit_IfExpr(self, expr: ast.IfExpr) -> T.Type:
         self.expect_bool(expr.condition, "the condition of `if`")
         return self._join(expr.then, expr.otherwise, "the two branches of `if`")
 
-    def _Otherwise(self, expr: ast.Otherwise) -> T.Type:
+    def visit_Otherwise(self, expr: ast.Otherwise) -> T.Type:
         return self._join(expr.value, expr.fallback, "the two sides of `otherwise`")
 
     def _join(self, a: ast.Expr, b: ast.Expr, what: str) -> T.Type:
@@ -219,7 +228,7 @@ class ExprTyper:
                     e.value = compact
 
     # ---- calls ----
-    def _Call(self, expr: ast.Call) -> T.Type:
+    def visit_Call(self, expr: ast.Call) -> T.Type:
         if expr.namespace is not None:
             return self._lookup(expr)
         if expr.func in AGGREGATES:
@@ -341,64 +350,3 @@ def _is_lookup_value(expr: ast.Expr, symbols: dict[str, Symbol]) -> bool:
         return isinstance(value, ast.Call) and value.namespace is not None
     return False
 
-
-def walk(expr):
-    """Every expression node under `expr`, itself included, depth first."""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if node is None:
-            continue
-        yield node
-        for child in children(node):
-            stack.append(child)
-
-
-def children(node) -> list:
-    if isinstance(node, ast.Attribute):
-        return [node.target]
-    if isinstance(node, ast.Call):
-        return list(node.args)
-    if isinstance(node, ast.Comprehension):
-        return [node.source, node.condition, node.element]
-    if isinstance(node, ast.Unary):
-        return [node.operand]
-    if isinstance(node, ast.Binary):
-        return [node.left, node.right]
-    if isinstance(node, ast.InRange):
-        return [node.value, node.low, node.high]
-    if isinstance(node, ast.InList):
-        return [node.value, node.container]
-    if isinstance(node, ast.IfExpr):
-        return [node.condition, node.then, node.otherwise]
-    if isinstance(node, ast.Otherwise):
-        return [node.value, node.fallback]
-    if isinstance(node, ast.ListLit):
-        return list(node.items)
-    if isinstance(node, ast.RecordLit):
-        return [v for _, v in node.entries]
-    return []
-
-
-def free_names(expr) -> set[str]:
-    """Names an expression reads, minus comprehension variables."""
-    found: set[str] = set()
-
-    def visit(node, bound: frozenset):
-        if node is None:
-            return
-        if isinstance(node, ast.Name):
-            if node.name not in bound:
-                found.add(node.name)
-            return
-        if isinstance(node, ast.Comprehension):
-            visit(node.source, bound)
-            inner = bound | {node.var}
-            visit(node.condition, inner)
-            visit(node.element, inner)
-            return
-        for child in children(node):
-            visit(child, bound)
-
-    visit(expr, frozenset())
-    return found

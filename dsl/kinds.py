@@ -31,6 +31,8 @@ class Kind:
     default: ast.Action | None = None
     #: Extra checks of outputs and `set`s: (checker's bag, output types, policy) -> None.
     check_outputs: Callable[[DiagnosticBag, dict[str, T.Type], ast.Policy], None] | None = None
+    #: A step's condition as evaluated, guards included (None: the kind has no steps).
+    step_guard: Callable[[ast.Rule], ast.Expr] | None = None
 
 
 def _check_collection_outputs(bag: DiagnosticBag, types: dict[str, T.Type], policy: ast.Policy) -> None:
@@ -39,6 +41,29 @@ def _check_collection_outputs(bag: DiagnosticBag, types: dict[str, T.Type], poli
             and not any(T.assignable(priority, t) for t in (T.INT, T.DECIMAL)):
         bag.error("E201", f"output 'priority' ranks debtors and must be a number, not {priority}",
                   next(o.span for o in policy.outputs if o.name == collection.PRIORITY))
+
+
+def _collection_step_guard(rule: ast.Rule) -> ast.Expr:
+    """A step is due once its day has come, until it has been carried out (`sent`); a step before
+    the due date (a reminder) is pointless once the debt is overdue, so it lapses then."""
+    span = rule.span
+
+    def days_late(op: str, day: int) -> ast.Expr:
+        name = ast.Name(collection.DAYS_LATE, ref="input", type=T.INT, span=span)
+        return ast.Binary(op, name, ast.Literal("int", day, str(day), type=T.INT, span=span), type=T.BOOL, span=span)
+
+    sent = ast.Name(collection.SENT, ref="input", type=collection.INPUT[collection.SENT][0], span=span)
+    guards = [days_late(">=", rule.day),
+              ast.InList(ast.Literal("text", rule.name, rule.name, type=T.TEXT, span=span), sent, negated=True,
+                         type=T.BOOL, span=span)]
+    if rule.day < 0:
+        guards.append(days_late("<=", 0))
+    if rule.has_when:
+        guards.append(rule.condition)
+    condition = guards[0]
+    for guard in guards[1:]:
+        condition = ast.Binary("and", condition, guard, type=T.BOOL, span=span)
+    return condition
 
 
 def _check_monitoring_outputs(bag: DiagnosticBag, types: dict[str, T.Type], policy: ast.Policy) -> None:
@@ -81,7 +106,7 @@ KINDS: dict[str, Kind] = {
         # A régua that cannot evaluate a receivable waits (and says why) rather than guessing a step.
         ast.Action("wait", "ERRO_AVALIACAO", "Não foi possível avaliar a régua para este título"),
         collection.INPUT_TYPE, "the receivable the runner gives it", ast.Action("wait"),
-        _check_collection_outputs),
+        _check_collection_outputs, _collection_step_guard),
     "monitoring": Kind(
         "monitoring", monitoring.ACTIONS, frozenset({"keep"}),
         # A monitoring decision that cannot be made is left to a person, and the limit stays.

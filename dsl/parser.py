@@ -9,12 +9,13 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import DedentError, Indenter
 
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
+from .limits import check_nesting
 from .syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES, TERMINAL_WORDS
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
@@ -68,7 +69,7 @@ class _Invalid(Exception):
 
 
 @v_args(meta=True, inline=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands of terms is fine
     """Lark tree -> dsl.ast. Literals are converted and validated here."""
 
     # ---- header and items ----
@@ -477,6 +478,10 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
         raise
     policy.file = file
     policy.source = text
+    # Every later pass recurses by the nesting of expressions (chains count once): bound it.
+    check_nesting(policy, bag)
+    if bag.has_errors:
+        raise PolicyError(bag.sorted(), text)
     return policy
 
 

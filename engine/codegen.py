@@ -16,16 +16,20 @@ Every emitted line maps back to a policy line (`linemap`) so runtime errors name
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from regua.dsl import ast
 from regua.dsl import types as T
+from regua.dsl.ast import unconditional
 from regua.dsl.checker import CheckedPolicy
-from regua.dsl.infer import AGGREGATES
-from regua.dsl.values import BusinessDays
+from regua.dsl.diagnostics import Diagnostic, PolicyError, Span
+from regua.dsl.kinds import KINDS
+from regua.dsl.limits import chain_lengths
 
+from .expressions import AGGREGATES, ExpressionCompiler
+
+# Lets on longer chains are computed in dependency order before the rule or output that needs them.
+HOIST_CHAIN = 32
 SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
 
 
@@ -60,25 +64,16 @@ class _Writer:
         self.depth -= 1
 
 
-class CodeGenerator:
+class CodeGenerator(ExpressionCompiler):
     def __init__(self, checked: CheckedPolicy):
+        super().__init__()
         self.checked = checked
         self.policy = checked.policy
         self.w = _Writer()
-        self.constants: dict[tuple, str] = {}
-        self.constant_lines: list[str] = []
-        self.connectors: list[str] = []
-        self.functions: list[str] = []
         self.slots: list[tuple[str, str, int]] = []
-        self.slot_of: dict[str, int] = {}
         self.table_rows: dict[str, tuple[int, list[int]]] = {}
-        self.locals: list[dict[str, str]] = []
-        self.local_counter = 0
-        # Inside evaluate_*: lets and tables also live in locals l0..ln (cheaper than slot reads);
-        # `no_walrus` > 0 where an assignment expression is not allowed or would not bind there
-        # (comprehension iterables, lambdas).
-        self.main = False
-        self.no_walrus = 0
+        self.at = 0  # the policy line being generated, for errors
+        self.chain = chain_lengths(checked.order, checked.deps)
         for name in checked.order:
             symbol = checked.symbols[name]
             self.slot_of[name] = len(self.slots)
@@ -88,181 +83,6 @@ class CodeGenerator:
                 table = checked.symbols[name].node
                 self.table_rows[name] = (len(self.slots), [r.span.line for r in table.rows])
                 self.slots.append((name + "#row", "row", table.span.line, None))
-
-    # ---- constants ----
-    def const(self, value) -> str:
-        key = (type(value).__name__, repr(value))
-        if key not in self.constants:
-            name = f"_K{len(self.constants)}"
-            self.constants[key] = name
-            if isinstance(value, Decimal):
-                text = f"_Decimal({str(value)!r})"
-            elif isinstance(value, dt.date):
-                text = f"_date({value.year}, {value.month}, {value.day})"
-            elif isinstance(value, dt.timedelta):
-                text = f"_timedelta(days={value.days})"
-            elif isinstance(value, BusinessDays):
-                text = f"_BusinessDays({value.days})"
-            elif isinstance(value, tuple):
-                text = repr(value)
-            else:
-                raise TypeError(type(value))
-            self.constant_lines.append(f"{name} = {text}")
-        return self.constants[key]
-
-    def function(self, name: str) -> str:
-        if name not in self.functions:
-            self.functions.append(name)
-        return f"_F{self.functions.index(name)}"
-
-    # ---- expressions ----
-    def expr(self, e: ast.Expr) -> str:
-        return getattr(self, "_" + type(e).__name__)(e)
-
-    def _Literal(self, e: ast.Literal) -> str:
-        if e.kind == "int":
-            return repr(e.value)
-        if e.kind == "text":
-            return repr(e.value)
-        if e.kind == "bool":
-            return "True" if e.value else "False"
-        if e.kind == "days":
-            return self.const(dt.timedelta(days=e.value))
-        if e.kind == "business_days":
-            return self.const(BusinessDays(e.value))
-        return self.const(e.value)  # decimal, money, percent, date
-
-    def _Name(self, e: ast.Name) -> str:
-        if e.ref == "local":
-            for scope in reversed(self.locals):
-                if e.name in scope:
-                    return scope[e.name]
-        if e.ref == "input":
-            return f"i[{e.name!r}]"
-        if e.ref == "builtin":
-            return "rt.today"
-        k = self.slot_of[e.name]
-        slot = f"(s[{k}] if s[{k}] is not _U else _L{k}(s, i, rt))"
-        if not self.main:
-            return slot
-        if self.no_walrus:
-            return f"(l{k} if l{k} is not _U else {slot})"
-        return f"(l{k} if l{k} is not _U else (l{k} := {slot}))"
-
-    def _Attribute(self, e: ast.Attribute) -> str:
-        if isinstance(e.target.type, T.ListType):
-            self.no_walrus += 1
-            try:
-                target = self.expr(e.target)
-            finally:
-                self.no_walrus -= 1
-            return f"[_e[{e.attr!r}] for _e in {target}]"
-        target = self.expr(e.target)
-        return f"{target}[{e.attr!r}]"
-
-    def _ListLit(self, e: ast.ListLit) -> str:
-        return "[" + ", ".join(self.expr(i) for i in e.items) + "]"
-
-    def _RecordLit(self, e: ast.RecordLit) -> str:
-        return "{" + ", ".join(f"{k!r}: {self.expr(v)}" for k, v in e.entries) + "}"
-
-    def _Unary(self, e: ast.Unary) -> str:
-        return f"(not {self.expr(e.operand)})" if e.op == "not" else f"(-{self.expr(e.operand)})"
-
-    def _Binary(self, e: ast.Binary) -> str:
-        left, right = self.expr(e.left), self.expr(e.right)
-        lt, rt_ = e.left.type, e.right.type
-        if e.op == "/":
-            return f"_div({left}, {right})"
-        # Calendar days are plain timedelta arithmetic; business days need the calendar.
-        if e.op == "+" and lt == T.DATE and rt_ == T.BUSINESS_DAYS:
-            return f"_date_add({left}, {right})"
-        if e.op == "+" and rt_ == T.DATE and lt == T.BUSINESS_DAYS:
-            return f"_date_add({right}, {left})"
-        if e.op == "-" and lt == T.DATE and rt_ == T.BUSINESS_DAYS:
-            return f"_date_sub({left}, {right})"
-        return f"({left} {e.op} {right})"
-
-    def _InRange(self, e: ast.InRange) -> str:
-        test = f"({self.expr(e.low)} <= {self.expr(e.value)} <= {self.expr(e.high)})"
-        return f"(not {test})" if e.negated else test
-
-    def _InList(self, e: ast.InList) -> str:
-        container = e.container
-        if isinstance(container, ast.ListLit) and all(isinstance(i, ast.Literal) for i in container.items):
-            values = tuple(i.value if i.kind in ("int", "text", "bool") else None for i in container.items)
-            code = self.const(values) if None not in values else self.expr(container)
-        else:
-            code = self.expr(container)
-        return f"({self.expr(e.value)} {'not in' if e.negated else 'in'} {code})"
-
-    def _IfExpr(self, e: ast.IfExpr) -> str:
-        return f"({self.expr(e.then)} if {self.expr(e.condition)} else {self.expr(e.otherwise)})"
-
-    def _Otherwise(self, e: ast.Otherwise) -> str:
-        self.no_walrus += 1
-        try:
-            return f"_otherwise(lambda: {self.expr(e.value)}, lambda: {self.expr(e.fallback)})"
-        finally:
-            self.no_walrus -= 1
-
-    def _Call(self, e: ast.Call) -> str:
-        args = [self.expr(a) for a in e.args if not isinstance(a, ast.Comprehension)]
-        if e.resolved == "connector":
-            qualified = f"{e.namespace}.{e.func}"
-            if qualified not in self.connectors:
-                self.connectors.append(qualified)
-            return f"rt.lookup({self.connectors.index(qualified)}, ({''.join(a + ', ' for a in args)}))"
-        if e.resolved == "available":
-            return f"({self.expr(e.args[0])}.__class__ is not _Unavailable)"
-        if e.resolved == "aggregate":
-            return self._aggregate(e)
-        return f"{self.function(e.func)}({', '.join(args)})"
-
-    def _aggregate(self, e: ast.Call) -> str:
-        name = e.func
-        if name in ("min", "max") and len(e.args) >= 2:
-            return f"{name}({', '.join(self.expr(a) for a in e.args)})"
-        arg = e.args[0]
-        element_type = arg.type.element if isinstance(arg.type, T.ListType) else T.UNKNOWN
-        if isinstance(arg, ast.Comprehension):
-            self.no_walrus += 1
-            try:
-                return self._comprehension_aggregate(name, arg, element_type)
-            finally:
-                self.no_walrus -= 1
-        items = generator = self.expr(arg)
-        if name == "count":
-            return f"len({items})"
-        return self._finish_aggregate(name, items, generator, element_type)
-
-    def _comprehension_aggregate(self, name, arg, element_type) -> str:
-        var = f"v{self.local_counter}"
-        self.local_counter += 1
-        source = self.expr(arg.source)
-        self.locals.append({arg.var: var})
-        try:
-            element = self.expr(arg.element)
-            condition = f" if {self.expr(arg.condition)}" if arg.condition is not None else ""
-        finally:
-            self.locals.pop()
-        if name == "count":
-            return f"len([1 for {var} in {source}{condition}])"
-        items = f"[{element} for {var} in {source}{condition}]"
-        generator = f"({element} for {var} in {source}{condition})"
-        return self._finish_aggregate(name, items, generator, element_type)
-
-    def _finish_aggregate(self, name, items, generator, element_type) -> str:
-        if name == "sum":
-            generator = items  # sum() over a list is faster than over a generator in CPython
-            if element_type == T.INT:
-                return f"sum({generator})"
-            zero = self.const(dt.timedelta(0)) if element_type == T.DURATION else self.const(Decimal(0))
-            return f"sum({generator}, {zero})"
-        if name in ("any", "all"):
-            return f"{name}({generator})"
-        helper = {"min": "_smallest", "max": "_largest", "avg": "_average"}[name]
-        return f"{helper}({items})"
 
     # ---- statements ----
     def generate(self) -> Generated:
@@ -290,6 +110,7 @@ class CodeGenerator:
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line
+        self.at = line
         w.line(f"def _L{k}(s, i, rt):  # let {name}", line)
         w.indent()
         w.line(f"v = {self.expr(let.value)}", let.value.span.line)
@@ -301,6 +122,7 @@ class CodeGenerator:
     def _table(self, name: str, table: ast.Table) -> None:
         w, k = self.w, self.slot_of[name]
         row_slot = self.table_rows[name][0]
+        self.at = table.span.line
         w.line(f"def _L{k}(s, i, rt):  # table {name} ({table.hit_policy})", table.span.line)
         w.indent()
         for n, column in enumerate(table.inputs):
@@ -376,9 +198,12 @@ class CodeGenerator:
                 e = e.target
             return e, tuple(reversed(path))
 
-        def visit(e, in_comprehension: bool):
+        # Depth first, left to right (the order of the reason's values), with an explicit stack.
+        stack: list[tuple[ast.Expr | None, bool]] = [(condition, False)]
+        while stack:
+            e, in_comprehension = stack.pop()
             if e is None:
-                return
+                continue
             if isinstance(e, (ast.Name, ast.Attribute)) and not in_comprehension:
                 base, path = chain(e)
                 if isinstance(base, ast.Name) and base.ref in ("input", "let", "table", "builtin") \
@@ -386,21 +211,12 @@ class CodeGenerator:
                     label = ".".join((base.name,) + path)
                     key = base.name if base.ref != "let" and base.ref != "table" else self.slot_of[base.name]
                     found.setdefault(label, (label, base.ref, key, path, str(e.type)))
-                    return
-                if isinstance(e, ast.Attribute):
-                    visit(e.target, in_comprehension)
-                return
-            if isinstance(e, ast.Comprehension):
-                visit(e.source, in_comprehension)
-                visit(e.condition, True)
-                visit(e.element, True)
-                return
-            from regua.dsl.infer import children
-
-            for child in children(e):
-                visit(child, in_comprehension)
-
-        visit(condition, False)
+                elif isinstance(e, ast.Attribute):
+                    stack.append((e.target, in_comprehension))
+            elif isinstance(e, ast.Comprehension):
+                stack += [(e.element, True), (e.condition, True), (e.source, in_comprehension)]
+            else:
+                stack += [(child, in_comprehension) for child in reversed(ast.children(e))]
         return tuple(found.values())
 
     def _prefetch(self) -> str:
@@ -412,9 +228,9 @@ class CodeGenerator:
         symbols = self.checked.symbols
         needed: set[str] = set()
         for rule in self.policy.rules:
-            needed |= _unconditional(rule.condition)
+            needed |= unconditional(rule.condition)
         for output in self.checked.outputs:
-            needed |= _unconditional(output.value) if output.value is not None else {output.name}
+            needed |= unconditional(output.value) if output.value is not None else {output.name}
         frontier = list(needed)
         while frontier:
             name = frontier.pop()
@@ -422,8 +238,8 @@ class CodeGenerator:
             if symbol is None or symbol.kind == "input":
                 continue
             node = symbol.node
-            inner = _unconditional(node.value) if symbol.kind == "let" else \
-                set().union(*(_unconditional(e) for e in node.inputs))
+            inner = unconditional(node.value) if symbol.kind == "let" else \
+                set().union(*(unconditional(e) for e in node.inputs))
             for found in inner - needed:
                 needed.add(found)
                 frontier.append(found)
@@ -457,14 +273,12 @@ class CodeGenerator:
             w.line("trace = []", 1)
         for rule in self.policy.rules:
             r = rule.index
-            line = rule.condition.span.line
+            line = self.at = rule.condition.span.line
             w.line(f"# rule {rule.name}", rule.span.line)
             w.line("try:", line)
             w.indent()
-            self._hoist(rule.condition)
-            condition = self.expr(rule.condition)
-            if rule.is_step:
-                condition = _step_condition(rule, condition)
+            self._hoist([rule.condition])
+            condition = self.expr(self._condition(rule))
             sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
             if full:
                 w.line(f"r = {condition}", line)
@@ -486,14 +300,18 @@ class CodeGenerator:
         w.line("outputs = {}", 1)
         w.line("output_errors = []", 1)
         for output in self.checked.outputs:
-            line = output.span.line
+            line = self.at = output.span.line
+            ref = output.value
             if output.value is not None:
                 code = self.expr(output.value)
             else:
                 ref = ast.Name(output.name, ref=self.checked.symbols[output.name].kind)
                 code = self.expr(ref)
             w.line("try:", line)
-            w.line(f"    outputs[{output.name!r}] = {code}", line)
+            w.indent()
+            self._hoist([ref], direct=False)
+            w.line(f"outputs[{output.name!r}] = {code}", line)
+            w.dedent()
             w.line("except Exception as e:", line)
             w.line(f"    output_errors.append(({output.name!r}, e))", line)
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
@@ -501,52 +319,52 @@ class CodeGenerator:
         w.line("")
         self.main = False
 
-    def _hoist(self, condition) -> None:
-        """Compute, as plain statements, the lets this condition always reads (no function call)."""
+    def _condition(self, rule: ast.Rule) -> ast.Expr:
+        """The rule's condition, behind the guard the policy kind puts on steps (collection: when due)."""
+        guard = KINDS[self.policy.kind].step_guard
+        if not rule.is_step or guard is None:
+            return rule.condition
+        return guard(rule)
+
+    def _hoist(self, exprs, direct: bool = True) -> None:
+        """Compute, as plain statements, the lets these expressions always read (no function call).
+
+        `direct`: the lets the expressions read themselves. Lets they always read through other
+        lets are hoisted too, in dependency order, when they sit on a chain longer than
+        HOIST_CHAIN: then no evaluation recurses deeper than that, however long the chain."""
         order = {name: n for n, name in enumerate(self.checked.order)}
-        for name in sorted((n for n in _unconditional(condition) if n in order), key=order.get):
-            symbol = self.checked.symbols[name]
-            if symbol.kind != "let":
-                continue
+        symbols = self.checked.symbols
+        first = {n for e in exprs for n in unconditional(e) if n in order and symbols[n].kind == "let"}
+        hoisted = {n for n in first if direct or self.chain[n] > HOIST_CHAIN}
+        frontier = [n for n in first if self.chain[n] > HOIST_CHAIN]
+        while frontier:
+            for name in unconditional(symbols[frontier.pop()].node.value):
+                if name in order and symbols[name].kind == "let" and self.chain[name] > HOIST_CHAIN \
+                        and name not in hoisted:
+                    hoisted.add(name)
+                    frontier.append(name)
+        for name in sorted(hoisted, key=order.get):
             k = self.slot_of[name]
-            line = symbol.node.span.line
+            line = symbols[name].node.span.line
             self.w.line(f"if l{k} is _U:", line)
-            self.w.line(f"    l{k} = s[{k}] = {self.expr(symbol.node.value)}", line)
-
-
-def _step_condition(rule: ast.Rule, condition: str) -> str:
-    """A step is due once its day has come, until it has been carried out (`sent`); a step before
-    the due date (a reminder) is pointless once the debt is overdue, so it lapses then."""
-    guards = [f"i['days_late'] >= {rule.day}", f"{rule.name!r} not in i['sent']"]
-    if rule.day < 0:
-        guards.append("i['days_late'] <= 0")
-    return " and ".join(guards) + ("" if not rule.has_when else f" and ({condition})")
-
-
-def _unconditional(expr) -> set[str]:
-    """Names an expression always reads, whatever the values (short-circuits excluded)."""
-    if expr is None:
-        return set()
-    if isinstance(expr, ast.Name):
-        return {expr.name} if expr.ref in ("input", "let", "table") else set()
-    if isinstance(expr, ast.Binary) and expr.op in ("and", "or"):
-        return _unconditional(expr.left)
-    if isinstance(expr, ast.IfExpr):
-        return _unconditional(expr.condition)
-    if isinstance(expr, ast.Otherwise):
-        return _unconditional(expr.value)
-    if isinstance(expr, ast.Comprehension):
-        return _unconditional(expr.source)
-    from regua.dsl.infer import children
-
-    found: set[str] = set()
-    for child in children(expr):
-        found |= _unconditional(child)
-    return found
+            self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
 
 
 def generate(checked: CheckedPolicy) -> Generated:
-    return CodeGenerator(checked).generate()
+    generator = CodeGenerator(checked)
+    try:
+        return generator.generate()
+    except RecursionError:
+        # dsl.limits bounds what recursion sees; should a policy still get here, a located error.
+        raise too_deep(checked.policy, generator.at, "this is too deeply nested to compile") from None
+
+
+def too_deep(policy: ast.Policy, line: int, message: str) -> PolicyError:
+    """E006 at the policy line (first column with text), for what Python cannot compile."""
+    lines = policy.source.split("\n")
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    span = Span(line, len(text) - len(text.lstrip()) + 1) if text.strip() else policy.name_span
+    return PolicyError([Diagnostic("E006", message + "; split it into `let`s", span, policy.file)], policy.source)
 
 
 __all__ = ["generate", "Generated", "AGGREGATES"]

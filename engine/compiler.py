@@ -19,15 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from regua.dsl import ast
+from regua.dsl.ast import walk
 from regua.dsl.checker import CheckedPolicy, check
 from regua.dsl.diagnostics import PolicyError
 from regua.dsl.environment import Environment
-from regua.dsl.infer import walk
 from regua.dsl.parser import parse
 from regua.dsl.source import read_policy
 
 from .builtins import default_environment
-from .codegen import generate
+from .codegen import generate, too_deep
 from .graph import build_graph
 from .prepared import ActionMeta, PolicyMeta, PreparedPolicy, RuleMeta
 from .projection import connector_paths, project
@@ -73,7 +73,13 @@ def build_artifact(checked: CheckedPolicy, digest: str):
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
     main_source = "\n".join(generated.source.split("\n")[:generated.full_start]) + "\n"
-    code = compile(main_source, filename, "exec")
+    try:
+        code = compile(main_source, filename, "exec")
+    except (SyntaxError, RecursionError, MemoryError) as error:
+        # The checks of dsl.limits should make this unreachable; if not, a located error, not a crash.
+        lineno = getattr(error, "lineno", None) or 0
+        line = generated.linemap[lineno - 1] if 0 < lineno <= len(generated.linemap) else 0
+        raise too_deep(policy, line, f"the generated code is beyond Python's limits ({error})") from None
     meta = PolicyMeta(
         name=policy.name,
         kind=policy.kind,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from regua.dsl import ast
+from regua.dsl.ast import free_names, walk
 from regua.dsl.checker import CheckedPolicy
 from regua.dsl.formatter import step_day
-from regua.dsl.infer import free_names, walk
 
 
 @dataclass(frozen=True)

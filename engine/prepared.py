@@ -102,7 +102,7 @@ class PreparedPolicy:
             raise LookupError(f"policy {meta.name} needs function(s) no plugin provides: {', '.join(missing)}")
         namespace: dict[str, Any] = {
             "_U": runtime.UNSET, "_Unavailable": runtime.Unavailable, "_div": runtime.div,
-            "_date_add": runtime.date_add, "_date_sub": runtime.date_sub, "_smallest": runtime.smallest,
+            "_date_add": runtime.date_add, "_fold": runtime.fold, "_date_sub": runtime.date_sub, "_smallest": runtime.smallest,
             "_largest": runtime.largest, "_average": runtime.average, "_otherwise": runtime.otherwise,
             "_no_match": runtime.no_match, "_not_unique": runtime.not_unique,
             "_FN": {name: functions[name].impl for name in meta.functions if name in functions},

@@ -13,7 +13,6 @@ from dataclasses import replace
 from regua.dsl import ast
 from regua.dsl import types as T
 from regua.dsl.checker import CheckedPolicy
-from regua.dsl.infer import children
 
 WHOLE = ()  # the path meaning "all of it"
 
@@ -27,74 +26,9 @@ def connector_paths(checked: CheckedPolicy) -> dict[str, set[tuple]]:
             value = symbol.node.value
             if isinstance(value, ast.Call) and value.namespace is not None:
                 lookups[name] = (f"{value.namespace}.{value.func}", WHOLE)
-    paths: dict[str, set[tuple]] = {}
-
-    def root(expr, env) -> tuple[str, tuple] | None:
-        """The connector value an expression denotes, if it is (a path into) one."""
-        path: list[str] = []
-        while isinstance(expr, ast.Attribute):
-            path.append(expr.attr)
-            expr = expr.target
-        path.reverse()
-        base = None
-        if isinstance(expr, ast.Name):
-            if expr.ref == "local" and expr.name in env:
-                base = env[expr.name]
-            elif expr.ref == "let" and expr.name in lookups:
-                base = lookups[expr.name]
-        elif isinstance(expr, ast.Call) and expr.namespace is not None:
-            base = (f"{expr.namespace}.{expr.func}", WHOLE)
-        if base is None:
-            return None
-        connector, prefix = base
-        return connector, tuple(prefix) + tuple(path)
-
-    def use(expr, env) -> None:
-        found = root(expr, env)
-        if found is not None:
-            paths.setdefault(found[0], set()).add(found[1])
-            inner = expr
-            while isinstance(inner, ast.Attribute):
-                inner = inner.target
-            if isinstance(inner, ast.Call):
-                for arg in inner.args:
-                    visit(arg, env)
-            return
-        visit_children(expr, env)
-
-    def visit_children(expr, env) -> None:
-        for child in children(expr):
-            visit(child, env)
-
-    def visit(expr, env) -> None:
-        if expr is None:
-            return
-        if isinstance(expr, (ast.Name, ast.Attribute)):
-            use(expr, env)
-            return
-        if isinstance(expr, ast.Call):
-            if expr.resolved == "available":
-                return  # availability needs no field
-            if expr.namespace is not None:
-                use(expr, env)
-                return
-            if expr.resolved == "aggregate" and expr.args and isinstance(expr.args[0], ast.Comprehension):
-                comp = expr.args[0]
-                source = root(comp.source, env)
-                inner_env = dict(env)
-                if source is not None:
-                    paths.setdefault(source[0], set()).add(source[1] + ("[]",) + ("#",))
-                    inner_env[comp.var] = (source[0], source[1] + ("[]",))
-                else:
-                    visit(comp.source, env)
-                inner_env = {k: v for k, v in inner_env.items() if source is not None or k != comp.var}
-                visit(comp.condition, inner_env)
-                if expr.func != "count":  # count never reads the element itself
-                    visit(comp.element, inner_env)
-                for arg in expr.args[1:]:
-                    visit(arg, env)
-                return
-        visit_children(expr, env)
+    reads = _Reads(lookups)
+    paths = reads.paths
+    visit, visit_children = reads.read, reads.read_children
 
     policy = checked.policy
     for name in checked.order:
@@ -153,3 +87,85 @@ def project(typ: T.Type, paths: set[tuple]) -> T.Type:
                 fields.append(replace(spec, type=project(spec.type, inner_paths)))
         return replace(typ, fields=tuple(fields))
     return typ
+
+
+class _Reads(ast.Visitor):
+    """Collects the connector paths the expressions given to `read` use. `env` maps comprehension
+    variables bound to connector list elements to their (connector, path)."""
+
+    def __init__(self, lookups: dict[str, tuple[str, tuple]]):
+        self.lookups = lookups
+        self.paths: dict[str, set[tuple]] = {}
+        self.env: dict[str, tuple[str, tuple]] = {}
+
+    def read(self, expr, env: dict | None = None) -> None:
+        if expr is None:
+            return
+        outer, self.env = self.env, ({} if env is None else env)
+        try:
+            self.visit(expr)
+        finally:
+            self.env = outer
+
+    def read_children(self, expr, env: dict | None = None) -> None:
+        for child in ast.children(expr):
+            self.read(child, self.env if env is None else env)
+
+    def root(self, expr) -> tuple[str, tuple] | None:
+        """The connector value an expression denotes, if it is (a path into) one."""
+        path: list[str] = []
+        while isinstance(expr, ast.Attribute):
+            path.append(expr.attr)
+            expr = expr.target
+        path.reverse()
+        base = None
+        if isinstance(expr, ast.Name):
+            if expr.ref == "local" and expr.name in self.env:
+                base = self.env[expr.name]
+            elif expr.ref == "let" and expr.name in self.lookups:
+                base = self.lookups[expr.name]
+        elif isinstance(expr, ast.Call) and expr.namespace is not None:
+            base = (f"{expr.namespace}.{expr.func}", WHOLE)
+        if base is None:
+            return None
+        connector, prefix = base
+        return connector, tuple(prefix) + tuple(path)
+
+    def use(self, expr) -> None:
+        found = self.root(expr)
+        if found is not None:
+            self.paths.setdefault(found[0], set()).add(found[1])
+            inner = expr
+            while isinstance(inner, ast.Attribute):
+                inner = inner.target
+            if isinstance(inner, ast.Call):
+                for arg in inner.args:
+                    self.read(arg, self.env)
+            return
+        self.generic_visit(expr)
+
+    visit_Name = visit_Attribute = use
+
+    def visit_Call(self, expr: ast.Call) -> None:
+        if expr.resolved == "available":
+            return  # availability needs no field
+        if expr.namespace is not None:
+            self.use(expr)
+            return
+        if expr.resolved == "aggregate" and expr.args and isinstance(expr.args[0], ast.Comprehension):
+            comp = expr.args[0]
+            source = self.root(comp.source)
+            inner_env = dict(self.env)
+            if source is not None:
+                self.paths.setdefault(source[0], set()).add(source[1] + ("[]",) + ("#",))
+                inner_env[comp.var] = (source[0], source[1] + ("[]",))
+            else:
+                self.read(comp.source, self.env)
+            inner_env = {k: v for k, v in inner_env.items() if source is not None or k != comp.var}
+            self.read(comp.condition, inner_env)
+            if expr.func != "count":  # count never reads the element itself
+                self.read(comp.element, inner_env)
+            for arg in expr.args[1:]:
+                self.read(arg, self.env)
+            return
+        self.generic_visit(expr)

@@ -64,6 +64,25 @@ def div(a, b):
     return a / b
 
 
+def fold(value, steps: str, terms: tuple):
+    """A long arithmetic chain, left to right (generated code keeps short chains inline). A step is
+    an operator, or A/B/S: date + business days, business days + date, date - business days."""
+    for step, term in zip(steps, terms):
+        if step == "+":
+            value = value + term
+        elif step == "-":
+            value = value - term
+        elif step == "*":
+            value = value * term
+        elif step == "/":
+            value = div(value, term)
+        elif step == "S":
+            value = date_sub(value, term)
+        else:
+            value = date_add(value, term) if step == "A" else date_add(term, value)
+    return value
+
+
 def date_add(day: dt.date, duration) -> dt.date:
     if isinstance(duration, BusinessDays):
         return brazil.add_business_days(day, duration.days)

@@ -55,6 +55,7 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E003": (H + "let x = (1 +", "+", 1),  # position checked separately (end of file)
     "E004": (H + "input\n    x: int\n  y: int\n" + D, "  y: int", 1),
     "E005": (H + "let d = 2026-02-30\n" + D, "2026-02-30", 1),
+    "E006": (H + "let x = " + "not " * 70 + "true\n" + D, "not", 65),
     "E101": (H + "input\n  renda: money\nlet x = rendaa\n" + D, "rendaa", 1),
     "E102": (H + "let x = 1\nlet x = 2\n" + D, "x", 2),
     "E103": (H + "rule r\n  when true\n  approve\nrule r\n  when false\n  approve\n" + D, "r\n", 2),
@@ -81,6 +82,8 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E205": (H + "input\n  m: money\ntable t (first) by m\n  >= 5 -> 1\n  else -> 2\n" + D, "5 ->", 1),
     "E206": (H + "rule r\n  when true\n  deny\n" + D, "deny", 1),
     "E301": (H + "let a = b\nlet b = a\n" + D, "a = b", 1),
+    "E302": (H + "let a0 = 1\n" + "".join(f"let a{k} = a{k - 1} + 1\n" for k in range(1, 201))
+             + "rule r\n  when false or a200 > 0\n  deny \"A\" \"b\"\n" + D, "a200 >", 1),
     "E401": (H + "input\n  x: int\ntable t (first) by x\n  >= 0 -> 1\n  >= 5 -> 2\n  else -> 3\n" + D, ">= 5", 1),
     "E402": (H + "input\n  x: int\ntable t (unique) by x\n  0..10 -> 1\n  5..20 -> 2\n  else -> 3\n" + D, "5..20", 1),
     "E403": (H + "input\n  x: int\ntable t (first) by x\n  1, 2 -> 1\n  else -> 3\n" + D, "1, 2", 1),
