@@ -5,21 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from regua.dsl.diagnostics import PolicyError
-from regua.dsl.formatter import format_source
-from regua.engine.connectors import ConnectorError, Connectors, Fixture
-from regua.engine.prepared import TRACE_LEVELS, InvalidInput
+from .common import compile_cache_dir, err, fail_json, out, policy_files, print_diagnostics, registry
 
-from .common import err, fail_json, out, policy_files, print_diagnostics, registry
+if TYPE_CHECKING:
+    from regua.engine.connectors import Connectors
+
+# engine.prepared.TRACE_LEVELS, spelled out so that `regua --help` does not import the engine
+# (tests/test_cli.py checks that they agree).
+TRACE_LEVELS = ("off", "rules", "full")
 
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True)
 def check_command(paths: tuple[str, ...]) -> None:
     """Check policy files or folders; print every error and exit 1 on failure."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.compiler import check_source
 
     files = policy_files(paths)
@@ -46,6 +50,9 @@ def check_command(paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, required=True)
 def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
     """Format policy files in place (canonical layout, comments kept)."""
+    from regua.dsl.diagnostics import PolicyError
+    from regua.dsl.formatter import format_source
+
     unformatted = failed = 0
     for path in policy_files(paths):
         source = path.read_text(encoding="utf-8")
@@ -66,6 +73,8 @@ def fmt_command(check_only: bool, paths: tuple[str, ...]) -> None:
 
 
 def _connectors_from(fixtures: str | None) -> Connectors:
+    from regua.engine.connectors import ConnectorError, Connectors, Fixture
+
     if not fixtures:
         return registry(sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
@@ -91,10 +100,12 @@ def _connectors_from(fixtures: str | None) -> Connectors:
               help='JSON object of connector answers, e.g. {"bureau.serasa": {...}}; null makes a connector fail.')
 def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures) -> None:
     """Evaluate a policy on one input and print the decision as JSON."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.compiler import compile_file
+    from regua.engine.prepared import InvalidInput
 
     try:
-        prepared = compile_file(policy_file, env=registry().environment())
+        prepared = compile_file(policy_file, env=registry().environment(), cache_dir=compile_cache_dir())
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)
@@ -108,8 +119,8 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
     except InvalidInput as error:
         fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
     if not fixtures and decision.connector_calls:
-        err.print("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
-                  style="yellow", markup=False)
+        click.secho("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
+                    fg="yellow", err=True)
     click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
 
 
@@ -119,6 +130,7 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures)
               help="Fail when a policy's rule coverage is below this percentage.")
 def test_command(paths: tuple[str, ...], min_coverage: float) -> None:
     """Run the tests written in policies and report rule coverage."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.testing import load, run_policy_tests
 
     passed = failed = 0
@@ -181,6 +193,7 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid", show_default=True)
 def graph_command(policy_file: str, fmt: str) -> None:
     """Print the policy's rule graph."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.compiler import check_source
     from regua.engine.graph import build_graph
 
