@@ -38,6 +38,23 @@ def today_in_brazil() -> dt.date:
     return dt.datetime.now(BRASILIA).date()
 
 
+class _PerMinute:
+    """today() read at most once per wall-clock minute. Exact: the date only changes at midnight,
+    which is a minute boundary in every Brazilian time zone (whole-hour offsets)."""
+
+    __slots__ = ("today", "value", "until")
+
+    def __init__(self, today):
+        self.today, self.value, self.until = today, None, 0.0
+
+    def __call__(self) -> dt.date:
+        now = time.time()
+        if now >= self.until:
+            self.value = self.today()
+            self.until = (now // 60 + 1) * 60
+        return self.value
+
+
 def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
@@ -58,7 +75,8 @@ class Evaluator:
         self.log = log
         self.metrics = metrics
         self.sync_writes = durability == "sync"
-        self.today = today
+        # The default clock is read once a minute, not per request; an injected one (tests) every time.
+        self.today = _PerMinute(today) if today is today_in_brazil else today
 
     def resolve(self, name: str | None, path_name: str | None = None) -> ActivePolicy:
         if path_name is not None and name is not None and name != path_name:
