@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test lint bench serve check fmt clean
+.PHONY: install test lint bench bench-quick serve check fmt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
 	$(BIN)/python benchmarks/bench_monitoring.py
+
+# Regression gate for the performance targets (under a minute; not part of `make test`): one
+# PASS/MISS line per target, exit 1 on a miss beyond its noise margin (benchmarks/bench_quick.py).
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_quick.py
 
 check: $(VENV)/.installed-serve
 	$(BIN)/regua check policies

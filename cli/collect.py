@@ -9,20 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from regua.engine import brazil
-from regua.portfolio.collection.runner import RunLocked, run_time
-from regua.server.collection import CollectionService, CollectionUnavailable
-from regua.server.config import Settings
 
 from .common import err, load_folder, out, workflow_options, workflow_settings
 
+if TYPE_CHECKING:
+    from regua.server.collection import CollectionService
+    from regua.server.config import Settings
+
 
 def _service(settings: Settings) -> CollectionService:
+    from regua.server.collection import CollectionService
+
     registry, policies = load_folder(settings, "collection")
     return CollectionService(settings, registry, lambda: policies)
 
@@ -31,6 +31,8 @@ class _Bar:
     """A rich progress bar per phase, on stderr, shown only on a terminal or when asked."""
 
     def __init__(self, enabled: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err, disable=not enabled)
         self.tasks: dict[str, int] = {}
@@ -50,6 +52,10 @@ class _Bar:
 @workflow_options
 def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, policies, sandbox) -> None:
     """Run the collection cadence as of a date: settle payments, plan the due steps, carry them out."""
+    from regua.engine import brazil
+    from regua.portfolio.collection.runner import RunLocked, run_time
+    from regua.server.collection import CollectionUnavailable
+
     settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     today = brazil.today()
@@ -77,6 +83,8 @@ def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, poli
 
 
 def _print_summary(data: dict) -> None:
+    from rich.table import Table
+
     title = f"collection run as of {data['as_of']}" + (" (dry run: nothing written or sent)" if data["dry_run"] else "")
     table = Table(title=title, show_header=False)
     table.add_row("receivables evaluated", str(data["receivables"]))
@@ -135,6 +143,8 @@ def queue_command(limit, segment, as_json, config_path, db, policies, sandbox) -
     settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     rows = service.queue(limit, segment)
+    from rich.table import Table
+
     if as_json:
         out.print(json.dumps(rows, ensure_ascii=False), markup=False)
         return

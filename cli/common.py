@@ -7,16 +7,45 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from regua.dsl.diagnostics import PolicyError, Severity
-from regua.server.config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from regua.dsl.diagnostics import PolicyError
+    from regua.server.config import Settings
 
 POLICY_SUFFIX = ".regua"
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich Console made on first use: `regua --version` and `--help` never import rich."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out = LazyConsole(highlight=False, soft_wrap=True)
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+
+
+def compile_cache_dir() -> str | None:
+    """Where the command line keeps compiled policies (engine.compiler's disk cache, keyed by the
+    source, the environment and the compiler version): $REGUA_CACHE_DIR, else
+    $XDG_CACHE_HOME/regua, else ~/.cache/regua. REGUA_CACHE_DIR=off turns it off."""
+    configured = os.environ.get("REGUA_CACHE_DIR")
+    if configured is not None:
+        return None if configured.strip().lower() in ("", "off", "0", "false", "no") else configured
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "regua")
 
 
 def policy_files(paths: tuple[str, ...]) -> list[Path]:
@@ -44,6 +73,8 @@ def registry(sandbox_aliases: bool = False):
 
 
 def print_diagnostics(error: PolicyError) -> None:
+    from regua.dsl.diagnostics import Severity
+
     for diagnostic in error.diagnostics:
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
         lines = diagnostic.render(error.source).split("\n")
@@ -85,6 +116,8 @@ def workflow_options(command):
 
 
 def workflow_settings(config_path, db, policies, sandbox) -> Settings:
+    from regua.server.config import ConfigError, load_settings
+
     environ = dict(os.environ)
     for key, value in (("REGUA_STORE__PATH", db), ("REGUA_POLICIES__FOLDER", policies)):
         if value:
@@ -98,6 +131,7 @@ def workflow_settings(config_path, db, policies, sandbox) -> Settings:
 
 
 def load_folder(settings: Settings, kind: str, **registry_options):
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.compiler import compile_file
     from regua.server.collection import plugin_config
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from regua.server.config import SCOPES
+from regua.server.scopes import SCOPES
 
 
 @click.group("keys")

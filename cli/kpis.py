@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from regua import sqlite
-from regua.portfolio.collection.kpis import KpiArgumentError, KpiReport, compute_kpis, has_portfolio
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from regua.portfolio.collection.kpis import KpiReport
 
 _OPTION = {"from": "--from", "to": "--to", "current_days": "--current-days", "step_days": "--step-days"}
 _ROLLS = [("current → 1-30", "current_to_1_30"), ("1-30 → 31-60", "from_1_30_to_31_60"),
@@ -28,6 +29,8 @@ def _text(value) -> str:
 
 
 def _print(report: KpiReport, console: Console) -> None:
+    from rich.table import Table
+
     segment = f", segment {report.segment}" if report.segment is not None else ""
     summary = Table(title=f"Collection KPIs {report.date_from} … {report.date_to} ({report.days} days{segment})")
     summary.add_column("KPI")
@@ -76,6 +79,9 @@ def kpis_command(db: str, date_from, date_to, segment: str | None, current_days:
     """Collection KPIs of a period: DSO, CEI, recovery rate, aging buckets and roll rates.
 
     Money and rates are exact decimals with 2 places; rates are percentages (docs/collection.md)."""
+    from regua import sqlite
+    from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis, has_portfolio
+
     try:
         connection = sqlite.connect(db).conn
     except sqlite3.Error as error:
@@ -96,5 +102,7 @@ def kpis_command(db: str, date_from, date_to, segment: str | None, current_days:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
+        from rich.console import Console
+
         _print(report, Console(highlight=False, soft_wrap=False))
 

@@ -12,20 +12,24 @@ import datetime as dt
 import json
 import sys
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from regua.engine import brazil
-from regua.portfolio.monitoring.account import AccountLookup
-from regua.server.monitoring import MonitoringService
-from regua.server.store import Store
 
 from .common import err, load_folder, out, workflow_options, workflow_settings
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from regua.server.monitoring import MonitoringService
+
 
 def _service(settings) -> MonitoringService:
+    from regua.engine import brazil
+    from regua.portfolio.monitoring.account import AccountLookup
+    from regua.server.monitoring import MonitoringService
+    from regua.server.store import Store
+
     registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path,
                                      sandbox_aliases=settings.sandbox)
     Store(settings.store.path).close()  # the decision log's tables
@@ -36,6 +40,8 @@ def _service(settings) -> MonitoringService:
 
 
 def _summary_table(summary: dict) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"monitoring re-check as of {summary['as_of']}" + (" (dry run)" if summary["dry_run"] else ""))
     table.add_column("", style="bold")
     table.add_column("", justify="right")
@@ -91,6 +97,8 @@ def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, p
         if any(counts["error"] for counts in result.values()):
             sys.exit(1)
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     shown = sys.stderr.isatty() if progress is None else progress
     bar = Progress(TextColumn("re-check"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                    disable=not shown)

@@ -6,16 +6,18 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from regua.dsl.diagnostics import PolicyError
-from regua.dsl.formatter import format_source
-from regua.dsl.source import read_policy
-from regua.engine.connectors import ConnectorError, Connectors, Fixture
-from regua.engine.prepared import TRACE_LEVELS, InvalidInput
+from .common import compile_cache_dir, err, fail_json, out, policy_files, print_diagnostics, read_json, registry
 
-from .common import err, fail_json, out, policy_files, print_diagnostics, read_json, registry
+if TYPE_CHECKING:
+    from regua.engine.connectors import Connectors
+
+# engine.prepared.TRACE_LEVELS, spelled out so that `regua --help` does not import the engine
+# (tests/test_cli.py checks that they agree).
+TRACE_LEVELS = ("off", "rules", "full")
 
 
 @click.command("check")
@@ -23,7 +25,8 @@ from .common import err, fail_json, out, policy_files, print_diagnostics, read_j
 @click.option("--json", "as_json", is_flag=True, help="Print every diagnostic as JSON (code, severity, location).")
 def check_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Check policy files or folders; print every error and exit 1 on failure."""
-    from regua.dsl.diagnostics import Severity
+    from regua.dsl.diagnostics import PolicyError, Severity
+    from regua.dsl.source import read_policy
     from regua.engine.compiler import check_source
 
     files = policy_files(paths)
@@ -65,6 +68,10 @@ def fmt_command(check_only: bool, show_diff: bool, paths: tuple[str, ...]) -> No
     With --check or --diff nothing is written and the exit status is 1 when a file would change."""
     import difflib
 
+    from regua.dsl.diagnostics import PolicyError
+    from regua.dsl.formatter import format_source
+    from regua.dsl.source import read_policy
+
     unformatted = failed = 0
     for path in policy_files(paths):
         try:
@@ -88,6 +95,8 @@ def fmt_command(check_only: bool, show_diff: bool, paths: tuple[str, ...]) -> No
 
 
 def _connectors_from(fixtures: str | None) -> Connectors:
+    from regua.engine.connectors import ConnectorError, Connectors, Fixture
+
     if not fixtures:
         return registry(sandbox_aliases=True).engine_connectors()
     connectors = Connectors()
@@ -115,10 +124,12 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures,
 
     Exit status: 0 decided, 1 the policy does not compile or the outcome is one of --fail-on,
     2 bad input (JSON or the policy's input contract)."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.compiler import compile_file
+    from regua.engine.prepared import InvalidInput
 
     try:
-        prepared = compile_file(policy_file, env=registry().environment())
+        prepared = compile_file(policy_file, env=registry().environment(), cache_dir=compile_cache_dir())
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)
@@ -129,8 +140,8 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures,
     except InvalidInput as error:
         fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
     if not fixtures and decision.connector_calls:
-        err.print("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
-                  style="yellow", markup=False)
+        click.secho("regua eval: answers came from the SANDBOX bureau (synthetic data); use --fixtures for your own",
+                    fg="yellow", err=True)
     click.echo(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
     if decision.outcome in fail_on:
         sys.exit(1)
@@ -152,6 +163,7 @@ def test_command(paths: tuple[str, ...], min_coverage: float, pattern: str | Non
 
     Exit status 1 when a test fails, a policy does not compile, has no tests (unless
     --allow-no-tests) or its coverage is below --min-coverage."""
+    from regua.dsl.diagnostics import PolicyError
     from regua.engine.testing import load, run_policy_tests
 
     from .test_reports import json_report, junit_xml
@@ -238,6 +250,8 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid", show_default=True)
 def graph_command(policy_file: str, fmt: str) -> None:
     """Print the policy's rule graph."""
+    from regua.dsl.diagnostics import PolicyError
+    from regua.dsl.source import read_policy
     from regua.engine.compiler import check_source
     from regua.engine.graph import build_graph
 

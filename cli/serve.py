@@ -13,14 +13,17 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.panel import Panel
 
-from regua.server.config import SANDBOX_KEY, ConfigError, Settings, load_settings
+from regua.server.scopes import SANDBOX_KEY
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from .common import err
+
+if TYPE_CHECKING:
+    from regua.server.config import Settings
+
 APP_FACTORY = "regua.server.app:app_from_env"
 EXAMPLE_INPUT = Path(__file__).resolve().parent.parent / "examples" / "pedido_b2b.json"
 
@@ -57,6 +60,8 @@ def serve_command(config_path, sandbox, host, port, workers, runner, db, policie
                                  policies=policies))
     if config_path:
         os.environ["REGUA_CONFIG"] = str(Path(config_path).resolve())
+    from regua.server.config import ConfigError, load_settings
+
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -94,6 +99,8 @@ def _banner(settings: Settings) -> None:
         for line in lines:
             log.info("%s", line)
     elif settings.sandbox:
+        from rich.panel import Panel
+
         err.print(Panel("\n".join([
             "SANDBOX MODE — for local development only.",
             "Bureau lookups are answered by the SANDBOX bureau with SYNTHETIC data.",

@@ -34,16 +34,37 @@ class Answer:
 
 
 class Connectors:
-    """Implementations by qualified name (`bureau.serasa`)."""
+    """Implementations by qualified name (`bureau.serasa`).
+
+    A connector is *inline* when it answers without waiting on the network: from memory (test
+    fixtures, the sandbox bureau) or from a local SQLite file (portfolio.customer). Inline lookups
+    run in the caller's thread; only lookups that wait on I/O are worth another thread (see
+    engine.evaluation `EvalContext.prefetch`). By default an implementation is inline when it has
+    a true `inline` attribute (engine.connectors.Fixture, plugins.connectors.Connector.inline);
+    `register(..., inline=...)` says so explicitly. A name with no implementation is inline too:
+    its lookup fails at once, with nothing to wait for.
+    """
 
     def __init__(self, implementations: Mapping[str, Connector] | None = None):
         self._impls: dict[str, Connector] = dict(implementations or {})
+        self._inline: dict[str, bool] = {}  # explicit flags, then answers of is_inline
 
-    def register(self, qualified_name: str, implementation: Connector) -> None:
+    def register(self, qualified_name: str, implementation: Connector, inline: bool | None = None) -> None:
         self._impls[qualified_name] = implementation
+        self._inline.pop(qualified_name, None)
+        if inline is not None:
+            self._inline[qualified_name] = bool(inline)
 
     def get(self, qualified_name: str) -> Connector | None:
         return self._impls.get(qualified_name)
+
+    def is_inline(self, qualified_name: str) -> bool:
+        """True when a lookup of this connector does not wait on I/O (see the class docstring)."""
+        known = self._inline.get(qualified_name)
+        if known is None:
+            impl = self._impls.get(qualified_name)
+            known = self._inline[qualified_name] = impl is None or bool(getattr(impl, "inline", False))
+        return known
 
     def names(self) -> list[str]:
         return sorted(self._impls)
@@ -51,6 +72,8 @@ class Connectors:
 
 class Fixture:
     """A test double answering with a fixed value (or raising a fixed failure) for every call."""
+
+    inline = True  # answers from memory
 
     def __init__(self, answer: Mapping[str, Any] | None = None, failure: ConnectorError | None = None):
         self.answer = answer

@@ -47,16 +47,31 @@ class EvalContext:
         return value
 
     def prefetch(self, requests: tuple) -> None:
-        """Start lookups the policy is certain to need, all at once (independent lookups run in
-        parallel); later `lookup` calls find their answers in the memo."""
-        pending = [(index, args) for index, args in dict.fromkeys(requests) if (index, args) not in self.memo]
-        if len(pending) < 2:
+        """Start the lookups the policy is certain to need that wait on I/O, all at once, when
+        there are two or more of them: they run in parallel in the prefetch pool while the
+        caller's thread makes the certain inline lookups (fixtures, sandbox, local SQLite;
+        engine.connectors.Connectors.is_inline). With fewer than two such lookups nothing is
+        prefetched: every lookup is made in the caller's thread when the code reaches it, since
+        a thread hand-off costs more than it could save. Later `lookup` calls find their answers
+        in the memo. Deadlines live in the connector layer (plugins.runtime), per lookup."""
+        connectors = self.connectors
+        if connectors is None:
             return
-        futures = [_PREFETCH_POOL.submit(self._call, index, args) for index, args in pending]
-        for (index, args), future in zip(pending, futures):
-            value, call = future.result()
-            self.calls.append(call)
-            self.memo[(index, args)] = value
+        memo, names, is_inline = self.memo, self.names, connectors.is_inline
+        waiting = [request for request in dict.fromkeys(requests)
+                   if request not in memo and not is_inline(names[request[0]])]
+        if len(waiting) < 2:
+            return
+        futures = [_PREFETCH_POOL.submit(self._call, index, args) for index, args in waiting]
+        local = {request: self._call(*request) for request in dict.fromkeys(requests)
+                 if request not in memo and is_inline(names[request[0]])}
+        answers = dict(zip(waiting, (future.result() for future in futures)))
+        for request in dict.fromkeys(requests):  # connector calls recorded in the policy's order
+            answer = local.get(request) or answers.get(request)
+            if answer is not None:
+                value, call = answer
+                self.calls.append(call)
+                memo[request] = value
 
     def _call(self, index: int, args: tuple):
         name = self.names[index]

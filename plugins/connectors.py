@@ -32,7 +32,8 @@ class Connector:
     #: Circuit breaker: open after this many consecutive failures, try again after reset_after seconds.
     failure_threshold: int = 5
     reset_after: float = 30.0
-    #: True for a connector that answers from memory, without I/O, in microseconds (the sandbox):
+    #: True for a connector that answers without network I/O, in microseconds (the sandbox, from
+    #: memory; a lookup in a local SQLite file in WAL mode also qualifies):
     #: it is called directly, with no worker thread or deadline, and the server may evaluate
     #: policies that use only such connectors on its event loop.
     inline: bool = False

@@ -120,7 +120,7 @@ class Registry:
         for name in sorted(names):
             call = self.bureau_call(name)
             if call is not None:
-                connectors.register(f"bureau.{name}", call)
+                connectors.register(f"bureau.{name}", call, inline=self.is_inline(f"bureau.{name}"))
         return connectors
 
     # ---- sinks ----

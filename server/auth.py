@@ -87,8 +87,13 @@ def new_key() -> tuple[str, str]:
 
 
 class KeyRing:
+    #: Keys already verified, by the key presented: a request with a known key is not hashed again.
+    #: Bounded (cleared when full), and only keys that matched are kept.
+    VERIFIED_MAX = 1024
+
     def __init__(self, keys: list[ApiKey]):
         self._by_hash = {k.hash.lower(): k for k in keys}
+        self._verified: dict[str, ApiKey] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KeyRing":
@@ -100,10 +105,16 @@ class KeyRing:
     def identify(self, presented: str | None) -> ApiKey | None:
         if not presented:
             return None
+        known = self._verified.get(presented)
+        if known is not None:
+            return known
         digest = hash_key(presented)
         key = self._by_hash.get(digest)
         # The dict lookup already matched; compare_digest keeps the final check constant-time.
         if key is not None and hmac.compare_digest(key.hash.lower(), digest):
+            if len(self._verified) >= self.VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[presented] = key
             return key
         return None
 

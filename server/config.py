@@ -24,10 +24,11 @@ import msgspec
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.monitoring.settings import MonitoringSettings
 
-SCOPES = ("evaluate", "decisions:read", "policies:admin", "collection", "monitoring")
+from .scopes import SANDBOX_KEY, SCOPES
+
+__all__ = ["SANDBOX_KEY", "SCOPES"]  # re-exported: defined in server/scopes.py (no heavy imports)
 Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring"]
-#: The API key that sandbox mode accepts when no keys are configured (local development only).
-SANDBOX_KEY = "regua-sandbox"
+#: SANDBOX_KEY: the API key that sandbox mode accepts when no keys are configured (local development only).
 
 
 class ConfigError(Exception):

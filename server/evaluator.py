@@ -8,6 +8,7 @@ other requests.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import time
@@ -32,6 +33,23 @@ _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
+class _PerMinute:
+    """today() read at most once per wall-clock minute. Exact: the date only changes at midnight,
+    which is a minute boundary in every Brazilian time zone (whole-hour offsets)."""
+
+    __slots__ = ("today", "value", "until")
+
+    def __init__(self, today):
+        self.today, self.value, self.until = today, None, 0.0
+
+    def __call__(self) -> dt.date:
+        now = time.time()
+        if now >= self.until:
+            self.value = self.today()
+            self.until = (now // 60 + 1) * 60
+        return self.value
+
+
 def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
@@ -52,7 +70,8 @@ class Evaluator:
         self.log = log
         self.metrics = metrics
         self.sync_writes = durability == "sync"
-        self.today = today
+        # The default clock is read once a minute, not per request; an injected one (tests) every time.
+        self.today = _PerMinute(today) if today is brazil.today else today
 
     def resolve(self, name: str | None, path_name: str | None = None) -> ActivePolicy:
         if path_name is not None and name is not None and name != path_name:

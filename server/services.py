@@ -95,16 +95,17 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
         registry = Registry.load(plugin_settings, cache_path=settings.store.path,
                                  sandbox_aliases=settings.sandbox)
     env = registry.environment()
-    policies = PolicyService(store, env, registry.is_inline, settings.policies.folder,
+    connectors = registry.engine_connectors()
+    # The order gate of credit policies reads the customer's current limit from the portfolio.
+    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or brazil.today))
+    # A policy whose lookups all answer without network I/O is evaluated on the event loop.
+    policies = PolicyService(store, env, connectors.is_inline, settings.policies.folder,
                              settings.policies.cache_dir or None)
     policies.start()
     metrics = Metrics()
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
-    connectors = registry.engine_connectors()
-    # The order gate of credit policies reads the customer's current limit from the portfolio.
-    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or brazil.today))
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None

@@ -382,3 +382,20 @@ def test_graph_of_a_broken_policy_fails(tmp_path):
     result = regua("graph", write(tmp_path / "ruim.regua", BROKEN))
     assert result.returncode == 1
     assert "error E101" in result.stderr
+
+
+def test_version_and_help_import_neither_the_engine_nor_the_server():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom regua.cli import main\n"
+            "heavy = [m for m in ('regua.engine', 'regua.server.config', 'regua.portfolio', 'rich.console', 'lark')"
+            " if m in sys.modules]\nassert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_command_line_trace_levels_are_the_engine_s():
+    from regua.cli.policy import TRACE_LEVELS
+    from regua.engine.prepared import TRACE_LEVELS as ENGINE_TRACE_LEVELS
+
+    assert TRACE_LEVELS == ENGINE_TRACE_LEVELS

@@ -41,7 +41,8 @@ class Budget:
         wrapped = Connectors()
         for name in connectors.names():
             impl = connectors.get(name)
-            wrapped.register(name, self._guard(name, impl) if name.startswith("bureau.") else impl)
+            wrapped.register(name, self._guard(name, impl) if name.startswith("bureau.") else impl,
+                             inline=connectors.is_inline(name))
         return wrapped
 
     def _guard(self, name: str, impl):
