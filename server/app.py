@@ -26,10 +26,10 @@ from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
 from .metrics import RequestTimingMiddleware
+from .schemas import API_VERSION
 from .services import build_services
 
 log = logging.getLogger("regua.server")
-API_VERSION = "1"
 
 
 def create_app(settings: Settings | None = None, *, registry: Registry | None = None, today=None) -> Litestar:

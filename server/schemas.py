@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+#: The HTTP API's version (the OpenAPI documents say it).
+API_VERSION = "1"
+
 Trace = Literal["off", "rules", "full"]
 RequestId = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
 PolicyName = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -53,6 +56,14 @@ class PolicyRef(msgspec.Struct):
     name: str
     version: str
     revision: int
+
+
+class PolicySchema(msgspec.Struct):
+    """GET /policies/{name}/schema: the active version's input and outputs as JSON Schema."""
+
+    policy: PolicyRef
+    input: dict[str, Any]
+    output: dict[str, Any]
 
 
 class ReasonOut(msgspec.Struct, omit_defaults=True):

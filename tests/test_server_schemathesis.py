@@ -35,7 +35,7 @@ from regua.server.monitoring import sign
 OPERATIONS = [
     "POST /evaluate", "POST /evaluate/{policy}", "POST /evaluate/batch",
     "GET /policies", "GET /policies/{name}", "POST /policies", "PUT /policies/{name}",
-    "POST /policies/{name}/rollback",
+    "POST /policies/{name}/rollback", "GET /policies/{name}/schema", "GET /policies/{name}/openapi.json",
     "GET /decisions", "GET /decisions/{decision_id}",
     "GET /health", "GET /ready", "GET /metrics",
     "POST /portfolio/customers", "POST /portfolio/receivables", "POST /portfolio/payments", "POST /portfolio/agreements",

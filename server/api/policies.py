@@ -1,6 +1,9 @@
-"""GET /policies, GET /policies/{name}, POST /policies, PUT /policies/{name}, POST /policies/{name}/rollback."""
+"""GET /policies, GET /policies/{name} (with its /schema and /openapi.json), POST /policies,
+PUT /policies/{name}, POST /policies/{name}/rollback."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post, put
@@ -8,13 +11,17 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from .. import policy_contract
 from ..errors import ApiError
 from ..policies import NameMismatch, PolicyRejected
 from ..schemas import (
+    API_VERSION,
     ActivationOut,
     ErrorBody,
     PolicyDetail,
     PolicyList,
+    PolicyRef,
+    PolicySchema,
     PolicySummary,
     PolicyVersionOut,
     Problem,
@@ -53,6 +60,27 @@ class PolicyController(Controller):
         active = svc.policies.active
         problems = [Problem(file, errors) for file, errors in sorted(svc.policies.problems.items())]
         return PolicyList([_summary(name, active[name]) for name in sorted(active)], problems)
+
+    @get("/{name:str}/schema", summary="The policy's input and outputs as JSON Schema (its typed contract)",
+         opt={"scope": READ}, responses=_ERRORS)
+    async def policy_schema(self, svc: Svc, name: FromPath[str]) -> PolicySchema:
+        active = self._active(svc, name)
+        meta = active.prepared.meta
+        own = policy_contract.schemas(meta)
+        return PolicySchema(PolicyRef(meta.name, meta.version, active.revision), own["input"], own["output"])
+
+    @get("/{name:str}/openapi.json", summary="OpenAPI for POST /evaluate/{name}, with the policy's types",
+         opt={"scope": READ}, responses=_ERRORS)
+    async def policy_openapi(self, svc: Svc, name: FromPath[str]) -> dict[str, Any]:
+        active = self._active(svc, name)
+        return policy_contract.openapi(active.prepared.meta, active.revision, API_VERSION)
+
+    @staticmethod
+    def _active(svc: Svc, name: str):
+        active = svc.policies.get(name)
+        if active is None:
+            raise ApiError(404, "UNKNOWN_POLICY", f"no policy named '{name}' is loaded")
+        return active
 
     @get("/{name:str}", summary="A policy: source, version history, activations and rule graph",
          opt={"scope": READ}, responses=_ERRORS)
