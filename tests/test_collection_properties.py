@@ -39,6 +39,7 @@ step protesto at D+3
 """ + "".join(f"step extra{n} at D+{n}\n  remind \"cobranca_atraso\"\n" for n in range(3, 40))
 POLICY = compile_policy(PUSHY, "pushy.regua")
 SETTINGS = CollectionSettings(creditor_name="Loja Exemplo Ltda", creditor_document="11.444.777/0001-61",
+                              creditor_address="Rua Augusta, 500, São Paulo - SP",
                               policies={"pf": "pushy", "pj": "pushy"}, max_contacts=3, contact_period_days=7)
 GUARDS = SETTINGS.guards()
 CPFS = ["52998224725", "11144477735", "39053344705", "12345678909"]
