@@ -373,3 +373,24 @@ def test_a_cap_deferral_outside_the_window_is_logged_as_the_cap(tmp_path, server
     assert summary.reasons == {"deferred:FREQUENCY_CAP": 1}
     assert ("deferred", "FREQUENCY_CAP") in history(runner, "t9")
     runner.close()
+
+
+def test_startup_and_runs_name_the_missing_creditor_setting(tmp_path):
+    from regua.server.config import ConfigError, load_settings
+
+    environ = {"REGUA_COLLECTION__ENABLED": "true", "REGUA_COLLECTION__CREDITOR_NAME": CREDITOR[0],
+               "REGUA_COLLECTION__CREDITOR_DOCUMENT": CREDITOR[1]}
+    with pytest.raises(ConfigError, match=r"collection\.creditor_address"):
+        load_settings(environ=environ)
+    assert load_settings(environ=dict(environ, REGUA_COLLECTION__CREDITOR_ADDRESS=CREDITOR[2])).collection.enabled
+    # Sandbox with no creditor at all: the test company, address included.
+    assert load_settings(environ={"REGUA_COLLECTION__ENABLED": "true", "REGUA_SANDBOX": "true"})
+    db = tmp_path / "regua.db"
+    portfolio(str(db), [maria()], [receivable("t1", "maria", "400.00", DUE)])
+    cwd = str(Path(__file__).resolve().parent.parent)
+    env = {"PATH": str(REGUA.parent), "REGUA_COLLECTION__CREDITOR_NAME": CREDITOR[0],
+           "REGUA_COLLECTION__CREDITOR_DOCUMENT": CREDITOR[1]}
+    refused = subprocess.run([str(REGUA), "collect", "--db", str(db), "--as-of", DUE.isoformat()],
+                             capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    assert refused.returncode == 1 and "collection.creditor_address" in refused.stderr
+    assert "collection.creditor_name" not in refused.stderr and "Traceback" not in refused.stderr
