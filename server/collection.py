@@ -18,7 +18,7 @@ import msgspec
 
 from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
-from regua.portfolio.collection.runner import RunLocked, Runner, RunSummary
+from regua.portfolio.collection.runner import CreditorNotIdentified, RunLocked, Runner, RunSummary
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import simulate
 from regua.sqlite import connect
@@ -26,7 +26,7 @@ from regua.sqlite import connect
 from .config import Settings
 
 log = logging.getLogger("regua.collection")
-SANDBOX_CREDITOR = ("Régua Sandbox Ltda", "11.222.333/0001-81")
+SANDBOX_CREDITOR = ("Régua Sandbox Ltda", "11.222.333/0001-81", "Avenida Paulista, 1000, São Paulo - SP, 01310-100")
 
 
 class CollectionUnavailable(Exception):
@@ -48,9 +48,9 @@ def plugin_config(settings: Settings) -> dict:
 
 def collection_settings(settings: Settings) -> CollectionSettings:
     chosen = settings.collection
-    if settings.sandbox and not chosen.creditor_name and not chosen.creditor_document:
+    if settings.sandbox and len(chosen.creditor_missing()) == 3:  # a test company, only when none is configured
         chosen = msgspec.structs.replace(chosen, creditor_name=SANDBOX_CREDITOR[0],
-                                         creditor_document=SANDBOX_CREDITOR[1])
+                                         creditor_document=SANDBOX_CREDITOR[1], creditor_address=SANDBOX_CREDITOR[2])
     return chosen
 
 
@@ -68,9 +68,9 @@ class CollectionService:
 
     def run(self, as_of: dt.date, now: dt.datetime | None = None, dry_run: bool = False, progress=None,
             wait: bool = True) -> RunSummary:
-        if not dry_run and not (self.settings.creditor_name and self.settings.creditor_document):
-            raise CollectionUnavailable("collection.creditor_name and collection.creditor_document must be set: "
-                                        "every collection message names the creditor (CDC art. 42-A)")
+        missing = self.settings.creditor_missing()
+        if not dry_run and missing:
+            raise CollectionUnavailable(str(CreditorNotIdentified(missing)))
         runner = Runner(self.path, self._collection_policies(), self.registry, self.settings)
         try:
             return runner.run(as_of, now, dry_run, progress, wait)

@@ -210,9 +210,10 @@ def _validate(settings: Settings, where: str) -> None:
     problems += [f"collection.{problem}" for problem in settings.collection.problems()]
     problems += [f"monitoring.{problem}" for problem in settings.monitoring.problems()]
     collection = settings.collection
-    if collection.enabled and not settings.sandbox and not (collection.creditor_name and collection.creditor_document):
-        problems.append("collection.enabled: the scheduler needs collection.creditor_name and "
-                        "collection.creditor_document (CDC art. 42-A)")
+    missing = collection.creditor_missing()
+    if collection.enabled and missing and not (settings.sandbox and len(missing) == 3):  # sandbox: a test company
+        problems.append(f"collection.enabled: the scheduler needs {', '.join(missing)} (every collection document "
+                        "names the creditor: name, address and CNPJ; CDC art. 42-A)")
     if settings.server.workers < 1:
         problems.append("server.workers: must be at least 1")
     if settings.server.max_body_bytes < 1024:

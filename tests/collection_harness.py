@@ -20,7 +20,7 @@ from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Payment, Receivable
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
-CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61")
+CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61", "Rua Augusta, 500, São Paulo - SP, 01304-000")
 
 
 class Mailbox:

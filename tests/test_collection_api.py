@@ -53,7 +53,8 @@ def test_load_run_and_read_back_a_receivable(server, tmp_path):
         assert [e["kind"] for e in view["history"]].count("sent") == 1
         receipt = client.post("/collection/deliveries", json={
             "key": "t1:primeira_cobranca", "delivered_at": "2026-03-11T13:05:00-03:00", "provider_id": "abc"})
-        assert receipt.status_code == 200 and receipt.json() == {"key": "t1:primeira_cobranca", "recorded": True}
+        assert receipt.status_code == 200 and receipt.json() == {"key": "t1:primeira_cobranca", "recorded": True,
+                                                                 "first": True}
         view = client.get("/portfolio/receivables/t1").json()
         assert [s["status"] for s in view["steps"] if s["step"] == "primeira_cobranca"] == ["delivered"]
         queue = client.get("/collection/queue", params={"limit": 10}).json()
@@ -90,3 +91,39 @@ def test_collection_needs_the_collection_scope(server):
         assert_error(anonymous.post("/portfolio/customers", json=CUSTOMERS), 401)
         assert_error(anonymous.post("/collection/run", json={}), 401)
         assert_error(anonymous.get("/collection/queue"), 401)
+
+
+def test_delivery_receipts_that_cannot_be_proof_are_refused_with_stable_codes_and_counted(server):
+    with server.client() as client:
+        load(client)
+        day = DUE + dt.timedelta(days=1)
+        assert client.post("/collection/run", json={"as_of": day.isoformat()}).json()["outcomes"] == {"sent": 2}
+        sent_at = client.get("/portfolio/receivables/t1").json()
+        sent_at = next(s["sent_at"] for s in sent_at["steps"] if s["status"] == "sent")
+        sent = dt.datetime.fromisoformat(sent_at)
+        before = (sent - dt.timedelta(hours=5)).isoformat()
+        future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat()
+        assert_error(client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": before}),
+                     422, "RECEIPT_BEFORE_SEND")
+        assert_error(client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": future}),
+                     422, "RECEIPT_IN_FUTURE")
+        unsent = next(s["key"] for s in client.get("/portfolio/receivables/t1").json()["steps"]
+                      if s["status"] == "superseded")
+        assert_error(client.post("/collection/deliveries", json={"key": unsent, "delivered_at": sent_at}),
+                     409, "STEP_NOT_SENT")  # superseded: never sent
+        view = client.get("/portfolio/receivables/t1").json()
+        assert [s["status"] for s in view["steps"] if s["step"] == "primeira_cobranca"] == ["sent"]
+        assert [e["code"] for e in view["history"] if e["kind"] == "receipt_refused"] == \
+            ["RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT"]
+        first = (sent + dt.timedelta(minutes=3)).isoformat()
+        assert client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": first}
+                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": True}
+        later = (sent + dt.timedelta(hours=3)).isoformat()
+        assert client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": later}
+                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": False}
+        step = next(s for s in client.get("/portfolio/receivables/t1").json()["steps"]
+                    if s["step"] == "primeira_cobranca")
+        assert dt.datetime.fromisoformat(step["delivered_at"]) == dt.datetime.fromisoformat(first)
+        metrics = client.get("/metrics").text
+        for code in ("RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT"):
+            assert f'regua_request_errors_total{{code="{code}"}} 1.0' in metrics, code

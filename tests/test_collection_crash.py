@@ -49,6 +49,7 @@ folder = "{Path(__file__).resolve().parent.parent / 'policies'}"
 [collection]
 creditor_name = "{CREDITOR[0]}"
 creditor_document = "{CREDITOR[1]}"
+creditor_address = "{CREDITOR[2]}"
 max_contacts = 10
 
 [plugins.config.notifications]

@@ -31,7 +31,8 @@ def world(tmp_path, regua_negativation_provider):
         config = {"notifications": notifications_config(smtp.port, gateway.url, str(tmp_path / "receipts.db")),
                   "negativation": {"http": [provider.connector_config(name="serasa")]}}
         registry = Registry.load(PluginSettings(config=config))
-        settings = CollectionSettings(creditor_name=CREDITOR[0], creditor_document=CREDITOR[1], bureau="serasa")
+        settings = CollectionSettings(creditor_name=CREDITOR[0], creditor_document=CREDITOR[1],
+                                  creditor_address=CREDITOR[2], bureau="serasa")
         runner = Runner(db, policies(), registry, settings)
         yield runner, smtp.mailbox, gateway, provider, db
         runner.close()

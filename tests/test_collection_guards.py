@@ -13,8 +13,12 @@ from regua.portfolio.collection.guards import (
     SP_HOURS,
     GuardSettings,
     Notice,
+    contact_deferral,
+    earliest_negativation,
+    last_day_to_pay,
     negativation_blocks,
     next_contact_time,
+    notice_is_futile,
     record_expiry,
     removal_deadline,
 )
@@ -30,12 +34,15 @@ SETTINGS = st.builds(GuardSettings, notice_wait_days=st.integers(0, 30),
 
 @st.composite
 def notices(draw, around: dt.date):
-    """Random notices: sent some day near the due date, delivered (with proof) later, or never."""
+    """Random notices: sent some day near the due date, delivered (with proof) later, or never;
+    printing a last day to pay (or, for old rows, none)."""
     out = []
     for _ in range(draw(st.integers(0, 3))):
         sent = dt.datetime.combine(around + dt.timedelta(days=draw(st.integers(-10, 400))), dt.time(10), UTC)
         delay = draw(st.none() | st.integers(0, 20))
-        out.append(Notice(sent, None if delay is None else sent + dt.timedelta(days=delay)))
+        printed = draw(st.none() | st.integers(0, 30))
+        out.append(Notice(sent, None if delay is None else sent + dt.timedelta(days=delay),
+                          None if printed is None else sent.date() + dt.timedelta(days=printed)))
     return out
 
 
@@ -49,7 +56,13 @@ def test_negativation_is_allowed_only_when_every_legal_condition_holds(due, toda
     delivered = [n.delivered_at.date() for n in sent if n.delivered_at]
     wait = max(settings.notice_wait_days, settings.notice_wait_by_uf.get(uf, 0))
     lawful = (status == "open" and not disputed and today > due and today < record_expiry(due, settings)
-              and bool(delivered) and today >= min(delivered) + dt.timedelta(days=wait))
+              and bool(delivered)
+              # Código Civil art. 132: the start day excluded, the last included; a record only after it …
+              and (today - min(delivered)).days > wait
+              # … after its last day moved to a business day …
+              and today > last_day_to_pay(min(delivered), wait, uf)
+              # … and never on or before a last day to pay that a notice printed.
+              and all(today > n.deadline for n in sent if n.deadline))
     assert (blocks == []) is lawful
     # Each block names its reason; a block that lifts by itself says when, and that day is later.
     for block in blocks:
@@ -66,13 +79,75 @@ def test_each_block_has_its_code():
                      bureau="serasa") | changes
         return [b.code for b in negativation_blocks(**facts)]
 
-    assert codes(today=dt.date(2026, 3, 7)) == []
-    assert codes() == ["NOTICE_WAIT"]  # delivered on 25/02: 10 days run to 07/03
+    # Delivered on Wednesday 25/02: 10 days run to Saturday 07/03, moved to Monday 09/03 (art. 132 §1).
+    assert codes(today=dt.date(2026, 3, 10)) == []
+    assert codes() == ["NOTICE_WAIT"]
+    assert codes(today=dt.date(2026, 3, 9)) == ["NOTICE_WAIT"]
     assert codes(notices=[Notice(delivered.sent_at)]) == ["NO_DELIVERED_NOTICE"]  # sent, never proven delivered
-    assert codes(disputed=True, today=dt.date(2026, 3, 7)) == ["DISPUTED"]
+    assert codes(disputed=True, today=dt.date(2026, 3, 10)) == ["DISPUTED"]
     assert codes(today=dt.date(2031, 1, 10)) == ["TOO_OLD"]
-    assert codes(status="paid", today=dt.date(2026, 3, 7)) == ["NOT_OPEN"]
-    assert codes(today=dt.date(2026, 3, 7), settings=GuardSettings(notice_wait_by_uf={"SP": 15})) == ["NOTICE_WAIT"]
+    assert codes(status="paid", today=dt.date(2026, 3, 10)) == ["NOT_OPEN"]
+    assert codes(today=dt.date(2026, 3, 10), settings=GuardSettings(notice_wait_by_uf={"SP": 15})) == ["NOTICE_WAIT"]
+
+
+def _blocks_on(today, notices, due=dt.date(2026, 1, 10), uf="SP"):
+    return negativation_blocks(status="open", disputed=False, due_date=due, notices=notices, today=today, uf=uf,
+                               bureau="serasa")
+
+
+def test_the_waiting_period_excludes_the_start_day_and_includes_the_last():
+    """Código Civil art. 132: delivered on 13/03, 10 days run through 23/03; the record may open from 24/03,
+    never on the 10th day after delivery (the morning the notice names as the last day to pay)."""
+    delivered = Notice(dt.datetime(2026, 3, 13, 9, tzinfo=UTC), dt.datetime(2026, 3, 13, 9, 5, tzinfo=UTC),
+                       dt.date(2026, 3, 23))
+    assert last_day_to_pay(dt.date(2026, 3, 13), 10, "SP") == dt.date(2026, 3, 23)
+    assert earliest_negativation(dt.date(2026, 3, 13), 10, "SP") == dt.date(2026, 3, 24)
+    blocks = _blocks_on(dt.date(2026, 3, 23), [delivered])
+    assert [(b.code, b.until) for b in blocks] == [("NOTICE_WAIT", dt.date(2026, 3, 24))]
+    assert _blocks_on(dt.date(2026, 3, 24), [delivered]) == []
+    # A last day on a holiday of the debtor's state moves to the next business day: 09/07 is a São Paulo holiday.
+    assert last_day_to_pay(dt.date(2026, 6, 29), 10, "SP") == dt.date(2026, 7, 10)
+    assert last_day_to_pay(dt.date(2026, 6, 29), 10, "RJ") == dt.date(2026, 7, 9)
+
+
+def test_the_date_printed_is_the_date_enforced_and_a_late_delivery_only_moves_it_later():
+    sent = dt.datetime(2026, 3, 2, 13, tzinfo=UTC)  # Monday; the notice printed 12/03 (sent + 10 days)
+    printed = last_day_to_pay(sent.date(), 10, "SP")
+    assert printed == dt.date(2026, 3, 12)
+    on_time = Notice(sent, sent, printed)
+    assert [b.until for b in _blocks_on(dt.date(2026, 3, 12), [on_time])] == [dt.date(2026, 3, 13)]
+    # Delivered 8 days late: 10 days from the delivery (to 20/03) and never before the printed day.
+    late = Notice(sent, sent + dt.timedelta(days=8), printed)
+    assert [b.until for b in _blocks_on(dt.date(2026, 3, 13), [late])] == [dt.date(2026, 3, 21)]
+    # A printed day later than the delivery's period (the wait was shortened since) still holds.
+    generous = Notice(sent, sent, dt.date(2026, 3, 30))
+    assert [b.until for b in _blocks_on(dt.date(2026, 3, 25), [generous])] == [dt.date(2026, 3, 31)]
+    assert _blocks_on(dt.date(2026, 3, 31), [generous]) == []
+
+
+def test_a_notice_is_futile_when_the_debt_reaches_five_years_before_the_earliest_negativation():
+    due = dt.date(2021, 3, 15)  # 5 years on 15/03/2026
+    assert notice_is_futile(due, dt.date(2026, 3, 10), "SP", "serasa")  # earliest inclusion 21/03
+    assert notice_is_futile(due, dt.date(2026, 3, 4), "SP", "serasa")  # last day 14/03 (Sat) -> 16/03: opens 17/03
+    assert not notice_is_futile(due, dt.date(2026, 3, 2), "SP", "serasa")  # last day 12/03, opens 13/03
+
+
+@given(due=DAYS, sent=DAYS, uf=UF, settings=SETTINGS)
+def test_a_notice_that_is_not_futile_leaves_a_day_to_negativate(due, sent, uf, settings):
+    opens = earliest_negativation(sent, settings.notice_wait("serasa", uf), uf)
+    assert notice_is_futile(due, sent, uf, "serasa", settings) is (opens >= record_expiry(due, settings))
+    assert opens > last_day_to_pay(sent, settings.notice_wait("serasa", uf), uf) >= sent
+
+
+def test_a_contact_deferred_by_the_cap_says_so_even_outside_the_window():
+    zone = zone_of("RJ")
+    saturday = dt.datetime(2026, 3, 14, 10, tzinfo=zone)  # RJ: no contacts on weekends
+    friday = [dt.datetime(2026, 3, 13, h, tzinfo=zone) for h in (10, 11, 12)]
+    assert contact_deferral(saturday, "RJ", []) == (dt.datetime(2026, 3, 16, 9, tzinfo=zone), "OUT_OF_WINDOW")
+    at, reason = contact_deferral(saturday, "RJ", friday)
+    assert reason == "FREQUENCY_CAP" and at.astimezone(zone).date() == dt.date(2026, 3, 20)
+    monday = dt.datetime(2026, 3, 16, 10, tzinfo=zone)
+    assert contact_deferral(monday, "RJ", []) == (monday, None)
 
 
 @given(paid=DAYS, uf=UF)

@@ -1,12 +1,15 @@
 """The legal guards hold for the whole runner, whatever the policy says: hypothesis drives the real
 runner (SQLite file, outbox, dispatcher) through random portfolios, random run moments, random
 payments and random delivery outcomes, with a régua that tries to contact every day and to
-negativate the day after the due date."""
+negativate the day after the due date. Delivery receipts arrive from "providers" between runs:
+on time, late, duplicated, or forged (dated before the send, or in the future); debts sit near
+their 5-year limit too."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,10 +21,17 @@ from regua.engine.brazil import UFS, is_holiday, zone_of
 from regua.engine.compiler import compile_policy
 from regua.plugins.contracts import DeliveryReceipt
 from regua.portfolio import Portfolio
-from regua.portfolio.collection.guards import DEFAULT_WINDOWS, removal_deadline
+from regua.portfolio.collection.guards import (
+    DEFAULT_WINDOWS,
+    last_day_to_pay,
+    notice_is_futile,
+    record_expiry,
+    removal_deadline,
+)
 from regua.portfolio.collection.runner import Runner
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import SimulatedChannel, SimulatedRegistry
+from regua.portfolio.collection.store import ReceiptRefused
 from regua.portfolio.model import Customer, Payment, Receivable
 
 PUSHY = """
@@ -39,6 +49,7 @@ step protesto at D+3
 """ + "".join(f"step extra{n} at D+{n}\n  remind \"cobranca_atraso\"\n" for n in range(3, 40))
 POLICY = compile_policy(PUSHY, "pushy.regua")
 SETTINGS = CollectionSettings(creditor_name="Loja Exemplo Ltda", creditor_document="11.444.777/0001-61",
+                              creditor_address="Rua Augusta, 500, São Paulo - SP",
                               policies={"pf": "pushy", "pj": "pushy"}, max_contacts=3, contact_period_days=7)
 GUARDS = SETTINGS.guards()
 CPFS = ["52998224725", "11144477735", "39053344705", "12345678909"]
@@ -63,15 +74,20 @@ scenario = st.fixed_dictionaries({
     "seed": st.integers(0, 10_000),
     "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"])),
                           min_size=1, max_size=3),
-    "receivables": st.lists(st.tuples(st.integers(0, 2), st.integers(1, 90), st.booleans(),
+    # Days past due at the start: recent, or around the 5-year limit (1826 days is 5 years and a day or so).
+    "receivables": st.lists(st.tuples(st.integers(0, 2), st.integers(1, 90) | st.integers(1790, 1830), st.booleans(),
                                       st.integers(1, 2000)), min_size=1, max_size=5),
     "start": st.dates(dt.date(2018, 1, 1), dt.date(2032, 6, 1)),
     "runs": st.lists(st.tuples(st.integers(0, 3), st.integers(0, 23)), min_size=3, max_size=25),
     "payments": st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60)), max_size=3),
+    # Receipts for a receivable's notice, before run number N, dated `hours` after its send: negative is
+    # forged (before the send), far beyond the run is in the future; repeated entries are duplicates.
+    "receipts": st.lists(st.tuples(st.integers(0, 4), st.integers(1, 6),
+                                   st.integers(-72, -1) | st.integers(0, 400) | st.integers(2000, 5000)), max_size=6),
 })
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_guards_hold_for_any_sequence_of_runs_payments_and_deliveries(case):
     with tempfile.TemporaryDirectory() as folder:
@@ -114,12 +130,25 @@ def _check(case, db):
                     portfolio.close()
                     payments[receivable.id] = paid_on
                     paid_at[receivable.id] = moment
+            for rid, before_run, hours in case["receipts"]:
+                if before_run == index and rid < len(receivables):
+                    _receipt(runner, receivables[rid].id, hours, moment)
             current["now"] = moment
             runner.run(moment.date(), now=moment)
         _assert_invariants(runner, {r.id: r for r in receivables}, {c.id: c for c in customers}, payments, paid_at,
                            moments)
     finally:
         runner.close()
+
+
+def _receipt(runner, rid: str, hours: int, now: dt.datetime) -> None:
+    """A provider's receipt for the notice of `rid`, dated `hours` after its send (or for a notice not sent)."""
+    row = runner.store.db.execute("select sent_at from outbox where key = ?", [f"{rid}:aviso"]).fetchone()
+    base = dt.datetime.fromisoformat(row[0]) if row and row[0] else now
+    try:
+        runner.store.record_delivery(f"{rid}:aviso", base + dt.timedelta(hours=hours), "prov", now=now)
+    except ReceiptRefused as refused:
+        note_event(f"receipt refused {refused.code}")
 
 
 def _assert_invariants(runner, receivables, customers, payments, paid_at, moments):
@@ -132,7 +161,12 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
         receivable = receivables[event["receivable_id"]]
         uf = customers[receivable.customer_id].uf
         local = at.astimezone(zone_of(uf))
-        if event["kind"] in ("sent", "delivered"):
+        if event["kind"] == "receipt_refused":
+            assert event["code"] in ("RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT", "UNKNOWN_STEP"), event
+        if event["kind"] in ("sent", "delivered") and event["code"] != "RECEIPT":
+            if event["key"].endswith(":aviso"):
+                # No notice threatens a negativation the 5-year limit would forbid.
+                assert not notice_is_futile(receivable.due_date, local.date(), uf, "sandbox", GUARDS), event
             # Contact windows: inside the UF's hours, never on holidays.
             assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
             contacts.setdefault(receivable.customer_id, []).append(at)
@@ -145,15 +179,35 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
             assert not receivable.disputed, event
             assert local.date() < receivable.due_date.replace(year=receivable.due_date.year + 5) if not (
                 receivable.due_date.month == 2 and receivable.due_date.day == 29) else True
-            notice = db.execute("select delivered_at from outbox where receivable_id = ? and action = "
+            assert local.date() < record_expiry(receivable.due_date, GUARDS), event
+            notice = db.execute("select sent_at, delivered_at, deadline from outbox where receivable_id = ? and action = "
                                 "'notify_negativation'", [receivable.id]).fetchone()
-            assert notice and notice[0], event
-            delivered = dt.datetime.fromisoformat(notice[0]).astimezone(zone_of(uf)).date()
-            assert (local.date() - delivered).days >= GUARDS.notice_wait("sandbox", uf), (event, delivered)
-        if event["kind"] == "removal_requested":
+            assert notice and notice[1], event
+            sent_at, delivered_at = (dt.datetime.fromisoformat(v) for v in notice[:2])
+            # The proof is genuine: delivered after the send, and before the negativation.
+            assert sent_at <= delivered_at <= at, (event, notice)
+            delivered = delivered_at.astimezone(zone_of(uf)).date()
+            wait = GUARDS.notice_wait("sandbox", uf)
+            # Código Civil art. 132: the wait excludes the delivery day and includes its last day …
+            assert (local.date() - delivered).days > wait, (event, delivered)
+            assert local.date() > last_day_to_pay(delivered, wait, uf), (event, delivered)
+            # … and never on or before the last day to pay printed in the notice.
+            assert notice[2] and local.date() > dt.date.fromisoformat(notice[2]), (event, notice)
+        if event["kind"] == "removal_requested" and event["code"] == "EXPIRED":
+            # A record is removed once the debt is 5 years past due, from the run date (São Paulo) on:
+            # hours early in the debtor's zone at worst, which only favours the debtor.
+            assert at.astimezone(zone_of("SP")).date() >= record_expiry(receivable.due_date, GUARDS), event
+        elif event["kind"] == "removal_requested":
             paid_on = payments[receivable.id]
-            assert local.date() <= removal_deadline(paid_on, uf, GUARDS) or event["detail"]["late"], event
+            assert local.date() <= removal_deadline(paid_on, uf, GUARDS) or json.loads(event["detail"])["late"], event
     assert len(sent_keys) == len(set(sent_keys)), "a step was sent twice"
+    # The first accepted delivery is the one kept; later receipts never move it.
+    first: dict[str, str] = {}
+    for event in events:
+        if event["kind"] == "delivered":
+            first.setdefault(event["key"], json.loads(event["detail"]).get("delivered_at") or event["at"])
+    for key, delivered_at in db.execute("select key, delivered_at from outbox where delivered_at is not null"):
+        assert dt.datetime.fromisoformat(delivered_at) == dt.datetime.fromisoformat(first[key]), key
     for kind in sorted({e["kind"] for e in events}):
         note_event(f"saw {kind}")  # shown by --hypothesis-show-statistics: the examples reach every guard
     for moments_of_customer in contacts.values():

@@ -50,7 +50,9 @@ def make_runner(tmp_path, servers, customers, receivables, regua=None, **setting
     chosen = {"careless": compile_policy(regua, "careless.regua")} if regua else policies()
     if regua:
         settings.setdefault("policies", {"pf": "careless", "pj": "careless"})
-    settings = CollectionSettings(creditor_name=CREDITOR[0], creditor_document=CREDITOR[1], **settings)
+    settings = dict(dict(creditor_name=CREDITOR[0], creditor_document=CREDITOR[1], creditor_address=CREDITOR[2]),
+                    **settings)
+    settings = CollectionSettings(**settings)
     return Runner(db, chosen, registry, settings)
 
 
@@ -72,10 +74,14 @@ def test_no_negativation_without_a_delivered_notice_whatever_the_policy_says(tmp
     runner.run(DUE + dt.timedelta(days=3), now=run_time(DUE + dt.timedelta(days=3), 10))
     assert ("deferred", "NOTICE_WAIT") in history(runner, "t1")
     not_before = runner.store.db.execute("select not_before from outbox where key = 't1:negativar'").fetchone()[0]
-    assert dt.datetime.fromisoformat(not_before).astimezone(run_time(DUE).tzinfo).date() == \
-        delivered.date() + dt.timedelta(days=10)
-    day = DUE + dt.timedelta(days=12)
-    runner.run(day, now=run_time(day, 10))
+    # Delivered Thursday 12/03: 10 days run to Sunday 22/03, moved to Monday 23/03, the last day to pay;
+    # the record may open from 24/03 (Código Civil art. 132).
+    assert dt.datetime.fromisoformat(not_before).astimezone(run_time(DUE).tzinfo).date() == dt.date(2026, 3, 24)
+    last_day = dt.date(2026, 3, 23)
+    for hour in (9, 14, 19):
+        runner.run(last_day, now=run_time(last_day, hour))
+    assert not any(kind == "negativated" for kind, _ in history(runner, "t1"))
+    runner.run(last_day + dt.timedelta(days=1), now=run_time(last_day + dt.timedelta(days=1), 0))
     assert ("negativated", "NOTICE_SENT") in history(runner, "t1")
     runner.close()
 
@@ -226,3 +232,165 @@ def test_a_deferred_contact_is_superseded_when_a_newer_one_is_planned(tmp_path, 
     steps = dict(runner.store.db.execute("select step, status from outbox").fetchall())
     assert steps == {"lembrete": "superseded", "vencimento": "sent"}
     runner.close()
+
+
+# ---- delivery receipts, the notice's deadline, futile notices, creditor, deferral reasons ----
+
+def _negativar(runner):
+    return runner.store.db.execute("select status, block_code, not_before from outbox where key = 't1:negativar'"
+                                   ).fetchone()
+
+
+def test_a_receipt_dated_before_the_send_in_the_future_or_for_an_unsent_step_is_refused(tmp_path, servers):
+    from regua.portfolio.collection.store import ReceiptRefused
+
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)], CARELESS)
+    sent_day = DUE + dt.timedelta(days=1)
+    sent_at = run_time(sent_day, 10)
+    runner.run(sent_day, now=sent_at)  # e-mail: sent, not proven delivered; negativar blocked
+    assert _negativar(runner)[0] == "blocked"
+    cases = [("t1:aviso", sent_at - dt.timedelta(days=20), "RECEIPT_BEFORE_SEND"),  # the provider's clock is wrong
+             ("t1:aviso", sent_at - dt.timedelta(seconds=1), "RECEIPT_BEFORE_SEND"),
+             ("t1:aviso", sent_at + dt.timedelta(days=3), "RECEIPT_IN_FUTURE"),  # now is 5 hours after the send
+             ("t1:negativar", sent_at + dt.timedelta(hours=1), "STEP_NOT_SENT"),
+             ("t9:aviso", sent_at + dt.timedelta(hours=1), "UNKNOWN_STEP")]
+    for key, delivered_at, code in cases:
+        with pytest.raises(ReceiptRefused) as refused:
+            runner.store.record_delivery(key, delivered_at, now=sent_at + dt.timedelta(hours=5))
+        assert refused.value.code == code, key
+    refusals = [e["code"] for e in runner.store.history("t1") if e["kind"] == "receipt_refused"]
+    assert refusals == ["RECEIPT_BEFORE_SEND", "RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT"]
+    assert runner.store.db.execute("select status, delivered_at from outbox where key = 't1:aviso'").fetchone() == \
+        ("sent", None)
+    # Five hours later nothing was shifted: still no proven delivery, so no negativation.
+    runner.run(sent_day, now=sent_at + dt.timedelta(hours=5))
+    assert _negativar(runner)[0] == "blocked"
+    assert not any(kind == "negativated" for kind, _ in history(runner, "t1"))
+    runner.close()
+
+
+def test_a_later_receipt_keeps_the_first_delivery(tmp_path, servers):
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)], CARELESS)
+    sent_day = DUE + dt.timedelta(days=1)
+    runner.run(sent_day, now=run_time(sent_day, 10))
+    first = run_time(sent_day, 11)
+    assert runner.store.record_delivery("t1:aviso", first, "p1", now=run_time(sent_day, 12)) == "first"
+    later = run_time(sent_day + dt.timedelta(days=6), 11)
+    assert runner.store.record_delivery("t1:aviso", later, "p2", now=later) == "later"
+    stored = runner.store.db.execute("select delivered_at from outbox where key = 't1:aviso'").fetchone()[0]
+    assert dt.datetime.fromisoformat(stored) == first
+    kinds = [(e["kind"], e["detail"].get("delivered_at")) for e in runner.store.history("t1")
+             if e["kind"] in ("delivered", "later_receipt")]
+    assert [k for k, _ in kinds] == ["delivered", "later_receipt"]
+    # The wait counts from the first delivery (11/03: the last day to pay is 23/03, Monday, after Saturday 21/03).
+    runner.run(DUE + dt.timedelta(days=2), now=run_time(DUE + dt.timedelta(days=2), 10))
+    opening = dt.datetime.fromisoformat(_negativar(runner)[2]).astimezone(run_time(DUE).tzinfo)
+    assert opening == dt.datetime.combine(dt.date(2026, 3, 24), dt.time(0), opening.tzinfo)
+    runner.close()
+
+
+def test_the_notice_prints_the_date_that_is_enforced(tmp_path, servers):
+    smtp, gateway = servers
+    # Maria prefers WhatsApp: the gateway proves delivery at once, so printed and enforced are the same day.
+    runner = make_runner(tmp_path, servers, [maria()], [receivable("t1", "maria", "900.00", DUE)], CARELESS)
+    day = dt.date(2026, 3, 13)  # Friday
+    runner.run(day, now=run_time(day, 10))
+    deadline = runner.store.db.execute("select deadline from outbox where key = 't1:aviso'").fetchone()[0]
+    assert deadline == "2026-03-23"
+    notice = next(r for r in gateway.requests if r["key"] == "t1:aviso")
+    assert "23/03/2026" in notice["body"]["text"]
+    for moment in (run_time(dt.date(2026, 3, 23), 9), run_time(dt.date(2026, 3, 23), 23)):
+        runner.run(moment.date(), now=moment)
+    assert not any(kind == "negativated" for kind, _ in history(runner, "t1"))
+    runner.run(dt.date(2026, 3, 24), now=run_time(dt.date(2026, 3, 24), 9))
+    assert ("negativated", "NOTICE_SENT") in history(runner, "t1")
+    runner.close()
+
+
+def test_a_notice_delivered_late_is_enforced_from_its_delivery_never_before_its_printed_day(tmp_path, servers):
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", dt.date(2026, 2, 20))],
+                         CARELESS)
+    sent_day = dt.date(2026, 3, 2)
+    runner.run(sent_day, now=run_time(sent_day, 10))  # e-mail printed 12/03
+    assert runner.store.db.execute("select deadline from outbox where key = 't1:aviso'").fetchone()[0] == "2026-03-12"
+    assert any("12/03/2026" in m.get_body(("plain",)).get_content() for m in smtp.mailbox.messages)
+    delivered = run_time(sent_day + dt.timedelta(days=8), 10)  # eight days late
+    runner.store.record_delivery("t1:aviso", delivered, now=delivered)
+    for offset in (9, 10, 11, 18):
+        day = sent_day + dt.timedelta(days=offset)
+        runner.run(day, now=run_time(day, 10))
+        assert not any(kind == "negativated" for kind, _ in history(runner, "t1")), day
+    day = dt.date(2026, 3, 21)  # 10 days after the delivery of 10/03 run through Friday 20/03
+    runner.run(day, now=run_time(day, 0))
+    assert ("negativated", "NOTICE_SENT") in history(runner, "t1")
+    runner.close()
+
+
+def test_no_notice_threatens_a_negativation_the_five_year_limit_forbids(tmp_path, servers):
+    smtp, gateway = servers
+    old = dt.date(2021, 3, 15)  # 5 years on 15/03/2026
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", old),
+                                                       receivable("t2", "alfa", "900.00", dt.date(2021, 3, 25))],
+                         CARELESS)
+    day = dt.date(2026, 3, 10)  # t1: the earliest inclusion would be 21/03, past its limit; t2: 26/03 is not past
+    summary = runner.run(day, now=run_time(day, 10))
+    steps = dict(runner.store.db.execute("select key, status from outbox").fetchall())
+    assert steps["t1:aviso"] == "cancelled" and steps["t2:aviso"] == "sent"
+    assert ("cancelled", "TOO_OLD") in history(runner, "t1")
+    assert summary.planned.get("notify_negativation") == 1 and summary.reasons["cancelled:TOO_OLD"] >= 1
+    assert len(smtp.mailbox.messages) == 1 and "t2" in smtp.mailbox.messages[0].get_body(("plain",)).get_content()
+    runner.close()
+
+
+def test_collection_messages_carry_the_creditors_address_and_a_run_refuses_without_it(tmp_path, servers):
+    from regua.portfolio.collection.runner import CreditorNotIdentified
+
+    smtp, gateway = servers
+    runner = make_runner(tmp_path, servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)])
+    runner.run(DUE, now=run_time(DUE, 10))
+    body = smtp.mailbox.messages[0].get_body(("plain",)).get_content()
+    assert CREDITOR[0] in body and CREDITOR[1] in body and CREDITOR[2] in body
+    runner.close()
+    (tmp_path / "b").mkdir()
+    unaddressed = make_runner(tmp_path / "b", servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)],
+                              creditor_address="")
+    with pytest.raises(CreditorNotIdentified, match=r"collection\.creditor_address") as refused:
+        unaddressed.run(DUE, now=run_time(DUE, 10))
+    assert refused.value.missing == ["collection.creditor_address"]
+    assert unaddressed.store.db.execute("select count(*) from outbox").fetchone()[0] == 0
+    assert unaddressed.run(DUE, now=run_time(DUE, 10), dry_run=True).planned  # a dry run sends nothing: allowed
+    unaddressed.close()
+
+
+def test_a_cap_deferral_outside_the_window_is_logged_as_the_cap(tmp_path, servers):
+    friday, saturday = dt.date(2026, 3, 13), dt.date(2026, 3, 14)  # alfa is in RJ: no contacts on weekends
+    receivables = [receivable(f"t{n}", "alfa", "100.00", friday + dt.timedelta(days=5)) for n in range(3)]
+    receivables.append(receivable("t9", "alfa", "100.00", saturday + dt.timedelta(days=5)))
+    runner = make_runner(tmp_path, servers, [alfa()], receivables)
+    assert runner.run(friday, now=run_time(friday, 10)).outcomes == {"sent": 3}
+    summary = runner.run(saturday, now=run_time(saturday, 10))
+    assert summary.reasons == {"deferred:FREQUENCY_CAP": 1}
+    assert ("deferred", "FREQUENCY_CAP") in history(runner, "t9")
+    runner.close()
+
+
+def test_startup_and_runs_name_the_missing_creditor_setting(tmp_path):
+    from regua.server.config import ConfigError, load_settings
+
+    environ = {"REGUA_COLLECTION__ENABLED": "true", "REGUA_COLLECTION__CREDITOR_NAME": CREDITOR[0],
+               "REGUA_COLLECTION__CREDITOR_DOCUMENT": CREDITOR[1]}
+    with pytest.raises(ConfigError, match=r"collection\.creditor_address"):
+        load_settings(environ=environ)
+    assert load_settings(environ=dict(environ, REGUA_COLLECTION__CREDITOR_ADDRESS=CREDITOR[2])).collection.enabled
+    # Sandbox with no creditor at all: the test company, address included.
+    assert load_settings(environ={"REGUA_COLLECTION__ENABLED": "true", "REGUA_SANDBOX": "true"})
+    db = tmp_path / "regua.db"
+    portfolio(str(db), [maria()], [receivable("t1", "maria", "400.00", DUE)])
+    cwd = str(Path(__file__).resolve().parent.parent)
+    env = {"PATH": str(REGUA.parent), "REGUA_COLLECTION__CREDITOR_NAME": CREDITOR[0],
+           "REGUA_COLLECTION__CREDITOR_DOCUMENT": CREDITOR[1]}
+    refused = subprocess.run([str(REGUA), "collect", "--db", str(db), "--as-of", DUE.isoformat()],
+                             capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    assert refused.returncode == 1 and "collection.creditor_address" in refused.stderr
+    assert "collection.creditor_name" not in refused.stderr and "Traceback" not in refused.stderr

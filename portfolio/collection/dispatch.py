@@ -25,7 +25,7 @@ from regua.plugins.contracts import Debt, NegativationRequest, Notification
 from regua.plugins.runtime import Resilient
 
 from .facts import CENTS
-from .guards import Notice, negativation_blocks, next_contact_time
+from .guards import Notice, contact_deferral, last_day_to_pay, negativation_blocks, notice_is_futile
 from .settings import CollectionSettings
 from .store import CollectionStore, iso, parse_moment
 
@@ -131,12 +131,17 @@ class Dispatcher:
                                 {"preferred": preferred, "configured": sorted(self.channels)})
         kind, channel, recipient = chosen
         uf = customer["uf"]
+        if row["action"] == "notify_negativation":
+            today = now.astimezone(zone_of(uf)).date()
+            bureau = settings.get("bureau") or self.settings.bureau
+            if notice_is_futile(dt.date.fromisoformat(receivable["due_date"]), today, uf, bureau, self.guards):
+                # Never threaten a negativation that can no longer happen (5 years, CDC art. 43 §1).
+                return self._finish(row, "cancelled", now, "cancelled", "TOO_OLD",
+                                    {"due_date": receivable["due_date"]})
         since = now - dt.timedelta(days=self.guards.contact_period_days)
         previous = self.store.contacts_since(customer["id"], since)
-        when = next_contact_time(now, uf, previous, self.guards)
-        if when > now:
-            reason = "OUT_OF_WINDOW" if not self.guards.windows[uf].allows(now.astimezone(zone_of(uf)), uf) \
-                else "FREQUENCY_CAP"
+        when, reason = contact_deferral(now, uf, previous, self.guards)
+        if reason is not None:
             return self._defer(row, when, reason, now)
         attempts = (row["attempts"] or 0) + 1
         self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": channel.name,
@@ -145,6 +150,7 @@ class Dispatcher:
                                     context=self._context(row, receivable, customer, settings, now),
                                     idempotency_key=row["key"], creditor_name=self.settings.creditor_name,
                                     creditor_document=self.settings.creditor_document)
+        deadline = notification.context.get("prazo")
         receipt = channel.send(notification)
         detail = {"channel": channel.name, "recipient": mask_recipient(recipient), "provider_id": receipt.provider_id,
                   "template": row["template"], "attempt": attempts}
@@ -155,6 +161,9 @@ class Dispatcher:
         changes = {"status": "delivered" if delivered else "sent", "sent_at": iso(now),
                    "delivered_at": iso(now) if delivered else None,
                    "result": json.dumps({"provider_id": receipt.provider_id, "receipt": receipt.status})}
+        if deadline is not None:  # the last day to pay the notice printed: enforced as printed
+            changes["deadline"] = deadline.isoformat()
+            detail["deadline"] = deadline.isoformat()
         self._update(row["key"], changes, [self._event(row, now, "delivered" if delivered else "sent",
                                                             row["action"].upper(), detail)])
         return (changes["status"], None)
@@ -166,11 +175,15 @@ class Dispatcher:
         due = dt.date.fromisoformat(receivable["due_date"])
         today = now.astimezone(zone_of(customer["uf"])).date()
         context = {"valor": open_amount, "vencimento": due, "nome": customer["name"].split()[0],
-                   "descricao": f"o título {receivable['id']}", "dias_atraso": max((today - due).days, 0)}
+                   "descricao": f"o título {receivable['id']}", "dias_atraso": max((today - due).days, 0),
+                   "credor_endereco": self.settings.creditor_address}
         if row["action"] == "notify_negativation":
             bureau = settings.get("bureau") or self.settings.bureau
             wait = self.guards.notice_wait(bureau, customer["uf"])
-            context.update(prazo=today + dt.timedelta(days=wait), dias_espera=wait, bureau=bureau)
+            # Printed as the last day to pay, and enforced as printed (guards.negativation_blocks):
+            # counted from today, the earliest the notice can be delivered; a later proven delivery
+            # only moves the enforced day later.
+            context.update(prazo=last_day_to_pay(today, wait, customer["uf"]), dias_espera=wait, bureau=bureau)
         if row["action"] == "offer_agreement":
             discount = Decimal(str(settings.get("discount", "0")))
             instalments = int(settings.get("instalments", 1))
@@ -189,7 +202,8 @@ class Dispatcher:
         today = now.astimezone(zone_of(uf)).date()
         zone = zone_of(uf)  # days are counted in the debtor's calendar, not in UTC
         notices = [Notice(parse_moment(n["sent_at"]).astimezone(zone),
-                          parse_moment(n["delivered_at"]).astimezone(zone) if n["delivered_at"] else None)
+                          parse_moment(n["delivered_at"]).astimezone(zone) if n["delivered_at"] else None,
+                          dt.date.fromisoformat(n["deadline"]) if n["deadline"] else None)
                    for n in self.store.notices(receivable["id"])]
         blocks = negativation_blocks(status=receivable["status"], disputed=bool(receivable["disputed"]),
                                      due_date=dt.date.fromisoformat(receivable["due_date"]), notices=notices,

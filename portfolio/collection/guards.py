@@ -4,11 +4,15 @@ Pure functions over facts, so they can be proven with property tests and reused 
 
 - `negativation_blocks()`: why a debt may not be negativated now (no proven delivered notice,
   the waiting period after it, a disputed debt, a debt more than 5 years past due, not open);
+- `last_day_to_pay()`: THE one place where the waiting period after a notice is counted (Código
+  Civil art. 132): the notice prints it, and negativation opens only the day after it;
+- `notice_is_futile()`: a notice whose earliest negativation falls on or after the 5-year limit;
 - `removal_deadline()`: the last day to request removal after full payment (5 business days,
   national and UF holidays, counted from the first business day after the payment — Súmula 548);
 - `record_expiry()`: when a negative record must go, 5 years after the due date (CDC art. 43 §1);
 - `next_contact_time()`: the first moment at or after `when` inside the debtor's UF contact window
-  and under the per-debtor frequency cap: out-of-window actions are deferred, never dropped.
+  and under the per-debtor frequency cap: out-of-window actions are deferred, never dropped;
+  `contact_deferral()` also says which of the two guards deferred it.
 
 Every value a source disputes (waiting days per bureau and UF, windows per UF) is data in
 `GuardSettings`, never hard-wired.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from regua.engine.brazil import UFS, add_business_days, is_holiday, zone_of
+from regua.engine.brazil import UFS, add_business_days, is_business_day, is_holiday, zone_of
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,12 @@ class GuardSettings:
 
 @dataclass(frozen=True)
 class Notice:
-    """A notice of negativation: sent, and delivered with proof (a delivery receipt) or not."""
+    """A notice of negativation: sent, and delivered with proof (a delivery receipt) or not, with
+    the last day to pay it printed (None for notices sent before the date was kept)."""
 
     sent_at: dt.datetime
     delivered_at: dt.datetime | None = None
+    deadline: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,30 @@ def record_expiry(due_date: dt.date, settings: GuardSettings = GuardSettings()) 
     return _years_after(due_date, settings.max_age_years)
 
 
+def last_day_to_pay(start: dt.date, wait: int, uf: str) -> dt.date:
+    """The last day of a waiting period of `wait` days that starts on `start` (the delivery of the
+    notice), Código Civil art. 132: the start day is excluded and the last day included; a last
+    day that is not a business day in the debtor's UF moves to the next business day (§1). The
+    debtor may pay through that whole day; a record may open from the day after it, never earlier.
+    Delivery on 13/03/2026 with 10 days: the period runs through 23/03, the record opens from 24/03."""
+    day = start + dt.timedelta(days=wait)
+    while not is_business_day(day, uf):
+        day += dt.timedelta(days=1)
+    return day
+
+
+def earliest_negativation(start: dt.date, wait: int, uf: str) -> dt.date:
+    """The first day a record may open after a notice delivered on `start`: the day after the last day to pay."""
+    return last_day_to_pay(start, wait, uf) + dt.timedelta(days=1)
+
+
+def notice_is_futile(due_date: dt.date, send_on: dt.date, uf: str, bureau: str,
+                     settings: GuardSettings = GuardSettings()) -> bool:
+    """A notice sent (and delivered) on `send_on` could never lead to a negativation: the earliest
+    day a record could open is already past the 5-year limit of the debt."""
+    return earliest_negativation(send_on, settings.notice_wait(bureau, uf), uf) >= record_expiry(due_date, settings)
+
+
 def negativation_blocks(*, status: str, disputed: bool, due_date: dt.date, notices: list[Notice], today: dt.date,
                         uf: str, bureau: str, settings: GuardSettings = GuardSettings()) -> list[Block]:
     """Every reason the debt may not be negativated on `today`; empty: it may."""
@@ -104,10 +134,16 @@ def negativation_blocks(*, status: str, disputed: bool, due_date: dt.date, notic
     if not delivered:
         blocks.append(Block("NO_DELIVERED_NOTICE", "no notice of negativation with proof of delivery"))
     else:
+        # The waiting period runs from the first proven delivery; and no notice the debtor was sent
+        # may be contradicted: the record opens only after the later of that period and every last
+        # day to pay a notice printed.
         wait = settings.notice_wait(bureau, uf)
-        ready = min(delivered).date() + dt.timedelta(days=wait)
+        last_day = max([last_day_to_pay(min(delivered).date(), wait, uf)]
+                       + [n.deadline for n in notices if n.deadline is not None])
+        ready = last_day + dt.timedelta(days=1)
         if today < ready:
-            blocks.append(Block("NOTICE_WAIT", f"{wait} days must pass after the notice was delivered", ready))
+            blocks.append(Block("NOTICE_WAIT", f"the debtor may pay until {last_day.isoformat()}: {wait} days after "
+                                               "the notice was delivered, and the last day the notice printed", ready))
     return blocks
 
 
@@ -137,6 +173,16 @@ def next_contact_time(when: dt.datetime, uf: str, previous: list[dt.datetime] = 
             return candidate.astimezone(when.tzinfo)
         candidate = _next_opening(candidate, window, uf)
     raise ValueError(f"no contact window opens for {uf}")
+
+
+def contact_deferral(when: dt.datetime, uf: str, previous: list[dt.datetime] = (),
+                     settings: GuardSettings = GuardSettings()) -> tuple[dt.datetime, str | None]:
+    """`next_contact_time()` and the guard that deferred the contact: None (not deferred),
+    `OUT_OF_WINDOW` (the window alone defers it that far) or `FREQUENCY_CAP` (the cap defers it further)."""
+    at = next_contact_time(when, uf, previous, settings)
+    if at == when:
+        return at, None
+    return at, "OUT_OF_WINDOW" if at == next_contact_time(when, uf, (), settings) else "FREQUENCY_CAP"
 
 
 def _next_opening(local: dt.datetime, window: Window, uf: str) -> dt.datetime:

@@ -5,6 +5,8 @@ a step is planned once; engine.codegen adds that guard to every step). When seve
 steps are due at once — a receivable imported late, a run that did not happen — only the most
 recent one is sent and the older ones are recorded as superseded: a debtor never receives a
 burst of stale messages. Notices and escalations are never superseded: each happens, in order.
+A notice of negativation that could never be followed by one (the debt reaches its 5-year limit
+before the earliest day a record could open) is written as cancelled (`TOO_OLD`), never sent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from regua.dsl.values import to_json
 from regua.engine.prepared import PreparedPolicy
 
 from .facts import Fact
+from .guards import notice_is_futile
 from .settings import CollectionSettings
 
 # Contact steps that stand for one another: the latest due replaces the older ones.
@@ -36,14 +39,15 @@ class PlannedStep:
     settings: dict
     policy: str
     version: str
-    status: str  # pending, or superseded (never carried out), or done (a `wait` milestone)
+    status: str  # pending, superseded or cancelled (never carried out), or done (a `wait` milestone)
+    code: str | None = None  # why it is cancelled
 
     def row(self, as_of: dt.date, priority) -> dict:
         return {"key": self.key, "receivable_id": self.fact.receivable_id, "customer_id": self.fact.customer_id,
                 "step": self.step, "action": self.action, "day": self.day, "template": self.template,
                 "settings": json.dumps(self.settings, ensure_ascii=False), "policy": self.policy,
                 "policy_version": self.version, "planned_on": as_of.isoformat(), "priority": priority,
-                "status": self.status, "not_before": None, "attempts": 0}
+                "status": self.status, "not_before": None, "attempts": 0, "block_code": self.code}
 
 
 @dataclass
@@ -57,6 +61,7 @@ class PlanResult:
     unrouted: list[Fact] = field(default_factory=list)  # no régua applies to the customer
     counts: Counter = field(default_factory=Counter)  # action -> steps to carry out
     superseded: int = 0
+    futile: int = 0  # notices of negativation cancelled: the debt is too old for a negativation to follow
 
 
 class Planner:
@@ -71,6 +76,7 @@ class Planner:
                               for r in p.meta.rules] for name, p in policies.items()}
         self._order = {name: [(r.day, i) for i, r in enumerate(p.meta.rules)] for name, p in policies.items()}
         self._routes: dict[tuple[str, str], str | None] = {}
+        self._guards = settings.guards()
 
     def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult, materialize: bool = True) -> None:
         """Plan one receivable into `result`; with materialize=False (dry runs) only count."""
@@ -99,9 +105,14 @@ class Planner:
         counts = result.counts
         for index, sets in fired:
             step, action, day, template, replaceable = steps[index]
+            code = None
             if replaceable and index != latest_contact:
                 status = "superseded"
                 result.superseded += 1
+            elif action == "notify_negativation" and notice_is_futile(
+                    fact.due_date, as_of, fact.uf, str((sets or {}).get("bureau") or self.settings.bureau), self._guards):
+                status, code = "cancelled", "TOO_OLD"
+                result.futile += 1
             elif action == "wait":
                 status = "done"
             else:
@@ -110,11 +121,12 @@ class Planner:
             if materialize:
                 settings = {k: to_json(v) for k, v in sets.items()} if sets else {}
                 result.steps.append(PlannedStep(f"{fact.receivable_id}:{step}", fact, step, action, day, template,
-                                                settings, name, policy.version, status))
+                                                settings, name, policy.version, status, code))
 
 
 def summarize(result: PlanResult) -> dict:
     """Counts for a plan: by action, superseded, failures and unrouted receivables."""
     return {"receivables": len(result.priorities) + len(result.failures) + len(result.unrouted),
             "planned": sum(result.counts.values()), "by_action": dict(sorted(result.counts.items())),
-            "superseded": result.superseded, "policy_errors": len(result.failures), "unrouted": len(result.unrouted)}
+            "superseded": result.superseded, "futile": result.futile, "policy_errors": len(result.failures),
+            "unrouted": len(result.unrouted)}

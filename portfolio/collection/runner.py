@@ -40,6 +40,15 @@ class RunLocked(Exception):
     """Another run holds the lock on this database."""
 
 
+class CreditorNotIdentified(ValueError):
+    """CDC art. 42-A: a run that may send collection messages needs the creditor's name, address and CNPJ."""
+
+    def __init__(self, missing: list[str]):
+        super().__init__(f"{', '.join(missing)} must be set: every collection document names the creditor "
+                         "(name, address and CNPJ; CDC art. 42-A)")
+        self.missing = missing
+
+
 @dataclass
 class RunSummary:
     as_of: dt.date
@@ -92,6 +101,9 @@ class Runner:
     def run(self, as_of: dt.date, now: dt.datetime | None = None, dry_run: bool = False,
             progress: Callable[[str, int, int | None], None] | None = None, wait: bool = True) -> RunSummary:
         """`progress(phase, advance, total)` is called as the run goes (phase: plan, dispatch)."""
+        missing = self.settings.creditor_missing()
+        if missing and not dry_run and self.dispatcher is not None:
+            raise CreditorNotIdentified(missing)  # refused before anything is written or sent
         now = now or dt.datetime.now(dt.timezone.utc)
         started = time.perf_counter()
         summary = RunSummary(as_of, dry_run)
@@ -146,6 +158,8 @@ class Runner:
         for action, count in counts["by_action"].items():
             summary.planned[action] = summary.planned.get(action, 0) + count
         summary.superseded += counts["superseded"]
+        if counts["futile"]:
+            summary.reasons["cancelled:TOO_OLD"] = summary.reasons.get("cancelled:TOO_OLD", 0) + counts["futile"]
         summary.policy_errors += counts["policy_errors"]
         summary.unrouted += counts["unrouted"]
         if dry_run:
@@ -155,6 +169,9 @@ class Runner:
         events = [{"at": iso(now), "receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
                    "kind": "superseded", "code": "NEWER_STEP_DUE", "detail": {"step": s.step}}
                   for s in result.steps if s.status == "superseded"]
+        events += [{"at": iso(now), "receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
+                    "kind": "cancelled", "code": s.code, "detail": {"step": s.step, "due_date": s.fact.due_date.isoformat()}}
+                   for s in result.steps if s.status == "cancelled"]
         events += [{"at": iso(now), "receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
                     "code": code, "detail": {"message": message}} for f, code, message in result.failures]
         self.store.plan(rows, events)

@@ -16,8 +16,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class CollectionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Run the cadence inside the server at `run_hours` (one worker runs it; the others skip).
     enabled: bool = False
-    #: CDC art. 42-A: every collection message names the creditor (name and CNPJ).
+    #: CDC art. 42-A: every collection document names the creditor: name, address and CNPJ.
     creditor_name: str = ""
+    creditor_address: str = ""
     creditor_document: str = ""
     #: Which régua applies: by customer segment first, then by person kind ("pf" / "pj").
     policies: dict[str, str] = msgspec.field(default_factory=lambda: {"pf": "cobranca_b2c", "pj": "cobranca_b2b"})
@@ -59,6 +60,11 @@ class CollectionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             if getattr(self, name) < 0:
                 found.append(f"{name}: must not be negative")
         return found
+
+    def creditor_missing(self) -> list[str]:
+        """The creditor identification settings that are empty (CDC art. 42-A needs all three)."""
+        return [f"collection.{name}" for name in ("creditor_name", "creditor_address", "creditor_document")
+                if not " ".join(getattr(self, name).split())]
 
     def guards(self) -> GuardSettings:
         windows = dict(DEFAULT_WINDOWS)

@@ -57,6 +57,26 @@ def m001_collection(db):
                                   "summary": str}, pk="id")
 
 
+@MIGRATIONS()
+def m002_notice_deadline(db):
+    # The last day to pay a notice of negativation printed, kept so that it is also the date enforced.
+    db["outbox"].add_column("deadline", str)
+
+
+# A delivery receipt may be dated at most this far after the moment it reaches Régua (clocks drift).
+RECEIPT_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class ReceiptRefused(Exception):
+    """A delivery receipt that cannot be proof: `code` is stable (UNKNOWN_STEP, STEP_NOT_SENT,
+    RECEIPT_BEFORE_SEND, RECEIPT_IN_FUTURE)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if moment else None
 
@@ -114,7 +134,7 @@ class CollectionStore:
 
     def notices(self, receivable_id: str) -> list[dict]:
         """The notices of negativation of a receivable that were sent."""
-        return list(self.db.query("select sent_at, delivered_at from outbox where receivable_id = ? and "
+        return list(self.db.query("select sent_at, delivered_at, deadline from outbox where receivable_id = ? and "
                                   "action = 'notify_negativation' and sent_at is not null", [receivable_id]))
 
     def contacts_since(self, customer_id: str, since: dt.datetime) -> list[dt.datetime]:
@@ -124,15 +144,50 @@ class CollectionStore:
                                [customer_id, iso(since)]).fetchall()
         return [parse_moment(r[0]) for r in rows]
 
-    def record_delivery(self, key: str, delivered_at: dt.datetime, provider_id: str = "") -> bool:
-        """A delivery receipt that arrived later (a provider callback): proof for a notice."""
-        row = self.db.execute("select receivable_id, customer_id, status from outbox where key = ?", [key]).fetchone()
-        if row is None or row[2] not in ("sent", "delivered"):
-            return False
-        event = {"receivable_id": row[0], "customer_id": row[1], "key": key, "kind": "delivered", "code": "RECEIPT",
-                 "detail": {"provider_id": provider_id, "delivered_at": iso(delivered_at)}}
-        self.update(key, {"status": "delivered", "delivered_at": iso(delivered_at)}, [event])
-        return True
+    def record_delivery(self, key: str, delivered_at: dt.datetime, provider_id: str = "",
+                        now: dt.datetime | None = None) -> str:
+        """A delivery receipt that arrived later (a provider callback): proof for a notice. Returns
+        `first` (the row is now `delivered` at that moment) or `later` (the row was delivered
+        already: the first delivery is kept, the later receipt is recorded as such). A receipt
+        that cannot be proof raises ReceiptRefused, with an event in the history when the step
+        exists; it never changes a deadline."""
+        if delivered_at.tzinfo is None:
+            raise ValueError("delivered_at must be timezone-aware")
+        now = now or dt.datetime.now(dt.timezone.utc)
+        row = self.db.execute("select receivable_id, customer_id, status, sent_at, delivered_at from outbox "
+                              "where key = ?", [key]).fetchone()
+        if row is None:
+            raise ReceiptRefused("UNKNOWN_STEP", f"no step with key '{key}'")
+        receivable_id, customer_id, status, sent_at, _ = row
+        detail = {"provider_id": provider_id, "delivered_at": iso(delivered_at)}
+        refusal = None
+        if sent_at is None or status not in ("sent", "delivered"):
+            refusal = ("STEP_NOT_SENT", f"step '{key}' was never sent (status {status})")
+        elif delivered_at < parse_moment(sent_at):
+            refusal = ("RECEIPT_BEFORE_SEND", f"the receipt says {iso(delivered_at)}, before the message was sent "
+                                              f"({sent_at}): the provider's clock is wrong")
+        elif delivered_at > now + RECEIPT_CLOCK_SKEW:
+            refusal = ("RECEIPT_IN_FUTURE", f"the receipt says {iso(delivered_at)}, later than now ({iso(now)})")
+        if refusal is not None:
+            event = {"at": iso(now), "receivable_id": receivable_id, "customer_id": customer_id, "key": key,
+                     "kind": "receipt_refused", "code": refusal[0], "detail": dict(detail, sent_at=sent_at)}
+            with sqlite.transaction(self.db):
+                self.write_events([event])
+            raise ReceiptRefused(*refusal)
+        with sqlite.transaction(self.db):
+            # The waiting period counts from the first delivery: a later receipt never moves it
+            # (the condition holds against two receipts arriving at once, too).
+            changed = self.db.execute("update outbox set status = 'delivered', delivered_at = ?, updated_at = ? "
+                                      "where key = ? and delivered_at is null",
+                                      [iso(delivered_at), iso(dt.datetime.now(dt.timezone.utc)), key]).rowcount
+            if changed:
+                kind, result = "delivered", "first"
+            else:
+                first = self.db.execute("select delivered_at from outbox where key = ?", [key]).fetchone()[0]
+                kind, result, detail = "later_receipt", "later", dict(detail, first_delivered_at=first)
+            self.write_events([{"at": iso(now), "receivable_id": receivable_id, "customer_id": customer_id,
+                                "key": key, "kind": kind, "code": "RECEIPT", "detail": detail}])
+        return result
 
     # ---- negative records ----
     def open_record(self, record: dict, event: dict) -> None:

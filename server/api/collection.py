@@ -25,7 +25,7 @@ from regua.engine import brazil
 from regua.engine.connectors import mask_document
 from regua.portfolio import Portfolio, import_rows
 from regua.portfolio.collection.runner import RunLocked, run_time
-from regua.portfolio.collection.store import CollectionStore
+from regua.portfolio.collection.store import CollectionStore, ReceiptRefused
 
 from ..collection import CollectionUnavailable
 from ..errors import ApiError
@@ -71,6 +71,7 @@ class DeliveryRequest(msgspec.Struct, forbid_unknown_fields=True):
 class DeliveryResult(msgspec.Struct):
     key: str
     recorded: bool
+    first: bool  # false: the step was delivered already; the first delivery is kept, this receipt is recorded as later
 
 
 class ReceivableView(msgspec.Struct):
@@ -184,7 +185,10 @@ class CollectionController(Controller):
             raise ApiError(503, "COLLECTION_NOT_CONFIGURED", str(error)) from None
         return msgspec.convert(summary.to_dict(), RunResult)
 
-    @post("/deliveries", status_code=200, responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="unknown")},
+    @post("/deliveries", status_code=200,
+          responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="unknown step"),
+                     409: ResponseSpec(ErrorBody, description="the step was never sent"),
+                     422: ResponseSpec(ErrorBody, description="the receipt is dated before the send or in the future")},
           summary="Record a delivery receipt for a step that was sent")
     async def delivery(self, svc: Svc, data: JSONBody[DeliveryRequest]) -> DeliveryResult:
         if data.delivered_at.tzinfo is None:
@@ -199,9 +203,12 @@ class CollectionController(Controller):
             finally:
                 store.close()
 
-        if not await anyio.to_thread.run_sync(work):
-            raise ApiError(404, "UNKNOWN_STEP", f"no sent step with key '{data.key}'")
-        return DeliveryResult(data.key, True)
+        try:
+            result = await anyio.to_thread.run_sync(work)
+        except ReceiptRefused as refused:  # counted by code in regua_request_errors_total, like every error
+            status = {"UNKNOWN_STEP": 404, "STEP_NOT_SENT": 409}.get(refused.code, 422)
+            raise ApiError(status, refused.code, refused.message) from None
+        return DeliveryResult(data.key, True, result == "first")
 
     @get("/queue", responses=_ERRORS, summary="Open receivables ranked by priority (last run)")
     async def queue(self, svc: Svc,

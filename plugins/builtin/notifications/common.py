@@ -316,8 +316,10 @@ class TemplatedChannel(NotificationChannel):
 
     def _identified(self, text: str, creditor: _Creditor, footer_template: str, context: dict,
                     collection: bool) -> str:
-        """`text`, with the standard footer appended when the creditor's name or CNPJ is missing."""
-        if not collection or (creditor.name in text and creditor.formatted in text):
+        """`text`, with the standard footer appended when the creditor's name, CNPJ or (when known)
+        address is missing from it."""
+        if not collection or (creditor.name in text and creditor.formatted in text
+                              and (not creditor.address or creditor.address in text)):
             return text
         footer = self.renderer.render(footer_template, context).strip()
         return f"{text}\n\n{footer}" if "\n" in footer or "\n" in text else f"{text} {footer}"
