@@ -31,6 +31,7 @@ COMMANDS: list[click.Command] = [
     collect.simulate_command,
     collect.queue_command,
     monitor.monitor_command,
+    monitor.limits_command,
     purge.purge_command,
     serve.serve_command,
     keys.keys_group,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import click
@@ -28,6 +29,28 @@ def _text(value) -> str:
     return "—" if value is None else str(value)
 
 
+def _money(value) -> str:
+    from regua.plugins.formatting import brl
+
+    return "—" if value is None else brl(value)
+
+
+def _percent(value) -> str:
+    from regua.plugins.formatting import pct
+
+    return "—" if value is None else pct(value)
+
+
+def _days(value) -> str:
+    from regua.plugins.formatting import pct
+
+    return "—" if value is None else pct(value).removesuffix("%")  # 983,69: Brazilian decimals, no unit
+
+
+ROLL_NOTE = ("A roll rate above 100% means more balance reached the later bucket than the earlier bucket held "
+             "one period before: with periods longer than a bucket, receivables also arrive from further back.")
+
+
 def _print(report: KpiReport, console: Console) -> None:
     from rich.table import Table
 
@@ -36,29 +59,33 @@ def _print(report: KpiReport, console: Console) -> None:
     summary.add_column("KPI")
     summary.add_column("value", justify="right")
     for label, value in [
-        ("credit sales", report.credit_sales), ("opening AR", report.opening_ar),
-        ("closing AR", report.closing_ar),
-        (f"closing current AR (≤ {report.current_days} days past due)", report.closing_current_ar),
-        ("DSO (days)", report.dso), ("CEI (%)", report.cei),
-        ("in default", report.defaulted), ("recovered", report.recovered), ("recovery rate (%)", report.recovery_rate),
+        ("credit sales", _money(report.credit_sales)), ("opening AR", _money(report.opening_ar)),
+        ("closing AR", _money(report.closing_ar)),
+        (f"closing current AR (≤ {report.current_days} days past due)", _money(report.closing_current_ar)),
+        ("DSO (days)", _days(report.dso)), ("CEI", _percent(report.cei)),
+        ("in default", _money(report.defaulted)), ("recovered", _money(report.recovered)),
+        ("recovery rate", _percent(report.recovery_rate)),
     ]:
-        summary.add_row(label, _text(value))
+        summary.add_row(label, value)
     console.print(summary)
     aging = Table(title=f"Aging at {report.date_to} (days past due)")
     aging.add_column("bucket")
     aging.add_column("amount", justify="right")
     aging.add_column("count", justify="right")
     for bucket in report.aging:
-        aging.add_row(bucket.bucket, str(bucket.amount), str(bucket.count))
+        aging.add_row(bucket.bucket, _money(bucket.amount), str(bucket.count))
     console.print(aging)
     if report.roll_rates:
-        rolls = Table(title="Roll rates (%)")
+        rolls = Table(title="Roll rates")
         rolls.add_column("period", no_wrap=True)
         for label, _ in _ROLLS:
             rolls.add_column(label, justify="right")
         for period in report.roll_rates:
-            rolls.add_row(f"{period.start} → {period.end}", *(_text(getattr(period, name)) for _, name in _ROLLS))
+            rolls.add_row(f"{period.start} → {period.end}", *(_percent(getattr(period, name)) for _, name in _ROLLS))
         console.print(rolls)
+        if any(Decimal(getattr(period, name)) > 100 for period in report.roll_rates for _, name in _ROLLS
+               if getattr(period, name) is not None):
+            console.print(ROLL_NOTE)
 
 
 @click.command("kpis")

@@ -14,6 +14,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -369,8 +370,26 @@ def invoke(*args):
 def test_cli_prints_tables_with_the_numbers(db):
     result = invoke("--db", db, "--from", "2025-01-01", "--to", "2025-03-31")
     assert result.exit_code == 0, result.output
-    for text in ("1600.00", "56.25", "60.00", "33.33", "1200.00", "90+", "300.00", "83.33", "Roll rates"):
+    # Brazilian formats, as in the e-mails (issue 15 #5): money in reais, decimal commas.
+    for text in ("R$ 1.600,00", "56,25", "60%", "33,33%", "R$ 1.200,00", "90+", "R$ 300,00", "83,33%", "Roll rates"):
         assert text in result.output, text
+    assert "above 100%" not in result.output  # the note only comes with such a rate
+
+
+def test_cli_explains_a_roll_rate_above_100_percent(db):
+    import io
+
+    from rich.console import Console
+
+    from regua.cli.kpis import ROLL_NOTE, _print
+
+    report = compute_kpis(db, FROM, TO)
+    first = report.roll_rates[0]
+    report = msgspec.structs.replace(report, roll_rates=[msgspec.structs.replace(first, current_to_1_30=Decimal("166.67"))])
+    console = Console(file=io.StringIO(), width=200)
+    _print(report, console)
+    text = console.file.getvalue()
+    assert "166,67%" in text and ROLL_NOTE.split(":")[0] in text
 
 
 def test_cli_json_is_the_report(db):

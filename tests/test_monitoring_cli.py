@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ AS_OF = dt.date(2026, 11, 20)
 
 
 def regua(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REGUA), *args], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    # A wide terminal, so table cells are not wrapped across lines.
+    return subprocess.run([str(REGUA), *args], capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                          env={**os.environ, "COLUMNS": "200"})
 
 
 def _portfolio(db: Path) -> None:
@@ -90,3 +93,30 @@ def test_monitor_reports_bad_usage_without_a_traceback(tmp_path):
     _portfolio(db)
     poll = regua("monitor", "--poll", "--db", str(db), "--sandbox")
     assert poll.returncode == 0 and "no monitoring source" in poll.stdout
+
+
+def test_monitor_lists_the_customers_to_look_at_and_limits_shows_a_history(tmp_path):
+    db = tmp_path / "regua.db"
+    _portfolio(db)
+    dry = regua("monitor", "--portfolio", "--db", str(db), "--sandbox", "--as-of", AS_OF.isoformat(), "--dry-run",
+                "--json")
+    results = {r["customer_id"]: r for r in json.loads(dry.stdout)["results"]}
+    assert results["alfa"]["outcome"] == "raise" and results["alfa"]["limit_after"] == "12000.00"
+    assert results["maria"]["limit_before"] == "2000.00" and results["maria"]["limit_after"] == "1000.00"
+    assert results["alfa"]["reasons"] == ["BOM_PAGADOR"]
+    real = regua("monitor", "--portfolio", "--db", str(db), "--sandbox", "--as-of", AS_OF.isoformat())
+    assert real.returncode == 0, real.stderr
+    assert "customers to look at" in real.stdout and "R$ 12.000,00" in real.stdout and "R$ 1.000,00" in real.stdout
+    assert "Maria" not in real.stdout  # ids, never names
+    shown = regua("monitor", "--portfolio", "--db", str(db), "--sandbox", "--as-of", AS_OF.isoformat(), "--dry-run",
+                  "--show", "1")
+    assert "and 1 more" in shown.stdout or "customers to look at" not in shown.stdout
+
+    history = regua("limits", "alfa", "--db", str(db))
+    assert history.returncode == 0, history.stderr
+    assert "limit R$ 12.000,00" in history.stdout and "R$ 10.000,00" in history.stdout
+    assert "BOM_PAGADOR" in history.stdout and "user:test" in history.stdout
+    data = json.loads(regua("limits", "alfa", "--db", str(db), "--json").stdout)
+    assert data["limit"]["amount"] == "12000.00" and [c["amount"] for c in data["history"]] == ["12000.00", "10000.00"]
+    unknown = regua("limits", "ninguem", "--db", str(db))
+    assert unknown.returncode == 1 and "no customer with id 'ninguem'" in unknown.stderr

@@ -85,11 +85,23 @@ class RecheckSummary:
     not_reached: int = 0
     no_policy: int = 0
     dry_run: bool = False
+    #: One entry per customer decided: what the operator acts on (ids only, never names or documents).
+    results: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
         data["outcomes"] = dict(sorted(self.outcomes.items()))
         return data
+
+
+def _customer_result(customer_id: str, outcome: str, result) -> dict:
+    before, after = result.limit_before or {}, result.limit_after or {}
+    return {"customer_id": customer_id, "outcome": outcome, "decision_id": result.decision_id,
+            # a customer who had no limit yet has none "before" (not R$ 0,00)
+            "limit_before": before.get("amount") if before.get("set", True) else None,
+            "limit_after": after.get("amount"),
+            "blocked": bool(after.get("blocked")), "review": bool(result.review),
+            "reasons": [r["code"] for r in result.reasons if r.get("code")]}
 
 
 def _delta(summary: RecheckSummary, result) -> None:
@@ -166,6 +178,7 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
                 result, _ = monitor.commit(customer, prepared, inputs, decision, now, elapsed, dry_run=dry_run)
                 summary.evaluated += 1
                 summary.outcomes[decision.outcome] += 1
+                summary.results.append(_customer_result(customer["id"], decision.outcome, result))
                 summary.reviews += result.review
                 summary.notifications += sum(n["status"] != "failed" for n in result.notifications)
                 summary.notifications_failed += sum(n["status"] == "failed" for n in result.notifications)

@@ -74,6 +74,19 @@ class RecheckRequest(msgspec.Struct, forbid_unknown_fields=True):
     dry_run: bool = False
 
 
+class CustomerRecheck(msgspec.Struct):
+    """One customer's re-check: ids and amounts, never names or documents."""
+
+    customer_id: str
+    outcome: str
+    decision_id: str | None
+    limit_before: str | None
+    limit_after: str | None
+    blocked: bool
+    review: bool
+    reasons: list[str]
+
+
 class RecheckResult(msgspec.Struct):
     as_of: str
     customers: int
@@ -94,6 +107,7 @@ class RecheckResult(msgspec.Struct):
     not_reached: int
     no_policy: int
     dry_run: bool
+    results: list[CustomerRecheck] = []
 
 
 class EventController(Controller):
