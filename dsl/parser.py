@@ -28,6 +28,12 @@ class PolicyIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
+    def process(self, stream):
+        # Lark keeps one post-lexer per parser and lark's Indenter keeps the indentation stack and
+        # parenthesis depth on it, so parses in several threads would share (and corrupt) that
+        # state. Each parse gets its own state instead: a fresh indenter, cheap to make.
+        return Indenter._process(PolicyIndenter(), stream)
+
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:

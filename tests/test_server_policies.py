@@ -324,3 +324,30 @@ def test_a_version_published_through_one_worker_reaches_every_worker(tmp_path):
         workers = decisions_by_worker(metrics, tmp_path / "scratch")
         assert len(workers) == 2 and all(w.get("review", 0) >= 3 for w in workers.values()), workers
         assert all(behaves_as(fresh(), "2026.12.1") for _ in range(20))
+
+
+def test_concurrent_publishes_over_http_all_succeed(tmp_path):
+    """20 clients publish valid sources at once: every answer is a success, none a bogus 422 or a 500
+    (the parser used to share its indentation state between threads)."""
+    sources = [V2.replace('version "2026.12.1"', f'version "2026.12.{i + 2}"') for i in range(20)]
+    start = threading.Barrier(len(sources))
+    answers: list = [None] * len(sources)
+
+    with ThreadedServer(sandbox_settings(tmp_path)) as server:
+        def publish(index: int) -> None:
+            with server.client() as client:
+                start.wait()
+                response = client.put("/policies/credito_b2b", json={"source": sources[index]})
+                answers[index] = (response.status_code, response.text[:300])
+
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(len(sources))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a for a in answers if a is None or a[0] not in (200, 201)] == []
+        with server.client() as client:
+            revisions = {v["revision"] for v in client.get("/policies/credito_b2b").json()["versions"]}
+            assert len(revisions) == 21  # the bundled version and the 20 published ones
+            decision = decide(client)
+            assert decision[1].startswith("2026.12.") and tuple(decision[2:]) == BEHAVIOUR["2026.12.1"]
