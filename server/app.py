@@ -21,6 +21,7 @@ from regua.plugins.registry import Registry
 
 from .api import ROUTES
 from .auth import ApiKeyMiddleware
+from .bodies import StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
@@ -47,10 +48,12 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     async def on_shutdown(app: Litestar) -> None:
         services.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         middleware=[ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_json_body,
+        plugins=[StrictStructSchemaPlugin()],
         state=State({"services": services}),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
@@ -67,6 +70,23 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         logging_config=None,
         debug=False,
     )
+    document_error_bodies(app)
+    return app
+
+
+def document_error_bodies(app: Litestar) -> None:
+    """Every handler that can refuse its parameters answers 400 with the one error body: say so in the
+    OpenAPI document, instead of Litestar's default ValidationException schema."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    from .schemas import ErrorBody
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            responses = dict(handler.responses or {})
+            if 400 not in responses:
+                responses[400] = ResponseSpec(ErrorBody, description="malformed or invalid request")
+                handler.responses = responses
 
 
 def app_from_env() -> Litestar:
