@@ -29,6 +29,12 @@ class PolicyIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
+    def process(self, stream):
+        # Lark keeps one post-lexer per parser and lark's Indenter keeps the indentation stack and
+        # parenthesis depth on it, so parses in several threads would share (and corrupt) that
+        # state. Each parse gets its own state instead: a fresh indenter, cheap to make.
+        return Indenter._process(PolicyIndenter(), stream)
+
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
@@ -277,7 +283,7 @@ class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands o
         return ast.Name(str(token), span=Span.of(token))
 
     def int_lit(self, meta, token):
-        return ast.Literal("int", int(str(token).replace("_", "")), str(token), span=Span.of(token))
+        return ast.Literal("int", _whole(token), str(token), span=Span.of(token))
 
     def decimal_lit(self, meta, token):
         return ast.Literal("decimal", Decimal(str(token).replace("_", "")), str(token), span=Span.of(token))
@@ -322,7 +328,21 @@ class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands o
 MAX_DAYS = 999_999_999  # what a date difference can hold
 
 
+#: Whole numbers in a policy, like whole-number inputs, stay below 10^18 (docs/language.md §5).
+MAX_INT = 10**18 - 1
+
+
+def _whole(token: Token) -> int:
+    digits = str(token).replace("_", "")
+    if len(digits) > 18 or int(digits) > MAX_INT:  # length first: int() refuses over 4300 digits
+        shown = str(token) if len(str(token)) <= 24 else str(token)[:24] + "…"
+        raise _Invalid(f"the whole number {shown} is too large (at most 10^18 - 1)", token)
+    return int(digits)
+
+
 def _days(token: Token) -> int:
+    if len(str(token).replace("_", "")) > 9:
+        raise _Invalid(f"a duration of {str(token)[:24]}… days is too long", token)
     n = int(str(token).replace("_", ""))
     if n > MAX_DAYS:
         raise _Invalid(f"a duration of {token} days is too long", token)

@@ -129,6 +129,55 @@ def _decimal(value, path: str) -> Decimal:
     return result
 
 
+_INT_LIMIT = 10 ** _MAX_MAGNITUDE
+_INT_RANGE_MESSAGE = f"expected a whole number between -10^{_MAX_MAGNITUDE} and 10^{_MAX_MAGNITUDE} (exclusive)"
+
+
+def _int(value, path: str) -> int:
+    """A whole number of magnitude below 10^18 (like every other number a policy takes in)."""
+    if isinstance(value, bool):
+        raise CoercionError(path, "TYPE", "expected a whole number, got a bool")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, (float, Decimal)):
+        number = value if isinstance(value, Decimal) else Decimal(repr(value))
+        if not number.is_finite():
+            raise CoercionError(path, "VALUE", "expected a finite number")
+        if number and number.adjusted() >= _MAX_MAGNITUDE:  # 1e300: checked before int() builds it
+            raise CoercionError(path, "OUT_OF_RANGE", _INT_RANGE_MESSAGE)
+        if number != number.to_integral_value():
+            raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
+        result = int(number)
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_NUMBER_TEXT:  # before int(): Python refuses over 4300 digits with a ValueError
+            raise CoercionError(path, "OUT_OF_RANGE", f"a number of at most {_MAX_NUMBER_TEXT} characters is expected")
+        if not re.fullmatch(r"-?\d[\d_]*", text):
+            raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
+        result = int(text.replace("_", ""))
+    else:
+        raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
+    if not -_INT_LIMIT < result < _INT_LIMIT:
+        raise CoercionError(path, "OUT_OF_RANGE", _INT_RANGE_MESSAGE)
+    return result
+
+
+#: Durations: at most this many days (about 27,000 years; Python's own limit is 999,999,999).
+MAX_DURATION_DAYS = 9_999_999
+
+
+def _days(count: int, path: str) -> int:
+    if not -MAX_DURATION_DAYS <= count <= MAX_DURATION_DAYS:
+        raise CoercionError(path, "OUT_OF_RANGE", f"expected at most {MAX_DURATION_DAYS} days")
+    return count
+
+
+def _day_count(text: str, path: str) -> int:
+    if len(text) > _MAX_NUMBER_TEXT:
+        raise CoercionError(path, "OUT_OF_RANGE", f"a duration of at most {_MAX_NUMBER_TEXT} characters is expected")
+    return _days(int(text), path)
+
+
 def _kind(value) -> str:
     return {dict: "an object", list: "a list", str: "a text", bool: "a bool", type(None): "null",
             int: "a number", float: "a number", Decimal: "a number"}.get(type(value), type(value).__name__)
@@ -154,15 +203,7 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
     # Compare by name: types unpickled from the compile cache are equal but not identical.
     kind = typ.name if isinstance(typ, T.Prim) else None
     if kind == "int":
-        if isinstance(value, bool):
-            raise CoercionError(path, "TYPE", "expected a whole number, got a bool")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, (float, Decimal)) and value == int(value):
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"-?\d[\d_]*", value.strip()):
-            return int(value.strip().replace("_", ""))
-        raise CoercionError(path, "TYPE", f"expected a whole number, got {_kind(value)}")
+        return _int(value, path)
     if kind in ("decimal", "money"):
         return _decimal(value, path)
     if kind == "percent":
@@ -198,17 +239,17 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
         if isinstance(value, dt.timedelta):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
-            return dt.timedelta(days=value)
+            return dt.timedelta(days=_days(value, path))
         if isinstance(value, str) and (match := _DURATION.match(value)) and not match.group(2):
-            return dt.timedelta(days=int(match.group(1)))
+            return dt.timedelta(days=_day_count(match.group(1), path))
         raise CoercionError(path, "TYPE", "expected a duration such as \"30 days\" (or a number of days)")
     if kind == "business_days":
         if isinstance(value, BusinessDays):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
-            return BusinessDays(value)
+            return BusinessDays(_days(value, path))
         if isinstance(value, str) and (match := _DURATION.match(value)) and match.group(2):
-            return BusinessDays(int(match.group(1)))
+            return BusinessDays(_day_count(match.group(1), path))
         raise CoercionError(path, "TYPE", "expected business days such as \"5 business days\" (or a number)")
     if kind in ("cpf", "cnpj"):
         if not isinstance(value, str):
@@ -279,6 +320,12 @@ def _build_coercer(typ: T.Type, strict: bool = True):
                 return value
             return _coerce_scalar(value, typ)
         return coerce_decimal
+    if exact is int:
+        def coerce_int(value, typ=typ, limit=_INT_LIMIT):
+            if type(value) is int and -limit < value < limit:
+                return value
+            return _coerce_scalar(value, typ)
+        return coerce_int
     if exact is not None:
         def coerce_exact(value, exact=exact, typ=typ):
             if type(value) is exact:  # already the runtime type: nothing to convert
@@ -427,6 +474,19 @@ def to_json(value, typ: T.Type | None = None):
         fields = {f.name: f.type for f in typ.fields} if isinstance(typ, T.RecordType) else {}
         return {k: to_json(v, fields.get(k)) for k, v in value.items()}
     return str(value)
+
+
+def out_of_range_paths(value, path: str = "", limit: int = 10**18) -> list[str]:
+    """Paths of the whole numbers in a JSON-like value whose magnitude is `limit` or more."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [path] if not -limit < value < limit else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in out_of_range_paths(v, f"{path}.{k}" if path else str(k), limit)]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in out_of_range_paths(v, f"{path}[{i}]", limit)]
+    return []
 
 
 def _plain(value: Decimal) -> str:

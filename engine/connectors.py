@@ -8,6 +8,7 @@ connectors through this same interface; tests register fixtures.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping
 
 Connector = Callable[..., Mapping[str, Any]]
@@ -93,3 +94,46 @@ def mask_document(value: Any) -> str:
     if len(text) <= 4:
         return "*" * len(text)
     return "*" * (len(text) - 2) + text[-2:]
+
+
+# Document-shaped text: a CPF (ddd.ddd.ddd-dd) or a CNPJ (XX.XXX.XXX/XXXX-dd, alphanumeric allowed),
+# formatted, partly formatted or bare, the separators possibly percent-encoded (%2E . %2D - %2F /)
+# or spaces. Not part of a longer word or number.
+_SEP = r"(?:[.\-/ ]|%2[EeDdFf]|%20)?"
+_DOCUMENT_IN_TEXT = re.compile(
+    rf"(?<![0-9A-Za-z])[0-9A-Za-z]{{2}}{_SEP}[0-9A-Za-z]{{3}}{_SEP}[0-9A-Za-z]{{3}}{_SEP}[0-9A-Za-z]{{4}}{_SEP}\d{{2}}"
+    rf"(?![0-9A-Za-z])|(?<!\d)\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{2}}(?![0-9A-Za-z])")
+_SEPARATORS = re.compile(r"[.\-/ ]|%2[EeDdFf]|%20")
+
+
+def _mask_match(match: re.Match) -> str:
+    text = match.group(0)
+    compact = _SEPARATORS.sub("", text)
+    if not compact.isdigit() and compact == text:
+        # A bare alphanumeric word of 14 characters is a CNPJ only if its check digits say so.
+        from regua.dsl.values import normalize_cnpj
+
+        if normalize_cnpj(compact.upper()) is None:
+            return text
+    if compact.isalpha():
+        return text
+    return mask_document(text)
+
+
+def mask_documents_in(text: str) -> str:
+    """Every CPF/CNPJ-shaped value inside free text masked (the last two characters kept): for error
+    messages, log lines and reasons, where a document may appear whatever the field's type."""
+    if not isinstance(text, str) or len(text) < 11:
+        return text
+    return _DOCUMENT_IN_TEXT.sub(_mask_match, text)
+
+
+def mask_documents_deep(data: Any) -> Any:
+    """mask_documents_in applied to every string (keys included) of JSON-like data."""
+    if isinstance(data, str):
+        return mask_documents_in(data)
+    if isinstance(data, dict):
+        return {mask_documents_in(k) if isinstance(k, str) else k: mask_documents_deep(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [mask_documents_deep(v) for v in data]
+    return data

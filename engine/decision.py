@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from regua.dsl.values import to_json
 
-from .connectors import mask_document
+from .connectors import mask_document, mask_documents_deep, mask_documents_in
 
 
 class Reason:
@@ -56,10 +56,13 @@ class Reason:
         return self._error
 
     def to_dict(self) -> dict:
-        out = {"code": self.code, "message": self.message, "rule": self.rule, "outcome": self.outcome,
-               "line": self.line, "values": self.values}
+        # Documents are masked by type where they are read; a CPF typed into a `text` input (or a
+        # message) is only recognisable by its shape.
+        out = {"code": self.code, "message": mask_documents_in(self.message) if self.message else self.message,
+               "rule": self.rule, "outcome": self.outcome, "line": self.line,
+               "values": mask_documents_deep(self.values)}
         if self.error:
-            out["error"] = self.error
+            out["error"] = mask_documents_deep(self.error)
         return out
 
     def __repr__(self) -> str:
@@ -141,6 +144,6 @@ class Decision:
             "outcome": self.outcome,
             "outputs": {k: to_json(v, self.output_types.get(k)) for k, v in self.outputs.items()},
             "reasons": [r.to_dict() for r in self.reasons],
-            "trace": self.trace,
+            "trace": mask_documents_deep(self.trace) if self.trace is not None else None,
             "connector_calls": [c.to_dict() for c in self.connector_calls],
         }

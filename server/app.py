@@ -22,6 +22,7 @@ from regua.plugins.registry import Registry
 
 from .api import ROUTES
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
+from .bodies import StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
 from .errors import EXCEPTION_HANDLERS
 from .logs import configure_logging
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
                     ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_json_body,
+        plugins=[StrictStructSchemaPlugin()],
         state=State({"services": services}),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
@@ -75,7 +78,23 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         debug=False,
     )
     check_route_access(app)  # fail closed: a route that declares neither a scope nor PUBLIC stops the app here
+    document_error_bodies(app)
     return app
+
+
+def document_error_bodies(app: Litestar) -> None:
+    """Every handler that can refuse its parameters answers 400 with the one error body: say so in the
+    OpenAPI document, instead of Litestar's default ValidationException schema."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    from .schemas import ErrorBody
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            responses = dict(handler.responses or {})
+            if 400 not in responses:
+                responses[400] = ResponseSpec(ErrorBody, description="malformed or invalid request")
+                handler.responses = responses
 
 
 def app_from_env() -> Litestar:

@@ -16,6 +16,8 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
+from regua.engine.connectors import mask_documents_in
+
 from .schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger("regua.server")
@@ -33,12 +35,21 @@ class ApiError(Exception):
         self.headers = headers
 
     def body(self) -> ErrorBody:
-        return ErrorBody(self.code, self.message, [ErrorDetail(**e) for e in self.errors])
+        return error_body(self.code, self.message, self.errors)
+
+
+def error_body(code: str, message: str, errors: list[dict] | None = None) -> ErrorBody:
+    """The one error body, with every CPF/CNPJ-shaped value the client sent masked (messages and
+    locations echo what was sent: unknown field names, bad values, names and ids not found)."""
+    return ErrorBody(code, mask_documents_in(message),
+                     [ErrorDetail(e.get("code", code), mask_documents_in(e.get("message", "")),
+                                  mask_documents_in(e["location"]) if e.get("location") else e.get("location"))
+                      for e in errors or []])
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict] | None = None,
                    headers: dict[str, str] | None = None) -> Response:
-    body = ErrorBody(code, message, [ErrorDetail(**e) for e in errors or []])
+    body = error_body(code, message, errors)
     return Response(msgspec.json.encode(body), status_code=status, media_type=JSON, headers=headers)
 
 

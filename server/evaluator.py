@@ -17,6 +17,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
+from regua.dsl.values import out_of_range_paths, to_json
 from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.prepared import InvalidInput
@@ -96,18 +97,20 @@ class Evaluator:
         started = time.perf_counter()
         active = self.resolve(name, path_name)
         prepared = active.prepared
-        input_hash = None
-        if request_id is not None and not dry_run:
-            input_hash = hashlib.sha256(_encode_sorted(data)).hexdigest()
-            existing = await anyio.to_thread.run_sync(self.store.decision_by_request, prepared.name, request_id,
-                                                      api_key)
-            if existing is not None:
-                return self._replay(existing, input_hash, request_id)
         try:
             inputs = prepared.validate(data)
         except InvalidInput as error:
             raise ApiError(422, "INVALID_INPUT", f"the input does not fit policy {prepared.name}",
                            error.to_list()) from None
+        input_hash = None
+        if request_id is not None and not dry_run:
+            # The values as the policy reads them, not as written: 4.0 and 4 for an int are one input.
+            sent = {name: inputs[name] for name in data if name in inputs}
+            input_hash = hashlib.sha256(_encode_sorted(to_json(sent, prepared.meta.input_type))).hexdigest()
+            existing = await anyio.to_thread.run_sync(self.store.decision_by_request, prepared.name, request_id,
+                                                      api_key)
+            if existing is not None:
+                return self._replay(existing, input_hash, request_id)
         today = self.today()
         if active.inline:
             decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today)
@@ -117,10 +120,16 @@ class Evaluator:
         decision_id = None if dry_run else new_decision_id()
         result = decision.to_dict()
         elapsed = time.perf_counter() - started
-        body = _encode(EvaluateResponse(
-            decision_id, PolicyRef(prepared.name, prepared.version, active.revision), decision.outcome,
-            result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
-            round(elapsed * 1000, 3), dry_run))
+        try:
+            body = _encode(EvaluateResponse(
+                decision_id, PolicyRef(prepared.name, prepared.version, active.revision), decision.outcome,
+                result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
+                round(elapsed * 1000, 3), dry_run))
+        except (ValueError, OverflowError):  # a whole number too long to write (Python's 4300-digit limit)
+            paths = out_of_range_paths({k: result[k] for k in ("outputs", "reasons", "trace")}) or ["outputs"]
+            raise ApiError(422, "OUTPUT_OUT_OF_RANGE", "the decision holds a number too large to report",
+                           [{"code": "OUT_OF_RANGE", "message": "a whole number of 10^18 or more", "location": p}
+                            for p in paths[:20]]) from None
         self.metrics.observe(prepared.name, decision.outcome, elapsed, decision.connector_calls)
         if dry_run:
             return Evaluation(body)

@@ -13,6 +13,8 @@ import logging
 import re
 import sys
 
+from regua.engine.connectors import mask_documents_in
+
 # Formatted CPF/CNPJ (alphanumeric CNPJ too, any case, "/" possibly URL-encoded as %2F), long
 # digit runs (bare documents, phones; not ISO dates), e-mail addresses, and whatever follows
 # "document=" in a URL.
@@ -31,6 +33,7 @@ def _mask(match: re.Match) -> str:
 
 
 def mask_text(text: str) -> str:
+    text = mask_documents_in(text)  # CPF/CNPJ in any spelling, percent-encoded ones too
     for pattern in _PATTERNS:
         text = pattern.sub(_mask, text)
     return text

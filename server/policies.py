@@ -9,6 +9,8 @@ Lifecycle:
 - `rollback()` activates an earlier revision (it is compiled before it is activated);
 - the folder is watched: an edit is published like any other; a broken edit is reported
   (`problems`, the log) and the running version keeps serving;
+- each policy name belongs to one file (the first, in path order, to declare it): another file
+  declaring the same name is reported (DUPLICATE_POLICY_NAME) and never activated;
 - every worker polls the store's activation counter (`sync_interval`), so a version published
   through one worker reaches all of them.
 The running set is an immutable dict replaced in one assignment: a request sees either the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +87,8 @@ class PolicyService:
         self.problems: dict[str, list[dict]] = {}
         self._generation = -1
         self._lock = threading.RLock()
+        #: policy name -> the file (resolved path) that declares it; a second file is a problem.
+        self._owners: dict[str, str] = {}
 
     # ---- compiling ----
     def compile(self, source: str, file: str) -> PreparedPolicy:
@@ -119,6 +124,9 @@ class PolicyService:
         if self.store.file_hash(key) == digest:
             # Synced before, unchanged since (a restart, a save without edits, another worker's
             # watcher): whatever is active stays, even a version published over HTTP.
+            name = self.store.file_policy_name(key, digest)
+            if name is not None and not self._claim(name, key, source):
+                return False
             self.problems.pop(key, None)
             return True
         try:
@@ -126,8 +134,10 @@ class PolicyService:
         except PolicyRejected as rejected:
             self._problem(key, rejected.to_list())
             return False
-        self.problems.pop(key, None)
         with self._lock:  # store and install in one step: concurrent activations cannot cross
+            if not self._claim(prepared.name, key, source):
+                return False
+            self.problems.pop(key, None)
             row, created = self.store.publish_version(
                 prepared.name, prepared.version, source, digest, f"file:{key}", "file", "file changed",
                 only_if_changed=True)
@@ -136,6 +146,37 @@ class PolicyService:
         if created:
             log.info("policy %s revision %d published from %s", prepared.name, row["revision"], key)
         return True
+
+    def _claim(self, name: str, key: str, source: str) -> bool:
+        """Make `key` the file of policy `name`, unless another existing file declares it (then report it)."""
+        with self._lock:
+            owner = self._owners.get(name)
+            if owner is not None and owner != key and Path(owner).is_file():
+                found = re.search(rf"^policy\s+{re.escape(name)}\b", source, re.M)
+                line = source.count("\n", 0, found.start()) + 1 if found else 1
+                message = (f"policy '{name}' is already declared by {owner}; this file is ignored "
+                           f"and the running version keeps serving")
+                self._problem(key, [{"code": "DUPLICATE_POLICY_NAME", "message": message,
+                                     "location": f"{key}:{line}:1"}])
+                return False
+            for other in [n for n, file in self._owners.items() if file == key and n != name]:
+                del self._owners[other]  # the file now declares another policy
+            self._owners[name] = key
+            return True
+
+    def forget_file(self, path: Path) -> None:
+        """A policy file was removed: its names are free, and files that lost to it are synced again."""
+        key = str(path.resolve())
+        with self._lock:
+            self.problems.pop(key, None)
+            released = [n for n, file in self._owners.items() if file == key]
+            for name in released:
+                del self._owners[name]
+            waiting = [Path(file) for file, errors in self.problems.items()
+                       if released and any(e.get("code") == "DUPLICATE_POLICY_NAME" for e in errors)]
+        for other in sorted(waiting):
+            if other.is_file():
+                self.sync_file(other)
 
     def _problem(self, key: str, errors: list[dict]) -> None:
         self.problems[key] = errors
@@ -240,6 +281,7 @@ class FolderWatcher:
                         self.on_reload.labels("ok" if ok else "rejected").inc()
                 else:
                     log.warning("policy file %s was removed; its last version keeps serving", path)
+                    self.service.forget_file(path)
             self.reloads += 1
 
     def stop(self) -> None:

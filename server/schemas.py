@@ -125,7 +125,7 @@ class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True):
-    revision: Annotated[int, Meta(ge=1)]
+    revision: Annotated[int, Meta(ge=1, le=2**63 - 1)]  # what SQLite can hold
 
 
 class PolicySummary(msgspec.Struct):

@@ -151,6 +151,12 @@ class Store:
         rows = list(self.db.query("select file_hash from policy_files where path = ?", [path]))
         return rows[0]["file_hash"] if rows else None
 
+    def file_policy_name(self, path: str, file_hash: str) -> str | None:
+        """The policy a synced file declared: the name of the version published from it with this hash."""
+        rows = list(self.db.query("select name from policy_versions where origin = ? and source_hash = ? "
+                                  "order by id desc limit 1", [f"file:{path}", file_hash]))
+        return rows[0]["name"] if rows else None
+
     def remember_file(self, path: str, file_hash: str) -> None:
         self.db["policy_files"].upsert({"path": path, "file_hash": file_hash, "synced_at": utc_now()}, pk="path")
 

@@ -506,3 +506,40 @@ def test_syntax_errors_stop_before_checking():
     with pytest.raises(PolicyError) as info:
         check_source(H + "let y = undefined_name\nlet z = 1 +* 2\n")
     assert [d.code for d in info.value.diagnostics] == ["E001"]
+
+
+# ---- thread safety (issue 13, item 1) ----
+def test_parsing_from_many_threads_at_once_gives_every_thread_the_same_tree():
+    """All threads share one Lark parser; its indentation post-lexer must not share state between parses."""
+    import threading
+
+    from regua.dsl.formatter import format_policy
+
+    source = EXAMPLE.read_text(encoding="utf-8")
+    expected = format_policy(parse(source, str(EXAMPLE)), source)
+    broken = "policy p kind credit\nrule r\n  when (1 >\n"  # a syntax error, parsed alongside
+    start = threading.Barrier(8)
+    results: list = []
+
+    def work(index: int) -> None:
+        start.wait()
+        for round_ in range(20):
+            if index == 0 and round_ % 4 == 0:
+                try:
+                    parse(broken, "broken.regua")
+                    results.append("broken parsed")
+                except PolicyError as error:
+                    results.append("ok" if error.diagnostics[0].code in ("E001", "E003") else repr(error))
+                continue
+            try:
+                results.append("ok" if format_policy(parse(source, str(EXAMPLE)), source) == expected else "different tree")
+            except Exception as error:  # noqa: BLE001 — every failure is counted and shown
+                results.append(repr(error)[:200])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 160
+    assert [r for r in results if r != "ok"] == []

@@ -294,3 +294,32 @@ def test_request_ids_belong_to_the_key_that_used_them(server):
         assert first.json()["decision_id"] == again.json()["decision_id"]
         answers[name] = first.json()["decision_id"]
     assert answers["erp"] != answers["backoffice"]
+
+
+@pytest.mark.parametrize("name", ['erp"\nhash = "sha256:00', "erp\\x", "", "x" * 65, "café", "a b", "erp]\n[[auth.keys]]"])
+def test_keys_new_refuses_names_that_are_not_plain(name):
+    from click.testing import CliRunner
+
+    from regua.cli.keys import keys_group
+
+    result = CliRunner().invoke(keys_group, ["new", "--name", name, "--scope", "evaluate"])
+    assert result.exit_code == 2, result.output
+    assert "--name" in result.output and "[[auth.keys]]" not in result.output
+
+
+@pytest.mark.parametrize("value", ["erp", 'a"b', "back\\slash", "line\nbreak", "tab\tx", "bell\x07", "ação", "\x7f"])
+def test_keys_toml_string_round_trips(value):
+    from regua.cli.keys import toml_string
+
+    assert tomllib.loads(f"v = {toml_string(value)}") == {"v": value}
+
+
+def test_keys_new_accepts_dotted_and_dashed_names():
+    from click.testing import CliRunner
+
+    from regua.cli.keys import keys_group
+
+    result = CliRunner().invoke(keys_group, ["new", "--name", "crm.prod-2_b", "--scope", "evaluate", "--scope", "monitoring"])
+    assert result.exit_code == 0, result.output
+    (entry,) = tomllib.loads(result.output[result.output.index("[[auth.keys]]"):])["auth"]["keys"]
+    assert entry["name"] == "crm.prod-2_b" and entry["scopes"] == ["evaluate", "monitoring"]

@@ -323,3 +323,73 @@ def test_a_version_published_through_one_worker_reaches_every_worker(tmp_path):
         workers = decisions_by_worker(metrics, tmp_path / "scratch")
         assert len(workers) == 2 and all(w.get("review", 0) >= 3 for w in workers.values()), workers
         assert all(behaves_as(fresh(), "2026.12.1") for _ in range(20))
+
+
+def test_concurrent_publishes_over_http_all_succeed(tmp_path):
+    """20 clients publish valid sources at once: every answer is a success, none a bogus 422 or a 500
+    (the parser used to share its indentation state between threads)."""
+    sources = [V2.replace('version "2026.12.1"', f'version "2026.12.{i + 2}"') for i in range(20)]
+    start = threading.Barrier(len(sources))
+    answers: list = [None] * len(sources)
+
+    with ThreadedServer(sandbox_settings(tmp_path)) as server:
+        def publish(index: int) -> None:
+            with server.client() as client:
+                start.wait()
+                response = client.put("/policies/credito_b2b", json={"source": sources[index]})
+                answers[index] = (response.status_code, response.text[:300])
+
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(len(sources))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a for a in answers if a is None or a[0] not in (200, 201)] == []
+        with server.client() as client:
+            revisions = {v["revision"] for v in client.get("/policies/credito_b2b").json()["versions"]}
+            assert len(revisions) == 21  # the bundled version and the 20 published ones
+            decision = decide(client)
+            assert decision[1].startswith("2026.12.") and tuple(decision[2:]) == BEHAVIOUR["2026.12.1"]
+
+
+def test_a_second_file_declaring_the_same_policy_is_a_problem_and_never_active(tmp_path):
+    """Issue 13 item 8: two files with one policy name; the later used to become active silently."""
+    settings = sandbox_settings(tmp_path)
+    folder = Path(settings.policies.folder)
+    first = folder / "credito_b2b.regua"
+    copy = folder / "zz_copia.regua"  # sorts after credito_b2b.regua
+    copy.write_text(V2, encoding="utf-8")
+    policy_line = V2.splitlines().index(next(line for line in V2.splitlines() if line.startswith("policy "))) + 1
+    with ThreadedServer(settings) as server, server.client() as client:
+        assert behaves_as(decide(client), "2026.11.1")
+        (error,) = problems(client)[str(copy.resolve())]
+        assert error["code"] == "DUPLICATE_POLICY_NAME" and str(first.resolve()) in error["message"]
+        assert LOCATION.match(error["location"]) and error["location"] == f"{copy.resolve()}:{policy_line}:1"
+        assert client.get("/ready").json()["problems"] == 1
+
+        # Hot reload: another file, and an edit of the duplicate, change nothing either.
+        other = folder / "outro.regua"
+        other.write_text(V2.replace('version "2026.12.1"', 'version "2026.12.9"'), encoding="utf-8")
+        eventually(lambda: str(other.resolve()) in problems(client))
+        copy.write_text(V2.replace('version "2026.12.1"', 'version "2026.12.5"'), encoding="utf-8")
+        eventually(lambda: (p := problems(client).get(str(copy.resolve()))) and p[0]["code"] == "DUPLICATE_POLICY_NAME")
+        time.sleep(0.5)
+        assert behaves_as(decide(client), "2026.11.1") and decide(client)[0] == 1
+        assert len(client.get("/policies/credito_b2b").json()["versions"]) == 1
+
+        # The owner file keeps publishing its edits.
+        first.write_text(V1.replace('version "2026.11.1"', 'version "2026.11.2"'), encoding="utf-8")
+        eventually(lambda: decide(client)[1] == "2026.11.2")
+
+    # A restart: the same ownership, the duplicates still listed.
+    with ThreadedServer(restarted(settings)) as server, server.client() as client:
+        assert decide(client)[1] == "2026.11.2"
+        assert {p for p, e in problems(client).items() if e[0]["code"] == "DUPLICATE_POLICY_NAME"} == \
+            {str(copy.resolve()), str(other.resolve())}
+
+        # The duplicate goes away: its problem too. The owner goes away: the waiting file takes over.
+        other.unlink()
+        eventually(lambda: str(other.resolve()) not in problems(client))
+        first.unlink()
+        eventually(lambda: decide(client)[1] == "2026.12.5")
+        assert not problems(client)

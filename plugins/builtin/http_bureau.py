@@ -22,12 +22,14 @@ one `HTTPJSONBureau`; policies call it by its name (`bureau.serasa(cnpj)`):
           reset_after: 30
           ttl: 86400          # seconds an answer may be served from the cache (0: never cached)
           cost: "3.90"        # BRL per query, recorded with each decision
+          max_answer_bytes: 5000000  # a larger answer is refused (ANSWER_TOO_LARGE)
           mapping: {...}      # the provider's JSON -> BureauReport, below
 
 Outcomes: 2xx with a mappable JSON body -> a BureauReport; 404 -> ConnectorError NOT_FOUND;
 401/403 -> UNAUTHORIZED; 429 -> TransientError RATE_LIMITED; 5xx -> TransientError UNAVAILABLE;
 timeouts -> TransientError TIMEOUT; connection failures -> TransientError CONNECTION; other
-statuses -> REJECTED; a body that is not JSON or does not fit the mapping -> BAD_ANSWER. No
+statuses -> REJECTED; a body that is not JSON or does not fit the mapping -> BAD_ANSWER; a body over
+`max_answer_bytes` -> ANSWER_TOO_LARGE; a body still arriving after `timeout` seconds in all -> TIMEOUT. No
 message ever contains the document, nor a value read from the answer.
 
 The mapping
@@ -95,7 +97,7 @@ from regua.plugins.contracts import BureauReport
 from regua.plugins.hookspecs import hookimpl
 from regua.plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
 
-from .http_client import HTTPClientMixin
+from .http_client import AnswerTooSlow, HTTPClientMixin
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -149,7 +151,7 @@ class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
                  mapping: dict | None = None, timeout: float | None = None, retries: int | None = None,
                  backoff: float | None = None, failure_threshold: int | None = None,
                  reset_after: float | None = None, ttl: float | None = None, cost: str | int | None = None,
-                 verify: bool | str = True):
+                 verify: bool | str = True, max_answer_bytes: int | None = None):
         if not name or not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"http_bureau: name must be an identifier (policies call bureau.<name>), got {name!r}")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -178,6 +180,7 @@ class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
                 setattr(self, attribute, convert(value))
         if self.timeout <= 0 or self.retries < 0 or self.failure_threshold < 1:
             raise ValueError(f"http_bureau {name}: timeout > 0, retries >= 0 and failure_threshold >= 1, please")
+        self._check_max_answer_bytes(max_answer_bytes)
         if cost is not None:
             try:
                 amount = Decimal(str(cost))
@@ -199,8 +202,8 @@ class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
         masked = str(request.url).replace(quote(document, safe=""), mask_document(document))
         token = _REQUEST_URL.set((str(request.url), masked))
         try:
-            response = self.client.send(request)
-        except httpx.TimeoutException:
+            response = self.send_bounded(request)
+        except (httpx.TimeoutException, AnswerTooSlow):
             raise TransientError("TIMEOUT", f"{self.name}: no answer within {self.timeout:g}s") from None
         except httpx.TransportError as error:  # connection refused/reset, DNS, protocol errors
             raise TransientError("CONNECTION", f"{self.name}: {type(error).__name__}") from None

@@ -9,11 +9,19 @@ import functools
 import os
 import ssl
 import threading
+import time
 
 import certifi
 import httpx
 
 from regua.engine.connectors import ConnectorError
+
+#: Default cap on one answer's body: a bureau report is kilobytes; a runaway answer must not fill memory.
+MAX_ANSWER_BYTES = 5_000_000
+
+
+class AnswerTooSlow(Exception):
+    """The answer's body did not arrive within the total time allowed (a trickling server)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -39,6 +47,8 @@ class HTTPClientMixin:
     client_headers: dict | None = None
     #: An httpx transport to use instead of the network's (None: httpx's default).
     transport: httpx.BaseTransport | None = None
+    #: Largest answer body read, in bytes; a larger one is refused (ConnectorError ANSWER_TOO_LARGE).
+    max_answer_bytes: int = MAX_ANSWER_BYTES
 
     def _init_client(self) -> None:
         self._client: httpx.Client | None = None
@@ -65,6 +75,48 @@ class HTTPClientMixin:
                                             verify=tls_context(self.verify), transport=self.transport,
                                             follow_redirects=False)
             return self._client
+
+    def _check_max_answer_bytes(self, value) -> None:
+        if value is None:
+            return
+        try:
+            self.max_answer_bytes = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.plugin_label} {self.name}: max_answer_bytes must be a whole number") from None
+        if self.max_answer_bytes < 1:
+            raise ValueError(f"{self.plugin_label} {self.name}: max_answer_bytes must be at least 1")
+
+    def send_bounded(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and read its answer with two bounds httpx alone does not give: at most
+        `max_answer_bytes` of body (ConnectorError ANSWER_TOO_LARGE) and `timeout` seconds in total
+        from sending to the last byte (AnswerTooSlow; httpx's timeout is per read, so a server
+        trickling a byte at a time would otherwise hold the call forever). Non-2xx bodies are not read.
+        Transport errors propagate as httpx raises them."""
+        deadline = time.monotonic() + self.timeout
+        response = self.client.send(request, stream=True)
+        try:
+            if not 200 <= response.status_code < 300:
+                return httpx.Response(response.status_code, headers=response.headers, request=request)
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_answer_bytes:
+                raise self._too_large()
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():  # as it arrives, decoded: a compressed bomb counts at full size
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    raise self._too_large()
+                if time.monotonic() > deadline:
+                    raise AnswerTooSlow()
+                chunks.append(chunk)
+            headers = [(k, v) for k, v in response.headers.multi_items()
+                       if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+            return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=request)
+        finally:
+            response.close()
+
+    def _too_large(self) -> ConnectorError:
+        return ConnectorError("ANSWER_TOO_LARGE",
+                              f"{self.name}: the answer is larger than {self.max_answer_bytes} bytes")
 
     def close(self) -> None:
         with self._client_lock:

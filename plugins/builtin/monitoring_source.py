@@ -45,7 +45,7 @@ from regua.plugins.connectors import MonitoringSource, TransientError
 from regua.plugins.contracts import AlertBatch
 from regua.plugins.hookspecs import hookimpl
 
-from .http_client import HTTPClientMixin
+from .http_client import AnswerTooSlow, HTTPClientMixin
 
 _DECODER = msgspec.json.Decoder(AlertBatch)
 _QUOTED = re.compile(r"'[^']*'")  # msgspec quotes the offending value: "Invalid enum value 'x'"
@@ -67,7 +67,8 @@ class HTTPMonitoringSource(HTTPClientMixin, MonitoringSource):
     def __init__(self, name: str, base_url: str, path: str = "/alerts", *, auth: dict | None = None,
                  headers: dict | None = None, page_size: int = 100, interval_minutes: int | None = None,
                  timeout: float | None = None, retries: int | None = None, backoff: float | None = None,
-                 failure_threshold: int | None = None, reset_after: float | None = None, verify: bool | str = True):
+                 failure_threshold: int | None = None, reset_after: float | None = None, verify: bool | str = True,
+                 max_answer_bytes: int | None = None):
         if not name or not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"monitoring_sources: name must be an identifier (the bureau's name), got {name!r}")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -93,6 +94,7 @@ class HTTPMonitoringSource(HTTPClientMixin, MonitoringSource):
         if self.timeout <= 0 or self.retries < 0 or self.backoff < 0 or self.failure_threshold < 1:
             raise ValueError(f"monitoring_sources {name}: timeout > 0, retries >= 0, backoff >= 0 and "
                              "failure_threshold >= 1, please")
+        self._check_max_answer_bytes(max_answer_bytes)
         self.verify = verify
         self._init_client()
 
@@ -100,8 +102,8 @@ class HTTPMonitoringSource(HTTPClientMixin, MonitoringSource):
         params = {"limit": str(self.page_size)} if cursor is None else {"cursor": cursor, "limit": str(self.page_size)}
         headers = {"Accept": "application/json", **self.headers, **self._auth_headers()}
         try:
-            response = self.client.get(self.path, params=params, headers=headers)
-        except httpx.TimeoutException:
+            response = self.send_bounded(self.client.build_request("GET", self.path, params=params, headers=headers))
+        except (httpx.TimeoutException, AnswerTooSlow):
             raise TransientError("TIMEOUT", f"{self.name}: no answer within {self.timeout:g}s") from None
         except httpx.TransportError as error:  # connection refused/reset, DNS, protocol errors
             raise TransientError("CONNECTION", f"{self.name}: {type(error).__name__}") from None

@@ -32,9 +32,12 @@ from ..schemas import (
 from .deps import Svc, api_key_name, services
 
 READ = ("evaluate", "policies:admin")  # systems that evaluate may read what they call
-_ERRORS = {401: ResponseSpec(ErrorBody, description="no valid API key"),
+_ERRORS = {400: ResponseSpec(ErrorBody, description="malformed or invalid request"),
+           401: ResponseSpec(ErrorBody, description="no valid API key"),
            403: ResponseSpec(ErrorBody, description="the key lacks the scope"),
            404: ResponseSpec(ErrorBody, description="unknown policy or revision"),
+           413: ResponseSpec(ErrorBody, description="body over the size limit"),
+           415: ResponseSpec(ErrorBody, description="a body that is not application/json"),
            422: ResponseSpec(ErrorBody, description="the policy failed its checks (file:line:col)")}
 
 
