@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import collect, keys, kpis, monitor, policy, portfolio, purge, serve
+from . import collect, keys, kpis, lab, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -32,6 +32,8 @@ COMMANDS: list[click.Command] = [
     collect.queue_command,
     monitor.monitor_command,
     purge.purge_command,
+    lab.replay_command,
+    lab.backtest_command,
     serve.serve_command,
     keys.keys_group,
 ]
