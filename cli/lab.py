@@ -235,24 +235,24 @@ def _print_backtest(data: dict) -> None:
               f"{data['evaluated']} evaluated, {data['errors']} could not be read", markup=False)
     results = [("", data["result"])]
     if "against_result" in data:
-        results = [(data["policy"]["name"] + " " + data["policy"]["version"], data["result"]),
-                   (data["against"]["name"] + " " + data["against"]["version"] + " (against)", data["against_result"])]
+        results = [(data["policy"]["version"], data["result"]),
+                   (data["against"]["version"] + " (against)", data["against_result"])]
     rows = []
     for name, result in results:
         outcomes = result["rates"]
-        row = [name or data["policy"]["name"], result["decisions"],
+        row = [name or data["policy"]["version"], result["decisions"],
                *[_pct(outcomes.get(o)) for o in ("approve", "review", "deny")]]
         for values in result["approved_outputs"].values():
             row += [values["average"], values["total"]]
         if "bad_rates" in result:
             row += [_pct(result["bad_rate_approved"]), _pct(result["bad_rate_declined"])]
         rows.append(row)
-    columns = ["policy", "decisions", "approve", "review", "deny"]
+    columns = ["policy", "n", "approve", "review", "deny"]
     for money in data["result"]["approved_outputs"]:
-        columns += [f"avg {money} (approved)", f"total {money} (approved)"]
+        columns += [f"avg {money}", f"total {money}"]
     if "bad_rates" in data["result"]:
-        columns += ["bad rate approved", "bad rate declined"]
-    out.print(_table("results", columns, rows))
+        columns += ["bad appr.", "bad decl."]
+    out.print(_table("results (limits: approved decisions; bad: rate among approved / declined)", columns, rows))
     if "swap_sets" in data:
         out.print(_table("swap sets (POLICY vs --against)", ["set", "count", "amount", "labelled", "bad", "bad rate"],
                          [[name.replace("_", " "), s["count"], s["amount"], s["labelled"], s["bad"], _pct(s["bad_rate"])]
