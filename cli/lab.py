@@ -233,26 +233,19 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
 def _print_backtest(data: dict) -> None:
     out.print(f"backtest of {data['policy']['name']} {data['policy']['version']}: {data['rows']} row(s), "
               f"{data['evaluated']} evaluated, {data['errors']} could not be read", markup=False)
-    results = [("", data["result"])]
+    results = [(data["policy"]["version"], data["result"])]
     if "against_result" in data:
-        results = [(data["policy"]["version"], data["result"]),
-                   (data["against"]["version"] + " (against)", data["against_result"])]
-    rows = []
-    for name, result in results:
-        outcomes = result["rates"]
-        row = [name or data["policy"]["version"], result["decisions"],
-               *[_pct(outcomes.get(o)) for o in ("approve", "review", "deny")]]
-        for values in result["approved_outputs"].values():
-            row += [values["average"], values["total"]]
-        if "bad_rates" in result:
-            row += [_pct(result["bad_rate_approved"]), _pct(result["bad_rate_declined"])]
-        rows.append(row)
-    columns = ["policy", "n", "approve", "review", "deny"]
-    for money in data["result"]["approved_outputs"]:
-        columns += [f"avg {money}", f"total {money}"]
-    if "bad_rates" in data["result"]:
-        columns += ["bad appr.", "bad decl."]
-    out.print(_table("results (limits: approved decisions; bad: rate among approved / declined)", columns, rows))
+        results.append((data["against"]["version"] + " (against)", data["against_result"]))
+    first = data["result"]
+    rows = [["decisions", *[r["decisions"] for _, r in results]]]
+    rows += [[outcome, *[_pct(r["rates"].get(outcome)) for _, r in results]] for outcome in ("approve", "review", "deny")]
+    for money in first["approved_outputs"]:
+        rows.append([f"{money}: average (approved)", *[r["approved_outputs"][money]["average"] for _, r in results]])
+        rows.append([f"{money}: total (approved)", *[r["approved_outputs"][money]["total"] for _, r in results]])
+    if "bad_rates" in first:
+        rows.append(["bad rate: approved", *[_pct(r["bad_rate_approved"]) for _, r in results]])
+        rows.append(["bad rate: declined", *[_pct(r["bad_rate_declined"]) for _, r in results]])
+    out.print(_table("results", ["", *[name for name, _ in results]], rows))
     if "swap_sets" in data:
         out.print(_table("swap sets (POLICY vs --against)", ["set", "count", "amount", "labelled", "bad", "bad rate"],
                          [[name.replace("_", " "), s["count"], s["amount"], s["labelled"], s["bad"], _pct(s["bad_rate"])]

@@ -133,7 +133,7 @@ class PolicyStats:
             "decisions": n,
             "outcomes": {o: self.outcomes.get(o, 0) for o in sorted(set(OUTCOMES) | set(self.outcomes))},
             "rates": {o: _rate(self.outcomes.get(o, 0), n) for o in sorted(set(OUTCOMES) | set(self.outcomes))},
-            "approved_outputs": {m: {"total": str(self.money_total.get(m, Decimal(0))),
+            "approved_outputs": {m: {"total": str(self.money_total.get(m, Decimal(0)).quantize(Decimal("0.01"))),
                                      "average": str((self.money_total.get(m, Decimal(0)) / approved)
                                                     .quantize(Decimal("0.01"))) if approved else None}
                                  for m in money},
