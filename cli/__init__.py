@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import collect, keys, kpis, monitor, policy, portfolio, purge, serve
+from . import collect, keys, kpis, lab, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -33,6 +33,8 @@ COMMANDS: list[click.Command] = [
     monitor.monitor_command,
     monitor.limits_command,
     purge.purge_command,
+    lab.replay_command,
+    lab.backtest_command,
     serve.serve_command,
     keys.keys_group,
 ]

@@ -72,10 +72,10 @@ class Reason:
 class ConnectorCall:
     """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked."""
 
-    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached", "cost")
+    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached", "cost", "answer")
 
     def __init__(self, connector: str, args: tuple, status: str, duration_ms: float, error: str | None = None,
-                 cached: bool = False, cost: str | None = None):
+                 cached: bool = False, cost: str | None = None, answer=None):
         self.connector = connector
         self._args = args
         self.status = status
@@ -83,6 +83,9 @@ class ConnectorCall:
         self.error = error
         self.cached = cached
         self.cost = cost  # BRL, as text; "0" for cache hits
+        # The answer as the connector gave it (before the contract's coercion), for the decision
+        # log's recorded answers (engine.recorded) that the policy lab replays; never in to_dict().
+        self.answer = answer
 
     @property
     def args(self) -> list[str]:

@@ -77,7 +77,7 @@ class EvalContext:
         name = self.names[index]
         impl = self.connectors.get(name) if self.connectors is not None else None
         started = time.perf_counter()
-        cached, cost = False, None
+        cached, cost, raw = False, None, None
         if impl is None:
             value: Any = runtime.Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
         else:
@@ -85,6 +85,7 @@ class EvalContext:
                 value = impl(*args)
                 if value.__class__ is Answer:
                     cached, cost, value = value.cached, value.cost, value.value
+                raw = value
                 value = self.coercers[index](value)
             except ConnectorError as error:
                 value = runtime.Unavailable(name, "CONNECTOR_" + error.code, str(error))
@@ -95,8 +96,8 @@ class EvalContext:
                 value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
         elapsed = (time.perf_counter() - started) * 1000
         if value.__class__ is _Unavailable:
-            return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost)
-        return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost)
+            return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost, raw)
+        return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost, raw)
 
 
 _Unavailable = runtime.Unavailable

@@ -25,7 +25,8 @@ import time
 from .store import DECISION_COLUMNS, Store
 
 # What sinks receive: the stored row without the input and body (they hold personal data).
-_SINK_COLUMNS = [(i, c) for i, c in enumerate(DECISION_COLUMNS) if c not in ("input", "body", "input_hash")]
+_SINK_COLUMNS = [(i, c) for i, c in enumerate(DECISION_COLUMNS) if c not in ("input", "body", "input_hash",
+                                                                                   "connector_answers")]
 
 log = logging.getLogger("regua.decisions")
 

@@ -21,6 +21,7 @@ from regua.dsl.values import out_of_range_paths, to_json
 from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.prepared import InvalidInput
+from regua.engine.recorded import encode_answers
 
 from .decision_log import DecisionLog
 from .errors import ApiError
@@ -137,7 +138,7 @@ class Evaluator:
         row = (decision_id, prepared.name, prepared.version, active.revision, decision.outcome,
                body.decode(), _encode(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
-               request_id, api_key, round(elapsed * 1000, 3))
+               request_id, api_key, round(elapsed * 1000, 3), encode_answers(decision.connector_calls))
         if request_id is not None:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
             if existing is not None:  # another request with this id won the race

@@ -66,3 +66,10 @@ def m004_retention(db):
     db["decisions"].add_column("purged_at", str)
     db["purges"].create({"id": int, "at": str, "before": str, "by": str, "decisions": int, "cache_entries": int},
                         pk="id")
+
+
+@MIGRATIONS()
+def m005_connector_answers(db):
+    # The policy lab (regua replay) re-evaluates stored decisions on the answers their lookups got
+    # (engine.recorded: compact JSON, arguments masked). Personal data like `input`: purged with it.
+    db["decisions"].add_column("connector_answers", str)

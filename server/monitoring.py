@@ -24,6 +24,7 @@ import msgspec
 
 from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
+from regua.engine.recorded import encode_answers
 from regua.plugins.contracts import MonitoringAlert
 from regua.plugins.runtime import Resilient
 from regua.portfolio.monitoring.monitor import AlertConflict, Monitor, Result, alert_problems
@@ -102,7 +103,8 @@ class MonitoringService:
         shown = {k: (mask_document(v) if k == "document" and v else v) for k, v in inputs.items()}
         row = (decision_id, prepared.name, prepared.version, revision, decision.outcome, body.decode(),
                _encode(shown).decode(), None, document_hash(document) if document else None,
-               mask_document(document) if document else None, None, "monitoring", round(elapsed_ms, 3))
+               mask_document(document) if document else None, None, "monitoring", round(elapsed_ms, 3),
+               encode_answers(decision.connector_calls))
         db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values "
                    f"({', '.join('?' for _ in DECISION_COLUMNS)})", list(row))
         return decision_id

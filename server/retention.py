@@ -2,11 +2,11 @@
 
 A decision older than the cut-off keeps what statistics need (policy, version, outcome, the answer
 as returned, with documents masked, and its timing) and loses what identifies the person: the input
-as received, the hashes of the input and of the document, and the masked document. Bureau answers
-cached before the cut-off are deleted. Every purge, dry runs excepted, is recorded in `purges`
-(when, the cut-off, who ran it, how many rows) so an auditor can see retention being applied.
-The cut-off is the start of DATE in Brasília; decisions are found by id (ids are ULIDs, ordered by
-time), so a purge reads no more rows than it changes.
+as received, the connector answers recorded with it (the policy lab's replay), the hashes of the
+input and of the document, and the masked document. Bureau answers cached before the cut-off are
+deleted. Every purge, dry runs excepted, is recorded in `purges` (when, the cut-off, who ran it,
+how many rows) so an auditor can see retention being applied. The cut-off is the start of DATE in
+Brasília; decisions are found by id (ids are ULIDs, ordered by time), so a purge reads no more rows than it changes.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def purge(store_path: str, before: dt.date, by: str, dry_run: bool = False, audi
                                [start.timestamp()]).fetchone()[0] if has_cache else 0
             if not dry_run:
                 db.execute("update decisions set input = '{}', input_hash = null, document_hash = null, "
-                           "document_masked = null, purged_at = ? where id < ? and purged_at is null",
+                           "document_masked = null, connector_answers = null, purged_at = ? where id < ? and purged_at is null",
                            [utc_now(), first_kept])
                 if has_cache:
                     db.execute("delete from connector_cache where stored_at < ?", [start.timestamp()])

@@ -21,7 +21,8 @@ from regua import sqlite
 from .migrations import MIGRATIONS
 
 DECISION_COLUMNS = ("id", "policy", "version", "revision", "outcome", "body", "input", "input_hash",
-                    "document_hash", "document_masked", "request_id", "api_key", "duration_ms")
+                    "document_hash", "document_masked", "request_id", "api_key", "duration_ms",
+                    "connector_answers")
 
 
 # At most 500 rows per statement, fewer when SQLite's bound-parameter limit is low (999 before 3.32).

@@ -25,8 +25,11 @@ ALLOWED = {
     "regua.engine": {"regua.dsl"},
     "regua.plugins": {"regua.dsl", "regua.engine"},
     "regua.portfolio": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
+    # the policy lab: replay and backtest (it reads no store: the command line hands it records)
+    "regua.lab": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
     "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua"},
-    "regua.cli": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.server", "regua"},
+    "regua.cli": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.server", "regua.lab",
+                  "regua"},
 }
 
 

@@ -28,7 +28,9 @@ def _decision(when: dt.datetime, n: int) -> tuple:
               "body": json.dumps({"outcome": "deny", "outputs": {}, "reasons": [], "connector_calls": [], "trace": None}),
               "input": json.dumps({"cpf": CPF, "renda": "5000.00"}), "input_hash": "h" * 64,
               "document_hash": "d" * 64, "document_masked": "*******4725", "request_id": None, "api_key": "erp",
-              "duration_ms": 0.5}
+              "duration_ms": 0.5,
+              "connector_answers": json.dumps([{"connector": "bureau.serasa", "args": ["*********25"], "status": "ok",
+                                                "answer": {"score": {"value": 300}}}])}
     return tuple(values[c] for c in DECISION_COLUMNS)
 
 
@@ -64,6 +66,7 @@ def test_purge_anonymises_old_decisions_deletes_old_answers_and_is_audited(tmp_p
     for row in (old1, old2):
         assert json.loads(row["input"]) == {} and row["purged_at"]
         assert row["document_hash"] is None and row["document_masked"] is None and row["input_hash"] is None
+        assert row["connector_answers"] is None  # the lookups' answers go with the input
         assert row["outcome"] == "deny" and json.loads(row["body"])["outcome"] == "deny"  # statistics stay
     assert CPF in recent["input"] and recent["purged_at"] is None
     db = connect(path)

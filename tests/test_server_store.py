@@ -124,7 +124,8 @@ def test_the_store_needs_a_real_file(path):
 def decision_row(i: int, request_id: str | None = None) -> tuple:
     values = {"id": new_decision_id(), "policy": "credito_b2b", "version": "1", "revision": 1, "outcome": "approve",
               "body": "{}", "input": json.dumps({"n": i}), "input_hash": None, "document_hash": None,
-              "document_masked": None, "request_id": request_id, "api_key": "test", "duration_ms": 0.1}
+              "document_masked": None, "request_id": request_id, "api_key": "test", "duration_ms": 0.1,
+              "connector_answers": None}
     return tuple(values[c] for c in DECISION_COLUMNS)
 
 

@@ -1,0 +1,11 @@
+"""The policy lab: know what a policy change does before it goes live (issue 16).
+
+- `regua.lab.replay`: re-evaluate the decision log's decisions with a candidate policy, on the
+  stored input and the stored connector answers (engine.recorded), and report what changes;
+- `regua.lab.backtest`: evaluate a policy (and another, for swap sets) on a dataset of
+  applications, with a default label for bad rates;
+- `regua.lab.parallel`: both spread over worker processes, each compiling the policy once from
+  its source and returning a partial report that merges into the whole.
+
+The lab reads no store itself: the command line hands it records (server.replay_source).
+"""

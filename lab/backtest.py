@@ -1,0 +1,326 @@
+"""Backtest: evaluate a policy (and another, for swap sets) on a dataset of applications.
+
+The dataset (CSV or JSON Lines) has one application per row:
+
+- a column per input field of the policy, named like the field (other columns are ignored by the
+  policy, and can be used with `--by`); an empty cell is an absent field (its default applies);
+- a column per connector, named by its qualified name (`bureau.serasa`), holding the answer as
+  JSON (in JSON Lines, an object or a JSON string); an empty cell or no such column means the
+  connector did not answer (the policy sees it unavailable);
+- `as_of` (optional): the date of the application (AAAA-MM-DD), the policy's `today`;
+- the label column (`--label`, optional): 1/0, true/false, sim/não: did it default;
+- the amount column (`--amount`, optional): the money at stake, for amount-weighted rates.
+
+Rows that cannot be read are counted and listed (row number, column, what is wrong), never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+from regua.engine.connectors import ConnectorError, Connectors
+from regua.engine.prepared import InvalidInput
+
+from .common import OUTCOMES, add_counts, as_decimal, money_outputs
+
+MAX_LISTED_ERRORS = 200
+_TRUE = {"1", "true", "sim", "s", "yes", "y", "verdadeiro", "t"}
+_FALSE = {"0", "false", "não", "nao", "n", "no", "falso", "f"}
+
+
+class DatasetError(Exception):
+    """The dataset as a whole cannot be used (unreadable file, no such column)."""
+
+
+def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(row number as a person counts it: the header is line 1 of a CSV, row dicts)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as error:
+                yield number, {"__error__": f"not JSON: {error}"}
+                continue
+            yield number, row if isinstance(row, dict) else {"__error__": "not a JSON object"}
+        return
+    if path.suffix.lower() != ".csv":
+        raise DatasetError(f"{path}: a dataset is a .csv or .jsonl file")
+    header = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=header.count)
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise DatasetError(f"{path}: empty file, no header")
+    for number, row in enumerate(reader, 2):
+        if None in row:
+            yield number, {"__error__": f"{len(row[None])} cell(s) more than the header has"}
+            continue
+        yield number, row
+
+
+def columns(path: str | Path) -> list[str]:
+    for _number, row in read_rows(path):
+        if "__error__" not in row:
+            return list(row)
+    return []
+
+
+def parse_label(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{str(value)[:40]!r} is not a 0/1 label (1/0, true/false, sim/não)")
+
+
+class DatasetConnectors(Connectors):
+    """Answers from the current row's connector columns; no column or an empty cell: unavailable."""
+
+    def __init__(self, names):
+        self.current: dict[str, Any] = {}
+        super().__init__({name: self._answer(name) for name in names})
+
+    def _answer(self, name: str):
+        def answer(*_args):
+            value = self.current.get(name)
+            if value is None:
+                raise ConnectorError("NOT_PROVIDED", f"the dataset has no answer of {name} for this row")
+            return value
+
+        answer.inline = True
+        return answer
+
+
+@dataclass
+class PolicyStats:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    money_total: dict[str, Decimal] = field(default_factory=dict)  # over approved rows
+    labelled: dict[str, int] = field(default_factory=dict)  # outcome -> rows with a label
+    bad: dict[str, int] = field(default_factory=dict)  # outcome -> bad rows
+    amount: dict[str, Decimal] = field(default_factory=dict)  # outcome -> amount
+    bad_amount: dict[str, Decimal] = field(default_factory=dict)
+
+    def merge(self, other: "PolicyStats") -> None:
+        for name in ("outcomes", "labelled", "bad", "money_total", "amount", "bad_amount"):
+            add_counts(getattr(self, name), getattr(other, name))
+
+    def to_dict(self, money: tuple[str, ...]) -> dict:
+        n = sum(self.outcomes.values())
+        approved = self.outcomes.get("approve", 0)
+        out: dict[str, Any] = {
+            "decisions": n,
+            "outcomes": {o: self.outcomes.get(o, 0) for o in sorted(set(OUTCOMES) | set(self.outcomes))},
+            "rates": {o: _rate(self.outcomes.get(o, 0), n) for o in sorted(set(OUTCOMES) | set(self.outcomes))},
+            "approved_outputs": {m: {"total": str(self.money_total.get(m, Decimal(0)).quantize(Decimal("0.01"))),
+                                     "average": str((self.money_total.get(m, Decimal(0)) / approved)
+                                                    .quantize(Decimal("0.01"))) if approved else None}
+                                 for m in money},
+        }
+        if self.labelled:
+            out["bad_rates"] = {o: {"labelled": self.labelled.get(o, 0), "bad": self.bad.get(o, 0),
+                                    "bad_rate": _rate(self.bad.get(o, 0), self.labelled.get(o, 0))}
+                                for o in sorted(self.labelled)}
+            declined = [o for o in self.labelled if o != "approve"]
+            out["bad_rate_approved"] = _rate(self.bad.get("approve", 0), self.labelled.get("approve", 0))
+            out["bad_rate_declined"] = _rate(sum(self.bad.get(o, 0) for o in declined),
+                                             sum(self.labelled.get(o, 0) for o in declined))
+        if self.amount:
+            out["amounts"] = {o: {"amount": str(self.amount[o]), "bad_amount": str(self.bad_amount.get(o, Decimal(0)))}
+                              for o in sorted(self.amount)}
+        return out
+
+
+def _rate(part, whole):
+    return round(part / whole, 4) if whole else None
+
+
+SWAP_SETS = ("both_approve", "swap_in", "swap_out", "both_decline")
+
+
+@dataclass
+class BacktestReport:
+    policy: str = ""
+    version: str = ""
+    against: str | None = None
+    against_version: str | None = None
+    money: tuple[str, ...] = ()
+    rows: int = 0
+    evaluated: int = 0
+    errors: int = 0
+    error_list: list[dict] = field(default_factory=list)
+    stats: PolicyStats = field(default_factory=PolicyStats)
+    other: PolicyStats | None = None
+    swaps: dict[str, list] = field(default_factory=dict)  # set -> [count, amount, labelled, bad]
+    cuts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # field -> value -> outcome -> n
+
+    def merge(self, other: "BacktestReport") -> "BacktestReport":
+        self.policy, self.version = self.policy or other.policy, self.version or other.version
+        self.against, self.against_version = self.against or other.against, self.against_version or other.against_version
+        self.money = self.money or other.money
+        self.rows += other.rows
+        self.evaluated += other.evaluated
+        self.errors += other.errors
+        self.error_list.extend(other.error_list[: max(0, MAX_LISTED_ERRORS - len(self.error_list))])
+        self.stats.merge(other.stats)
+        if other.other is not None:
+            if self.other is None:
+                self.other = PolicyStats()
+            self.other.merge(other.other)
+        for key, values in other.swaps.items():
+            mine = self.swaps.setdefault(key, [0, Decimal(0), 0, 0])
+            for i, value in enumerate(values):
+                mine[i] += value
+        for key, groups in other.cuts.items():
+            for value, outcomes in groups.items():
+                add_counts(self.cuts.setdefault(key, {}).setdefault(value, {}), outcomes)
+        return self
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {
+            "policy": {"name": self.policy, "version": self.version}, "rows": self.rows, "evaluated": self.evaluated,
+            "errors": self.errors, "error_list": self.error_list, "result": self.stats.to_dict(self.money),
+        }
+        if self.other is not None:
+            out["against"] = {"name": self.against, "version": self.against_version}
+            out["against_result"] = self.other.to_dict(self.money)
+            out["swap_sets"] = {name: {"count": c[0], "amount": str(c[1]), "labelled": c[2], "bad": c[3],
+                                       "bad_rate": _rate(c[3], c[2])}
+                                for name in SWAP_SETS for c in [self.swaps.get(name, [0, Decimal(0), 0, 0])]}
+        if self.cuts:
+            out["cuts"] = {key: [{"value": value, **dict(sorted(outcomes.items()))}
+                                 for value, outcomes in sorted(groups.items())] for key, groups in self.cuts.items()}
+        return out
+
+
+class Backtester:
+    """Evaluates rows with a policy and, optionally, the policy it is compared against."""
+
+    def __init__(self, prepared, against=None, label: str | None = None, amount: str | None = None,
+                 by: tuple[str, ...] = (), as_of: str | None = None):
+        self.policies = [p for p in (prepared, against) if p is not None]
+        self.label, self.amount, self.by = label, amount, tuple(by)
+        self.as_of = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        self.money = tuple(money_outputs(prepared))
+        names = sorted({spec.qualified_name for p in self.policies for spec in p.meta.connectors})
+        self.connectors = DatasetConnectors(names)
+        self.known = [{f.name for f in p.meta.input_type.fields} for p in self.policies]
+
+    def empty(self) -> BacktestReport:
+        first, second = self.policies[0], (self.policies[1] if len(self.policies) > 1 else None)
+        return BacktestReport(first.name, first.version, second.name if second else None,
+                              second.version if second else None, self.money,
+                              other=PolicyStats() if second else None)
+
+    def run(self, rows: list[tuple[int, dict]]) -> BacktestReport:
+        report = self.empty()
+        for number, row in rows:
+            report.rows += 1
+            try:
+                self._one(row, report)
+            except _BadRow as problem:
+                report.errors += 1
+                if len(report.error_list) < MAX_LISTED_ERRORS:
+                    report.error_list.append({"row": number, "column": problem.column, "message": problem.message})
+        return report
+
+    def _one(self, row: dict, report: BacktestReport) -> None:
+        if "__error__" in row:
+            raise _BadRow(None, row["__error__"])
+        answers = {}
+        for name in self.connectors.names():
+            cell = row.get(name)
+            if cell is None or cell == "":
+                continue
+            if isinstance(cell, str):
+                try:
+                    cell = json.loads(cell)
+                except ValueError as error:
+                    raise _BadRow(name, f"the connector answer is not JSON: {error}") from None
+            answers[name] = cell
+        self.connectors.current = answers
+        try:
+            label = parse_label(row.get(self.label)) if self.label else None
+        except ValueError as error:
+            raise _BadRow(self.label, str(error)) from None
+        amount = None
+        if self.amount:
+            amount = as_decimal(row.get(self.amount)) if row.get(self.amount) not in (None, "") else None
+            if row.get(self.amount) not in (None, "") and amount is None:
+                raise _BadRow(self.amount, f"{str(row.get(self.amount))[:40]!r} is not an amount")
+        try:
+            as_of = dt.date.fromisoformat(row["as_of"]) if row.get("as_of") else self.as_of
+        except (TypeError, ValueError):
+            raise _BadRow("as_of", f"{str(row.get('as_of'))[:40]!r} is not a date (AAAA-MM-DD)") from None
+        outcomes = []
+        for index, (prepared, known) in enumerate(zip(self.policies, self.known)):
+            data = {k: v for k, v in row.items() if k in known and v not in (None, "")}
+            try:
+                decision = prepared.evaluate(data, connectors=self.connectors, as_of=as_of)
+            except InvalidInput as error:
+                first = error.errors[0]
+                raise _BadRow(first.path.removeprefix("input.").split(".")[0],
+                              "; ".join(f"{e.path}: {e.message}" for e in error.errors)) from None
+            except Exception as error:  # noqa: BLE001 — one row never stops a backtest; it is listed
+                raise _BadRow(None, f"{prepared.name}: {type(error).__name__}: {error}") from None
+            outcomes.append((decision, index))
+        report.evaluated += 1
+        for decision, index in outcomes:
+            stats = report.stats if index == 0 else report.other
+            outcome = decision.outcome
+            stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
+            if outcome == "approve":
+                for name in self.money:
+                    value = decision.outputs.get(name)
+                    if value is not None:
+                        stats.money_total[name] = stats.money_total.get(name, Decimal(0)) + Decimal(value)
+            if label is not None:
+                stats.labelled[outcome] = stats.labelled.get(outcome, 0) + 1
+                stats.bad[outcome] = stats.bad.get(outcome, 0) + label
+            if amount is not None:
+                stats.amount[outcome] = stats.amount.get(outcome, Decimal(0)) + amount
+                if label:
+                    stats.bad_amount[outcome] = stats.bad_amount.get(outcome, Decimal(0)) + amount
+        if len(outcomes) > 1:
+            mine, theirs = outcomes[0][0].outcome == "approve", outcomes[1][0].outcome == "approve"
+            name = ("both_approve" if mine and theirs else "swap_in" if mine else "swap_out" if theirs
+                    else "both_decline")
+            counts = report.swaps.setdefault(name, [0, Decimal(0), 0, 0])
+            counts[0] += 1
+            counts[1] += amount or 0
+            if label is not None:
+                counts[2] += 1
+                counts[3] += label
+        for name in self.by:
+            value = row.get(name)
+            group = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), {})
+            outcome = outcomes[0][0].outcome
+            group[outcome] = group.get(outcome, 0) + 1
+
+
+class _BadRow(Exception):
+    def __init__(self, column: str | None, message: str):
+        super().__init__(message)
+        self.column = column
+        self.message = message

@@ -1,0 +1,229 @@
+"""Replay: re-evaluate stored decisions with a candidate policy and report what changes.
+
+Each record (server.replay_source) holds the decision's input as received, the connector answers
+its lookups got (engine.recorded) and the answer it gave. The candidate is evaluated on that input,
+as of the decision's date, with connectors that answer only what was recorded: no bureau is
+asked. A lookup the original never made fails and the decision is counted under "needs a live
+lookup", left out of the change statistics (its outcome would be a guess).
+
+A record the candidate cannot read is counted and listed, never fatal: an input field the
+candidate no longer has is dropped (counted per field), a field it added takes its default, and a
+required field it added (or a value it now refuses) makes the record an error naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+
+from regua.engine.prepared import InvalidInput
+from regua.engine.recorded import RecordedConnectors
+
+from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_json
+
+#: Errors listed in full in a report; beyond that only counted.
+MAX_LISTED_ERRORS = 200
+
+
+@dataclass
+class ReplayReport:
+    """Mergeable: partial reports of worker processes add up (`merge`)."""
+
+    policy: str = ""
+    version: str = ""
+    by: tuple[str, ...] = ()
+    money: tuple[str, ...] = ()
+    total: int = 0  # records read
+    replayed: int = 0  # evaluated with every lookup answered from the record
+    changed: int = 0
+    live: int = 0  # needed a lookup the original never made
+    live_connectors: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)
+    error_list: list[dict] = field(default_factory=list)
+    dropped_fields: dict[str, int] = field(default_factory=dict)  # stored, unknown to the candidate
+    defaulted_fields: dict[str, int] = field(default_factory=dict)  # absent, candidate's default used
+    transitions: dict[str, int] = field(default_factory=dict)  # "approve>deny": n
+    outputs_changed: dict[str, int] = field(default_factory=dict)
+    up: dict[str, int] = field(default_factory=dict)
+    down: dict[str, int] = field(default_factory=dict)
+    deltas: dict[str, list] = field(default_factory=dict)  # money output -> [Decimal] (changed ones)
+    fired_before: dict[str, int] = field(default_factory=dict)
+    fired_after: dict[str, int] = field(default_factory=dict)
+    rule_changes: dict[str, int] = field(default_factory=dict)  # changed decisions whose firing of it flipped
+    cuts: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # field -> value -> [replayed, changed]
+    changes: list[dict] = field(default_factory=list)  # one per changed decision
+
+    def merge(self, other: "ReplayReport") -> "ReplayReport":
+        self.policy, self.version = self.policy or other.policy, self.version or other.version
+        self.by, self.money = self.by or other.by, self.money or other.money
+        for name in ("total", "replayed", "changed", "live", "errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("live_connectors", "error_codes", "dropped_fields", "defaulted_fields", "transitions",
+                     "outputs_changed", "up", "down", "fired_before", "fired_after", "rule_changes"):
+            add_counts(getattr(self, name), getattr(other, name))
+        for key, values in other.deltas.items():
+            self.deltas.setdefault(key, []).extend(values)
+        for key, groups in other.cuts.items():
+            mine = self.cuts.setdefault(key, {})
+            for value, (replayed, changed) in groups.items():
+                counts = mine.setdefault(value, [0, 0])
+                counts[0] += replayed
+                counts[1] += changed
+        self.error_list.extend(other.error_list[: max(0, MAX_LISTED_ERRORS - len(self.error_list))])
+        self.changes.extend(other.changes)
+        return self
+
+    # ---- reading ----
+    def top_changes(self, n: int = 10) -> list[dict]:
+        """The changed decisions that moved most: outcome changes first, then by the largest money delta."""
+        def weight(change):
+            deltas = [abs(Decimal(d)) for d in change["deltas"].values() if d is not None]
+            return (change["before"] != change["after"], max(deltas, default=Decimal(0)))
+
+        return sorted(self.changes, key=weight, reverse=True)[:n]
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        return {
+            "policy": {"name": self.policy, "version": self.version},
+            "total": self.total, "replayed": self.replayed, "changed": self.changed, "errors": self.errors,
+            "needs_live_lookup": {"decisions": self.live, "connectors": dict(sorted(self.live_connectors.items()))},
+            "error_codes": dict(sorted(self.error_codes.items())),
+            "error_list": self.error_list,
+            "fields": {"dropped": dict(sorted(self.dropped_fields.items())),
+                       "defaulted": dict(sorted(self.defaulted_fields.items()))},
+            "transitions": [{"before": k.split(">")[0], "after": k.split(">")[1], "count": v}
+                            for k, v in sorted(self.transitions.items())],
+            "outputs": {name: {"changed": self.outputs_changed.get(name, 0), "up": self.up.get(name, 0),
+                               "down": self.down.get(name, 0),
+                               "total_delta": str(sum(self.deltas.get(name, []), Decimal(0))),
+                               "distribution": distribution(self.deltas.get(name, []))}
+                        for name in sorted(set(self.outputs_changed) | set(self.money))},
+            "rules": [{"rule": rule, "fired_before": self.fired_before.get(rule, 0),
+                       "fired_after": self.fired_after.get(rule, 0), "changes": self.rule_changes.get(rule, 0)}
+                      for rule in sorted(set(self.fired_before) | set(self.fired_after))],
+            "cuts": {key: [{"value": value, "replayed": c[0], "changed": c[1]} for value, c in sorted(groups.items())]
+                     for key, groups in self.cuts.items()},
+            "top_changes": self.top_changes(top),
+        }
+
+
+class Replayer:
+    """Replays records with one candidate. Made once per process (the policy compiled once)."""
+
+    def __init__(self, prepared, by: Iterable[str] = ()):
+        self.prepared = prepared
+        self.by = tuple(by)
+        self.money = tuple(money_outputs(prepared))
+        self.known = {f.name for f in prepared.meta.input_type.fields}
+        self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
+        self.connectors = RecordedConnectors(spec.qualified_name for spec in prepared.meta.connectors)
+
+    def new_report(self) -> ReplayReport:
+        return ReplayReport(self.prepared.name, self.prepared.version, self.by, self.money)
+
+    empty = new_report  # the job interface of regua.lab.parallel
+
+    def run(self, records: list[dict]) -> ReplayReport:
+        return self.replay(records)
+
+    def replay(self, records: Iterable[dict], report: ReplayReport | None = None) -> ReplayReport:
+        report = report or self.new_report()
+        for record in records:
+            report.total += 1
+            try:
+                self._one(record, report)
+            except _Unreplayable as problem:
+                report.errors += 1
+                report.error_codes[problem.code] = report.error_codes.get(problem.code, 0) + 1
+                if len(report.error_list) < MAX_LISTED_ERRORS:
+                    report.error_list.append({"id": record.get("id"), "code": problem.code, "detail": problem.detail})
+        return report
+
+    def _one(self, record: dict, report: ReplayReport) -> None:
+        try:
+            data = json.loads(record["input"])
+            body = json.loads(record["body"])
+        except (TypeError, ValueError) as error:
+            raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None
+        if not isinstance(data, dict) or not isinstance(body, dict):
+            raise _Unreplayable("DAMAGED_RECORD", "stored input or answer is not an object")
+        dropped = [key for key in data if key not in self.known]
+        for key in dropped:
+            report.dropped_fields[key] = report.dropped_fields.get(key, 0) + 1
+            del data[key]
+        for name in self.defaults:
+            if data.get(name) is None:
+                report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
+        try:
+            self.connectors.load(record.get("connector_answers"))
+        except ValueError as error:
+            raise _Unreplayable("DAMAGED_RECORD", str(error)) from None
+        try:
+            decision = self.prepared.evaluate(data, connectors=self.connectors, trace="rules",
+                                              as_of=dt.date.fromisoformat(record["as_of"]))
+        except InvalidInput as error:
+            raise _Unreplayable("INPUT_SHAPE", "; ".join(f"{e['location']}: {e['code']} {e['message']}"
+                                                         for e in error.to_list())) from None
+        except Exception as error:  # noqa: BLE001 — one record never stops a replay; it is listed
+            raise _Unreplayable("EVALUATION_FAILED", f"{type(error).__name__}: {error}") from None
+        if self.connectors.misses:
+            report.live += 1
+            for name in self.connectors.misses:
+                report.live_connectors[name] = report.live_connectors.get(name, 0) + 1
+            return
+        report.replayed += 1
+        before_outcome = body.get("outcome") or record.get("outcome")
+        before_outputs = body.get("outputs") or {}
+        after_outputs = outputs_json(decision)
+        before_rules = {r.get("rule") for r in body.get("reasons") or () if r.get("rule") and "error" not in r}
+        after_rules = set(fired_rules(decision))
+        for rule in before_rules:
+            report.fired_before[rule] = report.fired_before.get(rule, 0) + 1
+        for rule in after_rules:
+            report.fired_after[rule] = report.fired_after.get(rule, 0) + 1
+        changed_outputs = sorted(name for name in set(before_outputs) | set(after_outputs)
+                                 if before_outputs.get(name) != after_outputs.get(name))
+        changed = before_outcome != decision.outcome or bool(changed_outputs)
+        key = f"{before_outcome}>{decision.outcome}"
+        report.transitions[key] = report.transitions.get(key, 0) + 1
+        for name in self.by:
+            value = data.get(name)
+            counts = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), [0, 0])
+            counts[0] += 1
+            counts[1] += changed
+        if not changed:
+            return
+        report.changed += 1
+        deltas: dict[str, str | None] = {}
+        for name in changed_outputs:
+            report.outputs_changed[name] = report.outputs_changed.get(name, 0) + 1
+            if name in self.money:
+                old, new = as_decimal(before_outputs.get(name)), as_decimal(after_outputs.get(name))
+                delta = new - old if old is not None and new is not None else None
+                deltas[name] = None if delta is None else str(delta)
+                if delta is not None and delta:
+                    (report.up if delta > 0 else report.down)[name] = \
+                        (report.up if delta > 0 else report.down).get(name, 0) + 1
+                    report.deltas.setdefault(name, []).append(delta)
+        flipped = sorted(before_rules ^ after_rules)
+        for rule in flipped:
+            report.rule_changes[rule] = report.rule_changes.get(rule, 0) + 1
+        report.changes.append({
+            "id": record.get("id"), "as_of": record.get("as_of"), "before": before_outcome, "after": decision.outcome,
+            "outputs_before": {n: before_outputs.get(n) for n in changed_outputs},
+            "outputs_after": {n: after_outputs.get(n) for n in changed_outputs},
+            "deltas": deltas, "rules_on": sorted(after_rules - before_rules),
+            "rules_off": sorted(before_rules - after_rules),
+            "by": {name: data.get(name) for name in self.by},
+        })
+
+
+class _Unreplayable(Exception):
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail

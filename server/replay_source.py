@@ -1,0 +1,99 @@
+"""The decisions the policy lab replays (`regua replay`): read from the store, oldest first.
+
+Each record is a plain dict the lab (regua.lab.replay) understands: `id`, `as_of` (the decision's
+date in Brasília, from its ULID), `input` and `connector_answers` (JSON text as stored) and the
+stored answer's `outcome` and `body`. Purged decisions (no input left) are counted, not yielded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+from typing import Iterator
+
+from regua.engine.brazil import BRASILIA
+from regua.sqlite import connect
+
+from .ids import id_floor, id_time
+from .store import Store
+
+
+class Window:
+    """Which decisions: one policy, from a date (inclusive) to a date (inclusive), in Brasília."""
+
+    def __init__(self, policy: str, start: dt.date | None = None, end: dt.date | None = None):
+        self.policy = policy
+        self.start_id = id_floor(dt.datetime.combine(start, dt.time(), BRASILIA)) if start else None
+        self.end_id = id_floor(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), BRASILIA)) if end else None
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = ["policy = ?"], [self.policy]
+        if self.start_id:
+            clauses.append("id >= ?")
+            params.append(self.start_id)
+        if self.end_id:
+            clauses.append("id < ?")
+            params.append(self.end_id)
+        return " and ".join(clauses), params
+
+
+def open_store(path: str) -> None:
+    """The store exists and has the lab's column (migrations applied); raises FileNotFoundError."""
+    if not Path(path).exists():
+        raise FileNotFoundError(path)
+    Store(path).close()
+
+
+def policies(path: str) -> dict[str, int]:
+    """How many decisions each policy has, for messages."""
+    db = connect(path)
+    try:
+        return dict(db.execute("select policy, count(*) from decisions group by policy").fetchall())
+    finally:
+        db.conn.close()
+
+
+def count(path: str, window: Window) -> tuple[int, int]:
+    """(decisions in the window, of which purged)."""
+    where, params = window.where()
+    db = connect(path)
+    try:
+        total, purged = db.execute(f"select count(*), count(purged_at) from decisions where {where}",
+                                   params).fetchone()
+        return total, purged
+    finally:
+        db.conn.close()
+
+
+def records(path: str, window: Window, sample: int | None = None, seed: int = 16) -> Iterator[dict]:
+    """The window's decisions that still hold their input, oldest first; `sample`: at most that
+    many, drawn at random (reproducibly: `seed`) from the whole window."""
+    where, params = window.where()
+    where += " and purged_at is null"
+    db = connect(path)
+    try:
+        if sample is not None:
+            ids = [row[0] for row in db.execute(f"select id from decisions where {where}", params)]
+            chosen = sorted(random.Random(seed).sample(ids, min(sample, len(ids))))
+            for start in range(0, len(chosen), 500):
+                part = chosen[start:start + 500]
+                rows = db.execute("select id, outcome, body, input, connector_answers from decisions where id in "
+                                  f"({', '.join('?' for _ in part)}) order by id", part)
+                yield from (_record(row) for row in rows)
+            return
+        cursor = db.execute("select id, outcome, body, input, connector_answers from decisions "
+                            f"where {where} order by id", params)
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            yield from (_record(row) for row in rows)
+    finally:
+        db.conn.close()
+
+
+def _record(row) -> dict:
+    decision_id, outcome, body, data, answers = row
+    return {"id": decision_id, "as_of": id_time(decision_id).astimezone(BRASILIA).date().isoformat(),
+            "outcome": outcome, "body": body, "input": data, "connector_answers": answers}
