@@ -102,12 +102,8 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
     data["seconds"] = round(elapsed, 3)
     if csv_file:
         _write_changes_csv(csv_file, report)
-    if json_file:
-        text = json.dumps(data, ensure_ascii=False, indent=2)
-        if json_file == "-":
-            click.echo(text)
-            return
-        Path(json_file).write_text(text + "\n", encoding="utf-8")
+    if _write_json(json_file, data):
+        return
     _print_replay(data, elapsed)
 
 
@@ -221,12 +217,8 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         raise click.UsageError(f"--label {label}: the column holds no 0/1 label (row {first['row']}: {first['message']})")
     data = report.to_dict()
     data["seconds"] = round(elapsed, 3)
-    if json_file:
-        text = json.dumps(data, ensure_ascii=False, indent=2)
-        if json_file == "-":
-            click.echo(text)
-            return
-        Path(json_file).write_text(text + "\n", encoding="utf-8")
+    if _write_json(json_file, data):
+        return
     _print_backtest(data)
 
 
@@ -258,3 +250,16 @@ def _print_backtest(data: dict) -> None:
                          [[e["row"], e["column"], e["message"]] for e in data["error_list"][:20]]))
         if data["errors"] > 20:
             err.print(f"… and {data['errors'] - 20} more (all in --json)", markup=False)
+
+
+def _write_json(json_file: str | None, data: dict) -> bool:
+    """Write the report as JSON to `json_file`; True when that was standard output (`-`), which
+    then holds the report alone, so no table follows."""
+    if not json_file:
+        return False
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if json_file == "-":
+        click.echo(text)
+        return True
+    Path(json_file).write_text(text + "\n", encoding="utf-8")
+    return False

@@ -10,6 +10,7 @@ the bundled policies, and stop gracefully.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -102,6 +103,16 @@ def sandbox_settings(tmp_path: Path, **sections):
         else:
             data[section] = values
     return msgspec.convert(data, Settings)
+
+
+@contextlib.contextmanager
+def server_with_policies(tmp_path: Path, **sources: str):
+    """A sandbox ThreadedServer on the bundled policies plus `name=source` policy files."""
+    settings = sandbox_settings(tmp_path)
+    for name, source in sources.items():
+        (Path(settings.policies.folder) / f"{name}.regua").write_text(source, encoding="utf-8")
+    with ThreadedServer(settings) as running:
+        yield running
 
 
 class ProcessServer:

@@ -5,10 +5,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from server_harness import ThreadedServer, assert_error, assert_error_body, b2b_order, sandbox_settings
+from server_harness import assert_error, assert_error_body, b2b_order, server_with_policies
 
 from regua.dsl import types as T
 from regua.dsl.diagnostics import PolicyError
@@ -41,9 +40,7 @@ output quadrado, enorme = q512
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = sandbox_settings(tmp_path_factory.mktemp("contract"))
-    (Path(settings.policies.folder) / "sonda.regua").write_text(PROBE, encoding="utf-8")
-    with ThreadedServer(settings) as running:
+    with server_with_policies(tmp_path_factory.mktemp("contract"), sonda=PROBE) as running:
         yield running
 
 

@@ -5,10 +5,9 @@ decision and GET /decisions/{id}. One masking function: engine.connectors.mask_d
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from server_harness import ProcessServer, ThreadedServer, b2b_order, sandbox_settings
+from server_harness import ProcessServer, b2b_order, server_with_policies
 
 from regua.engine.connectors import mask_documents_in
 from regua.server.logs import mask_text
@@ -53,9 +52,7 @@ def test_the_log_masks_percent_encoded_documents():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = sandbox_settings(tmp_path_factory.mktemp("masking"))
-    (Path(settings.policies.folder) / "anotada.regua").write_text(NOTE_POLICY, encoding="utf-8")
-    with ThreadedServer(settings) as running:
+    with server_with_policies(tmp_path_factory.mktemp("masking"), anotada=NOTE_POLICY) as running:
         yield running
 
 
