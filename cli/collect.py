@@ -174,6 +174,8 @@ def deliveries_import_command(file, fmt, encoding, as_json, config_path, db, pol
     from regua.portfolio.collection.store import CollectionStore
 
     settings = workflow_settings(config_path, db, policies, sandbox)
+    if settings.store.path != ":memory:" and not Path(settings.store.path).exists():
+        raise click.UsageError(f"{settings.store.path}: no such database")
     now = dt.datetime.now(dt.timezone.utc)
     try:
         rows = read_file(Path(file).read_bytes(), file, fmt, encoding)

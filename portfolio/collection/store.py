@@ -258,12 +258,13 @@ class CollectionStore:
         if not delivered:
             detail.update(status=receipt.status, reason=scrub_reason(receipt.reason))
         sent = json.loads(result or "{}")
+        was_sent = sent_at is not None or bool(sent.get("kind"))  # a bounced send leaves its channel in `result`
         earlier_send = (not delivered and receipt.provider_id and sent.get("provider_id")
                         and receipt.provider_id != sent["provider_id"])
         refusal = None
-        if sent_at is None or (delivered and status not in ("sent", "delivered")):
+        if not was_sent or (delivered and status not in ("sent", "delivered")):
             refusal = ("STEP_NOT_SENT", f"step '{key}' is not waiting for a receipt (status {status})")
-        elif at < parse_moment(sent_at) and not earlier_send:
+        elif sent_at is not None and at < parse_moment(sent_at) and not earlier_send:
             refusal = ("RECEIPT_BEFORE_SEND", f"the receipt says {iso(at)}, before the message was sent "
                                               f"({sent_at}): the provider's clock is wrong")
         elif at > now + RECEIPT_CLOCK_SKEW:
@@ -283,10 +284,11 @@ class CollectionStore:
                                 [customer_id, kind, sent["contact"], receipt.status.upper(), detail["reason"], key,
                                  iso(at)])
             withdrawn = self.db.execute("select delivered_at from outbox where key = ?", [key]).fetchone()[0]
-            self.db.execute("update outbox set status = 'pending', not_before = null, delivered_at = null, "
-                            "block_code = 'BOUNCED', updated_at = ? where key = ?",
+            # Not sent as far as the guards go: no proof, no notice, no contact under the frequency cap.
+            self.db.execute("update outbox set status = 'pending', not_before = null, sent_at = null, "
+                            "delivered_at = null, block_code = 'BOUNCED', updated_at = ? where key = ?",
                             [iso(dt.datetime.now(dt.timezone.utc)), key])
-            detail.update(channel=channel, kind=kind)
+            detail.update(channel=channel, kind=kind, sent_at=sent_at)
             if withdrawn:
                 detail["withdrawn_delivery"] = withdrawn
             self.write_events([dict(event, kind="bounced", code=receipt.status.upper(), detail=detail)])
