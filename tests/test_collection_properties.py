@@ -64,6 +64,9 @@ class CoinChannel(SimulatedChannel):
 
     def send(self, notification):
         now = self.clock()
+        if self.channel == "sms" and notification.recipient.endswith("900000000"):  # a number no longer in service
+            return DeliveryReceipt(status="failed", idempotency_key=notification.idempotency_key,
+                                   error="INVALID_RECIPIENT: not a phone number")
         coin = hashlib.sha256(f"{self.seed}{notification.idempotency_key}".encode()).digest()[0] % 3
         status = "sent" if coin == 0 else "delivered"
         return DeliveryReceipt(status=status, idempotency_key=notification.idempotency_key, sent_at=now,
@@ -72,7 +75,8 @@ class CoinChannel(SimulatedChannel):
 
 scenario = st.fixed_dictionaries({
     "seed": st.integers(0, 10_000),
-    "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"])),
+    # UF, preferred channel, and whether the phone number is invalid (the SMS channel refuses it).
+    "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"]), st.booleans()),
                           min_size=1, max_size=3),
     # Days past due at the start: recent, or around the 5-year limit (1826 days is 5 years and a day or so).
     "receivables": st.lists(st.tuples(st.integers(0, 2), st.integers(1, 90) | st.integers(1790, 1830), st.booleans(),
@@ -99,7 +103,8 @@ def test_guards_hold_for_any_sequence_of_runs_payments_and_deliveries(case):
 def _check(case, db):
     start = case["start"]
     customers = [Customer(f"c{i}", CPFS[i % len(CPFS)], f"Cliente {i}", uf, "x", email=f"c{i}@example.com",
-                          phone="+5511987654321", channels=[channel]) for i, (uf, channel) in enumerate(case["customers"])]
+                          phone="+5511900000000" if bad_phone else "+5511987654321", channels=[channel])
+                 for i, (uf, channel, bad_phone) in enumerate(case["customers"])]
     receivables = []
     for n, (customer, age, disputed, amount) in enumerate(case["receivables"]):
         owner = customers[customer % len(customers)].id
@@ -148,6 +153,8 @@ def _receipt(runner, rid: str, hours: int, now: dt.datetime, status: str = "deli
     row = runner.store.db.execute("select sent_at from outbox where key = ?", [f"{rid}:aviso"]).fetchone()
     base = dt.datetime.fromisoformat(row[0]) if row and row[0] else now
     reason = "" if status == "delivered" else "550 5.1.1 user unknown"
+    if status != "delivered" and hours >= 0:
+        hours = hours % 3  # bounces come back within hours of the send
     try:
         outcome = runner.store.record_receipt(Receipt(f"{rid}:aviso", base + dt.timedelta(hours=hours), status, "",
                                                       reason), now=now)
