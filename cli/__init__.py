@@ -30,6 +30,7 @@ COMMANDS: list[click.Command] = [
     collect.collect_command,
     collect.simulate_command,
     collect.queue_command,
+    collect.deliveries_group,
     monitor.monitor_command,
     monitor.limits_command,
     purge.purge_command,

@@ -1,4 +1,5 @@
-"""`regua collect`, `regua simulate` and `regua queue`: the collection cadence from the command line.
+"""`regua collect`, `regua simulate`, `regua queue` and `regua deliveries import`: the collection
+cadence from the command line.
 
 They read the same configuration as `regua serve` (TOML + REGUA_* variables; --db, --policies and
 --sandbox override it) and the collection policies of the policies folder.
@@ -53,22 +54,16 @@ class _Bar:
 def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, policies, sandbox) -> None:
     """Run the collection cadence as of a date: settle payments, plan the due steps, carry them out."""
     from regua.engine import brazil
-    from regua.portfolio.collection.runner import RunLocked, run_time
+    from regua.portfolio.collection.runner import RunLocked, run_moment
     from regua.server.collection import CollectionUnavailable
 
     settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
-    today = brazil.today()
-    day = as_of.date() if as_of else today
-    now = None
-    if at:
-        try:
-            hour, minute = (int(part) for part in at.split(":"))
-            now = dt.datetime.combine(day, dt.time(hour, minute), brazil.BRASILIA)
-        except ValueError:
-            raise click.BadParameter("use HH:MM, e.g. 09:30", param_hint="--at") from None
-    elif day != today:
-        now = run_time(day, 9)
+    day = as_of.date() if as_of else brazil.today()
+    try:
+        now = run_moment(day, at, brazil.today())
+    except ValueError:
+        raise click.BadParameter("use HH:MM, e.g. 09:30", param_hint="--at") from None
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     try:
         with bar.progress:
@@ -154,3 +149,71 @@ def queue_command(limit, segment, as_json, config_path, db, policies, sandbox) -
         table.add_row(row["receivable_id"], row["customer_id"], priority, str(row["days_late"]), row["open_amount"],
                       row["policy"])
     out.print(table)
+
+
+@click.group("deliveries")
+def deliveries_group() -> None:
+    """Providers' delivery receipts for steps that were sent."""
+
+
+@deliveries_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
+              help="File format (default: jsonl for .jsonl/.ndjson/.json, else csv).")
+@click.option("--encoding", help="CSV encoding (default: detected; Excel pt-BR saves cp1252).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@workflow_options
+def deliveries_import_command(file, fmt, encoding, as_json, config_path, db, policies, sandbox) -> None:
+    """Record delivery receipts from a provider's export: CSV (columns key, status, delivered_at,
+    failed_at, reason, provider_id; separator and encoding detected) or JSON Lines. Each row is
+    checked like POST /collection/deliveries; one refused row means nothing is written (exit 1),
+    and every refused row is named with its code."""
+    from pathlib import Path
+
+    from regua.portfolio.collection.receipts import InvalidReceipt, parse_row, read_file
+    from regua.portfolio.collection.store import CollectionStore
+
+    settings = workflow_settings(config_path, db, policies, sandbox)
+    if settings.store.path != ":memory:" and not Path(settings.store.path).exists():
+        raise click.UsageError(f"{settings.store.path}: no such database")
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        rows = read_file(Path(file).read_bytes(), file, fmt, encoding)
+    except ValueError as error:
+        raise click.ClickException(f"{file}: {error}") from None
+    receipts, problems = [], []
+    for where, raw in rows:
+        if isinstance(raw, InvalidReceipt):
+            problems.append((where, raw.field, raw.code, raw.message))
+            continue
+        try:
+            receipts.append((where, parse_row(raw, now)))
+        except InvalidReceipt as invalid:
+            problems.append((where, invalid.field, invalid.code, invalid.message))
+    store = CollectionStore(settings.store.path)
+    try:  # checked against the store either way; written only when every row is fine
+        results, refusals = store.record_receipts(receipts, now, write=not problems)
+    finally:
+        store.close()
+    problems += [(where, "key", refused.code, refused.message) for where, refused in refusals]
+    problems.sort(key=lambda p: int(p[0].split()[-1]) if p[0].split()[-1].isdigit() else 0)
+    if problems:
+        results = []
+    counts: dict[str, int] = {}
+    for _, outcome in results:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    if as_json:
+        out.print(json.dumps({"file": file, "read": len(rows), "recorded": len(results), "outcomes": counts,
+                              "refused": [{"where": w, "field": f, "code": c, "message": m} for w, f, c, m in problems]},
+                             ensure_ascii=False), markup=False)
+    else:
+        for where, field, code, message in problems:
+            err.print(f"{file}: {where}: {field}: {code}: {message}", markup=False)
+        if problems:
+            err.print(f"{file}: {len(rows)} receipts read, {len({p[0] for p in problems})} refused, nothing written",
+                      style="yellow", markup=False)
+        else:
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            out.print(f"{file}: {len(rows)} receipts read, {len(results)} recorded ({detail or 'none'})",
+                      style="green", markup=False)
+    sys.exit(1 if problems else 0)

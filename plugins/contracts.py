@@ -103,6 +103,9 @@ class NegativationRequest(msgspec.Struct, frozen=True, kw_only=True):
     debt: Debt
     protocol: str = ""  # required for remove/status
     debtor_uf: str = ""  # the debtor's state (UF): some states set a longer waiting period (SP Lei 15.659/2015)
+    # The moment of the request as the collection run sees it (a run for a past or future date, a
+    # simulation): a service that keeps its own calendar (the sandbox) judges and stamps by it.
+    at: dt.datetime | None = None
     version: str = CONTRACT_VERSION
 
 

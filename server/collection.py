@@ -3,7 +3,8 @@ its plugin configuration, its policies, runs, the scheduler, and what the API re
 
 Exactly-once needs receipts that survive a crash, so the notification channels always get a
 SQLite idempotency store next to the database unless one is configured. In sandbox mode the
-channels write e-mails to `<db folder>/outbox/` and the sandbox bureau keeps its records in a file.
+channels write e-mails (`.eml`), SMS (`.sms.txt`) and WhatsApp messages (`.whatsapp.txt`) to
+`<db folder>/outbox/` and the sandbox bureau keeps its records in a file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ def plugin_config(settings: Settings) -> dict:
     config = {name: dict(section) for name, section in settings.plugins.config.items()}
     base = Path(settings.store.path)
     if settings.sandbox:
-        config.setdefault("notifications", {}).setdefault("outbox", {"directory": str(base.parent / "outbox")})
+        notifications = config.setdefault("notifications", {})
+        outbox = str(base.parent / "outbox")
+        notifications.setdefault("outbox", {"directory": outbox})
+        # A debtor who only accepts SMS or WhatsApp is reached in the sandbox too: text files next to the e-mails.
+        notifications.setdefault("sms_outbox", {"directory": outbox})
+        notifications.setdefault("whatsapp_outbox", {"directory": outbox})
         sandbox = config.setdefault("negativation", {}).setdefault("sandbox", {})
         sandbox.setdefault("path", str(base.with_name(base.name + ".negativation.db")))
     if config.get("notifications"):

@@ -145,6 +145,10 @@ def check_shell_commands(block: Block) -> None:
         args = shlex.split(command)[1:]
         sub = main.commands.get(args[0])
         assert sub is not None, f"{block.where}: no such command `regua {args[0]}`"
+        if hasattr(sub, "commands") and len(args) > 1 and not args[1].startswith("-"):  # a group: `regua keys add`
+            name, sub = f"{args[0]} {args[1]}", sub.commands.get(args[1])
+            assert sub is not None, f"{block.where}: no such command `regua {name}`"
+            args = [name, *args[2:]]
         options = {opt for param in sub.params for opt in param.opts + param.secondary_opts} | {"--help"}
         for arg in args[1:]:
             if arg.startswith("--"):

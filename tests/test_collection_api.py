@@ -54,7 +54,7 @@ def test_load_run_and_read_back_a_receivable(server, tmp_path):
         receipt = client.post("/collection/deliveries", json={
             "key": "t1:primeira_cobranca", "delivered_at": "2026-03-11T13:05:00-03:00", "provider_id": "abc"})
         assert receipt.status_code == 200 and receipt.json() == {"key": "t1:primeira_cobranca", "recorded": True,
-                                                                 "first": True}
+                                                                 "first": True, "outcome": "first"}
         view = client.get("/portfolio/receivables/t1").json()
         assert [s["status"] for s in view["steps"] if s["step"] == "primeira_cobranca"] == ["delivered"]
         queue = client.get("/collection/queue", params={"limit": 10}).json()
@@ -117,13 +117,63 @@ def test_delivery_receipts_that_cannot_be_proof_are_refused_with_stable_codes_an
             ["RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT"]
         first = (sent + dt.timedelta(minutes=3)).isoformat()
         assert client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": first}
-                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": True}
+                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": True, "outcome": "first"}
         later = (sent + dt.timedelta(hours=3)).isoformat()
         assert client.post("/collection/deliveries", json={"key": "t1:primeira_cobranca", "delivered_at": later}
-                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": False}
+                           ).json() == {"key": "t1:primeira_cobranca", "recorded": True, "first": False,
+                                        "outcome": "later"}
         step = next(s for s in client.get("/portfolio/receivables/t1").json()["steps"]
                     if s["step"] == "primeira_cobranca")
         assert dt.datetime.fromisoformat(step["delivered_at"]) == dt.datetime.fromisoformat(first)
         metrics = client.get("/metrics").text
         for code in ("RECEIPT_BEFORE_SEND", "RECEIPT_IN_FUTURE", "STEP_NOT_SENT"):
             assert f'regua_request_errors_total{{code="{code}"}} 1.0' in metrics, code
+
+
+def test_a_run_at_a_time_of_day_in_sao_paulo(server):
+    with server.client() as client:
+        load(client)
+        day = DUE + dt.timedelta(days=1)
+        early = client.post("/collection/run", json={"as_of": day.isoformat(), "at": "06:30"}).json()
+        assert early["outcomes"] == {"deferred": 2} and early["reasons"] == {"deferred:OUT_OF_WINDOW": 2}
+        view = client.get("/portfolio/receivables/t1").json()
+        planned = next(e for e in view["history"] if e["kind"] == "deferred")
+        assert dt.datetime.fromisoformat(planned["at"]) == dt.datetime(2026, 3, 11, 9, 30, tzinfo=dt.timezone.utc)
+        later = client.post("/collection/run", json={"as_of": day.isoformat(), "at": "10:15"}).json()
+        assert later["outcomes"] == {"sent": 2}
+        for bad in ("25:00", "9h", "10:7", ""):
+            if bad:
+                body = assert_error(client.post("/collection/run", json={"as_of": day.isoformat(), "at": bad}), 400,
+                                    "INVALID_REQUEST")
+                assert body["errors"][0]["location"] == "at", bad
+
+
+def test_a_bounced_receipt_moves_the_step_to_the_next_channel(server, tmp_path):
+    with server.client() as client:
+        customers = [dict(CUSTOMERS[0], phone="+5511987654321", channels=["email", "sms"]), CUSTOMERS[1]]
+        for kind, rows in (("customers", customers), ("receivables", RECEIVABLES)):
+            assert client.post(f"/portfolio/{kind}", json=rows).status_code == 200
+        day = DUE + dt.timedelta(days=1)
+        assert client.post("/collection/run", json={"as_of": day.isoformat(), "at": "10:00"}).json()["outcomes"] == \
+            {"sent": 2}
+        key = "t1:primeira_cobranca"
+        bounced_at = dt.datetime.combine(day, dt.time(13, 5), dt.timezone.utc).isoformat()
+        body = assert_error(client.post("/collection/deliveries", json={"key": key, "status": "bounced"}), 400,
+                            "INVALID_REQUEST")
+        assert body["errors"][0]["location"] == "reason"
+        assert_error(client.post("/collection/deliveries", json={"key": key, "status": "lost", "reason": "x"}), 400)
+        answer = client.post("/collection/deliveries", json={"key": key, "status": "bounced", "failed_at": bounced_at,
+                                                              "reason": "550 5.1.1 maria@example.com: no such user"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"key": key, "recorded": True, "first": False, "outcome": "bounced"}
+        view = client.get("/portfolio/receivables/t1").json()
+        bounce = next(e for e in view["history"] if e["kind"] == "bounced")
+        assert bounce["code"] == "BOUNCED" and "maria@example.com" not in str(bounce)
+        assert next(s for s in view["steps"] if s["key"] == key)["block_code"] == "BOUNCED"
+        again = client.post("/collection/run", json={"as_of": day.isoformat(), "at": "14:00"}).json()
+        assert again["outcomes"] == {"sent": 1}
+        view = client.get("/portfolio/receivables/t1").json()
+        sends = [e["detail"]["kind"] for e in view["history"] if e["kind"] == "sent"]
+        assert sends == ["email", "sms"], sends  # the sandbox's SMS channel writes a text file
+        (text,) = (tmp_path / "outbox").glob("*.sms.txt")
+        assert "Loja" in text.read_text(encoding="utf-8") or "Sandbox" in text.read_text(encoding="utf-8")

@@ -2,8 +2,8 @@
 runner (SQLite file, outbox, dispatcher) through random portfolios, random run moments, random
 payments and random delivery outcomes, with a régua that tries to contact every day and to
 negativate the day after the due date. Delivery receipts arrive from "providers" between runs:
-on time, late, duplicated, or forged (dated before the send, or in the future); debts sit near
-their 5-year limit too."""
+on time, late, duplicated, or forged (dated before the send, or in the future), and bounces or
+failures that send the step through the next channel; debts sit near their 5-year limit too."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from regua.portfolio.collection.guards import (
 from regua.portfolio.collection.runner import Runner
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import SimulatedChannel, SimulatedRegistry
-from regua.portfolio.collection.store import ReceiptRefused
+from regua.portfolio.collection.store import Receipt, ReceiptRefused
 from regua.portfolio.model import Customer, Payment, Receivable
 
 PUSHY = """
@@ -64,6 +64,9 @@ class CoinChannel(SimulatedChannel):
 
     def send(self, notification):
         now = self.clock()
+        if self.channel == "sms" and notification.recipient.endswith("900000000"):  # a number no longer in service
+            return DeliveryReceipt(status="failed", idempotency_key=notification.idempotency_key,
+                                   error="INVALID_RECIPIENT: not a phone number")
         coin = hashlib.sha256(f"{self.seed}{notification.idempotency_key}".encode()).digest()[0] % 3
         status = "sent" if coin == 0 else "delivered"
         return DeliveryReceipt(status=status, idempotency_key=notification.idempotency_key, sent_at=now,
@@ -72,7 +75,8 @@ class CoinChannel(SimulatedChannel):
 
 scenario = st.fixed_dictionaries({
     "seed": st.integers(0, 10_000),
-    "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"])),
+    # UF, preferred channel, and whether the phone number is invalid (the SMS channel refuses it).
+    "customers": st.lists(st.tuples(st.sampled_from(sorted(UFS)), st.sampled_from(["email", "sms"]), st.booleans()),
                           min_size=1, max_size=3),
     # Days past due at the start: recent, or around the 5-year limit (1826 days is 5 years and a day or so).
     "receivables": st.lists(st.tuples(st.integers(0, 2), st.integers(1, 90) | st.integers(1790, 1830), st.booleans(),
@@ -82,8 +86,10 @@ scenario = st.fixed_dictionaries({
     "payments": st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60)), max_size=3),
     # Receipts for a receivable's notice, before run number N, dated `hours` after its send: negative is
     # forged (before the send), far beyond the run is in the future; repeated entries are duplicates.
+    # Each is delivered, or a bounce / failure (hard bounce, invalid number) of the step's latest send.
     "receipts": st.lists(st.tuples(st.integers(0, 4), st.integers(1, 6),
-                                   st.integers(-72, -1) | st.integers(0, 400) | st.integers(2000, 5000)), max_size=6),
+                                   st.integers(-72, -1) | st.integers(0, 400) | st.integers(2000, 5000),
+                                   st.sampled_from(["delivered", "delivered", "bounced", "failed"])), max_size=6),
 })
 
 
@@ -97,7 +103,8 @@ def test_guards_hold_for_any_sequence_of_runs_payments_and_deliveries(case):
 def _check(case, db):
     start = case["start"]
     customers = [Customer(f"c{i}", CPFS[i % len(CPFS)], f"Cliente {i}", uf, "x", email=f"c{i}@example.com",
-                          phone="+5511987654321", channels=[channel]) for i, (uf, channel) in enumerate(case["customers"])]
+                          phone="+5511900000000" if bad_phone else "+5511987654321", channels=[channel])
+                 for i, (uf, channel, bad_phone) in enumerate(case["customers"])]
     receivables = []
     for n, (customer, age, disputed, amount) in enumerate(case["receivables"]):
         owner = customers[customer % len(customers)].id
@@ -130,9 +137,9 @@ def _check(case, db):
                     portfolio.close()
                     payments[receivable.id] = paid_on
                     paid_at[receivable.id] = moment
-            for rid, before_run, hours in case["receipts"]:
+            for rid, before_run, hours, status in case["receipts"]:
                 if before_run == index and rid < len(receivables):
-                    _receipt(runner, receivables[rid].id, hours, moment)
+                    _receipt(runner, receivables[rid].id, hours, moment, status)
             current["now"] = moment
             runner.run(moment.date(), now=moment)
         _assert_invariants(runner, {r.id: r for r in receivables}, {c.id: c for c in customers}, payments, paid_at,
@@ -141,12 +148,17 @@ def _check(case, db):
         runner.close()
 
 
-def _receipt(runner, rid: str, hours: int, now: dt.datetime) -> None:
+def _receipt(runner, rid: str, hours: int, now: dt.datetime, status: str = "delivered") -> None:
     """A provider's receipt for the notice of `rid`, dated `hours` after its send (or for a notice not sent)."""
     row = runner.store.db.execute("select sent_at from outbox where key = ?", [f"{rid}:aviso"]).fetchone()
     base = dt.datetime.fromisoformat(row[0]) if row and row[0] else now
+    reason = "" if status == "delivered" else "550 5.1.1 user unknown"
+    if status != "delivered" and hours >= 0:
+        hours = hours % 3  # bounces come back within hours of the send
     try:
-        runner.store.record_delivery(f"{rid}:aviso", base + dt.timedelta(hours=hours), "prov", now=now)
+        outcome = runner.store.record_receipt(Receipt(f"{rid}:aviso", base + dt.timedelta(hours=hours), status, "",
+                                                      reason), now=now)
+        note_event(f"receipt {status} {outcome}")
     except ReceiptRefused as refused:
         note_event(f"receipt refused {refused.code}")
 
@@ -154,9 +166,14 @@ def _receipt(runner, rid: str, hours: int, now: dt.datetime) -> None:
 def _assert_invariants(runner, receivables, customers, payments, paid_at, moments):
     db = runner.store.db
     events = [dict(r) for r in db.query("select * from collection_events order by id")]
-    contacts: dict[str, list[dt.datetime]] = {}
+    contacts: dict[str, list[tuple[dt.datetime, str]]] = {}
     sent_keys = []
+    bounced: dict[tuple[str, str], dt.datetime] = {}  # (customer, channel kind) -> when its contact bounced
+    # Per step, as the events tell it: the latest send (moment, printed deadline) and its proven delivery.
+    sends: dict[str, tuple[dt.datetime, str | None]] = {}
+    proof: dict[str, dt.datetime | None] = {}
     for event in events:
+        detail = json.loads(event["detail"])
         at = dt.datetime.fromisoformat(event["at"])
         receivable = receivables[event["receivable_id"]]
         uf = customers[receivable.customer_id].uf
@@ -169,8 +186,22 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
                 assert not notice_is_futile(receivable.due_date, local.date(), uf, "sandbox", GUARDS), event
             # Contact windows: inside the UF's hours, never on holidays.
             assert DEFAULT_WINDOWS[uf].allows(local, uf) and not is_holiday(local.date(), uf), event
-            contacts.setdefault(receivable.customer_id, []).append(at)
-            sent_keys.append(event["key"])
+            contacts.setdefault(receivable.customer_id, []).append((at, event["key"]))
+            sent_keys.append((event["key"], detail["kind"]))
+            # A contact that bounced is not relied on again for that debtor.
+            assert (receivable.customer_id, detail["kind"]) not in bounced, event
+            sends[event["key"]] = (at, detail.get("deadline"))
+            proof[event["key"]] = at if event["kind"] == "delivered" else None
+        if event["kind"] == "delivered" and event["code"] == "RECEIPT":
+            proof[event["key"]] = dt.datetime.fromisoformat(detail["delivered_at"])
+        if event["kind"] == "bounced":
+            assert event["code"] in ("BOUNCED", "FAILED", "INVALID_RECIPIENT", "RECIPIENT_REFUSED"), event
+            bounced.setdefault((receivable.customer_id, detail["kind"]), at)
+            # A message that never reached the debtor is no contact under the frequency cap.
+            mine = [c for c in contacts.get(receivable.customer_id, []) if c[1] == event["key"]]
+            if mine and event["code"] in ("BOUNCED", "FAILED"):
+                contacts[receivable.customer_id].remove(mine[-1])
+            proof[event["key"]] = None  # a bounced message is never proof
             # No contact once the payment in full is known (runs earlier that same day did not know it yet).
             assert receivable.id not in paid_at or at < paid_at[receivable.id], event
         if event["kind"] == "negativated":
@@ -180,10 +211,11 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
             assert local.date() < receivable.due_date.replace(year=receivable.due_date.year + 5) if not (
                 receivable.due_date.month == 2 and receivable.due_date.day == 29) else True
             assert local.date() < record_expiry(receivable.due_date, GUARDS), event
-            notice = db.execute("select sent_at, delivered_at, deadline from outbox where receivable_id = ? and action = "
-                                "'notify_negativation'", [receivable.id]).fetchone()
-            assert notice and notice[1], event
-            sent_at, delivered_at = (dt.datetime.fromisoformat(v) for v in notice[:2])
+            # Never on a bounced notice: the proof that counts is the one standing when the record opened.
+            key = f"{receivable.id}:aviso"
+            assert proof.get(key) is not None, event
+            (sent_at, deadline), delivered_at = sends[key], proof[key]
+            notice = (sent_at, delivered_at, deadline)
             # The proof is genuine: delivered after the send, and before the negativation.
             assert sent_at <= delivered_at <= at, (event, notice)
             delivered = delivered_at.astimezone(zone_of(uf)).date()
@@ -200,10 +232,12 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
         elif event["kind"] == "removal_requested":
             paid_on = payments[receivable.id]
             assert local.date() <= removal_deadline(paid_on, uf, GUARDS) or json.loads(event["detail"])["late"], event
-    assert len(sent_keys) == len(set(sent_keys)), "a step was sent twice"
-    # The first accepted delivery is the one kept; later receipts never move it.
+    assert len(sent_keys) == len(set(sent_keys)), "a step was sent twice through the same channel"
+    # The first accepted delivery (since the step's last bounce) is the one kept; later receipts never move it.
     first: dict[str, str] = {}
     for event in events:
+        if event["kind"] == "bounced":
+            first.pop(event["key"], None)
         if event["kind"] == "delivered":
             first.setdefault(event["key"], json.loads(event["detail"]).get("delivered_at") or event["at"])
     for key, delivered_at in db.execute("select key, delivered_at from outbox where delivered_at is not null"):
@@ -211,7 +245,7 @@ def _assert_invariants(runner, receivables, customers, payments, paid_at, moment
     for kind in sorted({e["kind"] for e in events}):
         note_event(f"saw {kind}")  # shown by --hypothesis-show-statistics: the examples reach every guard
     for moments_of_customer in contacts.values():
-        ordered = sorted(moments_of_customer)
+        ordered = sorted(m for m, _ in moments_of_customer)
         for _i, moment in enumerate(ordered):
             window = [m for m in ordered if moment - dt.timedelta(days=7) < m <= moment]
             assert len(window) <= GUARDS.max_contacts, (moment, window)

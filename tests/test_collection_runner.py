@@ -205,7 +205,8 @@ def test_collect_and_simulate_from_the_command_line(tmp_path):
     real = subprocess.run([str(REGUA), "collect", "--db", str(db), "--sandbox", "--as-of", DUE.isoformat(),
                            "--at", "10:00"], capture_output=True, text=True, timeout=120, **env_cwd)
     assert real.returncode == 0, real.stderr
-    assert "sent" in real.stdout and list((tmp_path / "outbox").glob("*.eml"))
+    # Maria prefers WhatsApp: the sandbox writes it as a text file next to the e-mails.
+    assert "sent" in real.stdout and list((tmp_path / "outbox").glob("*.whatsapp.txt"))
     sim = subprocess.run([str(REGUA), "simulate", "--db", str(db), "--sandbox", "--from", DUE.isoformat(),
                           "--to", (DUE + dt.timedelta(days=2)).isoformat()], capture_output=True, text=True,
                          timeout=120, **env_cwd)

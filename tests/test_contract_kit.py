@@ -154,6 +154,17 @@ def test_the_outbox_channel_honours_the_contract(tmp_path):
     assert receipt.status == "sent"
 
 
+@pytest.mark.parametrize("kind", ["sms", "whatsapp"])
+def test_the_sandbox_text_outbox_channels_honour_the_contract(tmp_path, kind):
+    from regua.plugins.builtin.notifications import FileOutboxTextChannel
+
+    outbox = tmp_path / "outbox"
+    channel = FileOutboxTextChannel(directory=str(outbox), channel=kind)
+    receipt = check_notification_channel(channel, delivered_count=lambda: len(list(outbox.glob(f"*.{kind}.txt"))))
+    assert receipt.status == "sent" and receipt.provider_id.endswith(f".{kind}.txt")
+    channel.close()
+
+
 def _receiver():
     count = {"n": 0}
 
@@ -214,7 +225,7 @@ def test_the_email_channel_honours_the_contract():
 def test_every_builtin_channel_kind_is_covered():
     from regua.plugins.builtin import notifications
 
-    covered = {"email", "outbox", "webhook", "sms", "whatsapp"}
+    covered = {"email", "outbox", "webhook", "sms", "whatsapp", "sms_outbox", "whatsapp_outbox"}
     assert set(notifications._KINDS) <= covered, "a new built-in channel kind needs a contract test here"
 
 

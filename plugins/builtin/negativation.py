@@ -31,8 +31,10 @@ It follows the rules of docs ../shared/domain-br.md, like a bureau would:
   CONFLICT; remove/status of an unknown protocol raises NOT_FOUND, of a protocol belonging to
   another debt CONFLICT, without a protocol MISSING_PROTOCOL; remove of a rejected record
   INVALID_TRANSITION; removing twice returns the removed record.
-- Time comes from an injected clock (a callable returning an aware datetime; UTC by default)
-  so tests control it. Calendar dates (due dates, the 5-year limit) are read in
+- Time comes from the request's `at` when it carries one (the collection run's moment, so a run
+  or simulation as of another date judges the 5-year limit and stamps records on that date),
+  else from an injected clock (a callable returning an aware datetime; UTC by default) so tests
+  control it. Calendar dates (due dates, the 5-year limit) are read in
   America/Sao_Paulo.
 - State lives in SQLite through sqlite-utils: in memory by default (`path=None`, lost when the
   object goes away), or in a file (`path="negativation.db"`, survives restarts: counter and
@@ -193,8 +195,9 @@ class SandboxNegativation(NegativationService):
     def _debtor(self, document: str) -> str:
         return hmac.new(self._secret, document.encode(), hashlib.sha256).hexdigest()
 
-    def _now(self) -> dt.datetime:
-        now = self.clock()
+    def _now(self, at: dt.datetime | None = None) -> dt.datetime:
+        """The request's own moment when it carries one (a run as of another date), else the clock."""
+        now = at if at is not None else self.clock()
         if not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("SandboxNegativation: the clock must return a timezone-aware datetime")
         return now.astimezone(dt.timezone.utc)
@@ -231,7 +234,7 @@ class SandboxNegativation(NegativationService):
         if not isinstance(request, NegativationRequest):
             raise ConnectorError("BAD_REQUEST", "expected a NegativationRequest")
         with self._lock:
-            now = self._now()
+            now = self._now(request.at)
             if request.action == "include":
                 return self._include(request, uf or getattr(request, "debtor_uf", "") or None, now)
             if request.action in ("remove", "status"):
@@ -418,6 +421,8 @@ class HTTPNegativation(HTTPClientMixin, NegativationService):
 
     def _body(self, request: NegativationRequest) -> dict:
         builtins = msgspec.to_builtins(request)
+        if builtins.get("at") is None:
+            builtins.pop("at", None)
         if not self.request_fields:
             return builtins
         body: dict = {}

@@ -25,15 +25,17 @@ from regua.plugins.contracts import Debt, NegativationRequest, Notification
 from regua.plugins.runtime import Resilient
 
 from .facts import CENTS
-from .guards import Notice, contact_deferral, last_day_to_pay, negativation_blocks, notice_is_futile
+from .guards import Block, Notice, contact_deferral, last_day_to_pay, negativation_blocks, notice_is_futile
 from .settings import CollectionSettings
-from .store import CollectionStore, iso, parse_moment
+from .store import CollectionStore, contact_ref, iso, parse_moment
 
 log = logging.getLogger("regua.collection")
 
 # Blocks that lift by themselves (the row waits for their date) and blocks that never lift.
 _WAITING = {"NOTICE_WAIT", "NOT_DUE"}
 _FINAL = {"TOO_OLD", "NOT_OPEN"}
+# A send that failed this way will fail again with the same contact: the next channel is tried instead.
+HARD_FAILURES = {"INVALID_RECIPIENT", "RECIPIENT_REFUSED"}
 
 
 def _recipient(kind: str, customer: dict) -> str | None:
@@ -121,14 +123,24 @@ class Dispatcher:
         stale = self._stale(row, receivable, customer, now)
         if stale:
             return self._finish(row, "superseded", now, "superseded", stale, {})
+        if receivable["disputed"] and not (self.settings.disputed_reminders and row["action"] == "remind"):
+            # A debtor who disputes the debt gets no collection contact, whatever the régua says
+            # (a policy that forgets `not disputed`); held, logged once, checked again every run.
+            return self._blocked(row, [Block("DISPUTED", "the debtor disputes the debt: no collection contact")],
+                                 now, customer["uf"])
         settings = json.loads(row["settings"] or "{}")
         preferred = [settings["channel"]] if settings.get("channel") else json.loads(customer["channels"] or "[]")
         preferred += [c for c in ("email", "whatsapp", "sms") if c not in preferred]
-        chosen = next(((kind, self.channels[kind], _recipient(kind, customer)) for kind in preferred
-                       if kind in self.channels and _recipient(kind, customer)), None)
+        unusable = self.store.unusable_contacts(customer["id"])
+        usable = [(kind, self.channels[kind], _recipient(kind, customer)) for kind in preferred
+                  if kind in self.channels and _recipient(kind, customer)]
+        chosen = next(((kind, channel, recipient) for kind, channel, recipient in usable
+                       if (kind, contact_ref(kind, recipient)) not in unusable), None)
         if chosen is None:
-            return self._finish(row, "failed", now, "failed", "NO_CHANNEL",
-                                {"preferred": preferred, "configured": sorted(self.channels)})
+            detail = {"preferred": preferred, "configured": sorted(self.channels)}
+            if usable:  # every channel the debtor could be reached by bounced or failed for good
+                detail["unusable"] = [kind for kind, _, _ in usable]
+            return self._finish(row, "failed", now, "failed", "NO_CHANNEL", detail)
         kind, channel, recipient = chosen
         uf = customer["uf"]
         if row["action"] == "notify_negativation":
@@ -154,13 +166,23 @@ class Dispatcher:
         receipt = channel.send(notification)
         detail = {"channel": channel.name, "recipient": mask_recipient(recipient), "provider_id": receipt.provider_id,
                   "template": row["template"], "attempt": attempts}
+        detail["kind"] = kind
         if receipt.status == "failed":
             detail["error"] = receipt.error
-            return self._failed(row, attempts, now, receipt.error.split(":")[0] or "FAILED", detail)
+            code = receipt.error.split(":")[0] or "FAILED"
+            if code in HARD_FAILURES:
+                # This contact will never work (an invalid number, an address refused): recorded
+                # as unusable for the debtor, and the same step goes through the next channel now.
+                self.store.mark_unusable(customer["id"], kind, recipient, code, receipt.error, row["key"], now)
+                self._update(row["key"], {"status": "pending", "block_code": "BOUNCED"},
+                             [self._event(row, now, "bounced", code, detail)])
+                return self._contact(dict(row, attempts=attempts), receivable, customer, now)
+            return self._failed(row, attempts, now, code, detail)
         delivered = receipt.status == "delivered"
         changes = {"status": "delivered" if delivered else "sent", "sent_at": iso(now),
                    "delivered_at": iso(now) if delivered else None,
-                   "result": json.dumps({"provider_id": receipt.provider_id, "receipt": receipt.status})}
+                   "result": json.dumps({"provider_id": receipt.provider_id, "receipt": receipt.status, "kind": kind,
+                                         "contact": contact_ref(kind, recipient)})}
         if deadline is not None:  # the last day to pay the notice printed: enforced as printed
             changes["deadline"] = deadline.isoformat()
             detail["deadline"] = deadline.isoformat()
@@ -220,7 +242,7 @@ class Dispatcher:
                                   "block_code": None})
         kind = "protest" if protest else "negativation"
         try:
-            record = service(self._request("include", receivable, customer, kind))
+            record = service(self._request("include", receivable, customer, kind, at=now))
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": service_name, "error": str(error)[:200]})
         if record.status == "rejected":
@@ -247,7 +269,7 @@ class Dispatcher:
         attempts = (row["attempts"] or 0) + 1
         self._update(row["key"], {"status": "sending", "attempts": attempts, "channel": record["service"]})
         try:
-            result = service(self._request("remove", receivable, customer, record["kind"], record["protocol"]))
+            result = service(self._request("remove", receivable, customer, record["kind"], record["protocol"], now))
         except ConnectorError as error:
             return self._failed(row, attempts, now, error.code, {"service": record["service"],
                                                                  "error": str(error)[:200]})
@@ -263,11 +285,12 @@ class Dispatcher:
         return ("done", "REMOVAL")
 
     def _request(self, action: str, receivable: dict, customer: dict, kind: str,
-                 protocol: str = "") -> NegativationRequest:
-        """The bureau request for a receivable's negative record; a protest is a contract of its own."""
+                 protocol: str = "", at: dt.datetime | None = None) -> NegativationRequest:
+        """The bureau request for a receivable's negative record; a protest is a contract of its own.
+        `at` is the run's moment: a run as of another date is judged on that date, not the machine's."""
         contract = receivable["id"] + ("/protesto" if kind == "protest" else "")
         return NegativationRequest(action=action, debtor_document=customer["document"], debtor_uf=customer["uf"],
-                                   protocol=protocol,
+                                   protocol=protocol, at=at,
                                    debt=Debt(contract=contract, amount=Decimal(receivable["amount"]),
                                              due_date=dt.date.fromisoformat(receivable["due_date"]),
                                              creditor_name=self.settings.creditor_name,

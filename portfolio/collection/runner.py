@@ -77,6 +77,20 @@ def run_time(as_of: dt.date, hour: int = 9) -> dt.datetime:
     return dt.datetime.combine(as_of, dt.time(hour), BRASILIA)
 
 
+def run_moment(as_of: dt.date, at: str | None, today: dt.date) -> dt.datetime | None:
+    """When a run as of `as_of` happens: `at` ("HH:MM", São Paulo time) on that day when given;
+    else 09:00 for a day other than `today`; else None (now). Raises ValueError for a bad `at`."""
+    if at:
+        parts = at.strip().split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts) or len(parts[0]) > 2 or len(parts[1]) != 2:
+            raise ValueError(f"'{at}' is not a time of day: use HH:MM, e.g. 09:30")
+        hour, minute = int(parts[0]), int(parts[1])
+        if hour > 23 or minute > 59:
+            raise ValueError(f"'{at}' is not a time of day: use HH:MM, e.g. 09:30")
+        return dt.datetime.combine(as_of, dt.time(hour, minute), BRASILIA)
+    return None if as_of == today else run_time(as_of)
+
+
 @contextmanager
 def run_lock(path: str, wait: bool = True) -> Iterator[None]:
     with open(path + ".collect-lock", "w") as handle:

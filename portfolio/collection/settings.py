@@ -36,6 +36,9 @@ class CollectionSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     contact_period_days: int = 7
     #: Contact windows per UF, replacing the defaults: {"RJ": {"mon": [9, 19], ...}}; days left out: no contact.
     windows: dict[str, dict[str, list[int]]] = {}
+    #: While a debt is disputed no collection message is sent (`DISPUTED`); true allows `remind` steps
+    #: only (write their templates as neutral reminders), never offers, notices or escalations.
+    disputed_reminders: bool = False
     #: A failed send is tried again after `retry_minutes`, at most `max_attempts` times in all.
     max_attempts: int = 3
     retry_minutes: int = 60

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Iterable
 
 from sqlite_utils import Migrations
@@ -63,6 +65,37 @@ def m002_notice_deadline(db):
     db["outbox"].add_column("deadline", str)
 
 
+@MIGRATIONS()
+def m003_unusable_contacts(db):
+    # A channel's contact that bounced or failed for good for a debtor: not used for that debtor
+    # again while the contact is the same (a new e-mail address or number is tried afresh).
+    db["unusable_contacts"].create({"customer_id": str, "kind": str, "contact": str, "code": str, "reason": str,
+                                    "key": str, "at": str}, pk=("customer_id", "kind", "contact"))
+
+
+def contact_ref(kind: str, recipient: str) -> str:
+    """A debtor's contact for a channel kind, hashed (personal data is never stored in clear here)."""
+    text = (recipient or "").strip().lower()
+    if kind in ("sms", "whatsapp"):
+        text = "".join(ch for ch in text if ch.isdigit())[-11:]
+    return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()[:32]
+
+
+RECEIPT_STATUSES = ("delivered", "bounced", "failed")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's receipt for a step that was sent: `delivered` (proof), or `bounced` / `failed`
+    (the message did not reach the debtor: hard bounce, invalid number…; `reason` says why)."""
+
+    key: str
+    at: dt.datetime  # when it was delivered, or when it bounced / failed
+    status: str = "delivered"
+    provider_id: str = ""
+    reason: str = ""
+
+
 # A delivery receipt may be dated at most this far after the moment it reaches Régua (clocks drift).
 RECEIPT_CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -71,10 +104,23 @@ class ReceiptRefused(Exception):
     """A delivery receipt that cannot be proof: `code` is stable (UNKNOWN_STEP, STEP_NOT_SENT,
     RECEIPT_BEFORE_SEND, RECEIPT_IN_FUTURE)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, row=None, event: dict | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.row = row
+        self.event = event
+
+
+class _RollBack(Exception):
+    pass
+
+
+def scrub_reason(text: str) -> str:
+    """A provider's reason for a bounce, safe for the history (no addresses, no long digit runs)."""
+    from regua.plugins.builtin.notifications.common import scrub
+
+    return scrub(text or "", 200)
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -146,48 +192,131 @@ class CollectionStore:
 
     def record_delivery(self, key: str, delivered_at: dt.datetime, provider_id: str = "",
                         now: dt.datetime | None = None) -> str:
-        """A delivery receipt that arrived later (a provider callback): proof for a notice. Returns
-        `first` (the row is now `delivered` at that moment) or `later` (the row was delivered
-        already: the first delivery is kept, the later receipt is recorded as such). A receipt
-        that cannot be proof raises ReceiptRefused, with an event in the history when the step
-        exists; it never changes a deadline."""
-        if delivered_at.tzinfo is None:
-            raise ValueError("delivered_at must be timezone-aware")
+        """A delivery receipt that arrived later (a provider callback): proof for a notice. See record_receipt."""
+        return self.record_receipt(Receipt(key, delivered_at, "delivered", provider_id), now)
+
+    def record_receipt(self, receipt: Receipt, now: dt.datetime | None = None) -> str:
+        """A provider's receipt for a step that was sent. Returns what it did:
+
+        - `first`: delivered; the row is now `delivered` at that moment (proof for a notice);
+        - `later`: delivered, but the row was delivered already: the first delivery is kept, the
+          later receipt is recorded as such;
+        - `bounced`: the message did not reach the debtor: the contact is recorded as unusable for
+          that debtor and channel, any delivery of the row is withdrawn (never negativate on a
+          bounced notice), and the row is `pending` again (`BOUNCED`), so the next run sends the
+          same step through the next channel of the debtor's preferences;
+        - `stale`: a bounce about an earlier send of the row (another `provider_id`, or the row
+          bounced already): recorded, nothing changes.
+
+        A receipt that cannot be proof raises ReceiptRefused, with an event in the history when
+        the step exists; it never changes a deadline."""
         now = now or dt.datetime.now(dt.timezone.utc)
-        row = self.db.execute("select receivable_id, customer_id, status, sent_at, delivered_at from outbox "
-                              "where key = ?", [key]).fetchone()
+        try:
+            with sqlite.transaction(self.db):
+                return self._apply_receipt(receipt, now)
+        except ReceiptRefused as refused:
+            if refused.row is not None:
+                with sqlite.transaction(self.db):
+                    self.write_events([refused.event])
+            raise
+
+    def record_receipts(self, receipts: list[tuple[str, Receipt]], now: dt.datetime | None = None,
+                        write: bool = True) -> tuple[list[tuple[str, str]], list[tuple[str, ReceiptRefused]]]:
+        """Many receipts (each with where it came from, e.g. `line 3`), all or nothing: when any is
+        refused nothing at all is written (not even the refusals) and every refusal is returned;
+        else all are recorded in one transaction. With write=False every receipt is checked (in
+        order, each seeing the ones before) and nothing is written. Returns (results, refusals)."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        results, refusals = [], []
+        try:
+            with sqlite.transaction(self.db):
+                for where, receipt in receipts:
+                    try:
+                        results.append((where, self._apply_receipt(receipt, now)))
+                    except ReceiptRefused as refused:
+                        refusals.append((where, refused))
+                if refusals or not write:
+                    raise _RollBack
+        except _RollBack:
+            return ([], refusals) if refusals else (results, [])
+        return results, []
+
+    def _apply_receipt(self, receipt: Receipt, now: dt.datetime) -> str:
+        """One receipt, inside the caller's transaction (raises ReceiptRefused before writing anything)."""
+        key, at = receipt.key, receipt.at
+        if receipt.status not in RECEIPT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(RECEIPT_STATUSES)}")
+        if at.tzinfo is None:
+            raise ValueError("the receipt's moment must be timezone-aware")
+        row = self.db.execute("select receivable_id, customer_id, status, sent_at, delivered_at, channel, result, "
+                              "block_code from outbox where key = ?", [key]).fetchone()
         if row is None:
             raise ReceiptRefused("UNKNOWN_STEP", f"no step with key '{key}'")
-        receivable_id, customer_id, status, sent_at, _ = row
-        detail = {"provider_id": provider_id, "delivered_at": iso(delivered_at)}
+        receivable_id, customer_id, status, sent_at, _, channel, result, _ = row
+        delivered = receipt.status == "delivered"
+        detail = {"provider_id": receipt.provider_id, "delivered_at" if delivered else "at": iso(at)}
+        if not delivered:
+            detail.update(status=receipt.status, reason=scrub_reason(receipt.reason))
+        sent = json.loads(result or "{}")
+        was_sent = sent_at is not None or bool(sent.get("kind"))  # a bounced send leaves its channel in `result`
+        earlier_send = (not delivered and receipt.provider_id and sent.get("provider_id")
+                        and receipt.provider_id != sent["provider_id"])
         refusal = None
-        if sent_at is None or status not in ("sent", "delivered"):
-            refusal = ("STEP_NOT_SENT", f"step '{key}' was never sent (status {status})")
-        elif delivered_at < parse_moment(sent_at):
-            refusal = ("RECEIPT_BEFORE_SEND", f"the receipt says {iso(delivered_at)}, before the message was sent "
+        if not was_sent or (delivered and status not in ("sent", "delivered")):
+            refusal = ("STEP_NOT_SENT", f"step '{key}' is not waiting for a receipt (status {status})")
+        elif sent_at is not None and at < parse_moment(sent_at) and not earlier_send:
+            refusal = ("RECEIPT_BEFORE_SEND", f"the receipt says {iso(at)}, before the message was sent "
                                               f"({sent_at}): the provider's clock is wrong")
-        elif delivered_at > now + RECEIPT_CLOCK_SKEW:
-            refusal = ("RECEIPT_IN_FUTURE", f"the receipt says {iso(delivered_at)}, later than now ({iso(now)})")
+        elif at > now + RECEIPT_CLOCK_SKEW:
+            refusal = ("RECEIPT_IN_FUTURE", f"the receipt says {iso(at)}, later than now ({iso(now)})")
         if refusal is not None:
             event = {"at": iso(now), "receivable_id": receivable_id, "customer_id": customer_id, "key": key,
                      "kind": "receipt_refused", "code": refusal[0], "detail": dict(detail, sent_at=sent_at)}
-            with sqlite.transaction(self.db):
-                self.write_events([event])
-            raise ReceiptRefused(*refusal)
+            raise ReceiptRefused(*refusal, row=row, event=event)
+        event = {"at": iso(now), "receivable_id": receivable_id, "customer_id": customer_id, "key": key}
+        if not delivered:
+            if earlier_send or status not in ("sent", "delivered"):
+                self.write_events([dict(event, kind="later_receipt", code=receipt.status.upper(), detail=detail)])
+                return "stale"
+            kind = sent.get("kind") or channel or ""
+            if sent.get("contact"):
+                self.db.execute("insert or replace into unusable_contacts values (?, ?, ?, ?, ?, ?, ?)",
+                                [customer_id, kind, sent["contact"], receipt.status.upper(), detail["reason"], key,
+                                 iso(at)])
+            withdrawn = self.db.execute("select delivered_at from outbox where key = ?", [key]).fetchone()[0]
+            # Not sent as far as the guards go: no proof, no notice, no contact under the frequency cap.
+            self.db.execute("update outbox set status = 'pending', not_before = null, sent_at = null, "
+                            "delivered_at = null, block_code = 'BOUNCED', updated_at = ? where key = ?",
+                            [iso(dt.datetime.now(dt.timezone.utc)), key])
+            detail.update(channel=channel, kind=kind, sent_at=sent_at)
+            if withdrawn:
+                detail["withdrawn_delivery"] = withdrawn
+            self.write_events([dict(event, kind="bounced", code=receipt.status.upper(), detail=detail)])
+            return "bounced"
+        # The waiting period counts from the first delivery: a later receipt never moves it
+        # (the condition holds against two receipts arriving at once, too).
+        changed = self.db.execute("update outbox set status = 'delivered', delivered_at = ?, updated_at = ? "
+                                  "where key = ? and delivered_at is null",
+                                  [iso(at), iso(dt.datetime.now(dt.timezone.utc)), key]).rowcount
+        if changed:
+            kind, outcome = "delivered", "first"
+        else:
+            first = self.db.execute("select delivered_at from outbox where key = ?", [key]).fetchone()[0]
+            kind, outcome, detail = "later_receipt", "later", dict(detail, first_delivered_at=first)
+        self.write_events([dict(event, kind=kind, code="RECEIPT", detail=detail)])
+        return outcome
+
+    def mark_unusable(self, customer_id: str, kind: str, recipient: str, code: str, reason: str, key: str,
+                      at: dt.datetime) -> None:
+        """A contact that failed for good at send time (an invalid number, a refused address)."""
         with sqlite.transaction(self.db):
-            # The waiting period counts from the first delivery: a later receipt never moves it
-            # (the condition holds against two receipts arriving at once, too).
-            changed = self.db.execute("update outbox set status = 'delivered', delivered_at = ?, updated_at = ? "
-                                      "where key = ? and delivered_at is null",
-                                      [iso(delivered_at), iso(dt.datetime.now(dt.timezone.utc)), key]).rowcount
-            if changed:
-                kind, result = "delivered", "first"
-            else:
-                first = self.db.execute("select delivered_at from outbox where key = ?", [key]).fetchone()[0]
-                kind, result, detail = "later_receipt", "later", dict(detail, first_delivered_at=first)
-            self.write_events([{"at": iso(now), "receivable_id": receivable_id, "customer_id": customer_id,
-                                "key": key, "kind": kind, "code": "RECEIPT", "detail": detail}])
-        return result
+            self.db.execute("insert or replace into unusable_contacts values (?, ?, ?, ?, ?, ?, ?)",
+                            [customer_id, kind, contact_ref(kind, recipient), code, scrub_reason(reason), key, iso(at)])
+
+    def unusable_contacts(self, customer_id: str) -> set[tuple[str, str]]:
+        """(channel kind, contact ref) pairs of the debtor's contacts that bounced or failed for good."""
+        return {(k, c) for k, c in self.db.execute("select kind, contact from unusable_contacts where customer_id = ?",
+                                                   [customer_id]).fetchall()}
 
     # ---- negative records ----
     def open_record(self, record: dict, event: dict) -> None:

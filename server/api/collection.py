@@ -3,8 +3,9 @@
 - `POST /portfolio/customers|receivables|payments|agreements`: records as a JSON list; all or
   nothing, every rejected row named (`[3].amount`);
 - `GET /portfolio/receivables/{id}`: a receivable with its steps, history and negative records;
-- `POST /collection/run`: a run (or a dry run) as of a date, answering the run's summary;
-- `POST /collection/deliveries`: a provider's delivery receipt for a step (proof for notices);
+- `POST /collection/run`: a run (or a dry run) as of a date and time of day, answering the run's summary;
+- `POST /collection/deliveries`: a provider's receipt for a step: delivered (proof for notices),
+  bounced or failed (the next channel is tried);
 - `GET /collection/queue`: open receivables ranked by their régua's priority.
 """
 
@@ -24,7 +25,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from regua.engine import brazil
 from regua.engine.connectors import mask_document
 from regua.portfolio import Portfolio, import_rows
-from regua.portfolio.collection.runner import RunLocked, run_time
+from regua.portfolio.collection.receipts import DeliveryRequest, InvalidReceipt, to_receipt
+from regua.portfolio.collection.runner import RunLocked, run_moment
 from regua.portfolio.collection.store import CollectionStore, ReceiptRefused
 
 from ..collection import CollectionUnavailable
@@ -44,6 +46,7 @@ class ImportResult(msgspec.Struct):
 
 class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     as_of: dt.date | None = None  # default: today in São Paulo
+    at: str | None = None  # "HH:MM" in São Paulo time; default: now for today, else 09:00 (like `regua collect --at`)
     dry_run: bool = False
 
 
@@ -62,16 +65,12 @@ class RunResult(msgspec.Struct):
     seconds: float
 
 
-class DeliveryRequest(msgspec.Struct, forbid_unknown_fields=True):
-    key: str  # the step's key, "<receivable id>:<step>" (the idempotency key the channel received)
-    delivered_at: dt.datetime
-    provider_id: str = ""
-
-
 class DeliveryResult(msgspec.Struct):
     key: str
     recorded: bool
     first: bool  # false: the step was delivered already; the first delivery is kept, this receipt is recorded as later
+    # first | later (delivered), bounced (the next channel is tried at the next run), stale (a bounce of an earlier send)
+    outcome: str = "first"
 
 
 class ReceivableView(msgspec.Struct):
@@ -176,7 +175,11 @@ class CollectionController(Controller):
     async def run(self, svc: Svc, data: JSONBody[RunRequest]) -> RunResult:
         today = brazil.today()
         day = data.as_of or today
-        now = None if day == today else run_time(day)
+        try:
+            now = run_moment(day, data.at, today)
+        except ValueError as error:
+            raise ApiError(400, "INVALID_REQUEST", str(error),
+                           [{"code": "VALUE", "message": "expected HH:MM (São Paulo time)", "location": "at"}]) from None
         try:
             summary = await anyio.to_thread.run_sync(lambda: svc.collection.run(day, now, data.dry_run, wait=False))
         except RunLocked:
@@ -189,17 +192,18 @@ class CollectionController(Controller):
           responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="unknown step"),
                      409: ResponseSpec(ErrorBody, description="the step was never sent"),
                      422: ResponseSpec(ErrorBody, description="the receipt is dated before the send or in the future")},
-          summary="Record a delivery receipt for a step that was sent")
+          summary="Record a delivery, bounce or failure receipt for a step that was sent")
     async def delivery(self, svc: Svc, data: JSONBody[DeliveryRequest]) -> DeliveryResult:
-        if data.delivered_at.tzinfo is None:
-            raise ApiError(400, "INVALID_REQUEST", "delivered_at needs a time zone",
-                           [{"code": "VALUE", "message": "expected an ISO 8601 instant with an offset",
-                             "location": "delivered_at"}])
+        try:
+            receipt = to_receipt(data, dt.datetime.now(dt.timezone.utc))
+        except InvalidReceipt as invalid:
+            raise ApiError(400, "INVALID_REQUEST", invalid.message,
+                           [{"code": invalid.code, "message": invalid.message, "location": invalid.field}]) from None
 
         def work():
             store = CollectionStore(svc.settings.store.path)
             try:
-                return store.record_delivery(data.key, data.delivered_at, data.provider_id)
+                return store.record_receipt(receipt)
             finally:
                 store.close()
 
@@ -208,7 +212,7 @@ class CollectionController(Controller):
         except ReceiptRefused as refused:  # counted by code in regua_request_errors_total, like every error
             status = {"UNKNOWN_STEP": 404, "STEP_NOT_SENT": 409}.get(refused.code, 422)
             raise ApiError(status, refused.code, refused.message) from None
-        return DeliveryResult(data.key, True, result == "first")
+        return DeliveryResult(data.key, True, result == "first", result)
 
     @get("/queue", responses=_ERRORS, summary="Open receivables ranked by priority (last run)")
     async def queue(self, svc: Svc,

@@ -22,12 +22,14 @@ Configuration (PluginSettings.config["notifications"]); a section that is absent
                 failed_values, max_length, on_too_long, ascii_only, recipient_format, ca_file, verify_tls}
       whatsapp: {... same keys as sms ...}
       outbox:  {directory, from_address}    # offline sandbox: writes .eml files, sends nothing
+      sms_outbox: {directory, ...}          # offline sandbox: writes .sms.txt files (same text as sms)
+      whatsapp_outbox: {directory, ...}     # offline sandbox: writes .whatsapp.txt files
 
 Every section also takes name, timeout (per network operation), deadline (per attempt),
 budget (per send, retries included), retries, backoff, failure_threshold, reset_after, templates_dir, non_collection_templates and
 creditor_address. Secrets belong in environment variables (`*_env`) and in headers, never in
 URLs (httpx logs request URLs).
-Any other section name works too when it says its `type` (email, webhook, sms, whatsapp, outbox),
+Any other section name works too when it says its `type` (email, webhook, sms, whatsapp, outbox, sms_outbox, whatsapp_outbox),
 e.g. `sms_backup: {type: sms, url: ...}`; the section name becomes the channel's name.
 
 CDC art. 42-A guard: every template is a collection template unless listed in
@@ -64,12 +66,12 @@ from .common import (  # noqa: F401
     scrub,
 )
 from .email import EmailChannel, FileOutboxChannel
-from .gateway import HTTPGatewayChannel
+from .gateway import FileOutboxTextChannel, HTTPGatewayChannel
 from .httpbase import _HTTPChannel  # noqa: F401
 from .webhook import WebhookChannel, WebhookCreditor, WebhookPayload, sign, verify_signature  # noqa: F401
 
 __all__ = [
-    "CREDITOR_IDENTIFICATION_MISSING", "EmailChannel", "FileOutboxChannel", "HTTPGatewayChannel",
+    "CREDITOR_IDENTIFICATION_MISSING", "EmailChannel", "FileOutboxChannel", "FileOutboxTextChannel", "HTTPGatewayChannel",
     "IdempotencyStore", "TemplateRenderer", "WebhookChannel", "mask_recipient", "scrub", "sign",
     "verify_signature",
 ]
@@ -78,7 +80,8 @@ __all__ = [
 # ---------------------------------------------------------------- the hook
 
 _KINDS = {"email": EmailChannel, "webhook": WebhookChannel, "sms": HTTPGatewayChannel,
-          "whatsapp": HTTPGatewayChannel, "outbox": FileOutboxChannel}
+          "whatsapp": HTTPGatewayChannel, "outbox": FileOutboxChannel, "sms_outbox": FileOutboxTextChannel,
+          "whatsapp_outbox": FileOutboxTextChannel}
 _SHARED = ("templates_dir", "non_collection_templates", "creditor_address")
 
 
@@ -105,6 +108,8 @@ def build_channels(settings: dict | None, store: IdempotencyStore | None = None,
         options.setdefault("name", section_name)
         if cls is HTTPGatewayChannel:
             options["channel"] = kind
+        elif cls is FileOutboxTextChannel:
+            options["channel"] = kind.removesuffix("_outbox")
         try:
             channels.append(cls(**options))
         except TypeError as error:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -168,3 +171,30 @@ class HTTPGatewayChannel(_HTTPChannel):
         return self._receipt(prepared.notification, "delivered" if delivered else "sent", provider_id=provider_id,
                              delivered=delivered)
 
+
+
+class FileOutboxTextChannel(HTTPGatewayChannel):
+    """Offline sandbox for SMS and WhatsApp: renders the text exactly like HTTPGatewayChannel
+    (same templates, length limit, footer and recipient check) and writes it to `directory` as a
+    `.sms.txt` / `.whatsapp.txt` file instead of calling a gateway (status "sent": the sandbox
+    proves no delivery; provider_id = the file's name)."""
+
+    def __init__(self, *, directory: str, channel: str = "sms", **common):
+        common.setdefault("name", f"{channel}_outbox")
+        super().__init__(url="http://sandbox.invalid/", channel=channel, **common)
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _prepare(self, notification, creditor, context):
+        return _Gateway(notification, {"recipient": self._recipient(notification.recipient),
+                                       "text": self.render_text(notification, creditor, context)})
+
+    def _deliver(self, prepared: _Gateway) -> DeliveryReceipt:
+        notification = prepared.notification
+        digest = hashlib.sha256(f"{self.name}\0{notification.idempotency_key}".encode()).hexdigest()[:24]
+        target = self.directory / f"{digest}.{self.channel}.txt"
+        partial = target.with_name(target.name + ".part")
+        partial.write_text(f"To: {prepared.kwargs['recipient']}\nChannel: {self.channel}\n"
+                           f"Template: {notification.template}\n\n{prepared.kwargs['text']}\n", encoding="utf-8")
+        os.replace(partial, target)
+        return self._receipt(notification, "sent", provider_id=target.name)
