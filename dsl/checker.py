@@ -344,6 +344,8 @@ class Checker:
         if cell.kind == "any":
             return
         for value in cell.values:
+            if self._bare_word(value, column):
+                continue
             typ = self.typer.infer(value)
             check_op = "==" if cell.kind in ("equals", "in") else op
             if not T.comparable(check_op, column, typ):
@@ -352,6 +354,26 @@ class Checker:
             elif isinstance(column, T.EnumType) and isinstance(value, ast.Literal) and value.value not in column.values:
                 self.bag.error("E110", f"'{value.value}' is not a value of {column.name}", value.span,
                                did_you_mean(str(value.value), column.values))
+
+    def _bare_word(self, value: ast.Expr, column: T.Type) -> bool:
+        """E101 with a quoting hint for a bare word in a cell of a text or enum column (`varejo` for
+        `"varejo"`); True when reported."""
+        if not isinstance(value, ast.Name) or value.name in self.symbols or value.name in BUILTIN_NAMES:
+            return False
+        if isinstance(column, T.EnumType):
+            if value.name in column.values:
+                hint = f'write "{value.name}" (quoted): it is a value of {column.name}'
+            else:
+                close = did_you_mean(value.name, column.values)
+                hint = f"values of {column.name} are quoted texts: " + ", ".join(f'"{v}"' for v in column.values) \
+                    + (f"; {close}" if close else "")
+        elif column == T.TEXT:
+            hint = f'write "{value.name}" (quoted) to compare with the text'
+        else:
+            return False
+        self.bag.error("E101", f"'{value.name}' is not defined", value.span, hint)
+        value.type = T.UNKNOWN
+        return True
 
     # ---- rules ----
     def _check_action(self, action: ast.Action) -> None:

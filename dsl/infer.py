@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -12,6 +13,24 @@ from .environment import Environment
 from .values import normalize_cnpj, normalize_cpf
 
 AGGREGATES = ("sum", "count", "min", "max", "avg", "any", "all")
+AGGREGATE_DOCS = {
+    "sum": "sum(list): the total of a list of numbers, money, percents or durations",
+    "count": "count(list): how many items",
+    "min": "min(list) or min(a, b, ...): the smallest",
+    "max": "max(list) or max(a, b, ...): the largest",
+    "avg": "avg(list): the average",
+    "any": "any(list of bool): whether one is true",
+    "all": "all(list of bool): whether all are true",
+}
+# Words analysts write for a built-in (checked by E106's hint, never accepted as names).
+FUNCTION_SYNONYMS = {
+    "arredondar": "round", "arredonda": "round", "truncar": "floor", "piso": "floor", "teto": "ceil",
+    "absoluto": "abs", "modulo": "abs", "soma": "sum", "somar": "sum", "total": "sum", "contar": "count",
+    "quantidade": "count", "qtd": "count", "len": "count", "length": "count", "media": "avg", "média": "avg",
+    "average": "avg", "mean": "avg", "minimo": "min", "mínimo": "min", "maximo": "max", "máximo": "max",
+    "dias_entre": "days_between", "anos_entre": "years_between", "dias_uteis_entre": "business_days_between",
+    "dias_úteis_entre": "business_days_between", "dia_util": "is_business_day", "dia_útil": "is_business_day",
+}
 # Names every policy can use without declaring them.
 BUILTIN_NAMES: dict[str, T.Type] = {"today": T.DATE}
 
@@ -243,8 +262,7 @@ class ExprTyper(ast.Visitor):
             return T.BOOL
         spec = self.env.functions.get(expr.func)
         if spec is None:
-            names = list(self.env.functions) + list(AGGREGATES) + ["available"]
-            self.bag.error("E106", f"unknown function '{expr.func}'", expr.span, did_you_mean(expr.func, names))
+            self.bag.error("E106", f"unknown function '{expr.func}'", expr.span, self._close_functions(expr.func))
             for arg in expr.args:
                 self.infer(arg)
             return T.UNKNOWN
@@ -255,6 +273,26 @@ class ExprTyper(ast.Visitor):
             self.bag.error("E203", result, expr.span)
             return T.UNKNOWN
         return result
+
+    def _close_functions(self, name: str) -> str | None:
+        """A hint naming up to three functions close to `name`, each with its signature doc."""
+        docs = {n: spec.doc or f"{n}(...)" for n, spec in self.env.functions.items()}
+        docs.update({n: AGGREGATE_DOCS[n] for n in AGGREGATES})
+        docs["available"] = "available(lookup): whether a connector lookup answered"
+        lowered = name.lower()
+        close = [FUNCTION_SYNONYMS[lowered]] if FUNCTION_SYNONYMS.get(lowered) in docs else []
+        close += [c for c in difflib.get_close_matches(lowered, sorted(docs), n=3, cutoff=0.5) if c not in close]
+        close = close[:3]
+        # A name that contains, or is contained in, the word written (`round` for `arredondar` does
+        # not match, but `floor` for `floor_value` or `between` for `days_between` does).
+        for candidate in sorted(docs):
+            if len(close) >= 3:
+                break
+            if candidate not in close and len(lowered) >= 3 and (lowered in candidate or candidate in lowered):
+                close.append(candidate)
+        if not close:
+            return "see the built-in functions: " + ", ".join(sorted(docs))
+        return "close functions: " + "; ".join(docs[c] for c in close)
 
     def _lookup(self, expr: ast.Call) -> T.Type:
         qualified = f"{expr.namespace}.{expr.func}"

@@ -123,8 +123,6 @@ def test_each_code_is_reported_at_its_position(code):
         ("E104", H + "input\n  x: list of mony\n" + D, "money"),
         ("E104", H + "input\n  s: Scor\n" + D, "Score"),
         ("E105", H + "input\n  c: cnpj\nlet r = bureau.serasaa(c)\n" + D, "bureau.serasa"),
-        ("E106", H + "let x = rond(1.5)\n" + D, "round"),
-        ("E106", H + "let x = days_betwen(today, today)\n" + D, "days_between"),
         ("E107", H + "input\n  c: cnpj\nlet r = bureau.serasa(c)\nlet s = r.scor\n" + D, "score"),
         ("E107", H + "input\n  c: cnpj\nlet m = sum(bureau.serasa(c).restrictions.amont)\n" + D, "amount"),
         ("E108", H + "rule r\n  when true\n  deni \"A\" \"b\"\n" + D, "deny"),
@@ -150,6 +148,49 @@ def test_did_you_mean_hints(code, source, hint):
     found = [d for d in diagnostics(source) if d.code == code]
     assert found, [(d.code, d.message) for d in diagnostics(source)]
     assert any(d.hint == f"did you mean '{hint}'?" for d in found), [d.hint for d in found]
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        ("rond(1.5)", ["round(x, places=2)", "round_to(x, step)"]),
+        ("flor(1.5)", ["floor(x, places=0)", "floor_to(x, step)"]),
+        ("days_betwen(today, today)", ["days_between(a, b)", "years_between(a, b)", "business_days_between("]),
+        ("arredondar(1.5)", ["round(x, places=2)"]),  # the Portuguese word for it
+        ("media([1])", ["avg(list)"]),
+    ],
+)
+def test_unknown_function_lists_close_functions_with_their_signatures(call, expected):
+    d = single(H + f"let x = {call}\n" + D, "E106")
+    assert d.hint.startswith("close functions: ")
+    for text in expected:
+        assert text in d.hint, d.hint
+
+
+def test_unknown_function_far_from_every_name_lists_them_all():
+    d = single(H + "let x = xyzzy(1)\n" + D, "E106")
+    assert d.hint.startswith("see the built-in functions: ") and "days_between" in d.hint and "sum" in d.hint
+
+
+@pytest.mark.parametrize(
+    "column, cell, hint",
+    [
+        ("p: porte", "varejo", 'write "varejo" (quoted): it is a value of porte'),
+        ("p: porte", "varej", 'values of porte are quoted texts: "varejo", "atacado"; did you mean \'varejo\'?'),
+        ("p: text", "varejo", 'write "varejo" (quoted) to compare with the text'),
+    ],
+)
+def test_bare_word_in_a_table_cell_suggests_quoting(column, cell, hint):
+    source = (H + "enum porte = varejo | atacado\ninput\n  " + column + "\ntable t (first) by p\n  "
+              + cell + " -> 1\n  else -> 2\n" + D + "output t\n")
+    d = single(source, "E101")
+    assert at(d) == position_of(source, cell + " ->")
+    assert d.hint == hint
+
+
+def test_bare_word_in_a_number_cell_stays_a_plain_undefined_name():
+    source = H + "input\n  x: int\ntable t (first) by x\n  limite -> 1\n  else -> 2\n" + D + "output t\n"
+    assert single(source, "E101").hint is None
 
 
 def test_connector_namespace_used_as_a_value_is_E101_with_advice():

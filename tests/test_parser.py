@@ -506,3 +506,15 @@ def test_syntax_errors_stop_before_checking():
     with pytest.raises(PolicyError) as info:
         check_source(H + "let y = undefined_name\nlet z = 1 +* 2\n")
     assert [d.code for d in info.value.diagnostics] == ["E001"]
+
+
+def test_formatter_keeps_one_blank_line_between_groups_of_lets():
+    from regua.dsl.formatter import format_source
+
+    source = ("policy p kind credit\ninput\n  x: int\ndefault approve\n\nlet a = 1\nlet b = 2\n\n\n"
+              "# grupo 2\nlet c = 3\n\nlet d = 4  # d\nlet e = 5\n# junto\nlet f = 6\noutput a\noutput b\n")
+    formatted = format_source(source)
+    assert formatted == ("policy p kind credit\n\ninput\n  x: int\n\ndefault approve\n\nlet a = 1\nlet b = 2\n\n"
+                         "# grupo 2\nlet c = 3\n\nlet d = 4  # d\nlet e = 5\n# junto\nlet f = 6\n\n"
+                         "output a\noutput b\n")
+    assert format_source(formatted) == formatted
