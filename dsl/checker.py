@@ -48,6 +48,8 @@ class CheckedPolicy:
     on_error: ast.Action
     severities: dict[str, int]
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Rule indexes in evaluation order: a rule that reads fired(other) comes after `other`.
+    rule_order: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -71,6 +73,7 @@ class Checker:
         self.order: list[str] = []
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
+        self.rule_order: list[int] = []
         self.kind = KINDS.get(policy.kind)
         self.severities = self.kind.actions if self.kind else {}
         self.collection = policy.kind == "collection"
@@ -87,6 +90,7 @@ class Checker:
             ("cycles", self.find_cycles),
             ("types", self.check_types),
             ("rules", self.check_rules),
+            ("rule order", self.order_rules),
             ("tables", self.check_tables),
             ("outputs", self.check_outputs),
             ("tests", self.check_tests),
@@ -114,6 +118,7 @@ class Checker:
             on_error=errors[0].action if errors else self.kind.on_error,
             severities=self.severities,
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
+            rule_order=self.rule_order,
         )
 
     # ---- header ----
@@ -393,8 +398,16 @@ class Checker:
 
     def check_rules(self) -> None:
         output_names = {item.name for item in self.policy.outputs}
+        self.typer.rule_names = {}
         for rule in self.policy.rules:
-            self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+            self.typer.rule_names.setdefault(rule.name, rule)
+        self.typer.actions = tuple(self.severities)
+        for rule in self.policy.rules:
+            self.typer.rule = rule
+            try:
+                self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+            finally:
+                self.typer.rule = None
             self._check_action(rule.action)
             for assignment in rule.sets:
                 typ = self.typer.infer(assignment.value)
@@ -403,6 +416,50 @@ class Checker:
                 elif assignment.name not in output_names:
                     self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
                                    did_you_mean(assignment.name, output_names))
+
+    def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
+        """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
+        rules = self.policy.rules
+        by_name = self.typer.rule_names
+        found = []
+        for node in ast.walk(rule.condition):
+            if isinstance(node, ast.Call) and node.resolved == "fired" and node.args:
+                arg = node.args[0]
+                if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
+                    found.append((by_name[arg.name], node))
+                elif getattr(arg, "ref", None) == "action":
+                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
+        return found
+
+    def order_rules(self) -> None:
+        """Rules run in declaration order, except that a rule reading fired(x) runs after x (E303 for a
+        cycle, located at the fired() that closes it)."""
+        rules = self.policy.rules
+        after = {r.index: sorted({o.index for o, _ in self.rule_references(r)}) for r in rules}
+        calls = {(r.index, o.index): call for r in rules for o, call in self.rule_references(r)}
+        state: dict[int, int] = {}
+        order: list[int] = []
+        for root in range(len(rules)):
+            if root in state:
+                continue
+            state[root] = 1
+            path, pending = [root], [iter(after[root])]
+            while pending:
+                dep = next(pending[-1], None)
+                if dep is None:
+                    pending.pop()
+                    state[path[-1]] = 2
+                    order.append(path.pop())
+                elif state.get(dep) == 1:
+                    cycle = path[path.index(dep):] + [dep]
+                    names = " -> ".join(rules[k].name for k in cycle)
+                    self.bag.error("E303", f"rules depend on each other through fired(): {names}",
+                                   calls[(path[-1], dep)].span)
+                elif dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(after[dep]))
+        self.rule_order = order
 
     def check_tables(self) -> None:
         for table in self.policy.tables:

@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E206": "missing reason",
     "E301": "cycle",
     "E302": "chain of lets too long",
+    "E303": "rules depend on each other in a cycle",
     "E401": "unreachable table row",
     "E402": "overlapping rows in a unique table",
     "E403": "wrong number of cells",

@@ -66,6 +66,10 @@ class ExprTyper(ast.Visitor):
         self.symbols = symbols
         self.symbol_type = symbol_type
         self.scopes: list[dict[str, T.Type]] = []
+        # Set by the checker while it types a rule's condition: `fired(...)` is allowed there only.
+        self.rule: ast.Rule | None = None
+        self.rule_names: dict[str, ast.Rule] = {}
+        self.actions: tuple[str, ...] = ()
 
     # ---- entry points ----
     def infer(self, expr: ast.Expr) -> T.Type:
@@ -253,6 +257,10 @@ class ExprTyper(ast.Visitor):
         if expr.func in AGGREGATES:
             expr.resolved = "aggregate"
             return self._aggregate(expr)
+        if expr.func == "fired":
+            expr.resolved = "fired"
+            self._fired(expr)
+            return T.BOOL
         if expr.func == "available":
             expr.resolved = "available"
             if len(expr.args) != 1 or not _is_lookup_value(expr.args[0], self.symbols):
@@ -274,11 +282,34 @@ class ExprTyper(ast.Visitor):
             return T.UNKNOWN
         return result
 
+    def _fired(self, expr: ast.Call) -> None:
+        """`fired(rule)`: whether that rule fired; `fired(deny)`: whether a rule with that action fired.
+        Only in the `when` of a rule; the checker orders the rules (E303 for a cycle)."""
+        if self.rule is None:
+            self.bag.error("E203", "fired() can only be used in the `when` of a rule or step", expr.span)
+            return
+        if len(expr.args) != 1 or not isinstance(expr.args[0], ast.Name):
+            self.bag.error("E203", "fired() takes one rule name or action, e.g. fired(restricao) or fired(deny)",
+                           expr.span)
+            return
+        arg = expr.args[0]
+        arg.type = T.BOOL
+        if arg.name in self.rule_names:
+            arg.ref = "rule"
+            if arg.name == self.rule.name:
+                self.bag.error("E303", f"rule '{arg.name}' cannot depend on whether it fired itself", arg.span)
+        elif arg.name in self.actions:
+            arg.ref = "action"
+        else:
+            self.bag.error("E101", f"'{arg.name}' is neither a rule nor an action", arg.span,
+                           did_you_mean(arg.name, list(self.rule_names) + list(self.actions)))
+
     def _close_functions(self, name: str) -> str | None:
         """A hint naming up to three functions close to `name`, each with its signature doc."""
         docs = {n: spec.doc or f"{n}(...)" for n, spec in self.env.functions.items()}
         docs.update({n: AGGREGATE_DOCS[n] for n in AGGREGATES})
         docs["available"] = "available(lookup): whether a connector lookup answered"
+        docs["fired"] = "fired(rule) or fired(deny): whether a rule, or any rule with that action, fired"
         lowered = name.lower()
         close = [FUNCTION_SYNONYMS[lowered]] if FUNCTION_SYNONYMS.get(lowered) in docs else []
         close += [c for c in difflib.get_close_matches(lowered, sorted(docs), n=3, cutoff=0.5) if c not in close]

@@ -84,6 +84,8 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E301": (H + "let a = b\nlet b = a\n" + D, "a = b", 1),
     "E302": (H + "let a0 = 1\n" + "".join(f"let a{k} = a{k - 1} + 1\n" for k in range(1, 201))
              + "rule r\n  when false or a200 > 0\n  deny \"A\" \"b\"\n" + D, "a200 >", 1),
+    "E303": (H + "rule a\n  when fired(b)\n  deny \"A\" \"a\"\nrule b\n  when fired(a)\n  deny \"B\" \"b\"\n" + D,
+             "fired(a)", 1),
     "E401": (H + "input\n  x: int\ntable t (first) by x\n  >= 0 -> 1\n  >= 5 -> 2\n  else -> 3\n" + D, ">= 5", 1),
     "E402": (H + "input\n  x: int\ntable t (unique) by x\n  0..10 -> 1\n  5..20 -> 2\n  else -> 3\n" + D, "5..20", 1),
     "E403": (H + "input\n  x: int\ntable t (first) by x\n  1, 2 -> 1\n  else -> 3\n" + D, "1, 2", 1),
@@ -769,3 +771,41 @@ def test_monitoring_policy_reads_a_fixed_input_and_its_actions():
           "default keep\noutput new_limit = limit\n")
     assert compile_policy(ok).evaluate({"event": "protest"}).outcome == "block"
     assert compile_policy(ok).evaluate({"event": "inquiry"}).outcome == "keep"
+
+
+# ---- rules reading other rules: fired(...) -----------------------------------------------------
+
+R = H + "input\n  x: int\n" + D
+
+
+def test_fired_outside_a_rule_condition_is_E203():
+    source = R + "let f = fired(r)\nrule r\n  when x > 1\n  deny \"A\" \"a\"\n"
+    assert at(single(source, "E203")) == position_of(source, "fired(r)")
+
+
+def test_fired_of_an_unknown_rule_is_E101_with_a_hint():
+    source = R + "rule restricao\n  when x > 1\n  deny \"A\" \"a\"\nrule r\n  when not fired(restricoa)\n  approve\n"
+    d = single(source, "E101")
+    assert at(d) == position_of(source, "restricoa")
+    assert d.hint == "did you mean 'restricao'?"
+
+
+def test_fired_of_itself_is_E303():
+    source = R + "rule r\n  when x > 1 and not fired(r)\n  deny \"A\" \"a\"\n"
+    assert at(single(source, "E303")) == position_of(source, "r)")
+
+
+def test_two_deny_rules_reading_fired_deny_are_a_cycle():
+    source = R + ("rule a\n  when x > 1 and not fired(deny)\n  deny \"A\" \"a\"\n"
+                  "rule b\n  when x > 2 and not fired(deny)\n  deny \"B\" \"b\"\n")
+    d = single(source, "E303")
+    assert "a -> b -> a" in d.message or "b -> a -> b" in d.message
+
+
+def test_rules_are_ordered_after_the_rules_they_read():
+    source = R + ("rule a\n  when fired(c)\n  approve\nrule b\n  when true\n  approve\n"
+                  "rule c\n  when fired(deny)\n  approve\nrule d\n  when x > 1\n  deny \"D\" \"d\"\n")
+    checked = check_source(source, "f.regua")
+    names = [checked.policy.rules[k].name for k in checked.rule_order]
+    assert names.index("d") < names.index("c") < names.index("a")
+    assert sorted(names) == ["a", "b", "c", "d"]
