@@ -17,6 +17,7 @@ from .environment import Environment
 from .infer import BUILTIN_NAMES, ExprTyper, Symbol
 from .kinds import KINDS, check_step_setting
 from .limits import check_lazy_chains, check_record_nesting
+from .lint import Linter
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
@@ -95,6 +96,7 @@ class Checker:
             ("outputs", self.check_outputs),
             ("tests", self.check_tests),
             ("limits", self.check_limits),
+            ("lint", self.lint),
         ]
 
     def run(self) -> CheckedPolicy:
@@ -290,6 +292,10 @@ class Checker:
                     state[dep] = 1
                     path.append(dep)
                     pending.append(iter(sorted(self.deps.get(dep, ()))))
+
+    def lint(self) -> None:
+        if not self.bag.has_errors:  # warnings about a policy that does not compile would be noise
+            Linter(self.policy, self.bag, self.severities).run(self.kind is not None and self.kind.fixed_input is None)
 
     def check_limits(self) -> None:
         check_record_nesting(self.records, self.policy.of_type(ast.RecordDecl), self.bag)
