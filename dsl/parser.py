@@ -555,7 +555,8 @@ def _item_starts(lines: list[str]) -> tuple[list[int], dict[int, int]]:
     unclosed: dict[int, int] = {}  # item start -> line of a bracket the item before left open
     depth, opened = 0, 0
     for number, line in enumerate(lines, start=1):
-        word = line.split(maxsplit=1)[0] if line[:1] not in ("", " ", "\t", "#") else ""
+        parts = line.split(maxsplit=1) if line[:1] not in ("", " ", "\t", "#") else []
+        word = parts[0] if parts else ""  # a line of other white space (\xa0, \f) has no word
         if word in ITEM_WORDS or (word == "policy" and not starts):
             # An item keyword at the margin starts an item, even after an unclosed `(`; other text at
             # the margin (`when` not indented) belongs to the item before.

@@ -573,3 +573,9 @@ def test_an_error_in_the_header_or_an_unclosed_bracket_at_the_end_stops_there():
         with pytest.raises(PolicyError) as raised:
             parse(source)
         assert len(raised.value.diagnostics) == count
+
+
+@pytest.mark.parametrize("text", ["\xa0\n", "policy p kind credit\n\xa0\nlet x = = 1\n\f\nlet y = = 2\n"])
+def test_recovery_copes_with_lines_of_other_white_space(text):
+    with pytest.raises(PolicyError):
+        parse(text)
