@@ -17,6 +17,7 @@ from .environment import Environment
 from .infer import BUILTIN_NAMES, ExprTyper, Symbol
 from .kinds import KINDS, check_step_setting
 from .limits import check_lazy_chains, check_record_nesting
+from .lint import Linter
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
@@ -48,6 +49,8 @@ class CheckedPolicy:
     on_error: ast.Action
     severities: dict[str, int]
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Rule indexes in evaluation order: a rule that reads fired(other) comes after `other`.
+    rule_order: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -71,6 +74,7 @@ class Checker:
         self.order: list[str] = []
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
+        self.rule_order: list[int] = []
         self.kind = KINDS.get(policy.kind)
         self.severities = self.kind.actions if self.kind else {}
         self.collection = policy.kind == "collection"
@@ -87,10 +91,12 @@ class Checker:
             ("cycles", self.find_cycles),
             ("types", self.check_types),
             ("rules", self.check_rules),
+            ("rule order", self.order_rules),
             ("tables", self.check_tables),
             ("outputs", self.check_outputs),
             ("tests", self.check_tests),
             ("limits", self.check_limits),
+            ("lint", self.lint),
         ]
 
     def run(self) -> CheckedPolicy:
@@ -114,6 +120,7 @@ class Checker:
             on_error=errors[0].action if errors else self.kind.on_error,
             severities=self.severities,
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
+            rule_order=self.rule_order,
         )
 
     # ---- header ----
@@ -286,6 +293,10 @@ class Checker:
                     path.append(dep)
                     pending.append(iter(sorted(self.deps.get(dep, ()))))
 
+    def lint(self) -> None:
+        if not self.bag.has_errors:  # warnings about a policy that does not compile would be noise
+            Linter(self.policy, self.bag, self.severities).run(self.kind is not None and self.kind.fixed_input is None)
+
     def check_limits(self) -> None:
         check_record_nesting(self.records, self.policy.of_type(ast.RecordDecl), self.bag)
         check_lazy_chains(self.order, self.deps, self.symbols, self.policy, self.bag)
@@ -344,6 +355,8 @@ class Checker:
         if cell.kind == "any":
             return
         for value in cell.values:
+            if self._bare_word(value, column):
+                continue
             typ = self.typer.infer(value)
             check_op = "==" if cell.kind in ("equals", "in") else op
             if not T.comparable(check_op, column, typ):
@@ -352,6 +365,26 @@ class Checker:
             elif isinstance(column, T.EnumType) and isinstance(value, ast.Literal) and value.value not in column.values:
                 self.bag.error("E110", f"'{value.value}' is not a value of {column.name}", value.span,
                                did_you_mean(str(value.value), column.values))
+
+    def _bare_word(self, value: ast.Expr, column: T.Type) -> bool:
+        """E101 with a quoting hint for a bare word in a cell of a text or enum column (`varejo` for
+        `"varejo"`); True when reported."""
+        if not isinstance(value, ast.Name) or value.name in self.symbols or value.name in BUILTIN_NAMES:
+            return False
+        if isinstance(column, T.EnumType):
+            if value.name in column.values:
+                hint = f'write "{value.name}" (quoted): it is a value of {column.name}'
+            else:
+                close = did_you_mean(value.name, column.values)
+                hint = f"values of {column.name} are quoted texts: " + ", ".join(f'"{v}"' for v in column.values) \
+                    + (f"; {close}" if close else "")
+        elif column == T.TEXT:
+            hint = f'write "{value.name}" (quoted) to compare with the text'
+        else:
+            return False
+        self.bag.error("E101", f"'{value.name}' is not defined", value.span, hint)
+        value.type = T.UNKNOWN
+        return True
 
     # ---- rules ----
     def _check_action(self, action: ast.Action) -> None:
@@ -371,8 +404,16 @@ class Checker:
 
     def check_rules(self) -> None:
         output_names = {item.name for item in self.policy.outputs}
+        self.typer.rule_names = {}
         for rule in self.policy.rules:
-            self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+            self.typer.rule_names.setdefault(rule.name, rule)
+        self.typer.actions = tuple(self.severities)
+        for rule in self.policy.rules:
+            self.typer.rule = rule
+            try:
+                self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+            finally:
+                self.typer.rule = None
             self._check_action(rule.action)
             for assignment in rule.sets:
                 typ = self.typer.infer(assignment.value)
@@ -381,6 +422,50 @@ class Checker:
                 elif assignment.name not in output_names:
                     self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
                                    did_you_mean(assignment.name, output_names))
+
+    def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
+        """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
+        rules = self.policy.rules
+        by_name = self.typer.rule_names
+        found = []
+        for node in ast.walk(rule.condition):
+            if isinstance(node, ast.Call) and node.resolved == "fired" and node.args:
+                arg = node.args[0]
+                if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
+                    found.append((by_name[arg.name], node))
+                elif getattr(arg, "ref", None) == "action":
+                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
+        return found
+
+    def order_rules(self) -> None:
+        """Rules run in declaration order, except that a rule reading fired(x) runs after x (E303 for a
+        cycle, located at the fired() that closes it)."""
+        rules = self.policy.rules
+        after = {r.index: sorted({o.index for o, _ in self.rule_references(r)}) for r in rules}
+        calls = {(r.index, o.index): call for r in rules for o, call in self.rule_references(r)}
+        state: dict[int, int] = {}
+        order: list[int] = []
+        for root in range(len(rules)):
+            if root in state:
+                continue
+            state[root] = 1
+            path, pending = [root], [iter(after[root])]
+            while pending:
+                dep = next(pending[-1], None)
+                if dep is None:
+                    pending.pop()
+                    state[path[-1]] = 2
+                    order.append(path.pop())
+                elif state.get(dep) == 1:
+                    cycle = path[path.index(dep):] + [dep]
+                    names = " -> ".join(rules[k].name for k in cycle)
+                    self.bag.error("E303", f"rules depend on each other through fired(): {names}",
+                                   calls[(path[-1], dep)].span)
+                elif dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(after[dep]))
+        self.rule_order = order
 
     def check_tables(self) -> None:
         for table in self.policy.tables:

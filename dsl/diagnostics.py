@@ -15,7 +15,8 @@ class Severity(str, Enum):
     WARNING = "warning"
 
 
-# code -> short title. E0xx syntax, E1xx names, E2xx types, E3xx graph, E4xx tables, E5xx tests.
+# code -> short title. E0xx syntax, E1xx names, E2xx types, E3xx graph, E4xx tables, E5xx tests,
+# W6xx lint warnings (dsl/lint.py).
 CODES: dict[str, str] = {
     "E000": "unreadable policy file",
     "E001": "unexpected token",
@@ -49,11 +50,20 @@ CODES: dict[str, str] = {
     "E206": "missing reason",
     "E301": "cycle",
     "E302": "chain of lets too long",
+    "E303": "rules depend on each other in a cycle",
     "E401": "unreachable table row",
     "E402": "overlapping rows in a unique table",
     "E403": "wrong number of cells",
     "W404": "table does not cover every value",
     "E501": "invalid test",
+    "W601": "input never read",
+    "W602": "let never read",
+    "W603": "table never read",
+    "W604": "reason code used by two rules",
+    "W605": "condition can never be true",
+    "W606": "condition is always true",
+    "W607": "rule covered by an earlier deny",
+    "W608": "comparison outside the declared range",
 }
 
 

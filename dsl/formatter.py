@@ -194,16 +194,25 @@ def format_policy(policy: ast.Policy, source: str) -> str:
     if policy.version is not None:
         header += f" version {quote(policy.version)}"
     p.line(0, header, policy.name_span.line)
+    lines = source.split("\n")
     previous = None
     for item in policy.items:
         groups_with_previous = (
             isinstance(item, _ONE_LINERS) and previous is not None and type(item) is type(previous)
+            and not _blank_between(lines, previous, item)
         ) or (isinstance(item, ast.Description) and previous is None)
         if not groups_with_previous:
             p.blank()
         _item(p, item)
         previous = item
     return p.finish()
+
+
+def _blank_between(lines: list[str], previous, item) -> bool:
+    """Whether the author left a blank line between two one-line items (groups of `let`s, of
+    `output`s…): the formatter keeps one there."""
+    end = max(previous.span.line, previous.span.end_line)
+    return any(not text.strip() for text in lines[end:item.span.line - 1])
 
 
 def _fields(p: _Printer, fields: list[ast.Field]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -12,6 +13,24 @@ from .environment import Environment
 from .values import normalize_cnpj, normalize_cpf
 
 AGGREGATES = ("sum", "count", "min", "max", "avg", "any", "all")
+AGGREGATE_DOCS = {
+    "sum": "sum(list): the total of a list of numbers, money, percents or durations",
+    "count": "count(list): how many items",
+    "min": "min(list) or min(a, b, ...): the smallest",
+    "max": "max(list) or max(a, b, ...): the largest",
+    "avg": "avg(list): the average",
+    "any": "any(list of bool): whether one is true",
+    "all": "all(list of bool): whether all are true",
+}
+# Words analysts write for a built-in (checked by E106's hint, never accepted as names).
+FUNCTION_SYNONYMS = {
+    "arredondar": "round", "arredonda": "round", "truncar": "floor", "piso": "floor", "teto": "ceil",
+    "absoluto": "abs", "modulo": "abs", "soma": "sum", "somar": "sum", "total": "sum", "contar": "count",
+    "quantidade": "count", "qtd": "count", "len": "count", "length": "count", "media": "avg", "média": "avg",
+    "average": "avg", "mean": "avg", "minimo": "min", "mínimo": "min", "maximo": "max", "máximo": "max",
+    "dias_entre": "days_between", "anos_entre": "years_between", "dias_uteis_entre": "business_days_between",
+    "dias_úteis_entre": "business_days_between", "dia_util": "is_business_day", "dia_útil": "is_business_day",
+}
 # Names every policy can use without declaring them.
 BUILTIN_NAMES: dict[str, T.Type] = {"today": T.DATE}
 
@@ -47,6 +66,10 @@ class ExprTyper(ast.Visitor):
         self.symbols = symbols
         self.symbol_type = symbol_type
         self.scopes: list[dict[str, T.Type]] = []
+        # Set by the checker while it types a rule's condition: `fired(...)` is allowed there only.
+        self.rule: ast.Rule | None = None
+        self.rule_names: dict[str, ast.Rule] = {}
+        self.actions: tuple[str, ...] = ()
 
     # ---- entry points ----
     def infer(self, expr: ast.Expr) -> T.Type:
@@ -234,6 +257,10 @@ class ExprTyper(ast.Visitor):
         if expr.func in AGGREGATES:
             expr.resolved = "aggregate"
             return self._aggregate(expr)
+        if expr.func == "fired":
+            expr.resolved = "fired"
+            self._fired(expr)
+            return T.BOOL
         if expr.func == "available":
             expr.resolved = "available"
             if len(expr.args) != 1 or not _is_lookup_value(expr.args[0], self.symbols):
@@ -243,8 +270,7 @@ class ExprTyper(ast.Visitor):
             return T.BOOL
         spec = self.env.functions.get(expr.func)
         if spec is None:
-            names = list(self.env.functions) + list(AGGREGATES) + ["available"]
-            self.bag.error("E106", f"unknown function '{expr.func}'", expr.span, did_you_mean(expr.func, names))
+            self.bag.error("E106", f"unknown function '{expr.func}'", expr.span, self._close_functions(expr.func))
             for arg in expr.args:
                 self.infer(arg)
             return T.UNKNOWN
@@ -255,6 +281,49 @@ class ExprTyper(ast.Visitor):
             self.bag.error("E203", result, expr.span)
             return T.UNKNOWN
         return result
+
+    def _fired(self, expr: ast.Call) -> None:
+        """`fired(rule)`: whether that rule fired; `fired(deny)`: whether a rule with that action fired.
+        Only in the `when` of a rule; the checker orders the rules (E303 for a cycle)."""
+        if self.rule is None:
+            self.bag.error("E203", "fired() can only be used in the `when` of a rule or step", expr.span)
+            return
+        if len(expr.args) != 1 or not isinstance(expr.args[0], ast.Name):
+            self.bag.error("E203", "fired() takes one rule name or action, e.g. fired(restricao) or fired(deny)",
+                           expr.span)
+            return
+        arg = expr.args[0]
+        arg.type = T.BOOL
+        if arg.name in self.rule_names:
+            arg.ref = "rule"
+            if arg.name == self.rule.name:
+                self.bag.error("E303", f"rule '{arg.name}' cannot depend on whether it fired itself", arg.span)
+        elif arg.name in self.actions:
+            arg.ref = "action"
+        else:
+            self.bag.error("E101", f"'{arg.name}' is neither a rule nor an action", arg.span,
+                           did_you_mean(arg.name, list(self.rule_names) + list(self.actions)))
+
+    def _close_functions(self, name: str) -> str | None:
+        """A hint naming up to three functions close to `name`, each with its signature doc."""
+        docs = {n: spec.doc or f"{n}(...)" for n, spec in self.env.functions.items()}
+        docs.update({n: AGGREGATE_DOCS[n] for n in AGGREGATES})
+        docs["available"] = "available(lookup): whether a connector lookup answered"
+        docs["fired"] = "fired(rule) or fired(deny): whether a rule, or any rule with that action, fired"
+        lowered = name.lower()
+        close = [FUNCTION_SYNONYMS[lowered]] if FUNCTION_SYNONYMS.get(lowered) in docs else []
+        close += [c for c in difflib.get_close_matches(lowered, sorted(docs), n=3, cutoff=0.5) if c not in close]
+        close = close[:3]
+        # A name that contains, or is contained in, the word written (`round` for `arredondar` does
+        # not match, but `floor` for `floor_value` or `between` for `days_between` does).
+        for candidate in sorted(docs):
+            if len(close) >= 3:
+                break
+            if candidate not in close and len(lowered) >= 3 and (lowered in candidate or candidate in lowered):
+                close.append(candidate)
+        if not close:
+            return "see the built-in functions: " + ", ".join(sorted(docs))
+        return "close functions: " + "; ".join(docs[c] for c in close)
 
     def _lookup(self, expr: ast.Call) -> T.Type:
         qualified = f"{expr.namespace}.{expr.func}"

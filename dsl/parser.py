@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -478,7 +479,7 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
         text += "\n"
     bag = DiagnosticBag(file)
     try:
-        tree = _lark().parse(text)
+        tree = _parse_recovering(text, bag)
         policy = _ToAst().transform(tree)
     except UnexpectedInput as error:
         _syntax_diagnostic(error, text, bag)
@@ -503,6 +504,105 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
     if bag.has_errors:
         raise PolicyError(bag.sorted(), text)
     return policy
+
+
+MAX_SYNTAX_ERRORS = 50
+ITEM_WORDS = frozenset(("description", "input", "record", "enum", "let", "rule", "step", "table", "default", "on",
+                        "output", "test"))
+
+
+def _parse_recovering(text: str, bag: DiagnosticBag):
+    """Parse; after a syntax error, blank out the top-level item that holds it (line numbers are
+    kept) and parse again, so that every item with a syntax error is reported, each once, located
+    and with its friendly message. Raises PolicyError when there was any."""
+    current = text
+    while True:
+        try:
+            tree = _lark().parse(current)
+        except UnexpectedInput as error:
+            before = len(bag.items)
+            _syntax_diagnostic(error, current, bag)
+            found = bag.items[before:]
+            if before and found and found[0].span < bag.items[before - 1].span:
+                # Before the last error: a consequence of recovering, not a mistake of its own.
+                del bag.items[before:]
+                raise PolicyError(bag.sorted(), text) from None
+            blanked = _blank_item(current, found)
+            bag.items[before:] = found  # _blank_item may add a hint
+            # Each round empties one more item, so this ends.
+            if blanked is None or blanked == current or len(bag.items) >= MAX_SYNTAX_ERRORS:
+                raise PolicyError(bag.sorted(), text) from None
+            current = blanked
+            continue
+        if bag.has_errors:  # the rest parsed: report what the blanked items held
+            raise PolicyError(bag.sorted(), text)
+        return tree
+
+
+def _blank_item(text: str, found: list[Diagnostic]) -> str | None:
+    """`text` with the top-level item holding the first diagnostic replaced by empty lines; None
+    when it cannot be (an error in the header, at the end of the file, or in an open bracket)."""
+    if not found or found[0].code not in ("E001", "E002"):
+        return None
+    lines = text.split("\n")
+    starts, unclosed = _item_starts(lines)
+    line = found[0].span.line
+    before = [n for n in starts if n <= line]
+    if not before or before[-1] == starts[0]:  # the header: nothing to recover into
+        return None
+    first = before[-1]
+    if first == line and found[0].span.column == 1:
+        # The parser stopped at an item's first word: the item before is the incomplete one.
+        first, line = max(n for n in starts if n < first), line - 1
+        if first == starts[0]:
+            return None
+    if first in unclosed:
+        # The item before left a bracket open: the parser read on into this one. Blank both.
+        opened = unclosed[first]
+        first = max(n for n in starts if n < first)
+        if first == starts[0]:
+            return None
+        if found[0].hint is None:
+            found[0] = replace(found[0], hint=f"the bracket opened on line {opened} is not closed")
+    after = [n for n in starts if n > line]
+    last = (after[0] - 1) if after else len(lines)
+    return "\n".join("" if first <= n <= last else text for n, text in enumerate(lines, start=1))
+
+
+def _item_starts(lines: list[str]) -> tuple[list[int], dict[int, int]]:
+    """Line numbers (1-based) where a top-level item starts: unindented text outside brackets."""
+    starts: list[int] = []
+    unclosed: dict[int, int] = {}  # item start -> line of a bracket the item before left open
+    depth, opened = 0, 0
+    for number, line in enumerate(lines, start=1):
+        parts = line.split(maxsplit=1) if line[:1] not in ("", " ", "\t", "#") else []
+        word = parts[0] if parts else ""  # a line of other white space (\xa0, \f) has no word
+        if word in ITEM_WORDS or (word == "policy" and not starts):
+            # An item keyword at the margin starts an item, even after an unclosed `(`; other text at
+            # the margin (`when` not indented) belongs to the item before.
+            starts.append(number)
+            if depth:
+                unclosed[number] = opened
+            depth = 0
+        in_string = escaped = False
+        for char in line:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char == "#":
+                break
+            elif char in "([{":
+                depth += 1
+                opened = number if depth == 1 else opened
+            elif char in ")]}" and depth:
+                depth -= 1
+    return starts, unclosed
 
 
 def _dedent_line(text: str, message: str) -> int:

@@ -44,6 +44,9 @@ class FieldSpec:
     type: Type
     required: bool = True
     default: object = None  # runtime value used when an optional field is missing
+    # The declared range of a number (inclusive), e.g. (0, 1000) for the bureau score: comparisons
+    # outside it are warnings (W606, W608).
+    bounds: tuple | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,7 @@ from .runtime import EvalError
 # translate each provider's answer into this shape.
 
 SCORE = T.RecordType("Score", (
-    T.FieldSpec("value", T.INT),
+    T.FieldSpec("value", T.INT, bounds=(0, 1000)),
     T.FieldSpec("bureau", T.TEXT, False, ""),
     T.FieldSpec("model", T.TEXT, False, ""),
     T.FieldSpec("range_min", T.INT, False, 0),

@@ -73,6 +73,7 @@ class CodeGenerator(ExpressionCompiler):
         self.slots: list[tuple[str, str, int]] = []
         self.table_rows: dict[str, tuple[int, list[int]]] = {}
         self.at = 0  # the policy line being generated, for errors
+        self.current_rule: ast.Rule | None = None
         self.chain = chain_lengths(checked.order, checked.deps)
         for name in checked.order:
             symbol = checked.symbols[name]
@@ -271,8 +272,14 @@ class CodeGenerator(ExpressionCompiler):
         w.line("errors = []", 1)
         if full:
             w.line("trace = []", 1)
-        for rule in self.policy.rules:
+        # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
+        referenced = sorted({other.index for rule in self.policy.rules for other in self._references(rule)})
+        if referenced:
+            w.line(" = ".join(f"f{k}" for k in referenced) + " = False", 1)
+        rules = self.policy.rules
+        for rule in [rules[k] for k in self.checked.rule_order] if self.checked.rule_order else rules:
             r = rule.index
+            self.current_rule = rule
             line = self.at = rule.condition.span.line
             w.line(f"# rule {rule.name}", rule.span.line)
             w.line("try:", line)
@@ -289,10 +296,14 @@ class CodeGenerator(ExpressionCompiler):
             w.indent()
             # The facts behind a fired rule are read later, on demand, from `i` and `s`.
             w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
+            if r in referenced:
+                w.line(f"f{r} = True", rule.action.span.line)
             w.dedent()
             w.dedent()
             w.line("except Exception as e:", line)
             w.indent()
+            if r in referenced:
+                w.line(f"f{r} = _U", line)
             if full:
                 w.line(f"trace.append(({r}, e))", line)
             w.line(f"errors.append(({r}, e))", line)
@@ -318,6 +329,28 @@ class CodeGenerator(ExpressionCompiler):
         w.dedent()
         w.line("")
         self.main = False
+
+    def _references(self, rule: ast.Rule) -> list[ast.Rule]:
+        """The rules `rule`'s condition reads through fired(rule) or fired(action)."""
+        found = []
+        for node in ast.walk(rule.condition):
+            if isinstance(node, ast.Call) and node.resolved == "fired":
+                found += self._fired_rules(node, rule)
+        return found
+
+    def _fired_rules(self, call: ast.Call, rule: ast.Rule) -> list[ast.Rule]:
+        arg = call.args[0]
+        if arg.ref == "rule":
+            return [r for r in self.policy.rules if r.name == arg.name][:1]
+        return [r for r in self.policy.rules if r is not rule and r.action.verb == arg.name]
+
+    def visit_Call(self, e: ast.Call) -> str:
+        if e.resolved != "fired":
+            return super().visit_Call(e)
+        # The checker ordered the rules so that those read here already ran (CheckedPolicy.rule_order).
+        flags = [f"(f{r.index} if f{r.index} is not _U else _rule_failed({r.name!r}))"
+                 for r in self._fired_rules(e, self.current_rule)]
+        return "(" + " or ".join(flags) + ")" if flags else "False"
 
     def _condition(self, rule: ast.Rule) -> ast.Expr:
         """The rule's condition, behind the guard the policy kind puts on steps (collection: when due)."""

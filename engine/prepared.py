@@ -105,6 +105,7 @@ class PreparedPolicy:
             "_date_add": runtime.date_add, "_fold": runtime.fold, "_date_sub": runtime.date_sub, "_smallest": runtime.smallest,
             "_largest": runtime.largest, "_average": runtime.average, "_otherwise": runtime.otherwise,
             "_no_match": runtime.no_match, "_not_unique": runtime.not_unique,
+            "_rule_failed": runtime.rule_failed,
             "_FN": {name: functions[name].impl for name in meta.functions if name in functions},
             "__name__": f"regua_policy_{meta.name}",
         }

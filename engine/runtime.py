@@ -128,5 +128,9 @@ def no_match(table: str):
     raise EvalError("TABLE_NO_MATCH", f"no row of table '{table}' matches")
 
 
+def rule_failed(rule: str):
+    raise EvalError("RULE_FAILED", f"fired({rule}) is unknown: rule '{rule}' failed")
+
+
 def not_unique(table: str):
     raise EvalError("TABLE_NOT_UNIQUE", f"more than one row of unique table '{table}' matches")

@@ -23,13 +23,18 @@ def position_of(source: str, needle: str, occurrence: int = 1) -> tuple[int, int
     return source.count("\n", 0, index) + 1, index - (source.rfind("\n", 0, index) + 1) + 1
 
 
-def diagnostics(source: str) -> list[Diagnostic]:
+# Most snippets here declare inputs and lets only to type an expression: the "never read" warnings
+# are left out unless a test asks for them.
+UNUSED = {"W601", "W602", "W603"}
+
+
+def diagnostics(source: str, unused: bool = False) -> list[Diagnostic]:
     """Every diagnostic (errors and warnings) of a policy, in reported order."""
     try:
         checked = check_source(source, "f.regua")
     except PolicyError as error:
         return error.diagnostics
-    return checked.warnings
+    return [w for w in checked.warnings if unused or w.code not in UNUSED]
 
 
 def codes(source: str) -> list[str]:
@@ -37,7 +42,7 @@ def codes(source: str) -> list[str]:
 
 
 def single(source: str, code: str) -> Diagnostic:
-    found = [d for d in diagnostics(source) if d.code == code]
+    found = [d for d in diagnostics(source, unused=code in UNUSED) if d.code == code]
     assert len(found) == 1, f"expected one {code}, got {[(d.code, d.message) for d in diagnostics(source)]}"
     return found[0]
 
@@ -84,11 +89,24 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E301": (H + "let a = b\nlet b = a\n" + D, "a = b", 1),
     "E302": (H + "let a0 = 1\n" + "".join(f"let a{k} = a{k - 1} + 1\n" for k in range(1, 201))
              + "rule r\n  when false or a200 > 0\n  deny \"A\" \"b\"\n" + D, "a200 >", 1),
+    "E303": (H + "rule a\n  when fired(b)\n  deny \"A\" \"a\"\nrule b\n  when fired(a)\n  deny \"B\" \"b\"\n" + D,
+             "fired(a)", 1),
     "E401": (H + "input\n  x: int\ntable t (first) by x\n  >= 0 -> 1\n  >= 5 -> 2\n  else -> 3\n" + D, ">= 5", 1),
     "E402": (H + "input\n  x: int\ntable t (unique) by x\n  0..10 -> 1\n  5..20 -> 2\n  else -> 3\n" + D, "5..20", 1),
     "E403": (H + "input\n  x: int\ntable t (first) by x\n  1, 2 -> 1\n  else -> 3\n" + D, "1, 2", 1),
     "W404": (H + "input\n  x: int\ntable t (first) by x\n  < 0 -> 1\n  > 0 -> 2\n" + D + "output t\n", "t (", 1),
     "E501": (H + "input\n  x: int\n" + D + "test \"a\"\n  given\n    x = 1\n    y = 1\n  expect approve\n", "y = 1", 1),
+    "W601": (H + "input\n  x: int\n  y: int\n" + D + "output x\n", "y: int", 1),
+    "W602": (H + "let a = 1\nlet b = 2\n" + D + "output a\n", "b = 2", 1),
+    "W603": (H + "input\n  x: int\ntable t (first) by x\n  else -> 1\n" + D + "output x\n", "t (", 1),
+    "W604": (H + "input\n  x: int\nrule a\n  when x > 1\n  deny \"A\" \"a\"\nrule b\n  when x < 0\n"
+             "  review \"A\" \"b\"\n" + D, "review", 1),
+    "W605": (H + "input\n  x: int\nrule a\n  when x > 10 and x < 5\n  deny \"A\" \"a\"\n" + D, "x > 10", 1),
+    "W606": (H + "input\n  x: int\nrule a\n  when x < 5 or x >= 5\n  deny \"A\" \"a\"\n" + D, "x < 5", 1),
+    "W607": (H + "input\n  x: int\nrule a\n  when x > 1\n  deny \"A\" \"a\"\nrule b\n  when x > 5\n"
+             "  review \"B\" \"b\"\n" + D, "x > 5", 1),
+    "W608": (H + "input\n  c: cnpj\nrule a\n  when bureau.serasa(c).score.value > 1500\n  deny \"A\" \"a\"\n" + D,
+             "bureau.serasa(c).score", 1),
 }
 
 
@@ -123,8 +141,6 @@ def test_each_code_is_reported_at_its_position(code):
         ("E104", H + "input\n  x: list of mony\n" + D, "money"),
         ("E104", H + "input\n  s: Scor\n" + D, "Score"),
         ("E105", H + "input\n  c: cnpj\nlet r = bureau.serasaa(c)\n" + D, "bureau.serasa"),
-        ("E106", H + "let x = rond(1.5)\n" + D, "round"),
-        ("E106", H + "let x = days_betwen(today, today)\n" + D, "days_between"),
         ("E107", H + "input\n  c: cnpj\nlet r = bureau.serasa(c)\nlet s = r.scor\n" + D, "score"),
         ("E107", H + "input\n  c: cnpj\nlet m = sum(bureau.serasa(c).restrictions.amont)\n" + D, "amount"),
         ("E108", H + "rule r\n  when true\n  deni \"A\" \"b\"\n" + D, "deny"),
@@ -150,6 +166,49 @@ def test_did_you_mean_hints(code, source, hint):
     found = [d for d in diagnostics(source) if d.code == code]
     assert found, [(d.code, d.message) for d in diagnostics(source)]
     assert any(d.hint == f"did you mean '{hint}'?" for d in found), [d.hint for d in found]
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        ("rond(1.5)", ["round(x, places=2)", "round_to(x, step)"]),
+        ("flor(1.5)", ["floor(x, places=0)", "floor_to(x, step)"]),
+        ("days_betwen(today, today)", ["days_between(a, b)", "years_between(a, b)", "business_days_between("]),
+        ("arredondar(1.5)", ["round(x, places=2)"]),  # the Portuguese word for it
+        ("media([1])", ["avg(list)"]),
+    ],
+)
+def test_unknown_function_lists_close_functions_with_their_signatures(call, expected):
+    d = single(H + f"let x = {call}\n" + D, "E106")
+    assert d.hint.startswith("close functions: ")
+    for text in expected:
+        assert text in d.hint, d.hint
+
+
+def test_unknown_function_far_from_every_name_lists_them_all():
+    d = single(H + "let x = xyzzy(1)\n" + D, "E106")
+    assert d.hint.startswith("see the built-in functions: ") and "days_between" in d.hint and "sum" in d.hint
+
+
+@pytest.mark.parametrize(
+    "column, cell, hint",
+    [
+        ("p: porte", "varejo", 'write "varejo" (quoted): it is a value of porte'),
+        ("p: porte", "varej", 'values of porte are quoted texts: "varejo", "atacado"; did you mean \'varejo\'?'),
+        ("p: text", "varejo", 'write "varejo" (quoted) to compare with the text'),
+    ],
+)
+def test_bare_word_in_a_table_cell_suggests_quoting(column, cell, hint):
+    source = (H + "enum porte = varejo | atacado\ninput\n  " + column + "\ntable t (first) by p\n  "
+              + cell + " -> 1\n  else -> 2\n" + D + "output t\n")
+    d = single(source, "E101")
+    assert at(d) == position_of(source, cell + " ->")
+    assert d.hint == hint
+
+
+def test_bare_word_in_a_number_cell_stays_a_plain_undefined_name():
+    source = H + "input\n  x: int\ntable t (first) by x\n  limite -> 1\n  else -> 2\n" + D + "output t\n"
+    assert single(source, "E101").hint is None
 
 
 def test_connector_namespace_used_as_a_value_is_E101_with_advice():
@@ -565,7 +624,7 @@ def test_gaps_are_W404(table, missing):
 def test_warnings_do_not_stop_compilation():
     source, found = table_diagnostics("table tb (first) by x\n  < 0 -> 1\n  > 0 -> 2\n")
     prepared = compile_policy(source)
-    assert [w.code for w in prepared.meta.warnings] == ["W404"]
+    assert [w.code for w in prepared.meta.warnings if w.code not in UNUSED] == ["W404"]
     decision = prepared.evaluate({"x": 0, "y": 0, "q": 0, "m": 0, "b": True, "d": "2026-01-01", "s": ""})
     # The gap is real: x = 0 matches no row, which is an evaluation error for the output.
     assert decision.outcome == "review"
@@ -728,3 +787,134 @@ def test_monitoring_policy_reads_a_fixed_input_and_its_actions():
           "default keep\noutput new_limit = limit\n")
     assert compile_policy(ok).evaluate({"event": "protest"}).outcome == "block"
     assert compile_policy(ok).evaluate({"event": "inquiry"}).outcome == "keep"
+
+
+# ---- rules reading other rules: fired(...) -----------------------------------------------------
+
+R = H + "input\n  x: int\n" + D
+
+
+def test_fired_outside_a_rule_condition_is_E203():
+    source = R + "let f = fired(r)\nrule r\n  when x > 1\n  deny \"A\" \"a\"\n"
+    assert at(single(source, "E203")) == position_of(source, "fired(r)")
+
+
+def test_fired_of_an_unknown_rule_is_E101_with_a_hint():
+    source = R + "rule restricao\n  when x > 1\n  deny \"A\" \"a\"\nrule r\n  when not fired(restricoa)\n  approve\n"
+    d = single(source, "E101")
+    assert at(d) == position_of(source, "restricoa")
+    assert d.hint == "did you mean 'restricao'?"
+
+
+def test_fired_of_itself_is_E303():
+    source = R + "rule r\n  when x > 1 and not fired(r)\n  deny \"A\" \"a\"\n"
+    assert at(single(source, "E303")) == position_of(source, "r)")
+
+
+def test_two_deny_rules_reading_fired_deny_are_a_cycle():
+    source = R + ("rule a\n  when x > 1 and not fired(deny)\n  deny \"A\" \"a\"\n"
+                  "rule b\n  when x > 2 and not fired(deny)\n  deny \"B\" \"b\"\n")
+    d = single(source, "E303")
+    assert "a -> b -> a" in d.message or "b -> a -> b" in d.message
+
+
+def test_rules_are_ordered_after_the_rules_they_read():
+    source = R + ("rule a\n  when fired(c)\n  approve\nrule b\n  when true\n  approve\n"
+                  "rule c\n  when fired(deny)\n  approve\nrule d\n  when x > 1\n  deny \"D\" \"d\"\n")
+    checked = check_source(source, "f.regua")
+    names = [checked.policy.rules[k].name for k in checked.rule_order]
+    assert names.index("d") < names.index("c") < names.index("a")
+    assert sorted(names) == ["a", "b", "c", "d"]
+
+
+# ---- lint warnings (W6xx) ----------------------------------------------------------------------
+
+L = H + "input\n  x: int\n  d: date\n  m: money\n  p: percent\n  c: cnpj\n" + D + "output x, d, m, p, c\n"
+
+
+def lint_codes(body: str) -> list[str]:
+    return [d.code for d in diagnostics(L + body)]
+
+
+@pytest.mark.parametrize(
+    "condition, code",
+    [
+        ("x > 10 and x < 5", "W605"),
+        ("x > 4 and x < 5", "W605"),  # whole numbers: nothing in between
+        ("x >= 5 and x <= 5", None),
+        ("x > 4 and x <= 5", None),
+        ("d >= 2026-01-01 and d < 2025-01-01", "W605"),
+        ("m > 1_000 BRL and m < 500 BRL", "W605"),
+        ("p > 10% and p < 5%", "W605"),
+        ("x in 1..5 and x > 7", "W605"),
+        ("x < 5 or x >= 5", "W606"),
+        ("x <= 4 or x >= 5", "W606"),  # whole numbers again
+        ("m < 5 BRL or m > 5 BRL", None),  # 5 BRL itself
+        ("m <= 5 BRL or m >= 5 BRL", "W606"),
+        ("x < 5 or x > 7", None),
+        ("bureau.serasa(c).score.value > 1500", "W608"),
+        ("bureau.serasa(c).score.value < 0", "W608"),
+        ("bureau.serasa(c).score.value >= 0", "W606"),
+        ("bureau.serasa(c).score.value in 0..1000", "W606"),
+        ("bureau.serasa(c).score.value > 500", None),
+        ("x > 1 and (x < 0 or m > 1 BRL)", None),
+    ],
+)
+def test_conditions_that_can_never_or_always_be_true(condition, code):
+    found = lint_codes(f"rule r\n  when {condition}\n  deny \"A\" \"a\"\n")
+    assert found == ([code] if code else []), found
+
+
+def test_impossible_condition_inside_a_let_or_a_comprehension_where():
+    source = (H + "record f\n  v: money\ninput\n  fs: list of f\n" + D
+              + "output n = count(x for x in fs where x.v > 10 BRL and x.v < 1 BRL)\n")
+    assert codes(source) == ["W605"]
+
+
+@pytest.mark.parametrize(
+    "first, second, warned",
+    [
+        ("x > 1", "x > 5", True),
+        ("x > 1", "x > 5 and m > 0 BRL", True),
+        ("x > 1 and m > 0 BRL", "m > 0 BRL and x > 3", True),
+        ("x > 1", "x > 1", True),
+        ("x > 5", "x > 1", False),
+        ("x > 1 and m > 0 BRL", "x > 5", False),
+        ("x > 1", "x > 5 and not fired(deny)", False),
+    ],
+)
+def test_rule_covered_by_an_earlier_deny(first, second, warned):
+    body = (f"rule a\n  when {first}\n  deny \"A\" \"a\"\nrule b\n  when {second}\n"
+            f"  review \"B\" \"b\"\n")
+    assert lint_codes(body) == (["W607"] if warned else [])
+
+
+def test_a_deny_later_in_the_file_or_a_review_does_not_cover():
+    body = ("rule b\n  when x > 5\n  review \"B\" \"b\"\nrule a\n  when x > 1\n  deny \"A\" \"a\"\n"
+            "rule c\n  when x > 5\n  review \"C\" \"c\"\nrule e\n  when x > 5 and m > 1 BRL\n  review \"E\" \"e\"\n")
+    # b comes before the deny; e is covered by a (a deny); c too. A review never covers.
+    assert lint_codes(body) == ["W607", "W607"]
+
+
+def test_unused_declarations_and_what_counts_as_a_read():
+    source = (H + "input\n  x: int\n  y: int\n  z: int\nlet a = x\nlet b = 1\nlet lido = y\n"
+              "table t (first) by z\n  else -> 1\ntable u (first) by lido\n  else -> 2\n" + D + "output a, u\n")
+    assert [(d.code, d.message) for d in diagnostics(source, unused=True)] == [
+        ("W602", "let 'b' is never read"),
+        ("W603", "table 't' is never read"),
+    ]
+
+
+def test_collection_policies_have_no_unused_input_warnings():
+    source = "policy p kind collection\ndefault wait\nstep s at D+1\n  remind \"t\"\n"
+    assert diagnostics(source, unused=True) == []
+
+
+def test_duplicate_reason_codes_point_at_the_second_rule():
+    source = L + ("rule a\n  when x > 1\n  deny \"A\" \"a\"\nrule b\n  when x < 0\n  review \"A\" \"b\"\n")
+    d = single(source, "W604")
+    assert "rule 'a'" in d.message and at(d) == position_of(source, 'review "A"')
+
+
+def test_no_lint_warnings_on_a_policy_with_errors():
+    assert codes(H + "input\n  x: int\n  y: int\nlet z = w\n" + D) == ["E101"]

@@ -253,6 +253,20 @@ def test_percent_in_test_given_is_the_percent_written(tmp_path: Path):
     assert all(case.passed for case in report.cases), [case.failures for case in report.cases]
 
 
+def test_percent_in_test_given_and_expect_output_is_the_percent_written(tmp_path: Path):
+    # §15 once carried a "known issue": percents of tests were divided by 100 twice.
+    source = ("policy p kind credit\n\nrecord item\n  t: percent\n\ninput\n  taxa: percent\n  itens: list of item\n\n"
+              "default approve\n\noutput taxa, dobro = taxa * 2, soma = sum(itens.t)\n\nrule alta\n  when taxa > 5%\n"
+              "  deny \"ALTA\" \"Taxa alta\"\n\n"
+              "test \"t\"\n  given\n    taxa = 10%\n    itens = [{t: 10.5%}, {t: -0.5%}]\n"
+              "  expect output taxa = 10%\n  expect output dobro = 20%\n  expect output soma = 10%\n  expect deny\n")
+    path = tmp_path / "p.regua"
+    path.write_text(source, encoding="utf-8")
+    report = run_policy_tests(*load(path))
+    assert report.cases and all(case.passed for case in report.cases), [case.failures for case in report.cases]
+    assert "Known issue" not in (Path(__file__).parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+
+
 def test_friendly_syntax_messages_whatever_comes_before():
     source = "policy p kind credit\n\ninput\n  x: int\n\nrule r\n  when x = 1\n  deny \"A\" \"b\"\n\ndefault approve\n"
     with pytest.raises(PolicyError) as raised:

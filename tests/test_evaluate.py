@@ -1405,3 +1405,52 @@ def test_absurd_business_day_counts_are_an_explicit_error_not_a_hang():
     assert decision.outcome == "review"
     assert decision.reasons[0].error["code"] == "OUT_OF_RANGE"
     assert prepared.evaluate({"n": 5}, as_of=dt.date(2026, 11, 20)).outcome == "deny"
+
+
+# ---- fired(...): rules that read other rules ----------------------------------------------------
+
+FIRED = """
+input
+  valor: money
+  limite: money
+  restricoes: int
+
+default approve
+
+rule acima_do_limite
+  when valor > limite and not fired(deny)
+  review "ACIMA_LIMITE" "acima do limite"
+
+rule restricao_relevante
+  when 10 / restricoes > 1
+  deny "RESTRICAO" "restrição"
+
+rule confirma
+  when fired(acima_do_limite)
+  review "CONFIRMA" "confirmar"
+"""
+
+
+@pytest.mark.parametrize("trace", ["off", "rules", "full"])
+def test_fired_deny_sees_a_deny_declared_later(trace):
+    decision = policy(FIRED).evaluate({"valor": 2000, "limite": 1000, "restricoes": 1}, trace=trace)
+    assert decision.outcome == "deny"
+    assert decision.reason_codes == ["RESTRICAO"]
+    decision = policy(FIRED).evaluate({"valor": 2000, "limite": 1000, "restricoes": 20}, trace=trace)
+    assert decision.reason_codes == ["ACIMA_LIMITE", "CONFIRMA"]
+
+
+def test_full_trace_lists_rules_in_evaluation_order():
+    decision = policy(FIRED).evaluate({"valor": 2000, "limite": 1000, "restricoes": 1}, trace="full")
+    assert [(r["rule"], r["result"]) for r in decision.trace["rules"]] == [
+        ("restricao_relevante", True), ("acima_do_limite", False), ("confirma", False)]
+
+
+def test_fired_of_a_failed_rule_fails_the_reader():
+    decision = policy(FIRED).evaluate({"valor": 2000, "limite": 1000, "restricoes": 0}, trace="full")
+    failed = {r.rule: r.error["code"] for r in error_reasons(decision)}
+    assert failed == {"restricao_relevante": "DIVISION_BY_ZERO", "acima_do_limite": "RULE_FAILED",
+                      "confirma": "RULE_FAILED"}
+    # `and` short-circuits: below the limit, the failed deny rule is never read.
+    decision = policy(FIRED).evaluate({"valor": 10, "limite": 1000, "restricoes": 0})
+    assert {r.rule for r in error_reasons(decision)} == {"restricao_relevante"}

@@ -543,3 +543,76 @@ def test_parsing_from_many_threads_at_once_gives_every_thread_the_same_tree():
         thread.join()
     assert len(results) == 160
     assert [r for r in results if r != "ok"] == []
+
+
+def test_formatter_keeps_one_blank_line_between_groups_of_lets():
+    from regua.dsl.formatter import format_source
+
+    source = ("policy p kind credit\ninput\n  x: int\ndefault approve\n\nlet a = 1\nlet b = 2\n\n\n"
+              "# grupo 2\nlet c = 3\n\nlet d = 4  # d\nlet e = 5\n# junto\nlet f = 6\noutput a\noutput b\n")
+    formatted = format_source(source)
+    assert formatted == ("policy p kind credit\n\ninput\n  x: int\n\ndefault approve\n\nlet a = 1\nlet b = 2\n\n"
+                         "# grupo 2\nlet c = 3\n\nlet d = 4  # d\nlet e = 5\n# junto\nlet f = 6\n\n"
+                         "output a\noutput b\n")
+    assert format_source(formatted) == formatted
+
+
+RECOVERY = """policy p kind credit
+
+input
+  x: int
+  y: int
+
+rule a
+  when x = 1
+  deny "A" "a"
+
+let z = (x +
+
+let ok = 1
+
+rule b
+  when y > 2 &&
+  deny "B" "b"
+
+rule c
+when x > 1
+  deny "C" "c"
+
+table t (first) by x
+  1 -> 1
+  else 2
+
+default approve
+"""
+
+
+def test_every_syntax_error_is_reported_after_the_first():
+    with pytest.raises(PolicyError) as raised:
+        parse(RECOVERY, "f.regua")
+    found = [(d.code, d.span.line, d.span.column) for d in raised.value.diagnostics]
+    assert found == [("E001", 8, 10), ("E001", 13, 5), ("E002", 16, 14), ("E001", 20, 1), ("E001", 25, 8)]
+    messages = [d.message for d in raised.value.diagnostics]
+    assert messages[0].startswith("use `==` to compare")  # the friendly messages stay
+    assert raised.value.diagnostics[1].hint == "the bracket opened on line 11 is not closed"
+    assert messages[3].startswith("a rule's body must be indented")
+
+
+def test_recovery_reports_an_incomplete_item_once_not_its_neighbour():
+    source = "policy p kind credit\ninput\nlet x = 1\nrule r\n  when x = 1\n  deny \"A\" \"a\"\n"
+    with pytest.raises(PolicyError) as raised:
+        parse(source)
+    assert [(d.code, d.span.line) for d in raised.value.diagnostics] == [("E001", 3), ("E001", 5)]
+
+
+def test_an_error_in_the_header_or_an_unclosed_bracket_at_the_end_stops_there():
+    for source, count in [("policy p kind\nlet x = = 1\n", 1), ("policy p kind credit\nlet x = (1 +\n", 1)]:
+        with pytest.raises(PolicyError) as raised:
+            parse(source)
+        assert len(raised.value.diagnostics) == count
+
+
+@pytest.mark.parametrize("text", ["\xa0\n", "policy p kind credit\n\xa0\nlet x = = 1\n\f\nlet y = = 2\n"])
+def test_recovery_copes_with_lines_of_other_white_space(text):
+    with pytest.raises(PolicyError):
+        parse(text)
