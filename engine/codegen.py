@@ -30,6 +30,8 @@ from .expressions import AGGREGATES, ExpressionCompiler
 
 # Lets on longer chains are computed in dependency order before the rule or output that needs them.
 HOIST_CHAIN = 32
+# Rules per generated block function, in policies with more rules than this (see _evaluate).
+RULE_BLOCK = 128
 SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
 
 
@@ -256,14 +258,28 @@ class CodeGenerator(ExpressionCompiler):
         return ", ".join(requests) + "," if len(requests) >= 2 else ""
 
     def _evaluate(self, full: bool, value_paths: list[tuple]) -> None:
+        """`evaluate_fast` / `evaluate_full`. Up to RULE_BLOCK rules are inline; a longer policy
+        has its rules in block functions of RULE_BLOCK rules each (`_B<n>` / `_T<n>`), called in
+        order: Python's compile() grows faster than linearly with the size of one function."""
         w = self.w
         name = "evaluate_full" if full else "evaluate_fast"
+        rules = self.policy.rules
+        blocks = [rules[n:n + RULE_BLOCK] for n in range(0, len(rules), RULE_BLOCK)] if len(rules) > RULE_BLOCK else []
+        prefix = "_T" if full else "_B"
+        results = "fired, errors, trace" if full else "fired, errors"
+        self.main = True
+        for n, block in enumerate(blocks):
+            w.line(f"def {prefix}{n}(i, s, rt, {results}):", block[0].span.line)
+            w.indent()
+            self._locals_line()
+            for rule in block:
+                self._rule(rule, full, shared=True)
+            self._fill_locals()
+            w.dedent()
+            w.line("")
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
-        self.main = True
-        lets = [k for k, (_, kind, _, _) in enumerate(self.slots) if kind in ("let", "table")]
-        if lets:
-            w.line(" = ".join(f"l{k}" for k in lets) + " = _U", 1)
+        self._locals_line()
         prefetch = self._prefetch()
         if prefetch:
             w.line(f"rt.prefetch(({prefetch}))", 1)
@@ -271,32 +287,12 @@ class CodeGenerator(ExpressionCompiler):
         w.line("errors = []", 1)
         if full:
             w.line("trace = []", 1)
-        for rule in self.policy.rules:
-            r = rule.index
-            line = self.at = rule.condition.span.line
-            w.line(f"# rule {rule.name}", rule.span.line)
-            w.line("try:", line)
-            w.indent()
-            self._hoist([rule.condition])
-            condition = self.expr(self._condition(rule))
-            sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
-            if full:
-                w.line(f"r = {condition}", line)
-                w.line(f"trace.append(({r}, r))", line)
-                w.line("if r:", line)
-            else:
-                w.line(f"if {condition}:", line)
-            w.indent()
-            # The facts behind a fired rule are read later, on demand, from `i` and `s`.
-            w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
-            w.dedent()
-            w.dedent()
-            w.line("except Exception as e:", line)
-            w.indent()
-            if full:
-                w.line(f"trace.append(({r}, e))", line)
-            w.line(f"errors.append(({r}, e))", line)
-            w.dedent()
+        if blocks:
+            for n, block in enumerate(blocks):
+                w.line(f"{prefix}{n}(i, s, rt, {results})", block[0].span.line)
+        else:
+            for rule in rules:
+                self._rule(rule, full, shared=False)
         w.line("outputs = {}", 1)
         w.line("output_errors = []", 1)
         for output in self.checked.outputs:
@@ -309,15 +305,55 @@ class CodeGenerator(ExpressionCompiler):
                 code = self.expr(ref)
             w.line("try:", line)
             w.indent()
-            self._hoist([ref], direct=False)
+            self._hoist([ref], direct=False, shared=bool(blocks))
             w.line(f"outputs[{output.name!r}] = {code}", line)
             w.dedent()
             w.line("except Exception as e:", line)
             w.line(f"    output_errors.append(({output.name!r}, e))", line)
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
+        self._fill_locals()
         w.dedent()
         w.line("")
         self.main = False
+
+    def _locals_line(self) -> None:
+        """A placeholder for `l3 = l7 = _U`, filled by _fill_locals with the locals the function uses."""
+        self.used_locals = set()
+        self._locals_at = len(self.w.lines)
+        self.w.line("", 1)
+
+    def _fill_locals(self) -> None:
+        used = sorted(self.used_locals)
+        if used:
+            self.w.lines[self._locals_at] = "    " * self.w.depth + " = ".join(f"l{k}" for k in used) + " = _U"
+
+    def _rule(self, rule: ast.Rule, full: bool, shared: bool) -> None:
+        w = self.w
+        r = rule.index
+        line = self.at = rule.condition.span.line
+        w.line(f"# rule {rule.name}", rule.span.line)
+        w.line("try:", line)
+        w.indent()
+        self._hoist([rule.condition], shared=shared)
+        condition = self.expr(self._condition(rule))
+        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
+        if full:
+            w.line(f"r = {condition}", line)
+            w.line(f"trace.append(({r}, r))", line)
+            w.line("if r:", line)
+        else:
+            w.line(f"if {condition}:", line)
+        w.indent()
+        # The facts behind a fired rule are read later, on demand, from `i` and `s`.
+        w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
+        w.dedent()
+        w.dedent()
+        w.line("except Exception as e:", line)
+        w.indent()
+        if full:
+            w.line(f"trace.append(({r}, e))", line)
+        w.line(f"errors.append(({r}, e))", line)
+        w.dedent()
 
     def _condition(self, rule: ast.Rule) -> ast.Expr:
         """The rule's condition, behind the guard the policy kind puts on steps (collection: when due)."""
@@ -326,7 +362,7 @@ class CodeGenerator(ExpressionCompiler):
             return rule.condition
         return guard(rule)
 
-    def _hoist(self, exprs, direct: bool = True) -> None:
+    def _hoist(self, exprs, direct: bool = True, shared: bool = False) -> None:
         """Compute, as plain statements, the lets these expressions always read (no function call).
 
         `direct`: the lets the expressions read themselves. Lets they always read through other
@@ -346,8 +382,14 @@ class CodeGenerator(ExpressionCompiler):
         for name in sorted(hoisted, key=order.get):
             k = self.slot_of[name]
             line = symbols[name].node.span.line
+            self.used_locals.add(k)
             self.w.line(f"if l{k} is _U:", line)
-            self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            if shared:  # an earlier block (another function) may have computed it already
+                self.w.line(f"    l{k} = s[{k}]", line)
+                self.w.line(f"    if l{k} is _U:", line)
+                self.w.line(f"        l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            else:
+                self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
 
 
 def generate(checked: CheckedPolicy) -> Generated:
