@@ -11,9 +11,11 @@ import ssl
 import threading
 
 import certifi
-import httpx
 
 from regua.engine.connectors import ConnectorError
+from regua.lazy import lazy_module
+
+httpx = lazy_module("httpx")
 
 
 @functools.lru_cache(maxsize=8)
