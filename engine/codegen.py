@@ -298,15 +298,13 @@ class CodeGenerator(ExpressionCompiler):
         for output in self.checked.outputs:
             line = self.at = output.span.line
             ref = output.value
-            if output.value is not None:
-                code = self.expr(output.value)
-            else:
+            if output.value is None:
                 ref = ast.Name(output.name, ref=self.checked.symbols[output.name].kind)
-                code = self.expr(ref)
             w.line("try:", line)
             w.indent()
             self._hoist([ref], direct=False, shared=bool(blocks))
-            w.line(f"outputs[{output.name!r}] = {code}", line)
+            w.line(f"outputs[{output.name!r}] = {self.expr(ref)}", line)
+            self.known = set()
             w.dedent()
             w.line("except Exception as e:", line)
             w.line(f"    output_errors.append(({output.name!r}, e))", line)
@@ -337,6 +335,7 @@ class CodeGenerator(ExpressionCompiler):
         self._hoist([rule.condition], shared=shared)
         condition = self.expr(self._condition(rule))
         sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
+        self.known = set()
         if full:
             w.line(f"r = {condition}", line)
             w.line(f"trace.append(({r}, r))", line)
@@ -390,6 +389,7 @@ class CodeGenerator(ExpressionCompiler):
                 self.w.line(f"        l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
             else:
                 self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            self.known.add(k)  # set from here to the end of the try block
 
 
 def generate(checked: CheckedPolicy) -> Generated:
