@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from regua.lazy import lazy_module
+from regua.plugins.lazy import lazy_module
 
 sqlite_utils = lazy_module("sqlite_utils")
 

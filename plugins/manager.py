@@ -71,9 +71,10 @@ class PluginManager(pluggy.PluginManager):
 
 
 def _regua_version() -> str:
-    from regua import __version__  # pyproject's version (tests/test_cli.py), without a metadata scan
-
-    return __version__
+    try:
+        return importlib.metadata.version("regua")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "0"
 
 
 def get_plugin_manager(settings: PluginSettings | None = None, extra: list | None = None) -> PluginManager:

@@ -89,10 +89,10 @@ from urllib.parse import quote
 import msgspec
 
 from regua.engine.connectors import ConnectorError, mask_document
-from regua.lazy import lazy_module
 from regua.plugins.connectors import BureauConnector, TransientError
 from regua.plugins.contracts import BureauReport
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 from regua.plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
 
 from .http_client import HTTPClientMixin

@@ -13,7 +13,7 @@ import threading
 import certifi
 
 from regua.engine.connectors import ConnectorError
-from regua.lazy import lazy_module
+from regua.plugins.lazy import lazy_module, preload
 
 httpx = lazy_module("httpx")
 
@@ -43,6 +43,7 @@ class HTTPClientMixin:
     transport: httpx.BaseTransport | None = None
 
     def _init_client(self) -> None:
+        preload(httpx)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 

@@ -40,10 +40,10 @@ import re
 import msgspec
 
 from regua.engine.connectors import ConnectorError, mask_document
-from regua.lazy import lazy_module
 from regua.plugins.connectors import MonitoringSource, TransientError
 from regua.plugins.contracts import AlertBatch
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 
 from .http_client import HTTPClientMixin
 

@@ -91,10 +91,10 @@ import msgspec
 
 from regua.engine.brazil import BRASILIA
 from regua.engine.connectors import ConnectorError, mask_document
-from regua.lazy import lazy_module
 from regua.plugins.connectors import NegativationService, TransientError
 from regua.plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 from regua.plugins.mapping import get_path
 
 from .http_client import HTTPClientMixin

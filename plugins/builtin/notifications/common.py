@@ -22,10 +22,10 @@ import msgspec
 
 from regua.dsl.values import normalize_cnpj
 from regua.engine.connectors import ConnectorError
-from regua.lazy import lazy_module
 from regua.plugins.connectors import NotificationChannel
 from regua.plugins.contracts import DeliveryReceipt, Notification
 from regua.plugins.formatting import documento, register_filters
+from regua.plugins.lazy import lazy_module
 from regua.plugins.runtime import Resilient
 
 jinja2 = lazy_module("jinja2")

@@ -7,9 +7,9 @@ import re
 import msgspec
 
 from regua.engine.connectors import ConnectorError
-from regua.lazy import lazy_module
 from regua.plugins.connectors import TransientError
 from regua.plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.lazy import lazy_module
 
 from .common import TemplatedChannel, _ssl_context
 

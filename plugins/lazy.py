@@ -31,3 +31,10 @@ class _LazyModule:
 
 def lazy_module(name: str):
     return _LazyModule(name)
+
+
+def preload(module) -> None:
+    """Import a lazy module now: when a connector is built, so that its first lookup's deadline
+    is not spent importing its HTTP client."""
+    if isinstance(module, _LazyModule) and module._module is None:
+        module._module = importlib.import_module(module._name)
