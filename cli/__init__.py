@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import click
 
+from regua import __version__
+
 from . import collect, keys, kpis, lab, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
-@click.version_option(package_name="regua")
+@click.version_option(version=__version__, package_name="regua")
 def main() -> None:
     """Régua: credit and collection policies, checked, compiled and explained."""
 

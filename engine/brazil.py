@@ -13,8 +13,6 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from .errors import EvalError
 
 UFS = (
@@ -60,6 +58,8 @@ def today(zone: dt.tzinfo = BRASILIA, now: dt.datetime | None = None) -> dt.date
 def _holidays(year: int, uf: str | None) -> frozenset[dt.date]:
     if uf is not None and uf not in UFS:
         raise ValueError(f"unknown UF '{uf}'")
+    import holidays  # imported on first use: ~0.1 s that most evaluations never need
+
     return frozenset(holidays.country_holidays("BR", subdiv=uf, years=year))
 
 

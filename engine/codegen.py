@@ -30,6 +30,8 @@ from .expressions import AGGREGATES, ExpressionCompiler
 
 # Lets on longer chains are computed in dependency order before the rule or output that needs them.
 HOIST_CHAIN = 32
+# Rules per generated block function, in policies with more rules than this (see _evaluate).
+RULE_BLOCK = 128
 SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
 
 
@@ -257,14 +259,33 @@ class CodeGenerator(ExpressionCompiler):
         return ", ".join(requests) + "," if len(requests) >= 2 else ""
 
     def _evaluate(self, full: bool, value_paths: list[tuple]) -> None:
+        """`evaluate_fast` / `evaluate_full`. Up to RULE_BLOCK rules are inline; a longer policy
+        has its rules in block functions of RULE_BLOCK rules each (`_B<n>` / `_T<n>`), called in
+        order: Python's compile() grows faster than linearly with the size of one function."""
         w = self.w
         name = "evaluate_full" if full else "evaluate_fast"
+        rules = self.policy.rules
+        # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
+        self.referenced = sorted({other.index for rule in rules for other in self._references(rule)})
+        ordered = [rules[k] for k in self.checked.rule_order] if self.checked.rule_order else rules
+        # Rules that read each other's flags share one function's locals: such policies stay inline.
+        blocks = [rules[n:n + RULE_BLOCK] for n in range(0, len(rules), RULE_BLOCK)] \
+            if len(rules) > RULE_BLOCK and not self.referenced else []
+        prefix = "_T" if full else "_B"
+        results = "fired, errors, trace" if full else "fired, errors"
+        self.main = True
+        for n, block in enumerate(blocks):
+            w.line(f"def {prefix}{n}(i, s, rt, {results}):", block[0].span.line)
+            w.indent()
+            self._locals_line()
+            for rule in block:
+                self._rule(rule, full, shared=True)
+            self._fill_locals()
+            w.dedent()
+            w.line("")
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
-        self.main = True
-        lets = [k for k, (_, kind, _, _) in enumerate(self.slots) if kind in ("let", "table")]
-        if lets:
-            w.line(" = ".join(f"l{k}" for k in lets) + " = _U", 1)
+        self._locals_line()
         prefetch = self._prefetch()
         if prefetch:
             w.line(f"rt.prefetch(({prefetch}))", 1)
@@ -272,60 +293,31 @@ class CodeGenerator(ExpressionCompiler):
         w.line("errors = []", 1)
         if full:
             w.line("trace = []", 1)
-        # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
-        referenced = sorted({other.index for rule in self.policy.rules for other in self._references(rule)})
-        if referenced:
-            w.line(" = ".join(f"f{k}" for k in referenced) + " = False", 1)
-        rules = self.policy.rules
-        for rule in [rules[k] for k in self.checked.rule_order] if self.checked.rule_order else rules:
-            r = rule.index
-            self.current_rule = rule
-            line = self.at = rule.condition.span.line
-            w.line(f"# rule {rule.name}", rule.span.line)
-            w.line("try:", line)
-            w.indent()
-            self._hoist([rule.condition])
-            condition = self.expr(self._condition(rule))
-            sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
-            if full:
-                w.line(f"r = {condition}", line)
-                w.line(f"trace.append(({r}, r))", line)
-                w.line("if r:", line)
-            else:
-                w.line(f"if {condition}:", line)
-            w.indent()
-            # The facts behind a fired rule are read later, on demand, from `i` and `s`.
-            w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
-            if r in referenced:
-                w.line(f"f{r} = True", rule.action.span.line)
-            w.dedent()
-            w.dedent()
-            w.line("except Exception as e:", line)
-            w.indent()
-            if r in referenced:
-                w.line(f"f{r} = _U", line)
-            if full:
-                w.line(f"trace.append(({r}, e))", line)
-            w.line(f"errors.append(({r}, e))", line)
-            w.dedent()
+        if self.referenced:
+            w.line(" = ".join(f"f{k}" for k in self.referenced) + " = False", 1)
+        if blocks:
+            for n, block in enumerate(blocks):
+                w.line(f"{prefix}{n}(i, s, rt, {results})", block[0].span.line)
+        else:
+            for rule in ordered:
+                self._rule(rule, full, shared=False)
         w.line("outputs = {}", 1)
         w.line("output_errors = []", 1)
         for output in self.checked.outputs:
             line = self.at = output.span.line
             ref = output.value
-            if output.value is not None:
-                code = self.expr(output.value)
-            else:
+            if output.value is None:
                 ref = ast.Name(output.name, ref=self.checked.symbols[output.name].kind)
-                code = self.expr(ref)
             w.line("try:", line)
             w.indent()
-            self._hoist([ref], direct=False)
-            w.line(f"outputs[{output.name!r}] = {code}", line)
+            self._hoist([ref], direct=False, shared=bool(blocks))
+            w.line(f"outputs[{output.name!r}] = {self.expr(ref)}", line)
+            self.known = set()
             w.dedent()
             w.line("except Exception as e:", line)
             w.line(f"    output_errors.append(({output.name!r}, e))", line)
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
+        self._fill_locals()
         w.dedent()
         w.line("")
         self.main = False
@@ -352,6 +344,51 @@ class CodeGenerator(ExpressionCompiler):
                  for r in self._fired_rules(e, self.current_rule)]
         return "(" + " or ".join(flags) + ")" if flags else "False"
 
+    def _locals_line(self) -> None:
+        """A placeholder for `l3 = l7 = _U`, filled by _fill_locals with the locals the function uses."""
+        self.used_locals = set()
+        self._locals_at = len(self.w.lines)
+        self.w.line("", 1)
+
+    def _fill_locals(self) -> None:
+        used = sorted(self.used_locals)
+        if used:
+            self.w.lines[self._locals_at] = "    " * self.w.depth + " = ".join(f"l{k}" for k in used) + " = _U"
+
+    def _rule(self, rule: ast.Rule, full: bool, shared: bool) -> None:
+        w = self.w
+        r = rule.index
+        self.current_rule = rule
+        line = self.at = rule.condition.span.line
+        w.line(f"# rule {rule.name}", rule.span.line)
+        w.line("try:", line)
+        w.indent()
+        self._hoist([rule.condition], shared=shared)
+        condition = self.expr(self._condition(rule))
+        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
+        self.known = set()
+        if full:
+            w.line(f"r = {condition}", line)
+            w.line(f"trace.append(({r}, r))", line)
+            w.line("if r:", line)
+        else:
+            w.line(f"if {condition}:", line)
+        w.indent()
+        # The facts behind a fired rule are read later, on demand, from `i` and `s`.
+        w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
+        if r in self.referenced:
+            w.line(f"f{r} = True", rule.action.span.line)
+        w.dedent()
+        w.dedent()
+        w.line("except Exception as e:", line)
+        w.indent()
+        if r in self.referenced:
+            w.line(f"f{r} = _U", line)
+        if full:
+            w.line(f"trace.append(({r}, e))", line)
+        w.line(f"errors.append(({r}, e))", line)
+        w.dedent()
+
     def _condition(self, rule: ast.Rule) -> ast.Expr:
         """The rule's condition, behind the guard the policy kind puts on steps (collection: when due)."""
         guard = KINDS[self.policy.kind].step_guard
@@ -359,7 +396,7 @@ class CodeGenerator(ExpressionCompiler):
             return rule.condition
         return guard(rule)
 
-    def _hoist(self, exprs, direct: bool = True) -> None:
+    def _hoist(self, exprs, direct: bool = True, shared: bool = False) -> None:
         """Compute, as plain statements, the lets these expressions always read (no function call).
 
         `direct`: the lets the expressions read themselves. Lets they always read through other
@@ -379,8 +416,15 @@ class CodeGenerator(ExpressionCompiler):
         for name in sorted(hoisted, key=order.get):
             k = self.slot_of[name]
             line = symbols[name].node.span.line
+            self.used_locals.add(k)
             self.w.line(f"if l{k} is _U:", line)
-            self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            if shared:  # an earlier block (another function) may have computed it already
+                self.w.line(f"    l{k} = s[{k}]", line)
+                self.w.line(f"    if l{k} is _U:", line)
+                self.w.line(f"        l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            else:
+                self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+            self.known.add(k)  # set from here to the end of the try block
 
 
 def generate(checked: CheckedPolicy) -> Generated:

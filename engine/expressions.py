@@ -37,6 +37,9 @@ class ExpressionCompiler(ast.Visitor):
         # (comprehension iterables, lambdas).
         self.main = False
         self.no_walrus = 0
+        self.used_locals: set[int] = set()  # the l<k> locals the function being generated reads
+        # Lets hoisted (computed as statements) earlier in the current try block: plain l<k> reads.
+        self.known: set[int] = set()
 
     # ---- constants ----
     def const(self, value) -> str:
@@ -94,6 +97,9 @@ class ExpressionCompiler(ast.Visitor):
         slot = f"(s[{k}] if s[{k}] is not _U else _L{k}(s, i, rt))"
         if not self.main:
             return slot
+        self.used_locals.add(k)
+        if k in self.known:
+            return f"l{k}"
         if self.no_walrus:
             return f"(l{k} if l{k} is not _U else {slot})"
         return f"(l{k} if l{k} is not _U else (l{k} := {slot}))"

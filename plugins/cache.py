@@ -14,7 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-import sqlite_utils
+from regua.plugins.lazy import lazy_module
+
+sqlite_utils = lazy_module("sqlite_utils")
+
 
 TABLE = "connector_cache"
 

@@ -10,3 +10,7 @@ repository (pyproject.toml maps them):
 - `regua.server` (server/): the HTTP server;
 - `regua.cli` (cli/): the `regua` command line.
 """
+
+# The installed version, kept equal to pyproject.toml's by tests/test_cli.py; `regua --version`
+# reads it here (no importlib.metadata scan of the installed distributions).
+__version__ = "0.1.0"

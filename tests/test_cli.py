@@ -399,3 +399,18 @@ def test_the_command_line_trace_levels_are_the_engine_s():
     from regua.engine.prepared import TRACE_LEVELS as ENGINE_TRACE_LEVELS
 
     assert TRACE_LEVELS == ENGINE_TRACE_LEVELS
+
+
+def test_regua_version_is_the_one_in_pyproject():
+    import tomllib
+
+    import regua
+
+    with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as handle:
+        assert regua.__version__ == tomllib.load(handle)["project"]["version"]
+    result = regua_cli_version()
+    assert result.returncode == 0 and result.stdout.strip().endswith(f"version {regua.__version__}")
+
+
+def regua_cli_version():
+    return subprocess.run([sys.executable, "-m", "regua.cli", "--version"], capture_output=True, text=True)

@@ -1454,3 +1454,39 @@ def test_fired_of_a_failed_rule_fails_the_reader():
     # `and` short-circuits: below the limit, the failed deny rule is never read.
     decision = policy(FIRED).evaluate({"valor": 10, "limite": 1000, "restricoes": 0})
     assert {r.rule for r in error_reasons(decision)} == {"restricao_relevante"}
+
+
+def _long_policy(rules: int) -> str:
+    """More rules than one generated block holds, reading shared lets (one hoisted in every block,
+    one failing on b = 0) and a table, with `set` clauses and outputs."""
+    body = ["input\n  a: money\n  b: int\n\nlet razao = a / b\nlet dobro = a * 2\n",
+            "table faixa (first) by b\n  >= 10 -> 3\n  >= 5 -> 2\n  else -> 1\n"]
+    for n in range(rules):
+        if n % 3 == 0:
+            body.append(f"rule r{n}\n  when razao > {n} BRL\n  review \"R{n}\" \"razão {n}\"\n")
+        elif n % 3 == 1:
+            body.append(f"rule r{n}\n  when dobro > {10 * n} BRL and faixa >= 2\n  deny \"D{n}\" \"dobro {n}\"\n")
+        else:
+            body.append(f"rule r{n}\n  when b == {n}\n  approve\n  set limite = dobro\n")
+    body.append("output limite = dobro, f = faixa\n\ndefault approve\n")
+    return "\n".join(body)
+
+
+@pytest.mark.parametrize("data", [{"a": 500, "b": 0}, {"a": 500, "b": 7}, {"a": 90_000, "b": 11}, {"a": 1, "b": 2}])
+@pytest.mark.parametrize("trace", ["off", "rules", "full"])
+def test_long_policies_run_in_blocks_with_the_same_decisions_and_lines(monkeypatch, data, trace):
+    from regua.engine import codegen
+
+    body = _long_policy(3 * codegen.RULE_BLOCK + 7)
+    split = policy(body)
+    assert "def _B3(" in split.meta.generated_source
+    clear_memory_cache()
+    monkeypatch.setattr(codegen, "RULE_BLOCK", 10_000)
+    inline = policy(body)
+    assert "def _B0(" not in inline.meta.generated_source
+    clear_memory_cache()
+    a, b = split.evaluate(data, trace=trace, as_of=AS_OF), inline.evaluate(data, trace=trace, as_of=AS_OF)
+    assert a.to_dict() == b.to_dict()
+    if data["b"] == 0:
+        failed = error_reasons(a)
+        assert failed and all(r.error["line"] == line_of(body, "let razao") for r in failed)

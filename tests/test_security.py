@@ -27,7 +27,7 @@ D = "default approve\n"
 # built-ins aggregates compile to. Anything else would be a policy identifier leaking into code.
 GENERATED_NAME = re.compile(
     r"^(i|s|rt|v|e|r|c\d+|v\d+|_e|out|hit|fired|errors|trace|outputs|output_errors"
-    r"|l\d+|_[KLF]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
+    r"|l\d+|_[KLFBT]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception)$"
 )
@@ -55,9 +55,9 @@ def assert_generated_code_is_safe(prepared, policy_identifiers=()):
             assert GENERATED_NAME.match(node.id), f"policy text leaked into code as a name: {node.id!r}"
             assert node.id not in FORBIDDEN_CALLS
         elif isinstance(node, pyast.FunctionDef):
-            assert node.name in ("evaluate_fast", "evaluate_full") or re.fullmatch(r"_L\d+", node.name)
-            for arg in node.args.args:
-                assert arg.arg in ("s", "i", "rt")
+            assert node.name in ("evaluate_fast", "evaluate_full") or re.fullmatch(r"_[LBT]\d+", node.name)
+            for arg in node.args.args:  # rule blocks (_B<n>, _T<n>) also take the result lists
+                assert arg.arg in ("s", "i", "rt") or (node.name[1] in "BT" and arg.arg in ("fired", "errors", "trace"))
         elif isinstance(node, pyast.arg):
             assert arg_is_generated(node.arg)
         elif isinstance(node, pyast.Attribute):

@@ -88,16 +88,18 @@ import logging
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-import httpx
 import msgspec
 
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.plugins.connectors import BureauConnector, TransientError
 from regua.plugins.contracts import BureauReport
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 from regua.plugins.mapping import compile_mapping, identity_mapping, map_answer  # noqa: F401 — public here too
 
 from .http_client import AnswerTooSlow, HTTPClientMixin
+
+httpx = lazy_module("httpx")
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 

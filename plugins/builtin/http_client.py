@@ -12,9 +12,11 @@ import threading
 import time
 
 import certifi
-import httpx
 
 from regua.engine.connectors import ConnectorError
+from regua.plugins.lazy import lazy_module, preload
+
+httpx = lazy_module("httpx")
 
 #: Default cap on one answer's body: a bureau report is kilobytes; a runaway answer must not fill memory.
 MAX_ANSWER_BYTES = 5_000_000
@@ -51,6 +53,7 @@ class HTTPClientMixin:
     max_answer_bytes: int = MAX_ANSWER_BYTES
 
     def _init_client(self) -> None:
+        preload(httpx)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 

@@ -37,15 +37,17 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import msgspec
 
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.plugins.connectors import MonitoringSource, TransientError
 from regua.plugins.contracts import AlertBatch
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 
 from .http_client import AnswerTooSlow, HTTPClientMixin
+
+httpx = lazy_module("httpx")
 
 _DECODER = msgspec.json.Decoder(AlertBatch)
 _QUOTED = re.compile(r"'[^']*'")  # msgspec quotes the offending value: "Invalid enum value 'x'"

@@ -89,18 +89,20 @@ import urllib.parse
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import httpx
 import msgspec
-import sqlite_utils
 
 from regua.engine.brazil import BRASILIA
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.plugins.connectors import NegativationService, TransientError
 from regua.plugins.contracts import NegativationRecord, NegativationRequest, NegativationStatus
 from regua.plugins.hookspecs import hookimpl
+from regua.plugins.lazy import lazy_module
 from regua.plugins.mapping import get_path
 
 from .http_client import HTTPClientMixin
+
+httpx = lazy_module("httpx")
+sqlite_utils = lazy_module("sqlite_utils")
 
 log = logging.getLogger(__name__)
 

@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jinja2
 import msgspec
-import sqlite_utils
-from jinja2.sandbox import SandboxedEnvironment
 
 from regua.dsl.values import normalize_cnpj
 from regua.engine.connectors import ConnectorError
 from regua.plugins.connectors import NotificationChannel
 from regua.plugins.contracts import DeliveryReceipt, Notification
 from regua.plugins.formatting import documento, register_filters
+from regua.plugins.lazy import lazy_module
 from regua.plugins.runtime import Resilient
+
+jinja2 = lazy_module("jinja2")
+sqlite_utils = lazy_module("sqlite_utils")
 
 log = logging.getLogger("regua.notifications")
 
@@ -195,6 +196,8 @@ class TemplateRenderer:
     def __init__(self, extra_dirs: tuple[str, ...] = ()):
         loaders = [jinja2.FileSystemLoader(str(d)) for d in extra_dirs if d]
         loaders.append(jinja2.FileSystemLoader(str(TEMPLATES_DIR)))
+        from jinja2.sandbox import SandboxedEnvironment
+
         self.env = SandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm"), default_for_string=False,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import msgspec
 
 from regua.engine.connectors import ConnectorError
 from regua.plugins.connectors import TransientError
 from regua.plugins.contracts import DeliveryReceipt, Notification
+from regua.plugins.lazy import lazy_module
 
 from .common import TemplatedChannel, _ssl_context
+
+httpx = lazy_module("httpx")
 
 
 def _json_safe(value):
