@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import ast
 from .parser import parse
+from .source import code_chars
 
 INDENT = "  "
 
@@ -31,18 +32,8 @@ def scan_comments(source: str) -> list[Comment]:
     found = []
     # Only "\n" ends a line for the lexer; str.splitlines() would also split on \x0c, \u2028…
     for number, line in enumerate(source.split("\n"), start=1):
-        in_string = escaped = False
-        for column, char in enumerate(line):
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif char == "\\":
-                    escaped = True
-                elif char == '"':
-                    in_string = False
-            elif char == '"':
-                in_string = True
-            elif char == "#":
+        for column, char in code_chars(line):
+            if char == "#":
                 found.append(Comment(number, line[column:].rstrip(), bool(line[:column].strip())))
                 break
     return found

@@ -17,6 +17,7 @@ from lark.indenter import DedentError, Indenter
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
 from .limits import check_nesting
+from .source import code_chars
 from .syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES, TERMINAL_WORDS
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
@@ -584,18 +585,8 @@ def _item_starts(lines: list[str]) -> tuple[list[int], dict[int, int]]:
             if depth:
                 unclosed[number] = opened
             depth = 0
-        in_string = escaped = False
-        for char in line:
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif char == "\\":
-                    escaped = True
-                elif char == '"':
-                    in_string = False
-            elif char == '"':
-                in_string = True
-            elif char == "#":
+        for _, char in code_chars(line):
+            if char == "#":
                 break
             elif char in "([{":
                 depth += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from .diagnostics import NO_SPAN, Diagnostic, PolicyError, Span
@@ -42,3 +43,21 @@ def read_policy(path: str | Path) -> str:
         raise _unreadable(path, f"is not UTF-8 text (byte 0x{data[error.start]:02x}); save it as UTF-8",
                           Span(line, column)) from None
     return text.removeprefix("\ufeff")
+
+
+def code_chars(line: str) -> Iterator[tuple[int, str]]:
+    """(column, character) of one source line outside string literals (single-line, double-quoted,
+    backslash escapes); a `#` outside a string is yielded too: the comment starts there."""
+    in_string = escaped = False
+    for column, char in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        else:
+            yield column, char
