@@ -425,7 +425,6 @@ class Checker:
 
     def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
         """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
-        rules = self.policy.rules
         by_name = self.typer.rule_names
         found = []
         for node in ast.walk(rule.condition):
@@ -434,15 +433,18 @@ class Checker:
                 if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
                     found.append((by_name[arg.name], node))
                 elif getattr(arg, "ref", None) == "action":
-                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
+                    # policy.rules is a scan of every item: only here, not once per rule checked
+                    found += [(other, node) for other in self.policy.rules
+                              if other is not rule and other.action.verb == arg.name]
         return found
 
     def order_rules(self) -> None:
         """Rules run in declaration order, except that a rule reading fired(x) runs after x (E303 for a
         cycle, located at the fired() that closes it)."""
         rules = self.policy.rules
-        after = {r.index: sorted({o.index for o, _ in self.rule_references(r)}) for r in rules}
-        calls = {(r.index, o.index): call for r in rules for o, call in self.rule_references(r)}
+        references = {r.index: self.rule_references(r) for r in rules}
+        after = {r.index: sorted({o.index for o, _ in references[r.index]}) for r in rules}
+        calls = {(r.index, o.index): call for r in rules for o, call in references[r.index]}
         state: dict[int, int] = {}
         order: list[int] = []
         for root in range(len(rules)):

@@ -317,6 +317,8 @@ class Linter:
         worst = max(self.severities.values())
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
         reads_fired = {id(r): _reads_fired(r.condition) for r in rules}
+        # Each condition is taken apart once, not once per pair it is compared in.
+        summaries = {id(r): Condition(r.condition) for r in rules}
         budget = COVERED_PAIRS
         denies: list = []  # earlier rules of the most severe action, in order
         for rule in rules:
@@ -325,7 +327,7 @@ class Linter:
                     budget -= 1
                     if budget < 0:
                         return
-                    if implies(rule.condition, earlier.condition):
+                    if summaries[id(rule)].implies(summaries[id(earlier)]):
                         self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
                                          f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
                                          f"{earlier.span.line}) fires too", rule.condition.span,
@@ -346,15 +348,31 @@ def _reads_fired(e: ast.Expr) -> bool:
 def implies(a: ast.Expr, b: ast.Expr) -> bool:
     """Whether condition `a` being true makes `b` true: each conjunct of b is a conjunct of a (same
     text) or a comparison that a's comparisons on the same value already satisfy."""
-    from .formatter import expr as text
+    return Condition(a).implies(Condition(b))
 
-    mine = conjuncts(a)
-    texts = {text(part) for part in mine}
-    intervals = _and_interval(mine)
-    for part in conjuncts(b):
-        if text(part) in texts:
-            continue
-        c = comparison(part)
-        if c is None or c[0] not in intervals or not intervals[c[0]][1].within(c[2]):
-            return False
-    return True
+
+class Condition:
+    """A condition taken apart for `implies`: its conjuncts' texts, the interval its comparisons
+    allow for each value, and each conjunct with its comparison."""
+
+    def __init__(self, e: ast.Expr):
+        from .formatter import expr as text
+
+        mine = conjuncts(e)
+        self.parts = [(text(part), part) for part in mine]
+        self.texts = {t for t, _ in self.parts}
+        self.intervals = _and_interval(mine)
+        self._comparisons: list | None = None
+
+    def comparisons(self) -> list:
+        if self._comparisons is None:
+            self._comparisons = [(t, comparison(part)) for t, part in self.parts]
+        return self._comparisons
+
+    def implies(self, other: "Condition") -> bool:
+        for part_text, c in other.comparisons():
+            if part_text in self.texts:
+                continue
+            if c is None or c[0] not in self.intervals or not self.intervals[c[0]][1].within(c[2]):
+                return False
+        return True
