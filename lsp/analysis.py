@@ -20,6 +20,8 @@ from regua.dsl.diagnostics import Diagnostic, PolicyError, Span
 from regua.dsl.environment import Environment
 from regua.dsl.parser import parse
 
+from .incremental import ItemCache
+
 # A symbol: (kind, name). Kinds: input, let, table, rule, enum, record, enum_value ("porte.mei"),
 # output, test.
 Key = tuple[str, str]
@@ -78,10 +80,11 @@ def name_span(line: int, column: int, name: str) -> Span:
     return Span(line, column, line, column + len(name))
 
 
-def analyse(text: str, file: str, env: Environment) -> Analysis:
-    """Parse and check `text` as `regua check` does; index the names of whatever parsed."""
+def analyse(text: str, file: str, env: Environment, cache: ItemCache | None = None) -> Analysis:
+    """Parse and check `text` as `regua check` does; index the names of whatever parsed. With a
+    cache (one per open document), only the items that changed since the last text are parsed."""
     try:
-        policy = parse(text, file)
+        policy = cache.parse(text, file) if cache is not None else parse(text, file)
     except PolicyError as error:
         return Analysis(text, file, list(error.diagnostics))
     checker = Checker(policy, env)

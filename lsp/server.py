@@ -24,6 +24,7 @@ from regua.dsl.formatter import format_source
 
 from . import features
 from .analysis import Analysis, analyse
+from .incremental import ItemCache
 from .positions import Positions
 
 log = logging.getLogger("regua.lsp")
@@ -45,6 +46,7 @@ class ReguaLanguageServer(LanguageServer):
         self.analyses: dict[str, tuple[str, Analysis]] = {}  # uri -> (text analysed, analysis)
         self.parsed: dict[str, Analysis] = {}  # uri -> the latest analysis of a text that parsed
         self.pending: dict[str, asyncio.Task] = {}
+        self.caches: dict[str, ItemCache] = {}  # uri -> the parsed items of its latest texts
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regua-analysis")
 
     @property
@@ -60,7 +62,7 @@ class ReguaLanguageServer(LanguageServer):
     def _analyse(self, uri: str, text: str) -> Analysis:
         started = time.perf_counter()
         try:
-            analysis = analyse(text, _path(uri), self.env)
+            analysis = analyse(text, _path(uri), self.env, self.caches.setdefault(uri, ItemCache()))
         except Exception as error:  # any failure of the checker is said in the editor, never a crash
             log.exception("analysis of %s failed", uri)
             analysis = Analysis(text, _path(uri), [], internal_error=f"{type(error).__name__}: {error}")
@@ -150,6 +152,7 @@ def did_close(ls: ReguaLanguageServer, params: lsp.DidCloseTextDocumentParams) -
         task.cancel()
     ls.analyses.pop(uri, None)
     ls.parsed.pop(uri, None)
+    ls.caches.pop(uri, None)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
 
