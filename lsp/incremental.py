@@ -47,13 +47,21 @@ class ItemCache:
             header = parse("\n".join(lines[: cuts[0]]) + "\n", file) if cuts[0] else None
             if header is None or header.items:
                 return parse(text, file)
-            items: list[ast.Node] = []
             bounds = cuts + [len(lines) - 1]
-            used: set[str] = set()
-            for start, end in zip(bounds, bounds[1:]):
-                items += self._piece("\n".join(lines[start:end]) + "\n", start + 1, used)
+            pieces = ["\n".join(lines[start:end]) + "\n" for start, end in zip(bounds, bounds[1:])]
+            found = self._pieces(pieces)
         except PolicyError:
             return parse(text, file)  # the parser's own errors, recovery and all
+        # Only now that every piece parsed are reused ones touched: until then they still belong to
+        # the last analysis (the editor's hover and completion may be reading it).
+        items: list[ast.Node] = []
+        for (piece, nodes, line, keep), start in zip(found, bounds):
+            # The checker writes on the nodes (types, what names refer to): a reused piece starts
+            # afresh, so it is checked exactly as one just parsed.
+            _refresh(nodes, start + 1 - line)
+            if keep:
+                self.pieces[piece] = (nodes, start + 1)
+            items += nodes
         if len(self.pieces) > MAX_CACHED:
             self.pieces.clear()
         # The parser's span of the whole policy runs to the line after the last newline.
@@ -62,22 +70,20 @@ class ItemCache:
         policy.name_span, policy.kind_span = header.name_span, header.kind_span
         return policy
 
-    def _piece(self, piece: str, first_line: int, used: set[str]) -> list[ast.Node]:
-        cached = self.pieces.get(piece) if piece not in used else None
-        if cached is None:
-            self.parsed += 1
-            items = parse(PREFIX + piece).items
-            cached = (items, 2)
-        else:
-            self.reused += 1
-        items, line = cached
-        # The checker writes on the nodes (types, what names refer to): a reused piece starts afresh,
-        # so it is checked exactly as a piece just parsed.
-        _refresh(items, first_line - line)
-        if piece not in used:  # the same text twice in a policy (two equal tests): the second is its own
-            self.pieces[piece] = (items, first_line)
+    def _pieces(self, pieces: list[str]) -> list[tuple[str, list[ast.Node], int, bool]]:
+        """(piece, its items, the line they are at, whether to keep them) for each piece, parsing only
+        the new ones; PolicyError when one does not parse."""
+        found, used = [], set()
+        for piece in pieces:
+            cached = self.pieces.get(piece) if piece not in used else None
+            if cached is None:  # new, or the same text twice in a policy (two equal tests): its own nodes
+                self.parsed += 1
+                cached = (parse(PREFIX + piece).items, 2)
+            else:
+                self.reused += 1
+            found.append((piece, *cached, piece not in used))
             used.add(piece)
-        return items
+        return found
 
 
 def _item_starts(text: str) -> list[int] | None:
