@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import unicodedata
 
 from regua.dsl import ast
@@ -25,6 +26,7 @@ from regua.dsl.source import code_chars
 # dsl.parser's item keywords: a line at the margin starting with one of them starts an item.
 ITEM_WORDS = frozenset(("description", "input", "record", "enum", "let", "rule", "step", "table", "default", "on",
                         "output", "test"))
+BRACKETS = re.compile(r"[()\[\]{}]")
 PREFIX = "policy p kind credit\n"  # what a piece is parsed behind; its first line is line 2
 MAX_CACHED = 20_000
 
@@ -103,6 +105,8 @@ def _item_starts(text: str) -> list[int] | None:
             starts.append(index)
         elif word and not header_seen:
             return None
+        if not BRACKETS.search(line):
+            continue  # most lines: nothing to count, and no need to walk them character by character
         for _, char in code_chars(line):
             if char == "#":
                 break
