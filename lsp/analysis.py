@@ -11,6 +11,7 @@ only indexes where the checker's names are declared and used.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 from regua.dsl import ast
@@ -42,16 +43,38 @@ class Analysis:
     diagnostics: list[Diagnostic]
     policy: ast.Policy | None = None
     checker: Checker | None = None
-    occurrences: list[Occurrence] = field(default_factory=list)
-    definitions: dict[Key, Occurrence] = field(default_factory=dict)
-    # Expression nodes with a span, for hover: (span of the part to hover, node).
-    targets: list[tuple[Span, object]] = field(default_factory=list)
     # Set when the checker itself failed on the text (a bug): said in the editor, never a crash.
     internal_error: str | None = None
+    _index: tuple | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def parsed(self) -> bool:
         return self.policy is not None
+
+    def index(self) -> tuple[list[Occurrence], dict[Key, Occurrence], list[tuple[Span, object]]]:
+        """Where every name is declared and used, and the expression nodes hover can describe; made
+        on first use (diagnostics do not need it: the server makes it after publishing them)."""
+        with self._lock:
+            if self._index is None:
+                indexer = _Indexer(self)
+                if self.parsed:
+                    indexer.run()
+                self._index = (indexer.occurrences, indexer.definitions, indexer.targets)
+            return self._index
+
+    @property
+    def occurrences(self) -> list[Occurrence]:
+        return self.index()[0]
+
+    @property
+    def definitions(self) -> dict[Key, Occurrence]:
+        return self.index()[1]
+
+    @property
+    def targets(self) -> list[tuple[Span, object]]:
+        """Expression nodes with a span, for hover: (span of the part to hover, node)."""
+        return self.index()[2]
 
     def occurrence_at(self, line: int, column: int) -> Occurrence | None:
         """The symbol occurrence under a 1-based position (the innermost one)."""
@@ -93,9 +116,7 @@ def analyse(text: str, file: str, env: Environment, cache: ItemCache | None = No
         diagnostics = checker.bag.sorted()
     except PolicyError as error:
         diagnostics = list(error.diagnostics)
-    analysis = Analysis(policy.source, file, diagnostics, policy, checker)
-    _Indexer(analysis).run()
-    return analysis
+    return Analysis(policy.source, file, diagnostics, policy, checker)
 
 
 # ---- the index --------------------------------------------------------------------------------------
@@ -133,16 +154,18 @@ def root_expressions(policy: ast.Policy):
 
 class _Indexer:
     def __init__(self, analysis: Analysis):
-        self.a = analysis
         self.policy = analysis.policy
         self.checker = analysis.checker
         self.lines = analysis.text.split("\n")
+        self.occurrences: list[Occurrence] = []
+        self.definitions: dict[Key, Occurrence] = {}
+        self.targets: list[tuple[Span, object]] = []
 
     def add(self, key: Key, span: Span, definition: bool, node=None) -> None:
         occurrence = Occurrence(key, span, definition, node)
-        self.a.occurrences.append(occurrence)
+        self.occurrences.append(occurrence)
         if definition:
-            self.a.definitions.setdefault(key, occurrence)
+            self.definitions.setdefault(key, occurrence)
 
     def run(self) -> None:
         self.declarations()
@@ -202,16 +225,16 @@ class _Indexer:
     def expression(self, root: ast.Expr) -> None:
         for node in ast.walk(root):
             if isinstance(node, ast.Name):
-                self.a.targets.append((node.span, node))
+                self.targets.append((node.span, node))
                 if node.ref in ("input", "let", "table", "rule"):
                     self.add((node.ref, node.name), node.span, False, node)
             elif isinstance(node, ast.Attribute):
                 end = Span(node.span.end_line, node.span.end_column - len(node.attr), node.span.end_line,
                            node.span.end_column)
-                self.a.targets.append((end, node))
+                self.targets.append((end, node))
             elif isinstance(node, ast.Call):
                 length = len(node.func) + (len(node.namespace) + 1 if node.namespace else 0)
-                self.a.targets.append((name_span(node.span.line, node.span.column, "x" * length), node))
+                self.targets.append((name_span(node.span.line, node.span.column, "x" * length), node))
             elif isinstance(node, ast.Binary) and node.op in ("==", "!="):
                 self.enum_literals(node.left.type, [node.right])
                 self.enum_literals(node.right.type, [node.left])
@@ -246,6 +269,6 @@ class _Indexer:
             for stmt in test.statements:
                 if stmt.kind == "given":
                     for name, value, span in stmt.value:
-                        if ("input", name) in self.a.definitions:
+                        if ("input", name) in self.definitions:
                             self.add(("input", name), name_span(span.line, span.column, name), False, stmt)
                             self.enum_literals(self.checker.symbols[name].type, [value])

@@ -109,6 +109,9 @@ class ReguaLanguageServer(LanguageServer):
                                               f"the checker failed on this text ({internal}); please report it",
                                               lsp.DiagnosticSeverity.Error, code="internal", source=features.SOURCE))
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
+        # Then, off the editor's thread and before any later analysis, the index hover and
+        # definition read (the diagnostics did not wait for it).
+        asyncio.get_running_loop().run_in_executor(self.worker, analysis.index)
 
     def schedule(self, uri: str, delay: float) -> None:
         previous = self.pending.pop(uri, None)
