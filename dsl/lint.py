@@ -16,6 +16,7 @@ from . import ast
 from . import types as T
 from .constants import NotConstant, constant
 from .diagnostics import DiagnosticBag
+from .formatter import expr as text
 
 ORDERED = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.DATE)
 FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
@@ -113,11 +114,19 @@ def bounds_of(e: ast.Expr) -> Interval | None:
     return None
 
 
-def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
+def comparison(e: ast.Expr, memo: dict | None = None) -> tuple[str, ast.Expr, Interval] | None:
     """(subject text, subject, allowed interval) for `subject op constant` (either side) or
-    `subject in a..b`, on an ordered type; None for anything else."""
-    from .formatter import expr as text
+    `subject in a..b`, on an ordered type; None for anything else. A linter run passes its `memo`:
+    the same comparison is read by several warnings, and taken apart once."""
+    if memo is None:
+        return _comparison(e)
+    key = id(e)  # the nodes live as long as the run: an id is not reused meanwhile
+    if key not in memo:
+        memo[key] = _comparison(e)
+    return memo[key]
 
+
+def _comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
     if isinstance(e, ast.Binary) and e.op in FLIP:
         left, right, op = e.left, e.right, e.op
         if not _subject(left):
@@ -154,10 +163,10 @@ def _universe(subject: ast.Expr) -> Interval:
     return bounds_of(subject) or EVERYTHING
 
 
-def _and_interval(parts: list[ast.Expr]) -> dict[str, tuple[ast.Expr, Interval]]:
+def _and_interval(parts: list[ast.Expr], memo: dict | None = None) -> dict[str, tuple[ast.Expr, Interval]]:
     found: dict[str, tuple[ast.Expr, Interval]] = {}
     for part in parts:
-        c = comparison(part)
+        c = comparison(part, memo)
         if c is None:
             continue
         label, subject, interval = c
@@ -202,6 +211,7 @@ class Linter:
         self.policy = policy
         self.bag = bag
         self.severities = severities
+        self.memo: dict = {}  # comparison() of each node, for this run
 
     def run(self, declared_inputs: bool) -> None:
         if declared_inputs:
@@ -275,7 +285,7 @@ class Linter:
             if isinstance(node, ast.Binary) and node.op == "and":
                 parts = ast.chain(node)[0]
                 reported |= {id(link) for link in ast.chain(node)[1]}
-                for label, (_subject, interval) in _and_interval(parts).items():
+                for label, (_subject, interval) in _and_interval(parts, self.memo).items():
                     if interval.empty:
                         self.bag.warning("W605", f"this can never be true: no value of {label} satisfies every "
                                          "comparison", node.span, "check the limits (`>` for `<`?)")
@@ -285,7 +295,7 @@ class Linter:
                 reported |= {id(link) for link in ast.chain(node)[1]}
                 groups: dict[str, list] = {}
                 for part in parts:
-                    c = comparison(part)
+                    c = comparison(part, self.memo)
                     if c is not None:
                         groups.setdefault(c[0], []).append(c)
                 for label, found in groups.items():
@@ -294,7 +304,7 @@ class Linter:
                                          "of the comparisons", node.span, "check the limits")
                         break
             else:
-                c = comparison(node)
+                c = comparison(node, self.memo)
                 if c is None:
                     continue
                 label, subject, interval = c
@@ -318,7 +328,7 @@ class Linter:
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
         reads_fired = {id(r): _reads_fired(r.condition) for r in rules}
         # Each condition is taken apart once, not once per pair it is compared in.
-        summaries = {id(r): Condition(r.condition) for r in rules}
+        summaries = {id(r): Condition(r.condition, self.memo) for r in rules}
         budget = COVERED_PAIRS
         denies: list = []  # earlier rules of the most severe action, in order
         for rule in rules:
@@ -355,18 +365,17 @@ class Condition:
     """A condition taken apart for `implies`: its conjuncts' texts, the interval its comparisons
     allow for each value, and each conjunct with its comparison."""
 
-    def __init__(self, e: ast.Expr):
-        from .formatter import expr as text
-
+    def __init__(self, e: ast.Expr, memo: dict | None = None):
         mine = conjuncts(e)
         self.parts = [(text(part), part) for part in mine]
         self.texts = {t for t, _ in self.parts}
-        self.intervals = _and_interval(mine)
+        self.intervals = _and_interval(mine, memo)
+        self.memo = memo
         self._comparisons: list | None = None
 
     def comparisons(self) -> list:
         if self._comparisons is None:
-            self._comparisons = [(t, comparison(part)) for t, part in self.parts]
+            self._comparisons = [(t, comparison(part, self.memo)) for t, part in self.parts]
         return self._comparisons
 
     def implies(self, other: "Condition") -> bool:
