@@ -224,11 +224,14 @@ class Checker:
             typ = self._resolve_type(f.type_ref)
             default = None
             if f.default is not None:
-                default = self._constant_of_type(f.default, typ, f"default of '{f.name}'", "E204")
+                default = self._constant_of_type(f.default, typ, f"default of '{f.name}'", "E204", cents=True)
             specs.append(T.FieldSpec(f.name, typ, required=f.default is None, default=default))
         return tuple(specs)
 
-    def _constant_of_type(self, expr: ast.Expr, typ: T.Type, what: str, code: str, path: str = ""):
+    def _constant_of_type(self, expr: ast.Expr, typ: T.Type, what: str, code: str, path: str = "",
+                          cents: bool = False):
+        """The constant's value as `typ`; `cents` for values that stand for an input (defaults, a
+        test's `given`): money in whole centavos, as a caller must send it."""
         try:
             value = constant(expr)
         except NotConstant:
@@ -243,7 +246,7 @@ class Checker:
                            T.describe_mismatch("+", expected, literal))
             return None
         try:
-            return coerce(value, typ, "")
+            return coerce(value, typ, "", cents=cents)
         except CoercionError as error:
             where = f"{error.path} " if error.path else ""
             self.bag.error(code, f"the {what} does not fit {typ}: {where}{error.message}", expr.span)
@@ -527,7 +530,7 @@ class Checker:
                             self.bag.error("E501", f"'{name}' is not an input", span, did_you_mean(name, fields))
                             continue
                         given.add(name)
-                        self._constant_of_type(value, fields[name].type, f"value of '{name}'", "E501", name)
+                        self._constant_of_type(value, fields[name].type, f"value of '{name}'", "E501", name, cents=True)
                 elif stmt.kind in ("fixture", "failure"):
                     spec = self.env.connectors.get(stmt.name)
                     if spec is None:

@@ -118,7 +118,9 @@ class PreparedPolicy:
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
         self._connector_names = [spec.qualified_name for spec in meta.connectors]
-        self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
+        # Inputs are what a caller sends: money in whole centavos (MONEY_PRECISION otherwise).
+        self._fields = [(f.name, f.required, f.default, coercer(f.type, cents=True))
+                        for f in meta.input_type.fields]
 
     def _full(self, inputs, slots, rt):
         if self._full_function is None:

@@ -133,7 +133,9 @@ BAD_REQUESTS = [
     ("POST", "/evaluate", {"content": b'{"input": {'}, 400, "MALFORMED_JSON", set()),
     ("POST", "/evaluate", {"content": b"\xff\xfe garbage"}, 400, "MALFORMED_JSON", set()),
     ("POST", "/evaluate", {"content": b'{"input": {}, "policy": "credito_b2b"'}, 400, "MALFORMED_JSON", set()),
-    ("POST", "/evaluate", {"content": b'{"input": {"valor_pedido": 1e999}}'}, 400, "MALFORMED_JSON", set()),
+    # A JSON number is read from its text, never through a float: 1e999 is a number too large, not bad JSON.
+    ("POST", "/evaluate/credito_b2b", {"content": b'{"input": {"valor_pedido": 1e999}}'}, 422, "INVALID_INPUT",
+     {"input.valor_pedido"}),
     ("POST", "/evaluate", {"content": b'{"input": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}"}, 400, "MALFORMED_JSON",
      set()),  # deeper than the decoder's recursion limit
     ("POST", "/evaluate", {"content": b""}, 400, "EMPTY_BODY", set()),
