@@ -20,6 +20,7 @@ from regua.dsl.environment import ConnectorSpec
 from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
 
 from . import runtime
+from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
 from .evaluation import Combiner, EvalContext, answer_coercers
@@ -189,9 +190,10 @@ class PreparedPolicy:
         if trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.rules_trace(fired, errors))
+                                         trace_shape.rules_level(self.meta, self._combiner, fired, errors))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
+            full = self._combiner.full_trace(rule_trace, slots)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.full_trace(rule_trace, slots))
+                                         trace_shape.full_level(self.meta, full))
         raise ValueError(f"trace must be one of {', '.join(TRACE_LEVELS)}")

@@ -219,7 +219,7 @@ def test_eval_prints_the_decision_as_json(tmp_path):
     assert [(r["code"], r["rule"]) for r in decision["reasons"]] == [("DENTRO_DO_LIMITE", None)]
     assert all({"code", "message", "rule"} <= set(r) for r in decision["reasons"])
     assert decision["reasons"][0]["message"].startswith("Pedido dentro do limite")
-    assert decision["trace"] == []
+    assert decision["trace"] == {"level": "rules", "rules": [], "values": {}, "tables": {}}
     assert "11222333000181" not in result.stdout and "11.222.333/0001-81" not in result.stdout
 
 
