@@ -62,6 +62,22 @@ class CheckedPolicy:
 
 
 
+def fired_references(rule: ast.Rule, rules: list[ast.Rule], by_name: dict[str, ast.Rule]
+                     ) -> list[tuple[ast.Rule, ast.Expr]]:
+    """The rules whose result `rule`'s condition reads through fired(...), with the reading call:
+    fired(NAME) reads that rule, fired(VERB) every other rule with that action. Needs the checker's
+    name resolution (the argument's `ref`); used for the rule order and by `regua graph`."""
+    found = []
+    for node in ast.walk(rule.condition):
+        if isinstance(node, ast.Call) and node.resolved == "fired" and node.args:
+            arg = node.args[0]
+            if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
+                found.append((by_name[arg.name], node))
+            elif getattr(arg, "ref", None) == "action":
+                found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
+    return found
+
+
 class Checker:
     def __init__(self, policy: ast.Policy, env: Environment):
         self.policy = policy
@@ -428,17 +444,7 @@ class Checker:
 
     def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
         """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
-        rules = self.policy.rules
-        by_name = self.typer.rule_names
-        found = []
-        for node in ast.walk(rule.condition):
-            if isinstance(node, ast.Call) and node.resolved == "fired" and node.args:
-                arg = node.args[0]
-                if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
-                    found.append((by_name[arg.name], node))
-                elif getattr(arg, "ref", None) == "action":
-                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
-        return found
+        return fired_references(rule, self.policy.rules, self.typer.rule_names)
 
     def order_rules(self) -> None:
         """Rules run in declaration order, except that a rule reading fired(x) runs after x (E303 for a
