@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from regua.dsl import ast
 from regua.dsl.ast import free_names, walk
-from regua.dsl.checker import CheckedPolicy, fired_references
+from regua.dsl.checker import CheckedPolicy
 from regua.dsl.formatter import step_day
+from regua.dsl.rule_order import fired_references
 
 
 @dataclass(frozen=True)
