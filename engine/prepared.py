@@ -166,8 +166,9 @@ class PreparedPolicy:
         return out
 
     def evaluate(self, data: Mapping[str, Any], *, connectors: Connectors | None = None, trace: str = "off",
-                 as_of: dt.date | None = None) -> Decision:
-        return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of)
+                 as_of: dt.date | None = None, deadline: float | None = None) -> Decision:
+        return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of,
+                                       deadline=deadline)
 
     def evaluate_raw(self, inputs: dict, as_of: dt.date, connectors: Connectors | None = None):
         """The generated code's own results for validated inputs, without building a Decision:
@@ -177,9 +178,12 @@ class PreparedPolicy:
         return self._fast(inputs, [runtime.UNSET] * self._nslots, rt)
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
-                           as_of: dt.date | None = None) -> Decision:
-        """Evaluate inputs that already went through validate()."""
-        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers)
+                           as_of: dt.date | None = None, deadline: float | None = None) -> Decision:
+        """Evaluate inputs that already went through validate(). `deadline` (time.monotonic()):
+        when every connector lookup of this decision must have answered; past it, a lookup is
+        unavailable (CONNECTOR_TIMEOUT) and the policy's `on error` (or its `available()` rules) decide."""
+        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers,
+                         deadline)
         slots = [runtime.UNSET] * self._nslots
         if trace == "off":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)

@@ -46,6 +46,11 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 1_048_576
     #: Most items in one POST /evaluate/batch.
     batch_max_items: int = 1000
+    #: Seconds one decision may spend waiting on all its connector lookups together (retries and
+    #: the wait for a free lookup thread included), counted from the request's arrival. A lookup
+    #: that has not answered by then is unavailable (CONNECTOR_TIMEOUT): the policy's `available()`
+    #: rules or its `on error` decide.
+    connector_budget: float = 8.0
     #: One log line per request (masked). Off by default: the decision log and /metrics cover traffic.
     access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
@@ -216,6 +221,8 @@ def _validate(settings: Settings, where: str) -> None:
                         "names the creditor: name, address and CNPJ; CDC art. 42-A)")
     if settings.server.workers < 1:
         problems.append("server.workers: must be at least 1")
+    if not settings.server.connector_budget > 0:
+        problems.append("server.connector_budget: must be more than 0 seconds")
     if settings.server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes: must be at least 1024")
     if settings.store.retention_days < 0:

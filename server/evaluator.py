@@ -65,8 +65,9 @@ class Evaluation(msgspec.Struct):
 
 class Evaluator:
     def __init__(self, policies: PolicyService, connectors: Connectors, store: Store, log: DecisionLog,
-                 metrics: Metrics, durability: str = "batched", today=brazil.today):
+                 metrics: Metrics, durability: str = "batched", today=brazil.today, connector_budget: float = 8.0):
         self.policies = policies
+        self.connector_budget = connector_budget
         self.connectors = connectors
         self.store = store
         self.log = log
@@ -96,6 +97,7 @@ class Evaluator:
                        request_id: str | None = None, api_key: str | None = None,
                        path_name: str | None = None) -> Evaluation:
         started = time.perf_counter()
+        deadline = time.monotonic() + self.connector_budget  # one budget for all the decision's lookups
         active = self.resolve(name, path_name)
         prepared = active.prepared
         try:
@@ -117,7 +119,8 @@ class Evaluator:
             decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today)
         else:
             decision = await anyio.to_thread.run_sync(
-                lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today))
+                lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
+                                                    deadline=deadline))
         decision_id = None if dry_run else new_decision_id()
         result = decision.to_dict()
         elapsed = time.perf_counter() - started

@@ -107,7 +107,8 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
-                          settings.store.durability, **evaluator_kwargs)
+                          settings.store.durability, connector_budget=settings.server.connector_budget,
+                          **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
