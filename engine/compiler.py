@@ -114,6 +114,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         warnings=checked.warnings,
         graph=graph.to_dict(),
         full_start=generated.full_start,
+        input_loops=generated.input_loops,
     )
     return meta, code
 

@@ -26,10 +26,11 @@ from .decision import ConnectorCall, Decision, Reason
 class EvalContext:
     """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups."""
 
-    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "deadline")
+    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "deadline",
+                 "budget", "room", "cpu_deadline")
 
     def __init__(self, today: dt.date, connectors: Connectors | None, names: list[str], coercers,
-                 deadline: float | None = None):
+                 deadline: float | None = None, budget: float | None = None):
         self.today = today
         self.connectors = connectors
         self.names = names
@@ -39,6 +40,10 @@ class EvalContext:
         #: time.monotonic() by which every lookup of this decision must have answered (None: no
         #: decision-wide limit, only each connector's own). See _call and prefetch.
         self.deadline = deadline
+        # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
+        self.budget = budget
+        self.room = runtime.CHECK_EVERY
+        self.cpu_deadline: float | None = None
 
     def lookup(self, index: int, args: tuple):
         key = (index, args)

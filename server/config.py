@@ -51,6 +51,11 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: that has not answered by then is unavailable (CONNECTOR_TIMEOUT): the policy's `available()`
     #: rules or its `on error` decide.
     connector_budget: float = 8.0
+    #: Seconds of CPU one evaluation may spend going through lists (comprehensions, `in`, sums);
+    #: past it the rules still computing fail with EVALUATION_TIMEOUT and `on error` decides.
+    evaluation_budget: float = 1.0
+    #: Most items in any list of an input, at any depth (more: 422 TOO_MANY_ITEMS at its path).
+    max_list_items: int = 10_000
     #: One log line per request (masked). Off by default: the decision log and /metrics cover traffic.
     access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
@@ -223,6 +228,10 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.workers: must be at least 1")
     if not settings.server.connector_budget > 0:
         problems.append("server.connector_budget: must be more than 0 seconds")
+    if not settings.server.evaluation_budget > 0:
+        problems.append("server.evaluation_budget: must be more than 0 seconds")
+    if settings.server.max_list_items < 1:
+        problems.append("server.max_list_items: must be at least 1")
     if settings.server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes: must be at least 1024")
     if settings.store.retention_days < 0:

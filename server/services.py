@@ -108,7 +108,8 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     evaluator_kwargs = {"today": today} if today is not None else {}
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,
-                          **evaluator_kwargs)
+                          evaluation_budget=settings.server.evaluation_budget,
+                          max_list_items=settings.server.max_list_items, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
