@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "E402": "overlapping rows in a unique table",
     "E403": "wrong number of cells",
     "W404": "table does not cover every value",
+    "W405": "table too large to analyse whole",
     "E501": "invalid test",
     "W601": "input never read",
     "W602": "let never read",
