@@ -11,6 +11,7 @@ import copy
 import datetime as dt
 import difflib
 import linecache
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -26,6 +27,11 @@ from .evaluation import Combiner, EvalContext, answer_coercers
 
 TRACE_LEVELS = ("off", "rules", "full")
 _IMMUTABLE = frozenset((Decimal, Percent, int, str, bool, float, dt.date, dt.timedelta, BusinessDays, type(None)))
+
+
+def _forget_lines(filename: str, lines: tuple) -> None:
+    if linecache.cache.get(filename) is lines:
+        linecache.cache.pop(filename, None)
 
 
 def _has_list(typ, _seen: frozenset = frozenset()) -> bool:
@@ -103,8 +109,11 @@ class PreparedPolicy:
     def __init__(self, meta: PolicyMeta, code, functions: dict | None = None):
         """`functions`: FunctionSpecs by name (built-ins plus plugins) the generated code may call."""
         self.meta = meta
-        linecache.cache[meta.code_filename] = (
-            len(meta.generated_source), None, meta.generated_source.splitlines(True), meta.code_filename)
+        # The generated lines, for tracebacks; dropped with the last PreparedPolicy that set them
+        # (a server publishing version after version must not keep every version's code).
+        lines = (len(meta.generated_source), None, meta.generated_source.splitlines(True), meta.code_filename)
+        linecache.cache[meta.code_filename] = lines
+        weakref.finalize(self, _forget_lines, meta.code_filename, lines)
         if functions is None:
             from .builtins import default_environment
 
