@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "E004": "inconsistent indentation",
     "E005": "invalid literal",
     "E006": "nested too deeply",
+    "E007": "policy or literal too large",
     "E101": "undefined name",
     "E102": "duplicate name",
     "E103": "duplicate rule",

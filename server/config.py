@@ -87,6 +87,11 @@ class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sync_interval: float = 1.0
     #: Compiled-policy cache folder (empty: memory only).
     cache_dir: str = ""
+    #: Longest policy text accepted, in characters (E007 beyond; parsing costs ~85 bytes of
+    #: memory per character: a 100,000-rule policy is ~15 million characters).
+    max_source_chars: int = 16_000_000
+    #: Longest single text literal, name or number in a policy, in characters (E007 beyond).
+    max_literal_chars: int = 10_000
 
 
 class ApiKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -230,6 +235,8 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.connector_budget: must be more than 0 seconds")
     if not settings.server.evaluation_budget > 0:
         problems.append("server.evaluation_budget: must be more than 0 seconds")
+    if settings.policies.max_source_chars < 1000 or settings.policies.max_literal_chars < 100:
+        problems.append("policies.max_source_chars and policies.max_literal_chars: at least 1000 and 100")
     if settings.server.max_list_items < 1:
         problems.append("server.max_list_items: must be at least 1")
     if settings.server.max_body_bytes < 1024:

@@ -61,6 +61,7 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E004": (H + "input\n    x: int\n  y: int\n" + D, "  y: int", 1),
     "E005": (H + "let d = 2026-02-30\n" + D, "2026-02-30", 1),
     "E006": (H + "let x = " + "not " * 70 + "true\n" + D, "not", 65),
+    "E007": (H + 'let x = "' + "a" * 10_001 + '"\n' + D, '"aaa', 1),
     "E101": (H + "input\n  renda: money\nlet x = rendaa\n" + D, "rendaa", 1),
     "E102": (H + "let x = 1\nlet x = 2\n" + D, "x", 2),
     "E103": (H + "rule r\n  when true\n  approve\nrule r\n  when false\n  approve\n" + D, "r\n", 2),
