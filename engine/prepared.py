@@ -117,7 +117,7 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
-        self._connector_names = [spec.qualified_name for spec in meta.connectors]
+        self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
         self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
 
     def _full(self, inputs, slots, rt):
