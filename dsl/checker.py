@@ -425,7 +425,6 @@ class Checker:
 
     def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
         """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
-        rules = self.policy.rules
         by_name = self.typer.rule_names
         found = []
         for node in ast.walk(rule.condition):
@@ -434,7 +433,8 @@ class Checker:
                 if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
                     found.append((by_name[arg.name], node))
                 elif getattr(arg, "ref", None) == "action":
-                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
+                    found += [(other, node) for other in self.policy.rules
+                              if other is not rule and other.action.verb == arg.name]
         return found
 
     def order_rules(self) -> None:
