@@ -315,9 +315,12 @@ def _build_coercer(typ: T.Type, strict: bool = True):
         return coerce_list
     exact = _EXACT.get(typ.name) if isinstance(typ, T.Prim) else None
     if exact is Decimal:
-        def coerce_decimal(value, typ=typ):
-            if type(value) is Decimal and value.is_finite():
+        def coerce_decimal(value, typ=typ, limit=_INT_LIMIT):
+            kind = type(value)
+            if kind is Decimal and value.is_finite():
                 return value
+            if kind is int and -limit < value < limit:  # JSON amounts are mostly whole numbers
+                return Decimal(value)
             return _coerce_scalar(value, typ)
         return coerce_decimal
     if exact is int:

@@ -119,6 +119,7 @@ class PreparedPolicy:
         self._answer_coercers = answer_coercers(meta.connectors)
         self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
         self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
+        self._known = frozenset(f.name for f in meta.input_type.fields)
 
     def _full(self, inputs, slots, rt):
         if self._full_function is None:
@@ -142,7 +143,7 @@ class PreparedPolicy:
         if not isinstance(data, Mapping):
             raise InvalidInput([CoercionError("input", "TYPE", "expected an object")])
         errors, out = [], {}
-        known = {f.name for f in self.meta.input_type.fields}
+        known = self._known
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
