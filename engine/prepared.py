@@ -139,10 +139,11 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
-        self._connector_names = [spec.qualified_name for spec in meta.connectors]
+        self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
         # Inputs are what a caller sends: money in whole centavos (MONEY_PRECISION otherwise).
         self._fields = [(f.name, f.required, f.default, coercer(f.type, cents=True))
                         for f in meta.input_type.fields]
+        self._known = frozenset(f.name for f in meta.input_type.fields)
         self._list_fields: list | None = None  # input fields that hold lists, for check_list_sizes
 
     def _full(self, inputs, slots, rt):
@@ -167,7 +168,7 @@ class PreparedPolicy:
         if not isinstance(data, Mapping):
             raise InvalidInput([CoercionError("input", "TYPE", "expected an object")])
         errors, out = [], {}
-        known = {f.name for f in self.meta.input_type.fields}
+        known = self._known
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
