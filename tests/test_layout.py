@@ -27,9 +27,11 @@ ALLOWED = {
     "regua.portfolio": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
     # the policy lab: replay and backtest (it reads no store: the command line hands it records)
     "regua.lab": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
+    # the language server (`regua lsp`): the checker's analysis, in an editor
+    "regua.lsp": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
     "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua"},
     "regua.cli": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.server", "regua.lab",
-                  "regua"},
+                  "regua.lsp", "regua"},
 }
 
 
