@@ -93,34 +93,61 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         raise click.UsageError(f"no decision of policy '{name}' in {db} for that window{hint}")
     count = min(total - purged, sample or total)
     started = time.perf_counter()
-    report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
-                 {"by": _split(by)}, workers=_workers(workers, count), prepared=[prepared])
+    with _ChangesCsv(csv_file, prepared, _split(by)) as changes_csv:
+        report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
+                     {"by": _split(by), "keep": top}, workers=_workers(workers, count), prepared=[prepared],
+                     on_partial=changes_csv.write)
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
     data["window"] = {"policy": name, "from": start.date().isoformat() if start else None,
                       "to": end.date().isoformat() if end else None, "sample": sample, "purged_skipped": purged}
     data["seconds"] = round(elapsed, 3)
-    if csv_file:
-        _write_changes_csv(csv_file, report)
     if _write_json(json_file, data):
         return
     _print_replay(data, elapsed)
 
 
-def _write_changes_csv(path: str, report) -> None:
-    money = list(report.money)
-    by = list(report.by)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "as_of", "before", "after", *[f"{m}_before" for m in money],
-                         *[f"{m}_after" for m in money], *[f"{m}_delta" for m in money], "rules_on", "rules_off", *by])
-        for change in report.changes:
-            writer.writerow([change["id"], change["as_of"], change["before"], change["after"],
-                             *[change["outputs_before"].get(m, "") for m in money],
-                             *[change["outputs_after"].get(m, "") for m in money],
-                             *[change["deltas"].get(m) or "" for m in money],
-                             " ".join(change["rules_on"]), " ".join(change["rules_off"]),
-                             *["" if change["by"].get(b) is None else change["by"][b] for b in by]])
+class _ChangesCsv:
+    """The changed decisions as CSV, written as the partial reports arrive (the merged report keeps
+    only the top ones). Written to a temporary file renamed at the end: nothing half-written."""
+
+    def __init__(self, path: str | None, prepared, by: tuple[str, ...]):
+        from regua.lab.common import money_outputs
+
+        self.path, self.money, self.by = path, money_outputs(prepared), list(by)
+        self.handle = self.writer = None
+
+    def __enter__(self):
+        if self.path:
+            self.temporary = Path(self.path).with_name(Path(self.path).name + ".partial")
+            self.handle = open(self.temporary, "w", newline="", encoding="utf-8")
+            self.writer = csv.writer(self.handle)
+            money = self.money
+            self.writer.writerow(["id", "as_of", "before", "after", *[f"{m}_before" for m in money],
+                                  *[f"{m}_after" for m in money], *[f"{m}_delta" for m in money], "rules_on",
+                                  "rules_off", *self.by])
+        return self
+
+    def write(self, partial) -> None:
+        if self.writer is None:
+            return
+        money, by = self.money, self.by
+        for change in partial.changes:
+            self.writer.writerow([change["id"], change["as_of"], change["before"], change["after"],
+                                  *[change["outputs_before"].get(m, "") for m in money],
+                                  *[change["outputs_after"].get(m, "") for m in money],
+                                  *[change["deltas"].get(m) or "" for m in money],
+                                  " ".join(change["rules_on"]), " ".join(change["rules_off"]),
+                                  *["" if change["by"].get(b) is None else change["by"][b] for b in by]])
+
+    def __exit__(self, kind, *_exc) -> None:
+        if self.handle is None:
+            return
+        self.handle.close()
+        if kind is None:
+            self.temporary.replace(self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
 
 
 def _print_replay(data: dict, elapsed: float) -> None:

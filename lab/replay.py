@@ -50,12 +50,14 @@ class ReplayReport:
     outputs_changed: dict[str, int] = field(default_factory=dict)
     up: dict[str, int] = field(default_factory=dict)
     down: dict[str, int] = field(default_factory=dict)
-    deltas: dict[str, list] = field(default_factory=dict)  # money output -> [Decimal] (changed ones)
+    # money output -> {delta: how many}: exact quantiles in memory bounded by the distinct deltas, not the rows
+    deltas: dict[str, dict[Decimal, int]] = field(default_factory=dict)
     fired_before: dict[str, int] = field(default_factory=dict)
     fired_after: dict[str, int] = field(default_factory=dict)
     rule_changes: dict[str, int] = field(default_factory=dict)  # changed decisions whose firing of it flipped
     cuts: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # field -> value -> [replayed, changed]
-    changes: list[dict] = field(default_factory=list)  # one per changed decision
+    changes: list[dict] = field(default_factory=list)  # a chunk's changed decisions; after a merge, the top `keep`
+    keep: int = 10  # changed decisions a merged report keeps (top_changes order); the CLI streams the rest to CSV
 
     def merge(self, other: "ReplayReport") -> "ReplayReport":
         self.policy, self.version = self.policy or other.policy, self.version or other.version
@@ -65,8 +67,9 @@ class ReplayReport:
         for name in ("live_connectors", "error_codes", "dropped_fields", "defaulted_fields", "transitions",
                      "outputs_changed", "up", "down", "fired_before", "fired_after", "rule_changes"):
             add_counts(getattr(self, name), getattr(other, name))
+        self.keep = max(self.keep, other.keep)
         for key, values in other.deltas.items():
-            self.deltas.setdefault(key, []).extend(values)
+            add_counts(self.deltas.setdefault(key, {}), values)
         for key, groups in other.cuts.items():
             mine = self.cuts.setdefault(key, {})
             for value, (replayed, changed) in groups.items():
@@ -74,17 +77,16 @@ class ReplayReport:
                 counts[0] += replayed
                 counts[1] += changed
         self.error_list.extend(other.error_list[: max(0, MAX_LISTED_ERRORS - len(self.error_list))])
-        self.changes.extend(other.changes)
+        # Only the top `keep` stay: the driver's memory does not grow with the rows (merge order is
+        # chunk order, and ties are broken by id, so any split into chunks keeps the same ones).
+        self.changes = _top(self.changes + other.changes, self.keep)
         return self
 
     # ---- reading ----
     def top_changes(self, n: int = 10) -> list[dict]:
-        """The changed decisions that moved most: outcome changes first, then by the largest money delta."""
-        def weight(change):
-            deltas = [abs(Decimal(d)) for d in change["deltas"].values() if d is not None]
-            return (change["before"] != change["after"], max(deltas, default=Decimal(0)))
-
-        return sorted(self.changes, key=weight, reverse=True)[:n]
+        """The changed decisions that moved most: outcome changes first, then by the largest money
+        delta, then the oldest (at most `keep`)."""
+        return _top(self.changes, n)
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         return {
@@ -99,8 +101,9 @@ class ReplayReport:
                             for k, v in sorted(self.transitions.items())],
             "outputs": {name: {"changed": self.outputs_changed.get(name, 0), "up": self.up.get(name, 0),
                                "down": self.down.get(name, 0),
-                               "total_delta": str(sum(self.deltas.get(name, []), Decimal(0))),
-                               "distribution": distribution(self.deltas.get(name, []))}
+                               "total_delta": str(sum((d * n for d, n in self.deltas.get(name, {}).items()),
+                                                      Decimal(0))),
+                               "distribution": distribution(self.deltas.get(name, {}))}
                         for name in sorted(set(self.outputs_changed) | set(self.money))},
             "rules": [{"rule": rule, "fired_before": self.fired_before.get(rule, 0),
                        "fired_after": self.fired_after.get(rule, 0), "changes": self.rule_changes.get(rule, 0)}
@@ -114,16 +117,17 @@ class ReplayReport:
 class Replayer:
     """Replays records with one candidate. Made once per process (the policy compiled once)."""
 
-    def __init__(self, prepared, by: Iterable[str] = ()):
+    def __init__(self, prepared, by: Iterable[str] = (), keep: int = 10):
         self.prepared = prepared
         self.by = tuple(by)
+        self.keep = keep
         self.money = tuple(money_outputs(prepared))
         self.known = {f.name for f in prepared.meta.input_type.fields}
         self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
         self.connectors = RecordedConnectors(spec.qualified_name for spec in prepared.meta.connectors)
 
     def new_report(self) -> ReplayReport:
-        return ReplayReport(self.prepared.name, self.prepared.version, self.by, self.money)
+        return ReplayReport(self.prepared.name, self.prepared.version, self.by, self.money, keep=self.keep)
 
     empty = new_report  # the job interface of regua.lab.parallel
 
@@ -208,7 +212,8 @@ class Replayer:
                 if delta is not None and delta:
                     (report.up if delta > 0 else report.down)[name] = \
                         (report.up if delta > 0 else report.down).get(name, 0) + 1
-                    report.deltas.setdefault(name, []).append(delta)
+                    counts = report.deltas.setdefault(name, {})
+                    counts[delta] = counts.get(delta, 0) + 1
         flipped = sorted(before_rules ^ after_rules)
         for rule in flipped:
             report.rule_changes[rule] = report.rule_changes.get(rule, 0) + 1
@@ -220,6 +225,15 @@ class Replayer:
             "rules_off": sorted(before_rules - after_rules),
             "by": {name: data.get(name) for name in self.by},
         })
+
+
+def _weight(change: dict):
+    deltas = [abs(Decimal(d)) for d in change["deltas"].values() if d is not None]
+    return (change["before"] == change["after"], -max(deltas, default=Decimal(0)), change["id"] or "")
+
+
+def _top(changes: list[dict], n: int) -> list[dict]:
+    return sorted(changes, key=_weight)[:n]
 
 
 class _Unreplayable(Exception):

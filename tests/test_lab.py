@@ -270,3 +270,21 @@ def test_backtest_reads_json_lines(tmp_path):
     report = json.loads(_invoke("backtest", CHAMPION, "--data", data, "--label", "inadimplente", "--json", "-").output)
     assert (report["rows"], report["evaluated"], report["errors"]) == (31, 30, 1)
     assert report["error_list"][0]["row"] == 31
+
+
+def test_a_replay_split_in_any_chunks_reports_the_same(served_log, tmp_path):
+    """The merged report keeps only the top changed decisions and counts of deltas, so the driver's
+    memory does not grow with the log; any split into chunks gives the same report."""
+    from regua.server import replay_source
+
+    db, count = served_log
+    candidate = CHAMPION.read_text().split("\ntest ")[0].replace(">= 3 -> 3", ">= 3 -> 2")
+    path = tmp_path / "dois_ciclos.regua"
+    path.write_text(candidate, encoding="utf-8")
+    records = list(replay_source.records(str(db), replay_source.Window("credito_b2b")))
+    reports = [run(Replayer, [(candidate, str(path))], records, {"keep": 3}, chunk_size=size).to_dict(3)
+               for size in (1, 4, 1000)]
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[0]["changed"] > 3 and len(reports[0]["top_changes"]) == 3
+    histogram = reports[0]["outputs"]["limite"]["distribution"]["histogram"]
+    assert sum(n for _, n in histogram) == reports[0]["outputs"]["limite"]["down"]
