@@ -27,7 +27,8 @@ ALLOWED = {
     "regua.portfolio": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
     # the policy lab: replay and backtest (it reads no store: the command line hands it records)
     "regua.lab": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
-    "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua"},
+    # the server runs replay jobs of the lab (POST /replays) and hands it the decision log's records
+    "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.lab", "regua"},
     "regua.cli": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.server", "regua.lab",
                   "regua"},
 }
