@@ -67,9 +67,12 @@ def _pct(value) -> str:
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the whole report as JSON to this file (- : standard output, nothing else printed).")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write the changed decisions as CSV.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report with charts (opens offline).")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1 below 5000 decisions, else the cores).")
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="How many changed decisions to list.")
-def replay_command(candidate, db, policy_name, start, end, sample, by, json_file, csv_file, workers, top) -> None:
+def replay_command(candidate, db, policy_name, start, end, sample, by, json_file, csv_file, html_file, workers,
+                   top) -> None:
     """Re-evaluate stored decisions with CANDIDATE, on their stored input and the connector answers
     they got (no bureau is asked), and report what would change.
 
@@ -93,28 +96,30 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         raise click.UsageError(f"no decision of policy '{name}' in {db} for that window{hint}")
     count = min(total - purged, sample or total)
     started = time.perf_counter()
-    with _ChangesCsv(csv_file, prepared, _split(by)) as changes_csv:
+    with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
         report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
                      {"by": _split(by), "keep": top}, workers=_workers(workers, count), prepared=[prepared],
-                     on_partial=changes_csv.write)
+                     on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
     data["window"] = {"policy": name, "from": start.date().isoformat() if start else None,
                       "to": end.date().isoformat() if end else None, "sample": sample, "purged_skipped": purged}
     data["seconds"] = round(elapsed, 3)
+    if html_file:
+        from regua.lab.html import replay_html
+
+        _write_text(html_file, replay_html(data))
     if _write_json(json_file, data):
         return
     _print_replay(data, elapsed)
 
 
-class _ChangesCsv:
-    """The changed decisions as CSV, written as the partial reports arrive (the merged report keeps
-    only the top ones). Written to a temporary file renamed at the end: nothing half-written."""
+class _AtomicCsv:
+    """A CSV written as partial reports arrive (the merged report does not keep the rows), to a
+    temporary file renamed at the end: an interrupted or failed run leaves nothing half-written."""
 
-    def __init__(self, path: str | None, prepared, by: tuple[str, ...]):
-        from regua.lab.common import money_outputs
-
-        self.path, self.money, self.by = path, money_outputs(prepared), list(by)
+    def __init__(self, path: str | None, header: list[str]):
+        self.path, self.header = path, header
         self.handle = self.writer = None
 
     def __enter__(self):
@@ -122,23 +127,12 @@ class _ChangesCsv:
             self.temporary = Path(self.path).with_name(Path(self.path).name + ".partial")
             self.handle = open(self.temporary, "w", newline="", encoding="utf-8")
             self.writer = csv.writer(self.handle)
-            money = self.money
-            self.writer.writerow(["id", "as_of", "before", "after", *[f"{m}_before" for m in money],
-                                  *[f"{m}_after" for m in money], *[f"{m}_delta" for m in money], "rules_on",
-                                  "rules_off", *self.by])
+            self.writer.writerow(self.header)
         return self
 
-    def write(self, partial) -> None:
-        if self.writer is None:
-            return
-        money, by = self.money, self.by
-        for change in partial.changes:
-            self.writer.writerow([change["id"], change["as_of"], change["before"], change["after"],
-                                  *[change["outputs_before"].get(m, "") for m in money],
-                                  *[change["outputs_after"].get(m, "") for m in money],
-                                  *[change["deltas"].get(m) or "" for m in money],
-                                  " ".join(change["rules_on"]), " ".join(change["rules_off"]),
-                                  *["" if change["by"].get(b) is None else change["by"][b] for b in by]])
+    def write(self, rows: list[list]) -> None:
+        if self.writer is not None:
+            self.writer.writerows(["" if v is None else v for v in row] for row in rows)
 
     def __exit__(self, kind, *_exc) -> None:
         if self.handle is None:
@@ -148,6 +142,26 @@ class _ChangesCsv:
             self.temporary.replace(self.path)
         else:
             self.temporary.unlink(missing_ok=True)
+
+
+def _changes_csv(path: str | None, prepared, by: tuple[str, ...]) -> _AtomicCsv:
+    from regua.lab.common import money_outputs
+
+    money = money_outputs(prepared)
+    return _AtomicCsv(path, ["id", "as_of", "before", "after", *[f"{m}_before" for m in money],
+                             *[f"{m}_after" for m in money], *[f"{m}_delta" for m in money], "rules_on",
+                             "rules_off", *by])
+
+
+def _change_rows(partial) -> list[list]:
+    money, by = partial.money, partial.by
+    return [[change["id"], change["as_of"], change["before"], change["after"],
+             *[change["outputs_before"].get(m, "") for m in money],
+             *[change["outputs_after"].get(m, "") for m in money],
+             *[change["deltas"].get(m) or "" for m in money],
+             " ".join(change["rules_on"]), " ".join(change["rules_off"]),
+             *["" if change["by"].get(b) is None else change["by"][b] for b in by]]
+            for change in partial.changes]
 
 
 def _print_replay(data: dict, elapsed: float) -> None:
@@ -208,13 +222,19 @@ def _print_replay(data: dict, elapsed: float) -> None:
               help="Evaluation date of rows without an as_of column (default: today).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the report as JSON to this file (- : standard output, nothing else printed).")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False),
+              help="Write each row's decision as CSV (row, outcome, the other policy's, money outputs, label, amount).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report with charts (opens offline).")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1 below 5000 rows, else the cores).")
-def backtest_command(policy, against, data_file, label, amount, by, as_of, json_file, workers) -> None:
+def backtest_command(policy, against, data_file, label, amount, by, as_of, json_file, csv_file, html_file,
+                     workers) -> None:
     """Evaluate POLICY on every application of a dataset: approval, review and deny rates, limits,
     bad rates with --label, swap sets with --against.
 
     Exit status: 0 done, 1 a policy does not compile, 2 usage (bad dataset or columns)."""
     from regua.lab.backtest import Backtester, DatasetError, columns, read_rows
+    from regua.lab.common import money_outputs
     from regua.lab.parallel import run
 
     source, prepared = _read_policy(policy)
@@ -231,11 +251,18 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         count = sum(1 for _ in handle)
     sources = [(source, str(policy))] + ([(other_source, str(against))] if against else [])
     options = {"label": label, "amount": amount, "by": _split(by),
-               "as_of": as_of.date().isoformat() if as_of else None}
+               "as_of": as_of.date().isoformat() if as_of else None, "keep_rows": bool(csv_file)}
+    policies = [p for p in (prepared, other) if p is not None]
+    header_row = ["row", "outcome", *(["against_outcome"] if other else []),
+                  *[f"{m}{'_against' if i else ''}" for i, _ in enumerate(policies) for m in money_outputs(prepared)],
+                  *(["label"] if label else []), *(["amount"] if amount else [])]
     started = time.perf_counter()
     try:
-        report = run(Backtester, sources, read_rows(data_file), options, workers=_workers(workers, count),
-                     prepared=[p for p in (prepared, other) if p is not None])
+        with _AtomicCsv(csv_file, header_row) as rows_csv:
+            report = run(Backtester, sources, read_rows(data_file), options, workers=_workers(workers, count),
+                         prepared=policies, on_partial=lambda partial: rows_csv.write(
+                             [r[:-2] + ([r[-2]] if label else []) + ([r[-1]] if amount else [])
+                              for r in partial.decisions]))
     except DatasetError as error:
         raise click.UsageError(str(error)) from None
     elapsed = time.perf_counter() - started
@@ -244,6 +271,10 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         raise click.UsageError(f"--label {label}: the column holds no 0/1 label (row {first['row']}: {first['message']})")
     data = report.to_dict()
     data["seconds"] = round(elapsed, 3)
+    if html_file:
+        from regua.lab.html import backtest_html
+
+        _write_text(html_file, backtest_html(data))
     if _write_json(json_file, data):
         return
     _print_backtest(data)
@@ -279,6 +310,13 @@ def _print_backtest(data: dict) -> None:
             err.print(f"… and {data['errors'] - 20} more (all in --json)", markup=False)
 
 
+def _write_text(path: str, text: str) -> None:
+    """Write through a temporary file renamed at the end: a reader never sees half a report."""
+    temporary = Path(path).with_name(Path(path).name + ".partial")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
 def _write_json(json_file: str | None, data: dict) -> bool:
     """Write the report as JSON to `json_file`; True when that was standard output (`-`), which
     then holds the report alone, so no table follows."""
@@ -288,5 +326,5 @@ def _write_json(json_file: str | None, data: dict) -> bool:
     if json_file == "-":
         click.echo(text)
         return True
-    Path(json_file).write_text(text + "\n", encoding="utf-8")
+    _write_text(json_file, text + "\n")
     return False

@@ -174,6 +174,9 @@ class BacktestReport:
     other: PolicyStats | None = None
     swaps: dict[str, list] = field(default_factory=dict)  # set -> [count, amount, labelled, bad]
     cuts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # field -> value -> outcome -> n
+    # With keep_rows, a chunk's decisions ([row, outcome, other outcome, money outputs…]) for the CSV;
+    # a merge drops them (the CLI writes them as the partial reports arrive).
+    decisions: list[list] = field(default_factory=list)
 
     def merge(self, other: "BacktestReport") -> "BacktestReport":
         self.policy, self.version = self.policy or other.policy, self.version or other.version
@@ -218,8 +221,9 @@ class Backtester:
     """Evaluates rows with a policy and, optionally, the policy it is compared against."""
 
     def __init__(self, prepared, against=None, label: str | None = None, amount: str | None = None,
-                 by: tuple[str, ...] = (), as_of: str | None = None):
+                 by: tuple[str, ...] = (), as_of: str | None = None, keep_rows: bool = False):
         self.policies = [p for p in (prepared, against) if p is not None]
+        self.keep_rows = keep_rows
         self.label, self.amount, self.by = label, amount, tuple(by)
         self.as_of = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         self.money = tuple(money_outputs(prepared))
@@ -238,14 +242,14 @@ class Backtester:
         for number, row in rows:
             report.rows += 1
             try:
-                self._one(row, report)
+                self._one(number, row, report)
             except _BadRow as problem:
                 report.errors += 1
                 if len(report.error_list) < MAX_LISTED_ERRORS:
                     report.error_list.append({"row": number, "column": problem.column, "message": problem.message})
         return report
 
-    def _one(self, row: dict, report: BacktestReport) -> None:
+    def _one(self, number: int, row: dict, report: BacktestReport) -> None:
         if "__error__" in row:
             raise _BadRow(None, row["__error__"])
         answers = {}
@@ -286,6 +290,10 @@ class Backtester:
                 raise _BadRow(None, f"{prepared.name}: {type(error).__name__}: {error}") from None
             outcomes.append((decision, index))
         report.evaluated += 1
+        if self.keep_rows:
+            report.decisions.append([number, *[d.outcome for d, _ in outcomes],
+                                     *[_cents(d.outputs.get(m)) for d, _ in outcomes for m in self.money],
+                                     None if label is None else int(label), amount])
         for decision, index in outcomes:
             stats = report.stats if index == 0 else report.other
             outcome = decision.outcome
@@ -317,6 +325,10 @@ class Backtester:
             group = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), {})
             outcome = outcomes[0][0].outcome
             group[outcome] = group.get(outcome, 0) + 1
+
+
+def _cents(value) -> str | None:
+    return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
 
 
 class _BadRow(Exception):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -288,3 +289,50 @@ def test_a_replay_split_in_any_chunks_reports_the_same(served_log, tmp_path):
     assert reports[0]["changed"] > 3 and len(reports[0]["top_changes"]) == 3
     histogram = reports[0]["outputs"]["limite"]["distribution"]["histogram"]
     assert sum(n for _, n in histogram) == reports[0]["outputs"]["limite"]["down"]
+
+
+def _assert_offline_page(page: str) -> None:
+    """One file that opens offline: no script, no link, no image or font fetched; the only URL is
+    the SVG namespace."""
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    lowered = page.lower()
+    assert "<script" not in lowered and " src=" not in lowered and " href=" not in lowered
+    assert set(re.findall(r"https?://[^\"' )]+", page)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_html_and_csv_reports_of_a_replay(served_log, tmp_path):
+    db, count = served_log
+    candidate = tmp_path / "dois_ciclos.regua"
+    candidate.write_text(CHAMPION.read_text().split("\ntest ")[0].replace(">= 3 -> 3", ">= 3 -> 2"), encoding="utf-8")
+    result = _invoke("replay", candidate, "--db", db, "--html", tmp_path / "r.html", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    _assert_offline_page(page)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert page.count("<svg") >= 3  # outcomes before/after, the limit deltas, the rules
+    assert f"<b>{report['changed']}</b>changed" in page and "acima_do_limite" in page
+    assert report["top_changes"][0]["id"] in page and not list(tmp_path.glob("*.partial"))
+
+
+def test_html_and_csv_reports_of_a_backtest_escape_the_data(tmp_path):
+    data = tmp_path / "pedidos.csv"
+    with HISTORY.open(encoding="utf-8") as source, data.open("w", encoding="utf-8", newline="") as target:
+        reader = csv.DictReader(source)
+        writer = csv.DictWriter(target, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        for i, row in zip(range(300), reader):
+            writer.writerow({**row, "setor": "<script>alert(1)</script>" if i == 7 else row["setor"]})
+    result = _invoke("backtest", CANDIDATE, "--against", CHAMPION, "--data", data, "--label", "inadimplente",
+                     "--amount", "valor_pedido", "--by", "setor", "--html", tmp_path / "b.html", "--csv",
+                     tmp_path / "b.csv", "--json", tmp_path / "b.json")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "b.html").read_text(encoding="utf-8")
+    _assert_offline_page(page)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and page.count("<svg") == 3
+    report = json.loads((tmp_path / "b.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "b.csv").open(encoding="utf-8")))
+    assert len(rows) == report["evaluated"] == 300
+    assert list(rows[0]) == ["row", "outcome", "against_outcome", "limite", "limite_against", "label", "amount"]
+    swap_in = sum(r["outcome"] == "approve" != r["against_outcome"] for r in rows)
+    assert swap_in == report["swap_sets"]["swap_in"]["count"]
+    assert sum(int(r["label"]) for r in rows) == sum(s["bad"] for s in report["swap_sets"].values())
