@@ -214,7 +214,7 @@ def _print_replay(data: dict, elapsed: float) -> None:
 @click.option("--against", type=click.Path(exists=True, dir_okay=False),
               help="Another policy file: the swap sets (approved by POLICY and not by it, and the reverse).")
 @click.option("--data", "data_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Applications, one a row: .csv or .jsonl (columns: docs/lab.md).")
+              help="Applications, one a row: .csv, .jsonl or .parquet (columns: docs/lab.md).")
 @click.option("--label", help="Column saying whether the application defaulted (1/0, true/false, sim/não).")
 @click.option("--amount", help="Column with the money at stake, for amounts per outcome and swap set.")
 @click.option("--by", "by", help="Cut the outcomes by these columns, e.g. --by uf,setor.")
@@ -233,7 +233,7 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
     bad rates with --label, swap sets with --against.
 
     Exit status: 0 done, 1 a policy does not compile, 2 usage (bad dataset or columns)."""
-    from regua.lab.backtest import Backtester, DatasetError, columns, read_rows
+    from regua.lab.backtest import Backtester, DatasetError, columns, count_rows, read_rows
     from regua.lab.common import money_outputs
     from regua.lab.parallel import run
 
@@ -247,8 +247,7 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         if column and column not in header:
             raise click.UsageError(f"{option} {column}: the dataset has no such column "
                                    f"(columns: {', '.join(header) or 'none'})")
-    with open(data_file, "rb") as handle:
-        count = sum(1 for _ in handle)
+    count = count_rows(data_file)
     sources = [(source, str(policy))] + ([(other_source, str(against))] if against else [])
     options = {"label": label, "amount": amount, "by": _split(by),
                "as_of": as_of.date().isoformat() if as_of else None, "keep_rows": bool(csv_file)}

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -336,3 +337,89 @@ def test_html_and_csv_reports_of_a_backtest_escape_the_data(tmp_path):
     swap_in = sum(r["outcome"] == "approve" != r["against_outcome"] for r in rows)
     assert swap_in == report["swap_sets"]["swap_in"]["count"]
     assert sum(int(r["label"]) for r in rows) == sum(s["bad"] for s in report["swap_sets"].values())
+
+
+# ---- datasets: Parquet, Excel pt-BR, encodings -----------------------------------------------
+
+def _backtest(data, *extra) -> dict:
+    result = _invoke("backtest", CANDIDATE, "--against", CHAMPION, "--data", data, "--label", "inadimplente",
+                     "--amount", "valor_pedido", "--by", "setor", "--json", "-", *extra)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    report.pop("seconds")
+    return report
+
+
+def _history(n: int) -> list[dict]:
+    with HISTORY.open(encoding="utf-8") as source:
+        return [row for _, row in zip(range(n), csv.DictReader(source))]
+
+
+def test_backtest_reads_parquet_as_it_reads_csv(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = _history(400)
+    (tmp_path / "h.csv").write_text("\n".join(HISTORY.read_text(encoding="utf-8").splitlines()[:401]) + "\n",
+                                    encoding="utf-8")
+    expected = _backtest(tmp_path / "h.csv")
+    # typed columns: dates, decimals, integers, a boolean label; the bureau answer as JSON text
+    table = pa.table({
+        **{k: [r[k] for r in rows] for k in rows[0] if k not in ("data_fundacao", "valor_pedido", "inadimplente",
+                                                                  "dias_atraso_max", "as_of")},
+        "data_fundacao": [dt.date.fromisoformat(r["data_fundacao"]) for r in rows],
+        "as_of": [dt.date.fromisoformat(r["as_of"]) for r in rows] if "as_of" in rows[0] else [None] * len(rows),
+        "valor_pedido": pa.array([Decimal(r["valor_pedido"]) for r in rows], pa.decimal128(14, 2)),
+        "dias_atraso_max": [int(r["dias_atraso_max"]) for r in rows],
+        "inadimplente": [r["inadimplente"] == "1" for r in rows]})
+    pq.write_table(table, tmp_path / "h.parquet", row_group_size=150)
+    assert _backtest(tmp_path / "h.parquet") == expected
+    # the answer as a nested column (a struct) reads the same
+    nested = table.set_column(table.column_names.index("bureau.serasa"), "bureau.serasa",
+                              pa.array([json.loads(r["bureau.serasa"]) for r in rows]))
+    pq.write_table(nested, tmp_path / "n.parquet")
+    assert _backtest(tmp_path / "n.parquet", "--workers", "2") == expected
+    (tmp_path / "falso.parquet").write_bytes(b"PAR1 not really")
+    result = _invoke("backtest", CHAMPION, "--data", tmp_path / "falso.parquet")
+    assert result.exit_code == 2 and "not a Parquet file" in result.output
+
+
+def test_backtest_reads_csv_as_excel_pt_br_saves_it(tmp_path):
+    rows = _history(300)
+    fields = list(rows[0])
+
+    def brazilian(name, value):
+        if name in ("valor_pedido", "faturamento_anual", "ticket_medio") and value:
+            whole, _, cents = Decimal(value).quantize(Decimal("0.01")).to_eng_string().partition(".")
+            return f"{int(whole):,}".replace(",", ".") + "," + cents
+        if name == "data_fundacao":
+            year, month, day = value.split("-")
+            return f"{day}/{month}/{year}"
+        if name == "inadimplente":
+            return "VERDADEIRO" if value == "1" else "FALSO"
+        return value
+
+    with (tmp_path / "utf8.csv").open("w", encoding="utf-8", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(dict(r, setor=r["setor"].replace("construcao", "construção")) for r in rows)
+    with (tmp_path / "excel.csv").open("w", encoding="cp1252", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=fields, delimiter=";")
+        writer.writeheader()
+        writer.writerows({k: brazilian(k, v) for k, v in dict(r, setor=r["setor"].replace("construcao", "construção"))
+                          .items()} for r in rows)
+    excel = _backtest(tmp_path / "excel.csv")
+    assert excel == _backtest(tmp_path / "utf8.csv") and excel["errors"] == 0
+    assert "construção" in {c["value"] for c in excel["cuts"]["setor"]}
+
+
+def test_a_file_that_changes_encoding_midway_is_refused_with_its_line(tmp_path):
+    text = HISTORY.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    body = "\n".join(lines[:1] + (lines[1:] * 3)[:8000]) + "\n"  # more than the first megabyte
+    data = tmp_path / "misturado.csv"
+    data.write_bytes(body.encode("utf-8") + lines[1].replace("varejo", "construção").encode("cp1252") + b"\n")
+    out = tmp_path / "linhas.csv"
+    result = _invoke("backtest", CHAMPION, "--data", data, "--csv", out)
+    assert result.exit_code == 2 and "misturado.csv:8002: not UTF-8 text" in result.output
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))  # nothing half-written
