@@ -33,6 +33,30 @@ def _read_policy(path: str):
         sys.exit(1)
 
 
+def _runner(scheduler: str | None, workers: int | None, count: int):
+    """How to run: on a Dask cluster (`--scheduler`), else in worker processes of this machine.
+    Returns `run(make, sources, items, options, prepared=, on_partial=)`."""
+    import functools
+
+    if scheduler:
+        from regua.lab import distributed
+
+        def on_cluster(*args, **kwargs):
+            try:
+                return distributed.run(*args, scheduler=scheduler, workers=workers, **kwargs)
+            except distributed.ClusterError as error:
+                raise click.UsageError(f"--scheduler {scheduler}: {error}") from None
+
+        return on_cluster
+    from regua.lab.parallel import run
+
+    return functools.partial(run, workers=_workers(workers, count))
+
+
+_SCHEDULER_HELP = ("Run on a Dask cluster: its scheduler's address (tcp://HOST:8786), or `local` for a cluster of "
+                   "--workers processes on this machine (needs the lab extra).")
+
+
 def _workers(workers: int | None, count: int) -> int:
     from regua.lab.parallel import default_workers
 
@@ -70,15 +94,15 @@ def _pct(value) -> str:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False),
               help="Write a self-contained HTML report with charts (opens offline).")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1 below 5000 decisions, else the cores).")
+@click.option("--scheduler", help=_SCHEDULER_HELP)
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="How many changed decisions to list.")
 def replay_command(candidate, db, policy_name, start, end, sample, by, json_file, csv_file, html_file, workers,
-                   top) -> None:
+                   scheduler, top) -> None:
     """Re-evaluate stored decisions with CANDIDATE, on their stored input and the connector answers
     they got (no bureau is asked), and report what would change.
 
     Exit status: 0 replayed (changes are not failures), 1 the candidate does not compile,
     2 usage (no such database or no decisions of that policy)."""
-    from regua.lab.parallel import run
     from regua.lab.replay import Replayer
     from regua.server import replay_source
 
@@ -95,10 +119,11 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         hint = f" (decisions are of: {', '.join(sorted(known))})" if known else " (the log is empty)"
         raise click.UsageError(f"no decision of policy '{name}' in {db} for that window{hint}")
     count = min(total - purged, sample or total)
+    run = _runner(scheduler, workers, count)
     started = time.perf_counter()
     with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
         report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
-                     {"by": _split(by), "keep": top}, workers=_workers(workers, count), prepared=[prepared],
+                     {"by": _split(by), "keep": top}, prepared=[prepared],
                      on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
@@ -227,15 +252,15 @@ def _print_replay(data: dict, elapsed: float) -> None:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False),
               help="Write a self-contained HTML report with charts (opens offline).")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1 below 5000 rows, else the cores).")
+@click.option("--scheduler", help=_SCHEDULER_HELP)
 def backtest_command(policy, against, data_file, label, amount, by, as_of, json_file, csv_file, html_file,
-                     workers) -> None:
+                     workers, scheduler) -> None:
     """Evaluate POLICY on every application of a dataset: approval, review and deny rates, limits,
     bad rates with --label, swap sets with --against.
 
     Exit status: 0 done, 1 a policy does not compile, 2 usage (bad dataset or columns)."""
     from regua.lab.backtest import Backtester, DatasetError, columns, count_rows, read_rows
     from regua.lab.common import money_outputs
-    from regua.lab.parallel import run
 
     source, prepared = _read_policy(policy)
     other_source, other = _read_policy(against) if against else (None, None)
@@ -247,7 +272,7 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         if column and column not in header:
             raise click.UsageError(f"{option} {column}: the dataset has no such column "
                                    f"(columns: {', '.join(header) or 'none'})")
-    count = count_rows(data_file)
+    run = _runner(scheduler, workers, count_rows(data_file))
     sources = [(source, str(policy))] + ([(other_source, str(against))] if against else [])
     options = {"label": label, "amount": amount, "by": _split(by),
                "as_of": as_of.date().isoformat() if as_of else None, "keep_rows": bool(csv_file)}
@@ -258,7 +283,7 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
     started = time.perf_counter()
     try:
         with _AtomicCsv(csv_file, header_row) as rows_csv:
-            report = run(Backtester, sources, read_rows(data_file), options, workers=_workers(workers, count),
+            report = run(Backtester, sources, read_rows(data_file), options,
                          prepared=policies, on_partial=lambda partial: rows_csv.write(
                              [r[:-2] + ([r[-2]] if label else []) + ([r[-1]] if amount else [])
                               for r in partial.decisions]))
