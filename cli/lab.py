@@ -96,8 +96,12 @@ def _pct(value) -> str:
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1 below 5000 decisions, else the cores).")
 @click.option("--scheduler", help=_SCHEDULER_HELP)
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="How many changed decisions to list.")
+@click.option("--live", is_flag=True, help="Make the lookups the original never made, live (needs --budget).")
+@click.option("--budget", help="With --live: at most this much in paid lookups, in BRL (R$ 50,00; 50.00).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="With --live: the server's TOML configuration, for its connectors (plugins.config).")
 def replay_command(candidate, db, policy_name, start, end, sample, by, json_file, csv_file, html_file, workers,
-                   scheduler, top) -> None:
+                   scheduler, top, live, budget, config_path) -> None:
     """Re-evaluate stored decisions with CANDIDATE, on their stored input and the connector answers
     they got (no bureau is asked), and report what would change.
 
@@ -119,11 +123,19 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         hint = f" (decisions are of: {', '.join(sorted(known))})" if known else " (the log is empty)"
         raise click.UsageError(f"no decision of policy '{name}' in {db} for that window{hint}")
     count = min(total - purged, sample or total)
+    options = {"by": _split(by), "keep": top}
+    if live or budget:
+        if not (live and budget):
+            raise click.UsageError("--live and --budget go together: --live --budget 'R$ 50,00'")
+        if scheduler or (workers or 1) > 1:
+            raise click.UsageError("--live runs in one process (one budget): leave out --scheduler and --workers")
+        options["live"] = _live_lookups(db, _brl(budget), config_path)
+        workers = 1
     run = _runner(scheduler, workers, count)
     started = time.perf_counter()
     with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
         report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
-                     {"by": _split(by), "keep": top}, prepared=[prepared],
+                     options, prepared=[prepared],
                      on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
@@ -137,6 +149,58 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
     if _write_json(json_file, data):
         return
     _print_replay(data, elapsed)
+
+
+def _brl(text: str):
+    """An amount in BRL as people write it: `R$ 1.234,56`, `1234,56`, `1234.56`."""
+    from decimal import Decimal, InvalidOperation
+
+    from regua.portfolio.spreadsheet import number_text
+
+    plain = number_text(text.strip().removeprefix("R$").strip(), decimal_comma="," in text)
+    try:
+        amount = Decimal(plain)
+    except InvalidOperation:
+        raise click.BadParameter(f"{text!r} is not an amount in BRL (e.g. 'R$ 50,00' or 50.00)",
+                                 param_hint="--budget") from None
+    if not amount.is_finite() or amount < 0:
+        raise click.BadParameter("the budget is an amount of 0 or more", param_hint="--budget")
+    return amount
+
+
+def _live_lookups(db: str, budget, config_path: str | None):
+    """Live lookups through the normal connector runtime: the configured connectors (the server's
+    configuration, `plugins.config`), the store's cache of answers, a budget in BRL."""
+    from decimal import Decimal
+
+    from regua.lab.replay import LiveLookups
+    from regua.plugins.manager import PluginSettings
+    from regua.plugins.registry import Registry
+    from regua.server.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
+                                            config={k: dict(v) for k, v in settings.plugins.config.items()}),
+                             cache_path=db, sandbox_aliases=settings.sandbox)
+
+    def bureau(name: str):
+        kind, _, short = name.partition(".")
+        found = registry.bureaus.get(short) if kind == "bureau" else None
+        return found or (registry.bureaus.get("sandbox") if kind == "bureau" and settings.sandbox else None)
+
+    def cost_of(name: str) -> Decimal:
+        connector = bureau(name)
+        return Decimal(str(getattr(connector, "cost", "0") or "0"))
+
+    def cache_has(name: str, document) -> bool:
+        connector = bureau(name)
+        return bool(registry.cache is not None and connector is not None and connector.ttl > 0
+                    and registry.cache.get(f"bureau.{connector.name}", document) is not None)
+
+    return LiveLookups(registry.engine_connectors(), budget, cost_of, cache_has)
 
 
 class _AtomicCsv:
@@ -194,6 +258,10 @@ def _print_replay(data: dict, elapsed: float) -> None:
     out.print(f"replay of {data['window']['policy']} with {policy['name']} {policy['version']}: "
               f"{data['total']} decision(s) read, {data['replayed']} replayed, {data['changed']} changed, "
               f"{data['errors']} could not be replayed", markup=False)
+    if "live_lookups" in data:
+        made = data["live_lookups"]
+        out.print(f"live lookups: {made['decisions']} decision(s) replayed with them; {made['paid']} paid, "
+                  f"{made['cached']} from the cache; R$ {made['cost']} of a budget of R$ {made['budget']}", markup=False)
     live = data["needs_live_lookup"]
     if live["decisions"]:
         out.print(f"needs a live lookup: {live['decisions']} decision(s) ("

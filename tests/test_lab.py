@@ -423,3 +423,56 @@ def test_a_file_that_changes_encoding_midway_is_refused_with_its_line(tmp_path):
     result = _invoke("backtest", CHAMPION, "--data", data, "--csv", out)
     assert result.exit_code == 2 and "misturado.csv:8002: not UTF-8 text" in result.output
     assert not out.exists() and not list(tmp_path.glob("*.partial"))  # nothing half-written
+
+
+# ---- --live --budget: lookups the original never made, through the connector runtime ---------
+
+def test_live_lookups_go_through_the_runtime_and_cache_within_the_budget(served_log, tmp_path):
+    from http.server import BaseHTTPRequestHandler
+
+    from loopback import LoopbackHTTP, reply_json
+
+    asked: list[str] = []
+
+    class Boavista(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            reply_json(self, {"score": {"value": 820, "bureau": "boavista"}, "restrictions": [], "inquiries": [],
+                              "registration_status": "active"})
+
+        def log_message(self, *args):
+            pass
+
+    db, count = served_log
+    db = _copy(db, tmp_path / "copy.db")
+    source = CHAMPION.read_text().replace("let conta = portfolio.customer(cnpj)",
+                                          "let conta = portfolio.customer(cnpj)\nlet outro = bureau.boavista(cnpj)")
+    source = source.replace("rule bureau_indisponivel\n  when not available(relatorio)",
+                            "rule bureau_indisponivel\n  when not available(relatorio) or not available(outro)")
+    candidate = tmp_path / "novo.regua"
+    candidate.write_text(source.split("\ntest ")[0], encoding="utf-8")
+    with LoopbackHTTP(Boavista) as provider:
+        config = tmp_path / "regua.toml"
+        config.write_text(f"""[[plugins.config.http_bureau.bureaus]]
+name = "boavista"
+base_url = "{provider.base_url}"
+path = "/v1/{{document}}"
+ttl = 3600
+cost = "1.50"
+retries = 0
+""", encoding="utf-8")
+        args = ["replay", candidate, "--db", db, "--live", "--budget", "R$ 4,50", "--config", config, "--json", "-"]
+        first = json.loads(_invoke(*args).output)
+        assert first["live_lookups"] == {"decisions": 3, "paid": 3, "cached": 0, "cost": "4.50", "budget": "4.50"}
+        assert first["needs_live_lookup"]["decisions"] == count - 2 - 3 and len(asked) == 3
+        assert first["replayed"] == 2 + 3 and first["errors"] == 0
+        # the answers were cached in the store: asked again, they are free, and the budget buys three more
+        second = json.loads(_invoke(*args).output)
+        assert second["live_lookups"] == {"decisions": 6, "paid": 3, "cached": 3, "cost": "4.50", "budget": "4.50"}
+        assert len(asked) == 6 and len(set(asked)) == 6
+        printed = _invoke(*args[:-2]).output
+        assert "live lookups: 9 decision(s)" in printed and "R$ 4.50 of a budget of R$ 4.50" in printed
+    result = _invoke("replay", candidate, "--db", db, "--live")
+    assert result.exit_code == 2 and "--live and --budget go together" in result.output
+    result = _invoke("replay", candidate, "--db", db, "--live", "--budget", "muito")
+    assert result.exit_code == 2 and "not an amount in BRL" in result.output
