@@ -161,14 +161,15 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
     source = CANDIDATE.read_text(encoding="utf-8")
     window = replay_source.Window("credito_b2b")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     serial = parallel.run(Replayer, [(source, str(CANDIDATE))], replay_source.records(str(store), window),
                           {"keep": 10}, workers=1)
-    single_s = time.perf_counter() - started
+    single_s, single_cpu = time.perf_counter() - started, time.process_time() - cpu
     assert serial.total == rows, serial.total
     results["replay_single_s"] = round(single_s, 1)
     results["replay_single_per_s"] = round(rows / single_s)
-    print(f"  replay, single process: {rows:,} in {single_s:.1f} s ({rows / single_s:,.0f}/s); "
+    results["replay_single_cpu_s"] = round(single_cpu, 1)
+    print(f"  replay, single process: {rows:,} in {single_s:.1f} s ({rows / single_s:,.0f}/s; CPU {single_cpu:.1f} s); "
           f"{serial.changed:,} changed")
 
     client, cluster = distributed.connect("local", workers)
@@ -176,18 +177,31 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
         # warm: every worker has compiled the policy before the clock starts
         distributed.run(Replayer, [(source, str(CANDIDATE))], replay_source.records(str(small), window),
                         {"keep": 10}, client=client)
-        started = time.perf_counter()
-        on_cluster = distributed.run(Replayer, [(source, str(CANDIDATE))], replay_source.records(str(store), window),
-                                     {"keep": 10}, client=client)
-        dask_s = time.perf_counter() - started
+        worker_cpu = client.run(time.process_time)
+        started, cpu = time.perf_counter(), time.process_time()
+        # the workers read their partitions (id ranges) from the store themselves, as `regua replay
+        # --scheduler local` does
+        on_cluster = distributed.run(Replayer, [(source, str(CANDIDATE))], None, {"keep": 10}, client=client,
+                                     partitions=replay_source.partitions(str(store), window, 2000))
+        dask_s, driver_cpu = time.perf_counter() - started, time.process_time() - cpu
+        worker_cpu = {k: v - worker_cpu[k] for k, v in client.run(time.process_time).items()}
     finally:
         client.close()
         cluster.close()
     assert on_cluster.to_dict() == serial.to_dict(), "the cluster's report differs from the single-process one"
     results["replay_dask_s"] = round(dask_s, 1)
     results["replay_dask_speedup"] = round(single_s / dask_s, 2)
+    # What the cluster would do if each process had its core (the machine is shared: with the
+    # kernel's autogroup scheduling all our processes share one session's CPU share, so wall
+    # clock under load says little): the single process's CPU time over the busiest worker's,
+    # bounded by all the CPU used (workers and driver) spread over the cores.
+    busiest = max(worker_cpu.values())
+    bound = max(busiest, (sum(worker_cpu.values()) + driver_cpu) / (os.cpu_count() or 1))
+    results["replay_dask_cpu_speedup"] = round(single_cpu / bound, 2)
     print(f"  replay, Dask local cluster of {workers} workers: {dask_s:.1f} s ({rows / dask_s:,.0f}/s), "
-          f"{single_s / dask_s:.2f}× single; same report")
+          f"{single_s / dask_s:.2f}× single by the clock; CPU: workers "
+          f"{', '.join(f'{v:.1f}' for v in worker_cpu.values())} s, driver {driver_cpu:.1f} s -> "
+          f"{single_cpu / bound:.2f}× with a core each; same report")
 
     for label, db in (("small", small), ("full", store)):
         seconds, rss = _max_rss_mb([str(BIN / "regua"), "replay", str(CANDIDATE), "--db", str(db), "--workers", "1",
@@ -331,7 +345,9 @@ def main() -> None:
     verdicts = []
     if "replay_single_s" in results:
         verdicts.append(("replay single process", results["replay_single_s"], TARGET_REPLAY_S * scale, "s", "<="))
-        verdicts.append(("replay Dask speed-up", results["replay_dask_speedup"], TARGET_DASK_SPEEDUP, "×", ">="))
+        verdicts.append(("replay Dask speed-up (clock)", results["replay_dask_speedup"], TARGET_DASK_SPEEDUP, "×", ">="))
+        verdicts.append(("replay Dask speed-up (CPU, a core each)", results["replay_dask_cpu_speedup"],
+                         TARGET_DASK_SPEEDUP, "×", ">="))
     if "backtest_parquet_s" in results:
         verdicts.append(("backtest Parquet", results["backtest_parquet_s"], TARGET_PARQUET_S * scale, "s", "<="))
         verdicts.append(("backtest CSV", results["backtest_csv_s"], TARGET_CSV_S * scale, "s", "<="))

@@ -133,9 +133,13 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         workers = 1
     run = _runner(scheduler, workers, count)
     started = time.perf_counter()
+    extra = {}
+    if scheduler == "local" and sample is None:
+        # the local cluster's workers open the store themselves: the driver ships id ranges, not rows
+        extra["partitions"] = replay_source.partitions(str(Path(db).resolve()), window, 2000)
     with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
-        report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample),
-                     options, prepared=[prepared],
+        report = run(Replayer, [(source, str(candidate))],
+                     None if extra else replay_source.records(db, window, sample), options, prepared=[prepared], **extra,
                      on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)

@@ -69,6 +69,10 @@ def _run_block(key: str, block: bytes):
     return _JOBS[key].run(_decode(block))
 
 
+def _run_partition(key: str, loader: Callable):
+    return _JOBS[key].run(loader())
+
+
 def local_cluster(workers: int, cluster_class=None):
     """A LocalCluster of `workers` processes listening on 127.0.0.1 only: the scheduler, the
     workers and their small HTTP servers (health, metrics; no dashboard) bind to the loopback."""
@@ -95,10 +99,13 @@ def connect(scheduler: str, workers: int | None):
         raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
 
 
-def run(make: Callable, sources: list[tuple[str, str]], items: Iterable, options: dict | None = None,
+def run(make: Callable, sources: list[tuple[str, str]], items: Iterable | None, options: dict | None = None,
         scheduler: str = "local", workers: int | None = None, chunk_size: int = 2000,
-        prepared: list | None = None, on_partial: Callable | None = None, client=None):
-    """Like regua.lab.parallel.run, on a Dask cluster (an existing `client`, else `scheduler`)."""
+        prepared: list | None = None, on_partial: Callable | None = None, client=None,
+        partitions: Iterable[Callable] | None = None):
+    """Like regua.lab.parallel.run, on a Dask cluster (an existing `client`, else `scheduler`).
+    `partitions` instead of `items`: picklable loaders each worker calls to read its own rows
+    (e.g. id ranges of a store it can open), so the driver ships no rows at all."""
     options = options or {}
     job = make(*(prepared or [compile_source(source, file) for source, file in sources]), **options)
     report = job.empty()
@@ -119,8 +126,10 @@ def run(make: Callable, sources: list[tuple[str, str]], items: Iterable, options
                 on_partial(partial)
             report.merge(partial)
 
-        for chunk in chunks(items, chunk_size):
-            pending.append(client.submit(_run_block, key, _encode(chunk), pure=False))
+        tasks = ((_run_partition, loader) for loader in partitions) if partitions is not None else \
+            ((_run_block, _encode(chunk)) for chunk in chunks(items, chunk_size))
+        for function, argument in tasks:
+            pending.append(client.submit(function, key, argument, pure=False))
             if len(pending) >= in_flight:
                 merge(pending.pop(0))
         for future in pending:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,39 @@ def test_an_unreachable_scheduler_is_a_usage_error():
     result = CliRunner().invoke(main, ["backtest", str(CHAMPION), "--data", str(HISTORY),
                                        "--scheduler", f"tcp://127.0.0.1:{free_port()}"])
     assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+
+
+def test_replay_over_the_command_line_on_a_local_cluster_reads_partitions(tmp_path):
+    """`regua replay --scheduler local`: the workers read their id ranges from the store
+    themselves; the report equals the single-process one, window included."""
+    from regua.server import replay_source
+    from regua.server.store import Store
+
+    db = tmp_path / "regua.db"
+    Store(str(db)).close()
+    records = _decision_log(900)
+    with sqlite3.connect(db) as conn:
+        conn.executemany("insert into decisions (id, policy, version, revision, outcome, body, input, connector_answers)"
+                         " values (?, 'credito_b2b', '2026.11.1', 1, ?, ?, ?, ?)",
+                         [(_id(r["as_of"], i), r["outcome"], r["body"], r["input"], r["connector_answers"])
+                          for i, r in enumerate(records)])
+    window = replay_source.Window("credito_b2b", dt.date(2025, 3, 1), dt.date(2025, 8, 31))
+    parts = list(replay_source.partitions(str(db), window, 100))
+    inside = replay_source.count(str(db), window)[0]
+    assert sum(len(part()) for part in parts) == inside and len(parts) == -(-inside // 100)
+    args = ["replay", str(CANDIDATE), "--db", str(db), "--from", "2025-03-01", "--to", "2025-08-31", "--by", "uf",
+            "--json", "-"]
+    single = json.loads(CliRunner().invoke(main, args, catch_exceptions=False).output)
+    result = CliRunner().invoke(main, [*args, "--scheduler", "local", "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    on_cluster = json.loads(result.output)
+    assert single["replayed"] == inside and single["changed"] > 0
+    assert {k: v for k, v in on_cluster.items() if k != "seconds"} == {k: v for k, v in single.items() if k != "seconds"}
+
+
+def _id(as_of: str, counter: int) -> str:
+    from regua.server.ids import id_floor
+
+    day = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time(12), dt.timezone.utc)
+    floor = id_floor(day)
+    return floor[:16] + f"{counter:010d}"  # the time part, then a counter (digits are Crockford too)
