@@ -194,15 +194,24 @@ def _connectors(serasa, conta) -> Connectors:
                        "portfolio.customer": failed if conta is None else Fixture(conta)})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(order=orders, serasa=bureau, conta=customer, day=st.dates(dt.date(2025, 6, 1), dt.date(2026, 12, 31)))
-def test_replaying_the_champion_against_itself_changes_nothing(order, serasa, conta, day):
-    decision = _champion.evaluate(order, connectors=_connectors(serasa, conta), as_of=day)
-    body = json.dumps(decision.to_dict())
-    record = {"id": "X", "as_of": day.isoformat(), "outcome": decision.outcome, "body": body,
-              "input": json.dumps(order), "connector_answers": encode_answers(decision.connector_calls)}
-    report = Replayer(_champion).replay([record])
-    assert (report.replayed, report.changed, report.errors, report.live) == (1, 0, 0, 0), report.to_dict()
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=st.lists(st.tuples(orders, bureau, customer, st.dates(dt.date(2025, 6, 1), dt.date(2026, 12, 31))),
+                    min_size=1, max_size=12),
+       chunk=st.integers(1, 5))
+def test_replaying_the_champion_against_itself_changes_nothing(log, chunk):
+    """For any decision log the champion wrote (any facts, any dates, bureau up or down), replaying
+    the champion over it, in chunks of any size, changes nothing and replays every decision."""
+    records = []
+    for i, (order, serasa, conta, day) in enumerate(log):
+        decision = _champion.evaluate(order, connectors=_connectors(serasa, conta), as_of=day)
+        records.append({"id": f"X{i:04d}", "as_of": day.isoformat(), "outcome": decision.outcome,
+                        "body": json.dumps(decision.to_dict()), "input": json.dumps(order),
+                        "connector_answers": encode_answers(decision.connector_calls)})
+    report = run(Replayer, [], records, {}, chunk_size=chunk, prepared=[_champion]).to_dict()
+    assert (report["replayed"], report["changed"], report["errors"]) == (len(log), 0, 0), report
+    assert report["needs_live_lookup"]["decisions"] == 0 and report["top_changes"] == []
+    assert all(t["before"] == t["after"] for t in report["transitions"])
+    assert all(r["fired_before"] == r["fired_after"] and r["changes"] == 0 for r in report["rules"])
 
 
 # ---- backtest ---------------------------------------------------------------------------------
