@@ -26,6 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
+import msgspec
+
 from regua.engine.connectors import ConnectorError, Connectors
 from regua.engine.prepared import InvalidInput
 from regua.portfolio import spreadsheet
@@ -368,8 +370,8 @@ class Backtester:
                 continue
             if isinstance(cell, str):
                 try:
-                    cell = json.loads(cell)
-                except ValueError as error:
+                    cell = msgspec.json.decode(cell)
+                except msgspec.DecodeError as error:
                     raise _BadRow(name, f"the connector answer is not JSON: {error}") from None
             answers[name] = cell
         self.connectors.current = answers

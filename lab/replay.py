@@ -14,16 +14,19 @@ required field it added (or a value it now refuses) makes the record an error na
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
+
+import msgspec
 
 from regua.engine.connectors import Answer, Connectors
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import LiveRefused, RecordedConnectors
 
 from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_json
+
+_decode = msgspec.json.decode  # the stored JSON, about twice as fast as json.loads
 
 #: Errors listed in full in a report; beyond that only counted.
 MAX_LISTED_ERRORS = 200
@@ -171,9 +174,9 @@ class Replayer:
 
     def _one(self, record: dict, report: ReplayReport) -> None:
         try:
-            data = json.loads(record["input"])
-            body = json.loads(record["body"])
-        except (TypeError, ValueError) as error:
+            data = _decode(record["input"])
+            body = _decode(record["body"])
+        except (TypeError, ValueError, msgspec.DecodeError) as error:
             raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None
         if not isinstance(data, dict) or not isinstance(body, dict):
             raise _Unreplayable("DAMAGED_RECORD", "stored input or answer is not an object")
