@@ -30,6 +30,10 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
 
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False,
+                 "distributed.admin.system-monitor.gil.enabled": False}
+
+
 class ClusterError(Exception):
     """The cluster cannot be used (dask not installed, scheduler unreachable)."""
 
@@ -76,11 +80,17 @@ def _run_partition(key: str, loader: Callable):
 def local_cluster(workers: int, cluster_class=None):
     """A LocalCluster of `workers` processes listening on 127.0.0.1 only: the scheduler, the
     workers and their small HTTP servers (health, metrics; no dashboard) bind to the loopback."""
+    import dask
+
     if cluster_class is None:
         from distributed import LocalCluster as cluster_class
-    return cluster_class(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                         dashboard_address=None, worker_dashboard_address="127.0.0.1:0",
-                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0", "dashboard": False}, silence_logs=40)
+    # No statistical profiler (it samples the task thread's stack every 10 ms) nor GIL monitor:
+    # both hold the GIL the evaluation needs. The nannies pass this configuration to their workers.
+    with dask.config.set(QUIET_WORKERS):
+        return cluster_class(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                             dashboard_address=None, worker_dashboard_address="127.0.0.1:0",
+                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0", "dashboard": False},
+                             silence_logs=40)
 
 
 def connect(scheduler: str, workers: int | None):
