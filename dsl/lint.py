@@ -16,7 +16,6 @@ from . import ast
 from . import types as T
 from .constants import NotConstant, constant
 from .diagnostics import DiagnosticBag
-from .formatter import expr as text
 
 ORDERED = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.DATE)
 FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
@@ -114,19 +113,11 @@ def bounds_of(e: ast.Expr) -> Interval | None:
     return None
 
 
-def comparison(e: ast.Expr, memo: dict | None = None) -> tuple[str, ast.Expr, Interval] | None:
+def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
     """(subject text, subject, allowed interval) for `subject op constant` (either side) or
-    `subject in a..b`, on an ordered type; None for anything else. A linter run passes its `memo`:
-    the same comparison is read by several warnings, and taken apart once."""
-    if memo is None:
-        return _comparison(e)
-    key = id(e)  # the nodes live as long as the run: an id is not reused meanwhile
-    if key not in memo:
-        memo[key] = _comparison(e)
-    return memo[key]
+    `subject in a..b`, on an ordered type; None for anything else."""
+    from .formatter import expr as text
 
-
-def _comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
     if isinstance(e, ast.Binary) and e.op in FLIP:
         left, right, op = e.left, e.right, e.op
         if not _subject(left):
@@ -163,10 +154,13 @@ def _universe(subject: ast.Expr) -> Interval:
     return bounds_of(subject) or EVERYTHING
 
 
-def _and_interval(parts: list[ast.Expr], memo: dict | None = None) -> dict[str, tuple[ast.Expr, Interval]]:
+def _and_interval(parts: list[ast.Expr]) -> dict[str, tuple[ast.Expr, Interval]]:
+    return _and_interval_of([comparison(part) for part in parts])
+
+
+def _and_interval_of(comparisons: list) -> dict[str, tuple[ast.Expr, Interval]]:
     found: dict[str, tuple[ast.Expr, Interval]] = {}
-    for part in parts:
-        c = comparison(part, memo)
+    for c in comparisons:
         if c is None:
             continue
         label, subject, interval = c
@@ -211,7 +205,6 @@ class Linter:
         self.policy = policy
         self.bag = bag
         self.severities = severities
-        self.memo: dict = {}  # comparison() of each node, for this run
 
     def run(self, declared_inputs: bool) -> None:
         if declared_inputs:
@@ -285,7 +278,7 @@ class Linter:
             if isinstance(node, ast.Binary) and node.op == "and":
                 parts = ast.chain(node)[0]
                 reported |= {id(link) for link in ast.chain(node)[1]}
-                for label, (_subject, interval) in _and_interval(parts, self.memo).items():
+                for label, (_subject, interval) in _and_interval(parts).items():
                     if interval.empty:
                         self.bag.warning("W605", f"this can never be true: no value of {label} satisfies every "
                                          "comparison", node.span, "check the limits (`>` for `<`?)")
@@ -295,7 +288,7 @@ class Linter:
                 reported |= {id(link) for link in ast.chain(node)[1]}
                 groups: dict[str, list] = {}
                 for part in parts:
-                    c = comparison(part, self.memo)
+                    c = comparison(part)
                     if c is not None:
                         groups.setdefault(c[0], []).append(c)
                 for label, found in groups.items():
@@ -304,7 +297,7 @@ class Linter:
                                          "of the comparisons", node.span, "check the limits")
                         break
             else:
-                c = comparison(node, self.memo)
+                c = comparison(node)
                 if c is None:
                     continue
                 label, subject, interval = c
@@ -321,30 +314,30 @@ class Linter:
     # ---- rules covered by an earlier deny ----
     def covered_rules(self) -> None:
         """W607. Comparing pairs is quadratic: a policy past COVERED_PAIRS comparisons (thousands of
-        rules, e.g. generated ones) is checked up to there, so checking stays linear in practice."""
+        rules, e.g. generated ones) is checked up to there, so checking stays linear in practice.
+        What a pair comparison needs of each condition is worked out once per rule (_Conjuncts)."""
         if not self.severities:
             return
         worst = max(self.severities.values())
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
         reads_fired = {id(r): _reads_fired(r.condition) for r in rules}
-        # Each condition is taken apart once, not once per pair it is compared in.
-        summaries = {id(r): Condition(r.condition, self.memo) for r in rules}
         budget = COVERED_PAIRS
-        denies: list = []  # earlier rules of the most severe action, in order
+        denies: list = []  # earlier rules of the most severe action, in order, with their _Conjuncts
         for rule in rules:
-            if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst:
-                for earlier in denies:
+            if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst and denies:
+                mine = _Conjuncts(rule.condition)
+                for earlier, theirs in denies:
                     budget -= 1
                     if budget < 0:
                         return
-                    if summaries[id(rule)].implies(summaries[id(earlier)]):
+                    if mine.implies(theirs):
                         self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
                                          f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
                                          f"{earlier.span.line}) fires too", rule.condition.span,
                                          "narrow its condition, or merge it into the earlier rule")
                         break
             if self.severities.get(rule.action.verb) == worst and not reads_fired[id(rule)]:
-                denies.append(rule)
+                denies.append((rule, _Conjuncts(rule.condition)))
 
 
 #: Most rule pairs W607 compares in one policy (about 1 s of checking).
@@ -358,30 +351,30 @@ def _reads_fired(e: ast.Expr) -> bool:
 def implies(a: ast.Expr, b: ast.Expr) -> bool:
     """Whether condition `a` being true makes `b` true: each conjunct of b is a conjunct of a (same
     text) or a comparison that a's comparisons on the same value already satisfy."""
-    return Condition(a).implies(Condition(b))
+    return _Conjuncts(a).implies(_Conjuncts(b))
 
 
-class Condition:
-    """A condition taken apart for `implies`: its conjuncts' texts, the interval its comparisons
-    allow for each value, and each conjunct with its comparison."""
+class _Conjuncts:
+    """A condition as `implies` reads it: its conjuncts' texts, their comparisons, and the interval
+    each compared value is held to (computed once, compared many times)."""
 
-    def __init__(self, e: ast.Expr, memo: dict | None = None):
-        mine = conjuncts(e)
-        self.parts = [(text(part), part) for part in mine]
-        self.texts = {t for t, _ in self.parts}
-        self.intervals = _and_interval(mine, memo)
-        self.memo = memo
-        self._comparisons: list | None = None
+    __slots__ = ("texts", "parts", "intervals")
 
-    def comparisons(self) -> list:
-        if self._comparisons is None:
-            self._comparisons = [(t, comparison(part, self.memo)) for t, part in self.parts]
-        return self._comparisons
+    def __init__(self, condition: ast.Expr):
+        from .formatter import expr as text
 
-    def implies(self, other: "Condition") -> bool:
-        for part_text, c in other.comparisons():
-            if part_text in self.texts:
+        parts = conjuncts(condition)
+        self.parts = [(text(part), comparison(part)) for part in parts]
+        self.texts = {label for label, _ in self.parts}
+        self.intervals = _and_interval_of([c for _, c in self.parts])
+
+    def implies(self, other: "_Conjuncts") -> bool:
+        texts, intervals = self.texts, self.intervals
+        for label, c in other.parts:
+            if label in texts:
                 continue
-            if c is None or c[0] not in self.intervals or not self.intervals[c[0]][1].within(c[2]):
+            if c is None or c[0] not in intervals or not intervals[c[0]][1].within(c[2]):
                 return False
         return True
+
+
