@@ -20,6 +20,7 @@ import unicodedata
 
 from regua.dsl import ast
 from regua.dsl.diagnostics import PolicyError, Span
+from regua.dsl.limits import check_size
 from regua.dsl.parser import parse
 from regua.dsl.source import code_chars
 
@@ -38,6 +39,7 @@ class ItemCache:
 
     def parse(self, text: str, file: str) -> ast.Policy:
         """The policy `parse(text, file)` would give; PolicyError as it would raise it."""
+        check_size(text, file)  # the whole text's size (E007), as parse checks it; pieces are smaller
         text = unicodedata.normalize("NFC", text)
         if not text.endswith("\n"):
             text += "\n"
