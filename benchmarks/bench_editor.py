@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ import gen_policy  # noqa: E402
 from regua.engine.builtins import default_environment  # noqa: E402
 from regua.engine.compiler import check_source  # noqa: E402
 
+NUMBER = re.compile(r"\d[\d_]*")  # the first number of a condition: its threshold
 TARGET = 0.300  # seconds from the change to its diagnostics
 REGUA = Path(sys.executable).with_name("regua")
 
@@ -115,7 +117,9 @@ def edits(text: str, rounds: int):
     conditions = [i for i, line in enumerate(lines) if line.startswith("  when ") and any(c.isdigit() for c in line)]
     for k in range(rounds):
         index = conditions[(k * 97) % len(conditions)]
-        yield "change a rule's threshold", index, lines[index].replace("0", str(k % 9 + 1), 1)
+        number = NUMBER.search(lines[index])
+        bumped = str(int(number.group().replace("_", "")) + k + 1)
+        yield "change a rule's threshold", index, lines[index][:number.start()] + bumped + lines[index][number.end():]
     for k in range(rounds):
         index = conditions[k] + k  # each earlier round added one line above this one
         yield "add a comment line near the top", index, lines[conditions[k]] + "\n  # nota " + str(k)
@@ -149,6 +153,7 @@ def main() -> None:
     cpu: dict[str, list[float]] = {}
     whole: list[float] = []
     current = text.split("\n")
+    previous_text = text
     version = 1
     for what, index, new_line in edits(text, args.rounds):
         version += 1
@@ -156,6 +161,8 @@ def main() -> None:
         current[index:index + 1] = new_line.split("\n")
         change = {"range": {"start": {"line": index, "character": 0}, "end": {"line": index, "character": old_length}},
                   "text": new_line}
+        assert "\n".join(current) != previous_text, "an edit must change the text"
+        previous_text = "\n".join(current)
         started, cpu_before = time.perf_counter(), client.cpu_seconds()
         client.send("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                "contentChanges": [change]})
