@@ -136,7 +136,8 @@ class Decision(msgspec.Struct, eq=False):
     def reason_codes(self) -> list[str]:
         pending = self._pending
         if pending is not None:
-            return pending[0].codes(pending[1])
+            # The default's codes without a call: most decisions of a small policy are the default.
+            return pending[0].codes(pending[1]) if pending[1] is not None else list(pending[0].default_codes)
         return [r.code for r in self._reasons if r.code]
 
     def __repr__(self) -> str:
