@@ -110,8 +110,9 @@ class Decision(msgspec.Struct, eq=False):
 
     A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
     Python __init__ of nine fields cost more than evaluating a small decision table
-    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before; never encoded as a
-    Struct (to_dict is the wire form).
+    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before. Never encode it as a
+    Struct (msgspec would write its fields as they are): to_dict() is the wire form, with
+    documents masked.
     """
 
     policy: str
