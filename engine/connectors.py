@@ -8,10 +8,22 @@ connectors through this same interface; tests register fixtures.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from typing import Any, Callable, Mapping
 
 Connector = Callable[..., Mapping[str, Any]]
+
+# The decision's connector deadline (time.monotonic()), set around each lookup by the evaluation
+# (engine.evaluation) for the connector layer (plugins.runtime), which cuts its attempts, retries
+# and backoff to it: one budget for every lookup of a decision, not one per call.
+DECISION_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("regua_decision_deadline",
+                                                                                    default=None)
+
+
+def decision_deadline() -> float | None:
+    """When the current decision's lookups must have answered (time.monotonic()), or None."""
+    return DECISION_DEADLINE.get()
 
 
 class ConnectorError(Exception):

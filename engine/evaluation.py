@@ -19,7 +19,7 @@ from regua.dsl import types as T
 from regua.dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
-from .connectors import Answer, ConnectorError, Connectors, mask_document
+from .connectors import DECISION_DEADLINE, Answer, ConnectorError, Connectors, mask_document
 from .decision import ConnectorCall, Decision, Reason
 
 
@@ -31,9 +31,11 @@ class EvalContext:
     two or more of them wait on I/O, so evaluations that could not gain from it never pay for it.
     """
 
-    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "io")
+    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "io", "deadline",
+                 "budget", "room", "cpu_deadline")
 
-    def __init__(self, today: dt.date, connectors: Connectors | None, names: tuple, coercers):
+    def __init__(self, today: dt.date, connectors: Connectors | None, names: tuple, coercers,
+                 deadline: float | None = None, budget: float | None = None):
         self.today = today
         self.connectors = connectors
         self.names = names
@@ -41,6 +43,13 @@ class EvalContext:
         self.memo: dict = {}
         self.calls: list[ConnectorCall] = []
         self.io = connectors.io_flags(names) if connectors is not None else _NO_IO
+        #: time.monotonic() by which every lookup of this decision must have answered (None: no
+        #: decision-wide limit, only each connector's own). See _call and prefetch.
+        self.deadline = deadline
+        # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
+        self.budget = budget
+        self.room = runtime.CHECK_EVERY
+        self.cpu_deadline: float | None = None
 
     def lookup(self, index: int, args: tuple):
         key = (index, args)
@@ -59,8 +68,10 @@ class EvalContext:
         engine.connectors.Connectors.is_inline). With fewer than two such lookups nothing is
         prefetched (generated code checks `io` before calling): every lookup is made in the
         caller's thread when the code reaches it, since a thread hand-off costs more than it
-        could save. Later `lookup` calls find their answers in the memo. Deadlines live in the
-        connector layer (plugins.runtime), per lookup."""
+        could save. Later `lookup` calls find their answers in the memo. The wait for the pool
+        counts against the decision's deadline: a lookup still queued or running when it passes
+        is CONNECTOR_TIMEOUT (and, once started, the connector layer gives up at the same
+        deadline)."""
         connectors = self.connectors
         if connectors is None:
             return
@@ -71,7 +82,7 @@ class EvalContext:
             return
         futures = [_PREFETCH_POOL.submit(self._call, index, args) for index, args in waiting]
         local = {request: self._call(*request) for request in requests if not io[request[0]]}
-        answers = dict(zip(waiting, (future.result() for future in futures)))
+        answers = {request: self._wait(future, request) for request, future in zip(waiting, futures)}
         for request in requests:  # connector calls recorded in the policy's order
             answer = local.get(request) or answers.get(request)
             if answer is not None:
@@ -79,14 +90,32 @@ class EvalContext:
                 self.calls.append(call)
                 memo[request] = value
 
+    def _wait(self, future: concurrent.futures.Future, request: tuple):
+        """A prefetched lookup's answer, waiting at most until the decision's deadline."""
+        if self.deadline is None:
+            return future.result()
+        started = time.perf_counter()
+        try:
+            return future.result(timeout=max(0.0, self.deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # still queued: never started; running: the connector layer stops at the deadline
+            name = self.names[request[0]]
+            value = runtime.Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
+            return value, ConnectorCall(name, request[1], "failed", (time.perf_counter() - started) * 1000,
+                                        value.code)
+
     def _call(self, index: int, args: tuple):
         name = self.names[index]
         impl = self.connectors._impls.get(name) if self.connectors is not None else None
         started = _clock()
         cached, cost, raw = False, None, None
+        deadline = self.deadline
         if impl is None:
             value: Any = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+        elif deadline is not None and time.monotonic() >= deadline:
+            value = _Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
         else:
+            token = DECISION_DEADLINE.set(deadline) if deadline is not None else None
             try:
                 value = impl(*args)
                 if value.__class__ is Answer:
@@ -100,6 +129,9 @@ class EvalContext:
                 value = _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
                 value = _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+            finally:
+                if token is not None:
+                    DECISION_DEADLINE.reset(token)
         elapsed = (_clock() - started) * 1000
         if value.__class__ is _Unavailable:
             return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost, raw)
@@ -120,6 +152,7 @@ _clock = time.perf_counter
 
 
 _Unavailable = runtime.Unavailable
+_SPENT = "no answer within the decision's connector budget"
 # Waiting on providers, not computing: threads are the right tool. Deadlines live in the connector layer.
 _PREFETCH_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="regua-prefetch")
 
