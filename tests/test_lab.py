@@ -485,3 +485,17 @@ retries = 0
     assert result.exit_code == 2 and "--live and --budget go together" in result.output
     result = _invoke("replay", candidate, "--db", db, "--live", "--budget", "muito")
     assert result.exit_code == 2 and "not an amount in BRL" in result.output
+
+
+def test_a_sample_is_drawn_from_the_window_reproducibly(served_log):
+    from regua.server import replay_source
+
+    db, count = served_log
+    window = replay_source.Window("credito_b2b")
+    everything = [r["id"] for r in replay_source.records(str(db), window)]
+    drawn = [r["id"] for r in replay_source.records(str(db), window, sample=5)]
+    assert len(drawn) == 5 and drawn == sorted(drawn) and set(drawn) <= set(everything)
+    assert drawn == [r["id"] for r in replay_source.records(str(db), window, sample=5)]  # same seed, same draw
+    assert [r["id"] for r in replay_source.records(str(db), window, sample=count + 10)] == everything
+    report = json.loads(_invoke("replay", CHAMPION, "--db", db, "--sample", "5", "--json", "-").output)
+    assert (report["total"], report["replayed"]) == (5, 5)
