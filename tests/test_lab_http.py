@@ -139,3 +139,14 @@ def test_replays_need_the_lab_scope(tmp_path):
             # a cut by the document names it masked, as everywhere else in the API
             (cut,) = job["report"]["cuts"]["cnpj"]
             assert cut["value"] != document and cut["value"].endswith(document[-2:]) and document not in str(job)
+
+
+def test_the_stored_report_masks_documents_but_not_ids():
+    from regua.server.replays import _masked
+
+    document = "52998224725"
+    data = {"cuts": {"cpf": [{"value": document, "replayed": 1, "changed": 1}]},
+            "top_changes": [{"id": "01JDAAAAAAAAAAAAAA12345678901", "by": {"cpf": document}, "deltas": {}}],
+            "error_list": [{"id": "X", "code": "INPUT_SHAPE", "detail": f"input.cpf: {document} is not valid"}]}
+    masked = json.dumps(_masked(data))
+    assert document not in masked and "01JDAAAAAAAAAAAAAA12345678901" in masked and masked.count("25") >= 3
