@@ -87,11 +87,6 @@ class ReplayJobs:
             raise ReplayRefused(422, "POLICY_REJECTED", "the candidate policy failed its checks",
                                 [{**e, "location": f"candidate{e['location'].removeprefix('candidate.regua')}"}
                                  for e in error.to_list()]) from None
-        known = {f.name for f in prepared.meta.input_type.fields}
-        unknown = [{"code": "UNKNOWN_FIELD", "message": f"the candidate has no input field '{name}'",
-                    "location": f"by[{i}]"} for i, name in enumerate(order.by) if name not in known]
-        if unknown:
-            raise ReplayRefused(422, "INVALID_REQUEST", "a field to cut by is not an input of the candidate", unknown)
         name = order.policy or prepared.name
         window = replay_source.Window(name, order.start, order.end)
         total, purged = replay_source.count(self.store.path, window)

@@ -145,6 +145,9 @@ def test_rows_whose_shape_changed_are_counted_never_fatal(served_log, tmp_path):
     shape = next(e for e in report["error_list"] if e["code"] == "INPUT_SHAPE")
     assert shape["id"] == ids[1] and "input.valor_pedido" in shape["detail"]
     assert report["replayed"] == served_log[1] - 2 and report["changed"] == 0
+    # a field the candidate dropped can still cut the report: the stored input is what is cut
+    cuts = json.loads(_invoke("replay", CHAMPION, "--db", db, "--by", "campo_antigo", "--json", "-").output)["cuts"]
+    assert {"value": "1", "replayed": 1, "changed": 0} in cuts["campo_antigo"]
 
 
 def test_replay_usage_errors(served_log, tmp_path):

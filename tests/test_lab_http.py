@@ -112,8 +112,8 @@ def test_hostile_replay_requests_get_located_4xx(tmp_path):
                                 ({"candidate": "  "}, "candidate")):
             body = assert_error(client.post("/replays", json=wrong), 400, "INVALID_REQUEST")
             assert body["errors"][0]["location"] == location
-        body = assert_error(client.post("/replays", json={"candidate": CANDIDATE, "by": ["uff"]}), 422)
-        assert body["errors"][0]["location"] == "by[0]"
+        body = assert_error(client.post("/replays", json={"candidate": CANDIDATE, "by": ["uf", "1; drop"]}), 400)
+        assert body["errors"][0]["location"] == "by[1]"
         assert_error(client.post("/replays", json={"candidate": CANDIDATE, "extra": 1}), 400)
         assert_error(client.post("/replays", json={"candidate": CANDIDATE, "from": "ontem"}), 400)
         assert_error(client.post("/replays", content=b"not json", headers={"Content-Type": "application/json"}), 400)
