@@ -27,6 +27,8 @@ from regua.engine.recorded import LiveRefused, RecordedConnectors
 from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_json
 
 _decode = msgspec.json.decode  # the stored JSON, about twice as fast as json.loads
+# Inputs: JSON numbers with a fraction become Decimal from their text, as the server read them.
+_decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
 
 #: Errors listed in full in a report; beyond that only counted.
 MAX_LISTED_ERRORS = 200
@@ -174,7 +176,7 @@ class Replayer:
 
     def _one(self, record: dict, report: ReplayReport) -> None:
         try:
-            data = _decode(record["input"])
+            data = _decode_exact(record["input"])  # exact, as the server read it
             body = _decode(record["body"])
         except (TypeError, ValueError, msgspec.DecodeError) as error:
             raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None
