@@ -1,0 +1,59 @@
+"""The playground: a form generated from a policy's typed inputs; evaluating it (a dry run: nothing
+is written to the decision log) shows the outcome, the outputs, the ranked reasons and the rules
+that fired, highlighted in the source. The inputs are in the URL, so a result can be shared."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+
+from ..errors import ApiError
+from .forms import FormError, to_input, widgets
+from .pages_policies import annotate
+from .render import mask_value, output_formatter, page
+
+PERSONAL_TYPES = ("cpf", "cnpj")
+
+
+class PlaygroundPages(Controller):
+    path = "/playground"
+    opt = {"console": ("evaluate",)}
+
+    @get("/")
+    async def choose(self, request: Request) -> Response:
+        svc = request.app.state.services
+        names = sorted(n for n, a in svc.policies.active.items() if a.prepared.meta.kind != "collection")
+        return page(request, "playground_index.html", names=names)
+
+    @get("/{name:str}")
+    async def playground(self, request: Request, name: FromPath[str]) -> Response:
+        svc = request.app.state.services
+        active = svc.policies.get(name)
+        if active is None:
+            raise NotFoundException(f"Nenhuma política chamada {name} está carregada.")
+        meta = active.prepared.meta
+        fields = widgets(meta.input_type)
+        values = {f.name: request.query_params.get(f.name, "") for f in fields}
+        result, errors, fired = None, {}, set()
+        if request.query_params.get("run"):
+            try:
+                data = to_input(fields, values)
+                evaluation = await svc.evaluator.evaluate(name, data, trace="rules", dry_run=True,
+                                                          api_key=request.scope["console_session"].key_name)
+                result = msgspec.json.decode(evaluation.body)
+                fired = {r["line"] for r in result["trace"] or [] if r.get("result") == "fired"}
+                personal = {f.name for f in fields if f.kind in PERSONAL_TYPES}
+                result["outputs"] = mask_value("outputs", result["outputs"], personal)
+                result["connector_calls"] = mask_value("calls", result["connector_calls"])
+            except FormError as error:
+                errors = error.errors
+            except ApiError as error:
+                errors = {(e.get("location") or "").removeprefix("input.").split(".")[0].split("[")[0] or "_":
+                          e.get("message", "") for e in error.errors} or {"_": error.message}
+        source = await anyio.to_thread.run_sync(lambda: (svc.store.policy_version(name, active.revision) or {}).get("source", ""))
+        return page(request, "playground.html", name=name, meta=meta, fields=fields, values=values, result=result,
+                    errors=errors, lines=annotate(source, []), fired=fired, revision=active.revision,
+                    show=output_formatter({n: str(t) for n, t in meta.outputs}))
