@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, dto=None, return_dto=None,
                                   opt=dict(PUBLIC)),
             description="Credit decisions from checked, compiled policies. See docs/http-api.md.",
-            # Swagger UI from the swagger-ui-bundle package, served by this app: no CDN, works offline.
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"], favicon="", **SWAGGER_ASSETS)],
+            # Swagger UI from the swagger-ui-py package, served by this app: no CDN, works offline (and
+            # no favicon request either).
+            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"], favicon="<link rel='icon' href='data:,'>",
+                                                **SWAGGER_ASSETS)],
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", description="an API key (regua keys new)"),
                 "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),

@@ -35,7 +35,8 @@ class AuthPages(Controller):
         target = _safe_next(str(form.get("next") or ""))
         if opened is None:
             log.info("console sign-in refused (unknown key)")
-            return page(request, "login.html", 401, next=target, error="Chave de API desconhecida.")
+            # 200, not 401: the form is shown again (a 401 document makes browsers log an error).
+            return page(request, "login.html", next=target, error="Chave de API desconhecida.")
         token, session = opened
         log.info("console sign-in: key %s", session.key_name)
         response = Redirect(target, status_code=303)

@@ -18,6 +18,19 @@ from .render import mask_value, output_formatter, page
 PERSONAL_TYPES = ("cpf", "cnpj")
 
 
+def rule_blocks(source: str, starts: set[int]) -> set[int]:
+    """The lines of each fired rule: its `rule` line and the indented lines under it."""
+    lines = source.split("\n")
+    out = set()
+    for start in starts:
+        out.add(start)
+        n = start + 1
+        while n <= len(lines) and lines[n - 1][:1] in (" ", "\t") and lines[n - 1].strip():
+            out.add(n)
+            n += 1
+    return out
+
+
 class PlaygroundPages(Controller):
     path = "/playground"
     opt = {"console": ("evaluate",)}
@@ -53,7 +66,9 @@ class PlaygroundPages(Controller):
             except ApiError as error:
                 errors = {(e.get("location") or "").removeprefix("input.").split(".")[0].split("[")[0] or "_":
                           e.get("message", "") for e in error.errors} or {"_": error.message}
-        source = await anyio.to_thread.run_sync(lambda: (svc.store.policy_version(name, active.revision) or {}).get("source", ""))
+        source = await anyio.to_thread.run_sync(
+            lambda: (svc.store.policy_version(name, active.revision) or {}).get("source", ""))
+        fired = rule_blocks(source, fired)
         return page(request, "playground.html", name=name, meta=meta, fields=fields, values=values, result=result,
                     errors=errors, lines=annotate(source, []), fired=fired, revision=active.revision,
                     show=output_formatter({n: str(t) for n, t in meta.outputs}))
