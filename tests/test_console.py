@@ -272,3 +272,17 @@ def test_the_api_docs_page_loads_its_assets_from_this_server(server):
     assert "/schema/assets/swagger-ui-bundle.js" in assets and all(a.startswith("/") for a in assets), assets
     for asset in assets:
         assert httpx.get(server.url + asset).status_code == 200, asset
+
+
+def test_the_docs_scope_table_matches_the_pages(server):
+    """docs/console.md says which scope opens which page: check each row against the app."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "console.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| [^|]+ \| `(/console/[^`]*)` \| (.+) \|$", doc, re.M)
+    assert len(rows) == 7
+    routes = {route.path.replace("{customer_id:str}", "{id}").rstrip("/") or "/": route for route in server.app.routes}
+    for path, scopes in rows:
+        route = routes[path.rstrip("/")]
+        declared = {h.opt["console"] for h in route.route_handlers if "GET" in h.http_methods}
+        assert declared == {tuple(re.findall(r"`([a-z:]+)`", scopes))}, (path, declared, scopes)

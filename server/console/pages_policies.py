@@ -5,6 +5,7 @@ in-language tests with their results and rule coverage."""
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from pathlib import Path
 
@@ -37,8 +38,22 @@ def annotate(source: str, diagnostics: list[dict]) -> list[dict]:
             for n, html in enumerate(highlight(source), start=1)]
 
 
+_DIAGNOSTICS: dict[tuple[str, str], list[dict]] = {}
+
+
 def _checked(source: str, file: str, env) -> list[dict]:
-    """Every diagnostic of `source` (errors and warnings) as dicts with line and column."""
+    """Every diagnostic of `source` (errors and warnings) as dicts with line and column. Remembered
+    per source (a stored version never changes; the checker and its lints take ~100 ms)."""
+    key = (hashlib.sha256(source.encode("utf-8")).hexdigest(), file)
+    found = _DIAGNOSTICS.get(key)
+    if found is None:
+        if len(_DIAGNOSTICS) >= 256:
+            _DIAGNOSTICS.clear()
+        found = _DIAGNOSTICS[key] = _check(source, file, env)
+    return found
+
+
+def _check(source: str, file: str, env) -> list[dict]:
     try:
         checked = check_source(source, file, env)
         found = list(checked.warnings)
