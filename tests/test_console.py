@@ -286,3 +286,16 @@ def test_the_docs_scope_table_matches_the_pages(server):
         route = routes[path.rstrip("/")]
         declared = {h.opt["console"] for h in route.route_handlers if "GET" in h.http_methods}
         assert declared == {tuple(re.findall(r"`([a-z:]+)`", scopes))}, (path, declared, scopes)
+
+
+def test_the_playground_takes_connector_answers_as_fixtures(browser):
+    order = {"run": "1", "cpf": CPF, "data_nascimento": "1985-04-12", "renda_mensal": "6.000,00",
+             "valor_compra": "3000", "parcelas": "6"}
+    sandbox = browser.get("/console/playground/credito_b2c", params=order).text
+    assert 'id="outcome">approve<' in sandbox  # the sandbox bureau's answer
+    low_score = browser.get("/console/playground/credito_b2c", params={
+        **order, "fixture:bureau.boavista": '{"score": {"value": 200}, "restrictions": []}'}).text
+    assert 'id="outcome">deny<' in low_score and "SCORE_BAIXO" in low_score
+    assert "&#34;score&#34;: {&#34;value&#34;: 200}" in low_score  # kept in the form (and the URL)
+    bad = browser.get("/console/playground/credito_b2c", params={**order, "fixture:bureau.boavista": "[1]"}).text
+    assert "resposta em JSON (um objeto) esperada" in bad and 'id="outcome"' not in bad

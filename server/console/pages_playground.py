@@ -1,6 +1,9 @@
 """The playground: a form generated from a policy's typed inputs; evaluating it (a dry run: nothing
 is written to the decision log) shows the outcome, the outputs, the ranked reasons and the rules
-that fired, highlighted in the source. The inputs are in the URL, so a result can be shared."""
+that fired, highlighted in the source. The inputs are in the URL, so a result can be shared.
+
+Each connector the policy calls can be given a fixture: a JSON answer typed in the form, used
+instead of the server's connector for that evaluation (like a test's `returns`)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,49 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
+from regua.engine import brazil
+from regua.engine.connectors import Connectors, Fixture
+from regua.engine.prepared import InvalidInput
+
 from ..errors import ApiError
 from .forms import FormError, to_input, widgets
 from .pages_policies import annotate
 from .render import mask_value, output_formatter, page
 
 PERSONAL_TYPES = ("cpf", "cnpj")
+FIXTURE = "fixture:"
+
+
+def fixtures_from(specs, values: dict[str, str]) -> tuple[dict[str, object], dict[str, str]]:
+    """The connector answers typed in the form (JSON objects), and the names of those that are not."""
+    answers, errors = {}, {}
+    for spec in specs:
+        text = (values.get(FIXTURE + spec.qualified_name) or "").strip()
+        if not text:
+            continue
+        try:
+            answer = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            answer = None
+        if isinstance(answer, dict):
+            answers[spec.qualified_name] = answer
+        else:
+            errors[FIXTURE + spec.qualified_name] = "resposta em JSON (um objeto) esperada"
+    return answers, errors
+
+
+def evaluate_with_fixtures(svc, active, data: dict, answers: dict) -> dict:
+    """A dry run with some connectors replaced by fixed answers (never logged, never cached)."""
+    connectors = Connectors({name: svc.evaluator.connectors.get(name) for name in svc.evaluator.connectors.names()})
+    for name, answer in answers.items():
+        connectors.register(name, Fixture(answer))
+    prepared = active.prepared
+    try:
+        inputs = prepared.validate(data)
+    except InvalidInput as error:
+        raise ApiError(422, "INVALID_INPUT", f"the input does not fit policy {prepared.name}", error.to_list()) from None
+    decision = prepared.evaluate_validated(inputs, connectors=connectors, trace="rules", as_of=brazil.today())
+    return msgspec.json.decode(msgspec.json.encode(decision.to_dict()))
 
 
 def rule_blocks(source: str, starts: set[int]) -> set[int]:
@@ -50,13 +90,21 @@ class PlaygroundPages(Controller):
         meta = active.prepared.meta
         fields = widgets(meta.input_type)
         values = {f.name: request.query_params.get(f.name, "") for f in fields}
+        values.update({FIXTURE + c.qualified_name: request.query_params.get(FIXTURE + c.qualified_name, "")
+                       for c in meta.connectors})
         result, errors, fired = None, {}, set()
         if request.query_params.get("run"):
             try:
                 data = to_input(fields, values)
-                evaluation = await svc.evaluator.evaluate(name, data, trace="rules", dry_run=True,
-                                                          api_key=request.scope["console_session"].key_name)
-                result = msgspec.json.decode(evaluation.body)
+                answers, errors = fixtures_from(meta.connectors, values)
+                if errors:
+                    raise FormError(errors)
+                if answers:
+                    result = await anyio.to_thread.run_sync(lambda: evaluate_with_fixtures(svc, active, data, answers))
+                else:
+                    evaluation = await svc.evaluator.evaluate(name, data, trace="rules", dry_run=True,
+                                                              api_key=request.scope["console_session"].key_name)
+                    result = msgspec.json.decode(evaluation.body)
                 fired = {r["line"] for r in result["trace"] or [] if r.get("result") == "fired"}
                 personal = {f.name for f in fields if f.kind in PERSONAL_TYPES}
                 result["outputs"] = mask_value("outputs", result["outputs"], personal)
@@ -71,4 +119,5 @@ class PlaygroundPages(Controller):
         fired = rule_blocks(source, fired)
         return page(request, "playground.html", name=name, meta=meta, fields=fields, values=values, result=result,
                     errors=errors, lines=annotate(source, []), fired=fired, revision=active.revision,
+                    connectors=[(FIXTURE + c.qualified_name, c.qualified_name) for c in meta.connectors],
                     show=output_formatter({n: str(t) for n, t in meta.outputs}))
