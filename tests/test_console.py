@@ -126,7 +126,7 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "script", "body", "head
                 "span", "button", "main", "section", "h1", "h2", "h3", "p", "ul", "ol", "li", "table", "thead",
                 "tbody", "tr", "th", "td", "code", "div", "strong", "em", "label", "select", "option", "textarea",
                 "small", "dl", "dt", "dd", "figure", "figcaption", "svg", "line", "text", "polyline", "circle",
-                "rect", "pre", "br"}
+                "rect", "pre", "br", "g", "fieldset", "legend"}
 
 
 PAGES = ["/console/", "/console/policies", "/console/policies/console_demo", "/console/policies/console_demo/tests",
@@ -169,6 +169,9 @@ def test_a_policy_shows_its_diagnostics_on_their_lines(browser):
     line = re.search(rf'<li id="L{UNREAD_LET_LINE}"[^>]*>(.*?)</li>', html, re.S).group(1)
     assert "W602" in line and "nunca_lida" in line
     assert "3 aviso(s)" in html
+    # The rule graph, drawn on the server: the rule between its input and the outcome.
+    graph = re.search(r'<div class="graph-box" id="rule-graph">(.*?)</div>', html, re.S).group(1)
+    assert '<g class="node rule"><rect' in graph and ">valor_alto: review VALOR_ALTO<" in graph
 
 
 def test_a_refused_policy_file_shows_its_error_in_place(server, browser, tmp_path):

@@ -18,6 +18,7 @@ from regua.dsl.diagnostics import PolicyError
 from regua.engine.compiler import check_source
 from regua.engine.testing import run_policy_tests
 
+from .graph import rule_graph
 from .highlight import highlight
 from .render import page
 
@@ -97,7 +98,7 @@ class PolicyPages(Controller):
             lambda: path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "")
         diagnostics = _problem_diagnostics(errors)
         return page(request, "policy_source.html", title=path.name, lines=annotate(source, diagnostics),
-                    diagnostics=diagnostics, policy=None, versions=[], revision=None, fired=set())
+                    diagnostics=diagnostics, policy=None, versions=[], revision=None, fired=set(), graph=None)
 
     @get("/{name:str}")
     async def source(self, request: Request, name: FromPath[str], revision: FromQuery[int | None] = None) -> Response:
@@ -117,7 +118,8 @@ class PolicyPages(Controller):
         meta = active.prepared.meta
         return page(request, "policy_source.html", title=name, lines=annotate(row["source"], diagnostics),
                     diagnostics=diagnostics, versions=versions, revision=wanted, fired=set(),
-                    policy={"name": name, "kind": meta.kind, "version": row["version"], "active": active.revision})
+                    policy={"name": name, "kind": meta.kind, "version": row["version"], "active": active.revision},
+                    graph=rule_graph(meta.graph) if wanted == active.revision and meta.graph else None)
 
     @get("/{name:str}/diff")
     async def diff(self, request: Request, name: FromPath[str], a: FromQuery[int], b: FromQuery[int]) -> Response:
