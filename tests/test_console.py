@@ -302,3 +302,18 @@ def test_the_playground_takes_connector_answers_as_fixtures(browser):
     assert "&#34;score&#34;: {&#34;value&#34;: 200}" in low_score  # kept in the form (and the URL)
     bad = browser.get("/console/playground/credito_b2c", params={**order, "fixture:bureau.boavista": "[1]"}).text
     assert "resposta em JSON (um objeto) esperada" in bad and 'id="outcome"' not in bad
+
+
+def test_a_monitoring_review_is_a_task_too_and_resolving_it_closes_it(server, browser):
+    decision_id = "01MONITORAMENTO00000000000"
+    with sqlite3.connect(server.services.store.path) as db:
+        db.execute("insert into monitoring_reviews (customer_id, decision_id, opened_at, reasons) values "
+                   "('maria', ?, '2026-11-20T12:00:00+00:00', '[\"SCORE_CAIU\"]')", [decision_id])
+    row = re.search(rf'<tr id="task-{decision_id}">(.*?)</tr>', browser.get("/console/reviews").text, re.S).group(1)
+    assert "monitoramento" in row and "SCORE_CAIU" in row
+    done = browser.post(f"/console/reviews/{decision_id}/resolve",
+                        data={"csrf": browser.csrf, "verdict": "deny", "note": "manter o limite"})
+    assert done.status_code == 303
+    with sqlite3.connect(server.services.store.path) as db:
+        assert db.execute("select closed_by from monitoring_reviews where decision_id = ?",
+                          [decision_id]).fetchone() == ("console:sandbox",)

@@ -96,6 +96,8 @@ class ReviewPages(Controller):
             now = utc_now()
             with svc.store.transaction() as db:
                 source = _source(db, decision_id)
+                if source == "monitoring" and not session.may("monitoring"):
+                    return False  # closing a monitoring review takes the scope the API asks for it
                 db.execute("insert into review_tasks (decision_id, source, taken_by, taken_at, verdict, note, "
                            "resolved_by, resolved_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict(decision_id) do "
                            "update set verdict = excluded.verdict, note = excluded.note, "
@@ -106,8 +108,11 @@ class ReviewPages(Controller):
                     db.execute("update monitoring_reviews set closed_at = ?, closed_by = ? where decision_id = ? "
                                "and closed_at is null", [now, session.actor, decision_id])
                 audit(svc.store, session.actor, verdict, decision_id, note, db)
+            return True
 
-        await anyio.to_thread.run_sync(work)
+        if not await anyio.to_thread.run_sync(work):
+            return page(request, "message.html", 403, title="Sem permissão",
+                        message="Resolver uma revisão do monitoramento pede o escopo monitoring.")
         return _back()
 
 
