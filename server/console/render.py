@@ -90,8 +90,10 @@ def mask_value(name: str, value: Any, personal_types: set[str] | frozenset[str] 
         return {k: mask_value(k, v, personal_types) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_value(name, v, personal_types) for v in value]
-    if isinstance(value, str) and (name in personal_types or _PERSONAL.search(name or "")):
-        return mask_document(value)
+    if isinstance(value, str) and name in personal_types:
+        return mask_document(value)  # documents keep their last two digits, as everywhere in Régua
+    if isinstance(value, str) and _PERSONAL.search(name or ""):
+        return "•" * min(len(value), 8)  # names and contacts: nothing of them
     if isinstance(value, str):
         return mask_documents_in(value)
     return value
