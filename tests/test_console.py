@@ -317,3 +317,10 @@ def test_a_monitoring_review_is_a_task_too_and_resolving_it_closes_it(server, br
     with sqlite3.connect(server.services.store.path) as db:
         assert db.execute("select closed_by from monitoring_reviews where decision_id = ?",
                           [decision_id]).fetchone() == ("console:sandbox",)
+
+
+def test_an_unknown_console_address_is_a_page_not_an_api_error(browser):
+    response = browser.get("/console/nada/aqui")
+    assert response.status_code == 404 and "Esta página não existe" in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert httpx.get(str(browser.base_url) + "/console/nada").status_code == 303  # sign in first

@@ -115,7 +115,8 @@ def tab(chromium, server):
     watched.context.close()
 
 
-def test_sign_in_then_the_pages_of_the_keys_scopes(tab):
+def test_sign_in_then_the_pages_of_the_keys_scopes(tab, server):
+    assert f"Console: {server.url}/console/ (sign in with an API key)" in server.stdout()  # what regua serve prints
     tab.page.goto("/console/policies")
     assert tab.page.url.endswith("/console/login?next=%2Fconsole%2Fpolicies")
     tab.shot("login")

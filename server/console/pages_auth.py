@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from .render import SECURITY_HEADERS, page
@@ -57,3 +58,8 @@ class AuthPages(Controller):
     @get("/", opt={"console": SIGNED_IN})
     async def home(self, request: Request) -> Response:
         return page(request, "home.html")
+
+    @get("/{rest:path}", opt={"console": SIGNED_IN})
+    async def unknown(self, request: Request, rest: FromPath[str]) -> Response:
+        """Any other console address: a page saying so (more specific routes always win)."""
+        return page(request, "message.html", 404, title="Não encontrado", message="Esta página não existe.")
