@@ -229,3 +229,19 @@ def test_the_api_docs_work_offline(tab):
     assert "Régua" in tab.page.inner_text(".swagger-ui .info .title")
     tab.shot("api-docs")
     tab.check()
+
+
+@pytest.mark.parametrize("path", ["/console/", "/console/policies", "/console/playground/console_demo",
+                                  "/console/decisions", "/console/reviews", "/console/kpis",
+                                  "/console/customers/maria/limit"])
+def test_pages_fit_a_phone_screen(chromium, server, path):
+    watched = Watched(chromium, server.url)
+    try:
+        watched.page.set_viewport_size({"width": 390, "height": 844})
+        watched.sign_in(path)
+        overflow = watched.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path} scrolls sideways by {overflow}px on a phone"
+        watched.shot("phone" + path.replace("/", "-").rstrip("-"))
+        watched.check()
+    finally:
+        watched.context.close()
