@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery
 
 from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
+from regua.engine.trace import uniform
 
 from ..evaluator import document_hash
 from ..explanation import explain
@@ -116,8 +117,7 @@ class DecisionPages(Controller):
         if row is None:
             raise NotFoundException(f"Nenhuma decisão com o id {decision_id}.")
         body = msgspec.json.decode(row["body"])
-        trace = body.get("trace")
-        body["trace"] = trace.get("rules", []) if isinstance(trace, dict) else (trace or [])
+        body["trace"] = (uniform(body.get("trace")) or {}).get("rules", [])
         created = id_time(row["id"])
         active = svc.policies.get(row["policy"])
         personal = ({f.name for f in active.prepared.meta.input_type.fields if str(f.type) in ("cpf", "cnpj")}

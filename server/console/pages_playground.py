@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from regua.engine import brazil
 from regua.engine.connectors import Connectors, Fixture
 from regua.engine.prepared import InvalidInput
+from regua.engine.trace import uniform
 
 from ..errors import ApiError
 from .forms import FormError, to_input, widgets
@@ -105,7 +106,8 @@ class PlaygroundPages(Controller):
                     evaluation = await svc.evaluator.evaluate(name, data, trace="rules", dry_run=True,
                                                               api_key=request.scope["console_session"].key_name)
                     result = msgspec.json.decode(evaluation.body)
-                fired = {r["line"] for r in result["trace"] or [] if r.get("result") == "fired"}
+                steps = (uniform(result.get("trace")) or {}).get("rules", [])
+                fired = {r["line"] for r in steps if r.get("result") == "fired"}
                 personal = {f.name for f in fields if f.kind in PERSONAL_TYPES}
                 result["outputs"] = mask_value("outputs", result["outputs"], personal)
                 result["connector_calls"] = mask_value("calls", result["connector_calls"])
