@@ -14,10 +14,6 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 
-from regua.dsl.diagnostics import PolicyError
-from regua.engine.compiler import check_source
-from regua.engine.testing import run_policy_tests
-
 from .graph import rule_graph
 from .highlight import highlight
 from .render import page
@@ -55,6 +51,10 @@ def _checked(source: str, file: str, env) -> list[dict]:
 
 
 def _check(source: str, file: str, env) -> list[dict]:
+    # Imported here: the checker and the test runner load at the first policy page, not at start-up.
+    from regua.dsl.diagnostics import PolicyError
+    from regua.engine.compiler import check_source
+
     try:
         checked = check_source(source, file, env)
         found = list(checked.warnings)
@@ -144,6 +144,9 @@ class PolicyPages(Controller):
             raise NotFoundException(f"Nenhuma política chamada {name} está carregada.")
 
         def run():
+            from regua.engine.compiler import check_source
+            from regua.engine.testing import run_policy_tests
+
             row = svc.store.policy_version(name, active.revision)
             checked = check_source(row["source"], name, svc.policies.env)
             return run_policy_tests(checked, active.prepared)

@@ -4,12 +4,12 @@ personal-data masking, and the security headers every console answer carries."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
 
 from regua.engine.brazil import BRASILIA
@@ -115,14 +115,16 @@ def output_formatter(output_types: dict[str, str]):
     return show
 
 
-def _environment() -> Environment:
+@functools.cache
+def environment():
+    """Built at the first page (jinja2 is imported then, not when the server starts)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(brl=brl, number=number_br, percent=percent_br, date=date_br)
     return env
 
-
-ENV = _environment()
 
 NAV = [  # (label, href, scopes that may open it)
     ("Políticas", "/console/policies", ("evaluate", "policies:admin")),
@@ -137,6 +139,6 @@ NAV = [  # (label, href, scopes that may open it)
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     session = request.scope.get("console_session")
     nav = [(label, href) for label, href, scopes in NAV if session is not None and session.may(*scopes)]
-    html = ENV.get_template(template).render(session=session, nav=nav, path=request.url.path, **context)
+    html = environment().get_template(template).render(session=session, nav=nav, path=request.url.path, **context)
     return Response(html, status_code=status_code, media_type="text/html; charset=utf-8",
                     headers=SECURITY_HEADERS)
