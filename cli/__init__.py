@@ -11,7 +11,7 @@ import click
 
 from regua import __version__
 
-from . import collect, keys, kpis, lab, monitor, policy, portfolio, purge, serve
+from . import collect, explain, keys, kpis, lab, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -24,6 +24,7 @@ COMMANDS: list[click.Command] = [
     policy.check_command,
     policy.fmt_command,
     policy.eval_command,
+    explain.explain_command,
     policy.test_command,
     policy.graph_command,
     policy.plugins_command,

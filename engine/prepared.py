@@ -85,6 +85,8 @@ class PolicyMeta:
     warnings: list[Any] = field(default_factory=list)
     graph: dict = field(default_factory=dict)  # the rule graph (engine.graph), for display and the API
     full_start: int = 0  # first generated line of `evaluate_full` (compiled on first use)
+    # What counterfactual explanations may change, with thresholds (engine.actionable.ActionableSpec).
+    actionable: list = field(default_factory=list)
 
 
 class PreparedPolicy:

@@ -201,6 +201,35 @@ class DecisionRecord(msgspec.Struct):
     duration_ms: float
 
 
+class CounterfactualChange(msgspec.Struct):
+    fact: str  # as written in the policy's `actionable` block
+    label: str  # for people
+    type: str  # int, decimal, money or percent
+    from_: Any = msgspec.field(name="from")
+    to: Any = None
+    direction: str = "down"  # down or up
+
+
+class CounterfactualAlternative(msgspec.Struct):
+    changes: list[CounterfactualChange]
+    outcome: str
+    reasons: list[str]
+    size: float  # the changes' sizes relative to their declared bounds, summed
+
+
+class CounterfactualsOut(msgspec.Struct):
+    decision_id: str
+    outcome: str
+    target: str
+    status: str  # found, none_within_bounds, not_needed, no_actionable_facts
+    facts: list[str]
+    alternatives: list[CounterfactualAlternative]
+    complete: bool
+    evaluations: int
+    skipped: list[str]
+    sentence: str | None
+
+
 class DecisionSummary(msgspec.Struct):
     decision_id: str
     created_at: str

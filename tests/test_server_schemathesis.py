@@ -36,7 +36,7 @@ OPERATIONS = [
     "POST /evaluate", "POST /evaluate/{policy}", "POST /evaluate/batch",
     "GET /policies", "GET /policies/{name}", "POST /policies", "PUT /policies/{name}",
     "POST /policies/{name}/rollback", "GET /policies/{name}/schema", "GET /policies/{name}/openapi.json",
-    "GET /decisions", "GET /decisions/{decision_id}",
+    "GET /decisions", "GET /decisions/{decision_id}", "GET /decisions/{decision_id}/counterfactuals",
     "GET /health", "GET /ready", "GET /metrics",
     "POST /portfolio/customers", "POST /portfolio/receivables", "POST /portfolio/payments", "POST /portfolio/agreements",
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
