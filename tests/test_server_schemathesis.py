@@ -43,6 +43,9 @@ OPERATIONS = [
     "GET /collection/queue", "GET /kpis",
     "POST /events", "GET /customers/{customer_id}/limit", "PUT /customers/{customer_id}/limit",
     "GET /monitoring/reviews", "POST /monitoring/recheck",
+    "GET /experiments", "POST /experiments", "GET /experiments/{name}", "PUT /experiments/{name}/shares",
+    "POST /experiments/{name}/pause", "POST /experiments/{name}/resume", "POST /experiments/{name}/stop",
+    "POST /experiments/{name}/promote", "GET /experiments/{name}/report",
 ]
 #: Per operation: the whole file takes about 20 s on a 2-core machine. POST /events needs no API key
 #: but a signature: schemathesis' unsigned requests all get 401 (test_signed_random_alerts_… signs them).

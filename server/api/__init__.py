@@ -3,10 +3,12 @@
 from .collection import CollectionController, PortfolioController
 from .decisions import DecisionController
 from .evaluate import EvaluateController
+from .experiments import ExperimentController
 from .kpis import KpiController
 from .monitoring import EventController, LimitController, MonitoringController
 from .ops import OperationsController
 from .policies import PolicyController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
-          CollectionController, KpiController, EventController, LimitController, MonitoringController]
+          CollectionController, KpiController, EventController, LimitController, MonitoringController,
+          ExperimentController]
