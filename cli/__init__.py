@@ -11,7 +11,7 @@ import click
 
 from regua import __version__
 
-from . import collect, explain, keys, kpis, lab, monitor, policy, portfolio, purge, serve
+from . import collect, experiments, explain, keys, kpis, lab, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -40,6 +40,7 @@ COMMANDS: list[click.Command] = [
     lab.replay_command,
     lab.backtest_command,
     serve.serve_command,
+    experiments.experiments_group,
     keys.keys_group,
 ]
 

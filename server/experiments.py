@@ -77,14 +77,15 @@ class Route:
 
 
 class ExperimentService:
-    def __init__(self, store, policies: PolicyService):
+    def __init__(self, store, policies: PolicyService, worker: bool = True):
         self.store = ExperimentStore(store)
         self.policies = policies
         self.running: dict[str, Running] = {}  # policy -> its running experiment
         self._generation = -1
         self._compiled: dict[tuple[str, int], object] = {}
         self._lock = threading.Lock()
-        self.worker = ExperimentWorker(self)
+        # The command line manages experiments without serving: no thread for it.
+        self.worker = ExperimentWorker(self) if worker else None
 
     # ---- the request path ----
     def route(self, policy: str, inputs: dict) -> Route | None:

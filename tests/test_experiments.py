@@ -215,3 +215,48 @@ def test_experiment_lifecycle(server, client):
 def test_experiments_need_their_scope(server):
     with server.client(headers={"Authorization": "Bearer nobody"}) as anonymous:
         assert anonymous.get("/experiments").status_code == 401
+
+
+def test_command_line_manages_the_same_experiments(server, client, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from server_harness import b2c_order
+
+    regua = Path(sys.executable).with_name("regua")
+    db = server.services.settings.store.path
+    b2c = (ROOT / "policies" / "credito_b2c.regua").read_text(encoding="utf-8")
+    strict = tmp_path / "b2c_strict.regua"
+    strict.write_text(b2c.replace('version "2026.11.1"', 'version "2026.12"').replace("when score <= 300",
+                                                                                     "when score <= 450"))
+
+    def run(*args):
+        import os
+
+        return subprocess.run([str(regua), "experiments", *args, "--db", db], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    made = run("create", "crediario", "--policy", "credito_b2c", "--challenger", "novo", str(strict), "10",
+               "--shadow", "sombra", str(strict), "--salt", "fixo")
+    assert made.returncode == 0, made.stderr
+    assert "crediario: credito_b2c [running] champion 90%, novo 10%, sombra 0% (shadow)" in made.stdout
+    bad = run("shares", "crediario", "champion=95")
+    assert bad.returncode == 2 and "INVALID_SHARES" in bad.stderr
+    deadline = time.monotonic() + 10
+    while "credito_b2c" not in server.services.evaluator.experiments.running and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server polls the store
+    for _ in range(12):
+        response = client.post("/evaluate/credito_b2c", json={"input": b2c_order(fresh_document("clean", "cpf"))})
+        assert response.status_code == 200
+    server.services.evaluator.experiments.worker.wait_idle()
+    report = run("report", "crediario", "--json")
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    arms = {a["arm"]: a for a in data["arms"]}
+    assert arms["champion"]["decisions"] + arms["novo"]["decisions"] == 12 == arms["sombra"]["decisions"]
+    table = run("report", "crediario")
+    assert table.returncode == 0 and "sombra (shadow)" in table.stdout and "decided \\ shadow" in table.stdout
+    assert run("stop", "crediario").returncode == 0
+    show = json.loads(run("show", "crediario").stdout)
+    assert [a["action"] for a in show["audit"]] == ["create", "stop"] and show["audit"][0]["by"].startswith("cli")
