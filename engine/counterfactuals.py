@@ -28,7 +28,6 @@ evaluation budget ran out first, `complete` is false.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,7 +42,7 @@ from .recorded import NotRecorded, decode_answers, encode_answers
 DEFAULT_ALTERNATIVES = 3
 DEFAULT_MAX_CHANGES = 2
 DEFAULT_BUDGET = 2000  # evaluations per decision: a bound on the time, not a goal
-_GRID = {2: 8, 3: 4}  # values tried per fact in combinations of that many facts
+_GRID = {2: 6, 3: 4}  # values tried per fact in combinations of that many facts
 
 
 @dataclass(frozen=True)
@@ -97,35 +96,42 @@ class _Replay:
     """A connector answering from a decision's recorded answers, with some facts overridden."""
 
     inline = True
-    __slots__ = ("name", "record", "overrides")
+    __slots__ = ("name", "record", "overrides", "keys")
 
-    def __init__(self, name: str, record: dict, overrides: list):
+    def __init__(self, name: str, record: dict, overrides, keys: dict):
         self.name = name
         self.record = record
         self.overrides = overrides
+        self.keys = keys  # args -> record key, shared by every evaluation of one search
 
     def __call__(self, *args):
-        entry = self.record.get((self.name, tuple(mask_document(a) for a in args)))
+        key = self.keys.get((self.name, args))
+        if key is None:
+            key = self.keys[(self.name, args)] = (self.name, tuple(mask_document(a) for a in args))
+        entry = self.record.get(key)
         if entry is None or entry.get("status") == "unrecorded":
             raise NotRecorded(self.name)
         if "answer" not in entry:
             code = str(entry.get("error") or "FAILED")
             raise ConnectorError(code.removeprefix("CONNECTOR_"), "recorded failure")
         answer = entry["answer"]
-        if self.overrides:
-            answer = copy.deepcopy(answer)
-            for path, value in self.overrides:
-                _set_path(answer, path, value)
+        for path, value in self.overrides:
+            answer = _with_path(answer, path, value)
         return answer
 
 
-def _set_path(answer, path, value) -> None:
+def _with_path(answer, path, value):
+    """A copy of `answer` with the value at `path` replaced: only the records along the path are
+    copied, the rest is shared (the recorded answer itself is never changed)."""
+    top = dict(answer) if isinstance(answer, dict) else {}
+    node = top
     for part in path[:-1]:
-        nested = answer.get(part) if isinstance(answer, dict) else None
-        if not isinstance(nested, dict):
-            nested = answer[part] = {}
-        answer = nested
-    answer[path[-1]] = value
+        nested = node.get(part)
+        nested = dict(nested) if isinstance(nested, dict) else {}
+        node[part] = nested
+        node = nested
+    node[path[-1]] = value
+    return top
 
 
 def _read_path(answer, path):
@@ -157,6 +163,9 @@ class _Search:
         self.specs: list = []
         self.current: list = []
         self.names = prepared._connector_names
+        self.keys: dict = {}
+        self.original_codes: list[str] = []
+        self.active: set[int] = set()  # facts some tried value of which changes the decision's reasons
 
     def decision(self, assignment: dict[int, Any]):
         """The decision with the facts of `assignment` (spec index -> value) changed; cached."""
@@ -177,13 +186,17 @@ class _Search:
             else:
                 overrides.setdefault(spec.connector, []).append(
                     (spec.path, to_json(value, T.BUILTIN_TYPES[spec.type_name])))
-        connectors = Connectors({name: _Replay(name, self.record, overrides.get(name, ())) for name in self.names})
+        connectors = Connectors({name: _Replay(name, self.record, overrides.get(name, ()), self.keys)
+                                 for name in self.names})
         decision = self.prepared.evaluate_validated(inputs, connectors=connectors, as_of=self.as_of)
         self.cache[key] = decision
         return decision
 
     def reaches(self, assignment: dict[int, Any]) -> bool:
-        return self.decision(assignment).outcome == self.target
+        decision = self.decision(assignment)
+        if len(assignment) == 1 and decision.reason_codes != self.original_codes:
+            self.active.update(assignment)
+        return decision.outcome == self.target
 
     # ---- one fact ----
     def tried_values(self, index: int) -> tuple[list, list]:
@@ -237,7 +250,9 @@ class _Search:
             down, up = self.tried_values(index)
             values = sorted(down + up, key=lambda v, i=index: self.relative(i, v))[:width]
             options.append(values)
-        for indexes in itertools.combinations(range(len(self.specs)), size):
+        # Only facts that moved the decision on their own somewhere (its reasons changed): a fact no
+        # tried value of which changes anything is left out of combinations (the search is bounded).
+        for indexes in itertools.combinations(sorted(self.active), size):
             grid = sorted(itertools.product(*(options[i] for i in indexes)),
                           key=lambda values, ix=indexes: sum(self.relative(i, v) for i, v in zip(ix, values)))
             for values in grid:
@@ -298,6 +313,7 @@ def find_counterfactuals(prepared, inputs: dict, record: dict, as_of, *, target:
     recorded connector answers (engine.recorded.decode_answers), `as_of` its evaluation date."""
     search = _Search(prepared, inputs, record, as_of, target, budget)
     original = search.decision({})
+    search.original_codes = original.reason_codes
     result = Counterfactuals(original.outcome, target, "found")
     if original.outcome == target:
         result.status = "not_needed"

@@ -116,3 +116,9 @@ class RecordedConnectors(Connectors):
     def load(self, recorded: str | None) -> None:
         self.current = decode_answers(recorded)
         self.misses = set()
+
+    def load_calls(self, calls) -> None:
+        """The answers of a decision just made (its ConnectorCalls), without the JSON round trip:
+        a shadow evaluation (server/experiments.py) replays the deciding arm's lookups this way."""
+        self.current = {(call.connector, tuple(mask_document(a) for a in call._args)): _entry(call) for call in calls}
+        self.misses = set()

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+
+import msgspec
 
 from regua.engine.recorded import RecordedConnectors
 
@@ -288,6 +289,7 @@ class ExperimentWorker:
         self.dropped = 0
         self.failures = 0
         self._stop = False
+        self._replays: dict = {}  # shadow policy -> its RecordedConnectors (this thread only)
         self._thread = threading.Thread(target=self._run, name="regua-experiments", daemon=True)
         self._thread.start()
 
@@ -323,6 +325,7 @@ class ExperimentWorker:
             rows = []
             for job in jobs:
                 rows.extend(self._rows(*job))
+                time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
             if rows:
                 self.service.store.record(rows)
         except Exception:  # counted and logged; the answers were already given
@@ -342,8 +345,11 @@ class ExperimentWorker:
         for shadow in experiment.shadows:
             if shadow.sample < 1 and bucket(experiment.salt + ":sample", decision_id) >= shadow.sample * BUCKETS:
                 continue
-            connectors = RecordedConnectors(spec.qualified_name for spec in shadow.prepared.meta.connectors)
-            connectors.load(answers)
+            connectors = self._replays.get(shadow.prepared)
+            if connectors is None:
+                connectors = self._replays[shadow.prepared] = RecordedConnectors(
+                    spec.qualified_name for spec in shadow.prepared.meta.connectors)
+            connectors.load_calls(decision.connector_calls)  # the deciding arm's answers: no second lookup
             shadowed = shadow.prepared.evaluate_validated(inputs, connectors=connectors, as_of=today)
             rows.append(_row(experiment.name, shadow, 1, decision_id, shadowed, document_hash, now))
         return rows
@@ -366,9 +372,18 @@ class ExperimentWorker:
 
 
 def _row(experiment: str, arm: Arm, shadow: int, decision_id: str, decision, document_hash, now) -> tuple:
-    from regua.dsl.values import to_json
-
-    outputs = {k: to_json(v, decision.output_types.get(k)) for k, v in decision.outputs.items()}
-    rules = sorted({r.rule for r in decision.reasons if r.rule})
     return (experiment, arm.name, shadow, decision_id, arm.revision, decision.outcome,
-            json.dumps(decision.reason_codes), json.dumps(outputs, default=str), json.dumps(rules), document_hash, now)
+            _encode(decision.reason_codes).decode(), _encode(decision.outputs).decode(),
+            _encode(_fired(decision)).decode(), document_hash, now)
+
+
+def _fired(decision) -> list[str]:
+    """Names of the rules that fired, from the ranked entries (no explanation is built for it)."""
+    pending = decision._pending
+    if pending is not None:
+        combiner, entries = pending[0], pending[1]
+        return sorted({combiner.rules[e[3]].name for e in entries if e[2] == 0})
+    return sorted({r.rule for r in decision.reasons if r.rule})
+
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
