@@ -260,3 +260,40 @@ def test_command_line_manages_the_same_experiments(server, client, tmp_path):
     assert run("stop", "crediario").returncode == 0
     show = json.loads(run("show", "crediario").stdout)
     assert [a["action"] for a in show["audit"]] == ["create", "stop"] and show["audit"][0]["by"].startswith("cli")
+
+
+def test_bad_rates_per_arm_come_from_the_portfolio(server, client):
+    from server_harness import b2c_order
+
+    b2c = (ROOT / "policies" / "credito_b2c.regua").read_text(encoding="utf-8")
+    created = client.post("/experiments", json={
+        "name": "inadimplencia", "policy": "credito_b2c", "salt": "bad",
+        "challengers": [{"name": "novo", "share": 50,
+                         "source": b2c.replace('version "2026.11.1"', 'version "2026.12-b"')}]})
+    assert created.status_code == 201, created.text
+    experiment = server.services.evaluator.experiments.store.get("inadimplencia")
+    documents = [fresh_document("clean", "cpf") for _ in range(16)]
+    for document in documents:
+        assert client.post("/evaluate/credito_b2c", json={"input": b2c_order(document)}).status_code == 200
+    # Half the customers paid their receivable, half still owe it 90 days after the due date.
+    customers = [{"id": f"c{i}", "document": d, "name": f"Cliente {i}", "uf": "SP", "email": f"c{i}@example.com",
+                  "channels": ["email"]} for i, d in enumerate(documents)]
+    receivables = [{"id": f"t{i}", "customer_id": f"c{i}", "amount": "100.00", "issue_date": "2026-07-01",
+                    "due_date": "2026-08-01"} for i in range(16)]
+    payments = [{"id": f"p{i}", "receivable_id": f"t{i}", "amount": "100.00", "paid_on": "2026-08-01"}
+                for i in range(0, 16, 2)]
+    for kind, records in (("customers", customers), ("receivables", receivables), ("payments", payments)):
+        response = client.post(f"/portfolio/{kind}", json=records)
+        assert response.status_code == 200, response.text
+    report = client.get("/experiments/inadimplencia/report", params={"bad_days": 60}).json()
+    expected: dict[str, list[int]] = {}
+    for i, document in enumerate(documents):
+        b = bucket(experiment["salt"], document.replace(".", "").replace("-", ""))
+        arm = next(a["arm"] for a in experiment["arms"] for s, e in a["buckets"] if s <= b < e)
+        counts = expected.setdefault(arm, [0, 0])
+        counts[0] += 1
+        counts[1] += i % 2  # odd customers never paid
+    for arm in report["arms"]:
+        customers_known, bad = expected.get(arm["arm"], [0, 0])
+        assert arm["bad_rate"]["customers"] == customers_known and arm["bad_rate"]["bad"] == bad, arm
+    assert client.post("/experiments/inadimplencia/stop").status_code == 200
