@@ -1,5 +1,6 @@
 """The `regua` command line: one group, its commands listed once below, one module per group of
-commands (policy authoring, the server, API keys, the portfolio, collection, monitoring, KPIs).
+commands (policy authoring, the server, API keys, the portfolio, collection, monitoring, KPIs, the
+language server).
 
 Command modules import their heavy dependencies inside the commands, so `regua --help` and
 `regua --version` stay quick.
@@ -11,7 +12,7 @@ import click
 
 from regua import __version__
 
-from . import collect, experiments, explain, keys, kpis, lab, monitor, policy, portfolio, purge, serve
+from . import collect, experiments, explain, keys, kpis, lab, lsp, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -42,6 +43,7 @@ COMMANDS: list[click.Command] = [
     serve.serve_command,
     experiments.experiments_group,
     keys.keys_group,
+    lsp.lsp_command,
 ]
 
 for _command in COMMANDS:

@@ -378,11 +378,8 @@ def _row(experiment: str, arm: Arm, shadow: int, decision_id: str, decision, doc
 
 
 def _fired(decision) -> list[str]:
-    """Names of the rules that fired, from the ranked entries (no explanation is built for it)."""
-    pending = decision._pending
-    if pending is not None:
-        combiner, entries = pending[0], pending[1]
-        return sorted({combiner.rules[e[3]].name for e in entries if e[2] == 0})
+    """Names of the rules behind the decision's reasons (Reason objects are light: their facts are
+    only read when asked for)."""
     return sorted({r.rule for r in decision.reasons if r.rule})
 
 

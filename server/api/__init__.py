@@ -8,7 +8,8 @@ from .kpis import KpiController
 from .monitoring import EventController, LimitController, MonitoringController
 from .ops import OperationsController
 from .policies import PolicyController
+from .replays import ReplayController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
           CollectionController, KpiController, EventController, LimitController, MonitoringController,
-          ExperimentController]
+          ReplayController, ExperimentController]
