@@ -135,10 +135,3 @@ class RecordedConnectors(Connectors):
         self.current = decode_answers(recorded)
         self.misses = set()
         self.live_used = set()
-
-    def load_calls(self, calls) -> None:
-        """The answers of a decision just made (its ConnectorCalls), without the JSON round trip:
-        a shadow evaluation (server/experiments.py) replays the deciding arm's lookups this way."""
-        self.current = {(call.connector, tuple(mask_document(a) for a in call._args)): _entry(call) for call in calls}
-        self.misses = set()
-        self.live_used = set()

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import msgspec
 
-from regua.engine.recorded import RecordedConnectors
+from regua.engine.connectors import ConnectorError, Connectors
 
 from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
 from .policies import PolicyRejected, PolicyService, source_digest
+from .store import utc_now
 
 log = logging.getLogger("regua.experiments")
 REFRESH_S = 0.5
@@ -289,7 +290,6 @@ class ExperimentWorker:
         self.dropped = 0
         self.failures = 0
         self._stop = False
-        self._replays: dict = {}  # shadow policy -> its RecordedConnectors (this thread only)
         self._thread = threading.Thread(target=self._run, name="regua-experiments", daemon=True)
         self._thread.start()
 
@@ -322,9 +322,9 @@ class ExperimentWorker:
         with self._idle:
             self._busy += len(jobs)
         try:
-            rows = []
+            rows, now = [], utc_now()
             for job in jobs:
-                rows.extend(self._rows(*job))
+                rows.extend(self._rows(*job, now))
                 time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
             if rows:
                 self.service.store.record(rows)
@@ -336,21 +336,17 @@ class ExperimentWorker:
                 self._busy -= len(jobs)
                 self._idle.notify_all()
 
-    def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash) -> list[tuple]:
-        from .store import utc_now
-
-        now = utc_now()
+    def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash, now) -> list[tuple]:
         experiment = route.experiment
         rows = [_row(experiment.name, route.arm, 0, decision_id, decision, document_hash, now)]
+        replay = None
         for shadow in experiment.shadows:
             if shadow.sample < 1 and bucket(experiment.salt + ":sample", decision_id) >= shadow.sample * BUCKETS:
                 continue
-            connectors = self._replays.get(shadow.prepared)
-            if connectors is None:
-                connectors = self._replays[shadow.prepared] = RecordedConnectors(
-                    spec.qualified_name for spec in shadow.prepared.meta.connectors)
-            connectors.load_calls(decision.connector_calls)  # the deciding arm's answers: no second lookup
-            shadowed = shadow.prepared.evaluate_validated(inputs, connectors=connectors, as_of=today)
+            if replay is None:  # the deciding arm's answers: the shadow never makes a lookup of its own
+                replay = _Replay(decision.connector_calls)
+            shadowed = shadow.prepared.evaluate_validated(inputs, connectors=replay.connectors(shadow.prepared),
+                                                          as_of=today)
             rows.append(_row(experiment.name, shadow, 1, decision_id, shadowed, document_hash, now))
         return rows
 
@@ -369,6 +365,37 @@ class ExperimentWorker:
         self.wait_idle()
         self._stop = True
         self._wake.set()
+
+
+class _Replay:
+    """Connectors answering a shadow's lookups with what the deciding arm's lookups got, matched by
+    their arguments in memory (nothing is masked: nothing leaves the process). A lookup the deciding
+    arm did not make fails with NOT_RECORDED: a shadow never queries a bureau itself."""
+
+    def __init__(self, calls):
+        self.calls = {(call.connector, call._args): call for call in calls}
+
+    def connectors(self, prepared) -> Connectors:
+        return Connectors({spec.qualified_name: _Answer(self.calls, spec.qualified_name)
+                           for spec in prepared.meta.connectors})
+
+
+class _Answer:
+    inline = True
+    __slots__ = ("calls", "name")
+
+    def __init__(self, calls: dict, name: str):
+        self.calls = calls
+        self.name = name
+
+    def __call__(self, *args):
+        call = self.calls.get((self.name, args))
+        if call is None:
+            raise ConnectorError("NOT_RECORDED", f"{self.name}: the deciding arm did not make this lookup")
+        if call.status != "ok":
+            code = str(call.error or "FAILED")
+            raise ConnectorError(code.removeprefix("CONNECTOR_"), "failed for the deciding arm")
+        return call.answer
 
 
 def _row(experiment: str, arm: Arm, shadow: int, decision_id: str, decision, document_hash, now) -> tuple:
