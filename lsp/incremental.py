@@ -26,7 +26,7 @@ from regua.dsl.source import code_chars
 
 # dsl.parser's item keywords: a line at the margin starting with one of them starts an item.
 ITEM_WORDS = frozenset(("description", "input", "record", "enum", "let", "rule", "step", "table", "default", "on",
-                        "output", "test"))
+                        "output", "actionable", "test"))
 BRACKETS = re.compile(r"[()\[\]{}]")
 PREFIX = "policy p kind credit\n"  # what a piece is parsed behind; its first line is line 2
 MAX_CACHED = 20_000

@@ -103,3 +103,33 @@ def m007_console(db):
                                pk="id")
     # The review task list reads `review` outcomes newest first.
     db.execute("create index idx_decisions_outcome on decisions (outcome, id)")
+
+
+@MIGRATIONS()
+def m008_experiments(db):
+    # Champion/challenger experiments (server/experiments.py). One experiment per policy while it
+    # runs or is paused (the partial unique index); stopped and promoted ones stay for their reports.
+    db["experiments"].create({
+        "name": str, "policy": str, "key_field": str, "salt": str, "status": str,
+        "champion_revision": int,  # the active revision when the experiment was created
+        "created_at": str, "created_by": str, "updated_at": str,
+    }, pk="name", not_null={"policy", "key_field", "salt", "status"})
+    db.execute("create unique index idx_experiments_live on experiments (policy) "
+               "where status in ('running', 'paused')")
+    # Arms: the champion (revision null: the policy's active revision) and challengers (a stored
+    # revision, never activated until promoted). `buckets`: JSON [[start, end), ...] of 0..10000.
+    db["experiment_arms"].create({
+        "experiment": str, "arm": str, "position": int, "role": str, "revision": int, "share": int,
+        "sample": float, "buckets": str,
+    }, pk=("experiment", "arm"), not_null={"role", "share", "buckets"})
+    db["experiment_audit"].create({"id": int, "experiment": str, "at": str, "by": str, "action": str,
+                                   "detail": str}, pk="id")
+    db["experiment_audit"].create_index(["experiment", "id"])
+    # Which arm made each decision (shadow = 0) and what each shadow challenger would have decided
+    # beside it (shadow = 1, `decision_id` is the champion's decision it shadows).
+    db["experiment_decisions"].create({
+        "id": int, "experiment": str, "arm": str, "shadow": int, "decision_id": str, "revision": int,
+        "outcome": str, "reasons": str, "outputs": str, "rules": str, "document_hash": str, "created_at": str,
+    }, pk="id", not_null={"experiment", "arm", "shadow", "decision_id", "outcome"})
+    db["experiment_decisions"].create_index(["experiment", "arm", "shadow"])
+    db["experiment_decisions"].create_index(["decision_id"])

@@ -81,12 +81,18 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E116": ("policy p kind collection\nstep s at D0\n  remind \"t\"\n  set canal = \"sms\"\n", "canal", 1),
     "E117": ("policy p kind monitoring\ndefault keep\noutput new_limit = limit, notify = [\"gerente\"]\n",
              "\"gerente\"", 1),
+    "E118": (H + "input\n  m: money\nrule r\n  when m > 1 BRL\n  deny \"A\" \"b\"\n" + D
+             + "actionable\n  n in 0 BRL..1 BRL\n", "n in", 1),
+    "E119": (H + "input\n  idade: int\nrule r\n  when idade > 1\n  deny \"A\" \"b\"\n" + D
+             + "actionable\n  idade in 0..1\n", "idade in", 1),
     "E201": (H + "input\n  m: money\nlet x = m + 1\n" + D, "m + 1", 1),
     "E202": (H + "rule r\n  when 1\n  deny \"A\" \"b\"\n" + D, "1\n", 1),
     "E203": (H + "let x = round(\"a\")\n" + D, "round", 1),
     "E204": (H + "input\n  m: money = \"abc\"\n" + D, "\"abc\"", 1),
     "E205": (H + "input\n  m: money\ntable t (first) by m\n  >= 5 -> 1\n  else -> 2\n" + D, "5 ->", 1),
     "E206": (H + "rule r\n  when true\n  deny\n" + D, "deny", 1),
+    "E207": (H + "input\n  m: money\nrule r\n  when m > 1 BRL\n  deny \"A\" \"b\"\n" + D
+             + "actionable\n  m in 5 BRL..1 BRL\n", "5 BRL..", 1),
     "E301": (H + "let a = b\nlet b = a\n" + D, "a = b", 1),
     "E302": (H + "let a0 = 1\n" + "".join(f"let a{k} = a{k - 1} + 1\n" for k in range(1, 201))
              + "rule r\n  when false or a200 > 0\n  deny \"A\" \"b\"\n" + D, "a200 >", 1),
