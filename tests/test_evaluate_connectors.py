@@ -122,8 +122,6 @@ def test_connector_failure_is_a_value():
     assert (call.status, call.error) == ("failed", "CONNECTOR_TIMEOUT")
 
 
-
-
 def test_handled_unavailability_leaves_follow_on_failures_out_of_the_reasons():
     _, connectors = serasa(failure=ConnectorError("TIMEOUT", "serasa demorou"))
     decision = policy(SHARED).evaluate({"cnpj": CNPJ}, connectors=connectors, trace="full")
