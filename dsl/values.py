@@ -348,15 +348,21 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
         return coerce_list
     exact = _EXACT.get(typ.name) if isinstance(typ, T.Prim) else None
     if exact is Decimal and cents and typ.name == "money":
-        def coerce_money(value, typ=typ):
-            number = value if type(value) is Decimal and _in_range(value) else _coerce_scalar(value, typ)
+        def coerce_money(value, typ=typ, limit=_INT_LIMIT):
+            kind = type(value)
+            if kind is int and -limit < value < limit:  # whole reais: nothing to check
+                return Decimal(value)
+            number = value if kind is Decimal and _in_range(value) else _coerce_scalar(value, typ)
             return _whole_cents(number, "")
         return coerce_money
     if exact is Decimal:
-        def coerce_decimal(value, typ=typ):
+        def coerce_decimal(value, typ=typ, limit=_INT_LIMIT):
             # JSON numbers arrive as Decimal: still held to the limits of any number.
-            if type(value) is Decimal and _in_range(value):
+            kind = type(value)
+            if kind is Decimal and _in_range(value):
                 return value
+            if kind is int and -limit < value < limit:  # JSON amounts are mostly whole numbers
+                return Decimal(value)
             return _coerce_scalar(value, typ)
         return coerce_decimal
     if exact is int:

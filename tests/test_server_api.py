@@ -60,6 +60,21 @@ def evaluate(client, data: dict, policy="credito_b2b", **fields) -> dict:
     return response.json()
 
 
+def test_a_body_streamed_in_chunks_is_decided_like_the_same_body_sent_whole(client):
+    """The lean path (server/lean_evaluate.py) reads a body that arrives in many pieces."""
+    payload = json.dumps({"policy": "credito_b2b", "input": b2b_order(fresh()), "dry_run": True}).encode()
+    json_type = {"content-type": "application/json"}
+    whole = client.post("/evaluate", content=payload, headers=json_type)
+    streamed = client.post("/evaluate", content=(payload[i:i + 64] for i in range(0, len(payload), 64)),
+                           headers=json_type)
+    assert whole.status_code == streamed.status_code == 200, (whole.text, streamed.text)
+    first, second = whole.json(), streamed.json()
+    for body in (first, second):
+        body.pop("duration_ms")
+        body["connector_calls"] = without_durations(body["connector_calls"])
+    assert first == second
+
+
 # ---- POST /evaluate ----
 @pytest.mark.parametrize("profile", ["clean", "protest", "negativated", "closed", "down"])
 @pytest.mark.parametrize("trace", ["off", "rules", "full"])
