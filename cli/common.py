@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,13 +86,14 @@ def print_diagnostics(error: PolicyError) -> None:
 
 def read_json(name: str):
     """The JSON document in file `name` (- : standard input); a file that is not JSON, or not
-    text, is a MALFORMED_JSON error with its location (exit 2), never a traceback."""
+    text, is a MALFORMED_JSON error with its location (exit 2), never a traceback. Numbers with a
+    fraction or an exponent are read as Decimal from their text, as the server reads them."""
     try:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as error:
         fail_json("UNREADABLE", f"{name}: {error.strerror or error}")
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=Decimal)
     except json.JSONDecodeError as error:
         fail_json("MALFORMED_JSON", f"{name}:{error.lineno}:{error.colno}: {error.msg}")
     except UnicodeDecodeError as error:

@@ -225,7 +225,8 @@ class CodeGenerator(ExpressionCompiler):
         return tuple(found.values())
 
     def _prefetch(self) -> str:
-        """Lookups every evaluation needs, whose arguments are plain inputs: started together.
+        """Lookups every evaluation needs, whose arguments are plain inputs: started together
+        (the statement that does it, or nothing).
 
         Laziness is kept: a lookup is prefetched only when a rule or output that is always
         evaluated reads it outside any `and`/`or`/`if` branch, so it would be called anyway.
@@ -257,8 +258,13 @@ class CodeGenerator(ExpressionCompiler):
                             for a in value.args):
                 index = self.connectors.index(f"{value.namespace}.{value.func}")
                 args = "".join(self.expr(a) + ", " for a in value.args)
-                requests.append(f"({index}, ({args}))")
-        return ", ".join(requests) + "," if len(requests) >= 2 else ""
+                requests.append((index, f"({index}, ({args}))"))
+        requests = list(dict(((code, index) for index, code in requests)).items())  # the same lookup once
+        if len(requests) < 2:
+            return ""
+        # Prefetching pays only when two or more of these lookups wait on I/O (rt.io, per connector).
+        waiting = " + ".join(f"rt.io[{index}]" for _, index in requests)
+        return f"if {waiting} > 1:\n    rt.prefetch(({', '.join(code for code, _ in requests)},))"
 
     def _evaluate(self, full: bool, value_paths: list[tuple]) -> None:
         """`evaluate_fast` / `evaluate_full`. Up to RULE_BLOCK rules are inline; a longer policy
@@ -288,9 +294,8 @@ class CodeGenerator(ExpressionCompiler):
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
         self._locals_line()
-        prefetch = self._prefetch()
-        if prefetch:
-            w.line(f"rt.prefetch(({prefetch}))", 1)
+        for line in self._prefetch().splitlines():
+            w.line(line, 1)
         w.line("fired = []", 1)
         w.line("errors = []", 1)
         if full:

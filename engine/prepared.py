@@ -21,6 +21,7 @@ from regua.dsl.environment import ConnectorSpec
 from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
 
 from . import runtime
+from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
 from .evaluation import Combiner, EvalContext, answer_coercers
@@ -138,8 +139,11 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
-        self._connector_names = [spec.qualified_name for spec in meta.connectors]
-        self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
+        self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
+        # Inputs are what a caller sends: money in whole centavos (MONEY_PRECISION otherwise).
+        self._fields = [(f.name, f.required, f.default, coercer(f.type, cents=True))
+                        for f in meta.input_type.fields]
+        self._known = frozenset(f.name for f in meta.input_type.fields)
         self._list_fields: list | None = None  # input fields that hold lists, for check_list_sizes
 
     def _full(self, inputs, slots, rt):
@@ -164,7 +168,7 @@ class PreparedPolicy:
         if not isinstance(data, Mapping):
             raise InvalidInput([CoercionError("input", "TYPE", "expected an object")])
         errors, out = [], {}
-        known = {f.name for f in self.meta.input_type.fields}
+        known = self._known
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
@@ -241,9 +245,10 @@ class PreparedPolicy:
         if trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.rules_trace(fired, errors))
+                                         trace_shape.rules_level(self.meta, self._combiner, fired, errors))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
+            full = self._combiner.full_trace(rule_trace, slots)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.full_trace(rule_trace, slots))
+                                         trace_shape.full_level(self.meta, full))
         raise ValueError(f"trace must be one of {', '.join(TRACE_LEVELS)}")

@@ -36,7 +36,7 @@ def outputs_json(decision) -> dict[str, Any]:
 
 def fired_rules(decision) -> list[str]:
     """Rules that fired (needs trace="rules")."""
-    return [step["rule"] for step in decision.trace or () if step.get("result") == "fired"]
+    return [step["rule"] for step in (decision.trace or {}).get("rules", ()) if step["result"] == "fired"]
 
 
 def as_decimal(value) -> Decimal | None:

@@ -145,7 +145,7 @@ class Replayer:
 
     def _one(self, record: dict, report: ReplayReport) -> None:
         try:
-            data = json.loads(record["input"])
+            data = json.loads(record["input"], parse_float=Decimal)  # exact, as the server read it
             body = json.loads(record["body"])
         except (TypeError, ValueError) as error:
             raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None

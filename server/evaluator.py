@@ -33,6 +33,9 @@ from .schemas import EvaluateResponse, PolicyRef
 from .store import Store
 
 _encode = msgspec.json.Encoder().encode
+# The input as stored in the decision log: JSON numbers arrive as Decimal and go back as numbers, the
+# same text the caller sent (a percent 2.5 must stay percentage points, not become the text "2.5").
+_encode_input = msgspec.json.Encoder(decimal_format="number").encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -147,7 +150,7 @@ class Evaluator:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
         row = (decision_id, prepared.name, prepared.version, active.revision, decision.outcome,
-               body.decode(), _encode(data).decode(), input_hash,
+               body.decode(), _encode_input(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
                request_id, api_key, round(elapsed * 1000, 3), encode_answers(decision.connector_calls))
         if request_id is not None:
