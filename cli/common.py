@@ -81,7 +81,24 @@ def print_diagnostics(error: PolicyError) -> None:
         lines = diagnostic.render(error.source).split("\n")
         err.print(lines[0], style=style, markup=False)
         for extra in lines[1:]:
-            err.print(extra, markup=False)
+            err.print(_coloured_snippet(extra), markup=False)
+
+
+def _coloured_snippet(line: str):
+    """A `  12 | policy text` line of a diagnostic with the policy text coloured as editors do
+    (dsl/highlight.py); the caret line and anything else stay plain. On a console that is not a
+    terminal rich drops the colours, so piped output is unchanged."""
+    number, bar, code = line.partition(" | ")
+    if not bar or not number.strip().isdigit():
+        return line
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    from regua.dsl.highlight import ReguaLexer
+
+    coloured = Syntax(code, ReguaLexer(), theme="ansi_dark", background_color="default").highlight(code)
+    coloured.rstrip()
+    return Text(number + bar) + coloured
 
 
 def read_json(name: str):

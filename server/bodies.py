@@ -64,7 +64,8 @@ def _data_type(handler) -> Any:
     return found
 
 
-def _decoder(target) -> msgspec.json.Decoder:
+def exact_decoder(target) -> msgspec.json.Decoder:
+    """The strict decoder of `target` that reads JSON numbers in untyped places as exact Decimals."""
     decoder = _DECODERS.get(target)
     if decoder is None:
         # float_hook: JSON numbers with a fraction or exponent in untyped places become Decimal from
@@ -99,7 +100,7 @@ def decode_body(body: bytes, target: type[Body]) -> Body:
                        [{"code": "EMPTY_BODY", "message": "the request body is empty; expected a JSON object",
                          "location": ""}])
     try:
-        return _decoder(target).decode(body)
+        return exact_decoder(target).decode(body)
     except msgspec.ValidationError as error:
         raise ApiError(400, "INVALID_REQUEST", "the request does not match its schema", [_detail(error)]) from None
     except msgspec.DecodeError as error:

@@ -22,13 +22,13 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from .bodies import _is_json
+from .bodies import _is_json, exact_decoder
 from .schemas import EvaluateNamedRequest, EvaluateRequest
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-# Strict decoders of the handlers' request Structs (module level: Litestar deep-copies controller
-# handlers, and their middleware with them, which a Decoder does not support).
-_DECODERS = {False: msgspec.json.Decoder(EvaluateRequest), True: msgspec.json.Decoder(EvaluateNamedRequest)}
+# The handlers' strict, number-exact decoders (server.bodies; module level: Litestar deep-copies
+# controller handlers, and their middleware with them, which a Decoder does not support).
+_DECODERS = {False: exact_decoder(EvaluateRequest), True: exact_decoder(EvaluateNamedRequest)}
 _REPLAYED = (b"idempotent-replayed", b"true")
 
 

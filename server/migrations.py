@@ -73,3 +73,33 @@ def m005_connector_answers(db):
     # The policy lab (regua replay) re-evaluates stored decisions on the answers their lookups got
     # (engine.recorded: compact JSON, arguments masked). Personal data like `input`: purged with it.
     db["decisions"].add_column("connector_answers", str)
+
+
+@MIGRATIONS()
+def m006_replays(db):
+    # Replay jobs of the policy lab (POST /replays): any worker answers GET /replays/{id} from the row;
+    # the running job updates `processed` and `heartbeat_at` (epoch seconds) as it goes. The report is
+    # stored masked (no CPF/CNPJ in clear); the candidate is kept as its hash, name and version.
+    db["replays"].create({
+        "id": str, "status": str, "policy": str, "request": str, "candidate_name": str, "candidate_version": str,
+        "candidate_hash": str, "api_key": str, "total": int, "processed": int, "purged_skipped": int,
+        "created_at": str, "heartbeat_at": float, "finished_at": str, "report": str, "error": str,
+    }, pk="id", not_null={"status", "policy", "request"})
+
+
+@MIGRATIONS()
+def m007_console(db):
+    # The web console (server/console): sign-in sessions and the review task list.
+    # A session is found by the sha256 of its cookie (the cookie itself is never stored) and names
+    # the API key it was opened with by that key's hash, so revoking the key ends the session.
+    db["console_sessions"].create({"id_hash": str, "key_hash": str, "key_name": str, "csrf": str,
+                                   "created_at": str, "expires_at": str}, pk="id_hash")
+    # A person's work on a decision that waits for review (a `review` outcome or a monitoring
+    # review): who took it, the verdict and the note. Every step is also a row of console_audit.
+    db["review_tasks"].create({"decision_id": str, "source": str, "taken_by": str, "taken_at": str,
+                               "verdict": str, "note": str, "resolved_by": str, "resolved_at": str},
+                              pk="decision_id")
+    db["console_audit"].create({"id": int, "at": str, "actor": str, "action": str, "target": str, "detail": str},
+                               pk="id")
+    # The review task list reads `review` outcomes newest first.
+    db.execute("create index idx_decisions_outcome on decisions (outcome, id)")

@@ -20,6 +20,7 @@ from .evaluator import Evaluator
 from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
+from .replays import ReplayJobs
 from .retention import purge, retention_cutoff
 from .store import Store
 
@@ -39,6 +40,7 @@ class Services:
     keyring: KeyRing
     collection: CollectionService
     monitoring: MonitoringService
+    replays: ReplayJobs
     watcher: FolderWatcher | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -81,6 +83,7 @@ class Services:
 
     def stop(self) -> None:
         self._stop.set()
+        self.replays.stop()
         self.collection.stop()
         self.monitoring.stop()
         if self.watcher is not None:
@@ -118,4 +121,4 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
     monitoring = MonitoringService(settings, registry, policies, connectors, **evaluator_kwargs)
     return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
-                    KeyRing.from_settings(settings), collection, monitoring, watcher)
+                    KeyRing.from_settings(settings), collection, monitoring, ReplayJobs(store, policies), watcher)
