@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from regua.plugins.registry import Registry
 
+from . import slow_clients
 from .api import ROUTES
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_json_body
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.server.access_log, settings.log_format)
     services = build_services(settings, registry, today)
+    slow_clients.HEADER_TIMEOUT = settings.server.header_timeout  # for uvicorn's protocol (cli/serve.py)
     if settings.sandbox:
         log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         route_handlers=[*ROUTES, console_router(), static_router(), swagger_assets_router()],
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
+                    slow_clients.body_timeout(settings.server.body_timeout),
                     ApiKeyMiddleware(services.keyring)],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=strict_json_body,

@@ -23,6 +23,7 @@ from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import encode_answers
+from regua.engine.trace import uniform as uniform_trace
 
 from .decision_log import DecisionLog
 from .errors import ApiError
@@ -58,6 +59,16 @@ class _PerMinute:
 
 def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+def _current_shape(body: str) -> str:
+    """A stored answer as this server would write it: a decision recorded before the trace had one
+    shape (a bare list at level rules) is replayed with the trace in the shape of today's answers."""
+    if '"trace":[' not in body and '"trace":{"rules"' not in body:
+        return body  # null, or already {"level": ...}
+    data = msgspec.json.decode(body)
+    data["trace"] = uniform_trace(data.get("trace"))
+    return _encode(data).decode()
 
 
 class Evaluation(msgspec.Struct):
@@ -182,4 +193,4 @@ class Evaluator:
                            f"request_id '{request_id}' was already used with a different input",
                            [{"code": "IDEMPOTENCY_CONFLICT", "message": "already used with a different input",
                              "location": "request_id"}])
-        return Evaluation(existing["body"].encode(), replayed=True)
+        return Evaluation(_current_shape(existing["body"]).encode(), replayed=True)
