@@ -115,11 +115,16 @@ def workflow_options(command):
     return command
 
 
+def store_variable(db: str | None) -> str:
+    """The setting `--db` sets: store.url for a postgresql:// URL, else the SQLite file store.path."""
+    return "REGUA_STORE__URL" if db and db.startswith(("postgresql://", "postgres://")) else "REGUA_STORE__PATH"
+
+
 def workflow_settings(config_path, db, policies, sandbox) -> Settings:
     from regua.server.config import ConfigError, load_settings
 
     environ = dict(os.environ)
-    for key, value in (("REGUA_STORE__PATH", db), ("REGUA_POLICIES__FOLDER", policies)):
+    for key, value in ((store_variable(db), db), ("REGUA_POLICIES__FOLDER", policies)):
         if value:
             environ[key] = value
     if sandbox:

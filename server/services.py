@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from regua import postgres
 from regua.engine import brazil
 from regua.plugins.manager import PluginSettings
 from regua.plugins.registry import Registry
@@ -20,7 +21,7 @@ from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
 from .retention import purge, retention_cutoff
-from .store import Store
+from .store import Store, open_store
 
 log = logging.getLogger("regua.server")
 RETENTION_INTERVAL_S = 6 * 3600
@@ -29,7 +30,7 @@ RETENTION_INTERVAL_S = 6 * 3600
 @dataclass
 class Services:
     settings: Settings
-    store: Store
+    store: Store  # or a PostgresStore (store.url): the same interface
     registry: Registry
     policies: PolicyService
     evaluator: Evaluator
@@ -56,7 +57,7 @@ class Services:
         while True:
             cutoff = retention_cutoff(brazil.today(), self.settings.store.retention_days)
             try:
-                report = purge(self.settings.store.path, cutoff, "store.retention_days", audit_empty=False)
+                report = purge(self.settings.store.location, cutoff, "store.retention_days", audit_empty=False)
                 if report.decisions or report.cache_entries:
                     log.info("retention: %d decision(s) anonymised, %d cached answer(s) deleted (before %s)",
                              report.decisions, report.cache_entries, report.before)
@@ -66,10 +67,15 @@ class Services:
                 return
 
     def _sync_loop(self) -> None:
-        """Pick up versions other workers published (and rollbacks)."""
+        """Pick up versions other workers and replicas published (and rollbacks): at once when the
+        store notifies (PostgreSQL), and by polling the activation counter every sync_interval."""
         interval = self.settings.policies.sync_interval
         db_errors = 0
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self.store.wait_for_activation(interval, self._stop)
+            if self._stop.is_set():
+                self.store.close()  # this thread's connections (the PostgreSQL listener)
+                return
             try:
                 self.policies.refresh()
                 self.metrics.decision_backlog.set(self.decision_log.backlog)
@@ -88,11 +94,16 @@ class Services:
 
 
 def build_services(settings: Settings, registry: Registry | None = None, today=None) -> Services:
-    store = Store(settings.store.path)
+    store = open_store(settings.store.location)
     if registry is None:
         plugin_settings = PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
                                          config=plugin_config(settings))
-        registry = Registry.load(plugin_settings, cache_path=settings.store.path,
+        cache = None
+        if postgres.is_url(settings.store.url):
+            from .connector_cache import PostgresBureauCache
+
+            cache = PostgresBureauCache(settings.store.url)
+        registry = Registry.load(plugin_settings, cache_path=settings.store.path, cache=cache,
                                  sandbox_aliases=settings.sandbox)
     env = registry.environment()
     connectors = registry.engine_connectors()
