@@ -24,7 +24,7 @@ from .api import ROUTES
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .bodies import StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
-from .errors import EXCEPTION_HANDLERS
+from .errors import exception_handlers
 from .logs import configure_logging
 from .metrics import RequestTimingMiddleware
 from .schemas import API_VERSION
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
                     ApiKeyMiddleware(services.keyring)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(postgres=bool(settings.store.url)),
         before_request=strict_json_body,
         plugins=[StrictStructSchemaPlugin()],
         state=State({"services": services}),

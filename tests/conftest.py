@@ -59,3 +59,16 @@ def backend(request, tmp_path):
         yield url
     finally:
         server_harness.STORE_URL = None
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_backend(request, tmp_path_factory):
+    """For a module-scoped server: its store settings, once per backend (a SQLite file, then a
+    PostgreSQL database), e.g. `sandbox_settings(folder, store=module_backend)`."""
+    if request.param == "sqlite":
+        yield {"path": str(tmp_path_factory.mktemp("sqlite") / "regua.db")}
+        return
+    postgres_server = request.getfixturevalue("postgres_server")
+    url = postgres_server.new_database()
+    yield {"url": url}
+    postgres_server.drop(url)
