@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
 	$(BIN)/python benchmarks/bench_monitoring.py
+	$(BIN)/python benchmarks/bench_postgres.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one
 # PASS/MISS line per target, exit 1 on a miss beyond its noise margin (benchmarks/bench_quick.py).
