@@ -50,8 +50,9 @@ EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("schemathesis"))) as srv:
+def server(tmp_path_factory, module_backend):
+    """On the SQLite store, then as a replica on a PostgreSQL store (module_backend)."""
+    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("schemathesis"), store=module_backend)) as srv:
         yield srv
 
 
