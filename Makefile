@@ -44,6 +44,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
 	$(BIN)/python benchmarks/bench_monitoring.py
+	$(BIN)/python benchmarks/bench_editor.py
+	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_postgres.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one

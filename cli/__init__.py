@@ -1,5 +1,6 @@
 """The `regua` command line: one group, its commands listed once below, one module per group of
-commands (policy authoring, the server, API keys, the portfolio, collection, monitoring, KPIs).
+commands (policy authoring, the server, API keys, the portfolio, collection, monitoring, KPIs, the
+language server).
 
 Command modules import their heavy dependencies inside the commands, so `regua --help` and
 `regua --version` stay quick.
@@ -11,7 +12,7 @@ import click
 
 from regua import __version__
 
-from . import collect, keys, kpis, lab, monitor, policy, portfolio, purge, serve
+from . import collect, keys, kpis, lab, lsp, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -40,6 +41,7 @@ COMMANDS: list[click.Command] = [
     lab.backtest_command,
     serve.serve_command,
     keys.keys_group,
+    lsp.lsp_command,
 ]
 
 for _command in COMMANDS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,18 +81,36 @@ def print_diagnostics(error: PolicyError) -> None:
         lines = diagnostic.render(error.source).split("\n")
         err.print(lines[0], style=style, markup=False)
         for extra in lines[1:]:
-            err.print(extra, markup=False)
+            err.print(_coloured_snippet(extra), markup=False)
+
+
+def _coloured_snippet(line: str):
+    """A `  12 | policy text` line of a diagnostic with the policy text coloured as editors do
+    (dsl/highlight.py); the caret line and anything else stay plain. On a console that is not a
+    terminal rich drops the colours, so piped output is unchanged."""
+    number, bar, code = line.partition(" | ")
+    if not bar or not number.strip().isdigit():
+        return line
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    from regua.dsl.highlight import ReguaLexer
+
+    coloured = Syntax(code, ReguaLexer(), theme="ansi_dark", background_color="default").highlight(code)
+    coloured.rstrip()
+    return Text(number + bar) + coloured
 
 
 def read_json(name: str):
     """The JSON document in file `name` (- : standard input); a file that is not JSON, or not
-    text, is a MALFORMED_JSON error with its location (exit 2), never a traceback."""
+    text, is a MALFORMED_JSON error with its location (exit 2), never a traceback. Numbers with a
+    fraction or an exponent are read as Decimal from their text, as the server reads them."""
     try:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as error:
         fail_json("UNREADABLE", f"{name}: {error.strerror or error}")
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=Decimal)
     except json.JSONDecodeError as error:
         fail_json("MALFORMED_JSON", f"{name}:{error.lineno}:{error.colno}: {error.msg}")
     except UnicodeDecodeError as error:

@@ -18,6 +18,8 @@ from .infer import BUILTIN_NAMES, ExprTyper, Symbol
 from .kinds import KINDS, check_step_setting
 from .limits import check_lazy_chains, check_record_nesting
 from .lint import Linter
+from .policy_tests import check_policy_tests
+from .rule_order import order_rules
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
@@ -224,11 +226,14 @@ class Checker:
             typ = self._resolve_type(f.type_ref)
             default = None
             if f.default is not None:
-                default = self._constant_of_type(f.default, typ, f"default of '{f.name}'", "E204")
+                default = self.constant_of_type(f.default, typ, f"default of '{f.name}'", "E204", cents=True)
             specs.append(T.FieldSpec(f.name, typ, required=f.default is None, default=default))
         return tuple(specs)
 
-    def _constant_of_type(self, expr: ast.Expr, typ: T.Type, what: str, code: str, path: str = ""):
+    def constant_of_type(self, expr: ast.Expr, typ: T.Type, what: str, code: str, path: str = "",
+                          cents: bool = False):
+        """The constant's value as `typ`; `cents` for values that stand for an input (defaults, a
+        test's `given`): money in whole centavos, as a caller must send it."""
         try:
             value = constant(expr)
         except NotConstant:
@@ -243,7 +248,7 @@ class Checker:
                            T.describe_mismatch("+", expected, literal))
             return None
         try:
-            return coerce(value, typ, "")
+            return coerce(value, typ, "", cents=cents)
         except CoercionError as error:
             where = f"{error.path} " if error.path else ""
             self.bag.error(code, f"the {what} does not fit {typ}: {where}{error.message}", expr.span)
@@ -423,49 +428,8 @@ class Checker:
                     self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
                                    did_you_mean(assignment.name, output_names))
 
-    def rule_references(self, rule: ast.Rule) -> list[tuple[ast.Rule, ast.Expr]]:
-        """The rules whose result `rule`'s condition reads through fired(...), with the reading call."""
-        rules = self.policy.rules
-        by_name = self.typer.rule_names
-        found = []
-        for node in ast.walk(rule.condition):
-            if isinstance(node, ast.Call) and node.resolved == "fired" and node.args:
-                arg = node.args[0]
-                if getattr(arg, "ref", None) == "rule" and by_name[arg.name] is not rule:
-                    found.append((by_name[arg.name], node))
-                elif getattr(arg, "ref", None) == "action":
-                    found += [(other, node) for other in rules if other is not rule and other.action.verb == arg.name]
-        return found
-
     def order_rules(self) -> None:
-        """Rules run in declaration order, except that a rule reading fired(x) runs after x (E303 for a
-        cycle, located at the fired() that closes it)."""
-        rules = self.policy.rules
-        after = {r.index: sorted({o.index for o, _ in self.rule_references(r)}) for r in rules}
-        calls = {(r.index, o.index): call for r in rules for o, call in self.rule_references(r)}
-        state: dict[int, int] = {}
-        order: list[int] = []
-        for root in range(len(rules)):
-            if root in state:
-                continue
-            state[root] = 1
-            path, pending = [root], [iter(after[root])]
-            while pending:
-                dep = next(pending[-1], None)
-                if dep is None:
-                    pending.pop()
-                    state[path[-1]] = 2
-                    order.append(path.pop())
-                elif state.get(dep) == 1:
-                    cycle = path[path.index(dep):] + [dep]
-                    names = " -> ".join(rules[k].name for k in cycle)
-                    self.bag.error("E303", f"rules depend on each other through fired(): {names}",
-                                   calls[(path[-1], dep)].span)
-                elif dep not in state:
-                    state[dep] = 1
-                    path.append(dep)
-                    pending.append(iter(after[dep]))
-        self.rule_order = order
+        self.rule_order = order_rules(self.policy.rules, self.typer.rule_names, self.bag)
 
     def check_tables(self) -> None:
         for table in self.policy.tables:
@@ -512,52 +476,7 @@ class Checker:
 
     # ---- tests ----
     def check_tests(self) -> None:
-        fields = {f.name: f for f in self.input_type.fields}
-        outputs = {o.name: o.type for o in self.outputs}
-        names: set[str] = set()
-        for test in self.policy.tests:
-            if test.name in names:
-                self.bag.error("E501", f"test '{test.name}' is defined twice", test.span)
-            names.add(test.name)
-            given: set[str] = set()
-            for stmt in test.statements:
-                if stmt.kind == "given":
-                    for name, value, span in stmt.value:
-                        if name not in fields:
-                            self.bag.error("E501", f"'{name}' is not an input", span, did_you_mean(name, fields))
-                            continue
-                        given.add(name)
-                        self._constant_of_type(value, fields[name].type, f"value of '{name}'", "E501", name)
-                elif stmt.kind in ("fixture", "failure"):
-                    spec = self.env.connectors.get(stmt.name)
-                    if spec is None:
-                        self.bag.error("E501", f"unknown connector '{stmt.name}'", stmt.span,
-                                       did_you_mean(stmt.name, self.env.connectors))
-                    elif stmt.kind == "fixture":
-                        self._constant_of_type(stmt.value, spec.returns, f"answer of {stmt.name}", "E501", stmt.name)
-                elif stmt.kind == "outcome":
-                    if stmt.name not in self.severities:
-                        self.bag.error("E501", f"'{stmt.name}' is not an outcome of a {self.policy.kind} policy",
-                                       stmt.span, did_you_mean(stmt.name, self.severities))
-                elif stmt.kind == "steps":
-                    steps = [r.name for r in self.policy.rules if r.is_step]
-                    for name in stmt.value:
-                        if name not in steps:
-                            self.bag.error("E501", f"'{name}' is not a step of this policy", stmt.span,
-                                           did_you_mean(name, steps))
-                elif stmt.kind == "output":
-                    if stmt.name not in outputs:
-                        self.bag.error("E501", f"'{stmt.name}' is not an output", stmt.span,
-                                       did_you_mean(stmt.name, outputs))
-                    else:
-                        self._constant_of_type(stmt.value, outputs[stmt.name], f"expected '{stmt.name}'", "E501",
-                                               stmt.name)
-            missing = [f.name for f in self.input_type.fields if f.required and f.name not in given]
-            if missing:
-                self.bag.error("E501", f"test '{test.name}' does not give the required input(s): {', '.join(missing)}",
-                               test.span)
-            if not any(s.kind in ("outcome", "reasons", "output", "steps") for s in test.statements):
-                self.bag.error("E501", f"test '{test.name}' expects nothing; add `expect approve` or similar", test.span)
+        check_policy_tests(self)
 
 
 def _literal_mismatch(expr: ast.Expr, typ: T.Type):

@@ -39,8 +39,8 @@ INPUT: dict[str, tuple[T.Type, object, str]] = {
 
 DAYS_LATE, SENT = "days_late", "sent"  # what a step's guard reads (dsl.kinds)
 
-INPUT_TYPE = T.RecordType("input", tuple(T.FieldSpec(name, typ, required=False, default=default)
-                                         for name, (typ, default, _doc) in INPUT.items()))
+INPUT_TYPE = T.RecordType("input", tuple(T.FieldSpec(name, typ, required=False, default=default, doc=doc)
+                                         for name, (typ, default, doc) in INPUT.items()))
 
 # Actions in escalation order: the most escalated step that fires is the evaluation's outcome.
 ACTIONS: dict[str, int] = {

@@ -23,8 +23,12 @@ _INPUT: dict[str, dict] = {
     "int": {"type": "integer"},
     "decimal": {"anyOf": [{"type": "string", "pattern": _DECIMAL_TEXT}, {"type": "number"}],
                 "description": "a decimal number; as text it is exact"},
-    "money": {"anyOf": [{"type": "string", "pattern": _DECIMAL_TEXT, "examples": ["1234.56"]}, {"type": "number"}],
-              "description": "an amount in BRL; send it as text (\"1234.56\") to keep it exact"},
+    # Whole centavos (values.MONEY_PLACES). No `multipleOf: 0.01` on the number: validators and
+    # generators work it out in binary floats, where 0.07 is not a multiple of 0.01.
+    "money": {"anyOf": [{"type": "string", "pattern": r"^-?\d+(\.\d{1,2}0*)?$", "examples": ["1234.56"]},
+                        {"type": "number"}],
+              "description": "an amount in BRL in whole centavos (at most 2 decimal places): \"1234.56\" or "
+                             "1234.56; a number is read exactly from its text"},
     "percent": {"anyOf": [{"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*%\s*$", "examples": ["12.5%"]},
                           {"type": "number"}],
                 "description": "a percentage: \"12.5%\", or a number of percentage points (12.5)"},

@@ -14,12 +14,71 @@ one that does not gets a located error instead of a RecursionError or a SyntaxEr
 
 from __future__ import annotations
 
+import re
+
 from . import ast
 from . import types as T
-from .diagnostics import DiagnosticBag
+from .diagnostics import DiagnosticBag, PolicyError, Span
 
 MAX_RECORD_NESTING = 64
 MAX_LAZY_CHAIN = 200
+
+# ---- size (E007), checked before parsing -------------------------------------------------
+# Parsing costs memory in proportion to the text (~85 bytes per character of ordinary policy
+# text, ~270 per character of a text literal): these bounds keep one policy from costing
+# gigabytes. The server sets them from `policies.max_source_chars` and
+# `policies.max_literal_chars` (regua.server.services); elsewhere these defaults apply.
+
+#: Longest policy text, in characters (a 100,000-rule policy is about 15 million).
+MAX_SOURCE_CHARS = 16_000_000
+#: Longest single text literal, name or number, in characters.
+MAX_LITERAL_CHARS = 10_000
+
+def configure(max_source_chars: int | None = None, max_literal_chars: int | None = None) -> None:
+    """Set the size limits for this process (the server does, from its settings)."""
+    global MAX_SOURCE_CHARS, MAX_LITERAL_CHARS
+    if max_source_chars is not None:
+        MAX_SOURCE_CHARS = max_source_chars
+    if max_literal_chars is not None:
+        MAX_LITERAL_CHARS = max_literal_chars
+
+
+_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*|\w+')
+
+
+def check_size(text: str, file: str) -> None:
+    """PolicyError E007, located where the limit is crossed, when the text is longer than
+    MAX_SOURCE_CHARS or holds a text literal, a name or a number longer than MAX_LITERAL_CHARS.
+    Linear, and nearly free for ordinary text: only lines longer than the literal limit are scanned."""
+    bag = DiagnosticBag(file)
+    limit = MAX_SOURCE_CHARS
+    if len(text) > limit:
+        line = text.count("\n", 0, limit) + 1
+        column = limit - (text.rfind("\n", 0, limit) + 1) + 1
+        bag.error("E007", f"the policy is {len(text):,} characters long; at most {limit:,} are accepted",
+                  Span(line, column), "split it into several policies")
+        raise PolicyError(bag.sorted())  # no source: the offending line is not worth printing
+    longest = MAX_LITERAL_CHARS
+    if len(text) <= longest:
+        return
+    lines = text.split("\n")  # C speed; a long token needs a long line
+    if max(map(len, lines)) <= longest:
+        return
+    for number, line in enumerate(lines, 1):
+        if len(line) <= longest:
+            continue
+        for token in _TOKENS.finditer(line):
+            word = token.group()
+            if word.startswith("#"):
+                break
+            size = len(word) - 2 if word.startswith('"') else len(word)
+            if size > longest:
+                what = "text literal" if word.startswith('"') else "name or number"
+                bag.error("E007", f"this {what} is {size:,} characters long; at most {longest:,} are accepted",
+                          Span(number, token.start() + 1), "keep long texts and lists outside the policy")
+                break
+    if bag.has_errors:
+        raise PolicyError(bag.sorted())
 
 
 def check_nesting(policy: ast.Policy, bag: DiagnosticBag) -> None:

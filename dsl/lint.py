@@ -155,9 +155,12 @@ def _universe(subject: ast.Expr) -> Interval:
 
 
 def _and_interval(parts: list[ast.Expr]) -> dict[str, tuple[ast.Expr, Interval]]:
+    return _and_interval_of([comparison(part) for part in parts])
+
+
+def _and_interval_of(comparisons: list) -> dict[str, tuple[ast.Expr, Interval]]:
     found: dict[str, tuple[ast.Expr, Interval]] = {}
-    for part in parts:
-        c = comparison(part)
+    for c in comparisons:
         if c is None:
             continue
         label, subject, interval = c
@@ -311,28 +314,30 @@ class Linter:
     # ---- rules covered by an earlier deny ----
     def covered_rules(self) -> None:
         """W607. Comparing pairs is quadratic: a policy past COVERED_PAIRS comparisons (thousands of
-        rules, e.g. generated ones) is checked up to there, so checking stays linear in practice."""
+        rules, e.g. generated ones) is checked up to there, so checking stays linear in practice.
+        What a pair comparison needs of each condition is worked out once per rule (_Conjuncts)."""
         if not self.severities:
             return
         worst = max(self.severities.values())
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
         reads_fired = {id(r): _reads_fired(r.condition) for r in rules}
         budget = COVERED_PAIRS
-        denies: list = []  # earlier rules of the most severe action, in order
+        denies: list = []  # earlier rules of the most severe action, in order, with their _Conjuncts
         for rule in rules:
-            if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst:
-                for earlier in denies:
+            if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst and denies:
+                mine = _Conjuncts(rule.condition)
+                for earlier, theirs in denies:
                     budget -= 1
                     if budget < 0:
                         return
-                    if implies(rule.condition, earlier.condition):
+                    if mine.implies(theirs):
                         self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
                                          f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
                                          f"{earlier.span.line}) fires too", rule.condition.span,
                                          "narrow its condition, or merge it into the earlier rule")
                         break
             if self.severities.get(rule.action.verb) == worst and not reads_fired[id(rule)]:
-                denies.append(rule)
+                denies.append((rule, _Conjuncts(rule.condition)))
 
 
 #: Most rule pairs W607 compares in one policy (about 1 s of checking).
@@ -346,15 +351,30 @@ def _reads_fired(e: ast.Expr) -> bool:
 def implies(a: ast.Expr, b: ast.Expr) -> bool:
     """Whether condition `a` being true makes `b` true: each conjunct of b is a conjunct of a (same
     text) or a comparison that a's comparisons on the same value already satisfy."""
-    from .formatter import expr as text
+    return _Conjuncts(a).implies(_Conjuncts(b))
 
-    mine = conjuncts(a)
-    texts = {text(part) for part in mine}
-    intervals = _and_interval(mine)
-    for part in conjuncts(b):
-        if text(part) in texts:
-            continue
-        c = comparison(part)
-        if c is None or c[0] not in intervals or not intervals[c[0]][1].within(c[2]):
-            return False
-    return True
+
+class _Conjuncts:
+    """A condition as `implies` reads it: its conjuncts' texts, their comparisons, and the interval
+    each compared value is held to (computed once, compared many times)."""
+
+    __slots__ = ("texts", "parts", "intervals")
+
+    def __init__(self, condition: ast.Expr):
+        from .formatter import expr as text
+
+        parts = conjuncts(condition)
+        self.parts = [(text(part), comparison(part)) for part in parts]
+        self.texts = {label for label, _ in self.parts}
+        self.intervals = _and_interval_of([c for _, c in self.parts])
+
+    def implies(self, other: "_Conjuncts") -> bool:
+        texts, intervals = self.texts, self.intervals
+        for label, c in other.parts:
+            if label in texts:
+                continue
+            if c is None or c[0] not in intervals or not intervals[c[0]][1].within(c[2]):
+                return False
+        return True
+
+

@@ -69,8 +69,8 @@ INPUT: dict[str, tuple[T.Type, object, str]] = {
     **BEHAVIOUR,
 }
 
-INPUT_TYPE = T.RecordType("input", tuple(T.FieldSpec(name, typ, required=False, default=default)
-                                         for name, (typ, default, _doc) in INPUT.items()))
+INPUT_TYPE = T.RecordType("input", tuple(T.FieldSpec(name, typ, required=False, default=default, doc=doc)
+                                         for name, (typ, default, doc) in INPUT.items()))
 
 # Actions in order of severity: the most severe action that fires is the outcome.
 ACTIONS: dict[str, int] = {"keep": 0, "raise": 1, "review": 2, "reduce": 3, "block": 4}
@@ -88,7 +88,7 @@ RECIPIENTS = ("manager", "customer")
 
 # The record `portfolio.customer(document)` returns to any policy (the order gate of a credit policy).
 ACCOUNT = T.RecordType("CustomerAccount", (
-    T.FieldSpec("known", T.BOOL, False, False),
-    T.FieldSpec("segment", T.TEXT, False, ""),
-    *(T.FieldSpec(name, typ, False, default) for name, (typ, default, _doc) in {**LIMIT, **BEHAVIOUR}.items()),
+    T.FieldSpec("known", T.BOOL, False, False, doc="the document is a customer of the portfolio"),
+    T.FieldSpec("segment", T.TEXT, False, "", doc="the customer's segment"),
+    *(T.FieldSpec(name, typ, False, default, doc=doc) for name, (typ, default, doc) in {**LIMIT, **BEHAVIOUR}.items()),
 ))

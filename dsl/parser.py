@@ -16,7 +16,7 @@ from lark.indenter import DedentError, Indenter
 
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
-from .limits import check_nesting
+from .limits import check_nesting, check_size
 from .source import code_chars
 from .syntax_examples import CHARACTER_HINTS, SYNTAX_EXAMPLES, TERMINAL_WORDS
 
@@ -474,6 +474,7 @@ def _join_or(words: list[str]) -> str:
 
 def parse(text: str, file: str = "<policy>") -> ast.Policy:
     """Parse one policy file. Raises PolicyError (with file:line:col diagnostics) on bad syntax."""
+    check_size(text, file)  # before anything costs memory in proportion to the text (E007)
     # Accents typed in decomposed form (NFD, common on macOS) are the same letters to a reader.
     text = unicodedata.normalize("NFC", text)
     if not text.endswith("\n"):

@@ -20,6 +20,11 @@ from .diagnostics import DiagnosticBag
 
 INF = float("inf")
 MAX_BOXES = 4096  # beyond this the analysis gives up quietly (never a false error)
+# Row-against-row comparisons one table's analysis may make. Rows are only compared with rows
+# that can share a value (an index on a column of listed values: codes, kinds), so real tables
+# of tens of thousands of rows stay far below it; past it the remaining rows are not checked and
+# the table gets warning W405 (never a false error).
+MAX_COMPARISONS = 200_000
 
 
 # ---- one column's value sets -------------------------------------------------
@@ -266,9 +271,12 @@ def _box_minus(box: list, cover: list) -> list[list]:
     return out
 
 
-def _covered(box: list, covers: list[list]) -> bool:
+def _covered(box: list, covers: list[list], budget: "_Budget") -> bool | None:
+    """Whether `covers` together cover `box`; None when the budget ran out first."""
     remaining = [box]
     for cover in covers:
+        if not budget.spend(len(remaining)):
+            return None
         nxt = []
         for b in remaining:
             nxt.extend(_box_minus(b, cover))
@@ -281,6 +289,72 @@ def _covered(box: list, covers: list[list]) -> bool:
 
 
 # ---- the pass --------------------------------------------------------------------
+
+
+class _Budget:
+    """Counts comparisons (a box against a row, a coverage step); `stopped_at` is the first row
+    left unchecked once they run out."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+        self.stopped_at: int | None = None
+
+    def spend(self, comparisons: int) -> bool:
+        self.left -= comparisons
+        return self.left >= 0
+
+
+class _Index:
+    """Which rows can share a value with row i: all of them, unless a column lists its values
+    (a set column whose cells are `"a"` or `in [...]`). Then rows are indexed by those values,
+    and a row is compared only with the rows listing one of its values and the rows that accept
+    any value there. Exact: two rows with no value in common in one column cannot overlap, and a
+    row cannot help cover another it shares no value with (dsl.tables._box_minus)."""
+
+    def __init__(self, cover_boxes: list, test_boxes: list, column_types: list):
+        self.n = len(cover_boxes)
+        self.column = next((d for d in range(len(column_types))
+                            if sum(_listed(box[d]) is not None for box in cover_boxes) * 2 > len(cover_boxes)), None)
+        self.by_value: dict = {}
+        self.open_rows: list[int] = []  # rows that accept values they do not list (ranges, negations)
+        self.test_values: list = []
+        if self.column is None:
+            return
+        d = self.column
+        for j, box in enumerate(cover_boxes):
+            values = _listed(box[d])
+            if values is not None:
+                for value in values:
+                    self.by_value.setdefault(value, []).append(j)
+            elif not box[d].is_empty():
+                self.open_rows.append(j)
+        self.test_values = [_listed(box[d]) for box in test_boxes]
+
+    def around(self, i: int) -> list[int]:
+        """The rows that can share a value with row i (itself excluded), in row order."""
+        if self.column is None or self.test_values[i] is None:
+            return [j for j in range(self.n) if j != i]
+        found = set(self.open_rows)
+        for value in self.test_values[i]:
+            found.update(self.by_value.get(value, ()))
+        found.discard(i)
+        return sorted(found)
+
+    def before(self, i: int) -> list[int]:
+        if self.column is None or self.test_values[i] is None:
+            return list(range(i))
+        return [j for j in self.around(i) if j < i]
+
+
+def _listed(part) -> frozenset | None:
+    """The values a cell lists (`"a"`, `in ["a", "b"]`, `3`, `in [1, 2]` in a whole-number
+    column), or None when it accepts values it does not list (a range, `!=`, `-`)."""
+    if isinstance(part, Discrete):
+        return None if part.negated else part.values
+    if isinstance(part, Numeric) and part.discrete and 0 < len(part.parts) <= 64 \
+            and all(p.lo == p.hi for p in part.parts):
+        return frozenset(p.lo for p in part.parts)
+    return None
 
 
 def analyse_table(table: ast.Table, column_types: list[T.Type], bag: DiagnosticBag, column_labels: list[str]) -> None:
@@ -304,34 +378,53 @@ def analyse_table(table: ast.Table, column_types: list[T.Type], bag: DiagnosticB
         if any(part.is_empty() for part in test_boxes[i]):
             bag.error("E401", f"this row of table '{table.name}' can never match: a cell accepts no value "
                       "(e.g. a range whose start is above its end)", row.span)
+    budget = _Budget(MAX_COMPARISONS)
+    candidates = _Index(cover_boxes, test_boxes, column_types)
     if table.hit_policy in ("first", "priority"):
         for i, row in enumerate(rows):
             if any(part.is_empty() for part in test_boxes[i]):
                 continue
             if table.hit_policy == "first":
-                winners = list(range(i))
+                winners = candidates.before(i)
             else:
-                winners = [j for j, other in enumerate(rows)
-                           if other.priority > row.priority or (other.priority == row.priority and j < i)]
-            if winners and _covered(test_boxes[i], [cover_boxes[j] for j in winners]):
+                winners = [j for j in candidates.around(i) if rows[j].priority > row.priority
+                           or (rows[j].priority == row.priority and j < i)]
+            covered = _covered(test_boxes[i], [cover_boxes[j] for j in winners], budget) if winners else False
+            if covered is None:
+                budget.stopped_at = i
+                break
+            if covered:
                 which = "earlier rows" if table.hit_policy == "first" else "rows that win over it"
                 bag.error("E401", f"this row of table '{table.name}' can never match: {which} cover all its values",
                           row.span)
     elif table.hit_policy == "unique":
         for i in range(len(rows)):
-            for j in range(i):
+            earlier = candidates.before(i)
+            if not budget.spend(len(earlier)):
+                budget.stopped_at = i
+                break
+            for j in earlier:
                 overlap = [a.intersect(b) for a, b in zip(cover_boxes[i], cover_boxes[j])]
                 if not any(part.is_empty() for part in overlap):
                     bag.error("E402", f"rows {j + 1} and {i + 1} of unique table '{table.name}' both match "
                               + "; ".join(p.describe(lbl) for p, lbl in zip(overlap, column_labels)), rows[i].span)
 
     has_else = any(r.is_else for r in table.rows)
-    if (len(column_types) == 1 and not has_else and table.hit_policy != "collect"
+    if (budget.stopped_at is None and len(column_types) == 1 and not has_else and table.hit_policy != "collect"
             and _domain_kind(column_types[0]) in ("numeric", "discrete-numeric")):
         rest = _everything(column_types[0])
         for cover in cover_boxes:
+            if not budget.spend(len(rest.parts)):
+                budget.stopped_at = len(rows) - 1
+                break
             rest = rest.subtract(cover[0])
-        rest.dates = column_types[0] == T.DATE
-        if not rest.is_empty():
-            bag.warning("W404", f"no row of table '{table.name}' matches {rest.describe(column_labels[0])}",
-                        table.span, "add the missing rows or an `else` row")
+        else:
+            rest.dates = column_types[0] == T.DATE
+            if not rest.is_empty():
+                bag.warning("W404", f"no row of table '{table.name}' matches {rest.describe(column_labels[0])}",
+                            table.span, "add the missing rows or an `else` row")
+    if budget.stopped_at is not None:
+        bag.warning("W405", f"table '{table.name}' has too many rows that can match the same values to analyse "
+                    f"it whole: from row {budget.stopped_at + 1} on, rows that never match (E401), overlap "
+                    "(E402) or leave values uncovered (W404) are not reported", table.span,
+                    "split the table, or key its rows on a column of listed values (codes, kinds)")

@@ -47,6 +47,8 @@ class FieldSpec:
     # The declared range of a number (inclusive), e.g. (0, 1000) for the bureau score: comparisons
     # outside it are warnings (W606, W608).
     bounds: tuple | None = None
+    # What the field means, for people (the language server's hover); never part of the type.
+    doc: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, eq=False)

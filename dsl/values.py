@@ -105,11 +105,12 @@ def _decimal(value, path: str) -> Decimal:
     if isinstance(value, bool):
         raise CoercionError(path, "TYPE", "expected a number, got a bool")
     if isinstance(value, Decimal):
-        result = value
+        result = value  # JSON numbers arrive as Decimal, decoded from their text (server/bodies.py)
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, float):
-        result = Decimal(repr(value))  # the shortest text that round-trips, as written in the JSON
+        # A Python caller's float: its shortest round-trip text. JSON is never read through a float.
+        result = Decimal(repr(value))
     elif isinstance(value, str):
         if len(value) > _MAX_NUMBER_TEXT:
             raise CoercionError(path, "OUT_OF_RANGE", f"a number of at most {_MAX_NUMBER_TEXT} characters is expected")
@@ -127,6 +128,43 @@ def _decimal(value, path: str) -> Decimal:
         raise CoercionError(path, "OUT_OF_RANGE", f"expected a number below 10^{_MAX_MAGNITUDE} "
                             f"with at most {_MAX_MAGNITUDE} decimal places")
     return result
+
+
+def _in_range(value: Decimal) -> bool:
+    """Finite, below 10^18 and with at most 18 decimal places: what _decimal lets through."""
+    return value.is_finite() and (not value or (value.adjusted() < _MAX_MAGNITUDE
+                                                and value.as_tuple().exponent >= -_MAX_MAGNITUDE))
+
+
+#: Money taken in (inputs, defaults, test values) is a whole number of centavos.
+MONEY_PLACES = 2
+_CENT = Decimal(1).scaleb(-MONEY_PLACES)
+
+
+def _whole_cents(value: Decimal, path: str) -> Decimal:
+    """`value` if it is a whole number of centavos: 10.5 and 10.500 are R$ 10,50; 10.505 is refused
+    (rounding it would decide on an amount the caller never sent)."""
+    if value.as_tuple().exponent < -MONEY_PLACES and value != value.quantize(_CENT, context=_WIDE):
+        raise CoercionError(path, "MONEY_PRECISION",
+                            f"money has at most {MONEY_PLACES} decimal places (centavos), got {_plain(value)}")
+    return value
+
+
+# Wide enough for any number _decimal accepts (18 integer and 18 decimal digits) scaled or quantized:
+# percentage points become a fraction exactly, never rounded to the default 28 digits.
+_WIDE = Context(prec=2 * _MAX_MAGNITUDE + 4)
+
+
+def _percent(value, path: str) -> Decimal:
+    """A percent input: a text "2.5%" or a number of percentage points (2.5), as the fraction 0.025."""
+    if isinstance(value, Percent):
+        return Decimal(value)
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if not match:
+            raise CoercionError(path, "TYPE", f"expected a percentage such as \"10%\", got '{_clip(value)}'")
+        value = match.group(1)  # the number before "%": held to the same limits as any number
+    return _decimal(value, path).scaleb(-2, context=_WIDE)
 
 
 _INT_LIMIT = 10 ** _MAX_MAGNITUDE
@@ -187,10 +225,11 @@ def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def coerce(value, typ: T.Type, path: str = "input"):
-    """Convert `value` (JSON-like or already a runtime value) to the runtime value of `typ`."""
+def coerce(value, typ: T.Type, path: str = "input", *, cents: bool = False):
+    """Convert `value` (JSON-like or already a runtime value) to the runtime value of `typ`
+    (`cents`: money must be a whole number of centavos, as for inputs — see coercer)."""
     try:
-        return coercer(typ)(value)
+        return coercer(typ, cents=cents)(value)
     except CoercionError as error:
         raise error.prefixed(path) from None
 
@@ -207,15 +246,7 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
     if kind in ("decimal", "money"):
         return _decimal(value, path)
     if kind == "percent":
-        if isinstance(value, Percent):
-            return Decimal(value)
-        if isinstance(value, str):
-            match = _PERCENT.match(value)
-            if not match:
-                raise CoercionError(path, "TYPE", f"expected a percentage such as \"10%\", got '{_clip(value)}'")
-            return Decimal(match.group(1)) / 100
-        # Numbers are percentage points: 2.5 means 2.5%.
-        return _decimal(value, path) / 100
+        return _percent(value, path)
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -270,23 +301,25 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
 # Validation runs on every input and every connector answer, so each type gets a function
 # built once. Paths are relative and only assembled when an error travels up.
 
-_COERCERS: dict[tuple[int, bool], tuple[T.Type, object]] = {}
+_COERCERS: dict[tuple[int, bool, bool], tuple[T.Type, object]] = {}
 _MAX_COERCERS = 4096  # types come and go with policy reloads; never grow without bound
 
 
-def coercer(typ: T.Type, strict: bool = True):
+def coercer(typ: T.Type, strict: bool = True, *, cents: bool = False):
     """A function value -> runtime value for `typ`, raising CoercionError with a relative path.
 
     strict: unknown record fields are errors (inputs, fixtures: catches typos). Connector
     answers are read with strict=False: providers add fields, and that must not break decisions.
+    cents: money must be a whole number of centavos (MONEY_PRECISION otherwise). What a caller
+    sends is held to it; connector answers are not (a bureau's average ticket may have more places).
     """
-    key = (id(typ), strict)
+    key = (id(typ), strict, cents)
     entry = _COERCERS.get(key)
     if entry is not None and entry[0] is typ:
         return entry[1]
     if len(_COERCERS) >= _MAX_COERCERS:
         _COERCERS.clear()
-    function = _build_coercer(typ, strict)
+    function = _build_coercer(typ, strict, cents)
     _COERCERS[key] = (typ, function)
     return function
 
@@ -295,14 +328,14 @@ def coercer(typ: T.Type, strict: bool = True):
 _EXACT = {"int": int, "decimal": Decimal, "money": Decimal, "text": str, "date": dt.date, "bool": bool}
 
 
-def _build_coercer(typ: T.Type, strict: bool = True):
+def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
     if isinstance(typ, T.RecordType):
-        return _record_coercer(typ, strict)
+        return _record_coercer(typ, strict, cents)
     if isinstance(typ, T.ListType):
         def coerce_list(value, element=typ.element):
             if not isinstance(value, (list, tuple)):
                 raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
-            item_coercer = coercer(element, strict)
+            item_coercer = coercer(element, strict, cents=cents)
             try:
                 return [item_coercer(item) for item in value]
             except CoercionError:
@@ -314,10 +347,22 @@ def _build_coercer(typ: T.Type, strict: bool = True):
                 raise
         return coerce_list
     exact = _EXACT.get(typ.name) if isinstance(typ, T.Prim) else None
+    if exact is Decimal and cents and typ.name == "money":
+        def coerce_money(value, typ=typ, limit=_INT_LIMIT):
+            kind = type(value)
+            if kind is int and -limit < value < limit:  # whole reais: nothing to check
+                return Decimal(value)
+            number = value if kind is Decimal and _in_range(value) else _coerce_scalar(value, typ)
+            return _whole_cents(number, "")
+        return coerce_money
     if exact is Decimal:
-        def coerce_decimal(value, typ=typ):
-            if type(value) is Decimal and value.is_finite():
+        def coerce_decimal(value, typ=typ, limit=_INT_LIMIT):
+            # JSON numbers arrive as Decimal: still held to the limits of any number.
+            kind = type(value)
+            if kind is Decimal and _in_range(value):
                 return value
+            if kind is int and -limit < value < limit:  # JSON amounts are mostly whole numbers
+                return Decimal(value)
             return _coerce_scalar(value, typ)
         return coerce_decimal
     if exact is int:
@@ -335,27 +380,27 @@ def _build_coercer(typ: T.Type, strict: bool = True):
     return lambda value, typ=typ: _coerce_scalar(value, typ)
 
 
-def _record_coercer(typ: T.RecordType, strict: bool):
+def _record_coercer(typ: T.RecordType, strict: bool, cents: bool):
     """Generate a specialised function for one record type (validation runs on every input and
     every connector answer). Field names only ever appear as repr() literals in the source."""
-    if id(typ) in _BUILDING:
+    if (id(typ), cents) in _BUILDING:
         # A record that refers to itself (through a list): resolve on first use.
         holder: dict = {}
 
         def first_call(value):
             if "function" not in holder:
-                holder["function"] = coercer(typ, strict)
+                holder["function"] = coercer(typ, strict, cents=cents)
             return holder["function"](value)
 
         return first_call
-    _BUILDING.add(id(typ))
+    _BUILDING.add((id(typ), cents))
     try:
-        return _generate_record_coercer(typ, strict)
+        return _generate_record_coercer(typ, strict, cents)
     finally:
-        _BUILDING.discard(id(typ))
+        _BUILDING.discard((id(typ), cents))
 
 
-_BUILDING: set[int] = set()
+_BUILDING: set[tuple[int, bool]] = set()
 
 
 def _date_text(value):
@@ -366,7 +411,7 @@ def _date_text(value):
         return _coerce_scalar(value, T.DATE)
 
 
-def _generate_record_coercer(typ: T.RecordType, strict: bool):
+def _generate_record_coercer(typ: T.RecordType, strict: bool, cents: bool):
     namespace: dict = {"Mapping": Mapping, "CoercionError": CoercionError, "_unknown": _unknown_field,
                        "_kind": _kind, "_copy": _copy, "Decimal": Decimal, "date": dt.date, "_date_text": _date_text}
     lines = [
@@ -383,11 +428,11 @@ def _generate_record_coercer(typ: T.RecordType, strict: bool):
     namespace["NAME"] = typ.name
     for n, spec in enumerate(typ.fields):
         key = repr(spec.name)
-        namespace[f"C{n}"] = coercer(spec.type, strict)
+        namespace[f"C{n}"] = coercer(spec.type, strict, cents=cents)
         namespace[f"D{n}"] = spec.default
         exact = _EXACT.get(spec.type.name) if isinstance(spec.type, T.Prim) else None
         if exact is Decimal:
-            fast = f"x if type(x) is Decimal and x.is_finite() else Decimal(x) if type(x) is int else C{n}(x)"
+            fast = f"C{n}(x)"  # JSON numbers arrive as Decimal and are checked there (range, centavos)
         elif exact is dt.date:
             fast = f"x if type(x) is date else _date_text(x) if type(x) is str else C{n}(x)"
         elif isinstance(spec.type, T.EnumType):

@@ -21,37 +21,38 @@ from .runtime import EvalError
 # translate each provider's answer into this shape.
 
 SCORE = T.RecordType("Score", (
-    T.FieldSpec("value", T.INT, bounds=(0, 1000)),
-    T.FieldSpec("bureau", T.TEXT, False, ""),
-    T.FieldSpec("model", T.TEXT, False, ""),
-    T.FieldSpec("range_min", T.INT, False, 0),
-    T.FieldSpec("range_max", T.INT, False, 1000),
-    T.FieldSpec("band", T.TEXT, False, ""),
+    T.FieldSpec("value", T.INT, bounds=(0, 1000), doc="the score"),
+    T.FieldSpec("bureau", T.TEXT, False, "", doc="which bureau computed it"),
+    T.FieldSpec("model", T.TEXT, False, "", doc="the score model"),
+    T.FieldSpec("range_min", T.INT, False, 0, doc="the lowest value of the score's scale"),
+    T.FieldSpec("range_max", T.INT, False, 1000, doc="the highest value of the score's scale"),
+    T.FieldSpec("band", T.TEXT, False, "", doc="the bureau's band (faixa)"),
 ))
 RESTRICTION_KINDS = T.EnumType("RestrictionKind", (
     "pefin", "refin", "protest", "bounced_cheque", "lawsuit", "bankruptcy", "judicial_recovery",
 ))
 RESTRICTION = T.RecordType("Restriction", (
-    T.FieldSpec("kind", RESTRICTION_KINDS),
-    T.FieldSpec("amount", T.MONEY),
-    T.FieldSpec("date", T.DATE),
-    T.FieldSpec("creditor", T.TEXT, False, ""),
+    T.FieldSpec("kind", RESTRICTION_KINDS, doc="the kind of negative record: " + ", ".join(RESTRICTION_KINDS.values)),
+    T.FieldSpec("amount", T.MONEY, doc="the amount"),
+    T.FieldSpec("date", T.DATE, doc="when it was registered"),
+    T.FieldSpec("creditor", T.TEXT, False, "", doc="the creditor"),
 ))
 INQUIRY = T.RecordType("Inquiry", (
-    T.FieldSpec("date", T.DATE),
-    T.FieldSpec("inquirer", T.TEXT, False, ""),
+    T.FieldSpec("date", T.DATE, doc="when the inquiry was made"),
+    T.FieldSpec("inquirer", T.TEXT, False, "", doc="who made it"),
 ))
 PARTNER = T.RecordType("Partner", (
-    T.FieldSpec("name", T.TEXT),
-    T.FieldSpec("document", T.TEXT, False, ""),
-    T.FieldSpec("role", T.TEXT, False, ""),
+    T.FieldSpec("name", T.TEXT, doc="the partner's name"),
+    T.FieldSpec("document", T.TEXT, False, "", doc="the partner's CPF or CNPJ (masked in traces)"),
+    T.FieldSpec("role", T.TEXT, False, "", doc="the partner's role"),
 ))
 BUREAU_REPORT = T.RecordType("BureauReport", (
-    T.FieldSpec("score", SCORE),
-    T.FieldSpec("restrictions", T.ListType(RESTRICTION), False, []),
-    T.FieldSpec("inquiries", T.ListType(INQUIRY), False, []),
-    T.FieldSpec("registration_status", T.TEXT, False, "active"),
-    T.FieldSpec("partners", T.ListType(PARTNER), False, []),
+    T.FieldSpec("score", SCORE, doc="the credit score"),
+    T.FieldSpec("restrictions", T.ListType(RESTRICTION), False, [], doc="negative records (negativações)"),
+    T.FieldSpec("inquiries", T.ListType(INQUIRY), False, [], doc="recent credit inquiries (consultas)"),
+    T.FieldSpec("registration_status", T.TEXT, False, "active",
+                doc="registration status (situação cadastral); \"active\" when regular"),
+    T.FieldSpec("partners", T.ListType(PARTNER), False, [], doc="partners (sócios) of a company"),
 ))
 DOCUMENT = T.TEXT  # a lookup takes a CPF or a CNPJ
 

@@ -47,6 +47,8 @@ class Generated:
     # Lines before this index hold everything but `evaluate_full`, which is compiled only when a
     # full trace is first asked for (it doubles the code; most deployments never need it).
     full_start: int = 0
+    # Some list the code loops over comes from the input: the evaluation's cost grows with it.
+    input_loops: bool = False
 
 
 class _Writer:
@@ -109,7 +111,7 @@ class CodeGenerator(ExpressionCompiler):
         source = "\n".join(prologue + w.lines) + "\n"
         linemap = [0] * len(prologue) + w.linemap
         return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows,
-                         full_start + len(prologue))
+                         full_start + len(prologue), reads_input(checked, self.iterated))
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line
@@ -223,7 +225,8 @@ class CodeGenerator(ExpressionCompiler):
         return tuple(found.values())
 
     def _prefetch(self) -> str:
-        """Lookups every evaluation needs, whose arguments are plain inputs: started together.
+        """Lookups every evaluation needs, whose arguments are plain inputs: started together
+        (the statement that does it, or nothing).
 
         Laziness is kept: a lookup is prefetched only when a rule or output that is always
         evaluated reads it outside any `and`/`or`/`if` branch, so it would be called anyway.
@@ -255,8 +258,13 @@ class CodeGenerator(ExpressionCompiler):
                             for a in value.args):
                 index = self.connectors.index(f"{value.namespace}.{value.func}")
                 args = "".join(self.expr(a) + ", " for a in value.args)
-                requests.append(f"({index}, ({args}))")
-        return ", ".join(requests) + "," if len(requests) >= 2 else ""
+                requests.append((index, f"({index}, ({args}))"))
+        requests = list(dict(((code, index) for index, code in requests)).items())  # the same lookup once
+        if len(requests) < 2:
+            return ""
+        # Prefetching pays only when two or more of these lookups wait on I/O (rt.io, per connector).
+        waiting = " + ".join(f"rt.io[{index}]" for _, index in requests)
+        return f"if {waiting} > 1:\n    rt.prefetch(({', '.join(code for code, _ in requests)},))"
 
     def _evaluate(self, full: bool, value_paths: list[tuple]) -> None:
         """`evaluate_fast` / `evaluate_full`. Up to RULE_BLOCK rules are inline; a longer policy
@@ -286,9 +294,8 @@ class CodeGenerator(ExpressionCompiler):
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
         self._locals_line()
-        prefetch = self._prefetch()
-        if prefetch:
-            w.line(f"rt.prefetch(({prefetch}))", 1)
+        for line in self._prefetch().splitlines():
+            w.line(line, 1)
         w.line("fired = []", 1)
         w.line("errors = []", 1)
         if full:
@@ -445,3 +452,45 @@ def too_deep(policy: ast.Policy, line: int, message: str) -> PolicyError:
 
 
 __all__ = ["generate", "Generated", "AGGREGATES"]
+
+
+def reads_input(checked: CheckedPolicy, exprs: list[ast.Expr]) -> bool:
+    """Whether any of `exprs` reads an input, directly or through lets and tables (iterative).
+    A connector's answer does not count, whatever its arguments: its size is the provider's."""
+    symbols, seen, stack = checked.symbols, set(), list(exprs)
+    while stack:
+        for name in _names_outside_lookups(stack.pop()):
+            symbol = symbols.get(name)
+            if symbol is None or name in seen:
+                continue
+            seen.add(name)
+            if symbol.kind == "input":
+                return True
+            node = symbol.node
+            if isinstance(node, ast.Let):
+                stack.append(node.value)
+            elif isinstance(node, ast.Table):
+                stack.extend(node.inputs)
+                for row in node.rows:
+                    stack.append(row.result)
+                    stack.extend(value for cell in row.cells or [] for value in cell.values)
+    return False
+
+
+def _names_outside_lookups(expr) -> set[str]:
+    """ast.free_names, without looking into the arguments of connector lookups."""
+    found: set[str] = set()
+    stack = [(expr, frozenset())]
+    while stack:
+        node, bound = stack.pop()
+        if node is None or (isinstance(node, ast.Call) and node.resolved == "connector"):
+            continue
+        if isinstance(node, ast.Name):
+            if node.name not in bound:
+                found.add(node.name)
+        elif isinstance(node, ast.Comprehension):
+            inner = bound | {node.var}
+            stack += [(node.source, bound), (node.condition, inner), (node.element, inner)]
+        else:
+            stack += [(child, bound) for child in ast.direct_children(node)]
+    return found

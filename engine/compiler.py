@@ -15,7 +15,9 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import types
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +47,29 @@ def _compiler_version() -> str:
 
 
 COMPILER_VERSION = _compiler_version()
-_MEMORY: dict[str, PreparedPolicy] = {}
+#: Compiled policies kept in memory, least recently used first out. A server keeps the versions
+#: it runs referenced itself; this cache only spares recompiling the recently used others
+#: (rollbacks, re-publishes, the lab). An older version is compiled again when asked for (from the
+#: disk cache when `policies.cache_dir` is set). Each costs ~0.2 MB, so it stays small.
+MEMORY_CACHE_SIZE = 16
+_MEMORY: OrderedDict[str, PreparedPolicy] = OrderedDict()
+_MEMORY_LOCK = threading.Lock()
+
+
+def _remember(digest: str, prepared: PreparedPolicy) -> None:
+    with _MEMORY_LOCK:
+        _MEMORY[digest] = prepared
+        _MEMORY.move_to_end(digest)
+        while len(_MEMORY) > MEMORY_CACHE_SIZE:
+            _MEMORY.popitem(last=False)
+
+
+def _recall(digest: str) -> PreparedPolicy | None:
+    with _MEMORY_LOCK:
+        prepared = _MEMORY.get(digest)
+        if prepared is not None:
+            _MEMORY.move_to_end(digest)
+        return prepared
 
 
 def source_hash(source: str, env: Environment) -> str:
@@ -114,6 +138,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         warnings=checked.warnings,
         graph=graph.to_dict(),
         full_start=generated.full_start,
+        input_loops=generated.input_loops,
     )
     return meta, code
 
@@ -142,7 +167,7 @@ def compile_policy(source: str, file: str = "<policy>", env: Environment | None 
 
         env = default_environment()
     digest = source_hash(source, env)
-    cached = _MEMORY.get(digest)
+    cached = _recall(digest)
     if cached is not None and cached.meta.file == file:
         return cached
     prepared = _load_from_disk(cache_dir, digest, env) if cache_dir else None
@@ -163,7 +188,7 @@ def compile_policy(source: str, file: str = "<policy>", env: Environment | None 
         if cache_dir:
             _store_on_disk(cache_dir, digest, meta, code)
         prepared = PreparedPolicy(meta, code, env.functions)
-    _MEMORY[digest] = prepared
+    _remember(digest, prepared)
     return prepared
 
 
@@ -173,7 +198,8 @@ def compile_file(path: str | Path, env: Environment | None = None, cache_dir: st
 
 
 def clear_memory_cache() -> None:
-    _MEMORY.clear()
+    with _MEMORY_LOCK:
+        _MEMORY.clear()
 
 
 _MAGIC = b"REGC1\0"

@@ -8,10 +8,22 @@ connectors through this same interface; tests register fixtures.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from typing import Any, Callable, Mapping
 
 Connector = Callable[..., Mapping[str, Any]]
+
+# The decision's connector deadline (time.monotonic()), set around each lookup by the evaluation
+# (engine.evaluation) for the connector layer (plugins.runtime), which cuts its attempts, retries
+# and backoff to it: one budget for every lookup of a decision, not one per call.
+DECISION_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("regua_decision_deadline",
+                                                                                    default=None)
+
+
+def decision_deadline() -> float | None:
+    """When the current decision's lookups must have answered (time.monotonic()), or None."""
+    return DECISION_DEADLINE.get()
 
 
 class ConnectorError(Exception):
@@ -49,10 +61,12 @@ class Connectors:
     def __init__(self, implementations: Mapping[str, Connector] | None = None):
         self._impls: dict[str, Connector] = dict(implementations or {})
         self._inline: dict[str, bool] = {}  # explicit flags, then answers of is_inline
+        self._io_flags: dict[tuple, tuple] = {}  # io_flags answers, per tuple of names
 
     def register(self, qualified_name: str, implementation: Connector, inline: bool | None = None) -> None:
         self._impls[qualified_name] = implementation
         self._inline.pop(qualified_name, None)
+        self._io_flags.clear()
         if inline is not None:
             self._inline[qualified_name] = bool(inline)
 
@@ -66,6 +80,14 @@ class Connectors:
             impl = self._impls.get(qualified_name)
             known = self._inline[qualified_name] = impl is None or bool(getattr(impl, "inline", False))
         return known
+
+    def io_flags(self, names: tuple) -> tuple:
+        """Per name: 1 when a lookup waits on I/O (not inline), else 0. Cached: evaluations ask for
+        it on every run, so that generated code decides to prefetch with one sum."""
+        flags = self._io_flags.get(names)
+        if flags is None:
+            flags = self._io_flags[names] = tuple(0 if self.is_inline(name) else 1 for name in names)
+        return flags
 
     def names(self) -> list[str]:
         return sorted(self._impls)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import msgspec
+
 from regua.dsl.values import to_json
 
 from .connectors import mask_document, mask_documents_deep, mask_documents_in
@@ -100,28 +102,27 @@ class ConnectorCall:
                 "cost": self.cost}
 
 
-class Decision:
+class Decision(msgspec.Struct, eq=False):
     """outcome, outputs, ranked reasons, trace, connector calls and the policy that decided.
 
     Reason objects are built when first read (`_pending` holds what is needed); the ranking,
     the outcome and the outputs are settled when the decision is made.
+
+    A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
+    Python __init__ of nine fields cost more than evaluating a small decision table
+    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before; never encoded as a
+    Struct (to_dict is the wire form).
     """
 
-    __slots__ = ("policy", "version", "outcome", "outputs", "_reasons", "trace", "connector_calls",
-                 "output_types", "_pending")
-
-    def __init__(self, policy: str, version: str, outcome: str, outputs: dict[str, Any],
-                 reasons: list[Reason] | None, trace: Any, connector_calls: list[ConnectorCall],
-                 output_types: dict[str, Any] | None = None, pending=None):
-        self.policy = policy
-        self.version = version
-        self.outcome = outcome
-        self.outputs = outputs
-        self._reasons = reasons
-        self.trace = trace
-        self.connector_calls = connector_calls
-        self.output_types = output_types or {}
-        self._pending = pending  # (combiner, ranked entries, inputs, slots, today)
+    policy: str
+    version: str
+    outcome: str
+    outputs: dict
+    _reasons: Any  # list[Reason], or None while pending
+    trace: Any
+    connector_calls: list
+    output_types: dict = {}
+    _pending: Any = None  # (combiner, ranked entries, inputs, slots, today)
 
     @property
     def reasons(self) -> list[Reason]:
@@ -133,8 +134,9 @@ class Decision:
 
     @property
     def reason_codes(self) -> list[str]:
-        if self._reasons is None:
-            return self._pending[0].codes(self._pending[1])
+        pending = self._pending
+        if pending is not None:
+            return pending[0].codes(pending[1])
         return [r.code for r in self._reasons if r.code]
 
     def __repr__(self) -> str:

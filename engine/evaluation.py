@@ -19,22 +19,37 @@ from regua.dsl import types as T
 from regua.dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
-from .connectors import Answer, ConnectorError, Connectors, mask_document
+from .connectors import DECISION_DEADLINE, Answer, ConnectorError, Connectors, mask_document
 from .decision import ConnectorCall, Decision, Reason
 
 
 class EvalContext:
-    """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups."""
+    """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups.
 
-    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls")
+    `io`: per connector index, 1 when its lookups wait on I/O (engine.connectors.Connectors.io_flags);
+    generated code sums the flags of the lookups it could prefetch and calls `prefetch` only when
+    two or more of them wait on I/O, so evaluations that could not gain from it never pay for it.
+    """
 
-    def __init__(self, today: dt.date, connectors: Connectors | None, names: list[str], coercers):
+    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "io", "deadline",
+                 "budget", "room", "cpu_deadline")
+
+    def __init__(self, today: dt.date, connectors: Connectors | None, names: tuple, coercers,
+                 deadline: float | None = None, budget: float | None = None):
         self.today = today
         self.connectors = connectors
         self.names = names
         self.coercers = coercers
         self.memo: dict = {}
         self.calls: list[ConnectorCall] = []
+        self.io = connectors.io_flags(names) if connectors is not None else _NO_IO
+        #: time.monotonic() by which every lookup of this decision must have answered (None: no
+        #: decision-wide limit, only each connector's own). See _call and prefetch.
+        self.deadline = deadline
+        # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
+        self.budget = budget
+        self.room = runtime.CHECK_EVERY
+        self.cpu_deadline: float | None = None
 
     def lookup(self, index: int, args: tuple):
         key = (index, args)
@@ -51,36 +66,56 @@ class EvalContext:
         there are two or more of them: they run in parallel in the prefetch pool while the
         caller's thread makes the certain inline lookups (fixtures, sandbox, local SQLite;
         engine.connectors.Connectors.is_inline). With fewer than two such lookups nothing is
-        prefetched: every lookup is made in the caller's thread when the code reaches it, since
-        a thread hand-off costs more than it could save. Later `lookup` calls find their answers
-        in the memo. Deadlines live in the connector layer (plugins.runtime), per lookup."""
+        prefetched (generated code checks `io` before calling): every lookup is made in the
+        caller's thread when the code reaches it, since a thread hand-off costs more than it
+        could save. Later `lookup` calls find their answers in the memo. The wait for the pool
+        counts against the decision's deadline: a lookup still queued or running when it passes
+        is CONNECTOR_TIMEOUT (and, once started, the connector layer gives up at the same
+        deadline)."""
         connectors = self.connectors
         if connectors is None:
             return
-        memo, names, is_inline = self.memo, self.names, connectors.is_inline
-        waiting = [request for request in dict.fromkeys(requests)
-                   if request not in memo and not is_inline(names[request[0]])]
+        memo, io = self.memo, self.io
+        requests = [request for request in dict.fromkeys(requests) if request not in memo]
+        waiting = [request for request in requests if io[request[0]]]
         if len(waiting) < 2:
             return
         futures = [_PREFETCH_POOL.submit(self._call, index, args) for index, args in waiting]
-        local = {request: self._call(*request) for request in dict.fromkeys(requests)
-                 if request not in memo and is_inline(names[request[0]])}
-        answers = dict(zip(waiting, (future.result() for future in futures)))
-        for request in dict.fromkeys(requests):  # connector calls recorded in the policy's order
+        local = {request: self._call(*request) for request in requests if not io[request[0]]}
+        answers = {request: self._wait(future, request) for request, future in zip(waiting, futures)}
+        for request in requests:  # connector calls recorded in the policy's order
             answer = local.get(request) or answers.get(request)
             if answer is not None:
                 value, call = answer
                 self.calls.append(call)
                 memo[request] = value
 
+    def _wait(self, future: concurrent.futures.Future, request: tuple):
+        """A prefetched lookup's answer, waiting at most until the decision's deadline."""
+        if self.deadline is None:
+            return future.result()
+        started = time.perf_counter()
+        try:
+            return future.result(timeout=max(0.0, self.deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # still queued: never started; running: the connector layer stops at the deadline
+            name = self.names[request[0]]
+            value = runtime.Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
+            return value, ConnectorCall(name, request[1], "failed", (time.perf_counter() - started) * 1000,
+                                        value.code)
+
     def _call(self, index: int, args: tuple):
         name = self.names[index]
-        impl = self.connectors.get(name) if self.connectors is not None else None
-        started = time.perf_counter()
+        impl = self.connectors._impls.get(name) if self.connectors is not None else None
+        started = _clock()
         cached, cost, raw = False, None, None
+        deadline = self.deadline
         if impl is None:
-            value: Any = runtime.Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+            value: Any = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+        elif deadline is not None and time.monotonic() >= deadline:
+            value = _Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
         else:
+            token = DECISION_DEADLINE.set(deadline) if deadline is not None else None
             try:
                 value = impl(*args)
                 if value.__class__ is Answer:
@@ -88,19 +123,36 @@ class EvalContext:
                 raw = value
                 value = self.coercers[index](value)
             except ConnectorError as error:
-                value = runtime.Unavailable(name, "CONNECTOR_" + error.code, str(error))
+                value = _Unavailable(name, "CONNECTOR_" + error.code, str(error))
             except CoercionError as error:
                 error = error.prefixed(name)
-                value = runtime.Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
+                value = _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
-                value = runtime.Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
-        elapsed = (time.perf_counter() - started) * 1000
+                value = _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+            finally:
+                if token is not None:
+                    DECISION_DEADLINE.reset(token)
+        elapsed = (_clock() - started) * 1000
         if value.__class__ is _Unavailable:
             return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost, raw)
         return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost, raw)
 
 
+class _NoIO:
+    """`io` without connectors: no lookup waits on I/O, whatever its index."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> int:
+        return 0
+
+
+_NO_IO = _NoIO()
+_clock = time.perf_counter
+
+
 _Unavailable = runtime.Unavailable
+_SPENT = "no answer within the decision's connector budget"
 # Waiting on providers, not computing: threads are the right tool. Deadlines live in the connector layer.
 _PREFETCH_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="regua-prefetch")
 
@@ -110,20 +162,33 @@ def answer_coercers(specs) -> list:
 
 
 class Combiner:
-    """Turns what generated code returns into a Decision, for one prepared policy."""
+    """Turns what generated code returns into a Decision, for one prepared policy.
+
+    The common cases are cheap: no rule fired and nothing failed (the default), or only fired
+    rules; reasons are built when first read (Decision.reasons), from the pending entries.
+    """
 
     def __init__(self, meta):
         self.meta = meta
         self.rules = meta.rules
         self.on_error = meta.on_error
+        self.name, self.version = meta.name, meta.version
         self.output_names = [name for name, _ in meta.outputs]
         self.output_types = dict(meta.outputs)
         self.value_paths = meta.value_paths
         self.rule_info = [(r.action.severity, r.action.code, r.action.message, r.name, r.action.verb, r.line)
                           for r in meta.rules]
-        default = meta.default
-        self.default_reasons = (lambda: [Reason(default.code, default.message, None, default.verb)]) \
-            if default.code else (lambda: [])
+        self.verbs = [r.action.verb for r in meta.rules]
+        self.rule_codes = [r.action.code for r in meta.rules]
+        # Fired rules rank by severity, then rule order: one integer key per rule.
+        count = len(meta.rules) + 1
+        self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
+        default = self.default = meta.default
+        self.default_codes = [default.code] if default.code else []
+
+    def default_reasons(self) -> list[Reason]:
+        default = self.default
+        return [Reason(default.code, default.message, None, default.verb)] if default.code else []
 
     # ---- explanations, computed on demand ----
     def _explain_facts(self, index: int, inputs, slots, today):
@@ -149,45 +214,69 @@ class Combiner:
 
     # ---- combining ----
     def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
-        meta = self.meta
-        if not fired and not errors and not output_errors:
-            return Decision(meta.name, meta.version, meta.default.verb, outputs, self.default_reasons(), trace,
-                            rt.calls, self.output_types)
-        # entries: (severity, order, kind, rule index, detail, sets); kind 0 fired, 1 rule error, 2 output error
+        """The Decision; reasons stay pending as (combiner, entries, inputs, slots, today), where
+        entries is None for the default, the ranked `fired` list when only rules fired, or ranked
+        (severity, order, kind, rule index or output name, error, sets) tuples once something failed."""
+        if errors or output_errors:
+            return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, rt, trace)
+        if not fired:
+            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
+                            self.output_types, (self, None, inputs, slots, rt.today))
+        if len(fired) > 1:
+            rank = self.rank
+            fired = sorted(fired, key=lambda hit: rank[hit[0]])
+        # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
+        for _index, sets in reversed(fired):
+            if sets:
+                outputs.update(sets)
+        if len(outputs) != len(self.output_names):
+            for name in self.output_names:
+                outputs.setdefault(name, None)
+        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, None, trace, rt.calls,
+                        self.output_types, (self, fired, inputs, slots, rt.today))
+
+    def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace) -> Decision:
         info = self.rule_info
         entries = [(info[index][0], index, 0, index, None, sets) for index, sets in fired]
-        if errors or output_errors:
-            rules = self.rules
-            handled = {c for index, _ in fired for c in rules[index].handles}
-            severity = self.on_error.severity
-            entries += [(severity, index, 1, index, error, None) for index, error in errors
-                        if getattr(error, "connector", None) not in handled]
-            entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
-                        if getattr(error, "connector", None) not in handled]
+        rules = self.rules
+        handled = {c for index, _ in fired for c in rules[index].handles}
+        severity = self.on_error.severity
+        entries += [(severity, index, 1, index, error, None) for index, error in errors
+                    if getattr(error, "connector", None) not in handled]
+        entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
+                    if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
-            return Decision(meta.name, meta.version, meta.default.verb, outputs, self.default_reasons(), trace,
-                            rt.calls, self.output_types)
+            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
+                            self.output_types, (self, None, inputs, slots, rt.today))
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
         outcome = info[first[3]][4] if first[2] == 0 else self.on_error.verb
-        # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
         for entry in reversed(entries):
             if entry[5]:
                 outputs.update(entry[5])
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(meta.name, meta.version, outcome, outputs, None, trace, rt.calls, self.output_types,
+        return Decision(self.name, self.version, outcome, outputs, None, trace, rt.calls, self.output_types,
                         (self, entries, inputs, slots, rt.today))
 
     def codes(self, entries) -> list[str]:
+        if entries is None:
+            return list(self.default_codes)
+        if entries and len(entries[0]) == 2:  # only fired rules
+            codes = self.rule_codes
+            return [codes[index] for index, _ in entries if codes[index]]
         info, on_error = self.rule_info, self.on_error.code
         codes = [info[e[3]][1] if e[2] == 0 else on_error for e in entries]
         return [code for code in codes if code]
 
     def reasons(self, entries, inputs, slots, today) -> list[Reason]:
+        if entries is None:
+            return self.default_reasons()
         info, on_error, out = self.rule_info, self.on_error, []
+        if entries and len(entries[0]) == 2:  # only fired rules
+            entries = [(None, None, 0, index, None, sets) for index, sets in entries]
         for _severity, _order, kind, key, error, _sets in entries:
             if kind == 0:
                 _, code, message, name, verb, line = info[key]
@@ -204,6 +293,8 @@ class Combiner:
 
     # ---- traces ----
     def rules_trace(self, fired, errors) -> list[dict]:
+        if not fired and not errors:
+            return []
         rules = self.rules
         hits = [(i, "fired") for i, _ in fired] + [(i, "error") for i, _ in errors]
         return [{"rule": rules[i].name, "line": rules[i].line, "result": result,

@@ -40,6 +40,14 @@ class ExpressionCompiler(ast.Visitor):
         self.used_locals: set[int] = set()  # the l<k> locals the function being generated reads
         # Lets hoisted (computed as statements) earlier in the current try block: plain l<k> reads.
         self.known: set[int] = set()
+        # Every list expression the code iterates with a loop body (comprehensions, `list.field`):
+        # whether one of them comes from the input tells the server that the policy's cost grows
+        # with its input beyond reading it (scans such as `in` and sum() run at C speed).
+        self.iterated: list[ast.Expr] = []
+        # Comprehension bodies being generated around the current expression, and how many lists
+        # were handed to the budget counter so far (see _scan).
+        self.loop_depth = 0
+        self.counted = 0
 
     # ---- constants ----
     def const(self, value) -> str:
@@ -111,7 +119,7 @@ class ExpressionCompiler(ast.Visitor):
                 target = self.expr(e.target)
             finally:
                 self.no_walrus -= 1
-            return f"[_e[{e.attr!r}] for _e in {target}]"
+            return f"[_e[{e.attr!r}] for _e in {self._scan('_each', e.target, target)}]"
         target = self.expr(e.target)
         return f"{target}[{e.attr!r}]"
 
@@ -156,8 +164,10 @@ class ExpressionCompiler(ast.Visitor):
         if isinstance(container, ast.ListLit) and all(isinstance(i, ast.Literal) for i in container.items):
             values = tuple(i.value if i.kind in ("int", "text", "bool") else None for i in container.items)
             code = self.const(values) if None not in values else self.expr(container)
-        else:
+        elif isinstance(container, ast.ListLit):
             code = self.expr(container)
+        else:
+            code = self._scan("_charge", container, self.expr(container))
         return f"({self.expr(e.value)} {'not in' if e.negated else 'in'} {code})"
 
     def visit_IfExpr(self, e: ast.IfExpr) -> str:
@@ -195,26 +205,46 @@ class ExpressionCompiler(ast.Visitor):
                 return self._comprehension_aggregate(name, arg, element_type)
             finally:
                 self.no_walrus -= 1
-        items = generator = self.expr(arg)
+        items = self.expr(arg)
         if name == "count":
             return f"len({items})"
+        if not isinstance(arg, ast.ListLit):
+            items = self._scan("_charge", arg, items)
+        generator = items
         return self._finish_aggregate(name, items, generator, element_type)
 
     def _comprehension_aggregate(self, name, arg, element_type) -> str:
         var = f"v{self.local_counter}"
         self.local_counter += 1
         source = self.expr(arg.source)
+        counted = self.counted
         self.locals.append({arg.var: var})
+        self.loop_depth += 1
         try:
             element = self.expr(arg.element)
             condition = f" if {self.expr(arg.condition)}" if arg.condition is not None else ""
         finally:
             self.locals.pop()
+            self.loop_depth -= 1
+        source = self._scan("_each", arg.source, source, nested=self.counted != counted)
         if name == "count":
             return f"len([1 for {var} in {source}{condition}])"
         items = f"[{element} for {var} in {source}{condition}]"
         generator = f"({element} for {var} in {source}{condition})"
         return self._finish_aggregate(name, items, generator, element_type)
+
+    def _scan(self, helper: str, e: ast.Expr, code: str, nested: bool = False) -> str:
+        """`code` (list expression `e`) through the runtime's budget counter (engine.runtime):
+        `_each` for a list looped over, `_charge` for a list scanned. Only where the cost can grow
+        faster than the input: a list inside a comprehension's body (gone through once per item)
+        and the source of a comprehension whose body goes through lists (`nested`). A single pass
+        over a list costs at most what reading the (capped) input did, and stays free."""
+        if helper == "_each":
+            self.iterated.append(e)
+        if not (self.loop_depth or nested):
+            return code
+        self.counted += 1
+        return f"{helper}(rt, {code})"
 
     def _finish_aggregate(self, name, items, generator, element_type) -> str:
         if name == "sum":

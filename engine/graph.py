@@ -1,5 +1,9 @@
 """The rule graph of a checked policy: inputs, derived values, lookups, tables, rules, outputs
-and the outcome, in topological order. Printed by `regua graph` and served by the API."""
+and the outcome, in topological order. Printed by `regua graph` and served by the API.
+
+Edges say what reads what; a rule that reads another rule's result through `fired(...)` gets a
+`fired` edge from that rule (from every other rule with the action, for `fired(deny)`), and rules
+are listed in the order they run, so those edges point forward too."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from regua.dsl import ast
 from regua.dsl.ast import free_names, walk
 from regua.dsl.checker import CheckedPolicy
 from regua.dsl.formatter import step_day
+from regua.dsl.rule_order import fired_references
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,15 @@ class GraphNode:
 class RuleGraph:
     nodes: list[GraphNode] = field(default_factory=list)  # topological order
     edges: list[tuple[str, str]] = field(default_factory=list)  # (from, to): `to` reads `from`
+    fired: set[tuple[str, str]] = field(default_factory=set)  # the edges that are a fired(...) read
+
+    def kind(self, edge: tuple[str, str]) -> str:
+        return "fired" if edge in self.fired else "reads"
 
     def to_dict(self) -> dict:
         return {
             "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, "line": n.line} for n in self.nodes],
-            "edges": [{"from": a, "to": b} for a, b in self.edges],
+            "edges": [{"from": a, "to": b, "kind": self.kind((a, b))} for a, b in self.edges],
         }
 
     def mermaid(self) -> str:
@@ -40,7 +49,8 @@ class RuleGraph:
             left, right = shapes[node.kind]
             lines.append(f'  {_safe_id(node.id)}{left}"{_escape(node.label)}"{right}')
         for a, b in self.edges:
-            lines.append(f"  {_safe_id(a)} --> {_safe_id(b)}")
+            arrow = "-. fired .->" if (a, b) in self.fired else "-->"
+            lines.append(f"  {_safe_id(a)} {arrow} {_safe_id(b)}")
         return "\n".join(lines) + "\n"
 
     def dot(self) -> str:
@@ -50,7 +60,8 @@ class RuleGraph:
         for node in self.nodes:
             lines.append(f'  "{_escape(node.id)}" [label="{_escape(node.label)}", shape={shapes[node.kind]}];')
         for a, b in self.edges:
-            lines.append(f'  "{_escape(a)}" -> "{_escape(b)}";')
+            style = ' [label="fired", style=dashed]' if (a, b) in self.fired else ""
+            lines.append(f'  "{_escape(a)}" -> "{_escape(b)}"{style};')
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -105,13 +116,23 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             graph.nodes.append(GraphNode(node_id(name), "table", f"{name} ({node.hit_policy})", node.span.line))
             sources = _sources(node)
         graph.edges += [(node_id(dep), node_id(name)) for dep in reads(sources)]
+    by_name: dict[str, ast.Rule] = {}
     for rule in policy.rules:
+        by_name.setdefault(rule.name, rule)
+    # In the order the rules run: a rule reading fired(x) comes after x.
+    ordered = [policy.rules[k] for k in checked.rule_order] if checked.rule_order else policy.rules
+    order_of = {f"rule:{r.name}": n for n, r in enumerate(ordered)}
+    for rule in ordered:
         rid = f"rule:{rule.name}"
         label = f"{rule.name}: {rule.action.verb}" + (f" {rule.action.code}" if rule.action.code else "")
         if rule.is_step:
             label = f"{step_day(rule.day)} {label}"
         graph.nodes.append(GraphNode(rid, "rule", label, rule.span.line))
         graph.edges += [(node_id(dep), rid) for dep in reads([rule.condition] + [a.value for a in rule.sets])]
+        read = sorted({f"rule:{other.name}" for other, _ in fired_references(rule, policy.rules, by_name)},
+                      key=lambda other: order_of[other])
+        graph.fired.update((other, rid) for other in read)
+        graph.edges += [(other, rid) for other in read]
     for output in checked.outputs:
         oid = f"output:{output.name}"
         graph.nodes.append(GraphNode(oid, "output", output.name, output.span.line))

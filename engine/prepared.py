@@ -11,6 +11,7 @@ import copy
 import datetime as dt
 import difflib
 import linecache
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -20,12 +21,27 @@ from regua.dsl.environment import ConnectorSpec
 from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
 
 from . import runtime
+from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
 from .evaluation import Combiner, EvalContext, answer_coercers
 
 TRACE_LEVELS = ("off", "rules", "full")
 _IMMUTABLE = frozenset((Decimal, Percent, int, str, bool, float, dt.date, dt.timedelta, BusinessDays, type(None)))
+
+
+def _forget_lines(filename: str, lines: tuple) -> None:
+    if linecache.cache.get(filename) is lines:
+        linecache.cache.pop(filename, None)
+
+
+def _has_list(typ, _seen: frozenset = frozenset()) -> bool:
+    """Whether values of `typ` can hold a list (records that contain themselves are looked at once)."""
+    if isinstance(typ, T.ListType):
+        return True
+    if isinstance(typ, T.RecordType) and typ.name not in _seen:
+        return any(_has_list(f.type, _seen | {typ.name}) for f in typ.fields or ())
+    return False
 
 
 class InvalidInput(Exception):
@@ -85,14 +101,20 @@ class PolicyMeta:
     warnings: list[Any] = field(default_factory=list)
     graph: dict = field(default_factory=dict)  # the rule graph (engine.graph), for display and the API
     full_start: int = 0  # first generated line of `evaluate_full` (compiled on first use)
+    #: The policy goes through lists that come from its input: its cost grows with the input
+    #: (the server never evaluates it on its event loop).
+    input_loops: bool = False
 
 
 class PreparedPolicy:
     def __init__(self, meta: PolicyMeta, code, functions: dict | None = None):
         """`functions`: FunctionSpecs by name (built-ins plus plugins) the generated code may call."""
         self.meta = meta
-        linecache.cache[meta.code_filename] = (
-            len(meta.generated_source), None, meta.generated_source.splitlines(True), meta.code_filename)
+        # The generated lines, for tracebacks; dropped with the last PreparedPolicy that set them
+        # (a server publishing version after version must not keep every version's code).
+        lines = (len(meta.generated_source), None, meta.generated_source.splitlines(True), meta.code_filename)
+        linecache.cache[meta.code_filename] = lines
+        weakref.finalize(self, _forget_lines, meta.code_filename, lines)
         if functions is None:
             from .builtins import default_environment
 
@@ -105,7 +127,7 @@ class PreparedPolicy:
             "_date_add": runtime.date_add, "_fold": runtime.fold, "_date_sub": runtime.date_sub, "_smallest": runtime.smallest,
             "_largest": runtime.largest, "_average": runtime.average, "_otherwise": runtime.otherwise,
             "_no_match": runtime.no_match, "_not_unique": runtime.not_unique,
-            "_rule_failed": runtime.rule_failed,
+            "_rule_failed": runtime.rule_failed, "_each": runtime.each, "_charge": runtime.charge,
             "_FN": {name: functions[name].impl for name in meta.functions if name in functions},
             "__name__": f"regua_policy_{meta.name}",
         }
@@ -117,8 +139,12 @@ class PreparedPolicy:
         self._nslots = len(meta.slots)
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
-        self._connector_names = [spec.qualified_name for spec in meta.connectors]
-        self._fields = [(f.name, f.required, f.default, coercer(f.type)) for f in meta.input_type.fields]
+        self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
+        # Inputs are what a caller sends: money in whole centavos (MONEY_PRECISION otherwise).
+        self._fields = [(f.name, f.required, f.default, coercer(f.type, cents=True))
+                        for f in meta.input_type.fields]
+        self._known = frozenset(f.name for f in meta.input_type.fields)
+        self._list_fields: list | None = None  # input fields that hold lists, for check_list_sizes
 
     def _full(self, inputs, slots, rt):
         if self._full_function is None:
@@ -142,7 +168,7 @@ class PreparedPolicy:
         if not isinstance(data, Mapping):
             raise InvalidInput([CoercionError("input", "TYPE", "expected an object")])
         errors, out = [], {}
-        known = {f.name for f in self.meta.input_type.fields}
+        known = self._known
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)
@@ -165,9 +191,35 @@ class PreparedPolicy:
             raise InvalidInput(errors)
         return out
 
+    def check_list_sizes(self, data: Mapping[str, Any], max_items: int) -> None:
+        """InvalidInput (TOO_MANY_ITEMS, naming each field path) when a list of the input, at any
+        depth, has more than `max_items` items: the server's cap, checked before validate()."""
+        fields = self._list_fields
+        if fields is None:
+            fields = self._list_fields = [(f.name, f.type) for f in self.meta.input_type.fields if _has_list(f.type)]
+        if not fields or not isinstance(data, Mapping):
+            return
+        errors = []
+        stack = [(data.get(name), typ, f"input.{name}") for name, typ in reversed(fields)]
+        while stack:
+            value, typ, path = stack.pop()
+            if isinstance(typ, T.ListType) and isinstance(value, list):
+                if len(value) > max_items:
+                    errors.append(CoercionError(path, "TOO_MANY_ITEMS",
+                                                f"has {len(value)} items; at most {max_items} are accepted"))
+                elif _has_list(typ.element):
+                    stack += [(item, typ.element, f"{path}[{k}]") for k, item in reversed(list(enumerate(value)))]
+            elif isinstance(typ, T.RecordType) and isinstance(value, Mapping):
+                stack += [(value.get(f.name), f.type, f"{path}.{f.name}") for f in reversed(typ.fields or ())
+                          if _has_list(f.type)]
+        if errors:
+            raise InvalidInput(errors)
+
     def evaluate(self, data: Mapping[str, Any], *, connectors: Connectors | None = None, trace: str = "off",
-                 as_of: dt.date | None = None) -> Decision:
-        return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of)
+                 as_of: dt.date | None = None, deadline: float | None = None,
+                 budget: float | None = None) -> Decision:
+        return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of,
+                                       deadline=deadline, budget=budget)
 
     def evaluate_raw(self, inputs: dict, as_of: dt.date, connectors: Connectors | None = None):
         """The generated code's own results for validated inputs, without building a Decision:
@@ -177,9 +229,15 @@ class PreparedPolicy:
         return self._fast(inputs, [runtime.UNSET] * self._nslots, rt)
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
-                           as_of: dt.date | None = None) -> Decision:
-        """Evaluate inputs that already went through validate()."""
-        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers)
+                           as_of: dt.date | None = None, deadline: float | None = None,
+                           budget: float | None = None) -> Decision:
+        """Evaluate inputs that already went through validate(). `deadline` (time.monotonic()):
+        when every connector lookup of this decision must have answered; past it, a lookup is
+        unavailable (CONNECTOR_TIMEOUT) and the policy's `on error` (or its `available()` rules) decide.
+        `budget`: seconds of CPU the evaluation may spend going through lists; past it, what is
+        still being computed fails with EVALUATION_TIMEOUT (engine.runtime.each), through `on error`."""
+        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers,
+                         deadline, budget)
         slots = [runtime.UNSET] * self._nslots
         if trace == "off":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
@@ -187,9 +245,10 @@ class PreparedPolicy:
         if trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.rules_trace(fired, errors))
+                                         trace_shape.rules_level(self.meta, self._combiner, fired, errors))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
+            full = self._combiner.full_trace(rule_trace, slots)
             return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         self._combiner.full_trace(rule_trace, slots))
+                                         trace_shape.full_level(self.meta, full))
         raise ValueError(f"trace must be one of {', '.join(TRACE_LEVELS)}")

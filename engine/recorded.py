@@ -82,6 +82,11 @@ class NotRecorded(ConnectorError):
         super().__init__("NOT_RECORDED", f"{connector}: this lookup was not made by the recorded decision")
 
 
+class LiveRefused(ConnectorError):
+    """A live lookup that was not made (no such live connector, or the budget is spent): the
+    decision still needs a live lookup."""
+
+
 class _Recorded:
     inline = True  # answers from memory
 
@@ -94,6 +99,15 @@ class _Recorded:
     def __call__(self, *args):
         entry = self.owner.current.get((self.name, tuple(mask_document(a) for a in args)))
         if entry is None or entry.get("status") == "unrecorded":
+            live = self.owner.live
+            if live is not None:
+                try:
+                    answer = live(self.name, args)
+                except LiveRefused:
+                    self.owner.misses.add(self.name)
+                    raise
+                self.owner.live_used.add(self.name)
+                return answer
             self.owner.misses.add(self.name)
             raise NotRecorded(self.name)
         if "answer" in entry:
@@ -106,13 +120,18 @@ class _Recorded:
 class RecordedConnectors(Connectors):
     """Connectors that answer what a recorded decision's lookups answered (`load` one record, then
     evaluate). A lookup the record does not hold fails with NOT_RECORDED and is listed in
-    `misses`: the decision would need a live lookup, which replay never makes."""
+    `misses`: the decision would need a live lookup. With `live` (a callable (name, args) ->
+    answer, raising LiveRefused when it will not ask), such a lookup is made live instead and
+    listed in `live_used`."""
 
-    def __init__(self, names: Iterable[str]):
+    def __init__(self, names: Iterable[str], live=None):
         self.current: dict = {}
         self.misses: set[str] = set()
+        self.live = live
+        self.live_used: set[str] = set()
         super().__init__({name: _Recorded(self, name) for name in names})
 
     def load(self, recorded: str | None) -> None:
         self.current = decode_answers(recorded)
         self.misses = set()
+        self.live_used = set()

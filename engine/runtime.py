@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal, DecimalException, DivisionByZero, InvalidOperation, Overflow
 
 from regua.dsl.values import BusinessDays
@@ -116,11 +117,13 @@ def average(items):
 
 
 def otherwise(value, fallback):
-    """`a otherwise b`: evaluate a; when it fails with an evaluation error, evaluate b."""
+    """`a otherwise b`: evaluate a; when it fails with an evaluation error, evaluate b. A spent
+    evaluation budget is not a failure of `a` that b could make up for: it goes on up."""
     try:
         return value()
-    except Exception as error:  # noqa: BLE001 — every failure of `a` is, by definition, handled here
-        classify(error)
+    except Exception as error:  # every failure of `a` is, by definition, handled here (but a spent budget)
+        if classify(error).code == EVALUATION_TIMEOUT:
+            raise
         return fallback()
 
 
@@ -134,3 +137,59 @@ def rule_failed(rule: str):
 
 def not_unique(table: str):
     raise EvalError("TABLE_NOT_UNIQUE", f"more than one row of unique table '{table}' matches")
+
+
+# ---- the evaluation budget ----
+# Only lists make an evaluation's cost grow with its input: every other expression costs what
+# its text does. So generated code hands every list it iterates (comprehensions, `list.field`)
+# to `each` and every list it scans (`in`, aggregates) to `charge`; both take the list's length
+# from `rt.room`, the items left before the evaluation thread's CPU clock (time.thread_time,
+# ~1 µs a read) is read again, every CHECK_EVERY items. The clock starts at the first read, so
+# an evaluation that goes through fewer items never reads it: the common case costs one
+# subtraction per list.
+
+EVALUATION_TIMEOUT = "EVALUATION_TIMEOUT"
+#: List items gone through between two reads of the CPU clock.
+CHECK_EVERY = 1024
+_NEVER = 1 << 62
+
+
+def each(rt, items):
+    """`items`, to iterate, counted against the evaluation's budget; a long list is iterated in
+    slices of CHECK_EVERY items with a clock read before each."""
+    room = rt.room = rt.room - len(items)
+    if room < 0:
+        spend(rt)
+        if len(items) > CHECK_EVERY:
+            return _in_slices(rt, items)
+    return items
+
+
+def charge(rt, items):
+    """`items` unchanged, its length counted against the evaluation's budget (a scan: `in`, sum)."""
+    room = rt.room = rt.room - len(items)
+    if room < 0:
+        spend(rt)
+    return items
+
+
+def _in_slices(rt, items):
+    for start in range(0, len(items), CHECK_EVERY):
+        if start:
+            spend(rt)
+        yield from items[start:start + CHECK_EVERY]
+
+
+def spend(rt) -> None:
+    """Read the CPU clock: EVALUATION_TIMEOUT once the evaluation has used more than its budget."""
+    budget = rt.budget
+    if budget is None:
+        rt.room = _NEVER
+        return
+    now = time.thread_time()
+    if rt.cpu_deadline is None:
+        rt.cpu_deadline = now + budget
+    elif now > rt.cpu_deadline:
+        rt.room = -_NEVER  # every later list fails at once, without reading the clock again
+        raise EvalError(EVALUATION_TIMEOUT, f"the evaluation used more than its budget of {budget:g} s of CPU")
+    rt.room = CHECK_EVERY

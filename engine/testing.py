@@ -96,7 +96,7 @@ def run_policy_tests(checked: CheckedPolicy, prepared: PreparedPolicy,
             result.duration_ms = (time.perf_counter() - started) * 1000
             continue
         result.outcome, result.reasons = decision.outcome, list(decision.reason_codes)
-        fired.update(r["rule"] for r in decision.trace["rules"] if r["result"] is True)
+        fired.update(r["rule"] for r in decision.trace["rules"] if r["result"] == "fired")
         for table, hits in decision.trace["tables"].items():
             rows_hit[table].update(h["row"] for h in hits)
         _compare(test, decision, checked, result)
@@ -115,7 +115,7 @@ def _compare(test: ast.TestDecl, decision, checked: CheckedPolicy, result: CaseR
         elif stmt.kind == "reasons" and decision.reason_codes != stmt.value:
             result.failures.append(f"line {stmt.span.line}: expected reasons {stmt.value}, got {decision.reason_codes}")
         elif stmt.kind == "steps":
-            due = [r["rule"] for r in decision.trace["rules"] if r["result"] is True]
+            due = [r["rule"] for r in decision.trace["rules"] if r["result"] == "fired"]
             if set(due) != set(stmt.value):
                 result.failures.append(f"line {stmt.span.line}: expected steps {stmt.value or 'none'}, "
                                        f"got {due or 'none'}")

@@ -1,6 +1,7 @@
 """Gera um histórico sintético de pedidos PJ para o backtest de credito_b2b (docs/lab.md).
 
     python examples/gerar_historico_b2b.py --linhas 3000 --saida examples/historico_b2b.csv
+    python examples/gerar_historico_b2b.py --linhas 1000000 --saida historico.parquet   # extra lab
 
 Uma linha por pedido: os campos de entrada de credito_b2b, `as_of` (data do pedido, em 2025),
 `uf` e `setor` (para cortes), a resposta do birô em `bureau.serasa` (JSON) e `inadimplente`
@@ -86,6 +87,12 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.semente)
     rows = [linha(rng) for _ in range(args.linhas)]
+    if args.saida.endswith(".parquet"):  # com o extra lab (pyarrow)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), args.saida)
+        return
     with open(args.saida, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

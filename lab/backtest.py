@@ -16,21 +16,29 @@ Rows that cannot be read are counted and listed (row number, column, what is wro
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
-import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
+import msgspec
+
 from regua.engine.connectors import ConnectorError, Connectors
 from regua.engine.prepared import InvalidInput
+from regua.portfolio import spreadsheet
 
 from .common import OUTCOMES, add_counts, as_decimal, money_outputs
 
 MAX_LISTED_ERRORS = 200
+_BRAZILIAN = {"money": lambda v: spreadsheet.number_text(v, True), "decimal": lambda v: spreadsheet.number_text(v, True),
+              "percent": lambda v: spreadsheet.number_text(v.removesuffix("%").strip(), True) + "%"
+              if v.strip().endswith("%") else spreadsheet.number_text(v, True),
+              "date": spreadsheet.date_text, "bool": spreadsheet.bool_text}
 _TRUE = {"1", "true", "sim", "s", "yes", "y", "verdadeiro", "t"}
 _FALSE = {"0", "false", "não", "nao", "n", "no", "falso", "f"}
 
@@ -39,40 +47,136 @@ class DatasetError(Exception):
     """The dataset as a whole cannot be used (unreadable file, no such column)."""
 
 
+#: Rows per Arrow batch read from a Parquet file (the driver holds one batch at a time).
+PARQUET_BATCH = 4096
+_SNIFF_BYTES = 1 << 20
+
+
 def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(row number as a person counts it: the header is line 1 of a CSV, row dicts)."""
+    """(row number as a person counts it: the header is line 1 of a CSV, row dicts), streamed:
+    one line (a Parquet file: one batch) in memory at a time, whatever the file's size."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise DatasetError(f"{path}: a dataset is a .csv, .jsonl or .parquet file")
+    encoding = _encoding(path)
     try:
-        raw = path.read_bytes()
+        handle = open(path, "rb")  # noqa: SIM115 — closed by the with below; opened apart to name an unreadable file
     except OSError as error:
         raise DatasetError(f"{path}: {error.strerror or error}") from None
+    with handle:
+        lines = _lines(path, handle, encoding)
+        if suffix != ".csv":
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as error:
+                    yield number, {"__error__": f"not JSON: {error}"}
+                    continue
+                yield number, row if isinstance(row, dict) else {"__error__": "not a JSON object"}
+            return
+        header = next(lines, "")
+        if not header.strip():
+            raise DatasetError(f"{path}: empty file, no header")
+        delimiter = max(",;\t", key=header.count)
+        # Excel pt-BR saves `;`-separated Windows-1252 with decimal commas and dd/mm/aaaa dates:
+        # cells are turned into canonical text where the policy's field type says what they hold.
+        brazilian = delimiter != ","
+        reader = csv.DictReader(itertools.chain([header], lines), delimiter=delimiter)
+        number = 1
+        for row in reader:
+            number = reader.line_num
+            if None in row:
+                yield number, {"__error__": f"{len(row[None])} cell(s) more than the header has"}
+                continue
+            if brazilian:
+                row["__brazilian__"] = True
+            yield number, row
+
+
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without a byte-order mark) when the file's first megabyte decodes as such,
+    else Windows-1252, what Excel pt-BR saves; a binary file is refused."""
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                yield number, {"__error__": f"not JSON: {error}"}
-                continue
-            yield number, row if isinstance(row, dict) else {"__error__": "not a JSON object"}
-        return
-    if path.suffix.lower() != ".csv":
-        raise DatasetError(f"{path}: a dataset is a .csv or .jsonl file")
-    header = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=header.count)
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise DatasetError(f"{path}: empty file, no header")
-    for number, row in enumerate(reader, 2):
-        if None in row:
-            yield number, {"__error__": f"{len(row[None])} cell(s) more than the header has"}
-            continue
-        yield number, row
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as error:
+        raise DatasetError(f"{path}: {error.strerror or error}") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DatasetError(f"{path}: UTF-16 text; save the file as UTF-8 (or as Excel's CSV)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        if b"\0" in head:
+            raise DatasetError(f"{path}: a binary file, not CSV or JSON Lines text") from None
+        return "cp1252"
+
+
+def _lines(path: Path, handle, encoding: str) -> Iterator[str]:
+    """The file's lines as text, decoded one by one, so an error names its line exactly."""
+    for number, raw in enumerate(handle, 1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode(encoding, errors="replace" if encoding == "cp1252" else "strict")
+        except UnicodeDecodeError as error:
+            raise DatasetError(f"{path}:{number}: not UTF-8 text (byte {error.start + 1} of the line); save the "
+                               "file as UTF-8 (or as Excel's CSV, Windows-1252, throughout)") from None
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """Rows of a Parquet file, batch by batch (pyarrow, the `lab` extra). Row numbers count from 1.
+    Values become what a JSON Lines row would hold: dates and instants as ISO text, decimals as
+    text, nested columns (a connector's answer as a struct) as dicts and lists."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DatasetError(f"{path}: reading Parquet needs pyarrow: pip install 'regua[lab]'") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except OSError as error:
+        raise DatasetError(f"{path}: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 — pyarrow raises its own types for a file that is not Parquet
+        raise DatasetError(f"{path}: not a Parquet file ({type(error).__name__})") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, {key: _plain(value) for key, value in row.items()}
+
+
+def _plain(value):
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def count_rows(path: str | Path) -> int:
+    """About how many rows (lines; a Parquet file's row count), to choose how many workers."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        with open(path, "rb") as handle:
+            return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    except Exception:  # noqa: BLE001 — reading the rows names the problem properly
+        return 0
 
 
 def columns(path: str | Path) -> list[str]:
@@ -174,6 +278,9 @@ class BacktestReport:
     other: PolicyStats | None = None
     swaps: dict[str, list] = field(default_factory=dict)  # set -> [count, amount, labelled, bad]
     cuts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # field -> value -> outcome -> n
+    # With keep_rows, a chunk's decisions ([row, outcome, other outcome, money outputs…]) for the CSV;
+    # a merge drops them (the CLI writes them as the partial reports arrive).
+    decisions: list[list] = field(default_factory=list)
 
     def merge(self, other: "BacktestReport") -> "BacktestReport":
         self.policy, self.version = self.policy or other.policy, self.version or other.version
@@ -218,14 +325,20 @@ class Backtester:
     """Evaluates rows with a policy and, optionally, the policy it is compared against."""
 
     def __init__(self, prepared, against=None, label: str | None = None, amount: str | None = None,
-                 by: tuple[str, ...] = (), as_of: str | None = None):
+                 by: tuple[str, ...] = (), as_of: str | None = None, keep_rows: bool = False):
         self.policies = [p for p in (prepared, against) if p is not None]
+        self.keep_rows = keep_rows
         self.label, self.amount, self.by = label, amount, tuple(by)
         self.as_of = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         self.money = tuple(money_outputs(prepared))
         names = sorted({spec.qualified_name for p in self.policies for spec in p.meta.connectors})
         self.connectors = DatasetConnectors(names)
         self.known = [{f.name for f in p.meta.input_type.fields} for p in self.policies]
+        # How a pt-BR spreadsheet's cell becomes the text the policy reads, by the field's type.
+        self.brazilian = {f.name: _BRAZILIAN[str(f.type)] for p in self.policies for f in p.meta.input_type.fields
+                          if str(f.type) in _BRAZILIAN}
+        if amount:
+            self.brazilian.setdefault(amount, _BRAZILIAN["money"])
 
     def empty(self) -> BacktestReport:
         first, second = self.policies[0], (self.policies[1] if len(self.policies) > 1 else None)
@@ -238,16 +351,18 @@ class Backtester:
         for number, row in rows:
             report.rows += 1
             try:
-                self._one(row, report)
+                self._one(number, row, report)
             except _BadRow as problem:
                 report.errors += 1
                 if len(report.error_list) < MAX_LISTED_ERRORS:
                     report.error_list.append({"row": number, "column": problem.column, "message": problem.message})
         return report
 
-    def _one(self, row: dict, report: BacktestReport) -> None:
+    def _one(self, number: int, row: dict, report: BacktestReport) -> None:
         if "__error__" in row:
             raise _BadRow(None, row["__error__"])
+        if row.pop("__brazilian__", False):
+            row = {k: self.brazilian[k](v) if k in self.brazilian and isinstance(v, str) else v for k, v in row.items()}
         answers = {}
         for name in self.connectors.names():
             cell = row.get(name)
@@ -255,8 +370,8 @@ class Backtester:
                 continue
             if isinstance(cell, str):
                 try:
-                    cell = json.loads(cell)
-                except ValueError as error:
+                    cell = msgspec.json.decode(cell)
+                except msgspec.DecodeError as error:
                     raise _BadRow(name, f"the connector answer is not JSON: {error}") from None
             answers[name] = cell
         self.connectors.current = answers
@@ -286,6 +401,10 @@ class Backtester:
                 raise _BadRow(None, f"{prepared.name}: {type(error).__name__}: {error}") from None
             outcomes.append((decision, index))
         report.evaluated += 1
+        if self.keep_rows:
+            report.decisions.append([number, *[d.outcome for d, _ in outcomes],
+                                     *[_cents(d.outputs.get(m)) for d, _ in outcomes for m in self.money],
+                                     None if label is None else int(label), amount])
         for decision, index in outcomes:
             stats = report.stats if index == 0 else report.other
             outcome = decision.outcome
@@ -317,6 +436,10 @@ class Backtester:
             group = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), {})
             outcome = outcomes[0][0].outcome
             group[outcome] = group.get(outcome, 0) + 1
+
+
+def _cents(value) -> str | None:
+    return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
 
 
 class _BadRow(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +35,7 @@ def outputs_json(decision) -> dict[str, Any]:
 
 def fired_rules(decision) -> list[str]:
     """Rules that fired (needs trace="rules")."""
-    return [step["rule"] for step in decision.trace or () if step.get("result") == "fired"]
+    return [step["rule"] for step in (decision.trace or {}).get("rules", ()) if step["result"] == "fired"]
 
 
 def as_decimal(value) -> Decimal | None:
@@ -48,18 +47,41 @@ def as_decimal(value) -> Decimal | None:
         return None
 
 
-def distribution(values: list[Decimal]) -> dict[str, str] | None:
-    """min, p10, median, p90, max and mean of money deltas, as text (exact decimals)."""
-    if not values:
+def distribution(counts: dict[Decimal, int]) -> dict[str, str] | None:
+    """min, p10, median, p90, max and mean of money deltas given as {delta: how many}, as text
+    (exact decimals; a quantile is the value at that rank, the median the lower middle one)."""
+    total = sum(counts.values())
+    if not total:
         return None
-    ordered = sorted(values)
+    ordered = sorted(counts.items())
+
+    def at_rank(rank: int) -> Decimal:
+        seen = 0
+        for value, n in ordered:
+            seen += n
+            if rank < seen:
+                return value
+        return ordered[-1][0]
 
     def quantile(q: float) -> Decimal:
-        return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+        return at_rank(min(total - 1, int(q * (total - 1) + 0.5)))
 
-    mean = (sum(ordered, Decimal(0)) / len(ordered)).quantize(Decimal("0.01"))
-    return {"min": str(ordered[0]), "p10": str(quantile(0.1)), "median": str(statistics.median_low(ordered)),
-            "p90": str(quantile(0.9)), "max": str(ordered[-1]), "mean": str(mean)}
+    mean = (sum((v * n for v, n in ordered), Decimal(0)) / total).quantize(Decimal("0.01"))
+    return {"min": str(ordered[0][0]), "p10": str(quantile(0.1)), "median": str(at_rank((total - 1) // 2)),
+            "p90": str(quantile(0.9)), "max": str(ordered[-1][0]), "mean": str(mean),
+            "histogram": [[str(v), n] for v, n in _bins(ordered)]}
+
+
+def _bins(ordered: list[tuple[Decimal, int]], most: int = 20) -> list[tuple[Decimal, int]]:
+    """At most `most` (lower bound, count) bins of equal width over the deltas, for charts."""
+    low, high = ordered[0][0], ordered[-1][0]
+    if low == high:
+        return [(low, sum(n for _, n in ordered))]
+    width = (high - low) / most
+    bins = [0] * most
+    for value, n in ordered:
+        bins[min(most - 1, int((value - low) / width))] += n
+    return [((low + width * i).quantize(Decimal("0.01")), n) for i, n in enumerate(bins)]
 
 
 def add_counts(target: dict, source: dict) -> None:

@@ -39,16 +39,24 @@ def default_workers() -> int:
 
 
 def run(make: Callable, sources: list[tuple[str, str]], items: Iterable, options: dict | None = None,
-        workers: int = 1, chunk_size: int = 500, prepared: list | None = None):
+        workers: int = 1, chunk_size: int = 500, prepared: list | None = None,
+        on_partial: Callable | None = None):
     """`make(*policies, **options)` builds a job with `.run(chunk) -> report` and `.empty()`;
     reports have `.merge(other)`. With workers <= 1 everything runs here (with `prepared`
-    policies when given, else compiled from `sources`)."""
+    policies when given, else compiled from `sources`). `on_partial(report)` sees each chunk's
+    partial report, in chunk order, before it is merged (the CLI streams changed rows to CSV)."""
     options = options or {}
+
+    def merge(report, partial):
+        if on_partial is not None:
+            on_partial(partial)
+        return report.merge(partial)
+
     if workers <= 1:
         job = make(*(prepared or [compile_source(source, file) for source, file in sources]), **options)
         report = job.empty()
         for chunk in chunks(items, chunk_size):
-            report.merge(job.run(chunk))
+            merge(report, job.run(chunk))
         return report
     job = make(*(prepared or [compile_source(source, file) for source, file in sources]), **options)
     report = job.empty()
@@ -60,7 +68,7 @@ def run(make: Callable, sources: list[tuple[str, str]], items: Iterable, options
         for chunk in chunks(items, chunk_size):
             pending.append(pool.submit(_run, chunk))
             if len(pending) >= workers * 4:  # bounded: a large log is never all in memory
-                report.merge(pending.pop(0).result())
+                merge(report, pending.pop(0).result())
         for future in pending:
-            report.merge(future.result())
+            merge(report, future.result())
     return report

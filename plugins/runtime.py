@@ -1,6 +1,8 @@
 """How the engine calls connectors: deadline, retries with backoff, circuit breaker, cache.
 
-Every call gets a deadline. Sync implementations run in a worker thread and async ones on a
+Every call gets a deadline: the connector's `timeout` per attempt and `budget` for all attempts,
+both cut to the decision's own deadline when the evaluation sets one (one budget for every
+lookup of a decision: engine.connectors.decision_deadline). Sync implementations run in a worker thread and async ones on a
 private event loop, so a hung provider costs at most `timeout` (its thread is abandoned, never
 waited for). Transient errors are retried with exponential backoff. A circuit breaker per
 connector stops calling a provider that keeps failing and tries again after `reset_after`.
@@ -19,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from regua.engine.connectors import ConnectorError
+from regua.engine.connectors import ConnectorError, decision_deadline
 
 from .connectors import Connector, TransientError
 
@@ -108,6 +110,12 @@ class Resilient:
 
     def __call__(self, *args):
         name = self.connector.name
+        inline = getattr(self.connector, "inline", False)
+        # The decision's deadline (engine.connectors.decision_deadline) bounds every attempt and
+        # backoff: one budget for all the lookups of a decision. Inline connectors do not wait.
+        decision = None if inline else decision_deadline()
+        if decision is not None and time.monotonic() >= decision:
+            raise TransientError("TIMEOUT", f"{name}: the decision's connector budget is spent")
         if not self.breaker.allow():
             raise CircuitOpen(name)
         delay = self.connector.backoff
@@ -115,15 +123,24 @@ class Resilient:
         for attempt in range(self.connector.retries + 1):
             with self._count_lock:
                 self.attempts += 1
+            timeout = self.connector.timeout
+            if decision is not None:
+                timeout = min(timeout, decision - time.monotonic())
             try:
-                if getattr(self.connector, "inline", False):
+                if inline:
                     result = self.method(*args)
+                elif timeout <= 0:
+                    raise TransientError("TIMEOUT", f"{name}: the decision's connector budget is spent")
                 else:
-                    result = call_with_deadline(self.method, args, self.connector.timeout)
-            except TransientError:
-                out_of_time = time.monotonic() + delay + self.connector.timeout > deadline
+                    result = call_with_deadline(self.method, args, timeout)
+            except TransientError as error:
+                now = time.monotonic()
+                out_of_time = now + delay + self.connector.timeout > deadline or \
+                    (decision is not None and now + delay >= decision)
                 if attempt == self.connector.retries or out_of_time:
-                    self.breaker.record(False)
+                    # A timeout the decision's deadline cut short says nothing about the provider.
+                    if not (error.code == "TIMEOUT" and timeout < self.connector.timeout):
+                        self.breaker.record(False)
                     raise
                 self.sleep(delay)
                 delay *= 2

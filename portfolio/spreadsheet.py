@@ -64,6 +64,25 @@ def sniff_delimiter(header: str, known_fields: set[str]) -> str:
     return max(DELIMITERS, key=score)
 
 
+def number_text(value: str, decimal_comma: bool) -> str:
+    """`1.234,56` (and `R$ 1.234,56`, `1234,56`) as `1234.56`; anything else unchanged."""
+    return _number(value, decimal_comma)
+
+
+def date_text(value: str) -> str:
+    """`23/03/2026` as `2026-03-23`; anything else unchanged."""
+    if (match := _BR_DATE.match(value)):
+        day, month, year = match.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    return value
+
+
+def bool_text(value: str) -> str:
+    """VERDADEIRO/FALSO, sim/não… as `true`/`false`; anything else unchanged."""
+    lowered = value.strip().lower()
+    return "true" if lowered in _TRUE else "false" if lowered in _FALSE else value
+
+
 def canonical(field: str, value: str, decimal_comma: bool) -> str:
     """A cell in the importer's canonical text, when it is in a Brazilian format; else unchanged.
     `decimal_comma`: the file is pt-BR (`;` or tab separated), where `1.005` is one thousand and

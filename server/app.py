@@ -22,7 +22,7 @@ from regua.plugins.registry import Registry
 
 from .api import ROUTES
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
-from .bodies import StrictStructSchemaPlugin, strict_json_body
+from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
 from .errors import exception_handlers
 from .logs import configure_logging
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
                     ApiKeyMiddleware(services.keyring)],
         exception_handlers=exception_handlers(postgres=bool(settings.store.url)),
         before_request=strict_json_body,
+        request_class=JsonBodyRequest,
         plugins=[StrictStructSchemaPlugin()],
         state=State({"services": services}),
         on_startup=[on_startup],

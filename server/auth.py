@@ -3,7 +3,7 @@
 Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The server keeps only
 "sha256:<hex>" of each key (keys are long random tokens from `regua keys new`, so a fast
 hash is enough; what matters is that the configuration never holds a usable secret).
-Scopes: `evaluate`, `decisions:read`, `policies:admin`, `collection`, `monitoring`. Access fails
+Scopes: `evaluate`, `decisions:read`, `policies:admin`, `collection`, `monitoring`, `lab`. Access fails
 closed: every route handler declares either the scope it needs, `opt={"scope": ...}` (a tuple:
 any of them), or that it needs no key, `opt=PUBLIC` (health, metrics, the OpenAPI documents,
 the HMAC-signed monitoring events); on the handler, its controller or its router.

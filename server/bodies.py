@@ -1,12 +1,18 @@
-"""JSON request bodies, held to their documented contract before Litestar converts them.
+"""JSON request bodies: decoded once, strictly, with every JSON number's text kept exact.
 
-Litestar turns a body into the handler's `data` Struct with msgspec's lax conversion (`strict=False`),
-which takes `"dry_run": 0` for false and `"revision": "2"` for 2, and it reads any body as JSON
-whatever its Content-Type. This `before_request` hook checks, for every handler with a `data`
-Struct (or list of them), that the Content-Type is JSON (415 UNSUPPORTED_MEDIA_TYPE otherwise; no
-Content-Type at all is read as JSON) and that the body decodes *strictly* into that type (400
-INVALID_REQUEST naming the field path otherwise). Bodies Litestar would refuse anyway (malformed,
-empty, missing or unknown fields) are left to it, so every answer keeps its documented code.
+`decode_body(body, type)` is the one place a request body becomes its Struct:
+- numbers with a fraction or an exponent (`30000.5`, `1e3`) in free-form places (an evaluation's
+  `input`) become `Decimal` from their text, never a binary float: money is exact from the wire
+  to the decision (the policy then refuses money that is not whole centavos, MONEY_PRECISION);
+- the body must match its type strictly (no `"dry_run": 0` for false, no `"revision": "2"` for 2);
+- every refusal is an ApiError with a stable code and the field path: EMPTY_BODY, MALFORMED_JSON,
+  INVALID_REQUEST with details UNKNOWN_FIELD / REQUIRED / TYPE / INVALID_VALUE.
+
+The `strict_json_body` before_request hook calls it for every handler with a `data` Struct (or list
+of them), after checking the Content-Type is JSON (415 UNSUPPORTED_MEDIA_TYPE otherwise; none at all
+is read as JSON), and leaves the result on the request; `JsonBodyRequest.json()` hands it to
+Litestar, which passes a ready Struct through to `data` unchanged. A handler that reads the raw body
+itself calls `decode_body` directly.
 
 `StrictStructSchemaPlugin` makes the OpenAPI document say what the server does: request Structs
 declared with `forbid_unknown_fields` get `additionalProperties: false`.
@@ -15,7 +21,8 @@ declared with `forbid_unknown_fields` get `additionalProperties: false`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
@@ -26,7 +33,13 @@ from .errors import ApiError
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _MISSING = object()
 _TYPES: dict[Any, Any] = {}  # route handler -> the type of its `data`, or None
+_DECODERS: dict[Any, msgspec.json.Decoder] = {}
 _PATH = re.compile(r" - at `\$(.*)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.*)`")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(.*)`")
+_STATE_KEY = "regua_body"  # where the hook leaves the decoded body for JsonBodyRequest.json()
+
+Body = TypeVar("Body")
 
 
 def _is_json(media_type: str) -> bool:
@@ -51,10 +64,52 @@ def _data_type(handler) -> Any:
     return found
 
 
-def _location(message: str) -> str:
-    """msgspec's `- at `$.items[0].dry_run`` as `items[0].dry_run`."""
-    match = _PATH.search(message)
-    return match.group(1).lstrip(".") if match else ""
+def exact_decoder(target) -> msgspec.json.Decoder:
+    """The strict decoder of `target` that reads JSON numbers in untyped places as exact Decimals."""
+    decoder = _DECODERS.get(target)
+    if decoder is None:
+        # float_hook: JSON numbers with a fraction or exponent in untyped places become Decimal from
+        # their text (a typed `float` field stays a float). Strict: no lax conversions.
+        decoder = _DECODERS[target] = msgspec.json.Decoder(target, float_hook=Decimal)
+    return decoder
+
+
+def _join(location: str, field: str) -> str:
+    return f"{location}.{field}" if location else field
+
+
+def _detail(error: msgspec.ValidationError) -> dict:
+    """msgspec's message as an error detail whose location is the body-relative field path."""
+    text = str(error)
+    match = _PATH.search(text)
+    location = match.group(1).lstrip(".") if match else ""
+    message = _PATH.sub("", text)
+    if (found := _UNKNOWN_FIELD.match(message)):
+        return {"code": "UNKNOWN_FIELD", "message": "is not a field of this request",
+                "location": _join(location, found.group(1))}
+    if (found := _MISSING_FIELD.match(message)):
+        return {"code": "REQUIRED", "message": "is required", "location": _join(location, found.group(1))}
+    code = "TYPE" if re.match(r"Expected `?[\w\[\] |]+`?, got", message) else "INVALID_VALUE"
+    return {"code": code, "message": message.replace("`", ""), "location": location}
+
+
+def decode_body(body: bytes, target: type[Body]) -> Body:
+    """The request body as `target` (a Struct, or a list of them), numbers exact; ApiError otherwise."""
+    if not body.strip():
+        raise ApiError(400, "EMPTY_BODY", "the request body is empty; expected a JSON object",
+                       [{"code": "EMPTY_BODY", "message": "the request body is empty; expected a JSON object",
+                         "location": ""}])
+    try:
+        return exact_decoder(target).decode(body)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, "INVALID_REQUEST", "the request does not match its schema", [_detail(error)]) from None
+    except msgspec.DecodeError as error:
+        text = str(error)
+        detail = text.split(":", 1)[1].strip() if ":" in text else text
+        raise ApiError(400, "MALFORMED_JSON", f"the request body is not valid JSON: {detail.replace('`', '')}") \
+            from None
+    except RecursionError:
+        raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON: nested too deeply") from None
 
 
 async def strict_json_body(request: Request) -> None:
@@ -68,23 +123,17 @@ async def strict_json_body(request: Request) -> None:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json",
                        [{"code": "UNSUPPORTED_MEDIA_TYPE", "message": "expected application/json",
                          "location": "Content-Type"}])
-    body = await request.body()
-    if not body.strip():
-        return None  # Litestar answers EMPTY_BODY
-    try:
-        msgspec.json.decode(body, type=target)  # strict: no 0 for false, no "2" for 2
-    except msgspec.ValidationError as error:
-        try:  # what Litestar's lax conversion would refuse anyway, Litestar reports (with its codes)
-            msgspec.convert(msgspec.json.decode(body), target, strict=False, str_keys=True)
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            return None
-        message = _PATH.sub("", str(error))
-        raise ApiError(400, "INVALID_REQUEST", "the request does not match its schema",
-                       [{"code": "TYPE" if re.match(r"Expected `?[\w\[\] |]+`?, got", message) else "INVALID_VALUE",
-                         "message": message.replace("`", ""), "location": _location(str(error))}]) from None
-    except (msgspec.DecodeError, RecursionError):
-        return None  # Litestar answers MALFORMED_JSON
+    request.state[_STATE_KEY] = decode_body(await request.body(), target)
     return None
+
+
+class JsonBodyRequest(Request):
+    """The app's request class: `data` is the body `strict_json_body` already decoded (one decoding
+    per request, with exact numbers), not a second, float-based decoding by Litestar."""
+
+    async def json(self) -> Any:
+        decoded = self.state.get(_STATE_KEY, _MISSING)
+        return await super().json() if decoded is _MISSING else decoded
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):

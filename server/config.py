@@ -27,7 +27,7 @@ from regua.portfolio.monitoring.settings import MonitoringSettings
 from .scopes import SANDBOX_KEY, SCOPES
 
 __all__ = ["SANDBOX_KEY", "SCOPES"]  # re-exported: defined in server/scopes.py (no heavy imports)
-Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring"]
+Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring", "lab"]
 #: SANDBOX_KEY: the API key that sandbox mode accepts when no keys are configured (local development only).
 
 
@@ -46,6 +46,16 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 1_048_576
     #: Most items in one POST /evaluate/batch.
     batch_max_items: int = 1000
+    #: Seconds one decision may spend waiting on all its connector lookups together (retries and
+    #: the wait for a free lookup thread included), counted from the request's arrival. A lookup
+    #: that has not answered by then is unavailable (CONNECTOR_TIMEOUT): the policy's `available()`
+    #: rules or its `on error` decide.
+    connector_budget: float = 8.0
+    #: Seconds of CPU one evaluation may spend going through lists (comprehensions, `in`, sums);
+    #: past it the rules still computing fail with EVALUATION_TIMEOUT and `on error` decides.
+    evaluation_budget: float = 1.0
+    #: Most items in any list of an input, at any depth (more: 422 TOO_MANY_ITEMS at its path).
+    max_list_items: int = 10_000
     #: One log line per request (masked). Off by default: the decision log and /metrics cover traffic.
     access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
@@ -85,6 +95,11 @@ class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sync_interval: float = 1.0
     #: Compiled-policy cache folder (empty: memory only).
     cache_dir: str = ""
+    #: Longest policy text accepted, in characters (E007 beyond; parsing costs ~85 bytes of
+    #: memory per character: a 100,000-rule policy is ~15 million characters).
+    max_source_chars: int = 16_000_000
+    #: Longest single text literal, name or number in a policy, in characters (E007 beyond).
+    max_literal_chars: int = 10_000
 
 
 class ApiKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -229,6 +244,14 @@ def _validate(settings: Settings, where: str) -> None:
                         "names the creditor: name, address and CNPJ; CDC art. 42-A)")
     if settings.server.workers < 1:
         problems.append("server.workers: must be at least 1")
+    if not settings.server.connector_budget > 0:
+        problems.append("server.connector_budget: must be more than 0 seconds")
+    if not settings.server.evaluation_budget > 0:
+        problems.append("server.evaluation_budget: must be more than 0 seconds")
+    if settings.policies.max_source_chars < 1000 or settings.policies.max_literal_chars < 100:
+        problems.append("policies.max_source_chars and policies.max_literal_chars: at least 1000 and 100")
+    if settings.server.max_list_items < 1:
+        problems.append("server.max_list_items: must be at least 1")
     if settings.server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes: must be at least 1024")
     if settings.store.retention_days < 0:

@@ -1,9 +1,10 @@
 """Evaluating requests: resolve the policy, validate, evaluate, answer, record, count.
 
 Kept apart from the HTTP layer so that POST /evaluate, the batch endpoint and tests share
-one path. Policies whose connectors all answer from memory (the sandbox) are evaluated on
-the event loop; any other policy runs in a worker thread, so a slow bureau never stalls
-other requests.
+one path. Policies whose connectors all answer from memory (the sandbox) and that loop over
+no input list are evaluated on the event loop; any other policy runs in a worker thread, so
+neither a slow bureau nor a long input stalls other requests. Every evaluation has a CPU
+budget (`server.evaluation_budget`) and its lookups one deadline (`server.connector_budget`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from .schemas import EvaluateResponse, PolicyRef
 from .store import Store
 
 _encode = msgspec.json.Encoder().encode
+# The input as stored in the decision log: JSON numbers arrive as Decimal and go back as numbers, the
+# same text the caller sent (a percent 2.5 must stay percentage points, not become the text "2.5").
+_encode_input = msgspec.json.Encoder(decimal_format="number").encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -65,8 +69,12 @@ class Evaluation(msgspec.Struct):
 
 class Evaluator:
     def __init__(self, policies: PolicyService, connectors: Connectors, store: Store, log: DecisionLog,
-                 metrics: Metrics, durability: str = "batched", today=brazil.today):
+                 metrics: Metrics, durability: str = "batched", today=brazil.today, connector_budget: float = 8.0,
+                 evaluation_budget: float | None = 1.0, max_list_items: int | None = 10_000):
         self.policies = policies
+        self.connector_budget = connector_budget
+        self.evaluation_budget = evaluation_budget
+        self.max_list_items = max_list_items
         self.connectors = connectors
         self.store = store
         self.log = log
@@ -96,9 +104,12 @@ class Evaluator:
                        request_id: str | None = None, api_key: str | None = None,
                        path_name: str | None = None) -> Evaluation:
         started = time.perf_counter()
+        deadline = time.monotonic() + self.connector_budget  # one budget for all the decision's lookups
         active = self.resolve(name, path_name)
         prepared = active.prepared
         try:
+            if self.max_list_items is not None:
+                prepared.check_list_sizes(data, self.max_list_items)
             inputs = prepared.validate(data)
         except InvalidInput as error:
             raise ApiError(422, "INVALID_INPUT", f"the input does not fit policy {prepared.name}",
@@ -113,11 +124,14 @@ class Evaluator:
             if existing is not None:
                 return self._replay(existing, input_hash, request_id)
         today = self.today()
+        budget = self.evaluation_budget
         if active.inline:
-            decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today)
+            decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
+                                                   budget=budget)
         else:
             decision = await anyio.to_thread.run_sync(
-                lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today))
+                lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
+                                                    deadline=deadline, budget=budget))
         decision_id = None if dry_run else new_decision_id()
         result = decision.to_dict()
         elapsed = time.perf_counter() - started
@@ -136,7 +150,7 @@ class Evaluator:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
         row = (decision_id, prepared.name, prepared.version, active.revision, decision.outcome,
-               body.decode(), _encode(data).decode(), input_hash,
+               body.decode(), _encode_input(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
                request_id, api_key, round(elapsed * 1000, 3), encode_answers(decision.connector_calls))
         if request_id is not None:

@@ -108,3 +108,22 @@ def m005_connector_answers(db):
     # The policy lab (regua replay) re-evaluates stored decisions on the answers their lookups got
     # (engine.recorded: compact JSON, arguments masked). Personal data like `input`: purged with it.
     db["decisions"].add_column("connector_answers", str)
+
+
+@MIGRATIONS(postgres="""
+    create table replays (
+        id text collate "C" primary key, status text not null, policy text not null, request text not null,
+        candidate_name text, candidate_version text, candidate_hash text, api_key text, total integer,
+        processed integer, purged_skipped integer, created_at timestamptz,
+        heartbeat_at double precision,  -- epoch seconds, compared with the job's clock (liveness only)
+        finished_at timestamptz, report text, error text);
+""")
+def m006_replays(db):
+    # Replay jobs of the policy lab (POST /replays): any worker answers GET /replays/{id} from the row;
+    # the running job updates `processed` and `heartbeat_at` (epoch seconds) as it goes. The report is
+    # stored masked (no CPF/CNPJ in clear); the candidate is kept as its hash, name and version.
+    db["replays"].create({
+        "id": str, "status": str, "policy": str, "request": str, "candidate_name": str, "candidate_version": str,
+        "candidate_hash": str, "api_key": str, "total": int, "processed": int, "purged_skipped": int,
+        "created_at": str, "heartbeat_at": float, "finished_at": str, "report": str, "error": str,
+    }, pk="id", not_null={"status", "policy", "request"})

@@ -44,7 +44,8 @@ class ActivePolicy:
     revision: int
     version_id: int
     source_hash: str
-    #: Evaluate on the event loop: every connector the policy uses answers from memory.
+    #: Evaluate on the event loop: every connector the policy uses answers from memory and it
+    #: loops over no input list (engine PolicyMeta.input_loops).
     inline: bool
     document_field: str | None  # the first CPF/CNPJ input, indexed (hashed) in the decision log
 
@@ -99,7 +100,10 @@ class PolicyService:
 
     def _active_from(self, row: dict, prepared: PreparedPolicy | None = None) -> ActivePolicy:
         prepared = prepared or self.compile(row["source"], row["origin"] or row["name"])
-        inline = all(self.is_inline(spec.qualified_name) for spec in prepared.meta.connectors)
+        # On the event loop only when nothing can make it slow: no lookup waits on I/O and no
+        # loop runs over an input list (its cost would grow with the request).
+        inline = not prepared.meta.input_loops and \
+            all(self.is_inline(spec.qualified_name) for spec in prepared.meta.connectors)
         return ActivePolicy(prepared, row["revision"], row["id"], row["source_hash"], inline,
                             _document_field(prepared))
 

@@ -133,3 +133,45 @@ def _record(row) -> dict:
     decision_id, outcome, body, data, answers = row
     return {"id": decision_id, "as_of": id_time(decision_id).astimezone(BRASILIA).date().isoformat(),
             "outcome": outcome, "body": body, "input": data, "connector_answers": answers}
+
+
+def partitions(path: str, window: Window, size: int) -> Iterator["Partition"]:
+    """The window's decisions as partitions of about `size` decisions (id ranges, read from the
+    index alone), each a picklable loader a worker calls to read its records from the store
+    itself (a worker on this machine, or one that sees the same file): the driver ships ranges,
+    not rows."""
+    where, params = window.where()
+    db = connect(path)
+    try:
+        cursor = db.execute(f"select id from decisions where {where} order by id", params)
+        start = last = None
+        seen = 0
+        for (decision_id,) in cursor:
+            if start is None:
+                start = decision_id
+            last = decision_id
+            seen += 1
+            if seen == size:
+                yield Partition(path, window.policy, start, last)
+                start, seen = None, 0
+        if start is not None:
+            yield Partition(path, window.policy, start, last)
+    finally:
+        db.conn.close()
+
+
+class Partition:
+    """Decisions of `policy` with start <= id <= last that still hold their input."""
+
+    def __init__(self, path: str, policy: str, start: str, last: str):
+        self.path, self.policy, self.start, self.last = path, policy, start, last
+
+    def __call__(self) -> list[dict]:
+        db = connect(self.path)
+        try:
+            rows = db.execute("select id, outcome, body, input, connector_answers from decisions where policy = ? "
+                              "and id >= ? and id <= ? and purged_at is null order by id",
+                              [self.policy, self.start, self.last]).fetchall()
+            return [_record(row) for row in rows]
+        finally:
+            db.conn.close()

@@ -86,13 +86,41 @@ class ConnectorCallOut(msgspec.Struct):
     cost: str | None
 
 
+class TraceRule(msgspec.Struct):
+    """One rule in a trace: what it did and what it contributed to the decision."""
+
+    rule: str
+    line: int | None
+    result: Literal["fired", "not_fired", "error"]
+    #: The rule's verb when it fired, the policy's on-error verb when it failed, null otherwise.
+    outcome: str | None
+    #: The failure (`code`, `message`, `line`) when `result` is "error", else null.
+    error: dict[str, Any] | None
+
+
+class TableHit(msgspec.Struct):
+    row: int
+    line: int
+
+
+class TraceOut(msgspec.Struct):
+    """The trace, one shape at every level (null when `trace` is "off"): at "rules", the rules that
+    fired or failed and no values or tables; at "full", every rule evaluated, every value computed
+    (documents masked) and the row matched in each table evaluated."""
+
+    level: Literal["rules", "full"]
+    rules: list[TraceRule]
+    values: dict[str, Any]
+    tables: dict[str, list[TableHit]]
+
+
 class EvaluateResponse(msgspec.Struct):
     decision_id: str | None
     policy: PolicyRef
     outcome: str
     outputs: dict[str, Any]
     reasons: list[ReasonOut]
-    trace: Any
+    trace: TraceOut | None
     connector_calls: list[ConnectorCallOut]
     duration_ms: float
     dry_run: bool = False
@@ -195,7 +223,7 @@ class DecisionRecord(msgspec.Struct):
     input: dict[str, Any]
     explanation: str
     connector_calls: list[ConnectorCallOut]
-    trace: Any
+    trace: TraceOut | None
     request_id: str | None
     api_key: str | None
     duration_ms: float

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from regua import postgres
+from regua.dsl import limits
 from regua.engine import brazil
 from regua.plugins.manager import PluginSettings
 from regua.plugins.registry import Registry
@@ -20,6 +21,7 @@ from .evaluator import Evaluator
 from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
+from .replays import ReplayJobs
 from .retention import purge, retention_cutoff
 from .store import Store, open_store
 
@@ -39,6 +41,7 @@ class Services:
     keyring: KeyRing
     collection: CollectionService
     monitoring: MonitoringService
+    replays: ReplayJobs
     watcher: FolderWatcher | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -86,6 +89,7 @@ class Services:
 
     def stop(self) -> None:
         self._stop.set()
+        self.replays.stop()
         self.collection.stop()
         self.monitoring.stop()
         if self.watcher is not None:
@@ -105,6 +109,8 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
             cache = PostgresBureauCache(settings.store.url)
         registry = Registry.load(plugin_settings, cache_path=settings.store.path, cache=cache,
                                  sandbox_aliases=settings.sandbox)
+    # Size limits of policy text apply to every parse in this process: files, publishes, rollbacks.
+    limits.configure(settings.policies.max_source_chars, settings.policies.max_literal_chars)
     env = registry.environment()
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
@@ -118,10 +124,12 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
-                          settings.store.durability, **evaluator_kwargs)
+                          settings.store.durability, connector_budget=settings.server.connector_budget,
+                          evaluation_budget=settings.server.evaluation_budget,
+                          max_list_items=settings.server.max_list_items, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
     monitoring = MonitoringService(settings, registry, policies, connectors, **evaluator_kwargs)
     return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
-                    KeyRing.from_settings(settings), collection, monitoring, watcher)
+                    KeyRing.from_settings(settings), collection, monitoring, ReplayJobs(store, policies), watcher)

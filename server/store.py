@@ -100,6 +100,17 @@ class Store:
         """Rows of a read-only query written with `?` placeholders in SQL both backends accept."""
         return list(self.db.query(sql, list(params)))
 
+    def insert_row(self, table: str, row: dict) -> None:
+        """Insert one row into `table` (a table of the migrations), in its own transaction."""
+        with self.transaction() as db:
+            db[table].insert(row)
+
+    def update_row(self, table: str, key: str, value, changes: dict) -> None:
+        """Set `changes` (column -> value) on the row of `table` whose `key` column is `value`, in one transaction."""
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        with self.transaction() as db:
+            db.execute(f"update {table} set {sets} where {key} = ?", [*changes.values(), value])
+
     def wait_for_activation(self, timeout: float, stop: threading.Event) -> None:
         """Wait up to `timeout` s for an activation by another process (or `stop`). SQLite has no
         notifications: callers poll activation_generation() after each wait."""

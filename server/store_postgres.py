@@ -46,6 +46,7 @@ class PostgresStore:
         self.migrate()
         self.pool = postgres.pool(url, pool_size)
         self._listener = None
+        self._listener_thread = None
         self._listener_lock = threading.Lock()
 
     # ---- connections ----
@@ -61,9 +62,10 @@ class PostgresStore:
             return postgres.applied(conn, MIGRATIONS)
 
     def close(self) -> None:
-        """The pool is the process's (shared by every store on this URL); only the listener is ours."""
+        """Close this thread's connections, as the SQLite store does: the listener, when this thread
+        opened it (the pool is the process's, shared by every store on this URL)."""
         with self._listener_lock:
-            if self._listener is not None:
+            if self._listener is not None and self._listener_thread == threading.get_ident():
                 self._listener.close()
                 self._listener = None
 
@@ -90,6 +92,18 @@ class PostgresStore:
         with self.pool.connection() as conn:
             return conn.execute(sql, list(params)).fetchall()
 
+    def insert_row(self, table: str, row: dict) -> None:
+        """Insert one row into `table` (a table of the migrations), in its own transaction."""
+        columns = ", ".join(row)
+        with self.pool.connection() as conn:
+            conn.execute(f"insert into {table} ({columns}) values ({', '.join('%s' for _ in row)})", list(row.values()))
+
+    def update_row(self, table: str, key: str, value, changes: dict) -> None:
+        """Set `changes` (column -> value) on the row of `table` whose `key` column is `value`, in one transaction."""
+        sets = ", ".join(f"{column} = %s" for column in changes)
+        with self.pool.connection() as conn:
+            conn.execute(f"update {table} set {sets} where {key} = %s", [*changes.values(), value])
+
     def wait_for_activation(self, timeout: float, stop: threading.Event) -> None:
         """Return when another replica activates a version (NOTIFY), `timeout` passes, or `stop`.
         Without a listening connection (the database restarting) this is a plain wait: callers
@@ -99,6 +113,7 @@ class PostgresStore:
                 if self._listener is None:
                     self._listener = postgres.connect(self.url)
                     self._listener.execute(f"listen {CHANNEL}")
+                    self._listener_thread = threading.get_ident()
                 listener = self._listener
             for _ in listener.notifies(timeout=timeout, stop_after=1):
                 break

@@ -61,6 +61,7 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "E004": (H + "input\n    x: int\n  y: int\n" + D, "  y: int", 1),
     "E005": (H + "let d = 2026-02-30\n" + D, "2026-02-30", 1),
     "E006": (H + "let x = " + "not " * 70 + "true\n" + D, "not", 65),
+    "E007": (H + 'let x = "' + "a" * 10_001 + '"\n' + D, '"aaa', 1),
     "E101": (H + "input\n  renda: money\nlet x = rendaa\n" + D, "rendaa", 1),
     "E102": (H + "let x = 1\nlet x = 2\n" + D, "x", 2),
     "E103": (H + "rule r\n  when true\n  approve\nrule r\n  when false\n  approve\n" + D, "r\n", 2),
@@ -105,6 +106,11 @@ CODE_SNIPPETS: dict[str, tuple[str, str, int]] = {
     "W606": (H + "input\n  x: int\nrule a\n  when x < 5 or x >= 5\n  deny \"A\" \"a\"\n" + D, "x < 5", 1),
     "W607": (H + "input\n  x: int\nrule a\n  when x > 1\n  deny \"A\" \"a\"\nrule b\n  when x > 5\n"
              "  review \"B\" \"b\"\n" + D, "x > 5", 1),
+    # 700 rows of disjoint decimal ranges: no column lists values, so every row is compared with
+    # every earlier one, past dsl.tables.MAX_COMPARISONS.
+    "W405": (H + "input\n  q: decimal\ntable t (first) by q\n"
+             + "".join(f"  {k}.5..{k}.6 -> {k}\n" for k in range(700)) + "  else -> 0\n" + D + "output t\n",
+             "t (", 1),
     "W608": (H + "input\n  c: cnpj\nrule a\n  when bureau.serasa(c).score.value > 1500\n  deny \"A\" \"a\"\n" + D,
              "bureau.serasa(c).score", 1),
 }

@@ -219,7 +219,7 @@ def test_eval_prints_the_decision_as_json(tmp_path):
     assert [(r["code"], r["rule"]) for r in decision["reasons"]] == [("DENTRO_DO_LIMITE", None)]
     assert all({"code", "message", "rule"} <= set(r) for r in decision["reasons"])
     assert decision["reasons"][0]["message"].startswith("Pedido dentro do limite")
-    assert decision["trace"] == []
+    assert decision["trace"] == {"level": "rules", "rules": [], "values": {}, "tables": {}}
     assert "11222333000181" not in result.stdout and "11.222.333/0001-81" not in result.stdout
 
 
@@ -376,6 +376,46 @@ def test_graph_mermaid_and_dot():
     assert '"input:cnpj" -> "let:relatorio";' in dot.stdout
     assert '"rule:score_baixo" -> "outcome";' in dot.stdout
     assert '"outcome" [label="outcome (default approve)", shape=doublecircle];' in dot.stdout
+
+
+FIRED_POLICY = """policy encadeada kind credit
+input
+  valor: money
+  limite: money
+  restricoes: int = 0
+rule acima_do_limite
+  when valor > limite and not fired(deny)
+  review "ACIMA" "acima do limite"
+rule restricao
+  when restricoes > 2
+  deny "RESTRICAO" "restrição"
+rule grave
+  when restricoes > 10
+  deny "GRAVE" "restrição grave"
+rule confirma
+  when fired(acima_do_limite)
+  review "CONFIRMA" "confirmar"
+default approve
+"""
+
+
+def test_graph_shows_fired_reads_between_rules(tmp_path):
+    policy = write(tmp_path / "encadeada.regua", FIRED_POLICY)
+    graph = json.loads(regua("graph", policy, "--format", "json").stdout)
+    kinds = {(e["from"], e["to"]): e["kind"] for e in graph["edges"]}
+    fired = {edge for edge, kind in kinds.items() if kind == "fired"}
+    # fired(deny) reads every other deny rule; fired(acima_do_limite) reads that rule.
+    assert fired == {("rule:restricao", "rule:acima_do_limite"), ("rule:grave", "rule:acima_do_limite"),
+                     ("rule:acima_do_limite", "rule:confirma")}
+    assert kinds[("input:valor", "rule:acima_do_limite")] == "reads"
+    order = [n["id"] for n in graph["nodes"]]
+    assert all(order.index(a) < order.index(b) for a, b in kinds), "rules are listed in the order they run"
+    mermaid = regua("graph", policy).stdout
+    assert "n_rule_grave -. fired .-> n_rule_acima_do_limite" in mermaid
+    assert "n_input_valor --> n_rule_acima_do_limite" in mermaid
+    dot = regua("graph", policy, "--format", "dot").stdout
+    assert '"rule:acima_do_limite" -> "rule:confirma" [label="fired", style=dashed];' in dot
+    assert '"input:valor" -> "rule:acima_do_limite";' in dot
 
 
 def test_graph_of_a_broken_policy_fails(tmp_path):

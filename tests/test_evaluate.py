@@ -1142,20 +1142,22 @@ def test_trace_off_is_none():
 
 def test_trace_rules_lists_only_fired_and_errored_rules():
     decision = policy(TRACE).evaluate({"valor": 2_000, "b": 0}, trace="rules")
-    assert decision.trace == [
-        {"rule": "alta", "line": line_of(TRACE, "rule alta"), "result": "fired", "outcome": "review"},
-        {"rule": "razao_alta", "line": line_of(TRACE, "rule razao_alta"), "result": "error", "outcome": "review"},
-    ]
+    assert decision.trace == {"level": "rules", "values": {}, "tables": {}, "rules": [
+        {"rule": "alta", "line": line_of(TRACE, "rule alta"), "result": "fired", "outcome": "review", "error": None},
+        {"rule": "razao_alta", "line": line_of(TRACE, "rule razao_alta"), "result": "error", "outcome": "review",
+         "error": {"code": "DIVISION_BY_ZERO", "message": "division by zero", "line": line_of(TRACE, "let razao")}},
+    ]}
 
 
 def test_trace_full_has_every_rule_value_and_table_row():
     decision = policy(TRACE).evaluate({"valor": 2_000, "b": 0}, trace="full")
+    assert decision.trace["level"] == "full"
     rules = {step["rule"]: step for step in decision.trace["rules"]}
     assert list(rules) == ["alta", "dobro_grande", "razao_alta", "curto"]
-    assert rules["alta"]["result"] is True
-    assert rules["dobro_grande"]["result"] is False
-    assert rules["curto"]["result"] is False
-    assert rules["razao_alta"]["result"] == "error"
+    assert (rules["alta"]["result"], rules["alta"]["outcome"], rules["alta"]["error"]) == ("fired", "review", None)
+    assert (rules["dobro_grande"]["result"], rules["dobro_grande"]["outcome"]) == ("not_fired", None)
+    assert rules["curto"]["result"] == "not_fired"
+    assert (rules["razao_alta"]["result"], rules["razao_alta"]["outcome"]) == ("error", "review")
     assert rules["razao_alta"]["error"]["code"] == "DIVISION_BY_ZERO"
     assert rules["razao_alta"]["error"]["line"] == line_of(TRACE, "let razao")
     values = decision.trace["values"]
@@ -1164,6 +1166,20 @@ def test_trace_full_has_every_rule_value_and_table_row():
     assert "nunca" not in values  # never computed: `and` short-circuited
     assert "razao" not in values  # failed: no value
     assert decision.trace["tables"] == {"faixa": [{"row": 1, "line": line_of(TRACE, "> 1_000 BRL")}]}
+
+
+@pytest.mark.parametrize("data", [{"valor": 2_000, "b": 0}, {"valor": 10}, {"valor": 2_000_000}])
+def test_trace_has_one_shape_whatever_its_level(data):
+    """Issue 15 point 3: a client reads one type; `rules` is the fired and failed part of `full`."""
+    prepared = policy(TRACE)
+    rules, full = (prepared.evaluate(data, trace=level).to_dict()["trace"] for level in ("rules", "full"))
+    entry_keys = {"rule", "line", "result", "outcome", "error"}
+    for trace in (rules, full):
+        assert set(trace) == {"level", "rules", "values", "tables"}
+        assert all(set(step) == entry_keys for step in trace["rules"])
+        assert {step["result"] for step in trace["rules"]} <= {"fired", "not_fired", "error"}
+    assert (rules["values"], rules["tables"]) == ({}, {})
+    assert rules["rules"] == [step for step in full["rules"] if step["result"] != "not_fired"]
 
 
 def test_trace_level_is_validated():
@@ -1366,8 +1382,8 @@ def test_decision_to_dict_shape():
     assert data["reasons"] == [{"code": "SCORE", "message": "score", "rule": "score", "outcome": "deny",
                                 "line": line_of(CACHED, "rule score"),
                                 "values": {"valor": "21.00", "relatorio.score.value": 400}}]
-    assert data["trace"] == [{"rule": "score", "line": line_of(CACHED, "rule score"), "result": "fired",
-                              "outcome": "deny"}]
+    assert data["trace"] == {"level": "rules", "values": {}, "tables": {}, "rules": [
+        {"rule": "score", "line": line_of(CACHED, "rule score"), "result": "fired", "outcome": "deny", "error": None}]}
     [call] = data["connector_calls"]
     assert {k: v for k, v in call.items() if k != "duration_ms"} == {
         "connector": "bureau.serasa", "args": ["************81"], "status": "ok", "error": None, "cached": False,
@@ -1443,7 +1459,7 @@ def test_fired_deny_sees_a_deny_declared_later(trace):
 def test_full_trace_lists_rules_in_evaluation_order():
     decision = policy(FIRED).evaluate({"valor": 2000, "limite": 1000, "restricoes": 1}, trace="full")
     assert [(r["rule"], r["result"]) for r in decision.trace["rules"]] == [
-        ("restricao_relevante", True), ("acima_do_limite", False), ("confirma", False)]
+        ("restricao_relevante", "fired"), ("acima_do_limite", "not_fired"), ("confirma", "not_fired")]
 
 
 def test_fired_of_a_failed_rule_fails_the_reader():

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -192,15 +194,24 @@ def _connectors(serasa, conta) -> Connectors:
                        "portfolio.customer": failed if conta is None else Fixture(conta)})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(order=orders, serasa=bureau, conta=customer, day=st.dates(dt.date(2025, 6, 1), dt.date(2026, 12, 31)))
-def test_replaying_the_champion_against_itself_changes_nothing(order, serasa, conta, day):
-    decision = _champion.evaluate(order, connectors=_connectors(serasa, conta), as_of=day)
-    body = json.dumps(decision.to_dict())
-    record = {"id": "X", "as_of": day.isoformat(), "outcome": decision.outcome, "body": body,
-              "input": json.dumps(order), "connector_answers": encode_answers(decision.connector_calls)}
-    report = Replayer(_champion).replay([record])
-    assert (report.replayed, report.changed, report.errors, report.live) == (1, 0, 0, 0), report.to_dict()
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=st.lists(st.tuples(orders, bureau, customer, st.dates(dt.date(2025, 6, 1), dt.date(2026, 12, 31))),
+                    min_size=1, max_size=12),
+       chunk=st.integers(1, 5))
+def test_replaying_the_champion_against_itself_changes_nothing(log, chunk):
+    """For any decision log the champion wrote (any facts, any dates, bureau up or down), replaying
+    the champion over it, in chunks of any size, changes nothing and replays every decision."""
+    records = []
+    for i, (order, serasa, conta, day) in enumerate(log):
+        decision = _champion.evaluate(order, connectors=_connectors(serasa, conta), as_of=day)
+        records.append({"id": f"X{i:04d}", "as_of": day.isoformat(), "outcome": decision.outcome,
+                        "body": json.dumps(decision.to_dict()), "input": json.dumps(order),
+                        "connector_answers": encode_answers(decision.connector_calls)})
+    report = run(Replayer, [], records, {}, chunk_size=chunk, prepared=[_champion]).to_dict()
+    assert (report["replayed"], report["changed"], report["errors"]) == (len(log), 0, 0), report
+    assert report["needs_live_lookup"]["decisions"] == 0 and report["top_changes"] == []
+    assert all(t["before"] == t["after"] for t in report["transitions"])
+    assert all(r["fired_before"] == r["fired_after"] and r["changes"] == 0 for r in report["rules"])
 
 
 # ---- backtest ---------------------------------------------------------------------------------
@@ -270,3 +281,207 @@ def test_backtest_reads_json_lines(tmp_path):
     report = json.loads(_invoke("backtest", CHAMPION, "--data", data, "--label", "inadimplente", "--json", "-").output)
     assert (report["rows"], report["evaluated"], report["errors"]) == (31, 30, 1)
     assert report["error_list"][0]["row"] == 31
+
+
+def test_a_replay_split_in_any_chunks_reports_the_same(served_log, tmp_path):
+    """The merged report keeps only the top changed decisions and counts of deltas, so the driver's
+    memory does not grow with the log; any split into chunks gives the same report."""
+    from regua.server import replay_source
+
+    db, count = served_log
+    candidate = CHAMPION.read_text().split("\ntest ")[0].replace(">= 3 -> 3", ">= 3 -> 2")
+    path = tmp_path / "dois_ciclos.regua"
+    path.write_text(candidate, encoding="utf-8")
+    records = list(replay_source.records(str(db), replay_source.Window("credito_b2b")))
+    reports = [run(Replayer, [(candidate, str(path))], records, {"keep": 3}, chunk_size=size).to_dict(3)
+               for size in (1, 4, 1000)]
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[0]["changed"] > 3 and len(reports[0]["top_changes"]) == 3
+    histogram = reports[0]["outputs"]["limite"]["distribution"]["histogram"]
+    assert sum(n for _, n in histogram) == reports[0]["outputs"]["limite"]["down"]
+
+
+def _assert_offline_page(page: str) -> None:
+    """One file that opens offline: no script, no link, no image or font fetched; the only URL is
+    the SVG namespace."""
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    lowered = page.lower()
+    assert "<script" not in lowered and " src=" not in lowered and " href=" not in lowered
+    assert set(re.findall(r"https?://[^\"' )]+", page)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_html_and_csv_reports_of_a_replay(served_log, tmp_path):
+    db, count = served_log
+    candidate = tmp_path / "dois_ciclos.regua"
+    candidate.write_text(CHAMPION.read_text().split("\ntest ")[0].replace(">= 3 -> 3", ">= 3 -> 2"), encoding="utf-8")
+    result = _invoke("replay", candidate, "--db", db, "--html", tmp_path / "r.html", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    _assert_offline_page(page)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert page.count("<svg") >= 3  # outcomes before/after, the limit deltas, the rules
+    assert f"<b>{report['changed']}</b>changed" in page and "acima_do_limite" in page
+    assert report["top_changes"][0]["id"] in page and not list(tmp_path.glob("*.partial"))
+
+
+def test_html_and_csv_reports_of_a_backtest_escape_the_data(tmp_path):
+    data = tmp_path / "pedidos.csv"
+    with HISTORY.open(encoding="utf-8") as source, data.open("w", encoding="utf-8", newline="") as target:
+        reader = csv.DictReader(source)
+        writer = csv.DictWriter(target, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        for i, row in zip(range(300), reader):
+            writer.writerow({**row, "setor": "<script>alert(1)</script>" if i == 7 else row["setor"]})
+    result = _invoke("backtest", CANDIDATE, "--against", CHAMPION, "--data", data, "--label", "inadimplente",
+                     "--amount", "valor_pedido", "--by", "setor", "--html", tmp_path / "b.html", "--csv",
+                     tmp_path / "b.csv", "--json", tmp_path / "b.json")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "b.html").read_text(encoding="utf-8")
+    _assert_offline_page(page)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and page.count("<svg") == 3
+    report = json.loads((tmp_path / "b.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "b.csv").open(encoding="utf-8")))
+    assert len(rows) == report["evaluated"] == 300
+    assert list(rows[0]) == ["row", "outcome", "against_outcome", "limite", "limite_against", "label", "amount"]
+    swap_in = sum(r["outcome"] == "approve" != r["against_outcome"] for r in rows)
+    assert swap_in == report["swap_sets"]["swap_in"]["count"]
+    assert sum(int(r["label"]) for r in rows) == sum(s["bad"] for s in report["swap_sets"].values())
+
+
+# ---- datasets: Parquet, Excel pt-BR, encodings -----------------------------------------------
+
+def _backtest(data, *extra) -> dict:
+    result = _invoke("backtest", CANDIDATE, "--against", CHAMPION, "--data", data, "--label", "inadimplente",
+                     "--amount", "valor_pedido", "--by", "setor", "--json", "-", *extra)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    report.pop("seconds")
+    return report
+
+
+def _history(n: int) -> list[dict]:
+    with HISTORY.open(encoding="utf-8") as source:
+        return [row for _, row in zip(range(n), csv.DictReader(source))]
+
+
+def test_backtest_reads_parquet_as_it_reads_csv(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = _history(400)
+    (tmp_path / "h.csv").write_text("\n".join(HISTORY.read_text(encoding="utf-8").splitlines()[:401]) + "\n",
+                                    encoding="utf-8")
+    expected = _backtest(tmp_path / "h.csv")
+    # typed columns: dates, decimals, integers, a boolean label; the bureau answer as JSON text
+    table = pa.table({
+        **{k: [r[k] for r in rows] for k in rows[0] if k not in ("data_fundacao", "valor_pedido", "inadimplente",
+                                                                  "dias_atraso_max", "as_of")},
+        "data_fundacao": [dt.date.fromisoformat(r["data_fundacao"]) for r in rows],
+        "as_of": [dt.date.fromisoformat(r["as_of"]) for r in rows] if "as_of" in rows[0] else [None] * len(rows),
+        "valor_pedido": pa.array([Decimal(r["valor_pedido"]) for r in rows], pa.decimal128(14, 2)),
+        "dias_atraso_max": [int(r["dias_atraso_max"]) for r in rows],
+        "inadimplente": [r["inadimplente"] == "1" for r in rows]})
+    pq.write_table(table, tmp_path / "h.parquet", row_group_size=150)
+    assert _backtest(tmp_path / "h.parquet") == expected
+    # the answer as a nested column (a struct) reads the same
+    nested = table.set_column(table.column_names.index("bureau.serasa"), "bureau.serasa",
+                              pa.array([json.loads(r["bureau.serasa"]) for r in rows]))
+    pq.write_table(nested, tmp_path / "n.parquet")
+    assert _backtest(tmp_path / "n.parquet", "--workers", "2") == expected
+    (tmp_path / "falso.parquet").write_bytes(b"PAR1 not really")
+    result = _invoke("backtest", CHAMPION, "--data", tmp_path / "falso.parquet")
+    assert result.exit_code == 2 and "not a Parquet file" in result.output
+
+
+def test_backtest_reads_csv_as_excel_pt_br_saves_it(tmp_path):
+    rows = _history(300)
+    fields = list(rows[0])
+
+    def brazilian(name, value):
+        if name in ("valor_pedido", "faturamento_anual", "ticket_medio") and value:
+            whole, _, cents = Decimal(value).quantize(Decimal("0.01")).to_eng_string().partition(".")
+            return f"{int(whole):,}".replace(",", ".") + "," + cents
+        if name == "data_fundacao":
+            year, month, day = value.split("-")
+            return f"{day}/{month}/{year}"
+        if name == "inadimplente":
+            return "VERDADEIRO" if value == "1" else "FALSO"
+        return value
+
+    with (tmp_path / "utf8.csv").open("w", encoding="utf-8", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(dict(r, setor=r["setor"].replace("construcao", "construção")) for r in rows)
+    with (tmp_path / "excel.csv").open("w", encoding="cp1252", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=fields, delimiter=";")
+        writer.writeheader()
+        writer.writerows({k: brazilian(k, v) for k, v in dict(r, setor=r["setor"].replace("construcao", "construção"))
+                          .items()} for r in rows)
+    excel = _backtest(tmp_path / "excel.csv")
+    assert excel == _backtest(tmp_path / "utf8.csv") and excel["errors"] == 0
+    assert "construção" in {c["value"] for c in excel["cuts"]["setor"]}
+
+
+def test_a_file_that_changes_encoding_midway_is_refused_with_its_line(tmp_path):
+    text = HISTORY.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    body = "\n".join(lines[:1] + (lines[1:] * 3)[:8000]) + "\n"  # more than the first megabyte
+    data = tmp_path / "misturado.csv"
+    data.write_bytes(body.encode("utf-8") + lines[1].replace("varejo", "construção").encode("cp1252") + b"\n")
+    out = tmp_path / "linhas.csv"
+    result = _invoke("backtest", CHAMPION, "--data", data, "--csv", out)
+    assert result.exit_code == 2 and "misturado.csv:8002: not UTF-8 text" in result.output
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))  # nothing half-written
+
+
+# ---- --live --budget: lookups the original never made, through the connector runtime ---------
+
+def test_live_lookups_go_through_the_runtime_and_cache_within_the_budget(served_log, tmp_path):
+    from http.server import BaseHTTPRequestHandler
+
+    from loopback import LoopbackHTTP, reply_json
+
+    asked: list[str] = []
+
+    class Boavista(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            reply_json(self, {"score": {"value": 820, "bureau": "boavista"}, "restrictions": [], "inquiries": [],
+                              "registration_status": "active"})
+
+        def log_message(self, *args):
+            pass
+
+    db, count = served_log
+    db = _copy(db, tmp_path / "copy.db")
+    source = CHAMPION.read_text().replace("let conta = portfolio.customer(cnpj)",
+                                          "let conta = portfolio.customer(cnpj)\nlet outro = bureau.boavista(cnpj)")
+    source = source.replace("rule bureau_indisponivel\n  when not available(relatorio)",
+                            "rule bureau_indisponivel\n  when not available(relatorio) or not available(outro)")
+    candidate = tmp_path / "novo.regua"
+    candidate.write_text(source.split("\ntest ")[0], encoding="utf-8")
+    with LoopbackHTTP(Boavista) as provider:
+        config = tmp_path / "regua.toml"
+        config.write_text(f"""[[plugins.config.http_bureau.bureaus]]
+name = "boavista"
+base_url = "{provider.base_url}"
+path = "/v1/{{document}}"
+ttl = 3600
+cost = "1.50"
+retries = 0
+""", encoding="utf-8")
+        args = ["replay", candidate, "--db", db, "--live", "--budget", "R$ 4,50", "--config", config, "--json", "-"]
+        first = json.loads(_invoke(*args).output)
+        assert first["live_lookups"] == {"decisions": 3, "paid": 3, "cached": 0, "cost": "4.50", "budget": "4.50"}
+        assert first["needs_live_lookup"]["decisions"] == count - 2 - 3 and len(asked) == 3
+        assert first["replayed"] == 2 + 3 and first["errors"] == 0
+        # the answers were cached in the store: asked again, they are free, and the budget buys three more
+        second = json.loads(_invoke(*args).output)
+        assert second["live_lookups"] == {"decisions": 6, "paid": 3, "cached": 3, "cost": "4.50", "budget": "4.50"}
+        assert len(asked) == 6 and len(set(asked)) == 6
+        printed = _invoke(*args[:-2]).output
+        assert "live lookups: 9 decision(s)" in printed and "R$ 4.50 of a budget of R$ 4.50" in printed
+    result = _invoke("replay", candidate, "--db", db, "--live")
+    assert result.exit_code == 2 and "--live and --budget go together" in result.output
+    result = _invoke("replay", candidate, "--db", db, "--live", "--budget", "muito")
+    assert result.exit_code == 2 and "not an amount in BRL" in result.output

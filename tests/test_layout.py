@@ -25,11 +25,15 @@ ALLOWED = {
     "regua.engine": {"regua.dsl"},
     "regua.plugins": {"regua.dsl", "regua.engine"},
     "regua.portfolio": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
-    # the policy lab: replay and backtest (it reads no store: the command line hands it records)
-    "regua.lab": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
-    "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua"},
+    # the policy lab: replay and backtest (it reads no store: the command line hands it records);
+    # datasets saved by Excel pt-BR are read with portfolio.spreadsheet's number and date formats
+    "regua.lab": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua"},
+    # the language server (`regua lsp`): the checker's analysis, in an editor
+    "regua.lsp": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
+    # the server runs replay jobs of the lab (POST /replays) and hands it the decision log's records
+    "regua.server": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.lab", "regua"},
     "regua.cli": {"regua.dsl", "regua.engine", "regua.plugins", "regua.portfolio", "regua.server", "regua.lab",
-                  "regua"},
+                  "regua.lsp", "regua"},
 }
 
 

@@ -153,7 +153,7 @@ def test_a_negativation_cuts_the_limit_tells_manager_and_customer_and_is_explain
     assert reason["rule"] == "negativacao_relevante" and reason["code"] == "NEGATIVACAO_NOVA"
     assert reason["line"] == line_of(MONITORING, "rule negativacao_relevante")
     assert reason["values"] == {"event": "negativation", "amount": "2500.00"}
-    assert [(t["rule"], t["result"]) for t in record["trace"]] == [("negativacao_relevante", "fired")]
+    assert [(t["rule"], t["result"]) for t in record["trace"]["rules"]] == [("negativacao_relevante", "fired")]
     assert record["input"]["limit"] == "40000.00" and record["input"]["bureau"] == "serasa"
     assert record["input"]["document"].endswith("81") and "*" in record["input"]["document"]
     assert "11222333000181" not in response.text and "11.222.333/0001-81" not in response.text

@@ -44,3 +44,23 @@ def test_replaying_the_champion_changes_nothing_on_either_backend(served, tmp_pa
 def test_an_unreachable_postgresql_is_a_usage_error_without_the_password():
     result = _invoke("replay", CHAMPION, "--db", "postgresql://lab:hunter2@127.0.0.1:1/regua")
     assert result.exit_code == 2 and "cannot connect to" in result.output and "hunter2" not in result.output
+
+
+def test_a_replay_job_started_on_one_replica_is_answered_by_the_other(tmp_path, postgres_url):
+    """POST /replays runs in the replica that accepted it; its row is in the shared store."""
+    from server_harness import free_port
+    from test_lab_http import CANDIDATE, _wait
+
+    first = sandbox_settings(tmp_path / "a", store={"url": postgres_url})
+    second = sandbox_settings(tmp_path / "b", store={"url": postgres_url}, server={"port": free_port()})
+    with ThreadedServer(first) as a, a.client() as client:
+        for i, profile in enumerate(["clean"] * 6 + ["low_score"] * 2):
+            order = b2b_order(fresh_document(profile), valor_pedido=f"{5000 + 9000 * i}.00")
+            assert client.post("/evaluate/credito_b2b", json={"input": order}).status_code == 200
+        a.services.decision_log.wait_flushed()
+        response = client.post("/replays", json={"candidate": CANDIDATE, "top": 3})
+        assert response.status_code == 202, response.text
+        job = _wait(client, response.headers["location"])
+        assert job["status"] == "done" and job["report"]["replayed"] == 8, job
+    with ThreadedServer(second) as b, b.client() as client:
+        assert client.get(response.headers["location"]).json() == job

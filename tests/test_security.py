@@ -31,7 +31,7 @@ GENERATED_NAME = re.compile(
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception)$"
 )
-GENERATED_ATTRIBUTES = {"lookup", "prefetch", "values", "today", "append", "__class__"}
+GENERATED_ATTRIBUTES = {"lookup", "prefetch", "io", "values", "today", "append", "__class__"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "open", "getattr", "setattr", "globals", "locals", "vars"}
 
 

@@ -42,7 +42,7 @@ OPERATIONS = [
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
     "GET /collection/queue", "GET /kpis",
     "POST /events", "GET /customers/{customer_id}/limit", "PUT /customers/{customer_id}/limit",
-    "GET /monitoring/reviews", "POST /monitoring/recheck",
+    "GET /monitoring/reviews", "POST /monitoring/recheck", "POST /replays", "GET /replays/{replay_id}",
 ]
 #: Per operation: the whole file takes about 20 s on a 2-core machine. POST /events needs no API key
 #: but a signature: schemathesis' unsigned requests all get 401 (test_signed_random_alerts_… signs them).

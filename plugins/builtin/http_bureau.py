@@ -18,6 +18,8 @@ one `HTTPJSONBureau`; policies call it by its name (`bureau.serasa(cnpj)`):
           timeout: 3          # seconds, per call (the runtime enforces it; retries come on top)
           retries: 2          # after a transient failure: 5xx, 429, timeout, connection error
           backoff: 0.2        # seconds before the first retry, doubling each time
+          budget: 8           # seconds for one lookup, retries included (the server's
+                              # connector_budget also bounds all the lookups of a decision)
           failure_threshold: 5
           reset_after: 30
           ttl: 86400          # seconds an answer may be served from the cache (0: never cached)
@@ -153,7 +155,7 @@ class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
                  mapping: dict | None = None, timeout: float | None = None, retries: int | None = None,
                  backoff: float | None = None, failure_threshold: int | None = None,
                  reset_after: float | None = None, ttl: float | None = None, cost: str | int | None = None,
-                 verify: bool | str = True, max_answer_bytes: int | None = None):
+                 verify: bool | str = True, max_answer_bytes: int | None = None, budget: float | None = None):
         if not name or not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"http_bureau: name must be an identifier (policies call bureau.<name>), got {name!r}")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -177,11 +179,13 @@ class HTTPJSONBureau(HTTPClientMixin, BureauConnector):
             raise ValueError(f"http_bureau {name}: {error}") from None
         for attribute, value, convert in (("timeout", timeout, float), ("retries", retries, int),
                                           ("backoff", backoff, float), ("failure_threshold", failure_threshold, int),
-                                          ("reset_after", reset_after, float), ("ttl", ttl, float)):
+                                          ("reset_after", reset_after, float), ("ttl", ttl, float),
+                                          ("budget", budget, float)):
             if value is not None:
                 setattr(self, attribute, convert(value))
-        if self.timeout <= 0 or self.retries < 0 or self.failure_threshold < 1:
-            raise ValueError(f"http_bureau {name}: timeout > 0, retries >= 0 and failure_threshold >= 1, please")
+        if self.timeout <= 0 or self.retries < 0 or self.failure_threshold < 1 or self.budget <= 0:
+            raise ValueError(f"http_bureau {name}: timeout > 0, retries >= 0, failure_threshold >= 1 and "
+                             "budget > 0, please")
         self._check_max_answer_bytes(max_answer_bytes)
         if cost is not None:
             try:

@@ -92,8 +92,11 @@ class MonitoringStore:
         return rows[0] if rows else None
 
     def customer_by_document(self, document: str) -> dict | None:
-        rows = list(self.db.query("select * from customers where document = ? order by id limit 1", [document]))
-        return rows[0] if rows else None
+        # A plain read: sqlite-utils' query() wraps every statement in a savepoint (three statements),
+        # and this runs on every evaluation of a policy that reads portfolio.customer.
+        cursor = self.db.execute("select * from customers where document = ? order by id limit 1", [document])
+        row = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], row)) if row else None
 
     # ---- limits ----
     def limit(self, customer_id: str, db=None) -> Limit:

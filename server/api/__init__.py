@@ -7,6 +7,8 @@ from .kpis import KpiController
 from .monitoring import EventController, LimitController, MonitoringController
 from .ops import OperationsController
 from .policies import PolicyController
+from .replays import ReplayController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
-          CollectionController, KpiController, EventController, LimitController, MonitoringController]
+          CollectionController, KpiController, EventController, LimitController, MonitoringController,
+          ReplayController]

@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
+from regua.engine.trace import uniform as uniform_trace
 
 from ..errors import ApiError
 from ..evaluator import document_hash
@@ -40,7 +41,7 @@ def _record(row: dict) -> DecisionRecord:
         row["id"], created_at, PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
         body["outputs"], body["reasons"], _decode(row["input"]),
         explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at),
-        body["connector_calls"], body["trace"], row["request_id"], row["api_key"], row["duration_ms"])
+        body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"])
 
 
 def _normalize_document(text: str) -> str:
