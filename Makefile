@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_monitoring.py
 	$(BIN)/python benchmarks/bench_editor.py
 	$(BIN)/python benchmarks/bench_lab.py
+	$(BIN)/python benchmarks/bench_console.py
 	$(BIN)/python benchmarks/bench_postgres.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one

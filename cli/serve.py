@@ -38,6 +38,11 @@ def curl_example(settings: Settings) -> str:
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'")
 
 
+def console_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    return f"http://{host}:{settings.server.port}/console/"
+
+
 def _overrides(**values) -> dict[str, str]:
     names = {"sandbox": "REGUA_SANDBOX", "host": "REGUA_SERVER__HOST", "port": "REGUA_SERVER__PORT",
              "workers": "REGUA_SERVER__WORKERS", "runner": "REGUA_SERVER__RUNNER", "db": store_variable(values.get("db")),
@@ -116,6 +121,7 @@ def _banner(settings: Settings) -> None:
         for line in lines:
             err.print(line, markup=False)
     click.echo("Try it:\n" + curl_example(settings), err=False)
+    click.echo(f"Console: {console_url(settings)} (sign in with an API key)", err=False)
     sys.stdout.flush()
 
 

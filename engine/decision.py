@@ -110,8 +110,9 @@ class Decision(msgspec.Struct, eq=False):
 
     A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
     Python __init__ of nine fields cost more than evaluating a small decision table
-    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before; never encoded as a
-    Struct (to_dict is the wire form).
+    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before. Never encode it as a
+    Struct (msgspec would write its fields as they are): to_dict() is the wire form, with
+    documents masked.
     """
 
     policy: str
@@ -136,7 +137,8 @@ class Decision(msgspec.Struct, eq=False):
     def reason_codes(self) -> list[str]:
         pending = self._pending
         if pending is not None:
-            return pending[0].codes(pending[1])
+            # The default's codes without a call: most decisions of a small policy are the default.
+            return pending[0].codes(pending[1]) if pending[1] is not None else list(pending[0].default_codes)
         return [r.code for r in self._reasons if r.code]
 
     def __repr__(self) -> str:

@@ -239,13 +239,16 @@ class PreparedPolicy:
         rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers,
                          deadline, budget)
         slots = [runtime.UNSET] * self._nslots
-        if trace == "off":
+        if trace == "off" or trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
-            return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt)
-        if trace == "rules":
-            fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
-            return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
-                                         trace_shape.rules_level(self.meta, self._combiner, fired, errors))
+            combiner = self._combiner
+            shown = None if trace == "off" else trace_shape.rules_level(self.meta, combiner, fired, errors)
+            if fired or errors or output_errors:
+                return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt, shown)
+            # Nothing fired or failed: the default, built here (Combiner.decide's first case) because
+            # this is most evaluations of a small policy, where one more call is a tenth of the time.
+            return Decision(combiner.name, combiner.version, combiner.default.verb, outputs, None, shown, rt.calls,
+                            combiner.output_types, (combiner, None, inputs, slots, rt.today))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
             full = self._combiner.full_trace(rule_trace, slots)

@@ -5,7 +5,9 @@
 - `regua.lab.backtest`: evaluate a policy (and another, for swap sets) on a dataset of
   applications, with a default label for bad rates;
 - `regua.lab.parallel`: both spread over worker processes, each compiling the policy once from
-  its source and returning a partial report that merges into the whole.
+  its source and returning a partial report that merges into the whole;
+- `regua.lab.distributed`: the same on a Dask cluster (the `lab` extra);
+- `regua.lab.html`: the self-contained HTML reports (`--html`).
 
 The lab reads no store itself: the command line hands it records (server.replay_source).
 """

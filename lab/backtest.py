@@ -1,6 +1,6 @@
 """Backtest: evaluate a policy (and another, for swap sets) on a dataset of applications.
 
-The dataset (CSV or JSON Lines) has one application per row:
+The dataset (CSV, JSON Lines or Parquet; see read_rows) has one application per row:
 
 - a column per input field of the policy, named like the field (other columns are ignored by the
   policy, and can be used with `--by`); an empty cell is an absent field (its default applies);

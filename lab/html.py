@@ -80,8 +80,9 @@ def bars(labels: list[str], series: list[tuple[str, list[float]]], percent: bool
     return "".join(parts)
 
 
-def histogram(bins: list[list], width: int = 640, height: int = 180) -> str:
-    """Vertical bars of (lower bound, count) bins: the distribution of money deltas."""
+def histogram(bins: list[list], high=None, width: int = 640, height: int = 180) -> str:
+    """Vertical bars of (lower bound, count) bins: the distribution of money deltas, from the
+    first bin's lower bound to `high` (the largest delta)."""
     if not bins:
         return ""
     peak = max(n for _, n in bins) or 1
@@ -93,7 +94,8 @@ def histogram(bins: list[list], width: int = 640, height: int = 180) -> str:
         parts.append(f'<rect x="{x:.1f}" y="{height - h + 4:.1f}" width="{step - 2:.1f}" height="{h:.1f}" '
                      f'fill="{SERIES_COLOURS[0]}"><title>from {_e(_money(low))}: {n}</title></rect>')
     parts.append(f'<text x="10" y="{height + 22}">{_e(_money(bins[0][0]))}</text>'
-                 f'<text x="{width - 10}" y="{height + 22}" text-anchor="end">{_e(_money(bins[-1][0]))}</text>')
+                 f'<text x="{width - 10}" y="{height + 22}" text-anchor="end">'
+                 f'{_e(_money(bins[-1][0] if high is None else high))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -145,7 +147,7 @@ def replay_html(data: dict) -> str:
                             ("min", "median", "max", "mean")]]])]
         if distribution.get("histogram"):
             body += ['<p class="note">Distribution of the deltas of the decisions whose value changed</p>',
-                     histogram(distribution["histogram"])]
+                     histogram(distribution["histogram"], distribution.get("max"))]
     if data["rules"]:
         rules = data["rules"]
         body += ["<h2>Rules</h2>",

@@ -3,8 +3,7 @@
 Each worker compiles the policy once, from its source (sent once, in the pool's initializer: a
 compiled policy holds code objects and is not sent between processes), then turns chunks of
 records into partial reports; the parent merges them in chunk order, so the result is the one a
-single process gives. Dask (a cluster, out-of-core inputs) is left for later: one machine's cores
-cover the decision logs a single SQLite store holds.
+single process gives. On a cluster: regua.lab.distributed (Dask).
 """
 
 from __future__ import annotations

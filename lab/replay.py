@@ -182,6 +182,8 @@ class Replayer:
             raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None
         if not isinstance(data, dict) or not isinstance(body, dict):
             raise _Unreplayable("DAMAGED_RECORD", "stored input or answer is not an object")
+        # cut by the stored input, fields the candidate dropped included (a decision's region, say)
+        cut = {name: data.get(name) for name in self.by}
         dropped = [key for key in data if key not in self.known]
         for key in dropped:
             report.dropped_fields[key] = report.dropped_fields.get(key, 0) + 1
@@ -222,8 +224,7 @@ class Replayer:
         changed = before_outcome != decision.outcome or bool(changed_outputs)
         key = f"{before_outcome}>{decision.outcome}"
         report.transitions[key] = report.transitions.get(key, 0) + 1
-        for name in self.by:
-            value = data.get(name)
+        for name, value in cut.items():
             counts = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), [0, 0])
             counts[0] += 1
             counts[1] += changed
@@ -251,7 +252,7 @@ class Replayer:
             "outputs_after": {n: after_outputs.get(n) for n in changed_outputs},
             "deltas": deltas, "rules_on": sorted(after_rules - before_rules),
             "rules_off": sorted(before_rules - after_rules),
-            "by": {name: data.get(name) for name in self.by},
+            "by": cut,
         })
 
 

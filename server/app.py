@@ -15,7 +15,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from regua.plugins.registry import Registry
@@ -24,6 +24,9 @@ from .api import ROUTES
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
+from .console import check_console_access, console_router, static_router
+from .console.session import SessionStore
+from .console.swagger import SWAGGER_ASSETS, swagger_assets_router
 from .errors import exception_handlers
 from .logs import configure_logging
 from .metrics import RequestTimingMiddleware
@@ -50,8 +53,11 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     async def on_shutdown(app: Litestar) -> None:
         services.stop()
 
+    # The web console reads and writes the store through SQLite connections: not on a PostgreSQL
+    # store yet (docs/operating.md, scaling out), where /console is absent rather than broken.
+    console = [] if settings.store.url else [console_router()]
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *console, static_router(), swagger_assets_router()],
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
                     ApiKeyMiddleware(services.keyring)],
@@ -59,7 +65,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         before_request=strict_json_body,
         request_class=JsonBodyRequest,
         plugins=[StrictStructSchemaPlugin()],
-        state=State({"services": services}),
+        state=State({"services": services,
+                     "console_sessions": SessionStore(services.store, services.keyring)}),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         request_max_body_size=settings.server.max_body_bytes,
@@ -69,7 +76,10 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, dto=None, return_dto=None,
                                   opt=dict(PUBLIC)),
             description="Credit decisions from checked, compiled policies. See docs/http-api.md.",
-            render_plugins=[ScalarRenderPlugin()],
+            # Swagger UI from the swagger-ui-py package, served by this app: no CDN, works offline (and
+            # no favicon request either).
+            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"], favicon="<link rel='icon' href='data:,'>",
+                                                **SWAGGER_ASSETS)],
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", description="an API key (regua keys new)"),
                 "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         logging_config=None,
         debug=False,
     )
+    check_console_access(app)  # the console's pages too: each declares its scopes
     check_route_access(app)  # fail closed: a route that declares neither a scope nor PUBLIC stops the app here
     document_error_bodies(app)
     return app

@@ -102,6 +102,10 @@ class KeyRing:
             keys = [ApiKey(name="sandbox", hash=hash_key(SANDBOX_KEY), scopes=list(SCOPES))]
         return cls(keys)
 
+    def by_hash(self, digest: str) -> ApiKey | None:
+        """The configured key with this "sha256:<hex>" hash (console sessions remember keys by hash)."""
+        return self._by_hash.get(digest.lower())
+
     def identify(self, presented: str | None) -> ApiKey | None:
         if not presented:
             return None

@@ -112,8 +112,15 @@ def records(path: str, window: Window, sample: int | None = None, seed: int = 16
     where += " and purged_at is null"
     with _reader(path) as db:
         if sample is not None:
-            ids = [row[0] for row in db.execute(f"select id from decisions where {where} order by id", params)]
-            chosen = sorted(random.Random(seed).sample(ids, min(sample, len(ids))))
+            # Reservoir sampling (algorithm R): memory grows with the sample, not with the window.
+            rng, chosen = random.Random(seed), []
+            for seen, (decision_id,) in enumerate(db.execute(f"select id from decisions where {where} order by id",
+                                                            params)):
+                if seen < sample:
+                    chosen.append(decision_id)
+                elif (slot := rng.randrange(seen + 1)) < sample:
+                    chosen[slot] = decision_id
+            chosen.sort()
             for start in range(0, len(chosen), 500):
                 part = chosen[start:start + 500]
                 rows = db.execute("select id, outcome, body, input, connector_answers from decisions where id in "

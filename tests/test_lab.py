@@ -145,6 +145,9 @@ def test_rows_whose_shape_changed_are_counted_never_fatal(served_log, tmp_path):
     shape = next(e for e in report["error_list"] if e["code"] == "INPUT_SHAPE")
     assert shape["id"] == ids[1] and "input.valor_pedido" in shape["detail"]
     assert report["replayed"] == served_log[1] - 2 and report["changed"] == 0
+    # a field the candidate dropped can still cut the report: the stored input is what is cut
+    cuts = json.loads(_invoke("replay", CHAMPION, "--db", db, "--by", "campo_antigo", "--json", "-").output)["cuts"]
+    assert {"value": "1", "replayed": 1, "changed": 0} in cuts["campo_antigo"]
 
 
 def test_replay_usage_errors(served_log, tmp_path):
@@ -485,3 +488,17 @@ retries = 0
     assert result.exit_code == 2 and "--live and --budget go together" in result.output
     result = _invoke("replay", candidate, "--db", db, "--live", "--budget", "muito")
     assert result.exit_code == 2 and "not an amount in BRL" in result.output
+
+
+def test_a_sample_is_drawn_from_the_window_reproducibly(served_log):
+    from regua.server import replay_source
+
+    db, count = served_log
+    window = replay_source.Window("credito_b2b")
+    everything = [r["id"] for r in replay_source.records(str(db), window)]
+    drawn = [r["id"] for r in replay_source.records(str(db), window, sample=5)]
+    assert len(drawn) == 5 and drawn == sorted(drawn) and set(drawn) <= set(everything)
+    assert drawn == [r["id"] for r in replay_source.records(str(db), window, sample=5)]  # same seed, same draw
+    assert [r["id"] for r in replay_source.records(str(db), window, sample=count + 10)] == everything
+    report = json.loads(_invoke("replay", CHAMPION, "--db", db, "--sample", "5", "--json", "-").output)
+    assert (report["total"], report["replayed"]) == (5, 5)

@@ -17,6 +17,7 @@ from decimal import Decimal
 import pytest
 
 from regua.dsl.diagnostics import PolicyError
+from regua.dsl.limits import MAX_LITERAL_CHARS
 from regua.engine.compiler import check_source, compile_policy
 from regua.engine.connectors import Connectors, Fixture
 
@@ -240,12 +241,22 @@ def test_policy_identifiers_never_appear_as_python_names():
 
 
 def test_very_long_identifiers_and_strings():
-    name = "nome_" + "á" * 20_000
-    text = "z" * 100_000
+    # As long as the literal limit (dsl/limits.py, E007) allows: the generated code stays safe.
+    name = "nome_" + "á" * (MAX_LITERAL_CHARS - 10)
+    text = "z" * MAX_LITERAL_CHARS
     source = H + f"input\n  {name}: int\nlet {name}_2 = {name} + 1\nlet t = \"{text}\"\n" + D + f"output {name}_2, t\n"
     prepared, decision = run(source, {name: 1})
     assert_generated_code_is_safe(prepared, [name])
     assert decision.outputs == {f"{name}_2": 2, "t": text}
+
+
+def test_a_name_or_text_past_the_literal_limit_is_a_located_error():
+    for long in ("nome_" + "á" * MAX_LITERAL_CHARS, '"' + "z" * (MAX_LITERAL_CHARS + 1) + '"'):
+        source = H + f"input\n  valor: int\nlet x = {long}\n" + D + "output x\n"
+        with pytest.raises(PolicyError) as info:
+            run(source, {"valor": 1})
+        (error,) = [d for d in info.value.diagnostics if d.code == "E007"]
+        assert error.span.line == source.count("\n", 0, source.index(long)) + 1
 
 
 CONFUSABLES = [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import anyio.to_thread
@@ -19,6 +20,7 @@ from ..schemas import ErrorBody
 from .deps import Svc, api_key_name, services
 
 MAX_BY = 10
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_TOP = 1000
 
 _ERRORS = {401: ResponseSpec(ErrorBody, description="no valid API key"),
@@ -35,7 +37,7 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     end: dt.date | None = msgspec.field(default=None, name="to")
     #: At most this many decisions, drawn at random (reproducibly) from the window.
     sample: int | None = None
-    #: Input fields to cut the changes by.
+    #: Stored input fields to cut the changes by.
     by: list[str] = []
     #: How many changed decisions the report lists.
     top: int = 10
@@ -73,6 +75,9 @@ def _order(data: ReplayRequest) -> ReplayOrder:
         raise _invalid(f"top must be between 0 and {MAX_TOP}", "top")
     if len(data.by) > MAX_BY:
         raise _invalid(f"at most {MAX_BY} fields to cut by", "by")
+    for i, name in enumerate(data.by):
+        if not _FIELD_NAME.match(name):
+            raise _invalid("a field to cut by is an input field's name", f"by[{i}]")
     if data.start and data.end and data.start > data.end:
         raise _invalid("from is after to", "from")
     return ReplayOrder(data.candidate, data.policy, data.start, data.end, data.sample, tuple(data.by), data.top)
