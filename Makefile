@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_console.py
 	$(BIN)/python benchmarks/bench_postgres.py
+	$(BIN)/python benchmarks/bench_experiments.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one
 # PASS/MISS line per target, exit 1 on a miss beyond its noise margin (benchmarks/bench_quick.py).

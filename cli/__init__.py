@@ -12,7 +12,7 @@ import click
 
 from regua import __version__
 
-from . import collect, keys, kpis, lab, lsp, monitor, policy, portfolio, purge, serve
+from . import collect, experiments, explain, keys, kpis, lab, lsp, monitor, policy, portfolio, purge, serve
 
 
 @click.group()
@@ -25,6 +25,7 @@ COMMANDS: list[click.Command] = [
     policy.check_command,
     policy.fmt_command,
     policy.eval_command,
+    explain.explain_command,
     policy.test_command,
     policy.graph_command,
     policy.plugins_command,
@@ -40,6 +41,7 @@ COMMANDS: list[click.Command] = [
     lab.replay_command,
     lab.backtest_command,
     serve.serve_command,
+    experiments.experiments_group,
     keys.keys_group,
     lsp.lsp_command,
 ]

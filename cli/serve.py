@@ -138,12 +138,18 @@ def _run(settings: Settings) -> None:  # pragma: no cover — exercised by the e
     if server.runner == "granian":
         from granian import Granian
         from granian.constants import Interfaces
+        from granian.http import HTTP1Settings
 
+        # Slow clients (regua.server.slow_clients): granian bounds the headers itself, the app the body.
+        http1 = HTTP1Settings(header_read_timeout=max(1, int(server.header_timeout * 1000)))
         Granian(APP_FACTORY, address=server.host, port=server.port, interface=Interfaces.ASGI,
-                workers=server.workers, factory=True, log_access=server.access_log).serve()
+                workers=server.workers, factory=True, log_access=server.access_log, http1_settings=http1).serve()
         return
     import uvicorn
 
+    from regua.server.uvicorn_protocol import HeaderTimeoutHttpTools
+
+    # uvicorn has no header timeout of its own: its httptools protocol with one (server.header_timeout).
     uvicorn.run(APP_FACTORY, factory=True, host=server.host, port=server.port, workers=server.workers,
                 log_config=None, access_log=server.access_log, timeout_graceful_shutdown=30,
-                server_header=False)
+                server_header=False, http=HeaderTimeoutHttpTools)

@@ -246,6 +246,27 @@ class OutputDecl(Node):
     items: list[OutputItem]
 
 
+@dataclass(eq=False)
+class Actionable(Node):
+    """One actionable fact: an input (`path == [name]`) or a connector fact
+    (`bureau.serasa.score.value`: the connector's qualified name, then the field path), which a
+    counterfactual explanation may move within `low..high`."""
+
+    path: list[str]
+    low: Expr
+    high: Expr
+    label: str | None = None
+
+    @property
+    def target(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(eq=False)
+class ActionableDecl(Node):
+    items: list[Actionable]
+
+
 # ---- tests -------------------------------------------------------------------
 
 
@@ -303,6 +324,10 @@ class Policy(Node):
     @property
     def tests(self) -> list[TestDecl]:
         return self.of_type(TestDecl)
+
+    @property
+    def actionable(self) -> list[Actionable]:
+        return [i for decl in self.of_type(ActionableDecl) for i in decl.items]
 
     @property
     def outputs(self) -> list[OutputItem]:

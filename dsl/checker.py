@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from . import ast, collection
 from . import types as T
+from .actionable import ActionableTarget, check_actionable
 from .ast import free_names
 from .constants import NotConstant, constant
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Severity, Span, did_you_mean
@@ -53,6 +54,8 @@ class CheckedPolicy:
     warnings: list[Diagnostic] = field(default_factory=list)
     # Rule indexes in evaluation order: a rule that reads fired(other) comes after `other`.
     rule_order: list[int] = field(default_factory=list)
+    # What counterfactual explanations may change (dsl/actionable.py), in declaration order.
+    actionable: list[ActionableTarget] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -77,6 +80,7 @@ class Checker:
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
         self.rule_order: list[int] = []
+        self.actionable: list[ActionableTarget] = []
         self.kind = KINDS.get(policy.kind)
         self.severities = self.kind.actions if self.kind else {}
         self.collection = policy.kind == "collection"
@@ -97,6 +101,7 @@ class Checker:
             ("tables", self.check_tables),
             ("outputs", self.check_outputs),
             ("tests", self.check_tests),
+            ("actionable", self.check_actionable),
             ("limits", self.check_limits),
             ("lint", self.lint),
         ]
@@ -123,6 +128,7 @@ class Checker:
             severities=self.severities,
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
             rule_order=self.rule_order,
+            actionable=self.actionable,
         )
 
     # ---- header ----
@@ -301,6 +307,10 @@ class Checker:
     def lint(self) -> None:
         if not self.bag.has_errors:  # warnings about a policy that does not compile would be noise
             Linter(self.policy, self.bag, self.severities).run(self.kind is not None and self.kind.fixed_input is None)
+
+    def check_actionable(self) -> None:
+        self.actionable = check_actionable(self.policy, self.input_type, self.env.connectors, self.bag,
+                                           self.constant_of_type)
 
     def check_limits(self) -> None:
         check_record_nesting(self.records, self.policy.of_type(ast.RecordDecl), self.bag)

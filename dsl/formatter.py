@@ -268,6 +268,12 @@ class _ItemPrinter(ast.Visitor):
         parts = [o.name + (f" = {expr(o.value)}" if o.value is not None else "") for o in item.items]
         self.p.line(0, "output " + ", ".join(parts), item.span.line)
 
+    def visit_ActionableDecl(self, item: ast.ActionableDecl) -> None:
+        self.p.line(0, "actionable", item.span.line)
+        for a in item.items:
+            text = f"{a.target} in {expr(a.low, P_SUM)}..{expr(a.high, P_SUM)}"
+            self.p.line(1, text + (f" {quote(a.label)}" if a.label is not None else ""), a.span.line)
+
     def visit_TestDecl(self, item: ast.TestDecl) -> None:
         _test(self.p, item)
 

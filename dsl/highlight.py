@@ -23,7 +23,7 @@ from pygments.token import Comment, Keyword, Literal, Name, Number, Operator, Pu
 
 #: Words that open an item or a block: the outline of a policy.
 DECLARATION_WORDS = ("policy", "kind", "version", "description", "input", "record", "enum", "let", "rule", "step",
-                     "table", "default", "on", "error", "output", "test")
+                     "table", "default", "on", "error", "output", "actionable", "test")
 #: The other keywords (clauses, tests, durations, collection steps).
 CLAUSE_WORDS = ("when", "set", "by", "priority", "else", "if", "then", "otherwise", "for", "where", "list", "of",
                 "given", "as", "expect", "reasons", "returns", "fails", "at", "due", "before", "after", "steps", "day",

@@ -156,6 +156,16 @@ class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands o
         return ast.OutputItem(str(name), value, span=Span.of(name))
 
     # ---- tables ----
+    def actionable_decl(self, meta, *items):
+        return ast.ActionableDecl(list(items), span=_span(meta))
+
+    def actionable_item(self, meta, target, low, high, label):
+        path, span = target
+        return ast.Actionable(path, low, high, _text(label) if label else None, span=span)
+
+    def actionable_target(self, meta, *names):
+        return [str(n) for n in names], _span(meta)
+
     def table_decl(self, meta, name, hit_policy, *rest):
         inputs = [r for r in rest if isinstance(r, ast.Expr)]
         rows = [r for r in rest if isinstance(r, ast.Row)]
@@ -510,7 +520,7 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
 
 MAX_SYNTAX_ERRORS = 50
 ITEM_WORDS = frozenset(("description", "input", "record", "enum", "let", "rule", "step", "table", "default", "on",
-                        "output", "test"))
+                        "output", "actionable", "test"))
 
 
 def _parse_recovering(text: str, bag: DiagnosticBag):

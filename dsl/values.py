@@ -302,7 +302,7 @@ def _coerce_scalar(value, typ: T.Type, path: str = ""):
 # built once. Paths are relative and only assembled when an error travels up.
 
 _COERCERS: dict[tuple[int, bool, bool], tuple[T.Type, object]] = {}
-_MAX_COERCERS = 4096  # types come and go with policy reloads; never grow without bound
+_MAX_COERCERS = 512  # types come and go with policy publishes: a few per version, a few kB each; bounded
 
 
 def coercer(typ: T.Type, strict: bool = True, *, cents: bool = False):

@@ -96,6 +96,7 @@ def _action(checked: CheckedPolicy, action) -> ActionMeta:
 
 def build_artifact(checked: CheckedPolicy, digest: str):
     """Stages after checking: rule graph, code generation, Python compile, metadata."""
+    from .actionable import actionable_specs
     from .codegen import generate, too_deep
     from .graph import build_graph
     from .projection import connector_paths, project
@@ -139,6 +140,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         graph=graph.to_dict(),
         full_start=generated.full_start,
         input_loops=generated.input_loops,
+        actionable=actionable_specs(checked),
     )
     return meta, code
 

@@ -104,6 +104,8 @@ class PolicyMeta:
     #: The policy goes through lists that come from its input: its cost grows with the input
     #: (the server never evaluates it on its event loop).
     input_loops: bool = False
+    # What counterfactual explanations may change, with thresholds (engine.actionable.ActionableSpec).
+    actionable: list = field(default_factory=list)
 
 
 class PreparedPolicy:

@@ -144,6 +144,10 @@ def root_expressions(policy: ast.Policy):
                 yield item, row.result
         elif isinstance(item, ast.OutputDecl):
             yield from ((item, i.value) for i in item.items if i.value is not None)
+        elif isinstance(item, ast.ActionableDecl):
+            for actionable in item.items:
+                yield item, actionable.low
+                yield item, actionable.high
         elif isinstance(item, ast.TestDecl):
             for stmt in item.statements:
                 if stmt.kind == "given":

@@ -96,7 +96,7 @@ def describe(analysis: Analysis, key: Key) -> str | None:
             filled = checker.kind.filled_by if checker.kind else "the engine"
             return _code(f"input {name}: {typ}") + f"\n\nFilled by {filled}" + (f": {spec.doc}" if spec and spec.doc else ".")
         heading = {"input": f"input {name}: {typ}", "let": f"let {name}: {typ}",
-                   "table": f"table {name} ({getattr(definition.node, 'hit_policy', '?')}): {typ}"}[kind]
+                   "table": f"table {name} ({getattr(getattr(definition, 'node', None), 'hit_policy', '?')}): {typ}"}[kind]
         return _code(heading) + (f"\n\nDeclared as `{written}`" if written else "")
     if kind == "rule" and definition is not None:
         rule: ast.Rule = definition.node

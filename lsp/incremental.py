@@ -20,12 +20,13 @@ import unicodedata
 
 from regua.dsl import ast
 from regua.dsl.diagnostics import PolicyError, Span
+from regua.dsl.limits import check_size
 from regua.dsl.parser import parse
 from regua.dsl.source import code_chars
 
 # dsl.parser's item keywords: a line at the margin starting with one of them starts an item.
 ITEM_WORDS = frozenset(("description", "input", "record", "enum", "let", "rule", "step", "table", "default", "on",
-                        "output", "test"))
+                        "output", "actionable", "test"))
 BRACKETS = re.compile(r"[()\[\]{}]")
 PREFIX = "policy p kind credit\n"  # what a piece is parsed behind; its first line is line 2
 MAX_CACHED = 20_000
@@ -38,6 +39,7 @@ class ItemCache:
 
     def parse(self, text: str, file: str) -> ast.Policy:
         """The policy `parse(text, file)` would give; PolicyError as it would raise it."""
+        check_size(text, file)  # the whole text's size (E007), as parse checks it; pieces are smaller
         text = unicodedata.normalize("NFC", text)
         if not text.endswith("\n"):
             text += "\n"

@@ -20,7 +20,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from regua.plugins.registry import Registry
 
+from . import slow_clients
 from .api import ROUTES
+from .api.experiments import ExperimentController
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_json_body
 from .config import Settings, load_settings
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.server.access_log, settings.log_format)
     services = build_services(settings, registry, today)
+    slow_clients.HEADER_TIMEOUT = settings.server.header_timeout  # for uvicorn's protocol (cli/serve.py)
     if settings.sandbox:
         log.warning("SANDBOX MODE: synthetic bureau answers, development API key; never use in production")
 
@@ -53,15 +56,19 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     async def on_shutdown(app: Litestar) -> None:
         services.stop()
 
-    # The web console reads and writes the store through SQLite connections: not on a PostgreSQL
-    # store yet (docs/operating.md, scaling out), where /console is absent rather than broken.
-    console = [] if settings.store.url else [console_router()]
+    # The web console and experiments read and write the store through SQLite connections: not on a
+    # PostgreSQL store yet (docs/operating.md, scaling out), where /console and /experiments are
+    # absent rather than broken (and the evaluator routes no request to an experiment there).
+    on_postgres = bool(settings.store.url)
+    console = [] if on_postgres else [console_router()]
+    routes = [route for route in ROUTES if not (on_postgres and route is ExperimentController)]
     app = Litestar(
-        route_handlers=[*ROUTES, *console, static_router(), swagger_assets_router()],
+        route_handlers=[*routes, *console, static_router(), swagger_assets_router()],
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
+                    slow_clients.body_timeout(settings.server.body_timeout),
                     ApiKeyMiddleware(services.keyring)],
-        exception_handlers=exception_handlers(postgres=bool(settings.store.url)),
+        exception_handlers=exception_handlers(postgres=on_postgres),
         before_request=strict_json_body,
         request_class=JsonBodyRequest,
         plugins=[StrictStructSchemaPlugin()],

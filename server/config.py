@@ -56,6 +56,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     evaluation_budget: float = 1.0
     #: Most items in any list of an input, at any depth (more: 422 TOO_MANY_ITEMS at its path).
     max_list_items: int = 10_000
+    #: Seconds a client may take to send a request's headers (then 408 and the connection closed).
+    header_timeout: float = 10.0
+    #: Seconds a client may take to send a request's body, from its headers (then 408 REQUEST_TIMEOUT).
+    body_timeout: float = 30.0
     #: One log line per request (masked). Off by default: the decision log and /metrics cover traffic.
     access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
@@ -246,6 +250,8 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.workers: must be at least 1")
     if not settings.server.connector_budget > 0:
         problems.append("server.connector_budget: must be more than 0 seconds")
+    if not (settings.server.header_timeout > 0 and settings.server.body_timeout > 0):
+        problems.append("server.header_timeout and server.body_timeout: must be more than 0 seconds")
     if not settings.server.evaluation_budget > 0:
         problems.append("server.evaluation_budget: must be more than 0 seconds")
     if settings.policies.max_source_chars < 1000 or settings.policies.max_literal_chars < 100:

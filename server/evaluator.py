@@ -23,6 +23,7 @@ from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import encode_answers
+from regua.engine.trace import uniform as uniform_trace
 
 from .decision_log import DecisionLog
 from .errors import ApiError
@@ -60,6 +61,16 @@ def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
+def _current_shape(body: str) -> str:
+    """A stored answer as this server would write it: a decision recorded before the trace had one
+    shape (a bare list at level rules) is replayed with the trace in the shape of today's answers."""
+    if '"trace":[' not in body and '"trace":{"rules"' not in body:
+        return body  # null, or already {"level": ...}
+    data = msgspec.json.decode(body)
+    data["trace"] = uniform_trace(data.get("trace"))
+    return _encode(data).decode()
+
+
 class Evaluation(msgspec.Struct):
     """A finished evaluation: the response body and, when it was replayed, a marker."""
 
@@ -70,8 +81,9 @@ class Evaluation(msgspec.Struct):
 class Evaluator:
     def __init__(self, policies: PolicyService, connectors: Connectors, store: Store, log: DecisionLog,
                  metrics: Metrics, durability: str = "batched", today=brazil.today, connector_budget: float = 8.0,
-                 evaluation_budget: float | None = 1.0, max_list_items: int | None = 10_000):
+                 evaluation_budget: float | None = 1.0, max_list_items: int | None = 10_000, experiments=None):
         self.policies = policies
+        self.experiments = experiments  # server.experiments.ExperimentService: champion/challenger routing
         self.connector_budget = connector_budget
         self.evaluation_budget = evaluation_budget
         self.max_list_items = max_list_items
@@ -114,6 +126,12 @@ class Evaluator:
         except InvalidInput as error:
             raise ApiError(422, "INVALID_INPUT", f"the input does not fit policy {prepared.name}",
                            error.to_list()) from None
+        revision, route = active.revision, None
+        if self.experiments is not None and self.experiments.running:
+            route = self.experiments.route(prepared.name, inputs)
+            if route is not None:  # the arm's revision decides (challengers have the champion's inputs)
+                prepared = self.experiments.prepared_for(route, active)
+                revision = route.arm.revision or active.revision
         input_hash = None
         if request_id is not None and not dry_run:
             # The values as the policy reads them, not as written: 4.0 and 4 for an int are one input.
@@ -137,7 +155,7 @@ class Evaluator:
         elapsed = time.perf_counter() - started
         try:
             body = _encode(EvaluateResponse(
-                decision_id, PolicyRef(prepared.name, prepared.version, active.revision), decision.outcome,
+                decision_id, PolicyRef(prepared.name, prepared.version, revision), decision.outcome,
                 result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
                 round(elapsed * 1000, 3), dry_run))
         except (ValueError, OverflowError):  # a whole number too long to write (Python's 4300-digit limit)
@@ -149,10 +167,12 @@ class Evaluator:
         if dry_run:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
-        row = (decision_id, prepared.name, prepared.version, active.revision, decision.outcome,
+        row = (decision_id, prepared.name, prepared.version, revision, decision.outcome,
                body.decode(), _encode_input(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
                request_id, api_key, round(elapsed * 1000, 3), encode_answers(decision.connector_calls))
+        if route is not None:  # which arm decided, and the shadows beside it: off the response path
+            self.experiments.worker.submit(route, decision_id, decision, inputs, today, row[-1], row[8])
         if request_id is not None:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
             if existing is not None:  # another request with this id won the race
@@ -173,4 +193,4 @@ class Evaluator:
                            f"request_id '{request_id}' was already used with a different input",
                            [{"code": "IDEMPOTENCY_CONFLICT", "message": "already used with a different input",
                              "location": "request_id"}])
-        return Evaluation(existing["body"].encode(), replayed=True)
+        return Evaluation(_current_shape(existing["body"]).encode(), replayed=True)

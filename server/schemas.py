@@ -229,6 +229,35 @@ class DecisionRecord(msgspec.Struct):
     duration_ms: float
 
 
+class CounterfactualChange(msgspec.Struct):
+    fact: str  # as written in the policy's `actionable` block
+    label: str  # for people
+    type: str  # int, decimal, money or percent
+    from_: Any = msgspec.field(name="from")
+    to: Any = None
+    direction: str = "down"  # down or up
+
+
+class CounterfactualAlternative(msgspec.Struct):
+    changes: list[CounterfactualChange]
+    outcome: str
+    reasons: list[str]
+    size: float  # the changes' sizes relative to their declared bounds, summed
+
+
+class CounterfactualsOut(msgspec.Struct):
+    decision_id: str
+    outcome: str
+    target: str
+    status: str  # found, none_within_bounds, not_needed, no_actionable_facts
+    facts: list[str]
+    alternatives: list[CounterfactualAlternative]
+    complete: bool
+    evaluations: int
+    skipped: list[str]
+    sentence: str | None
+
+
 class DecisionSummary(msgspec.Struct):
     decision_id: str
     created_at: str
@@ -257,3 +286,33 @@ class Readiness(msgspec.Struct):
     problems: int
     decision_backlog: int
     breakers: dict[str, str]
+
+
+# ---- experiments ----
+_ARM_NAME = Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ChallengerIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, _ARM_NAME]
+    share: Annotated[float, Meta(ge=0, le=100)] = 0  # percent of traffic; 0 makes a shadow challenger
+    source: Annotated[str, Meta(min_length=1)] | None = None  # a new version, stored (never activated)
+    revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None  # or an existing revision
+    sample: Annotated[float, Meta(gt=0, le=1)] | None = None  # shadows: the fraction of requests evaluated
+
+
+class ExperimentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, _ARM_NAME]
+    policy: Annotated[str, Meta(min_length=1, max_length=200)]
+    challengers: Annotated[list[ChallengerIn], Meta(min_length=1, max_length=10)]
+    key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # default: the CPF/CNPJ input
+    salt: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # default: random
+    champion_share: Annotated[float, Meta(ge=0, le=100)] | None = None
+
+
+class SharesIn(msgspec.Struct, forbid_unknown_fields=True):
+    shares: dict[str, Annotated[float, Meta(ge=0, le=100)]] = {}
+    samples: dict[str, Annotated[float, Meta(gt=0, le=1)]] = {}
+
+
+class PromoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    arm: Annotated[str, _ARM_NAME]

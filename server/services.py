@@ -18,6 +18,7 @@ from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
 from .evaluator import Evaluator
+from .experiments import ExperimentService
 from .metrics import Metrics
 from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
@@ -94,6 +95,8 @@ class Services:
         self.monitoring.stop()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.evaluator.experiments is not None:
+            self.evaluator.experiments.worker.close()
         self.decision_log.close()
 
 
@@ -123,10 +126,16 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
+    # Experiments keep their state through SQLite connections (server/experiment_store.py): none on a
+    # PostgreSQL store yet, where /experiments is not served and every request takes the active revision.
+    experiments = None
+    if not postgres.is_url(settings.store.url):
+        experiments = ExperimentService(store, policies)
+        experiments.refresh(force=True)
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,
                           evaluation_budget=settings.server.evaluation_budget,
-                          max_list_items=settings.server.max_list_items, **evaluator_kwargs)
+                          max_list_items=settings.server.max_list_items, experiments=experiments, **evaluator_kwargs)
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})

@@ -123,3 +123,24 @@ def test_edited_policies_check_as_regua_check_does(name, edits):
         except PolicyError as error:
             expected = error.diagnostics
         assert analyse(text, "f.regua", ENV, cache).diagnostics == list(expected), (how, line)
+
+
+def test_a_checker_failure_is_one_diagnostic_not_a_crash():
+    from regua.lsp.server import ReguaLanguageServer
+
+    server = ReguaLanguageServer(env=object())  # an environment the checker cannot read: it fails
+    analysis = server._analyse("file:///x.regua", "policy p kind credit\nlet x = round(1)\noutput x\ndefault approve\n")
+    assert analysis.internal_error.startswith("AttributeError") and not analysis.parsed
+
+
+def test_a_policy_over_the_size_limit_is_refused_as_the_parser_refuses_it():
+    from regua.dsl import limits
+
+    text = POLICIES["credito_b2b.regua"]
+    saved = limits.MAX_SOURCE_CHARS
+    limits.configure(max_source_chars=len(text) - 10)
+    try:
+        assert outcome(ItemCache().parse, text) == outcome(parse, text)
+        assert outcome(parse, text)[1][0].split(": ")[1] == "error E007"
+    finally:
+        limits.configure(max_source_chars=saved)

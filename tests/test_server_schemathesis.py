@@ -36,13 +36,16 @@ OPERATIONS = [
     "POST /evaluate", "POST /evaluate/{policy}", "POST /evaluate/batch",
     "GET /policies", "GET /policies/{name}", "POST /policies", "PUT /policies/{name}",
     "POST /policies/{name}/rollback", "GET /policies/{name}/schema", "GET /policies/{name}/openapi.json",
-    "GET /decisions", "GET /decisions/{decision_id}",
+    "GET /decisions", "GET /decisions/{decision_id}", "GET /decisions/{decision_id}/counterfactuals",
     "GET /health", "GET /ready", "GET /metrics",
     "POST /portfolio/customers", "POST /portfolio/receivables", "POST /portfolio/payments", "POST /portfolio/agreements",
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
     "GET /collection/queue", "GET /kpis",
     "POST /events", "GET /customers/{customer_id}/limit", "PUT /customers/{customer_id}/limit",
     "GET /monitoring/reviews", "POST /monitoring/recheck", "POST /replays", "GET /replays/{replay_id}",
+    "GET /experiments", "POST /experiments", "GET /experiments/{name}", "PUT /experiments/{name}/shares",
+    "POST /experiments/{name}/pause", "POST /experiments/{name}/resume", "POST /experiments/{name}/stop",
+    "POST /experiments/{name}/promote", "GET /experiments/{name}/report",
 ]
 #: Per operation: the whole file takes about 20 s on a 2-core machine. POST /events needs no API key
 #: but a signature: schemathesis' unsigned requests all get 401 (test_signed_random_alerts_… signs them).

@@ -154,7 +154,8 @@ def test_postgres_keeps_exact_types(postgres_url):
     types = {(row["table_name"], row["column_name"]): row["data_type"] for row in store.query(
         "select table_name, column_name, data_type from information_schema.columns where table_schema = 'public'")}
     for column in [("policy_versions", "created_at"), ("policy_active", "activated_at"), ("decisions", "purged_at"),
-                   ("connector_cache", "expires_at"), ("policy_files", "synced_at")]:
+                   ("connector_cache", "expires_at"), ("policy_files", "synced_at"), ("experiments", "created_at"),
+                   ("experiments", "updated_at"), ("experiment_audit", "at"), ("experiment_decisions", "created_at")]:
         assert types[column] == "timestamp with time zone", column
     assert types[("purges", "before")] == "date"
     row, _ = store.publish_version("p", "1", "source", "hash", "api", "tester", "first")

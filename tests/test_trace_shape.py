@@ -96,3 +96,18 @@ def test_uniform_reads_the_old_rules_level_list():
     assert uniform(None) is None
     current = {"level": "full", "rules": [], "values": {}, "tables": {}}
     assert uniform(current) is current
+
+
+def test_an_idempotent_replay_of_an_old_decision_has_the_shape(server, client):
+    request = {"input": _order("150000.00"), "trace": "rules", "request_id": "forma-antiga-1"}
+    first = client.post("/evaluate/credito_b2b", json=request).json()
+    server.services.decision_log.wait_flushed()
+    legacy_rules = [{"rule": s["rule"], "line": s["line"], "result": s["result"], "outcome": s["outcome"]}
+                    for s in first["trace"]["rules"]]
+    with sqlite3.connect(server.services.settings.store.path) as db:
+        (body,) = db.execute("select body from decisions where id = ?", [first["decision_id"]]).fetchone()
+        old_body = json.dumps({**json.loads(body), "trace": legacy_rules}, separators=(",", ":"))
+        db.execute("update decisions set body = ? where id = ?", [old_body, first["decision_id"]])
+    replay = client.post("/evaluate/credito_b2b", json=request)
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json()["trace"] == first["trace"]

@@ -3,6 +3,7 @@
 from .collection import CollectionController, PortfolioController
 from .decisions import DecisionController
 from .evaluate import EvaluateController
+from .experiments import ExperimentController
 from .kpis import KpiController
 from .monitoring import EventController, LimitController, MonitoringController
 from .ops import OperationsController
@@ -11,4 +12,4 @@ from .replays import ReplayController
 
 ROUTES = [EvaluateController, PolicyController, DecisionController, OperationsController, PortfolioController,
           CollectionController, KpiController, EventController, LimitController, MonitoringController,
-          ReplayController]
+          ReplayController, ExperimentController]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio.to_thread
 import msgspec
@@ -16,11 +16,13 @@ from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
 from regua.engine.trace import uniform as uniform_trace
 
+from ..counterfactuals import NotExplainable, counterfactuals_of, decision_policy
 from ..errors import ApiError
 from ..evaluator import document_hash
-from ..explanation import explain
+from ..explanation import counterfactual_sentence, explain
 from ..ids import ULID, id_floor, id_time
-from ..schemas import DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
+from ..policies import PolicyRejected
+from ..schemas import CounterfactualsOut, DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
 from .deps import Svc, services
 
 _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
@@ -34,14 +36,31 @@ def _created_at(row: dict) -> str:
     return id_time(row["id"]).isoformat(timespec="milliseconds")
 
 
-def _record(row: dict) -> DecisionRecord:
+def _record(row: dict, counterfactuals: dict | None = None) -> DecisionRecord:
     body = _decode(row["body"])
     created_at = _created_at(row)
     return DecisionRecord(
         row["id"], created_at, PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
         body["outputs"], body["reasons"], _decode(row["input"]),
-        explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at),
+        explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at, counterfactuals),
         body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"])
+
+
+def _search(svc: Svc, row: dict, **options):
+    """Counterfactuals of a stored decision, by the policy revision that made it."""
+    prepared = decision_policy(row, svc.store, svc.policies.compile, svc.policies.get(row["policy"]))
+    return counterfactuals_of(row, prepared, **options)
+
+
+def _customer_counterfactuals(svc: Svc, row: dict) -> dict | None:
+    """For the customer's explanation: what would have got an approval, when the policy says what
+    may change. Best effort: a decision that cannot be searched is explained without it."""
+    if row["outcome"] == "approve" or row.get("purged_at"):
+        return None
+    try:
+        return _search(svc, row).to_dict()
+    except (NotExplainable, PolicyRejected):
+        return None
 
 
 def _normalize_document(text: str) -> str:
@@ -90,7 +109,33 @@ class DecisionController(Controller):
         row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
         if row is None:
             raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
-        return _record(row)
+        found = await anyio.to_thread.run_sync(_customer_counterfactuals, svc, row)
+        return _record(row, found)
+
+    @get("/{decision_id:str}/counterfactuals", responses={
+        **_ERRORS, 409: ResponseSpec(ErrorBody, description="the decision cannot be re-evaluated"),
+        410: ResponseSpec(ErrorBody, description="the decision's input was purged")},
+        summary="The smallest changes of the policy's actionable facts that would reach the target outcome")
+    async def counterfactuals(
+            self, svc: Svc, decision_id: FromPath[str],
+            target: Annotated[Literal["approve", "review"], QueryParameter(description="outcome to reach")] = "approve",
+            alternatives: Annotated[int, QueryParameter(ge=1, le=10)] = 3,
+            max_changes: Annotated[int, QueryParameter(ge=1, le=3)] = 2) -> CounterfactualsOut:
+        await self._settle(svc)
+        row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
+        if row is None:
+            raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
+        try:
+            found = await anyio.to_thread.run_sync(
+                lambda: _search(svc, row, target=target, alternatives=alternatives, max_changes=max_changes))
+        except NotExplainable as error:
+            raise ApiError(error.status, error.code, error.message) from None
+        except PolicyRejected as error:
+            raise ApiError(409, "POLICY_VERSION_INVALID", "the policy revision that made this decision no longer "
+                           "compiles", error.to_list()) from None
+        data = found.to_dict()
+        return msgspec.convert({**data, "decision_id": row["id"], "sentence": counterfactual_sentence(data)},
+                               CounterfactualsOut)
 
     @get("/", summary="Find decisions, newest first", responses=_ERRORS)
     async def find(self, svc: Svc, policy: FromQuery[str | None] = None,

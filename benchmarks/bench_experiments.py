@@ -1,0 +1,206 @@
+"""Experiments and counterfactuals: the cost of a shadow challenger on POST /evaluate, and the time
+to explain a decision by counterfactuals.
+
+Run from the repository root:  .venv/bin/python benchmarks/bench_experiments.py [--help]   (or make bench)
+
+Part 1 (needs wrk): two Régua servers side by side, identical but for one experiment on the second
+(champion 100%, one shadow challenger evaluated on every request), driven by wrk in interleaved
+rounds at peak and then paced at half the plain server's peak. Targets: throughput with the shadow
+≥ 0.85× without, p99 ≤ 1.3× (at peak and paced).
+
+Part 2 (in process): counterfactuals for deny/review decisions of the bundled credit policies on
+random orders and bureau answers (seeded), each search timed alone. Target: p95 ≤ 50 ms per decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_server import checker, interleaved, paced_phase, regua_server  # noqa: E402
+from serverkit import request, wrk  # noqa: E402
+
+TARGET_THROUGHPUT = 0.85  # with one shadow / without, at least
+TARGET_P99 = 1.30  # with one shadow / without, at most
+TARGET_COUNTERFACTUAL_P95_MS = 50.0
+AS_OF = dt.date(2026, 11, 22)
+B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
+SHADOW = B2B.replace('version "2026.11.1"', 'version "shadow"').replace(
+    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 120%")
+
+
+# ---- part 1: the shadow's cost over HTTP ---------------------------------------------------------
+
+def create_experiment(port: int) -> None:
+    status, body = request(port, "POST", "/experiments", {
+        "name": "bench", "policy": "credito_b2b", "challengers": [{"name": "sombra", "source": SHADOW, "share": 0}]})
+    if status != 201:
+        raise SystemExit(f"POST /experiments answered {status} {body}")
+
+
+def http_part(args) -> dict:
+    order = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="regua-bench-exp-") as tmp:
+        workdir = Path(tmp)
+        args.body = workdir / "body.json"
+        args.body.write_text(json.dumps({"policy": "credito_b2b", "input": order}), encoding="utf-8")
+        for name in ("plain", "shadow"):
+            (workdir / name).mkdir()
+        plain = regua_server(workdir / "plain", ROOT / "policies", args.workers, checker("credito_b2b", order))
+        plain.name = "plain"
+        shadow = regua_server(workdir / "shadow", ROOT / "policies", args.workers, checker("credito_b2b", order))
+        shadow.name = "shadow"
+        with plain, shadow:
+            create_experiment(shadow.port)
+            time.sleep(1.0)  # every worker picks the experiment up (they poll the store)
+            servers = [plain, shadow]
+
+            def peak_one(server):
+                wrk(server, args, args.warmup, args.connections, "post.lua")
+                return wrk(server, args, args.duration, args.connections, "post.lua")
+
+            print(f"peak: wrk -c{args.connections}, {args.rounds} rounds × {args.duration:g} s", flush=True)
+            peak = interleaved(servers, args, peak_one)
+            rate = statistics.median(r["rps"] for r in peak["plain"]) / 2
+            print(f"paced at {rate:,.0f} req/s (half the plain server's peak), wrk -c{args.paced_connections}",
+                  flush=True)
+            paced = paced_phase(servers, args, rate)
+        with closing(sqlite3.connect(workdir / "shadow" / "regua.db")) as db:
+            decided, shadows = db.execute("select count(*) filter (where shadow = 0), count(*) filter (where shadow "
+                                          "= 1) from experiment_decisions").fetchone()
+            decisions = db.execute("select count(*) from decisions").fetchone()[0]
+
+    def med(runs, key):
+        return statistics.median(r[key] for r in runs)
+
+    figures = {f"{phase}_{name}_{key}": round(med(runs[name], key), 2)
+               for phase, runs in (("peak", peak), ("paced", paced)) for name in ("plain", "shadow")
+               for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
+    figures.update(
+        throughput_ratio=round(figures["peak_shadow_rps"] / figures["peak_plain_rps"], 3),
+        p99_ratio_peak=round(figures["peak_shadow_p99_ms"] / figures["peak_plain_p99_ms"], 3),
+        p99_ratio_paced=round(figures["paced_shadow_p99_ms"] / figures["paced_plain_p99_ms"], 3),
+        decisions=decisions, experiment_rows=decided, shadow_rows=shadows)
+    verdict = {"throughput": figures["throughput_ratio"] >= TARGET_THROUGHPUT,
+               "p99_peak": figures["p99_ratio_peak"] <= TARGET_P99,
+               "p99_paced": figures["p99_ratio_paced"] <= TARGET_P99}
+    return {"figures": figures, "verdict": verdict, "runs": {"peak": peak, "paced": paced}}
+
+
+# ---- part 2: counterfactual search time -----------------------------------------------------------
+
+def _b2b_case(rng: random.Random) -> tuple[dict, dict]:
+    order = {"cnpj": "11.222.333/0001-81", "faturamento_anual": str(rng.choice([300_000, 1_000_000, 2_000_000])),
+             "data_fundacao": rng.choice(["2010-01-01", "2015-03-10", "2025-06-01"]),
+             "ticket_medio": str(rng.choice([10_000, 20_000, 40_000])),
+             "valor_pedido": f"{rng.uniform(1_000, 400_000):.2f}", "saldo_em_aberto": f"{rng.uniform(0, 200_000):.2f}",
+             "dias_atraso_max": rng.choice([0, 0, 0, 45]), "ciclos_sem_atraso": rng.randint(0, 6)}
+    restrictions = [{"kind": "pefin", "amount": f"{rng.uniform(100, 9_000):.2f}", "date": "2026-05-02"}] \
+        if rng.random() < 0.2 else []
+    answer = {"score": {"value": rng.randint(0, 1000)}, "restrictions": restrictions,
+              "registration_status": "active"}
+    return order, {"bureau.serasa": answer}
+
+
+def _b2c_case(rng: random.Random) -> tuple[dict, dict]:
+    order = {"cpf": "529.982.247-25", "data_nascimento": "1990-05-01",
+             "renda_mensal": f"{rng.uniform(1_500, 15_000):.2f}", "valor_compra": f"{rng.uniform(300, 30_000):.2f}",
+             "parcelas": rng.randint(1, 12), "parcelas_em_aberto": f"{rng.uniform(0, 2_000):.2f}",
+             "cliente_desde": rng.choice(["2020-01-01", "2026-10-01"])}
+    return order, {"bureau.boavista": {"score": {"value": rng.randint(0, 1000)}}}
+
+
+def counterfactual_part(args) -> dict:
+    from regua.engine import Connectors, Fixture, compile_file
+    from regua.engine.counterfactuals import find_counterfactuals
+    from regua.engine.recorded import decode_answers, encode_answers
+
+    rng = random.Random(17)
+    out = {}
+    for name, make in (("credito_b2b", _b2b_case), ("credito_b2c", _b2c_case)):
+        prepared = compile_file(ROOT / "policies" / f"{name}.regua")
+        times, evaluations, statuses = [], [], {}
+        while len(times) < args.decisions:
+            data, answers = make(rng)
+            connectors = Connectors({k: Fixture(v) for k, v in answers.items()})
+            inputs = prepared.validate(data)
+            decision = prepared.evaluate_validated(inputs, connectors=connectors, as_of=AS_OF)
+            if decision.outcome == "approve":
+                continue
+            record = decode_answers(encode_answers(decision.connector_calls))
+            started = time.perf_counter()
+            found = find_counterfactuals(prepared, inputs, record, AS_OF)
+            times.append((time.perf_counter() - started) * 1000)
+            evaluations.append(found.evaluations)
+            statuses[found.status] = statuses.get(found.status, 0) + 1
+        times.sort()
+        p95 = times[int(0.95 * (len(times) - 1))]
+        out[name] = {"decisions": len(times), "p50_ms": round(statistics.median(times), 2), "p95_ms": round(p95, 2),
+                     "max_ms": round(times[-1], 2), "evaluations_median": statistics.median(evaluations),
+                     "statuses": statuses, "pass": p95 <= TARGET_COUNTERFACTUAL_P95_MS}
+        print(f"  {name}: {len(times)} deny/review decisions, p50 {out[name]['p50_ms']} ms, p95 {out[name]['p95_ms']} "
+              f"ms, max {out[name]['max_ms']} ms, {statuses}", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per timed wrk run (8)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--paced-connections", type=int, default=50)
+    parser.add_argument("--decisions", type=int, default=300, help="deny/review decisions per policy (300)")
+    parser.add_argument("--no-http", action="store_true", help="only the counterfactual part")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "experiments.json")
+    args = parser.parse_args()
+    mark = {True: "PASS", False: "MISS"}
+    print("counterfactuals, each search timed alone:", flush=True)
+    counterfactuals = counterfactual_part(args)
+    http = None
+    if not args.no_http:
+        if shutil.which("wrk") is None:
+            print("the HTTP part needs wrk (apt-get install wrk); skipped", file=sys.stderr)
+        else:
+            http = http_part(args)
+    print("\n| figure | without the experiment | with one shadow challenger | target | result |\n|---|---:|---:|---|---|")
+    if http:
+        f, v = http["figures"], http["verdict"]
+        print(f"| peak throughput (req/s) | {f['peak_plain_rps']:,.0f} | {f['peak_shadow_rps']:,.0f} | "
+              f"≥ {TARGET_THROUGHPUT}×: **{f['throughput_ratio']:.2f}×** | {mark[v['throughput']]} |")
+        print(f"| p99 at peak (ms) | {f['peak_plain_p99_ms']:.2f} | {f['peak_shadow_p99_ms']:.2f} | "
+              f"≤ {TARGET_P99}×: **{f['p99_ratio_peak']:.2f}×** | {mark[v['p99_peak']]} |")
+        print(f"| p99 at ½ peak (ms) | {f['paced_plain_p99_ms']:.2f} | {f['paced_shadow_p99_ms']:.2f} | "
+              f"≤ {TARGET_P99}×: **{f['p99_ratio_paced']:.2f}×** | {mark[v['p99_paced']]} |")
+        print(f"| server CPU per request at peak (µs) | {f['peak_plain_cpu_us_per_request']:,.0f} | "
+              f"{f['peak_shadow_cpu_us_per_request']:,.0f} | | |")
+        print(f"\nThe shadowed server recorded {f['experiment_rows']:,} experiment decisions and {f['shadow_rows']:,} "
+              f"shadow decisions for {f['decisions']:,} decisions.")
+    for name, figures in counterfactuals.items():
+        print(f"| counterfactuals, {name}: p95 per decision (ms) | | {figures['p95_ms']:.1f} | "
+              f"≤ {TARGET_COUNTERFACTUAL_P95_MS:.0f} ms | {mark[figures['pass']]} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "body"}
+    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
+                                    "http": http, "counterfactuals": counterfactuals}, indent=2), encoding="utf-8")
+    print(f"\nresults written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Counterfactual explanations of stored decisions (`GET /decisions/{id}/counterfactuals`,
+`regua explain DECISION_ID --counterfactual`).
+
+The search (engine.counterfactuals) runs on what the decision saw: its input as received, the
+connector answers recorded with it (no bureau is asked again), its date in Brasília and the policy
+revision that made it (the active one when it still is, else that revision's source from the store).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from regua.engine.brazil import BRASILIA
+from regua.engine.counterfactuals import Counterfactuals, find_counterfactuals
+from regua.engine.prepared import InvalidInput
+from regua.engine.recorded import decode_answers
+
+from .ids import id_time
+
+
+class NotExplainable(Exception):
+    """Why a stored decision cannot be searched: `status` (HTTP), a stable `code`, a message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def decision_policy(row: dict, store, compile_source, active=None):
+    """The PreparedPolicy that made the stored decision `row`. `active`: the ActivePolicy serving
+    the policy now (reused when it is the same revision); `compile_source(source, file)` otherwise."""
+    if active is not None and active.revision == row["revision"]:
+        return active.prepared
+    version = store.policy_version(row["policy"], row["revision"]) if row["revision"] is not None else None
+    if version is None:
+        raise NotExplainable(409, "POLICY_VERSION_UNKNOWN",
+                             f"the store no longer holds revision {row['revision']} of policy '{row['policy']}'")
+    return compile_source(version["source"], version["origin"] or row["policy"])
+
+
+def counterfactuals_of(row: dict, prepared, **options) -> Counterfactuals:
+    if row.get("purged_at") or row.get("input") is None:
+        raise NotExplainable(410, "DECISION_PURGED", "this decision's input was purged (retention); "
+                             "it can no longer be explained by counterfactuals")
+    try:
+        inputs = prepared.validate(msgspec.json.decode(row["input"]))
+        record = decode_answers(row.get("connector_answers"))
+    except (InvalidInput, ValueError, msgspec.DecodeError) as error:
+        raise NotExplainable(409, "DECISION_NOT_REPLAYABLE", f"the stored decision cannot be re-evaluated: {error}") \
+            from None
+    as_of = id_time(row["id"]).astimezone(BRASILIA).date()
+    return find_counterfactuals(prepared, inputs, record, as_of, **options)

@@ -1,0 +1,413 @@
+"""Champion/challenger experiments: which arm decides a request, and shadow challengers beside it.
+
+An experiment runs on one policy: the **champion** is the policy's active revision, each
+**challenger** a stored revision with a traffic share (90/10), and a **shadow** challenger (share 0)
+is evaluated beside the arm that decided, on a sampled fraction of requests, without touching the
+answer. Assignment is deterministic: sha256(salt:key) of the input field the experiment names (the
+CNPJ or CPF) picks one of 10,000 buckets, and each arm owns ranges of buckets; a customer meets the
+same arm for the life of the experiment, and a change of shares moves only the buckets it must
+(server.experiment_store.rebalance).
+
+On the request path there is only a dictionary lookup and a hash (`route`). Recording which arm
+decided and evaluating shadows happen on one background thread (`ExperimentWorker`): a shadow is
+evaluated on the same validated input, as of the same date, with the connector answers the deciding
+arm's lookups got (engine.recorded), so the bureau is asked once, never twice. When the worker
+falls behind, shadow evaluations are dropped (counted), never the answer delayed.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import msgspec
+
+from regua.engine.connectors import ConnectorError, Connectors
+
+from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
+from .policies import PolicyRejected, PolicyService, source_digest
+from .store import utc_now
+
+log = logging.getLogger("regua.experiments")
+REFRESH_S = 0.5
+MAX_BACKLOG = 10_000
+
+
+def bucket(salt: str, key: str) -> int:
+    digest = hashlib.sha256(f"{salt}:{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    role: str  # champion or challenger
+    revision: int | None  # None: the champion, the policy's active revision
+    prepared: object | None
+    share: int
+    sample: float | None
+    buckets: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    policy: str
+    key_field: str
+    salt: str
+    arms: tuple[Arm, ...]
+    shadows: tuple[Arm, ...]
+
+    def arm_for(self, key) -> Arm:
+        b = bucket(self.salt, str(key))
+        for arm in self.arms:
+            for start, end in arm.buckets:
+                if start <= b < end:
+                    return arm
+        return self.arms[0]
+
+
+@dataclass(frozen=True)
+class Route:
+    experiment: Running
+    arm: Arm
+
+
+class ExperimentService:
+    def __init__(self, store, policies: PolicyService, worker: bool = True):
+        self.store = ExperimentStore(store)
+        self.policies = policies
+        self.running: dict[str, Running] = {}  # policy -> its running experiment
+        self._generation = -1
+        self._compiled: dict[tuple[str, int], object] = {}
+        self._lock = threading.Lock()
+        # The command line manages experiments without serving: no thread for it.
+        self.worker = ExperimentWorker(self) if worker else None
+
+    # ---- the request path ----
+    def route(self, policy: str, inputs: dict) -> Route | None:
+        running = self.running.get(policy)
+        if running is None:
+            return None
+        key = inputs.get(running.key_field)
+        if key is None:
+            return None
+        return Route(running, running.arm_for(key))
+
+    def prepared_for(self, route: Route, active):
+        """The PreparedPolicy that decides: the champion's is the active one."""
+        return route.arm.prepared if route.arm.role == "challenger" else active.prepared
+
+    # ---- loading ----
+    def refresh(self, force: bool = False) -> None:
+        generation = self.store.generation()
+        if not force and generation == self._generation:
+            return
+        with self._lock:
+            running = {}
+            for experiment in self.store.live():
+                if experiment["status"] != "running":
+                    continue
+                try:
+                    arms = [self._arm(experiment, a) for a in experiment["arms"]]
+                except PolicyRejected as rejected:  # a plugin function went away: the experiment waits
+                    log.error("experiment %s: a challenger no longer compiles (%s)", experiment["name"], rejected)
+                    continue
+                running[experiment["policy"]] = Running(
+                    experiment["name"], experiment["policy"], experiment["key_field"], experiment["salt"],
+                    tuple(a for a in arms if a.share > 0), tuple(a for a in arms if a.share == 0))
+            self.running = running
+            self._generation = generation
+
+    def _arm(self, experiment: dict, row: dict) -> Arm:
+        prepared = None
+        if row["role"] == "challenger":
+            key = (experiment["policy"], row["revision"])
+            prepared = self._compiled.get(key)
+            if prepared is None:
+                version = self.store.store.policy_version(experiment["policy"], row["revision"])
+                prepared = self._compiled[key] = self.policies.compile(version["source"], f"<{experiment['name']}:"
+                                                                        f"{row['arm']}>")
+        return Arm(row["arm"], row["role"], row["revision"], prepared, row["share"], row["sample"],
+                   tuple(tuple(r) for r in row["buckets"]))
+
+    # ---- management (validation, then one transaction) ----
+    def create(self, request: dict, by: str) -> dict:
+        name, policy = request["name"], request["policy"]
+        active = self.policies.get(policy)
+        if active is None:
+            raise ExperimentConflict(404, "UNKNOWN_POLICY", f"no policy named '{policy}' is loaded", "policy")
+        fields = {f.name: f.type for f in active.prepared.meta.input_type.fields}
+        key_field = request.get("key")
+        if key_field is None:
+            key_field = next((n for n, t in fields.items() if str(t) in ("cpf", "cnpj")), None)
+        if key_field not in fields:
+            raise ExperimentConflict(400, "INVALID_KEY", f"'{key_field}' is not an input of policy '{policy}'", "key")
+        arms = [{"arm": "champion", "role": "champion", "revision": None, "share": 0, "sample": None}]
+        sources: dict[str, tuple[str, str, str]] = {}
+        for index, challenger in enumerate(request["challengers"]):
+            where = f"challengers[{index}]"
+            arm_name = challenger["name"]
+            if arm_name in {a["arm"] for a in arms}:
+                raise ExperimentConflict(400, "DUPLICATE_ARM", f"two arms are named '{arm_name}'", f"{where}.name")
+            prepared, revision = self._challenger(policy, challenger, where)
+            if prepared.name != policy:
+                raise ExperimentConflict(400, "CHALLENGER_POLICY", f"the challenger is policy '{prepared.name}', "
+                                         f"not '{policy}'", f"{where}.source")
+            differs = _input_difference(active.prepared, prepared)
+            if differs:
+                raise ExperimentConflict(400, "CHALLENGER_INPUTS", f"the challenger's inputs differ from the "
+                                         f"champion's: {differs}", f"{where}")
+            share = _basis_points(challenger.get("share", 0), f"{where}.share")
+            sample = challenger.get("sample")
+            if sample is None and share == 0:
+                sample = 1.0  # a shadow sees every request unless sampled
+            if share == 0 and not (sample is not None and 0 < sample <= 1):
+                raise ExperimentConflict(400, "INVALID_SAMPLE", "a shadow challenger's sample is a fraction in (0, 1]",
+                                         f"{where}.sample")
+            arms.append({"arm": arm_name, "role": "challenger", "revision": revision, "share": share,
+                         "sample": sample if share == 0 else None})
+            if revision is None:
+                sources[arm_name] = (prepared.version, challenger["source"], source_digest(challenger["source"]))
+        champion_share = request.get("champion_share")
+        if champion_share is None:
+            champion_share = 100 - sum(a["share"] for a in arms[1:]) / 100
+        arms[0]["share"] = _basis_points(champion_share, "champion_share")
+        _check_sum(arms)
+        definition = {"name": name, "policy": policy, "key_field": key_field,
+                      "salt": request.get("salt") or secrets.token_hex(8), "champion_revision": active.revision,
+                      "arms": arms}
+        experiment = self.store.create(definition, sources, by)
+        self.refresh(force=True)
+        return experiment
+
+    def _challenger(self, policy: str, challenger: dict, where: str):
+        if challenger.get("source") is not None:
+            try:
+                return self.policies.compile(challenger["source"], f"<{challenger['name']}>"), None
+            except PolicyRejected as rejected:
+                raise ExperimentConflict(422, "CHALLENGER_REJECTED", "the challenger failed its checks: "
+                                         + "; ".join(f"{e['location']}: {e['message']}" for e in rejected.to_list()),
+                                         f"{where}.source") from None
+        revision = challenger.get("revision")
+        version = self.store.store.policy_version(policy, revision) if revision is not None else None
+        if version is None:
+            raise ExperimentConflict(400, "UNKNOWN_REVISION", f"policy '{policy}' has no revision {revision}; give a "
+                                     "`source` or an existing `revision`", f"{where}.revision")
+        try:
+            return self.policies.compile(version["source"], f"<{challenger['name']}>"), revision
+        except PolicyRejected:
+            raise ExperimentConflict(422, "CHALLENGER_REJECTED", f"revision {revision} no longer compiles",
+                                     f"{where}.revision") from None
+
+    def set_shares(self, name: str, shares: dict[str, float], samples: dict[str, float], by: str) -> dict:
+        experiment = self.store.get(name)
+        if experiment is None:
+            raise ExperimentConflict(404, "UNKNOWN_EXPERIMENT", f"no experiment named '{name}'")
+        arms = {a["arm"]: dict(a) for a in experiment["arms"]}
+        for arm in list(shares) + list(samples):
+            if arm not in arms:
+                raise ExperimentConflict(400, "UNKNOWN_ARM", f"experiment '{name}' has no arm '{arm}'", f"shares.{arm}")
+        points = {arm: _basis_points(value, f"shares.{arm}") for arm, value in shares.items()}
+        for arm, value in points.items():
+            arms[arm]["share"] = value
+        for arm, sample in samples.items():
+            if not 0 < sample <= 1:
+                raise ExperimentConflict(400, "INVALID_SAMPLE", "a sample is a fraction in (0, 1]", f"samples.{arm}")
+        if arms["champion"]["share"] == 0:
+            raise ExperimentConflict(400, "INVALID_SHARES", "the champion keeps a share: promote a challenger "
+                                     "instead", "shares.champion")
+        _check_sum(list(arms.values()))
+        updated = self.store.set_shares(name, points, samples, by)
+        self.refresh(force=True)
+        return updated
+
+    def set_status(self, name: str, status: str, by: str) -> dict:
+        updated = self.store.set_status(name, status, by)
+        self.refresh(force=True)
+        return updated
+
+    def promote(self, name: str, arm: str, by: str) -> dict:
+        experiment = self.store.get(name)
+        if experiment is not None:
+            row = next((a for a in experiment["arms"] if a["arm"] == arm and a["role"] == "challenger"), None)
+            if row is not None:  # compiled before the switch: a challenger that no longer compiles stays out
+                version = self.store.store.policy_version(experiment["policy"], row["revision"])
+                try:
+                    self.policies.compile(version["source"], f"<{name}:{arm}>")
+                except PolicyRejected:
+                    raise ExperimentConflict(422, "CHALLENGER_REJECTED", "the challenger no longer compiles",
+                                             "arm") from None
+        updated = self.store.promote(name, arm, by)
+        self.policies.refresh(force=True)
+        self.refresh(force=True)
+        return updated
+
+
+def _basis_points(value, location: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ExperimentConflict(400, "INVALID_SHARES", "a share is a percentage from 0 to 100", location)
+    points = round(value * 100)
+    if abs(points - value * 100) > 1e-6:
+        raise ExperimentConflict(400, "INVALID_SHARES", "a share has at most two decimals (12.25)", location)
+    return points
+
+
+def _check_sum(arms: list[dict]) -> None:
+    total = sum(a["share"] for a in arms)
+    if total != BUCKETS:
+        raise ExperimentConflict(400, "INVALID_SHARES", f"the shares sum to {total / 100:g}%, not 100%", "shares")
+
+
+def _input_difference(champion, challenger) -> str | None:
+    mine = {f.name: (str(f.type), f.required) for f in champion.meta.input_type.fields}
+    theirs = {f.name: (str(f.type), f.required) for f in challenger.meta.input_type.fields}
+    if mine == theirs:
+        return None
+    missing = sorted(set(mine) - set(theirs))
+    extra = sorted(set(theirs) - set(mine))
+    changed = sorted(n for n in set(mine) & set(theirs) if mine[n] != theirs[n])
+    parts = [f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else "",
+             f"different type or requiredness of {', '.join(changed)}" if changed else ""]
+    return "; ".join(p for p in parts if p)
+
+
+class ExperimentWorker:
+    """One thread: records which arm made each decision and evaluates shadow challengers, in batches."""
+
+    def __init__(self, service: ExperimentService, interval: float = 0.05):
+        self.service = service
+        self.interval = interval
+        self._jobs: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = 0
+        self.dropped = 0
+        self.failures = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="regua-experiments", daemon=True)
+        self._thread.start()
+
+    def submit(self, route: Route, decision_id: str, decision, inputs: dict, today, answers: str | None,
+               document_hash: str | None) -> None:
+        if len(self._jobs) >= MAX_BACKLOG:
+            self.dropped += 1
+            return
+        self._jobs.append((route, decision_id, decision, inputs, today, answers, document_hash))
+
+    def _run(self) -> None:
+        last_refresh = 0.0
+        while not self._stop:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if time.monotonic() - last_refresh > REFRESH_S:
+                last_refresh = time.monotonic()
+                try:
+                    self.service.refresh()
+                except Exception:  # a store hiccup must not end the thread
+                    log.exception("experiments: refresh failed")
+            self._drain()
+
+    def _drain(self) -> None:
+        jobs = []
+        while self._jobs:
+            jobs.append(self._jobs.popleft())
+        if not jobs:
+            return
+        with self._idle:
+            self._busy += len(jobs)
+        try:
+            rows, now = [], utc_now()
+            for job in jobs:
+                rows.extend(self._rows(*job, now))
+                time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
+            if rows:
+                self.service.store.record(rows)
+        except Exception:  # counted and logged; the answers were already given
+            self.failures += 1
+            log.exception("experiments: recording %d decisions failed", len(jobs))
+        finally:
+            with self._idle:
+                self._busy -= len(jobs)
+                self._idle.notify_all()
+
+    def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash, now) -> list[tuple]:
+        experiment = route.experiment
+        rows = [_row(experiment.name, route.arm, 0, decision_id, decision, document_hash, now)]
+        replay = None
+        for shadow in experiment.shadows:
+            if shadow.sample < 1 and bucket(experiment.salt + ":sample", decision_id) >= shadow.sample * BUCKETS:
+                continue
+            if replay is None:  # the deciding arm's answers: the shadow never makes a lookup of its own
+                replay = _Replay(decision.connector_calls)
+            shadowed = shadow.prepared.evaluate_validated(inputs, connectors=replay.connectors(shadow.prepared),
+                                                          as_of=today)
+            rows.append(_row(experiment.name, shadow, 1, decision_id, shadowed, document_hash, now))
+        return rows
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Until everything submitted is recorded (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._jobs and not self._busy:
+                return True
+            self._wake.set()
+            with self._idle:
+                self._idle.wait(0.02)
+        return False
+
+    def close(self) -> None:
+        self.wait_idle()
+        self._stop = True
+        self._wake.set()
+
+
+class _Replay:
+    """Connectors answering a shadow's lookups with what the deciding arm's lookups got, matched by
+    their arguments in memory (nothing is masked: nothing leaves the process). A lookup the deciding
+    arm did not make fails with NOT_RECORDED: a shadow never queries a bureau itself."""
+
+    def __init__(self, calls):
+        self.calls = {(call.connector, call._args): call for call in calls}
+
+    def connectors(self, prepared) -> Connectors:
+        return Connectors({spec.qualified_name: _Answer(self.calls, spec.qualified_name)
+                           for spec in prepared.meta.connectors})
+
+
+class _Answer:
+    inline = True
+    __slots__ = ("calls", "name")
+
+    def __init__(self, calls: dict, name: str):
+        self.calls = calls
+        self.name = name
+
+    def __call__(self, *args):
+        call = self.calls.get((self.name, args))
+        if call is None:
+            raise ConnectorError("NOT_RECORDED", f"{self.name}: the deciding arm did not make this lookup")
+        if call.status != "ok":
+            code = str(call.error or "FAILED")
+            raise ConnectorError(code.removeprefix("CONNECTOR_"), "failed for the deciding arm")
+        return call.answer
+
+
+def _row(experiment: str, arm: Arm, shadow: int, decision_id: str, decision, document_hash, now) -> tuple:
+    return (experiment, arm.name, shadow, decision_id, arm.revision, decision.outcome,
+            _encode(decision.reason_codes).decode(), _encode(decision.outputs).decode(),
+            _encode(_fired(decision)).decode(), document_hash, now)
+
+
+def _fired(decision) -> list[str]:
+    """Names of the rules behind the decision's reasons (Reason objects are light: their facts are
+    only read when asked for)."""
+    return sorted({r.rule for r in decision.reasons if r.rule})
+
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
