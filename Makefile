@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_editor.py
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_console.py
+	$(BIN)/python benchmarks/bench_postgres.py
 	$(BIN)/python benchmarks/bench_experiments.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one

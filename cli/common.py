@@ -134,11 +134,23 @@ def workflow_options(command):
     return command
 
 
-def workflow_settings(config_path, db, policies, sandbox) -> Settings:
+def store_variable(db: str | None) -> str:
+    """The setting `--db` sets: store.url for a postgresql:// URL, else the SQLite file store.path."""
+    return "REGUA_STORE__URL" if db and db.startswith(("postgresql://", "postgres://")) else "REGUA_STORE__PATH"
+
+
+def workflow_settings(config_path, db, policies, sandbox, postgres_ok: bool = False) -> Settings:
+    """Settings for a command working on the store's file. The portfolio, collection and monitoring
+    live in the SQLite file store.path (also when the server's store is PostgreSQL, store.url), so
+    `--db postgresql://…` is refused here unless the command works on PostgreSQL (`postgres_ok`)."""
     from regua.server.config import ConfigError, load_settings
 
+    if not postgres_ok and store_variable(db) == "REGUA_STORE__URL":
+        raise click.UsageError("--db: this command works on the SQLite file of the portfolio (store.path), "
+                               "not on PostgreSQL yet (docs/operating.md, scaling out)")
+
     environ = dict(os.environ)
-    for key, value in (("REGUA_STORE__PATH", db), ("REGUA_POLICIES__FOLDER", policies)):
+    for key, value in ((store_variable(db), db), ("REGUA_POLICIES__FOLDER", policies)):
         if value:
             environ[key] = value
     if sandbox:

@@ -27,10 +27,14 @@ class _Session:
     """The store, the active policies and the experiment service, for one command."""
 
     def __init__(self, db: str):
+        from regua import postgres
         from regua.server.experiments import ExperimentService
         from regua.server.policies import PolicyService
         from regua.server.store import Store
 
+        if postgres.is_url(db):  # the experiment store works on SQLite connections (docs/operating.md)
+            raise click.UsageError("experiments are not on a PostgreSQL store yet: run them on a server "
+                                   "with the SQLite store (store.path)")
         if not Path(db).exists():
             raise click.UsageError(f"{db}: no such database (the server's store.path)")
         self.store = Store(db)

@@ -82,7 +82,8 @@ def _pct(value) -> str:
 
 @click.command("replay")
 @click.argument("candidate", type=click.Path(exists=True, dir_okay=False))
-@click.option("--db", default="var/regua.db", show_default=True, help="SQLite file of the server's store.")
+@click.option("--db", default="var/regua.db", show_default=True,
+              help="The server's store: a SQLite file or a postgresql:// URL.")
 @click.option("--policy", "policy_name", help="Whose decisions to replay (default: the candidate's name).")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (Brasília), inclusive.")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (Brasília), inclusive.")
@@ -112,16 +113,21 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
 
     source, prepared = _read_policy(candidate)
     name = policy_name or prepared.name
+    from regua.postgres import PostgresUnavailable, is_url, redacted
+
     try:
         replay_source.open_store(db)
     except FileNotFoundError:
         raise click.UsageError(f"{db}: no such database") from None
+    except PostgresUnavailable as error:
+        raise click.UsageError(str(error)) from None
+    where = redacted(db) if is_url(db) else db  # a URL's password is never printed
     window = replay_source.Window(name, start.date() if start else None, end.date() if end else None)
     total, purged = replay_source.count(db, window)
     if not total:
         known = replay_source.policies(db)
         hint = f" (decisions are of: {', '.join(sorted(known))})" if known else " (the log is empty)"
-        raise click.UsageError(f"no decision of policy '{name}' in {db} for that window{hint}")
+        raise click.UsageError(f"no decision of policy '{name}' in {where} for that window{hint}")
     count = min(total - purged, sample or total)
     options = {"by": _split(by), "keep": top}
     if live or budget:

@@ -14,7 +14,7 @@ from .common import err, out, workflow_settings
 @click.option("--before", "before", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Purge personal data of decisions and cached bureau answers from before this date (Brasília).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
-@click.option("--db", help="SQLite file of the store (default: the configuration's store.path).")
+@click.option("--db", help="The store: a SQLite file or a postgresql:// URL (default: the configuration's store).")
 @click.option("--dry-run", is_flag=True, help="Count only: nothing is changed or recorded.")
 @click.option("--by", default="regua purge", show_default=True, help="Who runs it, for the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -26,10 +26,10 @@ def purge_command(before, config_path, db, dry_run, by, as_json) -> None:
 
     from regua.server.retention import purge
 
-    settings = workflow_settings(config_path, db, None, False)
-    if not Path(settings.store.path).exists():
+    settings = workflow_settings(config_path, db, None, False, postgres_ok=True)
+    if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
-    report = purge(settings.store.path, before.date(), by, dry_run)
+    report = purge(settings.store.location, before.date(), by, dry_run)
     if as_json:
         click.echo(json.dumps({"before": report.before, "decisions": report.decisions,
                                "cache_entries": report.cache_entries, "dry_run": report.dry_run}))

@@ -19,7 +19,7 @@ import click
 
 from regua.server.scopes import SANDBOX_KEY
 
-from .common import err
+from .common import err, store_variable
 
 if TYPE_CHECKING:
     from regua.server.config import Settings
@@ -45,7 +45,7 @@ def console_url(settings: Settings) -> str:
 
 def _overrides(**values) -> dict[str, str]:
     names = {"sandbox": "REGUA_SANDBOX", "host": "REGUA_SERVER__HOST", "port": "REGUA_SERVER__PORT",
-             "workers": "REGUA_SERVER__WORKERS", "runner": "REGUA_SERVER__RUNNER", "db": "REGUA_STORE__PATH",
+             "workers": "REGUA_SERVER__WORKERS", "runner": "REGUA_SERVER__RUNNER", "db": store_variable(values.get("db")),
              "policies": "REGUA_POLICIES__FOLDER"}
     return {names[k]: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items() if v is not None}
 
@@ -57,7 +57,7 @@ def _overrides(**values) -> dict[str, str]:
 @click.option("--port", type=int, help="Port (default 8000).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 1).")
 @click.option("--runner", type=click.Choice(["uvicorn", "granian"]), help="ASGI server (default uvicorn).")
-@click.option("--db", help="SQLite file of the store (default var/regua.db).")
+@click.option("--db", help="The store: a SQLite file (default var/regua.db) or a postgresql:// URL shared by replicas.")
 @click.option("--policies", help="Policies folder (default policies).")
 def serve_command(config_path, sandbox, host, port, workers, runner, db, policies) -> None:
     """Run the HTTP server: POST /evaluate, policies, decisions, /metrics."""
@@ -72,9 +72,14 @@ def serve_command(config_path, sandbox, host, port, workers, runner, db, policie
     except ConfigError as error:
         err.print(f"regua serve: configuration error: {error}", style="red", markup=False)
         sys.exit(2)
-    from regua.server.store import Store
+    from regua.postgres import PostgresUnavailable
+    from regua.server.store import open_store
 
-    Store(settings.store.path)  # migrations run once, here, before any worker
+    try:
+        open_store(settings.store.location).close()  # migrations run once, here, before any worker
+    except PostgresUnavailable as error:
+        err.print(f"regua serve: {error}", style="red", markup=False)
+        sys.exit(2)
     _banner(settings)
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="regua-metrics-")
@@ -89,7 +94,7 @@ def serve_command(config_path, sandbox, host, port, workers, runner, db, policie
 def _banner(settings: Settings) -> None:
     where = f"http://{settings.server.host}:{settings.server.port}"
     lines = [f"Régua listening on {where} ({settings.server.runner}, {settings.server.workers} worker(s))",
-             f"store: {settings.store.path} · policies: {settings.policies.folder}"
+             f"store: {_store_label(settings)} · policies: {settings.policies.folder}"
              + (" (watched)" if settings.policies.watch else ""),
              f"API docs: {where}/schema · metrics: {where}/metrics"]
     if settings.log_format == "json":  # stderr stays one JSON object per line, for the log collector
@@ -118,6 +123,14 @@ def _banner(settings: Settings) -> None:
     click.echo("Try it:\n" + curl_example(settings), err=False)
     click.echo(f"Console: {console_url(settings)} (sign in with an API key)", err=False)
     sys.stdout.flush()
+
+
+def _store_label(settings: Settings) -> str:
+    if settings.store.url:
+        from regua.postgres import redacted
+
+        return redacted(settings.store.url)  # never the password
+    return settings.store.path
 
 
 def _run(settings: Settings) -> None:  # pragma: no cover — exercised by the end-to-end tests, in a subprocess

@@ -52,8 +52,11 @@ class Registry:
 
     @classmethod
     def load(cls, settings: PluginSettings | None = None, cache_path: str | None = None, extra: list | None = None,
-             sandbox_aliases: bool = False) -> "Registry":
-        cache = BureauCache(cache_path) if cache_path else None
+             sandbox_aliases: bool = False, cache=None) -> "Registry":
+        """`cache`: an answer cache with BureauCache's get/put (the server's PostgreSQL one); else a
+        BureauCache in the SQLite file `cache_path`, if given."""
+        if cache is None and cache_path:
+            cache = BureauCache(cache_path)
         return cls(get_plugin_manager(settings, extra), cache, sandbox_aliases)
 
     @staticmethod

@@ -67,6 +67,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: A PostgreSQL store shared by every replica, `postgresql://user:password@host:5432/regua` (the
+    #: `postgres` extra; also `REGUA_STORE_URL`). Empty (the default): the embedded SQLite file `path`.
+    url: str = ""
     #: The SQLite file (WAL mode) holding policy versions, decisions and the connector cache. Under
     #: var/ by default, with its -wal/-shm and lock files, so runtime files stay out of the tree.
     path: str = "var/regua.db"
@@ -80,6 +83,11 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: document) and cached bureau answers are deleted, every 6 hours (0: keep, purge by hand with
     #: `regua purge`). See docs/operating.md.
     retention_days: int = 0
+
+    @property
+    def location(self) -> str:
+        """Where the server's store lives: the PostgreSQL URL when set, else the SQLite path."""
+        return self.url or self.path
 
 
 class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -133,7 +141,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 ENV_PREFIX = "REGUA_"
-_NOT_SETTINGS = {"REGUA_CONFIG", "REGUA_PLUGINS_ALLOW", "REGUA_PLUGINS_DENY"}
+_NOT_SETTINGS = {"REGUA_CONFIG", "REGUA_PLUGINS_ALLOW", "REGUA_PLUGINS_DENY", "REGUA_STORE_URL"}
+#: Short names of settings, as deployment tools spell them (the long form wins when both are set).
+_ALIASES = {"REGUA_STORE_URL": ("store", "url")}
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict:
@@ -148,6 +158,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict:
         for part in parts[:-1]:
             target = target.setdefault(part, {})
         target[parts[-1]] = _env_value(value, _is_list(parts))
+    for alias, (section, name) in _ALIASES.items():
+        if environ.get(alias):
+            overrides.setdefault(section, {}).setdefault(name, environ[alias])
     return overrides
 
 
@@ -249,6 +262,15 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.max_body_bytes: must be at least 1024")
     if settings.store.retention_days < 0:
         problems.append("store.retention_days: cannot be negative (0 keeps everything)")
+    if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
+        problems.append("store.url: expected a postgresql:// URL (leave it empty for the SQLite file store.path)")
+    if settings.store.url and (collection.enabled or settings.monitoring.poll):
+        # The portfolio, the outbox and the monitoring state are still in the SQLite file store.path:
+        # replicas each running the scheduler on a file of their own would send the same steps twice.
+        problems.append(f"{'collection.enabled' if collection.enabled else 'monitoring.poll'}: the collection scheduler "
+                        "and the monitoring poller keep their state in the SQLite file store.path, not in store.url "
+                        "(PostgreSQL) yet; run them on one host with `regua collect` / `regua monitor` "
+                        "(docs/operating.md, scaling out)")
     if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:
         problems.append("store.flush_interval_ms and store.flush_max: must be positive")
     names = set()

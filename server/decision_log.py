@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 
-from .store import DECISION_COLUMNS, Store
+from .store import DECISION_COLUMNS, Store  # or a PostgresStore: the same interface
 
 # What sinks receive: the stored row without the input and body (they hold personal data).
 _SINK_COLUMNS = [(i, c) for i, c in enumerate(DECISION_COLUMNS) if c not in ("input", "body", "input_hash",
@@ -66,8 +66,7 @@ class DecisionLog:
         return len(self._pending) + self._inflight
 
     def _run(self) -> None:
-        db = self.store.connect()
-        try:
+        with self.store.writer() as db:  # a connection of its own (SQLite: WAL; PostgreSQL: COPY)
             while True:
                 self._wake.wait(self.interval)
                 self._wake.clear()
@@ -77,8 +76,6 @@ class DecisionLog:
                 self._drain_sink_only()
                 if stopping and not self._pending:
                     return
-        finally:
-            db.conn.close()
 
     def _flush(self, db) -> bool:
         """Write up to 5000 waiting decisions in one transaction. False after a failure."""

@@ -154,6 +154,22 @@ def handle_store_error(request: Request, error: sqlite3.OperationalError) -> Res
     return handle_unexpected(request, error)
 
 
+def handle_store_unavailable(request: Request, error: Exception) -> Response:
+    """PostgreSQL unreachable, or every pooled connection busy past the pool's timeout: retry later."""
+    log.error("store unavailable: %s on %s %s", type(error).__name__, request.method, request.url.path)
+    return _respond(request, 503, "STORE_UNAVAILABLE", "the store cannot be reached; retry shortly",
+                    headers={"Retry-After": "1"})
+
+
+def exception_handlers(postgres: bool = False) -> dict:
+    """The handlers of an app; with a PostgreSQL store, its connection failures are 503 too."""
+    if not postgres:
+        return EXCEPTION_HANDLERS
+    import psycopg
+
+    return {**EXCEPTION_HANDLERS, psycopg.OperationalError: handle_store_unavailable}
+
+
 def handle_unexpected(request: Request, error: Exception) -> Response:
     log_unexpected(error, request)
     return _respond(request, 500, "INTERNAL", INTERNAL_MESSAGE)

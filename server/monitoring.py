@@ -78,6 +78,12 @@ class MonitoringService:
         self._stop = threading.Event()
         self._sources: dict[str, Resilient] = {}
         MonitoringStore(self.path).close()  # migrated once here; each thread then opens a connection
+        if settings.store.url:
+            # Monitoring decisions are written in the monitor's own SQLite transaction, next to the
+            # state they change: in store.path, whose decision tables the PostgreSQL store does not make.
+            from .store import Store
+
+            Store(self.path).close()
 
     # ---- plumbing ----
     def monitor(self) -> Monitor:

@@ -3,20 +3,24 @@
 Each record is a plain dict the lab (regua.lab.replay) understands: `id`, `as_of` (the decision's
 date in Brasília, from its ULID), `input` and `connector_answers` (JSON text as stored) and the
 stored answer's `outcome` and `body`. Purged decisions (no input left) are counted, not yielded.
+`path` is the store's location: a SQLite file or a postgresql:// URL (read through a server-side
+cursor, so a large window streams on either backend).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from regua import postgres
 from regua.engine.brazil import BRASILIA
 from regua.sqlite import connect
 
 from .ids import id_floor, id_time
-from .store import Store
+from .store import open_store as open_server_store
 
 
 class Window:
@@ -39,31 +43,66 @@ class Window:
 
 
 def open_store(path: str) -> None:
-    """The store exists and has the lab's column (migrations applied); raises FileNotFoundError."""
-    if not Path(path).exists():
+    """The store exists and has the lab's column (migrations applied); raises FileNotFoundError
+    (a SQLite file that is not there) or regua.postgres.PostgresUnavailable."""
+    if not postgres.is_url(path) and not Path(path).exists():
         raise FileNotFoundError(path)
-    Store(path).close()
+    open_server_store(path).close()
+
+
+class _Reader:
+    """`execute(sql with ?, params)` -> a cursor of tuples, on either backend."""
+
+    def __init__(self, path: str):
+        self.postgres = postgres.is_url(path)
+        if self.postgres:
+            from psycopg.rows import tuple_row
+
+            self.conn = postgres.connect(path, autocommit=False)
+            self.conn.row_factory = tuple_row
+            self._cursors = 0
+        else:
+            self.db = connect(path)
+
+    def execute(self, sql: str, params=()):
+        if not self.postgres:
+            return self.db.execute(sql, params)
+        self._cursors += 1
+        cursor = self.conn.cursor(name=f"replay_{self._cursors}")  # server-side: streams, never all in memory
+        cursor.itersize = 1000
+        cursor.execute(sql.replace("?", "%s"), list(params))
+        return cursor
+
+    def close(self) -> None:
+        if self.postgres:
+            self.conn.rollback()  # read only
+            self.conn.close()
+        else:
+            self.db.conn.close()
+
+
+@contextmanager
+def _reader(path: str):
+    reader = _Reader(path)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def policies(path: str) -> dict[str, int]:
     """How many decisions each policy has, for messages."""
-    db = connect(path)
-    try:
+    with _reader(path) as db:
         return dict(db.execute("select policy, count(*) from decisions group by policy").fetchall())
-    finally:
-        db.conn.close()
 
 
 def count(path: str, window: Window) -> tuple[int, int]:
     """(decisions in the window, of which purged)."""
     where, params = window.where()
-    db = connect(path)
-    try:
+    with _reader(path) as db:
         total, purged = db.execute(f"select count(*), count(purged_at) from decisions where {where}",
                                    params).fetchone()
         return total, purged
-    finally:
-        db.conn.close()
 
 
 def records(path: str, window: Window, sample: int | None = None, seed: int = 16) -> Iterator[dict]:
@@ -71,8 +110,7 @@ def records(path: str, window: Window, sample: int | None = None, seed: int = 16
     many, drawn at random (reproducibly: `seed`) from the whole window."""
     where, params = window.where()
     where += " and purged_at is null"
-    db = connect(path)
-    try:
+    with _reader(path) as db:
         if sample is not None:
             # Reservoir sampling (algorithm R): memory grows with the sample, not with the window.
             rng, chosen = random.Random(seed), []
@@ -96,8 +134,6 @@ def records(path: str, window: Window, sample: int | None = None, seed: int = 16
             if not rows:
                 return
             yield from (_record(row) for row in rows)
-    finally:
-        db.conn.close()
 
 
 def _record(row) -> dict:

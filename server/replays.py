@@ -89,7 +89,7 @@ class ReplayJobs:
                                  for e in error.to_list()]) from None
         name = order.policy or prepared.name
         window = replay_source.Window(name, order.start, order.end)
-        total, purged = replay_source.count(self.store.path, window)
+        total, purged = replay_source.count(self.store.location, window)
         if total - purged <= 0:
             raise ReplayRefused(422, "NO_DECISIONS", f"no decision of policy '{name}' to replay in that window",
                                 [{"code": "NO_DECISIONS", "message": f"{total} decision(s), {purged} purged",
@@ -105,14 +105,13 @@ class ReplayJobs:
             request = {"policy": name, "from": order.start and order.start.isoformat(),
                        "to": order.end and order.end.isoformat(), "sample": order.sample, "by": list(order.by),
                        "top": order.top}
-            with self.store.transaction() as db:
-                db["replays"].insert({
-                    "id": job_id, "status": "running", "policy": name, "request": json.dumps(request),
-                    "candidate_name": prepared.name, "candidate_version": prepared.version,
-                    "candidate_hash": hashlib.sha256(order.candidate.encode()).hexdigest(),
-                    "api_key": api_key, "total": count, "processed": 0, "purged_skipped": purged,
-                    "created_at": now, "heartbeat_at": time.time(), "finished_at": None, "report": None,
-                    "error": None})
+            self.store.insert_row("replays", {
+                "id": job_id, "status": "running", "policy": name, "request": json.dumps(request),
+                "candidate_name": prepared.name, "candidate_version": prepared.version,
+                "candidate_hash": hashlib.sha256(order.candidate.encode()).hexdigest(),
+                "api_key": api_key, "total": count, "processed": 0, "purged_skipped": purged,
+                "created_at": now, "heartbeat_at": time.time(), "finished_at": None, "report": None,
+                "error": None})
             thread = threading.Thread(target=self._run, args=(job_id, prepared, window, order, request),
                                       name=f"regua-replay-{job_id}", daemon=True)
             self._running[job_id] = thread
@@ -121,7 +120,7 @@ class ReplayJobs:
 
     # ---- reading ----
     def get(self, job_id: str) -> dict | None:
-        rows = list(self.store.db.query("select * from replays where id = ?", [job_id]))
+        rows = self.store.query("select * from replays where id = ?", [job_id])
         if not rows:
             return None
         row = rows[0]
@@ -142,43 +141,39 @@ class ReplayJobs:
 
     # ---- running ----
     def _run(self, job_id: str, prepared, window, order: ReplayOrder, request: dict) -> None:
-        db = self.store.connect()  # this thread's own connection
-        started = time.perf_counter()
+        started = time.perf_counter()  # the store's calls from this thread use this thread's connection
         try:
             replayer = Replayer(prepared, order.by, keep=order.top)
             report = replayer.empty()
             beat = 0.0
-            records = replay_source.records(self.store.path, window, order.sample)
+            records = replay_source.records(self.store.location, window, order.sample)
             while True:
                 chunk = [record for _, record in zip(range(CHUNK), records)]
                 if not chunk:
                     break
                 report.merge(replayer.run(chunk))
                 if self._stop.is_set():
-                    self._finish(db, job_id, "interrupted", report.total, error="the server stopped")
+                    self._finish(job_id, "interrupted", report.total, error="the server stopped")
                     return
                 if time.monotonic() - beat >= HEARTBEAT_S:
                     beat = time.monotonic()
-                    with self.store.transaction(db):
-                        db.execute("update replays set processed = ?, heartbeat_at = ? where id = ?",
-                                   [report.total, time.time(), job_id])
+                    self.store.update_row("replays", "id", job_id, {"processed": report.total, "heartbeat_at": time.time()})
             data = report.to_dict(order.top)
-            data["window"] = {**request, "purged_skipped": db.execute(
-                "select purged_skipped from replays where id = ?", [job_id]).fetchone()[0]}
+            data["window"] = {**request, "purged_skipped": self.store.query(
+                "select purged_skipped from replays where id = ?", [job_id])[0]["purged_skipped"]}
             data["seconds"] = round(time.perf_counter() - started, 3)
-            self._finish(db, job_id, "done", report.total, report=json.dumps(_masked(data), ensure_ascii=False))
+            self._finish(job_id, "done", report.total, report=json.dumps(_masked(data), ensure_ascii=False))
         except Exception as error:  # noqa: BLE001 — the job fails alone; its row says so, the server goes on
             log.error("replay %s failed: %s", job_id, type(error).__name__)
-            self._finish(db, job_id, "failed", None, error=f"the replay failed ({type(error).__name__})")
+            self._finish(job_id, "failed", None, error=f"the replay failed ({type(error).__name__})")
         finally:
-            db.conn.close()
+            self.store.close()  # this thread's connections
 
-    def _finish(self, db, job_id: str, status: str, processed: int | None, report: str | None = None,
+    def _finish(self, job_id: str, status: str, processed: int | None, report: str | None = None,
                 error: str | None = None) -> None:
-        with self.store.transaction(db):
-            db.execute("update replays set status = ?, processed = coalesce(?, processed), report = ?, error = ?, "
-                       "finished_at = ?, heartbeat_at = ? where id = ?",
-                       [status, processed, report, error, utc_now(), time.time(), job_id])
+        changes = {"status": status, "report": report, "error": error, "finished_at": utc_now(),
+                   "heartbeat_at": time.time(), **({"processed": processed} if processed is not None else {})}
+        self.store.update_row("replays", "id", job_id, changes)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask running jobs to stop after their current chunk (they are marked interrupted)."""

@@ -15,11 +15,12 @@ import datetime as dt
 
 import msgspec
 
+from regua import postgres
 from regua.engine.brazil import BRASILIA
 from regua.sqlite import connect, transaction
 
 from .ids import id_floor
-from .store import Store, utc_now
+from .store import open_store, utc_now
 
 
 class PurgeReport(msgspec.Struct, frozen=True):
@@ -29,12 +30,19 @@ class PurgeReport(msgspec.Struct, frozen=True):
     dry_run: bool = False
 
 
+_ANONYMISE = ("update decisions set input = '{}', input_hash = null, document_hash = null, document_masked = null, "
+              "connector_answers = null, purged_at = ? where id < ? and purged_at is null")
+
+
 def purge(store_path: str, before: dt.date, by: str, dry_run: bool = False, audit_empty: bool = True) -> PurgeReport:
     """Anonymise decisions and delete cached bureau answers from before `before`, atomically.
-    `audit_empty=False` (the scheduler) records a purge only when it removed something."""
-    Store(store_path).close()  # migrations applied: `purged_at` and `purges` exist
+    `audit_empty=False` (the scheduler) records a purge only when it removed something.
+    `store_path`: the store's location, a SQLite path or a postgresql:// URL."""
+    open_store(store_path).close()  # migrations applied: `purged_at` and `purges` exist
     start = dt.datetime.combine(before, dt.time(), BRASILIA)
     first_kept = id_floor(start)
+    if postgres.is_url(store_path):
+        return _purge_postgres(store_path, before, by, dry_run, audit_empty, start, first_kept)
     db = connect(store_path)
     try:
         with transaction(db):
@@ -44,9 +52,7 @@ def purge(store_path: str, before: dt.date, by: str, dry_run: bool = False, audi
             cache = db.execute("select count(*) from connector_cache where stored_at < ?",
                                [start.timestamp()]).fetchone()[0] if has_cache else 0
             if not dry_run:
-                db.execute("update decisions set input = '{}', input_hash = null, document_hash = null, "
-                           "document_masked = null, connector_answers = null, purged_at = ? where id < ? and purged_at is null",
-                           [utc_now(), first_kept])
+                db.execute(_ANONYMISE, [utc_now(), first_kept])
                 if has_cache:
                     db.execute("delete from connector_cache where stored_at < ?", [start.timestamp()])
                 if audit_empty or decisions or cache:
@@ -57,8 +63,28 @@ def purge(store_path: str, before: dt.date, by: str, dry_run: bool = False, audi
     return PurgeReport(before.isoformat(), decisions, cache, dry_run)
 
 
+def _purge_postgres(url: str, before: dt.date, by: str, dry_run: bool, audit_empty: bool, start: dt.datetime,
+                    first_kept: str) -> PurgeReport:
+    with postgres.connect(url) as conn, conn.transaction():
+        # One purge at a time across replicas (each runs the retention loop): counts match what is changed.
+        conn.execute("lock table purges in exclusive mode")
+        decisions = conn.execute("select count(*) as n from decisions where id < %s and purged_at is null",
+                                 [first_kept]).fetchone()["n"]
+        cache = conn.execute("select count(*) as n from connector_cache where stored_at < %s", [start]).fetchone()["n"]
+        if not dry_run:
+            conn.execute(_ANONYMISE.replace("?", "%s"), [utc_now(), first_kept])
+            conn.execute("delete from connector_cache where stored_at < %s", [start])
+            if audit_empty or decisions or cache:
+                conn.execute('insert into purges (at, "before", "by", decisions, cache_entries) values (%s, %s, %s, %s, %s)',
+                             [utc_now(), before, by, decisions, cache])
+    return PurgeReport(before.isoformat(), decisions, cache, dry_run)
+
+
 def purges(store_path: str) -> list[dict]:
     """The audit trail of purges, newest first."""
+    if postgres.is_url(store_path):
+        with postgres.connect(store_path) as conn:
+            return conn.execute("select * from purges order by id desc").fetchall()
     db = connect(store_path)
     try:
         if "purges" not in db.table_names():

@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from regua import postgres
 from regua.dsl import limits
 from regua.engine import brazil
 from regua.plugins.manager import PluginSettings
@@ -23,7 +24,7 @@ from .monitoring import MonitoringService
 from .policies import FolderWatcher, PolicyService
 from .replays import ReplayJobs
 from .retention import purge, retention_cutoff
-from .store import Store
+from .store import Store, open_store
 
 log = logging.getLogger("regua.server")
 RETENTION_INTERVAL_S = 6 * 3600
@@ -32,7 +33,7 @@ RETENTION_INTERVAL_S = 6 * 3600
 @dataclass
 class Services:
     settings: Settings
-    store: Store
+    store: Store  # or a PostgresStore (store.url): the same interface
     registry: Registry
     policies: PolicyService
     evaluator: Evaluator
@@ -60,7 +61,7 @@ class Services:
         while True:
             cutoff = retention_cutoff(brazil.today(), self.settings.store.retention_days)
             try:
-                report = purge(self.settings.store.path, cutoff, "store.retention_days", audit_empty=False)
+                report = purge(self.settings.store.location, cutoff, "store.retention_days", audit_empty=False)
                 if report.decisions or report.cache_entries:
                     log.info("retention: %d decision(s) anonymised, %d cached answer(s) deleted (before %s)",
                              report.decisions, report.cache_entries, report.before)
@@ -70,10 +71,15 @@ class Services:
                 return
 
     def _sync_loop(self) -> None:
-        """Pick up versions other workers published (and rollbacks)."""
+        """Pick up versions other workers and replicas published (and rollbacks): at once when the
+        store notifies (PostgreSQL), and by polling the activation counter every sync_interval."""
         interval = self.settings.policies.sync_interval
         db_errors = 0
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self.store.wait_for_activation(interval, self._stop)
+            if self._stop.is_set():
+                self.store.close()  # this thread's connections (the PostgreSQL listener)
+                return
             try:
                 self.policies.refresh()
                 self.metrics.decision_backlog.set(self.decision_log.backlog)
@@ -95,11 +101,16 @@ class Services:
 
 
 def build_services(settings: Settings, registry: Registry | None = None, today=None) -> Services:
-    store = Store(settings.store.path)
+    store = open_store(settings.store.location)
     if registry is None:
         plugin_settings = PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
                                          config=plugin_config(settings))
-        registry = Registry.load(plugin_settings, cache_path=settings.store.path,
+        cache = None
+        if postgres.is_url(settings.store.url):
+            from .connector_cache import PostgresBureauCache
+
+            cache = PostgresBureauCache(settings.store.url)
+        registry = Registry.load(plugin_settings, cache_path=settings.store.path, cache=cache,
                                  sandbox_aliases=settings.sandbox)
     # Size limits of policy text apply to every parse in this process: files, publishes, rollbacks.
     limits.configure(settings.policies.max_source_chars, settings.policies.max_literal_chars)
@@ -115,8 +126,12 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
-    experiments = ExperimentService(store, policies)
-    experiments.refresh(force=True)
+    # Experiments keep their state through SQLite connections (server/experiment_store.py): none on a
+    # PostgreSQL store yet, where /experiments is not served and every request takes the active revision.
+    experiments = None
+    if not postgres.is_url(settings.store.url):
+        experiments = ExperimentService(store, policies)
+        experiments.refresh(force=True)
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,
                           evaluation_budget=settings.server.evaluation_budget,

@@ -1,6 +1,16 @@
-"""The server's SQLite store (sqlite-utils): policy versions, decisions, the connector cache.
+"""The server's store: policy versions and activations, decisions (the idempotency keys are theirs),
+the connector cache. Two backends behind one interface, chosen by `open_store(location)`:
 
-One file, WAL mode, so readers never wait for the decision writer and several worker
+- `Store` (this module): embedded SQLite through sqlite-utils, the default (`store.path`);
+- `PostgresStore` (server/store_postgres.py): PostgreSQL through psycopg 3 and a connection
+  pool, for several replicas sharing one database (`store.url = "postgresql://…"`).
+
+Both have the same methods and return the same rows (dicts; instants as ISO 8601 text); the test
+suites run against both (tests/store_backends.py). A method added to one is added to the other,
+and a new table is one migration with a body for each backend (server/migrations.py,
+regua/schema.py explains how).
+
+SQLite: one file, WAL mode, so readers never wait for the decision writer and several worker
 processes can share it. The schema is created and upgraded by `sqlite_utils.Migrations`
 (see server/migrations.py), applied under a file lock so workers starting together do not
 race. Each thread gets its own connection: SQLite connections are not shared across threads.
@@ -8,22 +18,20 @@ race. Each thread gets its own connection: SQLite connections are not shared acr
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
-from regua import sqlite
+from regua import postgres, sqlite
 
 from .migrations import MIGRATIONS
+from .store_common import DECISION_COLUMNS, StoreError, utc_now
 
-DECISION_COLUMNS = ("id", "policy", "version", "revision", "outcome", "body", "input", "input_hash",
-                    "document_hash", "document_masked", "request_id", "api_key", "duration_ms",
-                    "connector_answers")
-
+__all__ = ["DECISION_COLUMNS", "Store", "StoreError", "open_store", "utc_now"]
 
 # At most 500 rows per statement, fewer when SQLite's bound-parameter limit is low (999 before 3.32).
 _ROWS_PER_INSERT = 500
@@ -35,12 +43,16 @@ def _insert_sql(count: int) -> str:
     return f"insert or ignore into decisions ({', '.join(DECISION_COLUMNS)}) values " + ", ".join([row] * count)
 
 
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-class StoreError(Exception):
-    pass
+def open_store(location: str):
+    """The server store at `location`: a `postgresql://` URL (PostgresStore) or a SQLite file path
+    (Store). Migrations are applied on opening, once whatever the number of processes opening it."""
+    if postgres.is_url(location):
+        from .store_postgres import PostgresStore
+
+        return PostgresStore(location)
+    return Store(location)
 
 
 class Store:
@@ -70,6 +82,39 @@ class Store:
         if db is not None:
             db.conn.close()
             self._local.db = None
+
+    @property
+    def location(self) -> str:
+        return self.path
+
+    @contextmanager
+    def writer(self):
+        """A connection of its own for the decision writer thread (handed to insert_decisions)."""
+        db = self.connect()
+        try:
+            yield db
+        finally:
+            db.conn.close()
+
+    def query(self, sql: str, params=()) -> list[dict]:
+        """Rows of a read-only query written with `?` placeholders in SQL both backends accept."""
+        return list(self.db.query(sql, list(params)))
+
+    def insert_row(self, table: str, row: dict) -> None:
+        """Insert one row into `table` (a table of the migrations), in its own transaction."""
+        with self.transaction() as db:
+            db[table].insert(row)
+
+    def update_row(self, table: str, key: str, value, changes: dict) -> None:
+        """Set `changes` (column -> value) on the row of `table` whose `key` column is `value`, in one transaction."""
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        with self.transaction() as db:
+            db.execute(f"update {table} set {sets} where {key} = ?", [*changes.values(), value])
+
+    def wait_for_activation(self, timeout: float, stop: threading.Event) -> None:
+        """Wait up to `timeout` s for an activation by another process (or `stop`). SQLite has no
+        notifications: callers poll activation_generation() after each wait."""
+        stop.wait(timeout)
 
     def transaction(self, db: sqlite_utils.Database | None = None):
         return sqlite.transaction(db or self.db)

@@ -4,8 +4,10 @@
   tests can pass a plugin registry or a fixed `today`, and read the services directly.
 - `ProcessServer`: `regua serve` as a subprocess (the real command line, workers, signals),
   with its stderr captured to a file for log assertions.
-Both listen on 127.0.0.1 on a free port, use a temporary SQLite file and a temporary copy of
-the bundled policies, and stop gracefully.
+Both listen on 127.0.0.1 on a free port, use a temporary store and a temporary copy of the bundled
+policies, and stop gracefully. The store is a temporary SQLite file, or the PostgreSQL database in
+`STORE_URL` while a test runs under the `backend` fixture (tests/conftest.py), which runs it once
+per backend.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The PostgreSQL database of the running test when it runs on that backend (set by the `backend` fixture).
+STORE_URL: str | None = None
 SANDBOX_HEADERS = {"Authorization": "Bearer regua-sandbox"}
 
 
@@ -95,7 +99,7 @@ def sandbox_settings(tmp_path: Path, **sections):
     from regua.server.config import Settings
 
     data = {"sandbox": True, "server": {"port": free_port()},
-            "store": {"path": str(tmp_path / "regua.db"), "flush_interval_ms": 10},
+            "store": {"path": str(tmp_path / "regua.db"), "url": STORE_URL or "", "flush_interval_ms": 10},
             "policies": {"folder": str(copy_policies(tmp_path / "policies")), "sync_interval": 0.2}}
     for section, values in sections.items():
         if isinstance(values, dict):
@@ -116,13 +120,14 @@ def server_with_policies(tmp_path: Path, **sources: str):
 
 
 class ProcessServer:
-    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None, policies: Path | None = None):
+    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None, policies: Path | None = None,
+                 db: str | None = None, name: str = "server"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = tmp_path / "regua.db"
+        self.db = db or STORE_URL or tmp_path / "regua.db"  # a SQLite file or a postgresql:// URL
         self.policies = policies or copy_policies(tmp_path / "policies")
-        self.log_path = tmp_path / "server.log"
-        self.out_path = tmp_path / "server.out"
+        self.log_path = tmp_path / f"{name}.log"
+        self.out_path = tmp_path / f"{name}.out"
         self.args = ["--sandbox", "--port", str(self.port), "--db", str(self.db), "--policies", str(self.policies),
                      *args]
         self.env = {**os.environ, "REGUA_POLICIES__SYNC_INTERVAL": "0.2", **(env or {})}

@@ -43,8 +43,10 @@ fresh = fresh_document
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("api")), today=lambda: TODAY) as srv:
+def server(tmp_path_factory, module_backend):
+    """One server per backend: every test here runs on SQLite, then on PostgreSQL."""
+    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("api"), store=module_backend),
+                        today=lambda: TODAY) as srv:
         yield srv
 
 
@@ -204,7 +206,7 @@ def test_error_details_help(client):
     assert "POST" in wrong.headers["allow"]
 
 
-def test_body_size_limit_and_batch_size_limit(tmp_path):
+def test_body_size_limit_and_batch_size_limit(tmp_path, backend):
     limit = 2048
     settings_ = sandbox_settings(tmp_path, server={"max_body_bytes": limit, "batch_max_items": 3})
 
@@ -312,7 +314,7 @@ def test_stored_decision_explains_itself(client):
     assert order["cnpj"] not in text and cnpj_format.format(order["cnpj"]) not in text
 
 
-def test_find_decisions_pages_filters_and_documents(tmp_path):
+def test_find_decisions_pages_filters_and_documents(tmp_path, backend):
     with ThreadedServer(sandbox_settings(tmp_path)) as srv, srv.client() as c:
         cnpjs = [fresh() for _ in range(7)]
         made = ndjson(c.post("/evaluate/batch", json={"policy": "credito_b2b",

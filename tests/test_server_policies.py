@@ -1,7 +1,8 @@
 """Policies on a running server: publish, rollback, atomic swaps, hot reload, restarts, several workers.
 
-Real servers over sockets (ThreadedServer, or `regua serve` as a subprocess), real SQLite files,
-real policy files edited on disk. The bundled credito_b2b is version 1; version 2 changes one
+Real servers over sockets (ThreadedServer, or `regua serve` as a subprocess), real stores (every
+test runs on a SQLite file, then on a PostgreSQL database: the `backend` fixture), real policy files
+edited on disk. The bundled credito_b2b is version 1; version 2 changes one
 table so that the example order (saldo 50k + pedido 30k, ticket 40k) flips from approve to review.
 """
 
@@ -30,6 +31,7 @@ TYPE_ERROR = V2.replace("when protestos > 0", 'when protestos > "x"')
 BEHAVIOUR = {"2026.11.1": ("approve", ["DENTRO_DO_LIMITE"], "120000.00"),
              "2026.12.1": ("review", ["ACIMA_DO_LIMITE"], "40000.00")}
 LOCATION = re.compile(r"^.+:\d+:\d+$")  # file:line:col
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def test_the_versions_differ_as_the_tests_assume():

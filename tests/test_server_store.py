@@ -1,5 +1,6 @@
-"""The server store on real SQLite files: migrations, the batched decision log, durability across
-graceful and hard stops of a real `regua serve` process, idempotency across restarts."""
+"""The server store on both backends, a real SQLite file and a real PostgreSQL database: migrations,
+the batched decision log, durability across graceful and hard stops of a real `regua serve`
+process, idempotency across restarts. (Replicas sharing PostgreSQL: tests/test_server_replicas.py.)"""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import pytest
 import sqlite_utils
 from server_harness import ROOT, SANDBOX_HEADERS, ProcessServer, ThreadedServer, free_port, sandbox_settings
 
+from regua import postgres
 from regua.server.decision_log import DecisionLog
 from regua.server.ids import new_decision_id
 from regua.server.migrations import MIGRATIONS
-from regua.server.store import DECISION_COLUMNS, Store, StoreError
+from regua.server.store import DECISION_COLUMNS, Store, StoreError, open_store
 
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
 ALL_MIGRATIONS = [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
@@ -34,12 +36,25 @@ def recorded_migrations(path) -> list[tuple[str, str, str]]:
             "select migration_set, name, applied_at from _sqlite_migrations order by rowid").fetchall()
 
 
-def count_decisions(path) -> int:
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("select count(*) from decisions").fetchone()[0]
-    finally:
-        connection.close()
+def count_decisions(location) -> int:
+    return len(stored_ids(location))
+
+
+def stored_ids(location) -> dict[str, str | None]:
+    """decision id -> request_id of every decision in the store at `location` (either backend)."""
+    return {row["id"]: row["request_id"] for row in open_store(str(location)).query("select id, request_id from decisions")}
+
+
+def run_sql(location, *statements: str) -> None:
+    """Raw SQL on the store's database, behind the store's back (e.g. a trigger that refuses writes)."""
+    if postgres.is_url(str(location)):
+        with postgres.connect(str(location)) as conn:
+            for statement in statements:
+                conn.execute(statement)
+    else:
+        with sqlite3.connect(location) as connection:
+            for statement in statements:
+                connection.execute(statement)
 
 
 # ---- migrations ----
@@ -112,6 +127,53 @@ def test_processes_creating_the_same_new_store_together_all_succeed(tmp_path):
     assert [n for _, n, _ in recorded_migrations(path)] == ALL_MIGRATIONS
 
 
+def test_both_backends_have_the_same_migrations_in_the_same_order():
+    assert [name for name, _ in MIGRATIONS.postgres_steps] == MIGRATIONS.names() == ALL_MIGRATIONS
+    assert all(sql.strip() for _, sql in MIGRATIONS.postgres_steps)
+
+
+def recorded_postgres_migrations(url) -> list[str]:
+    with postgres.connect(url) as conn:
+        return [row["name"] for row in conn.execute(
+            "select name from regua_migrations where migration_set = 'regua.server' order by applied_at")]
+
+
+def test_a_new_postgres_database_gets_every_migration_once(postgres_url):
+    store = open_store(postgres_url)
+    assert store.applied_migrations() == ALL_MIGRATIONS == recorded_postgres_migrations(postgres_url)
+    assert open_store(postgres_url).migrate() == []
+    assert recorded_postgres_migrations(postgres_url) == ALL_MIGRATIONS
+    tables = {row["table_name"] for row in store.query(
+        "select table_name from information_schema.tables where table_schema = 'public'")}
+    assert TABLES | {"purges", "regua_migrations"} <= tables
+
+
+def test_postgres_keeps_exact_types(postgres_url):
+    """Instants are timestamptz (read back as the ISO text SQLite holds), never naive or text."""
+    store = open_store(postgres_url)
+    types = {(row["table_name"], row["column_name"]): row["data_type"] for row in store.query(
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = 'public'")}
+    for column in [("policy_versions", "created_at"), ("policy_active", "activated_at"), ("decisions", "purged_at"),
+                   ("connector_cache", "expires_at"), ("policy_files", "synced_at"), ("experiments", "created_at"),
+                   ("experiments", "updated_at"), ("experiment_audit", "at"), ("experiment_decisions", "created_at")]:
+        assert types[column] == "timestamp with time zone", column
+    assert types[("purges", "before")] == "date"
+    row, _ = store.publish_version("p", "1", "source", "hash", "api", "tester", "first")
+    assert row["created_at"].endswith("+00:00") and store.policy_version("p", 1)["created_at"] == row["created_at"]
+
+
+def test_replicas_starting_together_on_one_postgres_migrate_once(postgres_url):
+    start = time.time() + 1.5  # every process imports first, then they all open the store at once
+    code = (f"import time; from regua.server.store import open_store; time.sleep(max(0, {start} - time.time())); "
+            f"print(open_store({postgres_url!r}).count_decisions())")
+    processes = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, [err for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0"] * 4
+    assert recorded_postgres_migrations(postgres_url) == ALL_MIGRATIONS
+
+
 @pytest.mark.parametrize("path", [":memory:", "file:regua?mode=memory"])
 def test_the_store_needs_a_real_file(path):
     """Threads and worker processes open their own connections: an in-memory database would be
@@ -147,14 +209,31 @@ class CountingStore(Store):
 
 
 @pytest.mark.parametrize("count", [1, 499, 500, 501, 1234])
-def test_insert_decisions_writes_every_row_across_multi_row_statements(tmp_path, count):
-    """Rows go in as multi-row INSERTs of at most 500: every row lands once, whatever the count."""
-    store = Store(str(tmp_path / "regua.db"))
+def test_insert_decisions_writes_every_row_across_multi_row_statements(store_location, count):
+    """Rows go in as multi-row INSERTs of at most 500 (SQLite) or one COPY (PostgreSQL): every row
+    lands once, whatever the count."""
+    store = open_store(store_location)
     rows = [decision_row(i) for i in range(count)]
     store.insert_decisions(rows)
     store.insert_decisions(rows[: count // 2])  # replays are ignored, not duplicated
-    stored = [json.loads(r["input"])["n"] for r in store.db.query("select input from decisions")]
+    with store.writer() as db:  # the writer thread's own connection
+        store.insert_decisions(rows[count // 2:], db)
+    stored = [json.loads(r["input"])["n"] for r in store.query("select input from decisions")]
     assert sorted(stored) == list(range(count))
+
+
+def test_an_idempotency_key_is_stored_once_per_policy_and_api_key(store_location):
+    store = open_store(store_location)
+    first = decision_row(1, request_id="pedido-1")
+    assert store.insert_decision_once(first) is None
+    again = store.insert_decision_once(decision_row(2, request_id="pedido-1"))
+    assert again is not None and again["id"] == first[0] and json.loads(again["input"]) == {"n": 1}
+    store.insert_decisions([decision_row(3, request_id="pedido-1")])  # the batched path yields too
+    assert store.count_decisions() == 1
+    assert store.decision_by_request("credito_b2b", "pedido-1", "test")["id"] == first[0]
+    assert store.decision_by_request("credito_b2b", "pedido-1", "other-key") is None
+    assert store.decision_by_request("credito_b2c", "pedido-1", "test") is None
+    assert store.decision(first[0])["request_id"] == "pedido-1"
 
 
 def test_many_submits_are_written_in_few_transactions(tmp_path):
@@ -171,8 +250,8 @@ def test_many_submits_are_written_in_few_transactions(tmp_path):
         log.close()
 
 
-def test_the_log_writes_when_flush_max_rows_wait_not_before(tmp_path):
-    store = Store(str(tmp_path / "regua.db"))
+def test_the_log_writes_when_flush_max_rows_wait_not_before(store_location):
+    store = open_store(store_location)
     log = DecisionLog(store, flush_interval_ms=60_000, flush_max=100)
     try:
         for i in range(99):
@@ -188,9 +267,9 @@ def test_the_log_writes_when_flush_max_rows_wait_not_before(tmp_path):
         log.close()
 
 
-def test_close_flushes_everything_and_stops_the_writer(tmp_path):
-    path = str(tmp_path / "regua.db")
-    log = DecisionLog(Store(path), flush_interval_ms=60_000, flush_max=100_000)
+def test_close_flushes_everything_and_stops_the_writer(store_location):
+    path = store_location
+    log = DecisionLog(open_store(path), flush_interval_ms=60_000, flush_max=100_000)
     for i in range(1000):
         log.submit(decision_row(i))
     log.close()
@@ -198,12 +277,18 @@ def test_close_flushes_everything_and_stops_the_writer(tmp_path):
     assert not log._thread.is_alive()
 
 
-def test_rows_that_fail_to_insert_are_kept_and_retried(tmp_path):
-    path = str(tmp_path / "regua.db")
-    store = Store(path)
-    with sqlite3.connect(path) as connection:
-        connection.execute("create trigger refuse before insert on decisions "
-                           "begin select raise(abort, 'refused by the test'); end")
+REFUSE = {"sqlite": ["create trigger refuse before insert on decisions begin select raise(abort, 'refused'); end"],
+          "postgresql": ["create function refuse() returns trigger language plpgsql as "
+                         "$$ begin raise exception 'refused by the test'; end $$",
+                         "create trigger refuse before insert on decisions for each row execute function refuse()"]}
+ACCEPT = {"sqlite": ["drop trigger refuse"], "postgresql": ["drop trigger refuse on decisions"]}
+
+
+def test_rows_that_fail_to_insert_are_kept_and_retried(store_location):
+    path = store_location
+    store = open_store(path)
+    backend = "postgresql" if postgres.is_url(path) else "sqlite"
+    run_sql(path, *REFUSE[backend])
     log = DecisionLog(store, flush_interval_ms=20, flush_max=512)
     try:
         for i in range(10):
@@ -212,8 +297,7 @@ def test_rows_that_fail_to_insert_are_kept_and_retried(tmp_path):
         while log.failures < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert log.failures >= 2 and log.backlog == 10 and count_decisions(path) == 0
-        with sqlite3.connect(path) as connection:
-            connection.execute("drop trigger refuse")
+        run_sql(path, *ACCEPT[backend])
         assert log.wait_flushed(5)
         assert count_decisions(path) == 10
     finally:
@@ -242,28 +326,24 @@ HOLD_BACK = {"REGUA_STORE__FLUSH_INTERVAL_MS": "60000", "REGUA_STORE__FLUSH_MAX"
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_sigterm_right_after_the_answers_loses_no_decision(tmp_path, workers):
+def test_sigterm_right_after_the_answers_loses_no_decision(tmp_path, workers, backend):
     # The log holds decisions back for a minute: only the graceful shutdown can have written them.
     with ProcessServer(tmp_path, "--workers", workers, env=HOLD_BACK) as server:
         ids = evaluate_many(server.url, 200)
         assert count_decisions(server.db) == 0
         assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
-    assert count_decisions(server.db) == 200
-    with sqlite3.connect(server.db) as connection:
-        assert {r[0] for r in connection.execute("select id from decisions")} == set(ids)
+    assert set(stored_ids(server.db)) == set(ids) and len(ids) == 200
 
 
-def test_sync_durability_survives_sigkill(tmp_path):
+def test_sync_durability_survives_sigkill(tmp_path, backend):
     with ProcessServer(tmp_path, env={**HOLD_BACK, "REGUA_STORE__DURABILITY": "sync"}) as server:
         ids = evaluate_many(server.url, 100)
         server.stop(signal.SIGKILL)
     assert server.process.returncode == -signal.SIGKILL
-    assert count_decisions(server.db) == 100
-    with sqlite3.connect(server.db) as connection:
-        assert {r[0] for r in connection.execute("select id from decisions")} == set(ids)
+    assert set(stored_ids(server.db)) == set(ids) and len(ids) == 100
 
 
-def test_what_batched_mode_can_lose_on_sigkill(tmp_path):
+def test_what_batched_mode_can_lose_on_sigkill(tmp_path, backend):
     """Batched mode (the default) answers before the decision is written; the writer commits what
     waits every flush_interval_ms. A SIGKILL (or OOM kill, power loss) therefore loses the
     decisions answered since the last flush and nothing older; SIGTERM/SIGINT flush (above).
@@ -273,13 +353,12 @@ def test_what_batched_mode_can_lose_on_sigkill(tmp_path):
         plain = evaluate_many(server.url, 50)
         durable = evaluate_many(server.url, 50, request_ids=True)
         server.stop(signal.SIGKILL)
-    with sqlite3.connect(server.db) as connection:
-        stored = dict(connection.execute("select id, request_id from decisions").fetchall())
+    stored = stored_ids(server.db)
     assert set(stored) == set(durable) and not set(stored) & set(plain)
     assert sorted(stored.values()) == sorted(f"req-{i}" for i in range(50))
 
 
-def test_batched_mode_loses_at_most_the_last_flush_window_on_sigkill(tmp_path):
+def test_batched_mode_loses_at_most_the_last_flush_window_on_sigkill(tmp_path, backend):
     """With flush_interval_ms=50, what a SIGKILL loses is the newest decisions only: the stored ones
     are a prefix of the answered ones (each flush writes everything waiting), and every decision
     answered more than the interval (plus generous scheduling slack) before the kill is on disk."""
@@ -293,15 +372,14 @@ def test_batched_mode_loses_at_most_the_last_flush_window_on_sigkill(tmp_path):
                 answered.append((time.monotonic(), response.json()["decision_id"]))
         killed = time.monotonic()
         server.stop(signal.SIGKILL)
-    with sqlite3.connect(server.db) as connection:
-        stored = {row[0] for row in connection.execute("select id from decisions")}
+    stored = set(stored_ids(server.db))
     ids = [decision_id for _, decision_id in answered]
     assert set(ids[:len(stored)]) == stored  # a prefix: nothing older than a lost decision is lost
     recent = sum(1 for t, _ in answered if t > killed - 0.05 - slack)
     assert len(ids) - len(stored) <= recent < len(ids), (len(ids) - len(stored), recent, len(ids))
 
 
-def test_idempotent_replays_survive_a_restart(tmp_path):
+def test_idempotent_replays_survive_a_restart(tmp_path, backend):
     settings = sandbox_settings(tmp_path)
     body = {"input": ORDER, "request_id": "pedido-42"}
     with ThreadedServer(settings) as server, server.client() as client:
