@@ -15,41 +15,56 @@ import datetime as dt
 import time
 from typing import Any
 
+import msgspec
+
 from regua.dsl import types as T
 from regua.dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
+from . import trace as trace_shape
 from .connectors import DECISION_DEADLINE, Answer, ConnectorError, Connectors, mask_document
 from .decision import ConnectorCall, Decision, Reason
 
 
-class EvalContext:
+class _NoIO:
+    """`io` without connectors: no lookup waits on I/O, whatever its index."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> int:
+        return 0
+
+
+_NO_IO = _NoIO()
+
+
+class EvalContext(msgspec.Struct, gc=False):
     """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups.
 
     `io`: per connector index, 1 when its lookups wait on I/O (engine.connectors.Connectors.io_flags);
     generated code sums the flags of the lookups it could prefetch and calls `prefetch` only when
     two or more of them wait on I/O, so evaluations that could not gain from it never pay for it.
+
+    A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
+    Python __init__ cost as much as evaluating a small decision table. Not tracked by the garbage
+    collector (gc=False): nothing it holds refers back to it (answers, connector calls, the
+    connectors registry), so it can never be part of a reference cycle.
     """
 
-    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "io", "deadline",
-                 "budget", "room", "cpu_deadline")
-
-    def __init__(self, today: dt.date, connectors: Connectors | None, names: tuple, coercers,
-                 deadline: float | None = None, budget: float | None = None):
-        self.today = today
-        self.connectors = connectors
-        self.names = names
-        self.coercers = coercers
-        self.memo: dict = {}
-        self.calls: list[ConnectorCall] = []
-        self.io = connectors.io_flags(names) if connectors is not None else _NO_IO
-        #: time.monotonic() by which every lookup of this decision must have answered (None: no
-        #: decision-wide limit, only each connector's own). See _call and prefetch.
-        self.deadline = deadline
-        # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
-        self.budget = budget
-        self.room = runtime.CHECK_EVERY
-        self.cpu_deadline: float | None = None
+    today: dt.date
+    connectors: Connectors | None
+    names: tuple
+    coercers: Any
+    #: time.monotonic() by which every lookup of this decision must have answered (None: no
+    #: decision-wide limit, only each connector's own). See _call and prefetch.
+    deadline: float | None = None
+    # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
+    budget: float | None = None
+    io: Any = _NO_IO  # Connectors.io_flags(names) when there are connectors
+    memo: dict = {}  # msgspec copies an empty mutable default for each instance
+    calls: list = []
+    room: int = runtime.CHECK_EVERY
+    cpu_deadline: float | None = None
 
     def lookup(self, index: int, args: tuple):
         key = (index, args)
@@ -138,16 +153,6 @@ class EvalContext:
         return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost, raw)
 
 
-class _NoIO:
-    """`io` without connectors: no lookup waits on I/O, whatever its index."""
-
-    __slots__ = ()
-
-    def __getitem__(self, index: int) -> int:
-        return 0
-
-
-_NO_IO = _NoIO()
 _clock = time.perf_counter
 
 
@@ -184,7 +189,9 @@ class Combiner:
         count = len(meta.rules) + 1
         self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
         default = self.default = meta.default
+        self.default_verb = default.verb
         self.default_codes = [default.code] if default.code else []
+        self.fired_steps = trace_shape.fired_steps(meta)
 
     def default_reasons(self) -> list[Reason]:
         default = self.default
@@ -213,15 +220,17 @@ class Combiner:
         return line
 
     # ---- combining ----
-    def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
-        """The Decision; reasons stay pending as (combiner, entries, inputs, slots, today), where
+    def decide(self, fired, errors, outputs, output_errors, inputs, slots, calls, today, trace=None) -> Decision:
+        """The Decision (`calls`: the connector calls made, `today`: the evaluation date); reasons
+        stay pending as (combiner, entries, inputs, slots, today), where
         entries is None for the default, the ranked `fired` list when only rules fired, or ranked
         (severity, order, kind, rule index or output name, error, sets) tuples once something failed."""
         if errors or output_errors:
-            return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, rt, trace)
+            return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, calls, today,
+                                              trace)
         if not fired:
-            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
-                            self.output_types, (self, None, inputs, slots, rt.today))
+            return Decision(self.name, self.version, self.default_verb, outputs, None, trace, calls,
+                            self.output_types, (self, None, inputs, slots, today))
         if len(fired) > 1:
             rank = self.rank
             fired = sorted(fired, key=lambda hit: rank[hit[0]])
@@ -232,10 +241,11 @@ class Combiner:
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, None, trace, rt.calls,
-                        self.output_types, (self, fired, inputs, slots, rt.today))
+        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, None, trace, calls,
+                        self.output_types, (self, fired, inputs, slots, today))
 
-    def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace) -> Decision:
+    def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, calls, today,
+                              trace) -> Decision:
         info = self.rule_info
         entries = [(info[index][0], index, 0, index, None, sets) for index, sets in fired]
         rules = self.rules
@@ -246,8 +256,8 @@ class Combiner:
         entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
                     if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
-            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
-                            self.output_types, (self, None, inputs, slots, rt.today))
+            return Decision(self.name, self.version, self.default_verb, outputs, None, trace, calls,
+                            self.output_types, (self, None, inputs, slots, today))
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
@@ -258,8 +268,8 @@ class Combiner:
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, outcome, outputs, None, trace, rt.calls, self.output_types,
-                        (self, entries, inputs, slots, rt.today))
+        return Decision(self.name, self.version, outcome, outputs, None, trace, calls, self.output_types,
+                        (self, entries, inputs, slots, today))
 
     def codes(self, entries) -> list[str]:
         if entries is None:
@@ -292,15 +302,6 @@ class Combiner:
         return out
 
     # ---- traces ----
-    def rules_trace(self, fired, errors) -> list[dict]:
-        if not fired and not errors:
-            return []
-        rules = self.rules
-        hits = [(i, "fired") for i, _ in fired] + [(i, "error") for i, _ in errors]
-        return [{"rule": rules[i].name, "line": rules[i].line, "result": result,
-                 "outcome": rules[i].action.verb if result == "fired" else self.on_error.verb}
-                for i, result in sorted(hits)]
-
     def full_trace(self, rule_trace, slots) -> dict:
         rules = self.rules
         steps = []
