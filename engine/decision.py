@@ -119,11 +119,14 @@ class Decision(msgspec.Struct, eq=False):
     version: str
     outcome: str
     outputs: dict
-    _reasons: Any  # list[Reason], or None while pending
+    #: The codes of the reasons, in rank order: settled with the ranking, so reading them builds
+    #: no Reason (most callers read only these).
+    reason_codes: list
     trace: Any
     connector_calls: list
     output_types: dict = {}
     _pending: Any = None  # (combiner, ranked entries, inputs, slots, today)
+    _reasons: Any = None  # list[Reason], or None while pending
 
     @property
     def reasons(self) -> list[Reason]:
@@ -132,14 +135,6 @@ class Decision(msgspec.Struct, eq=False):
             self._reasons = combiner.reasons(entries, inputs, slots, today)
             self._pending = None
         return self._reasons
-
-    @property
-    def reason_codes(self) -> list[str]:
-        pending = self._pending
-        if pending is not None:
-            # The default's codes without a call: most decisions of a small policy are the default.
-            return pending[0].codes(pending[1]) if pending[1] is not None else list(pending[0].default_codes)
-        return [r.code for r in self._reasons if r.code]
 
     def __repr__(self) -> str:
         return f"Decision({self.policy!r}, outcome={self.outcome!r}, reasons={self.reason_codes!r})"

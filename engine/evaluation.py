@@ -185,6 +185,7 @@ class Combiner:
                           for r in meta.rules]
         self.verbs = [r.action.verb for r in meta.rules]
         self.rule_codes = [r.action.code for r in meta.rules]
+        self.code_lists = [[code] if code else [] for code in self.rule_codes]  # one rule fired
         # Fired rules rank by severity, then rule order: one integer key per rule.
         count = len(meta.rules) + 1
         self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
@@ -229,19 +230,25 @@ class Combiner:
             return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, calls, today,
                                               trace)
         if not fired:
-            return Decision(self.name, self.version, self.default_verb, outputs, None, trace, calls,
-                            self.output_types, (self, None, inputs, slots, today))
-        if len(fired) > 1:
-            rank = self.rank
-            fired = sorted(fired, key=lambda hit: rank[hit[0]])
-        # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
-        for _index, sets in reversed(fired):
+            return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
+                            calls, self.output_types, (self, None, inputs, slots, today))
+        if len(fired) == 1:
+            index, sets = fired[0]
             if sets:
                 outputs.update(sets)
+            codes = self.code_lists[index].copy()
+        else:
+            rank = self.rank
+            fired = sorted(fired, key=lambda hit: rank[hit[0]])
+            # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
+            for _index, sets in reversed(fired):
+                if sets:
+                    outputs.update(sets)
+            codes = self.codes(fired)
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, None, trace, calls,
+        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, codes, trace, calls,
                         self.output_types, (self, fired, inputs, slots, today))
 
     def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, calls, today,
@@ -256,8 +263,8 @@ class Combiner:
         entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
                     if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
-            return Decision(self.name, self.version, self.default_verb, outputs, None, trace, calls,
-                            self.output_types, (self, None, inputs, slots, today))
+            return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
+                            calls, self.output_types, (self, None, inputs, slots, today))
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
@@ -268,8 +275,8 @@ class Combiner:
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, outcome, outputs, None, trace, calls, self.output_types,
-                        (self, entries, inputs, slots, today))
+        return Decision(self.name, self.version, outcome, outputs, self.codes(entries), trace, calls,
+                        self.output_types, (self, entries, inputs, slots, today))
 
     def codes(self, entries) -> list[str]:
         if entries is None:

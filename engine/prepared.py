@@ -265,13 +265,19 @@ class PreparedPolicy:
         if trace == "off" or trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
             combiner = self._combiner
-            shown = None if trace == "off" else trace_shape.rules_level(self.meta, combiner, fired, errors)
+            if trace == "off":
+                shown = None
+            elif fired or errors:
+                shown = trace_shape.rules_level(self.meta, combiner, fired, errors)
+            else:  # trace.rules_level's answer when nothing fired or failed, without the call
+                shown = {"level": "rules", "rules": [], "values": {}, "tables": {}}
             if fired or errors or output_errors:
                 return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, shown)
             # Nothing fired or failed: the default, built here (Combiner.decide's first case) because
             # this is most evaluations of a small policy, where one more call is a tenth of the time.
-            return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, None, shown, calls,
-                            combiner.output_types, (combiner, None, inputs, slots, today))
+            return Decision(combiner.name, combiner.version, combiner.default_verb, outputs,
+                            combiner.default_codes.copy(), shown, calls, combiner.output_types,
+                            (combiner, None, inputs, slots, today))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
             full = self._combiner.full_trace(rule_trace, slots)
