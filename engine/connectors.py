@@ -62,11 +62,13 @@ class Connectors:
         self._impls: dict[str, Connector] = dict(implementations or {})
         self._inline: dict[str, bool] = {}  # explicit flags, then answers of is_inline
         self._io_flags: dict[tuple, tuple] = {}  # io_flags answers, per tuple of names
+        self._bindings: dict[tuple, tuple] = {}  # binding answers, per tuple of names
 
     def register(self, qualified_name: str, implementation: Connector, inline: bool | None = None) -> None:
         self._impls[qualified_name] = implementation
         self._inline.pop(qualified_name, None)
         self._io_flags.clear()
+        self._bindings.clear()
         if inline is not None:
             self._inline[qualified_name] = bool(inline)
 
@@ -88,6 +90,14 @@ class Connectors:
         if flags is None:
             flags = self._io_flags[names] = tuple(0 if self.is_inline(name) else 1 for name in names)
         return flags
+
+    def binding(self, names: tuple) -> tuple[tuple, tuple]:
+        """(io_flags(names), the implementation of each name or None): what an evaluation needs
+        per connector index, resolved once per tuple of names rather than on every lookup."""
+        bound = self._bindings.get(names)
+        if bound is None:
+            bound = self._bindings[names] = (self.io_flags(names), tuple(self._impls.get(name) for name in names))
+        return bound
 
     def names(self) -> list[str]:
         return sorted(self._impls)

@@ -71,23 +71,24 @@ class Reason:
         return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
 
-class ConnectorCall:
-    """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked."""
+class ConnectorCall(msgspec.Struct, eq=False):
+    """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked.
 
-    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached", "cost", "answer")
+    A msgspec Struct for its constructor, implemented in C: one is built per lookup (see
+    Decision). Never encode it as a Struct (its arguments would be written in clear): to_dict()
+    is the wire form.
+    """
 
-    def __init__(self, connector: str, args: tuple, status: str, duration_ms: float, error: str | None = None,
-                 cached: bool = False, cost: str | None = None, answer=None):
-        self.connector = connector
-        self._args = args
-        self.status = status
-        self.duration_ms = duration_ms
-        self.error = error
-        self.cached = cached
-        self.cost = cost  # BRL, as text; "0" for cache hits
-        # The answer as the connector gave it (before the contract's coercion), for the decision
-        # log's recorded answers (engine.recorded) that the policy lab replays; never in to_dict().
-        self.answer = answer
+    connector: str
+    _args: tuple
+    status: str
+    duration_ms: float
+    error: str | None = None
+    cached: bool = False
+    cost: str | None = None  # BRL, as text; "0" for cache hits
+    # The answer as the connector gave it (before the contract's coercion), for the decision
+    # log's recorded answers (engine.recorded) that the policy lab replays; never in to_dict().
+    answer: Any = None
 
     @property
     def args(self) -> list[str]:

@@ -35,7 +35,19 @@ class _NoIO:
         return 0
 
 
+class _NoImpls:
+    """`impls` without connectors: no lookup has an implementation."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> None:
+        return None
+
+
 _NO_IO = _NoIO()
+_NO_IMPLS = _NoImpls()
+#: (io, impls) of an evaluation without connectors (engine.connectors.Connectors.binding otherwise).
+UNBOUND = (_NO_IO, _NO_IMPLS)
 
 
 class EvalContext(msgspec.Struct, gc=False):
@@ -61,6 +73,7 @@ class EvalContext(msgspec.Struct, gc=False):
     # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
     budget: float | None = None
     io: Any = _NO_IO  # Connectors.io_flags(names) when there are connectors
+    impls: Any = _NO_IMPLS  # per connector index, its implementation or None (Connectors.binding)
     memo: dict = {}  # msgspec copies an empty mutable default for each instance
     calls: list = []
     room: int = runtime.CHECK_EVERY
@@ -71,7 +84,26 @@ class EvalContext(msgspec.Struct, gc=False):
         memo = self.memo
         if key in memo:
             return memo[key]
-        value, call = self._call(index, args)
+        impl = self.impls[index]
+        if impl is None or self.deadline is not None:  # not configured, or a decision deadline to keep
+            value, call = self._call(index, args)
+        else:
+            # _call's common case inline (one Python call less per lookup): no deadline to keep.
+            started = _clock()
+            cached, cost, raw = False, None, None
+            try:
+                value = impl(*args)
+                if value.__class__ is Answer:
+                    cached, cost, value = value.cached, value.cost, value.value
+                raw = value
+                value = self.coercers[index](value)
+            except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
+                value = _failure(self.names[index], error)
+            elapsed = (_clock() - started) * 1000
+            if value.__class__ is _Unavailable:
+                call = ConnectorCall(self.names[index], args, "failed", elapsed, value.code, cached, cost, raw)
+            else:
+                call = ConnectorCall(self.names[index], args, "ok", elapsed, None, cached, cost, raw)
         self.calls.append(call)
         memo[key] = value
         return value
@@ -121,12 +153,12 @@ class EvalContext(msgspec.Struct, gc=False):
 
     def _call(self, index: int, args: tuple):
         name = self.names[index]
-        impl = self.connectors._impls.get(name) if self.connectors is not None else None
+        impl = self.impls[index]
         started = _clock()
         cached, cost, raw = False, None, None
         deadline = self.deadline
         if impl is None:
-            value: Any = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+            value: Any = _not_configured(name)
         elif deadline is not None and time.monotonic() >= deadline:
             value = _Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
         else:
@@ -137,13 +169,8 @@ class EvalContext(msgspec.Struct, gc=False):
                     cached, cost, value = value.cached, value.cost, value.value
                 raw = value
                 value = self.coercers[index](value)
-            except ConnectorError as error:
-                value = _Unavailable(name, "CONNECTOR_" + error.code, str(error))
-            except CoercionError as error:
-                error = error.prefixed(name)
-                value = _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
-                value = _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+                value = _failure(name, error)
             finally:
                 if token is not None:
                     DECISION_DEADLINE.reset(token)
@@ -151,6 +178,30 @@ class EvalContext(msgspec.Struct, gc=False):
         if value.__class__ is _Unavailable:
             return value, ConnectorCall(name, args, "failed", elapsed, value.code, cached, cost, raw)
         return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost, raw)
+
+
+def _failure(name: str, error: Exception) -> runtime.Unavailable:
+    """The value of a lookup whose connector raised `error` (or whose answer broke its contract)."""
+    if isinstance(error, ConnectorError):
+        return _Unavailable(name, "CONNECTOR_" + error.code, str(error))
+    if isinstance(error, CoercionError):
+        error = error.prefixed(name)
+        return _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
+    return _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+
+
+_NOT_CONFIGURED: dict[str, runtime.Unavailable] = {}
+
+
+def _not_configured(name: str) -> runtime.Unavailable:
+    """The value of a lookup no implementation is registered for: one per name, shared (an
+    Unavailable is never changed; policies registered without some connector make it often)."""
+    value = _NOT_CONFIGURED.get(name)
+    if value is None:
+        if len(_NOT_CONFIGURED) > 1024:  # names come from policies: bounded all the same
+            _NOT_CONFIGURED.clear()
+        value = _NOT_CONFIGURED[name] = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+    return value
 
 
 _clock = time.perf_counter

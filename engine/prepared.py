@@ -24,7 +24,7 @@ from . import runtime
 from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
-from .evaluation import _NO_IO, Combiner, EvalContext, answer_coercers
+from .evaluation import UNBOUND, Combiner, EvalContext, answer_coercers
 
 TRACE_LEVELS = ("off", "rules", "full")
 _UNSET = runtime.UNSET
@@ -233,8 +233,9 @@ class PreparedPolicy:
         if not self._uses_context:
             return None, as_of, []
         names = self._connector_names
+        io, impls = UNBOUND if connectors is None else connectors.binding(names)
         rt = EvalContext(as_of or dt.date.today(), connectors, names, self._answer_coercers, deadline, budget,
-                         _NO_IO if connectors is None else connectors.io_flags(names))
+                         io, impls)
         return rt, rt.today, rt.calls
 
     def evaluate_raw(self, inputs: dict, as_of: dt.date, connectors: Connectors | None = None):
@@ -256,8 +257,9 @@ class PreparedPolicy:
         # is a tenth of a small table's evaluation.
         if self._uses_context:
             names = self._connector_names
+            io, impls = UNBOUND if connectors is None else connectors.binding(names)
             rt = EvalContext(as_of or dt.date.today(), connectors, names, self._answer_coercers, deadline, budget,
-                             _NO_IO if connectors is None else connectors.io_flags(names))
+                             io, impls)
             today, calls = rt.today, rt.calls
         else:  # the code reads no date, lookup or budget counter: `today` is never read either
             rt, today, calls = None, as_of, []
