@@ -136,6 +136,9 @@ _DOCUMENT_IN_TEXT = re.compile(
     rf"(?<![0-9A-Za-z])[0-9A-Za-z]{{2}}{_SEP}[0-9A-Za-z]{{3}}{_SEP}[0-9A-Za-z]{{3}}{_SEP}[0-9A-Za-z]{{4}}{_SEP}\d{{2}}"
     rf"(?![0-9A-Za-z])|(?<!\d)\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{2}}(?![0-9A-Za-z])")
 _SEPARATORS = re.compile(r"[.\-/ ]|%2[EeDdFf]|%20")
+# Every document the pattern matches ends in two check digits: text without two digits in a row
+# holds none, and is answered without running the pattern (~10 µs on a reason's message).
+_TWO_DIGITS = re.compile(r"\d\d")
 
 
 def _mask_match(match: re.Match) -> str:
@@ -155,7 +158,7 @@ def _mask_match(match: re.Match) -> str:
 def mask_documents_in(text: str) -> str:
     """Every CPF/CNPJ-shaped value inside free text masked (the last two characters kept): for error
     messages, log lines and reasons, where a document may appear whatever the field's type."""
-    if not isinstance(text, str) or len(text) < 11:
+    if not isinstance(text, str) or len(text) < 11 or _TWO_DIGITS.search(text) is None:
         return text
     return _DOCUMENT_IN_TEXT.sub(_mask_match, text)
 

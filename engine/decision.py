@@ -7,6 +7,7 @@ are asked for, so evaluating stays cheap and explaining costs only when someone 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import msgspec
@@ -14,6 +15,10 @@ import msgspec
 from regua.dsl.values import to_json
 
 from .connectors import mask_document, mask_documents_deep, mask_documents_in
+
+# A reason's message is policy text (a rule's, `default`'s or `on error`'s): a few per policy,
+# masked once each rather than on every decision that gives them.
+_masked_message = functools.lru_cache(maxsize=4096)(mask_documents_in)
 
 
 class Reason:
@@ -60,7 +65,7 @@ class Reason:
     def to_dict(self) -> dict:
         # Documents are masked by type where they are read; a CPF typed into a `text` input (or a
         # message) is only recognisable by its shape.
-        out = {"code": self.code, "message": mask_documents_in(self.message) if self.message else self.message,
+        out = {"code": self.code, "message": _masked_message(self.message) if self.message else self.message,
                "rule": self.rule, "outcome": self.outcome, "line": self.line,
                "values": mask_documents_deep(self.values)}
         if self.error:
