@@ -332,10 +332,14 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
     if isinstance(typ, T.RecordType):
         return _record_coercer(typ, strict, cents)
     if isinstance(typ, T.ListType):
+        resolved: list = []  # the item coercer, looked up at first use (a record may contain itself)
+
         def coerce_list(value, element=typ.element):
             if not isinstance(value, (list, tuple)):
                 raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
-            item_coercer = coercer(element, strict, cents=cents)
+            if not resolved:
+                resolved.append(coercer(element, strict, cents=cents))
+            item_coercer = resolved[0]
             try:
                 return [item_coercer(item) for item in value]
             except CoercionError:
@@ -363,6 +367,10 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
                 return value
             if kind is int and -limit < value < limit:  # JSON amounts are mostly whole numbers
                 return Decimal(value)
+            if kind is float:  # a Python caller's float (a fixture's answer): _decimal's reading of it
+                number = Decimal(repr(value))
+                if _in_range(number):
+                    return number
             return _coerce_scalar(value, typ)
         return coerce_decimal
     if exact is int:
