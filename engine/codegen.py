@@ -300,6 +300,7 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
     def _locals_line(self) -> None:
         """A placeholder for `l3 = l7 = _U`, filled by _fill_locals with the locals the function uses."""
         self.used_locals = set()
+        self.inlined: set[int] = set()  # tables whose chain this function has inline (_hoist)
         self._locals_at = len(self.w.lines)
         self.w.line("", 1)
 
@@ -384,8 +385,11 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
                     frontier.append(name)
         hoisted = sorted(hoisted, key=order.get)
         table = leading_name(exprs[0] if evaluated is None else evaluated)
+        # Once per generated function: a later rule finds the value in l<k>, or (the first one
+        # failed) computes it through the table's function; the chain is not repeated per rule.
         if table is not None and table.ref == "table" and symbols[table.name].node.hit_policy in ("first", "priority") \
-                and self.slot_of[table.name] not in self.known:
+                and self.slot_of[table.name] not in self.inlined:
+            self.inlined.add(self.slot_of[table.name])
             hoisted.append(table.name)
         for name in hoisted:
             k = self.slot_of[name]

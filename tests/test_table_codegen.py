@@ -143,3 +143,15 @@ def test_a_table_is_not_computed_ahead_of_what_the_condition_evaluates_first():
     decision = prepared.evaluate({"a": 5}, trace="full", as_of=AS_OF)
     errors = {r.rule: r.error["code"] for r in decision.reasons}
     assert errors == {"divide": "DIVISION_BY_ZERO", "tabela": "TABLE_NO_MATCH"}
+
+
+def test_a_table_many_rules_read_first_is_written_inline_once_per_function():
+    """The chain is inline in the first rule that reads the table first; later rules read the
+    local (or call the table's function): the generated code does not grow with rules × rows."""
+    rules = "".join(f'rule r{n}\n  when faixa == {n % 4}\n  review "R{n}" "r"\n\n' for n in range(60))
+    source = ("policy muitas kind credit\n\ninput\n  a: int\n\ntable faixa (first) by a\n"
+              "  >= 900 -> 3\n  >= 500 -> 2\n  >= 100 -> 1\n  else -> 0\n\n" + rules + "default approve\n")
+    prepared = compiler.compile_policy(source)
+    fast = prepared.meta.generated_source[:prepared.meta.generated_source.index("def evaluate_full")]
+    assert fast.count(">= 900") == 2  # the table's function and one inline chain
+    assert prepared.evaluate({"a": 950}, as_of=AS_OF).reason_codes == [f"R{n}" for n in range(60) if n % 4 == 3]
