@@ -12,6 +12,7 @@ command, so it imports every command module (but still neither the engine nor th
 from __future__ import annotations
 
 import importlib
+from collections.abc import MutableMapping
 
 import click
 
@@ -51,17 +52,41 @@ def load_command(name: str) -> click.Command:
     return getattr(importlib.import_module(f"{__name__}.{module_name}"), attribute)
 
 
+class LazyCommands(MutableMapping):
+    """A click group's `commands` mapping that imports a command's module on first access: names
+    are known without importing anything (listing, `in`), `get`/`[]` load the one asked for. Click
+    and the tests use `group.commands` as a dict; this keeps that true while staying lazy."""
+
+    def __init__(self, loaded: dict[str, click.Command]):
+        self._loaded = dict(loaded)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded and name in COMMANDS:
+            self._loaded[name] = load_command(name)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in COMMANDS
+
+    def __iter__(self):
+        return iter(dict.fromkeys([*COMMANDS, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self._loaded))
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"the command line's commands are fixed (cannot remove {name!r})")
+
+
 class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use (click's documented lazy-loading
-    pattern: list_commands names them without importing, get_command imports the one asked for)."""
+    """A click group whose commands are imported on first use (see LazyCommands)."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            self.add_command(load_command(cmd_name), cmd_name)
-        return self.commands.get(cmd_name)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(self.commands)
 
 
 @click.group(cls=LazyGroup)
