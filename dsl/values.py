@@ -136,6 +136,9 @@ def _in_range(value: Decimal) -> bool:
                                                 and value.as_tuple().exponent >= -_MAX_MAGNITUDE))
 
 
+#: Amounts as text that are certainly a whole number of centavos below 10^18 (others take the long way).
+_PLAIN_CENTS = re.compile(r"-?[0-9]{1,17}(?:\.[0-9]{0,2})?").fullmatch
+
 #: Money taken in (inputs, defaults, test values) is a whole number of centavos.
 MONEY_PLACES = 2
 _CENT = Decimal(1).scaleb(-MONEY_PLACES)
@@ -352,6 +355,8 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
             kind = type(value)
             if kind is int and -limit < value < limit:  # whole reais: nothing to check
                 return Decimal(value)
+            if kind is str and _PLAIN_CENTS(value):  # "1234.50": in range and whole centavos by its shape
+                return Decimal(value)
             number = value if kind is Decimal and _in_range(value) else _coerce_scalar(value, typ)
             return _whole_cents(number, "")
         return coerce_money
@@ -371,6 +376,18 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
                 return value
             return _coerce_scalar(value, typ)
         return coerce_int
+    if exact is dt.date:
+        def coerce_date(value, typ=typ):
+            kind = type(value)
+            if kind is dt.date:
+                return value
+            if kind is str:  # ISO text, as JSON carries dates
+                try:
+                    return dt.date.fromisoformat(value)
+                except ValueError:
+                    pass  # _coerce_scalar says why
+            return _coerce_scalar(value, typ)
+        return coerce_date
     if exact is not None:
         def coerce_exact(value, exact=exact, typ=typ):
             if type(value) is exact:  # already the runtime type: nothing to convert
@@ -493,6 +510,9 @@ def zero(typ: T.Type):
 # ---- output -------------------------------------------------------------------------
 
 
+_MONEY_OUT = Context(prec=28)  # what to_json quantizes amounts below 10^24 in (most of them)
+
+
 def to_json(value, typ: T.Type | None = None):
     """Runtime value -> JSON-friendly value. Money keeps two decimals as text: exact, never a float."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
@@ -500,8 +520,9 @@ def to_json(value, typ: T.Type | None = None):
     if isinstance(value, Decimal):
         if typ == T.MONEY:
             # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices.
-            places = Context(prec=max(28, value.adjusted() + 4))  # huge amounts keep their cents
-            cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=places)
+            # huge amounts keep their cents
+            places = _MONEY_OUT if value.adjusted() < 24 else Context(prec=value.adjusted() + 4)
+            cents = value.quantize(_CENT, rounding=ROUND_HALF_UP, context=places)
             return str(cents if cents else abs(cents))  # never "-0.00"
         if typ == T.PERCENT:
             return f"{_plain(value * 100)}%"
