@@ -24,7 +24,7 @@ from regua.engine.connectors import Answer, Connectors
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import LiveRefused, RecordedConnectors
 
-from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_json
+from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_encoder
 
 # Inputs: JSON numbers with a fraction become Decimal from their text, as the server read them.
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
@@ -158,6 +158,7 @@ class Replayer:
         self.keep = keep
         self.live = live
         self.money = tuple(money_outputs(prepared))
+        self.outputs_json = outputs_encoder(prepared)
         self.known = {f.name for f in prepared.meta.input_type.fields}
         self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
         self.connectors = RecordedConnectors((spec.qualified_name for spec in prepared.meta.connectors), live)
@@ -233,7 +234,7 @@ class Replayer:
         report.live_replayed += bool(self.connectors.live_used)
         before_outcome = body.outcome or record.get("outcome")
         before_outputs = body.outputs or {}
-        after_outputs = outputs_json(decision)
+        after_outputs = self.outputs_json(decision)
         before_rules = {r.rule for r in body.reasons or () if r.rule and r.error is msgspec.UNSET}
         after_rules = set(fired_rules(decision))
         for rule in before_rules:
