@@ -140,13 +140,18 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
     run = _runner(scheduler, workers, count)
     started = time.perf_counter()
     extra = {}
-    if scheduler == "local" and sample is None:
-        # the local cluster's workers open the store themselves: the driver ships id ranges, not rows
-        extra["partitions"] = replay_source.partitions(str(Path(db).resolve()), window, 2000)
+    if scheduler:
+        # Workers that see the store (the same SQLite file, the PostgreSQL server: checked on each
+        # one first) read their partitions themselves: the driver ships id ranges, not rows.
+        import functools
+
+        path = db if is_url(db) else str(Path(db).resolve())
+        extra["partitions"] = replay_source.partitions(path, window, 2000) if sample is None else \
+            replay_source.sample_partitions(path, window, sample, 16, 2000)
+        extra["probe"] = (functools.partial(replay_source.probe, path, window), (total, purged))
     with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
-        report = run(Replayer, [(source, str(candidate))],
-                     None if extra else replay_source.records(db, window, sample), options, prepared=[prepared], **extra,
-                     on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
+        report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample), options,
+                     prepared=[prepared], **extra, on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
     data["window"] = {"policy": name, "from": start.date().isoformat() if start else None,
