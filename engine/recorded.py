@@ -131,6 +131,14 @@ class RecordedConnectors(Connectors):
         self.live_used: set[str] = set()
         super().__init__({name: _Recorded(self, name) for name in names})
 
+    def answers(self) -> dict[str, Any]:
+        """Connector -> the answer its first recorded lookup got (the loaded record's)."""
+        out: dict[str, Any] = {}
+        for (name, _args), entry in self.current.items():
+            if name not in out and "answer" in entry:
+                out[name] = entry["answer"]
+        return out
+
     def load(self, recorded: str | None) -> None:
         self.current = decode_answers(recorded)
         self.misses = set()

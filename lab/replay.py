@@ -25,6 +25,7 @@ from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import LiveRefused, RecordedConnectors
 
 from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_encoder
+from .cuts import group_order, parse_cuts
 
 # Inputs: JSON numbers with a fraction become Decimal from their text, as the server read them.
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
@@ -143,7 +144,8 @@ class ReplayReport:
             "rules": [{"rule": rule, "fired_before": self.fired_before.get(rule, 0),
                        "fired_after": self.fired_after.get(rule, 0), "changes": self.rule_changes.get(rule, 0)}
                       for rule in sorted(set(self.fired_before) | set(self.fired_after))],
-            "cuts": {key: [{"value": value, "replayed": c[0], "changed": c[1]} for value, c in sorted(groups.items())]
+            "cuts": {key: [{"value": value, "replayed": groups[value][0], "changed": groups[value][1]}
+                           for value in sorted(groups, key=group_order)]
                      for key, groups in self.cuts.items()},
             "top_changes": self.top_changes(top),
         }
@@ -155,6 +157,8 @@ class Replayer:
     def __init__(self, prepared, by: Iterable[str] = (), keep: int = 10, live: "LiveLookups | None" = None):
         self.prepared = prepared
         self.by = tuple(by)
+        self.cuts = parse_cuts(self.by)  # CutError names a --by it cannot read
+        self.answer_cuts = any(cut.connector for cut in self.cuts)
         self.keep = keep
         self.live = live
         self.money = tuple(money_outputs(prepared))
@@ -204,8 +208,14 @@ class Replayer:
             raise _Unreplayable("DAMAGED_RECORD", f"stored answer is not JSON: {error}") from None
         if not isinstance(data, dict):
             raise _Unreplayable("DAMAGED_RECORD", "stored input is not an object")
-        # cut by the stored input, fields the candidate dropped included (a decision's region, say)
-        cut = {name: data.get(name) for name in self.by}
+        try:
+            self.connectors.load(record.get("connector_answers"))
+        except ValueError as error:
+            raise _Unreplayable("DAMAGED_RECORD", str(error)) from None
+        # cut by the stored input, fields the candidate dropped included (a decision's region, say),
+        # and by the answers the original decision's lookups got
+        answers = self.connectors.answers() if self.answer_cuts else {}
+        cut = {c.name: c.value(data, answers) for c in self.cuts}
         dropped = [key for key in data if key not in self.known]
         for key in dropped:
             report.dropped_fields[key] = report.dropped_fields.get(key, 0) + 1
@@ -213,10 +223,6 @@ class Replayer:
         for name in self.defaults:
             if data.get(name) is None:
                 report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
-        try:
-            self.connectors.load(record.get("connector_answers"))
-        except ValueError as error:
-            raise _Unreplayable("DAMAGED_RECORD", str(error)) from None
         try:
             decision = self.prepared.evaluate(data, connectors=self.connectors, trace="rules",
                                               as_of=dt.date.fromisoformat(record["as_of"]))
@@ -248,7 +254,7 @@ class Replayer:
         key = f"{before_outcome}>{decision.outcome}"
         report.transitions[key] = report.transitions.get(key, 0) + 1
         for name, value in cut.items():
-            counts = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), [0, 0])
+            counts = report.cuts.setdefault(name, {}).setdefault(value, [0, 0])
             counts[0] += 1
             counts[1] += changed
         if not changed:

@@ -173,7 +173,7 @@ def test_workers_read_their_own_partitions_on_either_backend(client, store_locat
     _store_with(store_location, _decision_log(700))
     window = replay_source.Window("credito_b2b")
     sources = [(CANDIDATE.read_text(encoding="utf-8"), str(CANDIDATE))]
-    options = {"by": ("uf",), "keep": 10}
+    options = {"by": ("uf", "bureau.serasa.score.value:100"), "keep": 10}
     probe = (functools.partial(replay_source.probe, store_location, window), replay_source.count(store_location, window))
     for sample in (None, 150):
         serial = parallel.run(Replayer, sources, replay_source.records(store_location, window, sample), options)
