@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
@@ -116,3 +116,13 @@ class ReplayController(Controller):
         if job is None:
             raise ApiError(404, "UNKNOWN_REPLAY", f"no replay with id '{replay_id[:40]}'")
         return msgspec.convert(job, ReplayJob)
+
+    @delete("/{replay_id:str}", status_code=204, summary="Delete a finished replay job and its report",
+            responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="no such replay"),
+                       409: ResponseSpec(ErrorBody, description="the replay is still running")})
+    async def remove(self, svc: Svc, replay_id: FromPath[str]) -> None:
+        result = await anyio.to_thread.run_sync(svc.replays.delete, replay_id)
+        if result == "unknown":
+            raise ApiError(404, "UNKNOWN_REPLAY", f"no replay with id '{replay_id[:40]}'")
+        if result == "running":
+            raise ApiError(409, "REPLAY_RUNNING", "the replay is still running; delete it when it ends")
