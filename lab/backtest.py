@@ -335,6 +335,7 @@ class Backtester:
         self.money = tuple(money_outputs(prepared))
         names = sorted({spec.qualified_name for p in self.policies for spec in p.meta.connectors})
         self.connectors = DatasetConnectors(names)
+        self.connector_names = tuple(names)
         self.known = [{f.name for f in p.meta.input_type.fields} for p in self.policies]
         # How a pt-BR spreadsheet's cell becomes the text the policy reads, by the field's type.
         self.brazilian = {f.name: _BRAZILIAN[str(f.type)] for p in self.policies for f in p.meta.input_type.fields
@@ -366,7 +367,7 @@ class Backtester:
         if row.pop("__brazilian__", False):
             row = {k: self.brazilian[k](v) if k in self.brazilian and isinstance(v, str) else v for k, v in row.items()}
         answers = {}
-        for name in self.connectors.names():
+        for name in self.connector_names:
             cell = row.get(name)
             if cell is None or cell == "":
                 continue
