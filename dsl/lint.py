@@ -338,22 +338,31 @@ class Linter:
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
         reads_fired = {id(r): self.rule_reads_fired(r) for r in rules}
         budget = COVERED_PAIRS
-        denies: list = []  # earlier rules of the most severe action, in order, with their _Conjuncts
+        # Earlier rules of the most severe action, in order, with their _Conjuncts.
+        self.denies = denies = []
         for rule in rules:
             if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst and denies:
-                mine = self.rule_conjuncts(rule)
-                for earlier, theirs in denies:
-                    budget -= 1
-                    if budget < 0:
-                        return
-                    if mine.implies(theirs):
-                        self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
-                                         f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
-                                         f"{earlier.span.line}) fires too", rule.condition.span,
-                                         "narrow its condition, or merge it into the earlier rule")
-                        break
+                earlier, budget = self.covering(rule, self.rule_conjuncts(rule), denies, budget)
+                if budget < 0:
+                    return
+                if earlier is not None:
+                    self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
+                                     f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
+                                     f"{earlier.span.line}) fires too", rule.condition.span,
+                                     "narrow its condition, or merge it into the earlier rule")
             if self.severities.get(rule.action.verb) == worst and not reads_fired[id(rule)]:
                 denies.append((rule, self.rule_conjuncts(rule)))
+
+    def covering(self, rule: ast.Rule, mine: "_Conjuncts", denies: list, budget: int) -> tuple[ast.Rule | None, int]:
+        """The first of `denies` that fires whenever `rule` does, and the budget of comparisons left
+        (negative: it ran out first, and nothing more is said)."""
+        for earlier, theirs in denies:
+            budget -= 1
+            if budget < 0:
+                return None, budget
+            if mine.implies(theirs):
+                return earlier, budget
+        return None, budget
 
 
 #: Most rule pairs W607 compares in one policy (about 1 s of checking).

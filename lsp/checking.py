@@ -56,6 +56,10 @@ class CheckMemo:
 
     def __init__(self):
         self.rules: dict[int, _Rule] = {}  # id(rule node) -> its results
+        # W607 compares each rule with the earlier denies: their _Conjuncts at the last check, and
+        # that check's number (a rule's remembered comparison holds against this list only).
+        self.denies: list = []
+        self.generation = 0
         self.symbols: dict[str, tuple] = {}  # name -> the signature part it had (kept to compare by identity)
         self.checked = self.reused = 0
 
@@ -67,6 +71,8 @@ class IncrementalChecker(Checker):
         self.cancelled = cancelled
         self.entries: dict[int, _Rule] = {}
         self._shared: dict[str, object] = {}
+        self.generation = memo.generation + 1
+        self.denies: list | None = None  # the linter's, when it ran to the end of W607
 
     def run(self):
         # Every item but the rules is checked from scratch: forget what the last check wrote on it.
@@ -84,6 +90,8 @@ class IncrementalChecker(Checker):
 
     def remember(self) -> None:
         self.memo.rules = self.entries
+        self.memo.denies = [conjuncts for _rule, conjuncts in self.denies or ()]
+        self.memo.generation = self.generation
 
     # ---- signatures ----
     def _symbol_part(self, name: str) -> tuple:
@@ -183,7 +191,34 @@ class _RememberingLinter(Linter):
 
     def __init__(self, checker: IncrementalChecker):
         super().__init__(checker.policy, checker.bag, checker.severities)
+        self.checker = checker
         self.entries = checker.entries
+        self.previous = checker.memo.denies  # the denies of the last check, in order
+        self.same = 0  # how many of the denies so far are, in order, the last check's
+
+    def covered_rules(self) -> None:
+        super().covered_rules()
+        self.checker.denies = getattr(self, "denies", None)
+
+    def covering(self, rule: ast.Rule, mine: _Conjuncts, denies: list, budget: int) -> tuple[ast.Rule | None, int]:
+        """The last check's answer when it compared the same conjuncts with the same earlier denies
+        from the same budget; else compared again (and remembered)."""
+        previous, same = self.previous, self.same
+        while same < len(denies) and same < len(previous) and denies[same][1] is previous[same]:
+            same += 1
+        self.same = same
+        lint = self._lint(rule)
+        known = lint.get("covering")
+        if known is not None:
+            generation, start, conjuncts, compared, found = known
+            if generation == self.checker.memo.generation and start == budget and conjuncts is mine \
+                    and compared <= same and (found is not None or compared == len(denies)):
+                lint["covering"] = (self.checker.generation, *known[1:])  # holds for this check's list too
+                return (denies[found][0] if found is not None else None), budget - compared
+        earlier, left = super().covering(rule, mine, denies, budget)
+        found = next(i for i, (other, _) in enumerate(denies) if other is earlier) if earlier is not None else None
+        lint["covering"] = (self.checker.generation, budget, mine, budget - left, found)
+        return earlier, left
 
     def _lint(self, rule: ast.Rule) -> dict:
         entry = self.entries[id(rule)]

@@ -177,3 +177,46 @@ def test_a_stopped_check_raises_cancelled_and_leaves_nothing_half_done():
         incrementally(text, cache, memo, After(3))
     assert memo.rules == {}
     assert incrementally(text, cache, memo) == from_scratch(text)
+
+
+def _deny_rules(rules: list[tuple[str, int]]) -> str:
+    """A policy of rules on one input, so that many are covered by an earlier deny (W607)."""
+    text = "policy p kind credit\ninput\n  renda: int\n  idade: int\n"
+    for index, (verb, threshold) in enumerate(rules):
+        text += f"rule r{index}\n  when renda > {threshold} and idade > {threshold % 7}\n"
+        text += f'  {verb} "C{index}" "m"\n' if verb != "approve" else "  approve\n"
+    return text + "default approve\n"
+
+
+RULES = st.lists(st.tuples(st.sampled_from(["deny", "deny", "review", "approve"]), st.integers(0, 40)),
+                 min_size=1, max_size=14)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=RULES, edits=st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["deny", "review", "approve"]),
+                                             st.integers(0, 40), st.sampled_from(["change", "insert", "delete"])),
+                                   min_size=1, max_size=6),
+       budget=st.sampled_from([3, 12, 20_000]))
+def test_rules_covered_by_earlier_denies_are_found_as_from_scratch(first, edits, budget):
+    """W607 compares each rule with the earlier denies, within a budget of comparisons: remembered
+    comparisons hold only while the earlier denies and the budget are the same."""
+    from regua.dsl import lint
+
+    saved, lint.COVERED_PAIRS = lint.COVERED_PAIRS, budget
+    try:
+        cache, memo = ItemCache(), CheckMemo()
+        rules = list(first)
+        text = _deny_rules(rules)
+        assert incrementally(text, cache, memo) == from_scratch(text)
+        for position, verb, threshold, how in edits:
+            at = position % (len(rules) + 1)
+            if how == "insert" or not rules:
+                rules.insert(at, (verb, threshold))
+            elif how == "change":
+                rules[at % len(rules)] = (verb, threshold)
+            elif len(rules) > 1:
+                del rules[at % len(rules)]
+            text = _deny_rules(rules)
+            assert incrementally(text, cache, memo) == from_scratch(text), (how, at)
+    finally:
+        lint.COVERED_PAIRS = saved
