@@ -43,12 +43,16 @@ class _Rule:
     """What checking one rule gave, and under which signature."""
 
     rule: ast.Rule  # held, so that its id() is not given to another node while remembered
-    free: frozenset[str]  # the names it reads (syntax: kept even when the signature changes)
+    free: tuple[str, ...]  # the names it reads, sorted (syntax: kept even when the signature changes)
     calls_fired: bool  # whether its condition calls fired() at all (syntax)
     signature: tuple | None = None
     line: int = 0  # the rule's first line when the diagnostics below were made
     diagnostics: list[Diagnostic] = field(default_factory=list)  # of the rules pass
     lint: dict | None = None  # what the lint passes made of it (Linter hooks), once they ran
+
+
+#: What the linter made of a rule that are diagnostics (located: moved with the rule).
+LINT_DIAGNOSTICS = ("condition diagnostics", "settings diagnostics")
 
 
 class CheckMemo:
@@ -71,6 +75,7 @@ class IncrementalChecker(Checker):
         self.cancelled = cancelled
         self.entries: dict[int, _Rule] = {}
         self._shared: dict[str, object] = {}
+        self._parts: dict[str, tuple] = {}  # name -> _symbol_part, made once per check
         self.generation = memo.generation + 1
         self.denies: list | None = None  # the linter's, when it ran to the end of W607
 
@@ -97,6 +102,9 @@ class IncrementalChecker(Checker):
     def _symbol_part(self, name: str) -> tuple:
         """What a rule reading `name` sees of it; the same object as last time when unchanged, so
         comparing signatures mostly compares identities."""
+        part = self._parts.get(name)
+        if part is not None:
+            return part
         symbol = self.symbols.get(name)
         if symbol is None:
             part = ("builtin",) if name in BUILTIN_NAMES else ("missing",)
@@ -107,7 +115,7 @@ class IncrementalChecker(Checker):
         previous = self.memo.symbols.get(name)
         if previous == part:
             part = previous
-        self.memo.symbols[name] = part
+        self.memo.symbols[name] = self._parts[name] = part
         return part
 
     def _shared_part(self, what: str) -> object:
@@ -127,7 +135,7 @@ class IncrementalChecker(Checker):
     def _signature(self, entry: _Rule) -> tuple:
         parts = [self.policy.kind, id(self.env)]
         missing = False
-        for name in sorted(entry.free):
+        for name in entry.free:
             part = self._symbol_part(name)
             missing |= part[0] == "missing"
             parts.append(part)
@@ -146,7 +154,7 @@ class IncrementalChecker(Checker):
         entry = self.memo.rules.get(id(rule))
         if entry is None or entry.rule is not rule:
             exprs = [rule.condition] + [a.value for a in rule.sets]
-            entry = _Rule(rule, frozenset().union(*(ast.free_names(e) for e in exprs)),
+            entry = _Rule(rule, tuple(sorted(set().union(*(ast.free_names(e) for e in exprs)))),
                           any(isinstance(n, ast.Call) and n.func == "fired" and n.namespace is None
                               for n in ast.walk(rule.condition)))
         self.entries[id(rule)] = entry
@@ -154,11 +162,13 @@ class IncrementalChecker(Checker):
         if entry.signature == signature:
             self.memo.reused += 1
             delta = rule.span.line - entry.line
-            if delta:
-                entry.diagnostics = [_moved(d, delta) for d in entry.diagnostics]
-                entry.lint = {k: [_moved(d, delta) for d in v] if k.endswith("diagnostics") else v
-                              for k, v in entry.lint.items()} if entry.lint else entry.lint
+            if delta:  # the rule moved (lines added or removed above it): so do its diagnostics
                 entry.line = rule.span.line
+                if entry.diagnostics:
+                    entry.diagnostics = [_moved(d, delta) for d in entry.diagnostics]
+                for what in LINT_DIAGNOSTICS:
+                    if entry.lint and entry.lint.get(what):
+                        entry.lint[what] = [_moved(d, delta) for d in entry.lint[what]]
             self.bag.items += entry.diagnostics
             return
         # Checked again: until it is done, its results are no one's (a check stopped half-way
@@ -236,10 +246,10 @@ class _RememberingLinter(Linter):
             self.bag.items += lint[what]
 
     def rule_condition(self, rule: ast.Rule) -> None:
-        self._diagnostics(rule, "condition diagnostics", super().rule_condition)
+        self._diagnostics(rule, LINT_DIAGNOSTICS[0], super().rule_condition)
 
     def rule_settings(self, rule: ast.Rule) -> None:
-        self._diagnostics(rule, "settings diagnostics", super().rule_settings)
+        self._diagnostics(rule, LINT_DIAGNOSTICS[1], super().rule_settings)
 
     def _value(self, rule: ast.Rule, what: str, make):
         lint = self._lint(rule)

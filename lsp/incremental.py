@@ -39,6 +39,9 @@ class Cancelled(Exception):
 class ItemCache:
     def __init__(self):
         self.pieces: dict[str, tuple[list[ast.Node], int]] = {}  # piece text -> (items, first line now)
+        # piece text -> where the spans of its kept items are (_span_slots), once it moved: moved
+        # again (every edit above it), it is shifted through this list, not walked again.
+        self.slots: dict[str, list] = {}
         self.reused = self.parsed = 0
 
     def parse(self, text: str, file: str, keep_notes: bool = False, cancelled=None) -> ast.Policy:
@@ -72,12 +75,18 @@ class ItemCache:
             if not keep_notes:
                 _refresh(nodes, start + 1 - line)
             elif start + 1 != line:
-                _shift(nodes, start + 1 - line)
+                if keep:
+                    if piece not in self.slots:
+                        self.slots[piece] = _span_slots(nodes)
+                    _shift_slots(self.slots[piece], start + 1 - line)
+                else:
+                    _shift(nodes, start + 1 - line)
             if keep:
                 self.pieces[piece] = (nodes, start + 1)
             items += nodes
         if len(self.pieces) > MAX_CACHED:
             self.pieces.clear()
+            self.slots.clear()
         # The parser's span of the whole policy runs to the line after the last newline.
         whole = Span(header.span.line, header.span.column, text.count("\n") + 1, 1)
         policy = ast.Policy(header.name, header.kind, header.version, items, file=file, source=text, span=whole)
@@ -182,6 +191,18 @@ def _refresh(items: list[ast.Node], delta: int, clear_notes: bool = True) -> Non
                     stack.append(value)
 
 
+# Fields that never hold a span or a node, by their declared type: not looked at when shifting.
+_PLAIN_FIELD_TYPES = frozenset(("str", "int", "bool", "str | None", "int | None", "bool | None", "list[str]"))
+
+
+@functools.cache
+def _shifted_fields(cls) -> tuple[str, ...]:
+    """The fields of a node class that may hold a span or a node (every field but plain values and
+    what the checker writes)."""
+    return tuple(spec.name for spec in dataclasses.fields(cls)
+                 if spec.type not in _PLAIN_FIELD_TYPES and spec.name not in CHECKER_NOTES)
+
+
 def _shift(items: list[ast.Node], delta: int) -> None:
     """Move every span under `items` by `delta` lines, in place (what _refresh does when the notes
     stay, written for speed: an edit that adds a line moves every later item's spans)."""
@@ -201,13 +222,57 @@ def _shift(items: list[ast.Node], delta: int) -> None:
             continue
         seen.add(id(node))
         fields = node.__dict__
-        for name, value in fields.items():
+        for name in _shifted_fields(type(node)):
+            value = fields[name]
             if type(value) is span_type:
                 fields[name] = _fast_moved(value, delta)
             elif isinstance(value, node_types):
                 stack.append(value)
             elif isinstance(value, tuple):
                 fields[name] = _shift_tuple(value, delta, stack)
+
+
+def _span_slots(items: list[ast.Node]) -> list[tuple[object, object, bool]]:
+    """Every place under `items` that holds a span: (holder, key, whether it is a tuple holding
+    spans), where holder[key] is the span or tuple (a node's __dict__ and a field name, or a list
+    and an index). The nodes' dicts and lists stay the same objects while the items are kept (the
+    checker writes only its notes), so the list stays true."""
+    slots: list[tuple[object, object, bool]] = []
+    stack: list = list(items)
+    seen: set[int] = set()
+    node_types, span_type = (ast.Node, list), Span
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            for index, value in enumerate(node):
+                if isinstance(value, tuple):
+                    slots.append((node, index, True))
+                    stack += [part for part in value if isinstance(part, node_types)]
+                elif isinstance(value, node_types):
+                    stack.append(value)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        fields = node.__dict__
+        for name in _shifted_fields(type(node)):
+            value = fields[name]
+            if type(value) is span_type:
+                slots.append((fields, name, False))
+            elif isinstance(value, node_types):
+                stack.append(value)
+            elif isinstance(value, tuple):
+                slots.append((fields, name, True))
+                stack += [part for part in value if isinstance(part, node_types)]
+    return slots
+
+
+def _shift_slots(slots: list[tuple[object, object, bool]], delta: int) -> None:
+    moved = _fast_moved
+    for holder, key, is_tuple in slots:
+        value = holder[key]
+        holder[key] = tuple(moved(part, delta) if type(part) is Span else part for part in value) if is_tuple \
+            else moved(value, delta)
 
 
 def _fast_moved(span: Span, delta: int) -> Span:
