@@ -37,9 +37,9 @@ def noted(node):
     return node
 
 
-def from_scratch(text: str):
+def from_scratch(text: str, file: str = "f.regua"):
     try:
-        policy = parse(text, "f.regua")
+        policy = parse(text, file)
     except PolicyError as error:
         return list(error.diagnostics), None
     checker = Checker(policy, ENV)
@@ -220,3 +220,16 @@ def test_rules_covered_by_earlier_denies_are_found_as_from_scratch(first, edits,
             assert incrementally(text, cache, memo) == from_scratch(text), (how, at)
     finally:
         lint.COVERED_PAIRS = saved
+
+
+def test_the_server_drops_an_analysis_a_newer_change_made_stale():
+    from regua.lsp.server import ReguaLanguageServer
+
+    server = ReguaLanguageServer(env=ENV)
+    uri, text = "file:///x.regua", POLICIES["credito_b2c.regua"]
+    assert server._analyse(uri, text, cancelled=lambda: True) is None
+    edited = text.replace("renda_mensal: money", "renda_mensal: text")
+    assert server._analyse(uri, edited, cancelled=After(40)) is None  # stopped half-way
+    analysis = server._analyse(uri, edited)
+    assert (analysis.diagnostics, noted(analysis.policy)) == from_scratch(edited, "/x.regua")
+    assert server.document(uri).checks.checked > 0
