@@ -185,6 +185,10 @@ BAD_REQUESTS = [
     ("GET", "/decisions?before=zzz", {}, 400, "INVALID_QUERY", {"query.before"}),
     ("GET", "/decisions?limit=0", {}, 400, "INVALID_REQUEST", {"limit"}),
     ("GET", "/decisions?limit=many", {}, 400, "INVALID_REQUEST", {"limit"}),
+    # No NUL in a URL: PostgreSQL cannot hold or compare one, so both stores refuse it alike.
+    ("GET", "/decisions?policy=%00", {}, 400, "INVALID_REQUEST", {"query.policy"}),
+    ("GET", "/decisions?policy=a&policy=b%00c", {}, 400, "INVALID_REQUEST", {"query.policy"}),
+    ("GET", "/policies/credito%00b2b", {}, 400, "INVALID_REQUEST", {"path"}),
 ]
 
 
