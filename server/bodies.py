@@ -21,9 +21,9 @@ declared with `forbid_unknown_fields` get `additionalProperties: false`.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
