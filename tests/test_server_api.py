@@ -395,7 +395,9 @@ def test_health_ready_and_openapi(server, client):
         assert request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
         assert {"bearer", "apiKey"} <= {name for option in operation.get("security", doc["security"]) for name in option}
         answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
-        assert set(answer["properties"]) == DECISION_FIELDS
+        # `experiment` only when the request was routed to an experiment's arm (tests/test_experiment_arms.py)
+        assert set(answer["properties"]) == DECISION_FIELDS | {"experiment"}
+        assert "experiment" not in answer["required"]
         for status in ("400", "404", "409", "413", "422"):
             error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
             assert set(error["properties"]) == {"code", "message", "errors"}

@@ -22,7 +22,16 @@ from ..evaluator import document_hash
 from ..explanation import counterfactual_sentence, explain
 from ..ids import ULID, id_floor, id_time
 from ..policies import PolicyRejected
-from ..schemas import CounterfactualsOut, DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
+from ..schemas import (
+    CounterfactualsOut,
+    DecisionExperiment,
+    DecisionPage,
+    DecisionRecord,
+    DecisionSummary,
+    ErrorBody,
+    PolicyRef,
+    ShadowDecision,
+)
 from .deps import Svc, services
 
 _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
@@ -36,14 +45,35 @@ def _created_at(row: dict) -> str:
     return id_time(row["id"]).isoformat(timespec="milliseconds")
 
 
-def _record(row: dict, counterfactuals: dict | None = None) -> DecisionRecord:
+def _record(row: dict, counterfactuals: dict | None = None, shadows: list[dict] = ()) -> DecisionRecord:
     body = _decode(row["body"])
     created_at = _created_at(row)
     return DecisionRecord(
         row["id"], created_at, PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
         body["outputs"], body["reasons"], _decode(row["input"]),
         explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at, counterfactuals),
-        body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"])
+        body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"],
+        _experiment(body.get("experiment"), row["outcome"], shadows))
+
+
+def _experiment(arm: dict | None, outcome: str, shadows) -> DecisionExperiment | None:
+    """The arm as the answer named it (stored in the decision's body), with the shadow decisions the
+    experiment worker recorded beside it."""
+    if arm is None:
+        return None
+    return DecisionExperiment(arm["experiment"], arm["arm"], arm["role"], [
+        ShadowDecision(s["arm"], s["revision"], s["outcome"], _decode(s["reasons"] or "[]"), s["outcome"] == outcome)
+        for s in shadows if s["shadow"] and s["experiment"] == arm["experiment"]])
+
+
+def experiment_rows(svc: Svc, row: dict) -> list[dict]:
+    """The experiment worker's rows for a decision routed to an experiment (none otherwise)."""
+    experiments = svc.evaluator.experiments
+    if experiments is None or '"experiment":{' not in row["body"]:
+        return []
+    if experiments.worker is not None:
+        experiments.worker.wait_idle(2.0)  # read your own writes, as for the decision log
+    return experiments.store.for_decision(row["id"])
 
 
 def _search(svc: Svc, row: dict, **options):
@@ -110,7 +140,8 @@ class DecisionController(Controller):
         if row is None:
             raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
         found = await anyio.to_thread.run_sync(_customer_counterfactuals, svc, row)
-        return _record(row, found)
+        shadows = await anyio.to_thread.run_sync(experiment_rows, svc, row)
+        return _record(row, found, shadows)
 
     @get("/{decision_id:str}/counterfactuals", responses={
         **_ERRORS, 409: ResponseSpec(ErrorBody, description="the decision cannot be re-evaluated"),
