@@ -16,6 +16,7 @@ from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import decode_answers
 
 from .ids import id_time
+from .policies import PolicyRejected
 
 
 class NotExplainable(Exception):
@@ -52,3 +53,16 @@ def counterfactuals_of(row: dict, prepared, **options) -> Counterfactuals:
             from None
     as_of = id_time(row["id"]).astimezone(BRASILIA).date()
     return find_counterfactuals(prepared, inputs, record, as_of, **options)
+
+
+def customer_counterfactuals(row: dict, store, policies) -> dict | None:
+    """For the customer's explanation (GET /decisions/{id}, the console's decision page): what would
+    have got an approval, when the policy says what may change. Best effort: a decision that cannot
+    be searched is explained without it. `policies`: the server's PolicyService."""
+    if row["outcome"] == "approve" or row.get("purged_at"):
+        return None
+    try:
+        prepared = decision_policy(row, store, policies.compile, policies.get(row["policy"]))
+        return counterfactuals_of(row, prepared).to_dict()
+    except (NotExplainable, PolicyRejected):
+        return None

@@ -31,6 +31,7 @@ from regua.engine.connectors import ConnectorError, Connectors
 
 from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
 from .policies import PolicyRejected, PolicyService, source_digest
+from .schemas import DecisionExperiment, ShadowDecision
 from .store import utc_now
 
 log = logging.getLogger("regua.experiments")
@@ -275,6 +276,25 @@ def _input_difference(champion, challenger) -> str | None:
     parts = [f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else "",
              f"different type or requiredness of {', '.join(changed)}" if changed else ""]
     return "; ".join(p for p in parts if p)
+
+
+def decision_experiment(service: ExperimentService | None, row: dict) -> DecisionExperiment | None:
+    """The arm that made a stored decision, as its answer named it (the `experiment` of the stored
+    body), with the shadow decisions the worker recorded beside it; None when no experiment
+    touched the decision (or the server runs none: a PostgreSQL store)."""
+    if '"experiment":{' not in row["body"]:  # most decisions: no decoding
+        return None
+    arm = msgspec.json.decode(row["body"]).get("experiment")
+    if not isinstance(arm, dict):  # the text was inside a value (a reason's message)
+        return None
+    shadows = []
+    if service is not None:
+        if service.worker is not None:
+            service.worker.wait_idle(2.0)  # read your own writes, as for the decision log
+        shadows = [ShadowDecision(s["arm"], s["revision"], s["outcome"], msgspec.json.decode(s["reasons"] or "[]"),
+                                  s["outcome"] == row["outcome"])
+                   for s in service.store.for_decision(row["id"]) if s["shadow"] and s["experiment"] == arm["experiment"]]
+    return DecisionExperiment(arm["experiment"], arm["arm"], arm["role"], shadows)
 
 
 class ExperimentWorker:

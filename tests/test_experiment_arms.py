@@ -133,3 +133,12 @@ def test_a_full_shadow_queue_drops_shadows_counts_them_and_keeps_every_arm(serve
     rows = server.services.evaluator.experiments.store.decisions("teto")
     assert sorted(r["decision_id"] for r in rows if not r["shadow"]) == sorted(ids)
     assert sum(1 for r in rows if r["shadow"]) == completed
+
+
+def test_every_scope_can_be_given_to_a_key(tmp_path):
+    from regua.server.auth import hash_key
+    from regua.server.scopes import SCOPES
+
+    settings = sandbox_settings(tmp_path, auth={"keys": [{"name": "tudo", "hash": hash_key("rk_all_0123456789abcdef"),
+                                                          "scopes": list(SCOPES)}]})
+    assert list(settings.auth.keys[0].scopes) == list(SCOPES)

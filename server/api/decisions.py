@@ -16,9 +16,10 @@ from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
 from regua.engine.trace import uniform as uniform_trace
 
-from ..counterfactuals import NotExplainable, counterfactuals_of, decision_policy
+from ..counterfactuals import NotExplainable, counterfactuals_of, customer_counterfactuals, decision_policy
 from ..errors import ApiError
 from ..evaluator import document_hash
+from ..experiments import decision_experiment
 from ..explanation import counterfactual_sentence, explain
 from ..ids import ULID, id_floor, id_time
 from ..policies import PolicyRejected
@@ -30,7 +31,6 @@ from ..schemas import (
     DecisionSummary,
     ErrorBody,
     PolicyRef,
-    ShadowDecision,
 )
 from .deps import Svc, services
 
@@ -45,7 +45,8 @@ def _created_at(row: dict) -> str:
     return id_time(row["id"]).isoformat(timespec="milliseconds")
 
 
-def _record(row: dict, counterfactuals: dict | None = None, shadows: list[dict] = ()) -> DecisionRecord:
+def _record(row: dict, counterfactuals: dict | None = None, experiment: DecisionExperiment | None = None
+            ) -> DecisionRecord:
     body = _decode(row["body"])
     created_at = _created_at(row)
     return DecisionRecord(
@@ -53,44 +54,13 @@ def _record(row: dict, counterfactuals: dict | None = None, shadows: list[dict] 
         body["outputs"], body["reasons"], _decode(row["input"]),
         explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at, counterfactuals),
         body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"],
-        _experiment(body.get("experiment"), row["outcome"], shadows))
-
-
-def _experiment(arm: dict | None, outcome: str, shadows) -> DecisionExperiment | None:
-    """The arm as the answer named it (stored in the decision's body), with the shadow decisions the
-    experiment worker recorded beside it."""
-    if arm is None:
-        return None
-    return DecisionExperiment(arm["experiment"], arm["arm"], arm["role"], [
-        ShadowDecision(s["arm"], s["revision"], s["outcome"], _decode(s["reasons"] or "[]"), s["outcome"] == outcome)
-        for s in shadows if s["shadow"] and s["experiment"] == arm["experiment"]])
-
-
-def experiment_rows(svc: Svc, row: dict) -> list[dict]:
-    """The experiment worker's rows for a decision routed to an experiment (none otherwise)."""
-    experiments = svc.evaluator.experiments
-    if experiments is None or '"experiment":{' not in row["body"]:
-        return []
-    if experiments.worker is not None:
-        experiments.worker.wait_idle(2.0)  # read your own writes, as for the decision log
-    return experiments.store.for_decision(row["id"])
+        experiment)
 
 
 def _search(svc: Svc, row: dict, **options):
     """Counterfactuals of a stored decision, by the policy revision that made it."""
     prepared = decision_policy(row, svc.store, svc.policies.compile, svc.policies.get(row["policy"]))
     return counterfactuals_of(row, prepared, **options)
-
-
-def _customer_counterfactuals(svc: Svc, row: dict) -> dict | None:
-    """For the customer's explanation: what would have got an approval, when the policy says what
-    may change. Best effort: a decision that cannot be searched is explained without it."""
-    if row["outcome"] == "approve" or row.get("purged_at"):
-        return None
-    try:
-        return _search(svc, row).to_dict()
-    except (NotExplainable, PolicyRejected):
-        return None
 
 
 def _normalize_document(text: str) -> str:
@@ -139,9 +109,9 @@ class DecisionController(Controller):
         row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
         if row is None:
             raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
-        found = await anyio.to_thread.run_sync(_customer_counterfactuals, svc, row)
-        shadows = await anyio.to_thread.run_sync(experiment_rows, svc, row)
-        return _record(row, found, shadows)
+        found = await anyio.to_thread.run_sync(customer_counterfactuals, row, svc.store, svc.policies)
+        experiment = await anyio.to_thread.run_sync(decision_experiment, svc.evaluator.experiments, row)
+        return _record(row, found, experiment)
 
     @get("/{decision_id:str}/counterfactuals", responses={
         **_ERRORS, 409: ResponseSpec(ErrorBody, description="the decision cannot be re-evaluated"),

@@ -16,6 +16,7 @@ from ..auth import PUBLIC
 from .pages_auth import AuthPages
 from .pages_collection import CollectionPages
 from .pages_decisions import DecisionPages
+from .pages_experiments import ExperimentPages
 from .pages_playground import PlaygroundPages
 from .pages_policies import PolicyPages
 from .pages_reviews import ReviewPages
@@ -24,7 +25,7 @@ from .session import CsrfFailed, ScopeMissing, SignInRequired, check_console_acc
 
 __all__ = ["check_console_access", "console_router", "static_router"]
 
-PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages]
+PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages, ExperimentPages]
 
 
 def _sign_in(request: Request, _: Exception) -> Response:
