@@ -168,7 +168,7 @@ class _Reads:
             symbol = checked.symbols.get(name)
             if symbol is None or name in self.found or name in self.carriers:
                 continue
-            if any(self(e) for e in _value_exprs(symbol.node)):
+            if any(self(e) for e in ast.value_exprs(symbol.node)):
                 self.found.add(name)
 
     def _lookup(self, node) -> bool:
