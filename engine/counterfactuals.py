@@ -158,13 +158,14 @@ def _typed(type_name: str, value):
     return Decimal(value)
 
 
-class _SharedLookups(EvalContext):
+class _SharedLookups(EvalContext, gc=False):
     """The lookups of one evaluation of a search. An answer an earlier evaluation of the same search
     looked up (and coerced) with the same overrides of that connector is taken as it is: most
     candidates change an input, or another connector's fact, and would otherwise ask the recorded
     answer and coerce it again every time. `variant`: per connector index, its overrides."""
 
-    __slots__ = ("shared", "variant")
+    shared: dict = {}
+    variant: tuple = ()
 
     def lookup(self, index: int, args: tuple):
         key = (index, args, self.variant[index])
@@ -231,10 +232,9 @@ class _Search:
         return decision
 
     def _context(self, as_of, names, coercers) -> _SharedLookups:
-        rt = _SharedLookups(as_of, self.connectors, names, coercers)
-        rt.shared = self.shared
-        rt.variant = self.variant
-        return rt
+        io, impls = self.connectors.binding(names)
+        return _SharedLookups(as_of, self.connectors, names, coercers, io=io, impls=impls, shared=self.shared,
+                              variant=self.variant)
 
     def reaches(self, assignment: dict[int, Any]) -> bool:
         decision = self.decision(assignment)

@@ -73,6 +73,46 @@ def m003_unusable_contacts(db):
                                     "key": str, "at": str}, pk=("customer_id", "kind", "contact"))
 
 
+#: The outbox columns plan_batch binds for each planned step, in this order.
+PLANNED_COLUMNS = ("key", "receivable_id", "customer_id", "step", "action", "day", "template", "settings",
+                   "priority", "status", "block_code")
+
+
+@dataclass
+class PlanBatch:
+    """One batch of a run's plan, grouped by what its rows share (see CollectionStore.plan_batch).
+
+    steps: (policy, version) -> rows of PLANNED_COLUMNS; events: (kind, code) -> rows of
+    (receivable_id, customer_id, key, detail as JSON)."""
+
+    planned_on: str  # the run's date, ISO
+    at: str  # the run's moment, ISO (the events' time)
+    steps: dict[tuple[str, str], list[tuple]]
+    events: dict[tuple[str, str | None], list[tuple]]
+
+
+def _literal(value: str | None) -> str:
+    """A text value as an SQL literal (quotes doubled; None is NULL): for values the same in every
+    row of an executemany, so that they are not bound again for each row. Never for a NUL
+    character, which a statement cannot hold."""
+    if value is None:
+        return "NULL"
+    if not isinstance(value, str) or "\0" in value:
+        raise ValueError(f"not a literal for a statement: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+@MIGRATIONS()
+def m004_contacts_index_sent_only(db):
+    # The frequency cap reads a debtor's messages sent since a moment (contacts_since): only rows
+    # with sent_at. Indexing every planned row by customer made planning write to random pages of
+    # this index (customers are in no order among receivables): a first run over 1,000,000
+    # receivables wrote gigabytes to the WAL for it. Rows enter this index when they are sent.
+    db.execute("drop index if exists idx_outbox_customer_id_sent_at")
+    db.execute("create index if not exists idx_outbox_customer_sent on outbox (customer_id, sent_at) "
+               "where sent_at is not null")
+
+
 def contact_ref(kind: str, recipient: str) -> str:
     """A debtor's contact for a channel kind, hashed (personal data is never stored in clear here)."""
     text = (recipient or "").strip().lower()
@@ -161,6 +201,39 @@ class CollectionStore:
             added = self.db.conn.total_changes - before
             self.write_events(events)
         return added
+
+    def plan_batch(self, batch: PlanBatch) -> int:
+        """Write one batch of a run's plan in one transaction: the steps (a key already planned is
+        left alone) and their history. Returns how many steps were new.
+
+        A first run over a large portfolio writes millions of rows, so the statements bind only
+        what differs between rows: what is the same for every row of a group (the run's date and
+        moment, a régua's name and version, an event's kind and code) is written into the
+        statement as a literal (`_literal`)."""
+        db = self.db.conn
+        with sqlite.transaction(self.db):
+            before = db.total_changes
+            planned_on = _literal(batch.planned_on)
+            for (policy, version), rows in batch.steps.items():
+                db.executemany(
+                    f"insert or ignore into outbox ({', '.join(PLANNED_COLUMNS)}, policy, policy_version, planned_on, "
+                    f"attempts) values ({', '.join('?' * len(PLANNED_COLUMNS))}, {_literal(policy)}, "
+                    f"{_literal(version)}, {planned_on}, 0)", rows)
+            added = db.total_changes - before
+            at = _literal(batch.at)
+            for (kind, code), rows in batch.events.items():
+                db.executemany(f"insert into collection_events (at, receivable_id, customer_id, key, kind, code, "
+                               f"detail) values ({at}, ?, ?, ?, {_literal(kind)}, {_literal(code)}, ?)", rows)
+        return added
+
+    def write_queue(self, as_of: str, queue: dict[str, list[tuple]]) -> None:
+        """Rank receivables in the collectors' work queue, in one transaction. `queue`: policy ->
+        rows of (receivable_id, customer_id, priority, days_late, open_amount)."""
+        with sqlite.transaction(self.db):
+            for policy, rows in queue.items():
+                self.db.conn.executemany(
+                    f"insert or replace into collection_queue (receivable_id, customer_id, priority, days_late, "
+                    f"open_amount, policy, as_of) values (?, ?, ?, ?, ?, {_literal(policy)}, {_literal(as_of)})", rows)
 
     def due(self, now: dt.datetime, limit: int = 500, after: str = "") -> list[dict]:
         """Outbox rows to carry out now, in key order (paged by `after`)."""
