@@ -399,7 +399,9 @@ def test_health_ready_and_openapi(server, client):
         assert request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
         assert {"bearer", "apiKey"} <= {name for option in operation.get("security", doc["security"]) for name in option}
         answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
-        assert set(answer["properties"]) == DECISION_FIELDS
+        # `experiment` only when the request was routed to an experiment's arm (tests/test_experiment_arms.py)
+        assert set(answer["properties"]) == DECISION_FIELDS | {"experiment"}
+        assert "experiment" not in answer["required"]
         for status in ("400", "404", "409", "413", "422"):
             error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
             assert set(error["properties"]) == {"code", "message", "errors"}
@@ -460,3 +462,10 @@ def test_a_busy_store_is_503_and_a_batch_item_failure_stays_on_its_line(server, 
         {"input": order}, {"input": order, "request_id": "busy-2"}, {"input": order}]}))
     assert [sorted(line) for line in lines] == [["decision", "index"], ["error", "index"], ["decision", "index"]]
     assert lines[1]["error"]["code"] == "INTERNAL" and "locked" not in json.dumps(lines[1])
+
+
+def test_a_policy_name_with_a_nul_character_finds_nothing_on_both_backends(client):
+    """PostgreSQL refuses text with NUL in a query; no policy can be named so: an empty page."""
+    response = client.get("/decisions", params={"policy": "credito\x00b2b"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": [], "next": None}
