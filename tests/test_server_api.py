@@ -463,9 +463,3 @@ def test_a_busy_store_is_503_and_a_batch_item_failure_stays_on_its_line(server, 
     assert [sorted(line) for line in lines] == [["decision", "index"], ["error", "index"], ["decision", "index"]]
     assert lines[1]["error"]["code"] == "INTERNAL" and "locked" not in json.dumps(lines[1])
 
-
-def test_a_policy_name_with_a_nul_character_finds_nothing_on_both_backends(client):
-    """PostgreSQL refuses text with NUL in a query; no policy can be named so: an empty page."""
-    response = client.get("/decisions", params={"policy": "credito\x00b2b"})
-    assert response.status_code == 200, response.text
-    assert response.json() == {"items": [], "next": None}

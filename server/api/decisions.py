@@ -145,8 +145,6 @@ class DecisionController(Controller):
                    to: Annotated[str | None, QueryParameter(description="date (inclusive) or instant (exclusive)")] = None,
                    before: Annotated[str | None, QueryParameter(description="decision id: page after it")] = None,
                    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50) -> DecisionPage:
-        if policy is not None and "\x00" in policy:  # no policy is named so (and PostgreSQL refuses the text)
-            return DecisionPage([], None)
         start = _bound(from_, "from")
         end = _bound(to, "to")
         if to is not None and len(to) == 10:  # a date `to` includes that whole day (the last one: no bound)
