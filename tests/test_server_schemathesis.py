@@ -42,7 +42,7 @@ OPERATIONS = [
     "GET /portfolio/receivables/{receivable_id}", "POST /collection/run", "POST /collection/deliveries",
     "GET /collection/queue", "GET /kpis",
     "POST /events", "GET /customers/{customer_id}/limit", "PUT /customers/{customer_id}/limit",
-    "GET /monitoring/reviews", "POST /monitoring/recheck", "POST /replays", "GET /replays/{replay_id}",
+    "GET /monitoring/reviews", "POST /monitoring/recheck", "POST /replays", "GET /replays/{replay_id}", "DELETE /replays/{replay_id}",
     "GET /experiments", "POST /experiments", "GET /experiments/{name}", "PUT /experiments/{name}/shares",
     "POST /experiments/{name}/pause", "POST /experiments/{name}/resume", "POST /experiments/{name}/stop",
     "POST /experiments/{name}/promote", "GET /experiments/{name}/report",
