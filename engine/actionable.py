@@ -117,11 +117,127 @@ def thresholds(checked: CheckedPolicy, target) -> tuple:
     return tuple(sorted(out))
 
 
+# ---- exact points: where a comparison of the fact changes its answer ----------------------------
+
+# `fact OP c` changes its answer between the two values of the pair (-1: c - unit and c; +1: c and
+# c + unit; 0: both sides of c, for == and !=).
+_SIDE = {"<": -1, ">=": -1, "<=": 1, ">": 1, "==": 0, "!=": 0}
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _chain(node) -> tuple[object, list[str]]:
+    """`relatorio.score.value` as (the Name `relatorio`, ["score", "value"])."""
+    attrs = []
+    while isinstance(node, ast.Attribute):
+        attrs.append(node.attr)
+        node = node.target
+    return node, attrs[::-1]
+
+
+class _Reads:
+    """Whether an expression may read the fact: the input itself or a name computed from it; for a
+    connector fact, the answer read along the fact's path (`relatorio.score.value`, `relatorio.score`)
+    or whole (`available(relatorio)`), never another field of it (`relatorio.restrictions`)."""
+
+    def __init__(self, checked: CheckedPolicy, target):
+        self.connector = target.connector
+        self.path = list(target.path)
+        policy = checked.policy
+        self.carriers = set()  # lets holding the connector's whole answer
+        self.found: set[str] = set()
+        if target.connector is None:
+            self.found.add(target.path[0])
+            self.path = []
+        else:
+            self.carriers = {let.name for let in policy.lets if self._lookup(let.value)}
+        for name in checked.order:
+            symbol = checked.symbols.get(name)
+            if symbol is None or name in self.found or name in self.carriers:
+                continue
+            if any(self(e) for e in ast.value_exprs(symbol.node)):
+                self.found.add(name)
+
+    def _lookup(self, node) -> bool:
+        return isinstance(node, ast.Call) and node.namespace is not None and \
+            f"{node.namespace}.{node.func}" == self.connector
+
+    def __call__(self, expr) -> bool:
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            if isinstance(node, ast.Attribute) and self.connector is not None:
+                root, attrs = _chain(node)
+                if (isinstance(root, ast.Name) and root.name in self.carriers) or self._lookup(root):
+                    common = min(len(attrs), len(self.path))
+                    if attrs[:common] == self.path[:common]:
+                        return True
+                    continue  # another field of the answer
+                stack.append(root)
+            elif isinstance(node, ast.Name):
+                if node.name in self.found or node.name in self.carriers:
+                    return True
+            elif self._lookup(node):
+                return True
+            else:
+                stack.extend(ast.direct_children(node))
+        return False
+
+
+def _breaks(checked: CheckedPolicy, target) -> list[tuple[object, int]]:
+    """(constant, side) for each comparison of an expression that may read the fact with a constant
+    of the fact's type, the side as in _SIDE."""
+    reads = _Reads(checked, target)
+    policy, kind, out = checked.policy, target.type_name, []
+
+    def take(subject, other, side: int) -> None:
+        value = _constant(other)
+        if value is not None and (_same_type(other, kind) or _same_type(subject, kind)) and reads(subject):
+            out.append((value, side))
+
+    for root in _roots(policy):
+        for node in ast.walk(root):
+            if isinstance(node, ast.Binary) and node.op in _SIDE:
+                take(node.left, node.right, _SIDE[node.op])
+                take(node.right, node.left, _SIDE[_FLIPPED[node.op]])
+            elif isinstance(node, ast.InRange):
+                take(node.value, node.low, -1)
+                take(node.value, node.high, 1)
+    for table in policy.tables:
+        for column, subject in enumerate(table.inputs):
+            for row in table.rows:
+                if row.cells is None or column >= len(row.cells):
+                    continue
+                cell = row.cells[column]
+                if cell.kind == "compare" and cell.op in _SIDE and cell.values:
+                    take(subject, cell.values[0], _SIDE[cell.op])
+                elif cell.kind == "range" and len(cell.values) == 2:
+                    take(subject, cell.values[0], -1)
+                    take(subject, cell.values[1], 1)
+                else:
+                    for value in cell.values:
+                        take(subject, value, 0)
+    return out
+
+
+def _points(breaks: list[tuple[object, int]], unit) -> tuple:
+    points = set()
+    for value, side in breaks:
+        points.add(value)
+        if side <= 0:
+            points.add(value - unit)
+        if side >= 0:
+            points.add(value + unit)
+    return tuple(sorted(points))
+
+
 def actionable_specs(checked: CheckedPolicy) -> list[ActionableSpec]:
     specs = []
     for target in checked.actionable:
         found = thresholds(checked, target)
+        breaks = _breaks(checked, target)
+        unit = _unit(target.type_name, (target.low, target.high, *found, *(value for value, _ in breaks)))
         specs.append(ActionableSpec(target.label, target.connector, target.path, target.type_name, target.low,
-                                    target.high, target.text, found,
-                                    _unit(target.type_name, (target.low, target.high, *found))))
+                                    target.high, target.text, found, unit, _points(breaks, unit)))
     return specs

@@ -21,3 +21,7 @@ class ActionableSpec:
     text: str | None  # the label for people ("valor do pedido")
     thresholds: tuple = ()  # sorted constants the policy compares the fact with
     unit: object = 1  # the smallest change: 1 for int, 0.01 for money and decimal, 0.01 point for percent
+    #: The values either side of each place where one of those comparisons changes its answer
+    #: (`score <= 300`: 300 and 301), reading a connector fact by its field path (a rule on
+    #: `relatorio.restrictions` is not a comparison of `relatorio.score.value`). Sorted.
+    points: tuple = ()

@@ -37,6 +37,7 @@ from regua.dsl import types as T
 from regua.dsl.values import Percent, coercer, to_json
 
 from .connectors import ConnectorError, Connectors, mask_document
+from .evaluation import EvalContext
 from .recorded import NotRecorded, decode_answers, encode_answers
 
 DEFAULT_ALTERNATIVES = 3
@@ -93,16 +94,23 @@ class Counterfactuals:
 
 
 class _Replay:
-    """A connector answering from a decision's recorded answers, with some facts overridden."""
+    """A connector answering from a decision's recorded answers, with some facts overridden:
+    `overrides` fixed, or read from `search.overrides` at each call (one Connectors for a whole
+    search)."""
 
     inline = True
-    __slots__ = ("name", "record", "overrides", "keys")
+    __slots__ = ("name", "record", "_overrides", "keys", "search")
 
-    def __init__(self, name: str, record: dict, overrides, keys: dict):
+    def __init__(self, name: str, record: dict, overrides, keys: dict, search=None):
         self.name = name
         self.record = record
-        self.overrides = overrides
+        self._overrides = overrides
         self.keys = keys  # args -> record key, shared by every evaluation of one search
+        self.search = search
+
+    @property
+    def overrides(self):
+        return self._overrides if self.search is None else self.search.overrides.get(self.name, ())
 
     def __call__(self, *args):
         key = self.keys.get((self.name, args))
@@ -150,8 +158,29 @@ def _typed(type_name: str, value):
     return Decimal(value)
 
 
+class _SharedLookups(EvalContext, gc=False):
+    """The lookups of one evaluation of a search. An answer an earlier evaluation of the same search
+    looked up (and coerced) with the same overrides of that connector is taken as it is: most
+    candidates change an input, or another connector's fact, and would otherwise ask the recorded
+    answer and coerce it again every time. `variant`: per connector index, its overrides."""
+
+    shared: dict = {}
+    variant: tuple = ()
+
+    def lookup(self, index: int, args: tuple):
+        key = (index, args, self.variant[index])
+        shared = self.shared
+        if key in shared:
+            return shared[key]
+        value, call = self._call(index, args)
+        self.calls.append(call)
+        shared[key] = value
+        return value
+
+
 class _Search:
-    def __init__(self, prepared, inputs: dict, record: dict, as_of, target: str, budget: int):
+    def __init__(self, prepared, inputs: dict, record: dict, as_of, target: str, budget: int,
+                 exact: bool = True, shared: bool = True):
         self.prepared = prepared
         self.inputs = inputs
         self.record = record
@@ -166,6 +195,11 @@ class _Search:
         self.keys: dict = {}
         self.original_codes: list[str] = []
         self.active: set[int] = set()  # facts some tried value of which changes the decision's reasons
+        self.exact = exact  # try the policy's exact points (ActionableSpec.points), not each threshold ± unit
+        self.overrides: dict = {}  # connector -> ((path, value), ...) of the evaluation under way
+        self.shared: dict | None = {} if shared else None  # (index, args, overrides) -> answer
+        self.connectors = Connectors({name: _Replay(name, record, (), self.keys, self) for name in self.names})
+        self.no_variant = self.variant = tuple(() for _ in self.names)
 
     def decision(self, assignment: dict[int, Any]):
         """The decision with the facts of `assignment` (spec index -> value) changed; cached."""
@@ -177,20 +211,30 @@ class _Search:
             raise _OutOfBudget
         self.evaluations += 1
         inputs, overrides = self.inputs, {}
-        for index, value in assignment.items():
+        for index, value in key:
             spec = self.specs[index]
             if spec.connector is None:
                 if inputs is self.inputs:
                     inputs = dict(inputs)
                 inputs[spec.path[0]] = value
             else:
-                overrides.setdefault(spec.connector, []).append(
-                    (spec.path, to_json(value, T.BUILTIN_TYPES[spec.type_name])))
-        connectors = Connectors({name: _Replay(name, self.record, overrides.get(name, ()), self.keys)
-                                 for name in self.names})
-        decision = self.prepared.evaluate_validated(inputs, connectors=connectors, as_of=self.as_of)
+                overrides[spec.connector] = overrides.get(spec.connector, ()) + (
+                    (spec.path, to_json(value, T.BUILTIN_TYPES[spec.type_name])),)
+        if self.shared is None:  # every evaluation asks and coerces the recorded answers again
+            connectors = Connectors({name: _Replay(name, self.record, overrides.get(name, ()), self.keys)
+                                     for name in self.names})
+            decision = self.prepared.evaluate_validated(inputs, connectors=connectors, as_of=self.as_of)
+        else:
+            self.overrides = overrides
+            self.variant = tuple(overrides.get(name, ()) for name in self.names) if overrides else self.no_variant
+            decision = self.prepared.evaluate_in(inputs, self.as_of, self._context)
         self.cache[key] = decision
         return decision
+
+    def _context(self, as_of, names, coercers) -> _SharedLookups:
+        io, impls = self.connectors.binding(names)
+        return _SharedLookups(as_of, self.connectors, names, coercers, io=io, impls=impls, shared=self.shared,
+                              variant=self.variant)
 
     def reaches(self, assignment: dict[int, Any]) -> bool:
         decision = self.decision(assignment)
@@ -204,8 +248,11 @@ class _Search:
         spec, x0 = self.specs[index], self.current[index]
         unit = spec.unit
         points = {spec.low, spec.high}
-        for c in spec.thresholds:
-            points |= {c - unit, c, c + unit}
+        if self.exact:
+            points.update(spec.points)
+        else:  # each constant and its neighbours, whichever side of it the comparison changes
+            for c in spec.thresholds:
+                points |= {c - unit, c, c + unit}
         points = {_typed(spec.type_name, p) for p in points if spec.low <= p <= spec.high and p != x0}
         down = sorted((p for p in points if p < x0), reverse=True)
         up = sorted(p for p in points if p > x0)
@@ -218,6 +265,18 @@ class _Search:
         unit, sign = spec.unit, (1 if end > start else -1)
         # A current value outside the bounds: the search starts at the nearest bound, never beyond.
         start = max(start, spec.low - unit) if sign > 0 else min(start, spec.high + unit)
+        if self.exact:
+            # The policy's exact points between the two first, nearest first: where comparisons of
+            # the fact change their answer, the first that reaches is the answer, and the one
+            # before it does not (a pair c, c + unit): nothing is left to bisect.
+            between = sorted((p for p in spec.points if min(start, end) < p < max(start, end)),
+                             key=lambda p: abs(p - start))
+            for point in between:
+                point = _typed(spec.type_name, point)
+                if self.reaches({**fixed, index: point}):
+                    end = point
+                    break
+                start = point
         steps = int(abs(end - start) / unit)
         low, high = 0, steps
         while high - low > 1:
@@ -308,10 +367,17 @@ def _covers(assignment: dict, known: dict) -> bool:
 
 def find_counterfactuals(prepared, inputs: dict, record: dict, as_of, *, target: str = "approve",
                          alternatives: int = DEFAULT_ALTERNATIVES, max_changes: int = DEFAULT_MAX_CHANGES,
-                         budget: int = DEFAULT_BUDGET) -> Counterfactuals:
+                         budget: int = DEFAULT_BUDGET, exact: bool = True, shared: bool = True) -> Counterfactuals:
     """Counterfactuals for a decision: `inputs` validated (PreparedPolicy.validate), `record` its
-    recorded connector answers (engine.recorded.decode_answers), `as_of` its evaluation date."""
-    search = _Search(prepared, inputs, record, as_of, target, budget)
+    recorded connector answers (engine.recorded.decode_answers), `as_of` its evaluation date.
+
+    `exact` and `shared` choose how cheaply the same answer is found; both off is the first
+    version's search, kept so that benchmarks/bench_experiments.py measures them side by side:
+    `exact` tries each fact at the policy's exact points (ActionableSpec.points: 300 and 301 for
+    `score <= 300`) instead of every constant compared with anything read from the same lookup, ±
+    one unit; `shared` evaluates with one set of connectors per search and reuses each recorded
+    answer once looked up and coerced (per connector overrides) instead of asking it again."""
+    search = _Search(prepared, inputs, record, as_of, target, budget, exact, shared)
     original = search.decision({})
     search.original_codes = original.reason_codes
     result = Counterfactuals(original.outcome, target, "found")

@@ -245,6 +245,24 @@ class PreparedPolicy:
         rt = self._context(as_of, connectors)[0]
         return self._fast(inputs, [_UNSET] * self._nslots, rt)
 
+    def evaluate_in(self, inputs: dict, as_of: dt.date, context) -> Decision:
+        """Validated inputs evaluated (trace off) in an evaluation context the caller makes:
+        `context(as_of, connector_names, answer_coercers)` returns an EvalContext (or a subclass).
+        engine.counterfactuals gives one whose lookups share answers across the hundreds of
+        evaluations of one search instead of asking and coercing them again each time."""
+        if self._uses_context:
+            rt = context(as_of, self._connector_names, self._answer_coercers)
+            today, calls = rt.today, rt.calls
+        else:  # the code reads no date, lookup or budget counter (as in evaluate_validated)
+            rt, today, calls = None, as_of, []
+        slots = [_UNSET] * self._nslots
+        fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
+        combiner = self._combiner
+        if fired or errors or output_errors:
+            return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None)
+        return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, combiner.default_codes.copy(),
+                        None, calls, combiner.output_types, (combiner, None, inputs, slots, today))
+
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None, deadline: float | None = None,
                            budget: float | None = None) -> Decision:

@@ -24,7 +24,7 @@ from . import slow_clients
 from .api import ROUTES
 from .api.experiments import ExperimentController
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
-from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_json_body
+from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_request
 from .config import Settings, load_settings
 from .console import check_console_access, console_router, static_router
 from .console.session import SessionStore
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
                     slow_clients.body_timeout(settings.server.body_timeout),
                     ApiKeyMiddleware(services.keyring)],
         exception_handlers=exception_handlers(postgres=on_postgres),
-        before_request=strict_json_body,
+        before_request=strict_request,
         request_class=JsonBodyRequest,
         plugins=[StrictStructSchemaPlugin()],
         state=State({"services": services,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
@@ -110,6 +111,27 @@ def decode_body(body: bytes, target: type[Body]) -> Body:
             from None
     except RecursionError:
         raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON: nested too deeply") from None
+
+
+async def strict_request(request: Request) -> None:
+    """The app's before_request hook: no NUL character in the URL, then the strict body decoding."""
+    refuse_nul_characters(request)
+    return await strict_json_body(request)
+
+
+def refuse_nul_characters(request: Request) -> None:
+    """No legitimate name, id or filter holds a NUL character, and PostgreSQL cannot store or
+    compare one (a query with it fails): refuse it at the edge with a 400 on every store alike."""
+    query = request.scope.get("query_string") or b""
+    if b"%00" in query or b"\x00" in query:
+        names = [name for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                 if "\x00" in name or "\x00" in value]
+        where = f"query.{names[0]}" if names and "\x00" not in names[0] else "query"
+        raise ApiError(400, "INVALID_REQUEST", "the URL holds a NUL character",
+                       [{"code": "INVALID_REQUEST", "message": "a NUL character", "location": where}])
+    if "\x00" in request.scope.get("path", ""):
+        raise ApiError(400, "INVALID_REQUEST", "the URL holds a NUL character",
+                       [{"code": "INVALID_REQUEST", "message": "a NUL character", "location": "path"}])
 
 
 async def strict_json_body(request: Request) -> None:

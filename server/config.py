@@ -27,7 +27,7 @@ from regua.portfolio.monitoring.settings import MonitoringSettings
 from .scopes import SANDBOX_KEY, SCOPES
 
 __all__ = ["SANDBOX_KEY", "SCOPES"]  # re-exported: defined in server/scopes.py (no heavy imports)
-Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring", "lab"]
+Scope = Literal["evaluate", "decisions:read", "policies:admin", "collection", "monitoring", "lab", "experiments"]
 #: SANDBOX_KEY: the API key that sandbox mode accepts when no keys are configured (local development only).
 
 

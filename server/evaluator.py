@@ -30,7 +30,7 @@ from .errors import ApiError
 from .ids import new_decision_id
 from .metrics import Metrics
 from .policies import ActivePolicy, PolicyService
-from .schemas import EvaluateResponse, PolicyRef
+from .schemas import EvaluateResponse, ExperimentArmRef, PolicyRef
 from .store import Store
 
 _encode = msgspec.json.Encoder().encode
@@ -157,7 +157,8 @@ class Evaluator:
             body = _encode(EvaluateResponse(
                 decision_id, PolicyRef(prepared.name, prepared.version, revision), decision.outcome,
                 result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
-                round(elapsed * 1000, 3), dry_run))
+                round(elapsed * 1000, 3), dry_run,
+                None if route is None else ExperimentArmRef(route.experiment.name, route.arm.name, route.arm.role)))
         except (ValueError, OverflowError):  # a whole number too long to write (Python's 4300-digit limit)
             paths = out_of_range_paths({k: result[k] for k in ("outputs", "reasons", "trace")}) or ["outputs"]
             raise ApiError(422, "OUTPUT_OUT_OF_RANGE", "the decision holds a number too large to report",

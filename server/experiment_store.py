@@ -218,5 +218,10 @@ class ExperimentStore:
                            "reasons, outputs, rules, document_hash, created_at) values "
                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def for_decision(self, decision_id: str) -> list[dict]:
+        """The experiment rows of one decision: the arm that decided (shadow 0), then its shadows."""
+        return list(self.db.query("select experiment, arm, shadow, revision, outcome, reasons from "
+                                  "experiment_decisions where decision_id = ? order by shadow, id", [decision_id]))
+
     def decisions(self, name: str) -> list[dict]:
         return list(self.db.query("select * from experiment_decisions where experiment = ? order by id", [name]))

@@ -31,6 +31,7 @@ from regua.engine.connectors import ConnectorError, Connectors
 
 from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
 from .policies import PolicyRejected, PolicyService, source_digest
+from .schemas import DecisionExperiment, ShadowDecision
 from .store import utc_now
 
 log = logging.getLogger("regua.experiments")
@@ -79,7 +80,7 @@ class Route:
 
 
 class ExperimentService:
-    def __init__(self, store, policies: PolicyService, worker: bool = True):
+    def __init__(self, store, policies: PolicyService, worker: bool = True, metrics=None):
         self.store = ExperimentStore(store)
         self.policies = policies
         self.running: dict[str, Running] = {}  # policy -> its running experiment
@@ -87,7 +88,7 @@ class ExperimentService:
         self._compiled: dict[tuple[str, int], object] = {}
         self._lock = threading.Lock()
         # The command line manages experiments without serving: no thread for it.
-        self.worker = ExperimentWorker(self) if worker else None
+        self.worker = ExperimentWorker(self, metrics=metrics) if worker else None
 
     # ---- the request path ----
     def route(self, policy: str, inputs: dict) -> Route | None:
@@ -277,12 +278,40 @@ def _input_difference(champion, challenger) -> str | None:
     return "; ".join(p for p in parts if p)
 
 
-class ExperimentWorker:
-    """One thread: records which arm made each decision and evaluates shadow challengers, in batches."""
+def decision_experiment(service: ExperimentService | None, row: dict) -> DecisionExperiment | None:
+    """The arm that made a stored decision, as its answer named it (the `experiment` of the stored
+    body), with the shadow decisions the worker recorded beside it; None when no experiment
+    touched the decision (or the server runs none: a PostgreSQL store)."""
+    if '"experiment":{' not in row["body"]:  # most decisions: no decoding
+        return None
+    arm = msgspec.json.decode(row["body"]).get("experiment")
+    if not isinstance(arm, dict):  # the text was inside a value (a reason's message)
+        return None
+    shadows = []
+    if service is not None:
+        if service.worker is not None:
+            service.worker.wait_idle(2.0)  # read your own writes, as for the decision log
+        shadows = [ShadowDecision(s["arm"], s["revision"], s["outcome"], msgspec.json.decode(s["reasons"] or "[]"),
+                                  s["outcome"] == row["outcome"])
+                   for s in service.store.for_decision(row["id"]) if s["shadow"] and s["experiment"] == arm["experiment"]]
+    return DecisionExperiment(arm["experiment"], arm["arm"], arm["role"], shadows)
 
-    def __init__(self, service: ExperimentService, interval: float = 0.05):
+
+class ExperimentWorker:
+    """One thread: records which arm made each decision and evaluates shadow challengers, in batches.
+
+    The queue is bounded for shadow work only: past `max_backlog` waiting jobs, a decision's arm is
+    still recorded but its shadow evaluations are dropped (counted in `regua_shadow_jobs_dropped`),
+    so a slow shadow never delays an answer nor grows the memory without bound. The counters and the
+    shadow latency go to the server's Prometheus metrics (server.metrics.ShadowMetrics) when given.
+    """
+
+    def __init__(self, service: ExperimentService, interval: float = 0.05, max_backlog: int = MAX_BACKLOG,
+                 metrics=None):
         self.service = service
         self.interval = interval
+        self.max_backlog = max_backlog
+        self.metrics = metrics
         self._jobs: collections.deque = collections.deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -293,12 +322,23 @@ class ExperimentWorker:
         self._thread = threading.Thread(target=self._run, name="regua-experiments", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Jobs waiting or being recorded."""
+        return len(self._jobs) + self._busy
+
     def submit(self, route: Route, decision_id: str, decision, inputs: dict, today, answers: str | None,
                document_hash: str | None) -> None:
-        if len(self._jobs) >= MAX_BACKLOG:
+        shadows = bool(route.experiment.shadows)
+        if shadows and len(self._jobs) >= self.max_backlog:
+            shadows = False  # behind: the arm is recorded, the shadows are not evaluated
             self.dropped += 1
-            return
-        self._jobs.append((route, decision_id, decision, inputs, today, answers, document_hash))
+            if self.metrics is not None:
+                self.metrics.dropped(route.experiment.name)
+        elif shadows and self.metrics is not None:
+            self.metrics.queued(route.experiment.name)
+        self._jobs.append((route, decision_id, decision, inputs, today, answers, document_hash, shadows,
+                           time.perf_counter()))
 
     def _run(self) -> None:
         last_refresh = 0.0
@@ -321,32 +361,51 @@ class ExperimentWorker:
             return
         with self._idle:
             self._busy += len(jobs)
+        if self.metrics is not None:
+            self.metrics.backlog(len(self._jobs) + len(jobs))
         try:
             rows, now = [], utc_now()
             for job in jobs:
-                rows.extend(self._rows(*job, now))
+                rows.extend(self._rows(*job[:-1], now))
                 time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
             if rows:
                 self.service.store.record(rows)
+            if self.metrics is not None:
+                done = time.perf_counter()
+                for job in jobs:
+                    if job[7]:
+                        self.metrics.completed(job[0].experiment.name, done - job[-1])
         except Exception:  # counted and logged; the answers were already given
             self.failures += 1
+            if self.metrics is not None:
+                for job in jobs:
+                    if job[7]:
+                        self.metrics.failed(job[0].experiment.name)
             log.exception("experiments: recording %d decisions failed", len(jobs))
         finally:
             with self._idle:
                 self._busy -= len(jobs)
                 self._idle.notify_all()
+            if self.metrics is not None:
+                self.metrics.backlog(len(self._jobs))
 
-    def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash, now) -> list[tuple]:
+    def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash, shadows,
+              now) -> list[tuple]:
         experiment = route.experiment
         rows = [_row(experiment.name, route.arm, 0, decision_id, decision, document_hash, now)]
+        if not shadows:
+            return rows
         replay = None
         for shadow in experiment.shadows:
             if shadow.sample < 1 and bucket(experiment.salt + ":sample", decision_id) >= shadow.sample * BUCKETS:
                 continue
             if replay is None:  # the deciding arm's answers: the shadow never makes a lookup of its own
                 replay = _Replay(decision.connector_calls)
+            started = time.perf_counter()
             shadowed = shadow.prepared.evaluate_validated(inputs, connectors=replay.connectors(shadow.prepared),
                                                           as_of=today)
+            if self.metrics is not None:
+                self.metrics.evaluated(experiment.name, shadow.name, time.perf_counter() - started)
             rows.append(_row(experiment.name, shadow, 1, decision_id, shadowed, document_hash, now))
         return rows
 

@@ -51,6 +51,7 @@ class Metrics:
                                       ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r)
         self.decision_backlog = Gauge("regua_decision_log_backlog", "Decisions waiting to be written",
                                       registry=r, multiprocess_mode="livesum")
+        self.shadow = ShadowMetrics(r)
         self._children: dict = {}
 
     def observe(self, policy: str, outcome: str, seconds: float, calls) -> None:
@@ -86,6 +87,57 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class ShadowMetrics:
+    """The experiment worker's shadow jobs (server.experiments.ExperimentWorker): one job is one
+    decision whose shadow challengers are to be evaluated. Each such decision is either queued or
+    dropped (the queue was full); a queued one ends completed or failed. Labels are experiment and
+    arm names (operator-chosen, never personal data)."""
+
+    def __init__(self, registry: CollectorRegistry):
+        r = registry
+        self._queued = Counter("regua_shadow_jobs_queued", "Decisions queued for their shadow challengers",
+                               ["experiment"], registry=r)
+        self._completed = Counter("regua_shadow_jobs_completed", "Decisions whose shadow challengers were "
+                                  "evaluated and recorded", ["experiment"], registry=r)
+        self._dropped = Counter("regua_shadow_jobs_dropped", "Decisions whose shadow challengers were not "
+                                "evaluated because the shadow queue was full", ["experiment"], registry=r)
+        self._failed = Counter("regua_shadow_jobs_failed", "Decisions whose shadow results could not be recorded",
+                               ["experiment"], registry=r)
+        self._backlog = Gauge("regua_shadow_backlog", "Decisions waiting for the experiment worker",
+                              registry=r, multiprocess_mode="livesum")
+        self._seconds = Histogram("regua_shadow_evaluation_seconds", "Time to evaluate one shadow challenger",
+                                  ["experiment", "arm"], buckets=LATENCY_BUCKETS, registry=r)
+        self._lag = Histogram("regua_shadow_lag_seconds", "Time from the answer to the shadow decisions being "
+                              "recorded", ["experiment"], buckets=LATENCY_BUCKETS, registry=r)
+        self._children: dict = {}
+
+    def _child(self, metric, *labels):
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def queued(self, experiment: str) -> None:
+        self._child(self._queued, experiment).inc()
+
+    def dropped(self, experiment: str) -> None:
+        self._child(self._dropped, experiment).inc()
+
+    def completed(self, experiment: str, lag: float) -> None:
+        self._child(self._completed, experiment).inc()
+        self._child(self._lag, experiment).observe(lag)
+
+    def failed(self, experiment: str) -> None:
+        self._child(self._failed, experiment).inc()
+
+    def evaluated(self, experiment: str, arm: str, seconds: float) -> None:
+        self._child(self._seconds, experiment, arm).observe(seconds)
+
+    def backlog(self, waiting: int) -> None:
+        self._backlog.set(waiting)
 
 
 class RequestTimingMiddleware:

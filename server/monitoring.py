@@ -110,7 +110,7 @@ class MonitoringService:
         result = decision.to_dict()
         body = _encode(EvaluateResponse(decision_id, PolicyRef(prepared.name, prepared.version, revision),
                                         decision.outcome, result["outputs"], result["reasons"], result["trace"],
-                                        result["connector_calls"], round(elapsed_ms, 3)))
+                                        result["connector_calls"], round(elapsed_ms, 3), False))
         document = inputs.get("document") or None
         shown = {k: (mask_document(v) if k == "document" and v else v) for k, v in inputs.items()}
         row = (decision_id, prepared.name, prepared.version, revision, decision.outcome, body.decode(),

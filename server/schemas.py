@@ -114,7 +114,15 @@ class TraceOut(msgspec.Struct):
     tables: dict[str, list[TableHit]]
 
 
-class EvaluateResponse(msgspec.Struct):
+class ExperimentArmRef(msgspec.Struct):
+    """The experiment arm that made a decision (never a shadow: a shadow does not decide)."""
+
+    experiment: str
+    arm: str
+    role: Literal["champion", "challenger"]
+
+
+class EvaluateResponse(msgspec.Struct, omit_defaults=True):
     decision_id: str | None
     policy: PolicyRef
     outcome: str
@@ -123,7 +131,9 @@ class EvaluateResponse(msgspec.Struct):
     trace: TraceOut | None
     connector_calls: list[ConnectorCallOut]
     duration_ms: float
-    dry_run: bool = False
+    dry_run: bool
+    #: Present only when the policy runs an experiment and this request was routed to one of its arms.
+    experiment: ExperimentArmRef | None = None
 
 
 class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
@@ -227,6 +237,28 @@ class DecisionRecord(msgspec.Struct):
     request_id: str | None
     api_key: str | None
     duration_ms: float
+    #: The experiment arm that decided and the shadow challengers evaluated beside it; null when the
+    #: policy ran no experiment for this request.
+    experiment: DecisionExperiment | None = None
+
+
+class ShadowDecision(msgspec.Struct):
+    """A shadow challenger's decision on the same request: logged, never answered."""
+
+    arm: str
+    revision: int | None
+    outcome: str
+    reason_codes: list[str]
+    #: Whether the shadow reached the same outcome as the arm that decided.
+    agrees: bool
+
+
+class DecisionExperiment(msgspec.Struct):
+    experiment: str
+    arm: str
+    role: Literal["champion", "challenger"]
+    #: Shadow decisions recorded so far (a shadow is sampled, and dropped when the server is behind).
+    shadows: list[ShadowDecision]
 
 
 class CounterfactualChange(msgspec.Struct):

@@ -140,7 +140,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     # PostgreSQL store yet, where /experiments is not served and every request takes the active revision.
     experiments = None
     if not postgres.is_url(settings.store.url):
-        experiments = ExperimentService(store, policies)
+        experiments = ExperimentService(store, policies, metrics=metrics.shadow)
         experiments.refresh(force=True)
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,

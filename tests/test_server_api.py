@@ -185,6 +185,10 @@ BAD_REQUESTS = [
     ("GET", "/decisions?before=zzz", {}, 400, "INVALID_QUERY", {"query.before"}),
     ("GET", "/decisions?limit=0", {}, 400, "INVALID_REQUEST", {"limit"}),
     ("GET", "/decisions?limit=many", {}, 400, "INVALID_REQUEST", {"limit"}),
+    # No NUL in a URL: PostgreSQL cannot hold or compare one, so both stores refuse it alike.
+    ("GET", "/decisions?policy=%00", {}, 400, "INVALID_REQUEST", {"query.policy"}),
+    ("GET", "/decisions?policy=a&policy=b%00c", {}, 400, "INVALID_REQUEST", {"query.policy"}),
+    ("GET", "/policies/credito%00b2b", {}, 400, "INVALID_REQUEST", {"path"}),
 ]
 
 
@@ -395,7 +399,9 @@ def test_health_ready_and_openapi(server, client):
         assert request["properties"]["trace"]["enum"] == ["off", "rules", "full"]
         assert {"bearer", "apiKey"} <= {name for option in operation.get("security", doc["security"]) for name in option}
         answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
-        assert set(answer["properties"]) == DECISION_FIELDS
+        # `experiment` only when the request was routed to an experiment's arm (tests/test_experiment_arms.py)
+        assert set(answer["properties"]) == DECISION_FIELDS | {"experiment"}
+        assert "experiment" not in answer["required"]
         for status in ("400", "404", "409", "413", "422"):
             error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
             assert set(error["properties"]) == {"code", "message", "errors"}
@@ -456,3 +462,4 @@ def test_a_busy_store_is_503_and_a_batch_item_failure_stays_on_its_line(server, 
         {"input": order}, {"input": order, "request_id": "busy-2"}, {"input": order}]}))
     assert [sorted(line) for line in lines] == [["decision", "index"], ["error", "index"], ["decision", "index"]]
     assert lines[1]["error"]["code"] == "INTERNAL" and "locked" not in json.dumps(lines[1])
+

@@ -16,13 +16,22 @@ from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
 from regua.engine.trace import uniform as uniform_trace
 
-from ..counterfactuals import NotExplainable, counterfactuals_of, decision_policy
+from ..counterfactuals import NotExplainable, counterfactuals_of, customer_counterfactuals, decision_policy
 from ..errors import ApiError
 from ..evaluator import document_hash
+from ..experiments import decision_experiment
 from ..explanation import counterfactual_sentence, explain
 from ..ids import ULID, id_floor, id_time
 from ..policies import PolicyRejected
-from ..schemas import CounterfactualsOut, DecisionPage, DecisionRecord, DecisionSummary, ErrorBody, PolicyRef
+from ..schemas import (
+    CounterfactualsOut,
+    DecisionExperiment,
+    DecisionPage,
+    DecisionRecord,
+    DecisionSummary,
+    ErrorBody,
+    PolicyRef,
+)
 from .deps import Svc, services
 
 _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),
@@ -36,31 +45,22 @@ def _created_at(row: dict) -> str:
     return id_time(row["id"]).isoformat(timespec="milliseconds")
 
 
-def _record(row: dict, counterfactuals: dict | None = None) -> DecisionRecord:
+def _record(row: dict, counterfactuals: dict | None = None, experiment: DecisionExperiment | None = None
+            ) -> DecisionRecord:
     body = _decode(row["body"])
     created_at = _created_at(row)
     return DecisionRecord(
         row["id"], created_at, PolicyRef(row["policy"], row["version"], row["revision"]), row["outcome"],
         body["outputs"], body["reasons"], _decode(row["input"]),
         explain(row["outcome"], body["reasons"], row["policy"], row["version"], created_at, counterfactuals),
-        body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"])
+        body["connector_calls"], uniform_trace(body["trace"]), row["request_id"], row["api_key"], row["duration_ms"],
+        experiment)
 
 
 def _search(svc: Svc, row: dict, **options):
     """Counterfactuals of a stored decision, by the policy revision that made it."""
     prepared = decision_policy(row, svc.store, svc.policies.compile, svc.policies.get(row["policy"]))
     return counterfactuals_of(row, prepared, **options)
-
-
-def _customer_counterfactuals(svc: Svc, row: dict) -> dict | None:
-    """For the customer's explanation: what would have got an approval, when the policy says what
-    may change. Best effort: a decision that cannot be searched is explained without it."""
-    if row["outcome"] == "approve" or row.get("purged_at"):
-        return None
-    try:
-        return _search(svc, row).to_dict()
-    except (NotExplainable, PolicyRejected):
-        return None
 
 
 def _normalize_document(text: str) -> str:
@@ -109,8 +109,9 @@ class DecisionController(Controller):
         row = await anyio.to_thread.run_sync(svc.store.decision, decision_id)
         if row is None:
             raise ApiError(404, "UNKNOWN_DECISION", f"no decision with id '{decision_id}'")
-        found = await anyio.to_thread.run_sync(_customer_counterfactuals, svc, row)
-        return _record(row, found)
+        found = await anyio.to_thread.run_sync(customer_counterfactuals, row, svc.store, svc.policies)
+        experiment = await anyio.to_thread.run_sync(decision_experiment, svc.evaluator.experiments, row)
+        return _record(row, found, experiment)
 
     @get("/{decision_id:str}/counterfactuals", responses={
         **_ERRORS, 409: ResponseSpec(ErrorBody, description="the decision cannot be re-evaluated"),

@@ -16,6 +16,7 @@ from ..auth import PUBLIC
 from .pages_auth import AuthPages
 from .pages_collection import CollectionPages
 from .pages_decisions import DecisionPages
+from .pages_experiments import ExperimentPages
 from .pages_playground import PlaygroundPages
 from .pages_policies import PolicyPages
 from .pages_replays import ReplayPages
@@ -25,7 +26,8 @@ from .session import CsrfFailed, ScopeMissing, SignInRequired, check_console_acc
 
 __all__ = ["check_console_access", "console_router", "static_router"]
 
-PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages, ReplayPages]
+PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages, ReplayPages,
+         ExperimentPages]
 
 
 def _sign_in(request: Request, _: Exception) -> Response:

@@ -17,10 +17,12 @@ from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.brazil import BRASILIA
 from regua.engine.trace import uniform
 
+from ..counterfactuals import customer_counterfactuals
 from ..evaluator import document_hash
 from ..explanation import explain
 from ..ids import ULID, id_floor, id_time
 from .audit import audit
+from .decision_extras import counterfactual_rows, decision_arm
 from .render import mask_value, output_formatter, page
 
 PAGE = 50
@@ -126,8 +128,11 @@ class DecisionPages(Controller):
         if reveal:
             await anyio.to_thread.run_sync(lambda: audit(svc.store, session.actor, "reveal", decision_id, ""))
         shown = data if reveal else mask_value("input", data, personal)
+        found = await anyio.to_thread.run_sync(customer_counterfactuals, row, svc.store, svc.policies)
         explanation = explain(row["outcome"], body["reasons"], row["policy"], row["version"],
-                              created.isoformat(timespec="milliseconds"))
+                              created.isoformat(timespec="milliseconds"), found)
+        arm = await anyio.to_thread.run_sync(decision_arm, svc, row, body)
         return page(request, "decision.html", row=row, body=body, created=created, input=shown, revealed=reveal,
                     explanation=explanation.split("\n"), purged=bool(row.get("purged_at")),
+                    counterfactuals=counterfactual_rows(found), arm=arm,
                     show=output_formatter({n: str(t) for n, t in active.prepared.meta.outputs} if active else {}))

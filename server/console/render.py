@@ -134,6 +134,7 @@ NAV = [  # (label, href, scopes that may open it)
     ("Cobrança", "/console/collection", ("collection",)),
     ("Indicadores", "/console/kpis", ("decisions:read",)),
     ("Replays", "/console/replays", ("lab",)),
+    ("Experimentos", "/console/experiments", ("experiments",)),
 ]
 
 
