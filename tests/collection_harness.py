@@ -20,6 +20,14 @@ from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Payment, Receivable
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
+#: The PostgreSQL database of the test running now, when it runs on that backend (the
+#: `collection_backend` fixture in conftest.py sets it); None: a SQLite file in the test's folder.
+STORE_URL: str | None = None
+
+
+def store_at(folder: Path) -> str:
+    """Where a test's portfolio and collection store live: its PostgreSQL database, or a SQLite file."""
+    return STORE_URL or str(folder / "regua.db")
 CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61", "Rua Augusta, 500, São Paulo - SP, 01304-000")
 
 
