@@ -15,7 +15,19 @@ from regua import __version__
 from . import collect, experiments, explain, keys, kpis, lab, lsp, monitor, policy, portfolio, purge, serve
 
 
-@click.group()
+class _Main(click.Group):
+    def invoke(self, ctx):
+        """A PostgreSQL store that cannot be used (not installed, unreachable) is one line, without
+        the password, from any command: never a traceback."""
+        from regua.postgres import PostgresUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except PostgresUnavailable as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Main)
 @click.version_option(version=__version__, package_name="regua")
 def main() -> None:
     """Régua: credit and collection policies, checked, compiled and explained."""
