@@ -26,12 +26,13 @@ MIGRATIONS = Migrations("regua.portfolio")
     create table customers (id text collate "C" primary key, document text not null, kind text, name text not null,
                             uf text not null, segment text, email text, phone text, whatsapp text, channels text);
     create index idx_customers_document on customers (document);
-    create table receivables (id text collate "C" primary key, customer_id text not null references customers (id),
+    create table receivables (id text collate "C" primary key,
+                              customer_id text collate "C" not null references customers (id),
                               amount numeric(15, 2) not null, issue_date date, due_date date, status text,
                               disputed boolean);
     create index idx_receivables_status_due_date on receivables (status, due_date);
     create index idx_receivables_customer_id on receivables (customer_id);
-    create table payments (id text collate "C" primary key, receivable_id text references receivables (id),
+    create table payments (id text collate "C" primary key, receivable_id text collate "C" references receivables (id),
                            amount numeric(15, 2), paid_on date);
     create index idx_payments_receivable_id on payments (receivable_id);
     create table agreements (id text collate "C" primary key, customer_id text references customers (id),

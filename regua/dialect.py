@@ -63,6 +63,19 @@ def plain_tuples(cursor):
     return make
 
 
+def record_rows(cursor):
+    """Row factory of `query`: a dict per row as the SQLite stores return records, amounts as their
+    exact text ('20000.00'); `execute`'s tuples keep numeric results as Decimal for arithmetic."""
+    names = [column.name for column in cursor.description] if cursor.description else []
+    plain = postgres.plain
+
+    def make(values):
+        return {name: str(value) if isinstance(value, decimal.Decimal) else plain(value)
+                for name, value in zip(names, values)}
+
+    return make
+
+
 class PostgresConnection:
     """The `db.conn` of a PostgresDatabase: what the stores call on a sqlite3 connection."""
 
@@ -131,7 +144,7 @@ class PostgresDatabase:
 
     def query(self, sql: str, params=()) -> Iterator[dict]:
         sql, args = _args(sql, params)
-        cursor = self.conn.raw.cursor(row_factory=postgres.plain_rows)
+        cursor = self.conn.raw.cursor(row_factory=record_rows)
         cursor.execute(sql, args)
         yield from cursor
 

@@ -264,12 +264,6 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("store.retention_days: cannot be negative (0 keeps everything)")
     if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
         problems.append("store.url: expected a postgresql:// URL (leave it empty for the SQLite file store.path)")
-    if settings.store.url and settings.monitoring.poll:
-        # The monitoring state is still in the SQLite file store.path: replicas each polling on a
-        # file of their own would act on the same alerts twice.
-        problems.append("monitoring.poll: the monitoring poller keeps its state in the SQLite file store.path, not in "
-                        "store.url (PostgreSQL) yet; run it on one host with `regua monitor` "
-                        "(docs/operating.md, scaling out)")
     if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:
         problems.append("store.flush_interval_ms and store.flush_max: must be positive")
     names = set()
