@@ -84,8 +84,12 @@ def collection_backend(request, tmp_path):
         yield str(tmp_path / "regua.db")
         return
     url = request.getfixturevalue("postgres_url")
-    collection_harness.STORE_URL = url
+    collection_harness.STORE_URL, collection_harness.POSTGRES = url, request.getfixturevalue("postgres_server")
     try:
         yield url
     finally:
-        collection_harness.STORE_URL = None
+        for other in collection_harness._DATABASES.values():
+            if other != url:
+                collection_harness.POSTGRES.drop(other)
+        collection_harness._DATABASES.clear()
+        collection_harness.STORE_URL = collection_harness.POSTGRES = None

@@ -1,5 +1,6 @@
 """The credit monitor through the server's own MonitoringService (server.services.build_services),
-on a real store of each backend (a SQLite file, then PostgreSQL: the `backend` fixture), real channels (the sandbox .eml outbox, an aiosmtpd SMTP server) and a real
+on a real store of each backend (a SQLite file, then PostgreSQL: the `backend` fixture), real
+channels (the sandbox .eml outbox, an aiosmtpd SMTP server) and a real
 HTTP bureau on 127.0.0.1 — no mocks.
 
 - next_limit: what a policy outcome can do to a limit (property);
