@@ -152,6 +152,18 @@ class PostgresDatabase:
         return PostgresTable(self, table)
 
 
+def unheld(column: str, namespace: int) -> str:
+    """PostgreSQL condition: no live session holds the advisory lock (namespace, `column`) now.
+
+    A process that claims rows holds such a lock on its id for as long as it lives (session locks
+    go with the connection, so with a killed process too); a row whose claim is unheld was left
+    by a process that died. Written into the claiming statement, not passed in as a list read
+    before it: the lock table is read when the row is, so a claim committed by a process that
+    started a moment ago is never mistaken for a dead one."""
+    return (f"not exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.classid = {int(namespace)} "
+            f"and l.objsubid = 2 and l.objid = {column}::oid and l.granted)")
+
+
 def is_postgres(db) -> bool:
     return getattr(db, "postgres", False)
 

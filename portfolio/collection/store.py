@@ -260,11 +260,6 @@ class CollectionStore:
     def end_run(self, run_id: int) -> None:
         self.db.execute("select pg_advisory_unlock(?, ?)", [RUNS_LOCK, run_id])
 
-    def live_runs(self) -> list[int]:
-        return [r[0] for r in self.db.execute(
-            "select objid::bigint from pg_locks where locktype = 'advisory' and classid = ?::bigint::oid "
-            "and objsubid = 2 and granted", [RUNS_LOCK]).fetchall()]
-
     def claim_due(self, now: dt.datetime, run_id: int, after: str = "", limit: int = 100,
                   orphans: bool = False) -> list[dict]:
         """Claim for `run_id` up to `limit` due rows (key order, after `after`) that no live run
@@ -277,10 +272,10 @@ class CollectionStore:
                 select key, claimed_by as previous_claim from outbox
                 where status in ('pending', 'sending', 'blocked') and key > ?
                   and (not_before is null or not_before <= ?) {orphan}
-                  and (claimed_by is null or claimed_by <> all(?::bigint[]))
+                  and (claimed_by is null or {dialect.unheld("claimed_by", RUNS_LOCK)})
                 order by key limit ? for update skip locked)
             update outbox o set claimed_by = ? from chosen where o.key = chosen.key
-            returning o.*, chosen.previous_claim""", [after, iso(now), self.live_runs(), limit, run_id]))
+            returning o.*, chosen.previous_claim""", [after, iso(now), limit, run_id]))
 
     def claimed_elsewhere(self, now: dt.datetime, run_id: int) -> int:
         """Due rows another run claims (alive or not): the ones a finishing run waits for or takes over."""

@@ -289,8 +289,12 @@ class Monitor:
         out = []
         done = {"claimed_by": None} if self.store.postgres else {}  # the claim ends with the outcome
         for row in self.store.pending_notifications(self.settings.max_attempts, keys):
-            if self.store.postgres and not self.store.claim_notification(row["key"]):
-                continue  # another live process is sending it
+            if self.store.postgres:
+                claimed = self.store.claim_notification(row["key"])
+                if claimed is None:
+                    continue  # another live process is sending it
+                if claimed == "sending":  # its sender died mid-send: free the channel's claim on the key
+                    self._release_channel_claims(row["key"])
             customer = self.store.customer(row["customer_id"])
             chosen = self._route(row["role"], customer) if customer else None
             attempts = (row["attempts"] or 0) + 1
@@ -317,6 +321,12 @@ class Monitor:
                                            sent_at=now_iso(now) if status != "failed" else None, **done)
             out.append({"role": row["role"], "channel": channel.name, "status": status, "error": error})
         return out
+
+    def _release_channel_claims(self, key: str) -> None:
+        for channel in self.channels.values():
+            store = getattr(channel, "store", None)
+            if store is not None and hasattr(store, "release"):
+                store.release(channel.name, key)
 
     def _route(self, role: str, customer: dict):
         if role == "manager":

@@ -218,7 +218,7 @@ class MonitoringStore:
             params += keys
         return list(self.db.query(sql + " order by key", params))
 
-    def claim_notification(self, key: str) -> bool:
+    def claim_notification(self, key: str) -> str | None:
         """PostgreSQL, where several processes send at once: take the notification for this store's
         process, unless another live one is sending it. A `sending` row of a process that died
         is taken over (and sent again with the same idempotency key, as after a crash)."""
@@ -228,16 +228,15 @@ class MonitoringStore:
                 if self.db.execute("select pg_try_advisory_lock(?, ?)", [SENDERS_LOCK, candidate]).fetchone()[0]:
                     self._sender_id = candidate
                     break
-        live = [r[0] for r in self.db.execute(
-            "select objid::bigint from pg_locks where locktype = 'advisory' and classid = ?::bigint::oid "
-            "and objsubid = 2 and granted", [SENDERS_LOCK]).fetchall()]
         # One statement: of two processes claiming at once, the second re-reads the row after the
-        # first commits and finds it `sending` by a live process.
+        # first commits and finds it `sending` by a live process. Returns the status it had
+        # (`sending`: taken over from a dead process), or None when it is not ours to send.
         claimed = self.db.execute(
-            "update monitoring_outbox set claimed_by = ?, status = 'sending' where key = ? and (status = 'pending' "
-            "or (status = 'sending' and (claimed_by is null or claimed_by <> all(?::bigint[])))) returning key",
-            [self._sender_id, key, live]).fetchone()
-        return claimed is not None
+            "with old as (select key, status from monitoring_outbox where key = ? for update) "
+            "update monitoring_outbox o set claimed_by = ?, status = 'sending' from old where o.key = old.key "
+            "and (o.status = 'pending' or (o.status = 'sending' and (o.claimed_by is null or "
+            f"{dialect.unheld('o.claimed_by', SENDERS_LOCK)}))) returning old.status", [key, self._sender_id]).fetchone()
+        return claimed[0] if claimed else None
 
     def notifications_held_elsewhere(self, max_attempts: int) -> int:
         """Notifications another process is sending now (PostgreSQL)."""
