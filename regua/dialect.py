@@ -32,6 +32,10 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _QUOTED = re.compile(r"\[(\w+)\]")
 _OR_IGNORE = re.compile(r"^\s*insert\s+or\s+ignore\s+into", re.IGNORECASE)
 # facts.CENTS (and its `r.amount` variant): exact on numeric, no float in between.
+_INSTR = re.compile(r"\binstr\(", re.IGNORECASE)  # instr(text, part) is strpos(text, part)
+_REAL = re.compile(r"\bas real\)", re.IGNORECASE)  # SQLite's real is 8 bytes: PostgreSQL's double precision
+# `x in (select value from json_each(?))`, a list passed as one JSON text: the same on PostgreSQL
+_JSON_EACH = re.compile(r"\bjson_each\(\?\)", re.IGNORECASE)
 _CENTS = re.compile(r"cast\(round\(cast\((\w+\.)?amount as real\) \* 100\) as integer\)")
 
 
@@ -39,9 +43,12 @@ _CENTS = re.compile(r"cast\(round\(cast\((\w+\.)?amount as real\) \* 100\) as in
 def translate(sql: str, named: bool) -> str:
     """SQL written for both backends, as psycopg wants it (see the module docstring)."""
     sql = _CENTS.sub(lambda m: f"round({m.group(1) or ''}amount * 100)::bigint", sql)
+    sql = _JSON_EACH.sub("json_array_elements_text(?::json)", sql)
     sql = sql.replace("%", "%%")
     sql = _NAMED.sub(r"%(\1)s", sql) if named else sql.replace("?", "%s")
     sql = _QUOTED.sub(r'"\1"', sql)
+    sql = _INSTR.sub("strpos(", sql)
+    sql = _REAL.sub("as double precision)", sql)
     if _OR_IGNORE.match(sql):
         sql = _OR_IGNORE.sub("insert into", sql).rstrip().rstrip(";") + " on conflict do nothing"
     return sql
@@ -109,6 +116,9 @@ class PostgresTable:
     def __init__(self, db: PostgresDatabase, name: str):
         self.db, self.name = db, name
 
+    def exists(self) -> bool:
+        return self.db.execute("select to_regclass(?) is not null", [self.name]).fetchone()[0]
+
     @property
     def count(self) -> int:
         return self.db.execute(f'select count(*) from "{self.name}"').fetchone()[0]
@@ -147,6 +157,9 @@ class PostgresDatabase:
         cursor = self.conn.raw.cursor(row_factory=record_rows)
         cursor.execute(sql, args)
         yield from cursor
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.execute("select tablename from pg_tables where schemaname = current_schema()")]
 
     def __getitem__(self, table: str) -> PostgresTable:
         return PostgresTable(self, table)
@@ -229,3 +242,27 @@ def copy_to_sqlite(url: str, path: str, migration_sets: list) -> None:
     finally:
         source.close()
         target.conn.close()
+
+
+@contextmanager
+def sqlite_snapshot(location: str, migration_sets: list) -> Iterator[str]:
+    """A SQLite file with the store's tables of `migration_sets`: the file itself for a SQLite
+    store; for PostgreSQL a throwaway copy (copy_to_sqlite), for the reports written in SQLite's
+    SQL only (the collection KPIs). Deleted afterwards."""
+    if not postgres.is_url(location):
+        yield location
+        return
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(suffix=".db", prefix="regua-snapshot-")
+    os.close(handle)
+    try:
+        copy_to_sqlite(location, path, migration_sets)
+        yield path
+    finally:
+        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
