@@ -405,6 +405,21 @@ def walk(expr):
         stack.extend(direct_children(node))
 
 
+def value_exprs(node) -> list:
+    """The expressions a `let` or a table computes its value from (a table: its inputs, and every
+    row's conditions and result); nothing for any other item."""
+    if isinstance(node, Let):
+        return [node.value]
+    if isinstance(node, Table):
+        exprs = list(node.inputs)
+        for row in node.rows:
+            exprs.append(row.result)
+            for cell in row.cells or []:
+                exprs.extend(cell.values)
+        return exprs
+    return []
+
+
 def free_names(expr) -> set[str]:
     """Names an expression reads, minus comprehension variables."""
     found: set[str] = set()

@@ -261,23 +261,10 @@ class Checker:
             return None
 
     # ---- dependencies and cycles ----
-    def _value_exprs(self, name: str) -> list[ast.Expr]:
-        node = self.symbols[name].node
-        if isinstance(node, ast.Let):
-            return [node.value]
-        if isinstance(node, ast.Table):
-            exprs = list(node.inputs)
-            for row in node.rows:
-                exprs.append(row.result)
-                for cell in row.cells or []:
-                    exprs.extend(cell.values)
-            return exprs
-        return []
-
     def collect_dependencies(self) -> None:
         for name, symbol in self.symbols.items():
             if symbol.kind in ("let", "table"):
-                used = set().union(*(free_names(e) for e in self._value_exprs(name)))
+                used = set().union(*(free_names(e) for e in ast.value_exprs(symbol.node)))
                 self.deps[name] = {n for n in used if n in self.symbols and self.symbols[n].kind != "input"}
 
     def find_cycles(self) -> None:

@@ -53,19 +53,6 @@ def _unit(type_name: str, values) -> object:
     return Decimal(1).scaleb(-min(places, 8))
 
 
-def _value_exprs(node) -> list:
-    if isinstance(node, ast.Let):
-        return [node.value]
-    if isinstance(node, ast.Table):
-        exprs = list(node.inputs)
-        for row in node.rows:
-            exprs.append(row.result)
-            for cell in row.cells or []:
-                exprs.extend(cell.values)
-        return exprs
-    return []
-
-
 def _calls(expr, connector: str) -> bool:
     return any(isinstance(n, ast.Call) and n.namespace is not None and f"{n.namespace}.{n.func}" == connector
                for n in ast.walk(expr))
@@ -82,7 +69,7 @@ def _dependents(checked: CheckedPolicy, target) -> set[str]:
         symbol = checked.symbols.get(name)
         if symbol is None or name in found:
             continue
-        if any(ast.free_names(e) & found for e in _value_exprs(symbol.node)):
+        if any(ast.free_names(e) & found for e in ast.value_exprs(symbol.node)):
             found.add(name)
     return found
 

@@ -92,7 +92,18 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     check_console_access(app)  # the console's pages too: each declares its scopes
     check_route_access(app)  # fail closed: a route that declares neither a scope nor PUBLIC stops the app here
     document_error_bodies(app)
+    document_public_routes(app)
     return app
+
+
+def document_public_routes(app: Litestar) -> None:
+    """A route that needs no key (PUBLIC) says so in the OpenAPI document (`security: [{}]`);
+    otherwise it would show the document-wide API-key requirement, and clients would send a key
+    a bureau posting to /events does not have."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.opt.get("public") is True and not any(layer.security for layer in handler.ownership_layers):
+                handler.security = [{}]
 
 
 def document_error_bodies(app: Litestar) -> None:

@@ -7,6 +7,7 @@ Each test file wraps `smtp_servers()`, `http_servers()` and `make_tls_files()` i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -135,9 +136,18 @@ def email_channel(port, **options):
 # ------------------------------------------------------------------ HTTP servers
 
 
+@dataclasses.dataclass
+class Trickle:
+    """An answer body sent `chunk` bytes at a time, `every` seconds apart (a slow or stuck provider)."""
+
+    body: bytes
+    chunk: int = 1
+    every: float = 0.1
+
+
 class HTTPRecorder:
     """A real HTTP server on 127.0.0.1: records every request, answers from a script (the last
-    answer repeats). An answer is (status, headers, body, delay_seconds)."""
+    answer repeats). An answer is (status, headers, body, delay_seconds); body may be a Trickle."""
 
     def __init__(self):
         self.hits = []
@@ -161,9 +171,17 @@ class HTTPRecorder:
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
+                    trickle = payload if isinstance(payload, Trickle) else None
+                    payload = trickle.body if trickle else payload
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if trickle:
+                        for start in range(0, len(payload), trickle.chunk):
+                            self.wfile.write(payload[start:start + trickle.chunk])
+                            self.wfile.flush()
+                            time.sleep(trickle.every)
+                    else:
+                        self.wfile.write(payload)
                 except OSError:  # the client gave up (timeout tests)
                     pass
 

@@ -16,6 +16,7 @@ from notification_harness import (
     CREDITOR,
     PHONE,
     SECRET,
+    Trickle,
     assert_utc,
     gateway,
     http_servers,
@@ -85,6 +86,37 @@ def test_webhook_timeout_is_a_failed_receipt(http_server):
     assert time.monotonic() - started < 3
     assert receipt.status == "failed" and receipt.error.startswith("TIMEOUT")
     assert len(server.hits) == 2
+
+
+def test_webhook_answer_too_large_is_delivered_once_without_reading_its_body(http_server):
+    # The receiver accepted (2xx): reading a runaway body would fill memory, and raising would
+    # retry, so notify the debtor twice. The body is dropped; the headers still count.
+    server = http_server()
+    server.answer((200, {}, {"id": "wh-big", "pad": "x" * 5_000}, 0.0))
+    channel = webhook(server.url, retries=2, max_answer_bytes=1_000, provider_id_header="")
+    receipt = channel.send(notification(channel="webhook"))
+    assert receipt.status == "delivered" and receipt.provider_id == ""
+    assert len(server.hits) == 1
+
+
+def test_webhook_answer_trickling_past_the_timeout_is_delivered_once(http_server):
+    # httpx's timeout is per read: a byte every 0.1 s never trips it. The whole answer is bounded.
+    server = http_server()
+    server.answer((200, {}, Trickle(b'{"id": "wh-slow"}' + b" " * 200, every=0.1), 0.0))
+    started = time.monotonic()
+    receipt = webhook(server.url, timeout=0.5, retries=2).send(notification(channel="webhook"))
+    assert time.monotonic() - started < 3
+    assert receipt.status == "delivered" and receipt.provider_id == ""
+    assert len(server.hits) == 1
+
+
+def test_gateway_answer_too_large_is_sent_without_a_provider_id(http_server):
+    server = http_server()
+    server.answer((200, {}, {"id": "sms-1", "status": "queued", "pad": "x" * 5_000}, 0.0))
+    channel = gateway(server.url, max_answer_bytes=1_000, provider_id_path="id")
+    receipt = channel.send(notification(channel="sms", recipient=PHONE))
+    assert receipt.status == "sent" and receipt.provider_id == ""
+    assert len(server.hits) == 1
 
 
 def test_webhook_4xx_is_not_retried(http_server):

@@ -400,6 +400,16 @@ def test_health_ready_and_openapi(server, client):
             error = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
             assert set(error["properties"]) == {"code", "message", "errors"}
     assert doc["paths"]["/health"]["get"]["security"] == [{}]  # public
+    assert doc["paths"]["/events"]["post"]["security"] == [{}]  # public: the bureau signs, it has no key
+    public = set()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security") == [{}]:
+                public.add(f"{method.upper()} {path}")
+            else:  # everything else needs a key
+                assert {"bearer", "apiKey"} <= {name for option in operation.get("security", doc["security"])
+                                                for name in option}, (method, path)
+    assert public == {"GET /health", "GET /ready", "GET /metrics", "POST /events"}
     refs = re.findall(r'"\$ref": ?"#/components/schemas/([^"]+)"', json.dumps(doc))
     assert refs and set(refs) <= set(schemas)
 

@@ -36,6 +36,54 @@ def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
+class AnswerTooLarge(Exception):
+    """The answer's body is larger than the caller allows."""
+
+
+def send_bounded(client: httpx.Client, request: httpx.Request, *, max_bytes: int, timeout: float,
+                 drop_unreadable_body: bool = False) -> httpx.Response:
+    """Send `request` with `client` and read a 2xx answer's body with two bounds httpx alone does
+    not give: at most `max_bytes` (AnswerTooLarge) and `timeout` seconds in total from sending to
+    the last byte (AnswerTooSlow: httpx's timeout is per read, so a server trickling a byte at a
+    time would otherwise hold the call forever). Non-2xx bodies are not read. Transport errors
+    propagate as httpx raises them.
+
+    With `drop_unreadable_body`, a body past either bound is dropped instead (the answer keeps its
+    status and headers, empty content): for a send whose 2xx already means "accepted", where
+    raising would make the caller retry, and so send twice."""
+    deadline = time.monotonic() + timeout
+    response = client.send(request, stream=True)
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    try:
+        if not 200 <= response.status_code < 300:
+            return httpx.Response(response.status_code, headers=headers, request=request)
+        try:
+            content = _read_body(response, max_bytes, deadline)
+        except (AnswerTooLarge, AnswerTooSlow):
+            if not drop_unreadable_body:
+                raise
+            content = b""
+        return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+    finally:
+        response.close()
+
+
+def _read_body(response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise AnswerTooLarge()
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():  # as it arrives, decoded: a compressed bomb counts at full size
+        size += len(chunk)
+        if size > max_bytes:
+            raise AnswerTooLarge()
+        if time.monotonic() > deadline:
+            raise AnswerTooSlow()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HTTPClientMixin:
     #: How configuration errors name the plugin, e.g. "http_bureau".
     plugin_label = ""
@@ -92,30 +140,12 @@ class HTTPClientMixin:
     def send_bounded(self, request: httpx.Request) -> httpx.Response:
         """Send `request` and read its answer with two bounds httpx alone does not give: at most
         `max_answer_bytes` of body (ConnectorError ANSWER_TOO_LARGE) and `timeout` seconds in total
-        from sending to the last byte (AnswerTooSlow; httpx's timeout is per read, so a server
-        trickling a byte at a time would otherwise hold the call forever). Non-2xx bodies are not read.
-        Transport errors propagate as httpx raises them."""
-        deadline = time.monotonic() + self.timeout
-        response = self.client.send(request, stream=True)
+        from sending to the last byte (AnswerTooSlow). Non-2xx bodies are not read. Transport
+        errors propagate as httpx raises them."""
         try:
-            if not 200 <= response.status_code < 300:
-                return httpx.Response(response.status_code, headers=response.headers, request=request)
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_answer_bytes:
-                raise self._too_large()
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():  # as it arrives, decoded: a compressed bomb counts at full size
-                size += len(chunk)
-                if size > self.max_answer_bytes:
-                    raise self._too_large()
-                if time.monotonic() > deadline:
-                    raise AnswerTooSlow()
-                chunks.append(chunk)
-            headers = [(k, v) for k, v in response.headers.multi_items()
-                       if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
-            return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=request)
-        finally:
-            response.close()
+            return send_bounded(self.client, request, max_bytes=self.max_answer_bytes, timeout=self.timeout)
+        except AnswerTooLarge:
+            raise self._too_large() from None
 
     def _too_large(self) -> ConnectorError:
         return ConnectorError("ANSWER_TOO_LARGE",

@@ -20,7 +20,6 @@ except PackageNotFoundError:  # pragma: no cover — running from a source tree
 class OperationsController(Controller):
     path = "/"
     tags = ["operations"]
-    security = [{}]  # no API key needed
     opt = PUBLIC
     dependencies = {"svc": Provide(services, sync_to_thread=False)}
 

@@ -11,6 +11,7 @@ from regua.plugins.connectors import TransientError
 from regua.plugins.contracts import DeliveryReceipt, Notification
 from regua.plugins.lazy import lazy_module
 
+from ..http_client import MAX_ANSWER_BYTES, send_bounded
 from .common import TemplatedChannel, _ssl_context
 
 httpx = lazy_module("httpx")
@@ -24,10 +25,16 @@ class _HTTPChannel(TemplatedChannel):
     retries = 3
     backoff = 0.5
     timeout = 10.0
+    #: Largest answer body read; a provider's acknowledgement is bytes, a runaway one must not fill memory.
+    max_answer_bytes = MAX_ANSWER_BYTES
 
     def __init__(self, *, url: str, headers: dict | None = None, verify_tls: bool = True, ca_file: str = "",
-                 provider_id_header: str = "", **common):
+                 provider_id_header: str = "", max_answer_bytes: int | None = None, **common):
         super().__init__(**common)
+        if max_answer_bytes is not None:
+            if isinstance(max_answer_bytes, bool) or not isinstance(max_answer_bytes, int) or max_answer_bytes < 1:
+                raise ValueError(f"{self.name}: max_answer_bytes must be a whole number of at least 1")
+            self.max_answer_bytes = max_answer_bytes
         if not re.match(r"https?://", url or ""):
             raise ValueError(f"{self.name}: url must start with http:// or https://")
         self.url = url
@@ -41,7 +48,10 @@ class _HTTPChannel(TemplatedChannel):
 
     def _request(self, method: str, **kwargs) -> httpx.Response:
         try:
-            response = self.client.request(method, self.url, **kwargs)
+            # A 2xx whose body is too large or trickles past the timeout still means "accepted": its
+            # body is dropped rather than raising, which would retry the send and notify twice.
+            response = send_bounded(self.client, self.client.build_request(method, self.url, **kwargs),
+                                    max_bytes=self.max_answer_bytes, timeout=self.timeout, drop_unreadable_body=True)
         except httpx.TimeoutException:
             raise TransientError("TIMEOUT", f"no answer within {self.timeout:g}s") from None
         except httpx.TransportError as error:
