@@ -37,8 +37,24 @@ PREPARE = [
         from customers c left join per_customer pc on pc.customer_id = c.id
         left join broken b on b.customer_id = c.id""",
     "create unique index on regua_cust (customer_id)",
+    # The steps already in the outbox, per receivable, read once: a receivable's own steps are only
+    # written after its facts are read (runner._flush), so this is what reading them live would see,
+    # without a lookup into a table that grows under the planner's feet (and its stale statistics).
+    "drop table if exists regua_steps",
+    """create temp table regua_steps as
+        select receivable_id, string_agg(step, chr(31)) as sent,
+               string_agg(step, chr(31)) filter (where status = 'delivered') as delivered,
+               bool_or(action = 'protest' and status = 'done') as protested
+        from outbox group by receivable_id""",
+    "create unique index on regua_steps (receivable_id)",
+    "drop table if exists regua_negativated",
+    """create temp table regua_negativated as
+        select distinct receivable_id from negative_records where kind = 'negativation' and removed_at is null""",
+    "create unique index on regua_negativated (receivable_id)",
     "analyze regua_paid",
     "analyze regua_cust",
+    "analyze regua_steps",
+    "analyze regua_negativated",
 ]
 
 SELECT = """
@@ -47,18 +63,15 @@ SELECT = """
            %(as_of)s::date - r.issue_date as days_since_issue,
            cu.segment, cu.uf, cu.kind, cu.channels,
            cu.open_cents, cu.open_count, cu.max_late, cu.on_time, cu.late, cu.broken,
-           (select string_agg(o.step, chr(31)) from outbox o where o.receivable_id = r.id) as sent,
-           (select string_agg(o.step, chr(31)) from outbox o where o.receivable_id = r.id
-              and o.status = 'delivered') as delivered,
-           exists(select 1 from outbox o where o.receivable_id = r.id and o.action = 'protest' and o.status = 'done')
-             as protested,
-           exists(select 1 from negative_records n where n.receivable_id = r.id and n.kind = 'negativation'
-                  and n.removed_at is null) as negativated
+           s.sent, s.delivered, coalesce(s.protested, false) as protested,
+           n.receivable_id is not null as negativated
     from receivables r
     join regua_cust cu on cu.customer_id = r.customer_id
     left join regua_paid p on p.receivable_id = r.id
+    left join regua_steps s on s.receivable_id = r.id
+    left join regua_negativated n on n.receivable_id = r.id
     where r.status = 'open' and r.issue_date <= %(as_of)s::date and r.id > %(after)s
     order by r.id limit %(limit)s
 """
 
-CLEANUP = ["drop table if exists regua_paid", "drop table if exists regua_cust"]
+CLEANUP = [f"drop table if exists {table}" for table in ("regua_paid", "regua_cust", "regua_steps", "regua_negativated")]

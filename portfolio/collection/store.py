@@ -235,6 +235,19 @@ class CollectionStore:
 
     def queue(self, rows: list[tuple]) -> None:
         """Replace the collectors' queue entries of these receivables (one transaction)."""
+        if self.postgres:  # COPY into a temp table, then one upsert
+            raw = self.db.conn.raw
+            with raw.transaction(), raw.cursor() as cursor:
+                cursor.execute("create temp table if not exists queue_in (like collection_queue) on commit delete rows")
+                with cursor.copy("copy queue_in (receivable_id, customer_id, priority, days_late, open_amount, policy, "
+                                 "as_of) from stdin") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute("insert into collection_queue select * from queue_in order by receivable_id "
+                               "on conflict (receivable_id) do update set customer_id = excluded.customer_id, "
+                               "priority = excluded.priority, days_late = excluded.days_late, "
+                               "open_amount = excluded.open_amount, policy = excluded.policy, as_of = excluded.as_of")
+            return
         with dialect.transaction(self.db):
             self.db.conn.executemany(
                 "insert into collection_queue (receivable_id, customer_id, priority, days_late, open_amount, policy, "
@@ -474,7 +487,12 @@ class CollectionStore:
         now = iso(dt.datetime.now(dt.timezone.utc))
         rows = [(e.get("at") or now, e["receivable_id"], e["customer_id"], e.get("key"), e["kind"], e.get("code"),
                  json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)) for e in events]
-        if rows:
+        if rows and self.postgres and len(rows) > 8:  # a plan's thousands of events: COPY, not a statement each
+            with self.db.conn.raw.cursor() as cursor, cursor.copy(
+                    "copy collection_events (at, receivable_id, customer_id, key, kind, code, detail) from stdin") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif rows:
             self.db.conn.executemany("insert into collection_events (at, receivable_id, customer_id, key, kind, code, "
                                      "detail) values (?, ?, ?, ?, ?, ?, ?)", rows)
 
