@@ -30,7 +30,12 @@ def _service(settings) -> MonitoringService:
     from regua.server.monitoring import MonitoringService
     from regua.server.store import open_store
 
-    registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path,
+    cache = None
+    if settings.store.url:  # bureau answers cached in the shared database, as the server caches them
+        from regua.server.connector_cache import PostgresBureauCache
+
+        cache = PostgresBureauCache(settings.store.url)
+    registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path, cache=cache,
                                      sandbox_aliases=settings.sandbox)
     open_store(settings.store.location).close()  # the decision log's tables
     active = {name: SimpleNamespace(prepared=prepared, revision=0) for name, prepared in policies.items()}
