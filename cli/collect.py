@@ -57,7 +57,7 @@ def collect_command(as_of, at, dry_run, as_json, progress, config_path, db, poli
     from regua.portfolio.collection.runner import RunLocked, run_moment
     from regua.server.collection import CollectionUnavailable
 
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     day = as_of.date() if as_of else brazil.today()
     try:
@@ -108,7 +108,7 @@ def _print_summary(data: dict) -> None:
 def simulate_command(date_from, date_to, receivables, as_json, config_path, db, policies, sandbox) -> None:
     """Run the régua over a date range on a copy of the portfolio and print each receivable's
     timeline. Nothing is sent and the database is not written."""
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     try:
         timelines = service.simulate(date_from.date(), date_to.date(), list(receivables) or None)
@@ -135,7 +135,7 @@ def simulate_command(date_from, date_to, receivables, as_json, config_path, db, 
 @workflow_options
 def queue_command(limit, segment, as_json, config_path, db, policies, sandbox) -> None:
     """The collectors' work queue: open receivables ranked by their régua's priority (last run)."""
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     rows = service.queue(limit, segment)
     from rich.table import Table
@@ -173,7 +173,7 @@ def deliveries_import_command(file, fmt, encoding, as_json, config_path, db, pol
     from regua.portfolio.collection.receipts import InvalidReceipt, parse_row, read_file
     from regua.portfolio.collection.store import CollectionStore
 
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
     now = dt.datetime.now(dt.timezone.utc)

@@ -139,15 +139,11 @@ def store_variable(db: str | None) -> str:
     return "REGUA_STORE__URL" if db and db.startswith(("postgresql://", "postgres://")) else "REGUA_STORE__PATH"
 
 
-def workflow_settings(config_path, db, policies, sandbox, postgres_ok: bool = False) -> Settings:
+def workflow_settings(config_path, db, policies, sandbox) -> Settings:
     """Settings for a command working on the store (`settings.store.location`: the PostgreSQL
-    database store.url when set, else the SQLite file store.path). `--db postgresql://…` is
-    refused unless the command works on PostgreSQL (`postgres_ok`)."""
+    database store.url when set, else the SQLite file store.path); `--db` sets whichever its
+    value is (store_variable)."""
     from regua.server.config import ConfigError, load_settings
-
-    if not postgres_ok and store_variable(db) == "REGUA_STORE__URL":
-        raise click.UsageError("--db: this command works on the SQLite file of the portfolio (store.path), "
-                               "not on PostgreSQL yet (docs/operating.md, scaling out)")
 
     environ = dict(os.environ)
     for key, value in ((store_variable(db), db), ("REGUA_POLICIES__FOLDER", policies)):

@@ -115,7 +115,7 @@ def monitor_command(portfolio, segment, budget, poll, as_of, dry_run, as_json, p
         raise click.UsageError("say what to do: --portfolio, --segment SEGMENT or --poll")
     if poll and (portfolio or segment):
         raise click.UsageError("--poll and a re-check are separate runs; give one of them")
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     service = _service(settings)
     if poll:
         result = service.poll_locked(dt.datetime.now(dt.timezone.utc))
@@ -167,7 +167,7 @@ def limits_command(customer_id, count, as_json, config_path, db, policies, sandb
     from regua.plugins.formatting import brl
     from regua.portfolio.monitoring.store import MonitoringStore
 
-    settings = workflow_settings(config_path, db, policies, sandbox, postgres_ok=True)
+    settings = workflow_settings(config_path, db, policies, sandbox)
     if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
     store = MonitoringStore(settings.store.location)

@@ -36,11 +36,12 @@ def test_a_store_url_that_is_not_postgresql_is_refused_with_its_field(tmp_path):
         load_settings(None, {"REGUA_STORE_URL": "mysql://x/y"})
 
 
-def test_the_collection_scheduler_runs_on_a_postgresql_store_the_monitoring_poller_not_yet(tmp_path):
-    environ = {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_SANDBOX": "true", "REGUA_COLLECTION__ENABLED": "true"}
-    assert load_settings(None, environ).store.location == "postgresql://a/b"
-    with pytest.raises(ConfigError, match="monitoring.poll"):
-        load_settings(None, {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_MONITORING__POLL": "true"})
+def test_the_collection_scheduler_and_the_monitoring_poller_run_on_a_postgresql_store(tmp_path):
+    environ = {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_SANDBOX": "true", "REGUA_COLLECTION__ENABLED": "true",
+               "REGUA_MONITORING__POLL": "true"}
+    settings = load_settings(None, environ)
+    assert settings.store.location == "postgresql://a/b"
+    assert settings.collection.enabled and settings.monitoring.poll
 
 
 def test_db_option_picks_the_setting_by_the_form_of_its_value():
