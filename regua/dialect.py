@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,10 +190,20 @@ def connect(location: str):
     return sqlite.connect(location)
 
 
+_MIGRATED: set[tuple[int, str, str]] = set()  # (pid, URL, migration set) this process brought up to date
+
+
 def migrate(location: str, migrations) -> list[str]:
-    """Apply `migrations` (regua.schema.Migrations) on the backend of `location`, under its lock."""
+    """Apply `migrations` (regua.schema.Migrations) on the backend of `location`, under its lock.
+    On PostgreSQL once per process and database: every store of a server opening the same
+    database (portfolio, collection, monitoring, their lookups) costs one round of connections."""
     if postgres.is_url(location):
-        return postgres.migrate(location, migrations)
+        key = (os.getpid(), location, migrations.name)
+        if key in _MIGRATED:
+            return []
+        applied = postgres.migrate(location, migrations)
+        _MIGRATED.add(key)
+        return applied
     Path(location).parent.mkdir(parents=True, exist_ok=True)
     return sqlite.migrate(location, migrations)
 
@@ -252,7 +263,6 @@ def sqlite_snapshot(location: str, migration_sets: list) -> Iterator[str]:
     if not postgres.is_url(location):
         yield location
         return
-    import os
     import tempfile
 
     handle, path = tempfile.mkstemp(suffix=".db", prefix="regua-snapshot-")
