@@ -218,18 +218,29 @@ class CollectionStore:
         return added
 
     def _plan_postgres(self, columns: list[str], rows: list[dict], events: list[dict]) -> int:
-        """The outbox in bulk: COPY into a temp table, then one `insert … on conflict do nothing`
-        (keys another run planned at the same moment are left alone, as on SQLite)."""
+        """The outbox in bulk: COPY straight into it. Keys already planned are the exception (runs
+        plan one at a time and skip the steps they find, facts.py): when the COPY meets one, the
+        batch goes again through a temp table and `insert … on conflict do nothing`, which leaves
+        those keys alone, as SQLite's `insert or ignore` does."""
+        import psycopg
+
         raw = self.db.conn.raw
         names = ", ".join(columns)
+        values = [[row[c] for c in columns] for row in rows]
         with raw.transaction(), raw.cursor() as cursor:
-            cursor.execute("create temp table if not exists outbox_in (like outbox) on commit delete rows")
-            with cursor.copy(f"copy outbox_in ({names}) from stdin") as copy:
-                for row in rows:
-                    copy.write_row([row[c] for c in columns])
-            cursor.execute(f"insert into outbox ({names}) select {names} from outbox_in order by key "
-                           "on conflict do nothing")
-            added = cursor.rowcount
+            try:
+                with raw.transaction(), cursor.copy(f"copy outbox ({names}) from stdin") as copy:
+                    for row in values:
+                        copy.write_row(row)
+                added = len(values)
+            except psycopg.errors.UniqueViolation:
+                cursor.execute("create temp table if not exists outbox_in (like outbox) on commit delete rows")
+                with cursor.copy(f"copy outbox_in ({names}) from stdin") as copy:
+                    for row in values:
+                        copy.write_row(row)
+                cursor.execute(f"insert into outbox ({names}) select {names} from outbox_in order by key "
+                               "on conflict do nothing")
+                added = cursor.rowcount
             self.write_events(events)
         return added
 
