@@ -41,6 +41,7 @@ serve: $(VENV)/.installed-serve
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_policy.py
+	$(BIN)/python benchmarks/bench_compile_phases.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_collection.py
 	$(BIN)/python benchmarks/bench_monitoring.py

@@ -65,12 +65,16 @@ def policy_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def registry(sandbox_aliases: bool = False):
-    """The installed plugins (REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY apply), as a Registry."""
+def registry(sandbox_aliases: bool = False, every_hook: bool = False):
+    """The installed plugins (REGUA_PLUGINS_ALLOW / REGUA_PLUGINS_DENY apply), as a Registry: what
+    policies need (bureaus, functions), or with `every_hook` also the channels, negativation
+    services and monitoring sources (`regua plugins` lists them)."""
     from regua.plugins.manager import PluginSettings
     from regua.plugins.registry import Registry
 
-    return Registry.load(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
+    if every_hook:
+        return Registry.load(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
+    return Registry.for_policies(PluginSettings.from_env(), sandbox_aliases=sandbox_aliases)
 
 
 def print_diagnostics(error: PolicyError) -> None:

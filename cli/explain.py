@@ -65,14 +65,15 @@ def _from_input(policy_file, input_file, fixtures, as_of, counterfactual, option
 
     if not Path(policy_file).is_file():
         raise click.UsageError(f"{policy_file}: no such policy file (with --input, the argument is a policy)")
+    plugins = registry(sandbox_aliases=True)  # aliases change the connectors, not the environment
     try:
-        prepared = compile_file(policy_file, env=registry().environment(), cache_dir=compile_cache_dir())
+        prepared = compile_file(policy_file, env=plugins.environment(), cache_dir=compile_cache_dir())
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)
     data = read_json(input_file)
     day = as_of.date() if as_of else dt.date.today()
-    connectors = _connectors_from(fixtures)
+    connectors = _connectors_from(fixtures, plugins)
     try:
         if counterfactual:
             decision, found = counterfactuals_for(prepared, data, connectors=connectors, as_of=day, **options)

@@ -14,6 +14,16 @@ import click
 from .common import err, out, print_diagnostics
 
 
+def _cuts(by: str | None):
+    """The --by entries (regua.lab.cuts), or a usage error naming the one that cannot be read."""
+    from regua.lab.cuts import CutError, parse_cuts
+
+    try:
+        return parse_cuts(_split(by))
+    except CutError as error:
+        raise click.BadParameter(str(error), param_hint="--by") from None
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
@@ -88,7 +98,8 @@ def _pct(value) -> str:
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (Brasília), inclusive.")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (Brasília), inclusive.")
 @click.option("--sample", type=click.IntRange(1), help="Replay at most N decisions drawn at random from the window.")
-@click.option("--by", "by", help="Cut the changes by these input fields, e.g. --by uf,setor.")
+@click.option("--by", "by", help="Cut the changes by input fields or recorded connector facts, numbers optionally in "
+              "bands: --by uf,setor,bureau.serasa.score.value:100.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the whole report as JSON to this file (- : standard output, nothing else printed).")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write the changed decisions as CSV.")
@@ -129,6 +140,7 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
         hint = f" (decisions are of: {', '.join(sorted(known))})" if known else " (the log is empty)"
         raise click.UsageError(f"no decision of policy '{name}' in {where} for that window{hint}")
     count = min(total - purged, sample or total)
+    _cuts(by)
     options = {"by": _split(by), "keep": top}
     if live or budget:
         if not (live and budget):
@@ -140,13 +152,18 @@ def replay_command(candidate, db, policy_name, start, end, sample, by, json_file
     run = _runner(scheduler, workers, count)
     started = time.perf_counter()
     extra = {}
-    if scheduler == "local" and sample is None:
-        # the local cluster's workers open the store themselves: the driver ships id ranges, not rows
-        extra["partitions"] = replay_source.partitions(str(Path(db).resolve()), window, 2000)
+    if scheduler:
+        # Workers that see the store (the same SQLite file, the PostgreSQL server: checked on each
+        # one first) read their partitions themselves: the driver ships id ranges, not rows.
+        import functools
+
+        path = db if is_url(db) else str(Path(db).resolve())
+        extra["partitions"] = replay_source.partitions(path, window, 2000) if sample is None else \
+            replay_source.sample_partitions(path, window, sample, 16, 2000)
+        extra["probe"] = (functools.partial(replay_source.probe, path, window), (total, purged))
     with _changes_csv(csv_file, prepared, _split(by)) as changes_csv:
-        report = run(Replayer, [(source, str(candidate))],
-                     None if extra else replay_source.records(db, window, sample), options, prepared=[prepared], **extra,
-                     on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
+        report = run(Replayer, [(source, str(candidate))], replay_source.records(db, window, sample), options,
+                     prepared=[prepared], **extra, on_partial=lambda partial: changes_csv.write(_change_rows(partial)))
     elapsed = time.perf_counter() - started
     data = report.to_dict(top)
     data["window"] = {"policy": name, "from": start.date().isoformat() if start else None,
@@ -320,7 +337,8 @@ def _print_replay(data: dict, elapsed: float) -> None:
               help="Applications, one a row: .csv, .jsonl or .parquet (columns: docs/lab.md).")
 @click.option("--label", help="Column saying whether the application defaulted (1/0, true/false, sim/não).")
 @click.option("--amount", help="Column with the money at stake, for amounts per outcome and swap set.")
-@click.option("--by", "by", help="Cut the outcomes by these columns, e.g. --by uf,setor.")
+@click.option("--by", "by", help="Cut the outcomes by columns or connector answer fields, numbers optionally in "
+              "bands: --by uf,setor,bureau.serasa.score.value:100.")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
               help="Evaluation date of rows without an as_of column (default: today).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True),
@@ -346,7 +364,8 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
         header = columns(data_file)
     except DatasetError as error:
         raise click.UsageError(str(error)) from None
-    for option, column in (("--label", label), ("--amount", amount), *(("--by", b) for b in _split(by))):
+    for option, column in (("--label", label), ("--amount", amount),
+                           *(("--by", cut.connector or cut.path[0]) for cut in _cuts(by))):
         if column and column not in header:
             raise click.UsageError(f"{option} {column}: the dataset has no such column "
                                    f"(columns: {', '.join(header) or 'none'})")

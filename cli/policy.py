@@ -14,6 +14,7 @@ from .common import compile_cache_dir, err, fail_json, out, policy_files, print_
 
 if TYPE_CHECKING:
     from regua.engine.connectors import Connectors
+    from regua.plugins.registry import Registry
 
 # engine.prepared.TRACE_LEVELS, spelled out so that `regua --help` does not import the engine
 # (tests/test_cli.py checks that they agree).
@@ -94,11 +95,11 @@ def fmt_command(check_only: bool, show_diff: bool, paths: tuple[str, ...]) -> No
     sys.exit(1 if failed or ((check_only or show_diff) and unformatted) else 0)
 
 
-def _connectors_from(fixtures: str | None) -> Connectors:
+def _connectors_from(fixtures: str | None, plugins: Registry) -> Connectors:
     from regua.engine.connectors import ConnectorError, Connectors, Fixture
 
     if not fixtures:
-        return registry(sandbox_aliases=True).engine_connectors()
+        return plugins.engine_connectors()
     connectors = Connectors()
     if fixtures:
         data = read_json(fixtures)
@@ -128,14 +129,15 @@ def eval_command(policy_file: str, input_file: str, trace: str, as_of, fixtures,
     from regua.engine.compiler import compile_file
     from regua.engine.prepared import InvalidInput
 
+    plugins = registry(sandbox_aliases=True)  # aliases change the connectors, not the environment
     try:
-        prepared = compile_file(policy_file, env=registry().environment(), cache_dir=compile_cache_dir())
+        prepared = compile_file(policy_file, env=plugins.environment(), cache_dir=compile_cache_dir())
     except PolicyError as error:
         print_diagnostics(error)
         sys.exit(1)
     data = read_json(input_file)
     try:
-        decision = prepared.evaluate(data, connectors=_connectors_from(fixtures), trace=trace,
+        decision = prepared.evaluate(data, connectors=_connectors_from(fixtures, plugins), trace=trace,
                                      as_of=as_of.date() if as_of else None)
     except InvalidInput as error:
         fail_json("INVALID_INPUT", "the input does not fit the policy", error.to_list())
@@ -228,7 +230,7 @@ def _print_report(path, report, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins: name, where from, version and the hooks they implement."""
-    loaded = registry()
+    loaded = registry(every_hook=True)
     rows = [{"name": i.name, "source": i.source, "version": i.version, "module": i.module, "hooks": i.hooks,
              "error": i.error} for i in loaded.pm.infos.values()]
     if as_json:

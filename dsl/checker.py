@@ -293,7 +293,10 @@ class Checker:
 
     def lint(self) -> None:
         if not self.bag.has_errors:  # warnings about a policy that does not compile would be noise
-            Linter(self.policy, self.bag, self.severities).run(self.kind is not None and self.kind.fixed_input is None)
+            self.linter().run(self.kind is not None and self.kind.fixed_input is None)
+
+    def linter(self) -> Linter:
+        return Linter(self.policy, self.bag, self.severities)
 
     def check_actionable(self) -> None:
         self.actionable = check_actionable(self.policy, self.input_type, self.env.connectors, self.bag,
@@ -411,19 +414,24 @@ class Checker:
             self.typer.rule_names.setdefault(rule.name, rule)
         self.typer.actions = tuple(self.severities)
         for rule in self.policy.rules:
-            self.typer.rule = rule
-            try:
-                self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
-            finally:
-                self.typer.rule = None
-            self._check_action(rule.action)
-            for assignment in rule.sets:
-                typ = self.typer.infer(assignment.value)
-                if rule.is_step:
-                    check_step_setting(self.bag, assignment, typ)
-                elif assignment.name not in output_names:
-                    self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
-                                   did_you_mean(assignment.name, output_names))
+            self.check_rule(rule, output_names)
+
+    def check_rule(self, rule: ast.Rule, output_names: set[str]) -> None:
+        """One rule: its condition, action and settings (what it reads of the rest of the policy: the
+        symbols it names, the rule names and actions fired() reads, the output names)."""
+        self.typer.rule = rule
+        try:
+            self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
+        finally:
+            self.typer.rule = None
+        self._check_action(rule.action)
+        for assignment in rule.sets:
+            typ = self.typer.infer(assignment.value)
+            if rule.is_step:
+                check_step_setting(self.bag, assignment, typ)
+            elif assignment.name not in output_names:
+                self.bag.error("E111", f"'{assignment.name}' is not a declared output", assignment.span,
+                               did_you_mean(assignment.name, output_names))
 
     def order_rules(self) -> None:
         self.rule_order = order_rules(self.policy.rules, self.typer.rule_names, self.bag)

@@ -211,16 +211,34 @@ class Linter:
             self.unused()
         self.duplicate_reasons()
         for rule in self.policy.rules:
-            self.conditions(rule.condition, f"the condition of rule '{rule.name}'")
+            self.rule_condition(rule)
         for let in self.policy.lets:
             self.conditions(let.value, None)
         for rule in self.policy.rules:
-            for assignment in rule.sets:
-                self.conditions(assignment.value, None)
+            self.rule_settings(rule)
         for output in self.policy.outputs:
             if output.value is not None:
                 self.conditions(output.value, None)
         self.covered_rules()
+
+    # What the passes need of one rule; each reads only that rule (and the types the checker wrote
+    # on it), so regua lsp keeps their results for a rule it did not check again (lsp/checking.py).
+    def rule_condition(self, rule: ast.Rule) -> None:
+        self.conditions(rule.condition, f"the condition of rule '{rule.name}'")
+
+    def rule_settings(self, rule: ast.Rule) -> None:
+        for assignment in rule.sets:
+            self.conditions(assignment.value, None)
+
+    def rule_reads(self, rule: ast.Rule) -> set[str]:
+        """The inputs, lets and tables a rule reads."""
+        return _reads([rule.condition] + [a.value for a in rule.sets])
+
+    def rule_conjuncts(self, rule: ast.Rule) -> "_Conjuncts":
+        return _Conjuncts(rule.condition)
+
+    def rule_reads_fired(self, rule: ast.Rule) -> bool:
+        return _reads_fired(rule.condition)
 
     # ---- unused declarations ----
     def unused(self) -> None:
@@ -234,13 +252,11 @@ class Linter:
                 exprs.append(row.result)
                 for cell in row.cells or []:
                     exprs += cell.values
-        for rule in p.rules:
-            exprs.append(rule.condition)
-            exprs += [a.value for a in rule.sets]
         used = {o.name for o in p.outputs if o.value is None}
         exprs += [o.value for o in p.outputs if o.value is not None]
-        for e in exprs:
-            used |= {n.name for n in ast.walk(e) if isinstance(n, ast.Name) and n.ref in ("input", "let", "table")}
+        used |= _reads(exprs)
+        for rule in p.rules:
+            used |= self.rule_reads(rule)
         for f in p.fields:
             if f.name not in used:
                 self.bag.warning("W601", f"input '{f.name}' is never read", f.span,
@@ -320,28 +336,41 @@ class Linter:
             return
         worst = max(self.severities.values())
         rules = [r for r in self.policy.rules if not r.is_step and r.has_when]
-        reads_fired = {id(r): _reads_fired(r.condition) for r in rules}
+        reads_fired = {id(r): self.rule_reads_fired(r) for r in rules}
         budget = COVERED_PAIRS
-        denies: list = []  # earlier rules of the most severe action, in order, with their _Conjuncts
+        # Earlier rules of the most severe action, in order, with their _Conjuncts.
+        self.denies = denies = []
         for rule in rules:
             if not reads_fired[id(rule)] and self.severities.get(rule.action.verb, worst) <= worst and denies:
-                mine = _Conjuncts(rule.condition)
-                for earlier, theirs in denies:
-                    budget -= 1
-                    if budget < 0:
-                        return
-                    if mine.implies(theirs):
-                        self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
-                                         f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
-                                         f"{earlier.span.line}) fires too", rule.condition.span,
-                                         "narrow its condition, or merge it into the earlier rule")
-                        break
+                earlier, budget = self.covering(rule, self.rule_conjuncts(rule), denies, budget)
+                if budget < 0:
+                    return
+                if earlier is not None:
+                    self.bag.warning("W607", f"rule '{rule.name}' never changes the decision: whenever it "
+                                     f"fires, rule '{earlier.name}' ({earlier.action.verb}, line "
+                                     f"{earlier.span.line}) fires too", rule.condition.span,
+                                     "narrow its condition, or merge it into the earlier rule")
             if self.severities.get(rule.action.verb) == worst and not reads_fired[id(rule)]:
-                denies.append((rule, _Conjuncts(rule.condition)))
+                denies.append((rule, self.rule_conjuncts(rule)))
+
+    def covering(self, rule: ast.Rule, mine: "_Conjuncts", denies: list, budget: int) -> tuple[ast.Rule | None, int]:
+        """The first of `denies` that fires whenever `rule` does, and the budget of comparisons left
+        (negative: it ran out first, and nothing more is said)."""
+        for earlier, theirs in denies:
+            budget -= 1
+            if budget < 0:
+                return None, budget
+            if mine.implies(theirs):
+                return earlier, budget
+        return None, budget
 
 
 #: Most rule pairs W607 compares in one policy (about 1 s of checking).
 COVERED_PAIRS = 20_000
+
+
+def _reads(exprs: list[ast.Expr]) -> set[str]:
+    return {n.name for e in exprs for n in ast.walk(e) if isinstance(n, ast.Name) and n.ref in ("input", "let", "table")}
 
 
 def _reads_fired(e: ast.Expr) -> bool:

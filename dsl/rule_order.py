@@ -29,10 +29,12 @@ def fired_references(rule: ast.Rule, rules: list[ast.Rule], by_name: dict[str, a
     return found
 
 
-def order_rules(rules: list[ast.Rule], by_name: dict[str, ast.Rule], bag: DiagnosticBag) -> list[int]:
+def order_rules(rules: list[ast.Rule], by_name: dict[str, ast.Rule], bag: DiagnosticBag,
+                reads=fired_references) -> list[int]:
     """Rule indexes in the order they run: depth-first over the fired() reads, so a rule comes after
-    the rules it reads and otherwise keeps its declaration place. Reports E303 on a cycle."""
-    references = {r.index: fired_references(r, rules, by_name) for r in rules}
+    the rules it reads and otherwise keeps its declaration place. Reports E303 on a cycle. `reads`
+    is fired_references or one that knows without walking which rules read nothing (regua lsp)."""
+    references = {r.index: reads(r, rules, by_name) for r in rules}
     after = {index: sorted({o.index for o, _ in found}) for index, found in references.items()}
     calls = {(index, o.index): call for index, found in references.items() for o, call in found}
     state: dict[int, int] = {}  # 1: on the current path, 2: placed

@@ -7,6 +7,7 @@ value is validated the same way wherever it comes from. Errors name the field pa
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,23 +75,49 @@ class CoercionError(ValueError):
         return CoercionError(path, self.code, self.message)
 
 
+_DOCUMENT_SEPARATORS = re.compile(r"[\s.\-/]").sub
+_CPF_SHAPE = re.compile(r"\d{11}").fullmatch
+_CNPJ_SHAPE = re.compile(r"[0-9A-Z]{12}\d{2}").fullmatch
+
+
 @lru_cache(maxsize=4096)  # the same customers come back; check digits are pure
 def normalize_cpf(text: str) -> str | None:
     """The 11-digit CPF, or None when the check digits or the format are wrong."""
-    compact = re.sub(r"[\s.\-/]", "", text)
+    compact = _DOCUMENT_SEPARATORS("", text)
     # 111.111.111-11 and friends pass the check digits but are not issued.
-    if not re.fullmatch(r"\d{11}", compact) or len(set(compact)) == 1:
+    if not _CPF_SHAPE(compact) or len(set(compact)) == 1:
         return None
-    return compact if _cpf.is_valid(compact) else None
+    if not compact.isascii():
+        return compact if _cpf.is_valid(compact) else None
+    digits = [ord(c) - 48 for c in compact]
+    return compact if _check_digits(digits[:9], _CPF_WEIGHTS) == digits[9:] else None
 
 
 @lru_cache(maxsize=4096)
 def normalize_cnpj(text: str) -> str | None:
     """The 14-character CNPJ (alphanumeric allowed, upper-case letters only), or None."""
-    compact = re.sub(r"[\s.\-/]", "", text)
-    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", compact) or len(set(compact)) == 1:
+    compact = _DOCUMENT_SEPARATORS("", text)
+    if not _CNPJ_SHAPE(compact) or len(set(compact)) == 1:
         return None
-    return compact if _cnpj.is_valid(compact) else None
+    if not compact.isascii():
+        return compact if _cnpj.is_valid(compact) else None
+    if compact.startswith("000000000000"):
+        return None
+    values = [ord(c) - 48 for c in compact]  # letters count from '0', as in the alphanumeric CNPJ (2026)
+    return compact if _check_digits(values[:12], _CNPJ_WEIGHTS) == values[12:] else None
+
+
+# The mod-11 check digits of CPF and CNPJ, the arithmetic python-stdnum does (tests/test_coercion_fast_paths.py
+# holds them equal) without its generic cleaning, which cost more than the rest of an evaluation.
+_CPF_WEIGHTS = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2)
+_CNPJ_WEIGHTS = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def _check_digits(values: list[int], weights: tuple[int, ...]) -> list[int]:
+    """The two check digits of `values` (weights for the second digit; the first uses all but the first)."""
+    first = (11 - sum(map(operator.mul, weights[1:], values))) % 11 % 10
+    second = (11 - sum(map(operator.mul, weights, values + [first]))) % 11 % 10
+    return [first, second]
 
 
 _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
@@ -135,6 +162,9 @@ def _in_range(value: Decimal) -> bool:
     return value.is_finite() and (not value or (value.adjusted() < _MAX_MAGNITUDE
                                                 and value.as_tuple().exponent >= -_MAX_MAGNITUDE))
 
+
+#: Amounts as text that are certainly a whole number of centavos below 10^18 (others take the long way).
+_PLAIN_CENTS = re.compile(r"-?[0-9]{1,17}(?:\.[0-9]{0,2})?").fullmatch
 
 #: Money taken in (inputs, defaults, test values) is a whole number of centavos.
 MONEY_PLACES = 2
@@ -332,10 +362,14 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
     if isinstance(typ, T.RecordType):
         return _record_coercer(typ, strict, cents)
     if isinstance(typ, T.ListType):
+        resolved: list = []  # the item coercer, looked up at first use (a record may contain itself)
+
         def coerce_list(value, element=typ.element):
             if not isinstance(value, (list, tuple)):
                 raise CoercionError("", "TYPE", f"expected a list, got {_kind(value)}")
-            item_coercer = coercer(element, strict, cents=cents)
+            if not resolved:
+                resolved.append(coercer(element, strict, cents=cents))
+            item_coercer = resolved[0]
             try:
                 return [item_coercer(item) for item in value]
             except CoercionError:
@@ -352,6 +386,8 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
             kind = type(value)
             if kind is int and -limit < value < limit:  # whole reais: nothing to check
                 return Decimal(value)
+            if kind is str and _PLAIN_CENTS(value):  # "1234.50": in range and whole centavos by its shape
+                return Decimal(value)
             number = value if kind is Decimal and _in_range(value) else _coerce_scalar(value, typ)
             return _whole_cents(number, "")
         return coerce_money
@@ -363,6 +399,10 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
                 return value
             if kind is int and -limit < value < limit:  # JSON amounts are mostly whole numbers
                 return Decimal(value)
+            if kind is float:  # a Python caller's float (a fixture's answer): _decimal's reading of it
+                number = Decimal(repr(value))
+                if _in_range(number):
+                    return number
             return _coerce_scalar(value, typ)
         return coerce_decimal
     if exact is int:
@@ -371,6 +411,26 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
                 return value
             return _coerce_scalar(value, typ)
         return coerce_int
+    if isinstance(typ, T.Prim) and typ.name in ("cpf", "cnpj"):
+        def coerce_document(value, typ=typ, normalize=normalize_cpf if typ.name == "cpf" else normalize_cnpj):
+            if type(value) is str:
+                normalized = normalize(value)
+                if normalized is not None:
+                    return normalized
+            return _coerce_scalar(value, typ)  # says what is wrong, never echoing the document
+        return coerce_document
+    if exact is dt.date:
+        def coerce_date(value, typ=typ):
+            kind = type(value)
+            if kind is dt.date:
+                return value
+            if kind is str:  # ISO text, as JSON carries dates
+                try:
+                    return dt.date.fromisoformat(value)
+                except ValueError:
+                    pass  # _coerce_scalar says why
+            return _coerce_scalar(value, typ)
+        return coerce_date
     if exact is not None:
         def coerce_exact(value, exact=exact, typ=typ):
             if type(value) is exact:  # already the runtime type: nothing to convert
@@ -493,15 +553,19 @@ def zero(typ: T.Type):
 # ---- output -------------------------------------------------------------------------
 
 
+_MONEY_OUT = Context(prec=28)  # what to_json quantizes amounts below 10^24 in (most of them)
+
+
 def to_json(value, typ: T.Type | None = None):
     """Runtime value -> JSON-friendly value. Money keeps two decimals as text: exact, never a float."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, Decimal):
-        if typ == T.MONEY:
-            # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices.
-            places = Context(prec=max(28, value.adjusted() + 4))  # huge amounts keep their cents
-            cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=places)
+        if typ is T.MONEY or typ == T.MONEY:
+            # Same rounding as round(): half-up, the way amounts are rounded on Brazilian invoices;
+            # huge amounts keep their cents.
+            places = _MONEY_OUT if value.adjusted() < 24 else Context(prec=value.adjusted() + 4)
+            cents = value.quantize(_CENT, rounding=ROUND_HALF_UP, context=places)
             return str(cents if cents else abs(cents))  # never "-0.00"
         if typ == T.PERCENT:
             return f"{_plain(value * 100)}%"

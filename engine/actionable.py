@@ -9,12 +9,13 @@ for arithmetic against other values (`saldo + valor_pedido > limite`) the search
 engine.counterfactuals bisects between the values it tries. Only constants of the fact's own type
 are kept (a money fact is never compared with an int).
 
-The specs live in PolicyMeta (pickled in the disk cache), so a warm start needs no syntax tree.
+The specs live in PolicyMeta (pickled in the disk cache), so a warm start needs no syntax tree:
+ActionableSpec has a module of its own (engine.actionable_spec), as unpickling imports the module
+of each class and this one imports the syntax tree (dsl.ast alone is ~20 ms of a CLI start).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -22,23 +23,12 @@ from regua.dsl import ast
 from regua.dsl import types as T
 from regua.dsl.constants import NotConstant, constant
 
+from .actionable_spec import ActionableSpec
+
 if TYPE_CHECKING:
     from regua.dsl.checker import CheckedPolicy
 
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
-
-
-@dataclass(frozen=True)
-class ActionableSpec:
-    label: str  # as written in the policy: `valor_pedido`, `bureau.serasa.score.value`
-    connector: str | None  # qualified connector name; None for an input
-    path: tuple[str, ...]  # input name, or the field path inside the connector's answer
-    type_name: str  # int, decimal, money or percent
-    low: object
-    high: object
-    text: str | None  # the label for people ("valor do pedido")
-    thresholds: tuple = ()  # sorted constants the policy compares the fact with
-    unit: object = 1  # the smallest change: 1 for int, 0.01 for money and decimal, 0.01 point for percent
 
 
 def _unit(type_name: str, values) -> object:

@@ -27,6 +27,7 @@ from regua.dsl.kinds import KINDS
 from regua.dsl.limits import chain_lengths
 
 from .expressions import AGGREGATES, ExpressionCompiler
+from .tables_codegen import TableCodegen, leading_name
 
 # Lets on longer chains are computed in dependency order before the rule or output that needs them.
 HOIST_CHAIN = 32
@@ -49,6 +50,8 @@ class Generated:
     full_start: int = 0
     # Some list the code loops over comes from the input: the evaluation's cost grows with it.
     input_loops: bool = False
+    # Some code reads the evaluation context `rt` (ExpressionCompiler.uses_context).
+    uses_context: bool = True
 
 
 class _Writer:
@@ -68,7 +71,7 @@ class _Writer:
         self.depth -= 1
 
 
-class CodeGenerator(ExpressionCompiler):
+class CodeGenerator(TableCodegen, ExpressionCompiler):
     def __init__(self, checked: CheckedPolicy):
         super().__init__()
         self.checked = checked
@@ -78,6 +81,7 @@ class CodeGenerator(ExpressionCompiler):
         self.table_rows: dict[str, tuple[int, list[int]]] = {}
         self.at = 0  # the policy line being generated, for errors
         self.current_rule: ast.Rule | None = None
+        self.lazy = False  # evaluate_fast's result lists start as () (see _evaluate)
         self.chain = chain_lengths(checked.order, checked.deps)
         for name in checked.order:
             symbol = checked.symbols[name]
@@ -111,7 +115,7 @@ class CodeGenerator(ExpressionCompiler):
         source = "\n".join(prologue + w.lines) + "\n"
         linemap = [0] * len(prologue) + w.linemap
         return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows,
-                         full_start + len(prologue), reads_input(checked, self.iterated))
+                         full_start + len(prologue), reads_input(checked, self.iterated), self.uses_context)
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line
@@ -123,74 +127,6 @@ class CodeGenerator(ExpressionCompiler):
         w.line("return v", line)
         w.dedent()
         w.line("")
-
-    def _table(self, name: str, table: ast.Table) -> None:
-        w, k = self.w, self.slot_of[name]
-        row_slot = self.table_rows[name][0]
-        self.at = table.span.line
-        w.line(f"def _L{k}(s, i, rt):  # table {name} ({table.hit_policy})", table.span.line)
-        w.indent()
-        for n, column in enumerate(table.inputs):
-            w.line(f"c{n} = {self.expr(column)}", column.span.line)
-        rows = list(enumerate(table.rows))
-        if table.hit_policy == "priority":
-            rows.sort(key=lambda pair: (-pair[1].priority, pair[0]))
-        policy = table.hit_policy
-        if policy in ("collect", "unique"):
-            w.line("out = []", table.span.line)
-            w.line("hit = []", table.span.line)
-        for index, row in rows:
-            condition = " and ".join(self._cell(f"c{n}", cell) for n, cell in enumerate(row.cells or [])
-                                     if cell.kind != "any") or "True"
-            if row.is_else:
-                if policy in ("collect", "unique"):
-                    w.line("if not hit:", row.span.line)
-                    w.indent()
-                    w.line(f"out.append({self.expr(row.result)}); hit.append({index})", row.span.line)
-                    w.dedent()
-                    continue
-                w.line(f"s[{row_slot}] = {index}", row.span.line)
-                w.line(f"v = {self.expr(row.result)}", row.span.line)
-                w.line(f"s[{k}] = v", row.span.line)
-                w.line("return v", row.span.line)
-                break
-            w.line(f"if {condition}:", row.span.line)
-            w.indent()
-            if policy in ("collect", "unique"):
-                w.line(f"out.append({self.expr(row.result)}); hit.append({index})", row.span.line)
-            else:
-                w.line(f"s[{row_slot}] = {index}", row.span.line)
-                w.line(f"v = {self.expr(row.result)}", row.span.line)
-                w.line(f"s[{k}] = v", row.span.line)
-                w.line("return v", row.span.line)
-            w.dedent()
-        else:
-            if policy == "collect":
-                w.line(f"s[{row_slot}] = hit", table.span.line)
-                w.line(f"s[{k}] = out", table.span.line)
-                w.line("return out", table.span.line)
-            elif policy == "unique":
-                w.line("if len(hit) > 1:", table.span.line)
-                w.line(f"    _not_unique({name!r})", table.span.line)
-                w.line("if not hit:", table.span.line)
-                w.line(f"    _no_match({name!r})", table.span.line)
-                w.line(f"s[{row_slot}] = hit[0]", table.span.line)
-                w.line(f"s[{k}] = out[0]", table.span.line)
-                w.line("return out[0]", table.span.line)
-            else:
-                w.line(f"_no_match({name!r})", table.span.line)
-        w.dedent()
-        w.line("")
-
-    def _cell(self, column: str, cell: ast.Cell) -> str:
-        values = [self.expr(v) for v in cell.values]
-        if cell.kind == "compare":
-            return f"({column} {cell.op} {values[0]})"
-        if cell.kind == "range":
-            return f"({values[0]} <= {column} <= {values[1]})"
-        if cell.kind == "in":
-            return f"({column} in ({''.join(v + ', ' for v in values)}))"
-        return f"({column} == {values[0]})"
 
     def _value_paths(self, condition: ast.Expr) -> tuple:
         """The scalar facts a rule's condition reads, recorded as the reason's values when it fires."""
@@ -296,8 +232,15 @@ class CodeGenerator(ExpressionCompiler):
         self._locals_line()
         for line in self._prefetch().splitlines():
             w.line(line, 1)
-        w.line("fired = []", 1)
-        w.line("errors = []", 1)
+        # Without blocks (which append to lists they are handed), evaluate_fast's result lists
+        # start as a shared empty tuple and become lists at their first item: most evaluations
+        # fire few rules and fail none, and three allocations are a tenth of a small table's time.
+        self.lazy = not full and not blocks
+        if self.lazy:
+            w.line("fired = errors = output_errors = ()", 1)
+        else:
+            w.line("fired = []", 1)
+            w.line("errors = []", 1)
         if full:
             w.line("trace = []", 1)
         if self.referenced:
@@ -309,7 +252,8 @@ class CodeGenerator(ExpressionCompiler):
             for rule in ordered:
                 self._rule(rule, full, shared=False)
         w.line("outputs = {}", 1)
-        w.line("output_errors = []", 1)
+        if not self.lazy:
+            w.line("output_errors = []", 1)
         for output in self.checked.outputs:
             line = self.at = output.span.line
             ref = output.value
@@ -322,7 +266,9 @@ class CodeGenerator(ExpressionCompiler):
             self.known = set()
             w.dedent()
             w.line("except Exception as e:", line)
-            w.line(f"    output_errors.append(({output.name!r}, e))", line)
+            w.indent()
+            self._append("output_errors", f"({output.name!r}, e)", line)
+            w.dedent()
         w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
         self._fill_locals()
         w.dedent()
@@ -354,6 +300,7 @@ class CodeGenerator(ExpressionCompiler):
     def _locals_line(self) -> None:
         """A placeholder for `l3 = l7 = _U`, filled by _fill_locals with the locals the function uses."""
         self.used_locals = set()
+        self.inlined: set[int] = set()  # tables whose chain this function has inline (_hoist)
         self._locals_at = len(self.w.lines)
         self.w.line("", 1)
 
@@ -370,8 +317,9 @@ class CodeGenerator(ExpressionCompiler):
         w.line(f"# rule {rule.name}", rule.span.line)
         w.line("try:", line)
         w.indent()
-        self._hoist([rule.condition], shared=shared)
-        condition = self.expr(self._condition(rule))
+        guarded = self._condition(rule)
+        self._hoist([rule.condition], shared=shared, evaluated=guarded)
+        condition = self.expr(guarded)
         sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
         self.known = set()
         if full:
@@ -382,7 +330,7 @@ class CodeGenerator(ExpressionCompiler):
             w.line(f"if {condition}:", line)
         w.indent()
         # The facts behind a fired rule are read later, on demand, from `i` and `s`.
-        w.line(f"fired.append(({r}, {sets}))", rule.action.span.line)
+        self._append("fired", f"({r}, {sets})", rule.action.span.line)
         if r in self.referenced:
             w.line(f"f{r} = True", rule.action.span.line)
         w.dedent()
@@ -393,8 +341,18 @@ class CodeGenerator(ExpressionCompiler):
             w.line(f"f{r} = _U", line)
         if full:
             w.line(f"trace.append(({r}, e))", line)
-        w.line(f"errors.append(({r}, e))", line)
+        self._append("errors", f"({r}, e)", line)
         w.dedent()
+
+    def _append(self, name: str, item: str, line: int) -> None:
+        """`name.append(item)`, where `name` may still be the empty tuple (see `lazy`)."""
+        if not self.lazy:
+            self.w.line(f"{name}.append({item})", line)
+            return
+        self.w.line(f"if {name}:", line)
+        self.w.line(f"    {name}.append({item})", line)
+        self.w.line("else:", line)
+        self.w.line(f"    {name} = [{item}]", line)
 
     def _condition(self, rule: ast.Rule) -> ast.Expr:
         """The rule's condition, behind the guard the policy kind puts on steps (collection: when due)."""
@@ -403,12 +361,17 @@ class CodeGenerator(ExpressionCompiler):
             return rule.condition
         return guard(rule)
 
-    def _hoist(self, exprs, direct: bool = True, shared: bool = False) -> None:
+    def _hoist(self, exprs, direct: bool = True, shared: bool = False, evaluated=None) -> None:
         """Compute, as plain statements, the lets these expressions always read (no function call).
 
         `direct`: the lets the expressions read themselves. Lets they always read through other
         lets are hoisted too, in dependency order, when they sit on a chain longer than
-        HOIST_CHAIN: then no evaluation recurses deeper than that, however long the chain."""
+        HOIST_CHAIN: then no evaluation recurses deeper than that, however long the chain.
+
+        A `first` (or `priority`) table that the expression `evaluated` (default: the first of
+        `exprs`) evaluates before anything else is computed here too, after the lets, as an
+        inline if/elif chain: what the expression computed first before, it still computes first
+        (the same failure wins, the same lookups are made)."""
         order = {name: n for n, name in enumerate(self.checked.order)}
         symbols = self.checked.symbols
         first = {n for e in exprs for n in unconditional(e) if n in order and symbols[n].kind == "let"}
@@ -420,17 +383,32 @@ class CodeGenerator(ExpressionCompiler):
                         and name not in hoisted:
                     hoisted.add(name)
                     frontier.append(name)
-        for name in sorted(hoisted, key=order.get):
+        hoisted = sorted(hoisted, key=order.get)
+        table = leading_name(exprs[0] if evaluated is None else evaluated)
+        # Once per generated function: a later rule finds the value in l<k>, or (the first one
+        # failed) computes it through the table's function; the chain is not repeated per rule.
+        if table is not None and table.ref == "table" and symbols[table.name].node.hit_policy in ("first", "priority") \
+                and self.slot_of[table.name] not in self.inlined:
+            self.inlined.add(self.slot_of[table.name])
+            hoisted.append(table.name)
+        for name in hoisted:
             k = self.slot_of[name]
-            line = symbols[name].node.span.line
+            node = symbols[name].node
+            line = node.span.line
             self.used_locals.add(k)
             self.w.line(f"if l{k} is _U:", line)
             if shared:  # an earlier block (another function) may have computed it already
                 self.w.line(f"    l{k} = s[{k}]", line)
                 self.w.line(f"    if l{k} is _U:", line)
-                self.w.line(f"        l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+                self.w.indent()
+            if symbols[name].kind == "table":
+                self.w.indent()
+                self._first_hit(name, node, f"t{k}_", "l{k} = s[{k}] = {value}", None)
+                self.w.dedent()
             else:
-                self.w.line(f"    l{k} = s[{k}] = {self.expr(symbols[name].node.value)}", line)
+                self.w.line(f"    l{k} = s[{k}] = {self.expr(node.value)}", line)
+            if shared:
+                self.w.dedent()
             self.known.add(k)  # set from here to the end of the try block
 
 

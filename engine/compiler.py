@@ -140,6 +140,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         graph=graph.to_dict(),
         full_start=generated.full_start,
         input_loops=generated.input_loops,
+        uses_context=generated.uses_context,
         actionable=actionable_specs(checked),
     )
     return meta, code

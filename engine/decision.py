@@ -7,6 +7,7 @@ are asked for, so evaluating stays cheap and explaining costs only when someone 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import msgspec
@@ -14,6 +15,10 @@ import msgspec
 from regua.dsl.values import to_json
 
 from .connectors import mask_document, mask_documents_deep, mask_documents_in
+
+# A reason's message is policy text (a rule's, `default`'s or `on error`'s): a few per policy,
+# masked once each rather than on every decision that gives them.
+_masked_message = functools.lru_cache(maxsize=4096)(mask_documents_in)
 
 
 class Reason:
@@ -60,7 +65,7 @@ class Reason:
     def to_dict(self) -> dict:
         # Documents are masked by type where they are read; a CPF typed into a `text` input (or a
         # message) is only recognisable by its shape.
-        out = {"code": self.code, "message": mask_documents_in(self.message) if self.message else self.message,
+        out = {"code": self.code, "message": _masked_message(self.message) if self.message else self.message,
                "rule": self.rule, "outcome": self.outcome, "line": self.line,
                "values": mask_documents_deep(self.values)}
         if self.error:
@@ -71,23 +76,24 @@ class Reason:
         return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
 
-class ConnectorCall:
-    """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked."""
+class ConnectorCall(msgspec.Struct, eq=False):
+    """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked.
 
-    __slots__ = ("connector", "_args", "status", "duration_ms", "error", "cached", "cost", "answer")
+    A msgspec Struct for its constructor, implemented in C: one is built per lookup (see
+    Decision). Never encode it as a Struct (its arguments would be written in clear): to_dict()
+    is the wire form.
+    """
 
-    def __init__(self, connector: str, args: tuple, status: str, duration_ms: float, error: str | None = None,
-                 cached: bool = False, cost: str | None = None, answer=None):
-        self.connector = connector
-        self._args = args
-        self.status = status
-        self.duration_ms = duration_ms
-        self.error = error
-        self.cached = cached
-        self.cost = cost  # BRL, as text; "0" for cache hits
-        # The answer as the connector gave it (before the contract's coercion), for the decision
-        # log's recorded answers (engine.recorded) that the policy lab replays; never in to_dict().
-        self.answer = answer
+    connector: str
+    _args: tuple
+    status: str
+    duration_ms: float
+    error: str | None = None
+    cached: bool = False
+    cost: str | None = None  # BRL, as text; "0" for cache hits
+    # The answer as the connector gave it (before the contract's coercion), for the decision
+    # log's recorded answers (engine.recorded) that the policy lab replays; never in to_dict().
+    answer: Any = None
 
     @property
     def args(self) -> list[str]:
@@ -119,11 +125,14 @@ class Decision(msgspec.Struct, eq=False):
     version: str
     outcome: str
     outputs: dict
-    _reasons: Any  # list[Reason], or None while pending
+    #: The codes of the reasons, in rank order: settled with the ranking, so reading them builds
+    #: no Reason (most callers read only these).
+    reason_codes: list
     trace: Any
     connector_calls: list
     output_types: dict = {}
     _pending: Any = None  # (combiner, ranked entries, inputs, slots, today)
+    _reasons: Any = None  # list[Reason], or None while pending
 
     @property
     def reasons(self) -> list[Reason]:
@@ -132,14 +141,6 @@ class Decision(msgspec.Struct, eq=False):
             self._reasons = combiner.reasons(entries, inputs, slots, today)
             self._pending = None
         return self._reasons
-
-    @property
-    def reason_codes(self) -> list[str]:
-        pending = self._pending
-        if pending is not None:
-            # The default's codes without a call: most decisions of a small policy are the default.
-            return pending[0].codes(pending[1]) if pending[1] is not None else list(pending[0].default_codes)
-        return [r.code for r in self._reasons if r.code]
 
     def __repr__(self) -> str:
         return f"Decision({self.policy!r}, outcome={self.outcome!r}, reasons={self.reason_codes!r})"

@@ -15,48 +15,95 @@ import datetime as dt
 import time
 from typing import Any
 
+import msgspec
+
 from regua.dsl import types as T
 from regua.dsl.values import CoercionError, coercer, to_json
 
 from . import runtime
+from . import trace as trace_shape
 from .connectors import DECISION_DEADLINE, Answer, ConnectorError, Connectors, mask_document
 from .decision import ConnectorCall, Decision, Reason
 
 
-class EvalContext:
+class _NoIO:
+    """`io` without connectors: no lookup waits on I/O, whatever its index."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> int:
+        return 0
+
+
+class _NoImpls:
+    """`impls` without connectors: no lookup has an implementation."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> None:
+        return None
+
+
+_NO_IO = _NoIO()
+_NO_IMPLS = _NoImpls()
+#: (io, impls) of an evaluation without connectors (engine.connectors.Connectors.binding otherwise).
+UNBOUND = (_NO_IO, _NO_IMPLS)
+
+
+class EvalContext(msgspec.Struct, gc=False):
     """Per-evaluation state handed to generated code as `rt`: the evaluation date and lookups.
 
     `io`: per connector index, 1 when its lookups wait on I/O (engine.connectors.Connectors.io_flags);
     generated code sums the flags of the lookups it could prefetch and calls `prefetch` only when
     two or more of them wait on I/O, so evaluations that could not gain from it never pay for it.
+
+    A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
+    Python __init__ cost as much as evaluating a small decision table. Not tracked by the garbage
+    collector (gc=False): nothing it holds refers back to it (answers, connector calls, the
+    connectors registry), so it can never be part of a reference cycle.
     """
 
-    __slots__ = ("today", "connectors", "names", "coercers", "memo", "calls", "io", "deadline",
-                 "budget", "room", "cpu_deadline")
-
-    def __init__(self, today: dt.date, connectors: Connectors | None, names: tuple, coercers,
-                 deadline: float | None = None, budget: float | None = None):
-        self.today = today
-        self.connectors = connectors
-        self.names = names
-        self.coercers = coercers
-        self.memo: dict = {}
-        self.calls: list[ConnectorCall] = []
-        self.io = connectors.io_flags(names) if connectors is not None else _NO_IO
-        #: time.monotonic() by which every lookup of this decision must have answered (None: no
-        #: decision-wide limit, only each connector's own). See _call and prefetch.
-        self.deadline = deadline
-        # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
-        self.budget = budget
-        self.room = runtime.CHECK_EVERY
-        self.cpu_deadline: float | None = None
+    today: dt.date
+    connectors: Connectors | None
+    names: tuple
+    coercers: Any
+    #: time.monotonic() by which every lookup of this decision must have answered (None: no
+    #: decision-wide limit, only each connector's own). See _call and prefetch.
+    deadline: float | None = None
+    # The evaluation's CPU budget in seconds (None: none), kept by engine.runtime.each/charge.
+    budget: float | None = None
+    io: Any = _NO_IO  # Connectors.io_flags(names) when there are connectors
+    impls: Any = _NO_IMPLS  # per connector index, its implementation or None (Connectors.binding)
+    memo: dict = {}  # msgspec copies an empty mutable default for each instance
+    calls: list = []
+    room: int = runtime.CHECK_EVERY
+    cpu_deadline: float | None = None
 
     def lookup(self, index: int, args: tuple):
         key = (index, args)
         memo = self.memo
         if key in memo:
             return memo[key]
-        value, call = self._call(index, args)
+        impl = self.impls[index]
+        if impl is None or self.deadline is not None:  # not configured, or a decision deadline to keep
+            value, call = self._call(index, args)
+        else:
+            # _call's common case inline (one Python call less per lookup): no deadline to keep.
+            started = _clock()
+            cached, cost, raw = False, None, None
+            try:
+                value = impl(*args)
+                if value.__class__ is Answer:
+                    cached, cost, value = value.cached, value.cost, value.value
+                raw = value
+                value = self.coercers[index](value)
+            except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
+                value = _failure(self.names[index], error)
+            elapsed = (_clock() - started) * 1000
+            if value.__class__ is _Unavailable:
+                call = ConnectorCall(self.names[index], args, "failed", elapsed, value.code, cached, cost, raw)
+            else:
+                call = ConnectorCall(self.names[index], args, "ok", elapsed, None, cached, cost, raw)
         self.calls.append(call)
         memo[key] = value
         return value
@@ -106,12 +153,12 @@ class EvalContext:
 
     def _call(self, index: int, args: tuple):
         name = self.names[index]
-        impl = self.connectors._impls.get(name) if self.connectors is not None else None
+        impl = self.impls[index]
         started = _clock()
         cached, cost, raw = False, None, None
         deadline = self.deadline
         if impl is None:
-            value: Any = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+            value: Any = _not_configured(name)
         elif deadline is not None and time.monotonic() >= deadline:
             value = _Unavailable(name, "CONNECTOR_TIMEOUT", _SPENT)
         else:
@@ -122,13 +169,8 @@ class EvalContext:
                     cached, cost, value = value.cached, value.cost, value.value
                 raw = value
                 value = self.coercers[index](value)
-            except ConnectorError as error:
-                value = _Unavailable(name, "CONNECTOR_" + error.code, str(error))
-            except CoercionError as error:
-                error = error.prefixed(name)
-                value = _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
             except Exception as error:  # noqa: BLE001 — a connector failure is a value, never a crash
-                value = _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
+                value = _failure(name, error)
             finally:
                 if token is not None:
                     DECISION_DEADLINE.reset(token)
@@ -138,16 +180,30 @@ class EvalContext:
         return value, ConnectorCall(name, args, "ok", elapsed, None, cached, cost, raw)
 
 
-class _NoIO:
-    """`io` without connectors: no lookup waits on I/O, whatever its index."""
+def _failure(name: str, error: Exception) -> runtime.Unavailable:
+    """The value of a lookup whose connector raised `error` (or whose answer broke its contract)."""
+    if isinstance(error, ConnectorError):
+        return _Unavailable(name, "CONNECTOR_" + error.code, str(error))
+    if isinstance(error, CoercionError):
+        error = error.prefixed(name)
+        return _Unavailable(name, "CONNECTOR_BAD_ANSWER", f"{error.path} {error.message}")
+    return _Unavailable(name, "CONNECTOR_FAILED", type(error).__name__)
 
-    __slots__ = ()
 
-    def __getitem__(self, index: int) -> int:
-        return 0
+_NOT_CONFIGURED: dict[str, runtime.Unavailable] = {}
 
 
-_NO_IO = _NoIO()
+def _not_configured(name: str) -> runtime.Unavailable:
+    """The value of a lookup no implementation is registered for: one per name, shared (an
+    Unavailable is never changed; policies registered without some connector make it often)."""
+    value = _NOT_CONFIGURED.get(name)
+    if value is None:
+        if len(_NOT_CONFIGURED) > 1024:  # names come from policies: bounded all the same
+            _NOT_CONFIGURED.clear()
+        value = _NOT_CONFIGURED[name] = _Unavailable(name, "CONNECTOR_NOT_CONFIGURED", "no implementation registered")
+    return value
+
+
 _clock = time.perf_counter
 
 
@@ -180,11 +236,14 @@ class Combiner:
                           for r in meta.rules]
         self.verbs = [r.action.verb for r in meta.rules]
         self.rule_codes = [r.action.code for r in meta.rules]
+        self.code_lists = [[code] if code else [] for code in self.rule_codes]  # one rule fired
         # Fired rules rank by severity, then rule order: one integer key per rule.
         count = len(meta.rules) + 1
         self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
         default = self.default = meta.default
+        self.default_verb = default.verb
         self.default_codes = [default.code] if default.code else []
+        self.fired_steps = trace_shape.fired_steps(meta)
 
     def default_reasons(self) -> list[Reason]:
         default = self.default
@@ -213,29 +272,38 @@ class Combiner:
         return line
 
     # ---- combining ----
-    def decide(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace=None) -> Decision:
-        """The Decision; reasons stay pending as (combiner, entries, inputs, slots, today), where
+    def decide(self, fired, errors, outputs, output_errors, inputs, slots, calls, today, trace=None) -> Decision:
+        """The Decision (`calls`: the connector calls made, `today`: the evaluation date); reasons
+        stay pending as (combiner, entries, inputs, slots, today), where
         entries is None for the default, the ranked `fired` list when only rules fired, or ranked
         (severity, order, kind, rule index or output name, error, sets) tuples once something failed."""
         if errors or output_errors:
-            return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, rt, trace)
+            return self._decide_with_failures(fired, errors, outputs, output_errors, inputs, slots, calls, today,
+                                              trace)
         if not fired:
-            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
-                            self.output_types, (self, None, inputs, slots, rt.today))
-        if len(fired) > 1:
-            rank = self.rank
-            fired = sorted(fired, key=lambda hit: rank[hit[0]])
-        # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
-        for _index, sets in reversed(fired):
+            return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
+                            calls, self.output_types, (self, None, inputs, slots, today))
+        if len(fired) == 1:
+            index, sets = fired[0]
             if sets:
                 outputs.update(sets)
+            codes = self.code_lists[index].copy()
+        else:
+            rank = self.rank
+            fired = sorted(fired, key=lambda hit: rank[hit[0]])
+            # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
+            for _index, sets in reversed(fired):
+                if sets:
+                    outputs.update(sets)
+            codes = self.codes(fired)
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, None, trace, rt.calls,
-                        self.output_types, (self, fired, inputs, slots, rt.today))
+        return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, codes, trace, calls,
+                        self.output_types, (self, fired, inputs, slots, today))
 
-    def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, rt, trace) -> Decision:
+    def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, calls, today,
+                              trace) -> Decision:
         info = self.rule_info
         entries = [(info[index][0], index, 0, index, None, sets) for index, sets in fired]
         rules = self.rules
@@ -246,8 +314,8 @@ class Combiner:
         entries += [(severity, len(rules), 2, name, error, None) for name, error in output_errors
                     if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
-            return Decision(self.name, self.version, self.default.verb, outputs, None, trace, rt.calls,
-                            self.output_types, (self, None, inputs, slots, rt.today))
+            return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
+                            calls, self.output_types, (self, None, inputs, slots, today))
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
@@ -258,8 +326,8 @@ class Combiner:
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
-        return Decision(self.name, self.version, outcome, outputs, None, trace, rt.calls, self.output_types,
-                        (self, entries, inputs, slots, rt.today))
+        return Decision(self.name, self.version, outcome, outputs, self.codes(entries), trace, calls,
+                        self.output_types, (self, entries, inputs, slots, today))
 
     def codes(self, entries) -> list[str]:
         if entries is None:
@@ -292,15 +360,6 @@ class Combiner:
         return out
 
     # ---- traces ----
-    def rules_trace(self, fired, errors) -> list[dict]:
-        if not fired and not errors:
-            return []
-        rules = self.rules
-        hits = [(i, "fired") for i, _ in fired] + [(i, "error") for i, _ in errors]
-        return [{"rule": rules[i].name, "line": rules[i].line, "result": result,
-                 "outcome": rules[i].action.verb if result == "fired" else self.on_error.verb}
-                for i, result in sorted(hits)]
-
     def full_trace(self, rule_trace, slots) -> dict:
         rules = self.rules
         steps = []

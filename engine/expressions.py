@@ -48,6 +48,9 @@ class ExpressionCompiler(ast.Visitor):
         # were handed to the budget counter so far (see _scan).
         self.loop_depth = 0
         self.counted = 0
+        # Some generated code reads the evaluation context `rt` (today, a lookup, the budget
+        # counter): without it, evaluations skip building one (engine.prepared).
+        self.uses_context = False
 
     # ---- constants ----
     def const(self, value) -> str:
@@ -100,6 +103,7 @@ class ExpressionCompiler(ast.Visitor):
         if e.ref == "input":
             return f"i[{e.name!r}]"
         if e.ref == "builtin":
+            self.uses_context = True
             return "rt.today"
         k = self.slot_of[e.name]
         slot = f"(s[{k}] if s[{k}] is not _U else _L{k}(s, i, rt))"
@@ -142,7 +146,7 @@ class ExpressionCompiler(ast.Visitor):
         # inline, division and business days call the runtime.
         operands, links = ast.chain(e)
         code = self.expr(operands[0])
-        steps = [(_arithmetic(link), self.expr(link.right)) for link in links]
+        steps = [(arithmetic_step(link), self.expr(link.right)) for link in links]
         if len(steps) > LONG_CHAIN or sum(op not in "+-*" for op, _ in steps) > LONG_CALLS:
             # CPython compiles a long `a + b + ...` recursively: a runtime loop instead.
             signs = "".join(op for op, _ in steps)
@@ -186,6 +190,7 @@ class ExpressionCompiler(ast.Visitor):
             qualified = f"{e.namespace}.{e.func}"
             if qualified not in self.connectors:
                 self.connectors.append(qualified)
+            self.uses_context = True
             return f"rt.lookup({self.connectors.index(qualified)}, ({''.join(a + ', ' for a in args)}))"
         if e.resolved == "available":
             return f"({self.expr(e.args[0])}.__class__ is not _Unavailable)"
@@ -244,6 +249,7 @@ class ExpressionCompiler(ast.Visitor):
         if not (self.loop_depth or nested):
             return code
         self.counted += 1
+        self.uses_context = True
         return f"{helper}(rt, {code})"
 
     def _finish_aggregate(self, name, items, generator, element_type) -> str:
@@ -259,7 +265,7 @@ class ExpressionCompiler(ast.Visitor):
         return f"{helper}({items})"
 
 
-def _arithmetic(e: ast.Binary) -> str:
+def arithmetic_step(e: ast.Binary) -> str:
     """The step of an arithmetic chain: an operator, or a key of CALLS (date and business days
     need the calendar; calendar days are plain timedelta arithmetic)."""
     if e.op == "/":

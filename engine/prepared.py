@@ -24,9 +24,10 @@ from . import runtime
 from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
-from .evaluation import Combiner, EvalContext, answer_coercers
+from .evaluation import UNBOUND, Combiner, EvalContext, answer_coercers
 
 TRACE_LEVELS = ("off", "rules", "full")
+_UNSET = runtime.UNSET
 _IMMUTABLE = frozenset((Decimal, Percent, int, str, bool, float, dt.date, dt.timedelta, BusinessDays, type(None)))
 
 
@@ -104,6 +105,9 @@ class PolicyMeta:
     #: The policy goes through lists that come from its input: its cost grows with the input
     #: (the server never evaluates it on its event loop).
     input_loops: bool = False
+    #: The generated code reads the evaluation context (today, lookups, the budget counter); when
+    #: it does not, evaluations run without building one.
+    uses_context: bool = True
     # What counterfactual explanations may change, with thresholds (engine.actionable.ActionableSpec).
     actionable: list = field(default_factory=list)
 
@@ -139,6 +143,7 @@ class PreparedPolicy:
         self._fast = namespace["evaluate_fast"]
         self._full_function = namespace.get("evaluate_full")
         self._nslots = len(meta.slots)
+        self._uses_context = meta.uses_context
         self._combiner = Combiner(meta)
         self._answer_coercers = answer_coercers(meta.connectors)
         self._connector_names = tuple(spec.qualified_name for spec in meta.connectors)
@@ -223,12 +228,22 @@ class PreparedPolicy:
         return self.evaluate_validated(self.validate(data), connectors=connectors, trace=trace, as_of=as_of,
                                        deadline=deadline, budget=budget)
 
+    def _context(self, as_of: dt.date | None, connectors: Connectors | None, deadline=None, budget=None):
+        """(rt, today, connector calls) for one evaluation: no context when the code reads none."""
+        if not self._uses_context:
+            return None, as_of, []
+        names = self._connector_names
+        io, impls = UNBOUND if connectors is None else connectors.binding(names)
+        rt = EvalContext(as_of or dt.date.today(), connectors, names, self._answer_coercers, deadline, budget,
+                         io, impls)
+        return rt, rt.today, rt.calls
+
     def evaluate_raw(self, inputs: dict, as_of: dt.date, connectors: Connectors | None = None):
         """The generated code's own results for validated inputs, without building a Decision:
         (fired [(rule index, sets)], errors [(rule index, exception)], outputs, output errors).
         The collection planner uses it to read each step that fired with its own settings."""
-        rt = EvalContext(as_of, connectors, self._connector_names, self._answer_coercers)
-        return self._fast(inputs, [runtime.UNSET] * self._nslots, rt)
+        rt = self._context(as_of, connectors)[0]
+        return self._fast(inputs, [_UNSET] * self._nslots, rt)
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None, deadline: float | None = None,
@@ -238,22 +253,36 @@ class PreparedPolicy:
         unavailable (CONNECTOR_TIMEOUT) and the policy's `on error` (or its `available()` rules) decide.
         `budget`: seconds of CPU the evaluation may spend going through lists; past it, what is
         still being computed fails with EVALUATION_TIMEOUT (engine.runtime.each), through `on error`."""
-        rt = EvalContext(as_of or dt.date.today(), connectors, self._connector_names, self._answer_coercers,
-                         deadline, budget)
-        slots = [runtime.UNSET] * self._nslots
+        # The context is built inline, not through _context: this is the hot path, and one call
+        # is a tenth of a small table's evaluation.
+        if self._uses_context:
+            names = self._connector_names
+            io, impls = UNBOUND if connectors is None else connectors.binding(names)
+            rt = EvalContext(as_of or dt.date.today(), connectors, names, self._answer_coercers, deadline, budget,
+                             io, impls)
+            today, calls = rt.today, rt.calls
+        else:  # the code reads no date, lookup or budget counter: `today` is never read either
+            rt, today, calls = None, as_of, []
+        slots = [_UNSET] * self._nslots
         if trace == "off" or trace == "rules":
             fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
             combiner = self._combiner
-            shown = None if trace == "off" else trace_shape.rules_level(self.meta, combiner, fired, errors)
+            if trace == "off":
+                shown = None
+            elif fired or errors:
+                shown = trace_shape.rules_level(self.meta, combiner, fired, errors)
+            else:  # trace.rules_level's answer when nothing fired or failed, without the call
+                shown = {"level": "rules", "rules": [], "values": {}, "tables": {}}
             if fired or errors or output_errors:
-                return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt, shown)
+                return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, shown)
             # Nothing fired or failed: the default, built here (Combiner.decide's first case) because
             # this is most evaluations of a small policy, where one more call is a tenth of the time.
-            return Decision(combiner.name, combiner.version, combiner.default.verb, outputs, None, shown, rt.calls,
-                            combiner.output_types, (combiner, None, inputs, slots, rt.today))
+            return Decision(combiner.name, combiner.version, combiner.default_verb, outputs,
+                            combiner.default_codes.copy(), shown, calls, combiner.output_types,
+                            (combiner, None, inputs, slots, today))
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
             full = self._combiner.full_trace(rule_trace, slots)
-            return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, rt,
+            return self._combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today,
                                          trace_shape.full_level(self.meta, full))
         raise ValueError(f"trace must be one of {', '.join(TRACE_LEVELS)}")

@@ -73,7 +73,7 @@ def decode_answers(text: str | None) -> dict[tuple[str, tuple[str, ...]], dict]:
     out = {}
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("connector"), str):
-            out.setdefault((entry["connector"], tuple(str(a) for a in entry.get("args") or ())), entry)
+            out.setdefault((entry["connector"], tuple(map(str, entry.get("args") or ()))), entry)
     return out
 
 
@@ -97,7 +97,7 @@ class _Recorded:
         self.name = name
 
     def __call__(self, *args):
-        entry = self.owner.current.get((self.name, tuple(mask_document(a) for a in args)))
+        entry = self.owner.current.get((self.name, tuple(map(mask_document, args))))
         if entry is None or entry.get("status") == "unrecorded":
             live = self.owner.live
             if live is not None:
@@ -130,6 +130,14 @@ class RecordedConnectors(Connectors):
         self.live = live
         self.live_used: set[str] = set()
         super().__init__({name: _Recorded(self, name) for name in names})
+
+    def answers(self) -> dict[str, Any]:
+        """Connector -> the answer its first recorded lookup got (the loaded record's)."""
+        out: dict[str, Any] = {}
+        for (name, _args), entry in self.current.items():
+            if name not in out and "answer" in entry:
+                out[name] = entry["answer"]
+        return out
 
     def load(self, recorded: str | None) -> None:
         self.current = decode_answers(recorded)

@@ -30,13 +30,32 @@ def _entry(rule, result: str, outcome: str | None, error: dict | None) -> dict[s
 
 def rules_level(meta, combiner, fired, errors) -> dict[str, Any]:
     """The rules that fired or failed (evaluate_fast's `fired` [(index, sets)] and `errors`
-    [(index, exception)]), in rule order."""
-    rules, on_error = meta.rules, meta.on_error.verb
-    hits = [(i, None) for i, _ in fired] + [(i, error) for i, error in errors]
-    steps = [_entry(rules[i], FIRED, rules[i].action.verb, None) if error is None
-             else _entry(rules[i], ERROR, on_error, combiner.error_detail(error))
-             for i, error in sorted(hits, key=lambda hit: hit[0])]
+    [(index, exception)]), in rule order. A fired rule's entry is a copy of one built when the
+    policy was prepared (fired_steps): this runs on every evaluation asked for a trace."""
+    if errors:
+        rules, on_error = meta.rules, meta.on_error.verb
+        steps_of = combiner.fired_steps
+        hits = [(i, None) for i, _ in fired] + [(i, error) for i, error in errors]
+        steps = [steps_of[i].copy() if error is None
+                 else _entry(rules[i], ERROR, on_error, combiner.error_detail(error))
+                 for i, error in sorted(hits, key=_first)]
+    elif not fired:
+        steps = []
+    elif len(fired) == 1:
+        steps = [combiner.fired_steps[fired[0][0]].copy()]
+    else:
+        steps_of = combiner.fired_steps
+        steps = [steps_of[i].copy() for i in sorted([i for i, _ in fired])]
     return {"level": "rules", "rules": steps, "values": {}, "tables": {}}
+
+
+def fired_steps(meta) -> list[dict[str, Any]]:
+    """Per rule, its trace entry when it fires (rules_level copies it)."""
+    return [_entry(rule, FIRED, rule.action.verb, None) for rule in meta.rules]
+
+
+def _first(hit):
+    return hit[0]
 
 
 def full_level(meta, full: dict[str, Any]) -> dict[str, Any]:

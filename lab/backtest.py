@@ -33,6 +33,7 @@ from regua.engine.prepared import InvalidInput
 from regua.portfolio import spreadsheet
 
 from .common import OUTCOMES, add_counts, as_decimal, money_outputs
+from .cuts import group_order, parse_cuts
 
 MAX_LISTED_ERRORS = 200
 _BRAZILIAN = {"money": lambda v: spreadsheet.number_text(v, True), "decimal": lambda v: spreadsheet.number_text(v, True),
@@ -316,8 +317,8 @@ class BacktestReport:
                                        "bad_rate": _rate(c[3], c[2])}
                                 for name in SWAP_SETS for c in [self.swaps.get(name, [0, Decimal(0), 0, 0])]}
         if self.cuts:
-            out["cuts"] = {key: [{"value": value, **dict(sorted(outcomes.items()))}
-                                 for value, outcomes in sorted(groups.items())] for key, groups in self.cuts.items()}
+            out["cuts"] = {key: [{"value": value, **dict(sorted(groups[value].items()))}
+                                 for value in sorted(groups, key=group_order)] for key, groups in self.cuts.items()}
         return out
 
 
@@ -329,10 +330,12 @@ class Backtester:
         self.policies = [p for p in (prepared, against) if p is not None]
         self.keep_rows = keep_rows
         self.label, self.amount, self.by = label, amount, tuple(by)
+        self.cuts = parse_cuts(self.by)  # CutError names a --by it cannot read
         self.as_of = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         self.money = tuple(money_outputs(prepared))
         names = sorted({spec.qualified_name for p in self.policies for spec in p.meta.connectors})
         self.connectors = DatasetConnectors(names)
+        self.connector_names = tuple(names)
         self.known = [{f.name for f in p.meta.input_type.fields} for p in self.policies]
         # How a pt-BR spreadsheet's cell becomes the text the policy reads, by the field's type.
         self.brazilian = {f.name: _BRAZILIAN[str(f.type)] for p in self.policies for f in p.meta.input_type.fields
@@ -364,7 +367,7 @@ class Backtester:
         if row.pop("__brazilian__", False):
             row = {k: self.brazilian[k](v) if k in self.brazilian and isinstance(v, str) else v for k, v in row.items()}
         answers = {}
-        for name in self.connectors.names():
+        for name in self.connector_names:
             cell = row.get(name)
             if cell is None or cell == "":
                 continue
@@ -431,11 +434,22 @@ class Backtester:
             if label is not None:
                 counts[2] += 1
                 counts[3] += label
-        for name in self.by:
-            value = row.get(name)
-            group = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), {})
+        for cut in self.cuts:
+            if cut.connector is not None and cut.connector not in answers:  # a connector the policies do not ask
+                answers[cut.connector] = _cell_answer(row.get(cut.connector))
+            group = report.cuts.setdefault(cut.name, {}).setdefault(cut.value(row, answers), {})
             outcome = outcomes[0][0].outcome
             group[outcome] = group.get(outcome, 0) + 1
+
+
+def _cell_answer(cell):
+    """A connector column's answer for cutting only: what cannot be read is no answer."""
+    if isinstance(cell, str) and cell:
+        try:
+            return msgspec.json.decode(cell)
+        except msgspec.DecodeError:
+            return None
+    return cell
 
 
 def _cents(value) -> str | None:

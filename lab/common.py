@@ -29,8 +29,15 @@ def money_outputs(prepared) -> list[str]:
     return [name for name, typ in prepared.meta.outputs if isinstance(typ, T.Prim) and typ.name == "money"]
 
 
-def outputs_json(decision) -> dict[str, Any]:
-    return {k: to_json(v, decision.output_types.get(k)) for k, v in decision.outputs.items()}
+def outputs_encoder(prepared):
+    """decision -> its outputs as JSON values, for decisions of `prepared`: the output types are
+    looked up once (the primitive ones as the very objects to_json compares first)."""
+    types = {name: T.BUILTIN_TYPES.get(typ.name, typ) if isinstance(typ, T.Prim) else typ for name, typ in prepared.meta.outputs}
+
+    def encode(decision) -> dict[str, Any]:
+        return {k: to_json(v, types.get(k)) for k, v in decision.outputs.items()}
+
+    return encode
 
 
 def fired_rules(decision) -> list[str]:

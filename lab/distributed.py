@@ -4,8 +4,11 @@ for a `LocalCluster` of `--workers N` processes on this machine, listening on 12
 - The policy travels once per worker: a worker plugin carries its source and a cache key, and
   each worker compiles it when the plugin is set up (also on workers that join later); tasks
   name the key, never the policy.
-- Rows travel in partitions: blocks of records (or dataset rows) encoded with msgpack (msgspec),
-  at most a few blocks per worker in flight, so the driver never holds the whole input.
+- Rows travel in partitions. Where the workers can read the rows themselves (a replay's store:
+  the same SQLite file, or the PostgreSQL server, checked on every worker first), a partition is
+  a small loader (an id range) and the driver ships no rows at all; otherwise blocks of records
+  (or dataset rows) encoded with msgpack (msgspec). At most a few partitions per worker are in
+  flight, so the driver never holds the whole input.
 - Each task returns a partial report; the driver merges them in block order, which makes the
   result exactly the single-process one.
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -77,6 +80,11 @@ def _run_partition(key: str, loader: Callable):
     return _JOBS[key].run(loader())
 
 
+def _all_see(client, function: Callable, expected) -> bool:
+    answers = client.run(function, on_error="return")
+    return bool(answers) and all(answer == expected for answer in answers.values())
+
+
 def local_cluster(workers: int, cluster_class=None):
     """A LocalCluster of `workers` processes listening on 127.0.0.1 only: the scheduler, the
     workers and their small HTTP servers (health, metrics; no dashboard) bind to the loopback."""
@@ -112,10 +120,13 @@ def connect(scheduler: str, workers: int | None):
 def run(make: Callable, sources: list[tuple[str, str]], items: Iterable | None, options: dict | None = None,
         scheduler: str = "local", workers: int | None = None, chunk_size: int = 2000,
         prepared: list | None = None, on_partial: Callable | None = None, client=None,
-        partitions: Iterable[Callable] | None = None):
+        partitions: Iterable[Callable] | None = None, probe: tuple[Callable, Any] | None = None):
     """Like regua.lab.parallel.run, on a Dask cluster (an existing `client`, else `scheduler`).
     `partitions` instead of `items`: picklable loaders each worker calls to read its own rows
-    (e.g. id ranges of a store it can open), so the driver ships no rows at all."""
+    (e.g. id ranges of a store it can open), so the driver ships no rows at all.
+    `probe` = (function, expected): partitions are used only when `function()` run on every
+    worker returns `expected` (each sees the store the driver sees); otherwise the driver reads
+    `items` and ships them in blocks."""
     options = options or {}
     job = make(*(prepared or [compile_source(source, file) for source, file in sources]), **options)
     report = job.empty()
@@ -130,12 +141,23 @@ def run(make: Callable, sources: list[tuple[str, str]], items: Iterable | None, 
         pending: list = []
 
         def merge(future) -> None:
-            partial = future.result()
+            try:
+                partial = future.result()
+            except Exception as error:  # named below; the job itself never raises (bad rows are counted)
+                if partitions is None:
+                    raise
+                # e.g. a worker that joined after the probe and cannot open the store
+                raise ClusterError(f"a worker could not read its partition of the rows: {type(error).__name__}: "
+                                   f"{str(error)[:200]}") from None
             future.release()
             if on_partial is not None:
                 on_partial(partial)
             report.merge(partial)
 
+        if partitions is not None and probe is not None and not _all_see(client, *probe):
+            partitions = None
+        if partitions is None and items is None:
+            raise ClusterError("the cluster's workers cannot read the rows themselves and none were given")
         tasks = ((_run_partition, loader) for loader in partitions) if partitions is not None else \
             ((_run_block, _encode(chunk)) for chunk in chunks(items, chunk_size))
         for function, argument in tasks:

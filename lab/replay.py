@@ -24,11 +24,28 @@ from regua.engine.connectors import Answer, Connectors
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import LiveRefused, RecordedConnectors
 
-from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_json
+from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_encoder
+from .cuts import group_order, parse_cuts
 
-_decode = msgspec.json.decode  # the stored JSON, about twice as fast as json.loads
 # Inputs: JSON numbers with a fraction become Decimal from their text, as the server read them.
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
+
+
+class _StoredReason(msgspec.Struct):
+    rule: str | None = None
+    error: Any = msgspec.UNSET  # present (even null) when the rule failed rather than fired
+
+
+class _StoredAnswer(msgspec.Struct):
+    """The parts of a stored answer (Decision.to_dict) a replay compares: decoding only these
+    skips the messages, the trace and the connector calls (about half the text)."""
+
+    outcome: str | None = None
+    outputs: dict[str, Any] | None = None
+    reasons: list[_StoredReason] | None = None
+
+
+_decode_answer = msgspec.json.Decoder(_StoredAnswer).decode
 
 #: Errors listed in full in a report; beyond that only counted.
 MAX_LISTED_ERRORS = 200
@@ -127,7 +144,8 @@ class ReplayReport:
             "rules": [{"rule": rule, "fired_before": self.fired_before.get(rule, 0),
                        "fired_after": self.fired_after.get(rule, 0), "changes": self.rule_changes.get(rule, 0)}
                       for rule in sorted(set(self.fired_before) | set(self.fired_after))],
-            "cuts": {key: [{"value": value, "replayed": c[0], "changed": c[1]} for value, c in sorted(groups.items())]
+            "cuts": {key: [{"value": value, "replayed": groups[value][0], "changed": groups[value][1]}
+                           for value in sorted(groups, key=group_order)]
                      for key, groups in self.cuts.items()},
             "top_changes": self.top_changes(top),
         }
@@ -139,9 +157,12 @@ class Replayer:
     def __init__(self, prepared, by: Iterable[str] = (), keep: int = 10, live: "LiveLookups | None" = None):
         self.prepared = prepared
         self.by = tuple(by)
+        self.cuts = parse_cuts(self.by)  # CutError names a --by it cannot read
+        self.answer_cuts = any(cut.connector for cut in self.cuts)
         self.keep = keep
         self.live = live
         self.money = tuple(money_outputs(prepared))
+        self.outputs_json = outputs_encoder(prepared)
         self.known = {f.name for f in prepared.meta.input_type.fields}
         self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
         self.connectors = RecordedConnectors((spec.qualified_name for spec in prepared.meta.connectors), live)
@@ -177,13 +198,24 @@ class Replayer:
     def _one(self, record: dict, report: ReplayReport) -> None:
         try:
             data = _decode_exact(record["input"])  # exact, as the server read it
-            body = _decode(record["body"])
         except (TypeError, ValueError, msgspec.DecodeError) as error:
-            raise _Unreplayable("DAMAGED_RECORD", f"stored input or answer is not JSON: {error}") from None
-        if not isinstance(data, dict) or not isinstance(body, dict):
-            raise _Unreplayable("DAMAGED_RECORD", "stored input or answer is not an object")
-        # cut by the stored input, fields the candidate dropped included (a decision's region, say)
-        cut = {name: data.get(name) for name in self.by}
+            raise _Unreplayable("DAMAGED_RECORD", f"stored input is not JSON: {error}") from None
+        try:
+            body = _decode_answer(record["body"])
+        except msgspec.ValidationError as error:
+            raise _Unreplayable("DAMAGED_RECORD", f"stored answer is not a decision: {error}") from None
+        except (TypeError, ValueError, msgspec.DecodeError) as error:
+            raise _Unreplayable("DAMAGED_RECORD", f"stored answer is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise _Unreplayable("DAMAGED_RECORD", "stored input is not an object")
+        try:
+            self.connectors.load(record.get("connector_answers"))
+        except ValueError as error:
+            raise _Unreplayable("DAMAGED_RECORD", str(error)) from None
+        # cut by the stored input, fields the candidate dropped included (a decision's region, say),
+        # and by the answers the original decision's lookups got
+        answers = self.connectors.answers() if self.answer_cuts else {}
+        cut = {c.name: c.value(data, answers) for c in self.cuts}
         dropped = [key for key in data if key not in self.known]
         for key in dropped:
             report.dropped_fields[key] = report.dropped_fields.get(key, 0) + 1
@@ -191,10 +223,6 @@ class Replayer:
         for name in self.defaults:
             if data.get(name) is None:
                 report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
-        try:
-            self.connectors.load(record.get("connector_answers"))
-        except ValueError as error:
-            raise _Unreplayable("DAMAGED_RECORD", str(error)) from None
         try:
             decision = self.prepared.evaluate(data, connectors=self.connectors, trace="rules",
                                               as_of=dt.date.fromisoformat(record["as_of"]))
@@ -210,22 +238,23 @@ class Replayer:
             return
         report.replayed += 1
         report.live_replayed += bool(self.connectors.live_used)
-        before_outcome = body.get("outcome") or record.get("outcome")
-        before_outputs = body.get("outputs") or {}
-        after_outputs = outputs_json(decision)
-        before_rules = {r.get("rule") for r in body.get("reasons") or () if r.get("rule") and "error" not in r}
+        before_outcome = body.outcome or record.get("outcome")
+        before_outputs = body.outputs or {}
+        after_outputs = self.outputs_json(decision)
+        before_rules = {r.rule for r in body.reasons or () if r.rule and r.error is msgspec.UNSET}
         after_rules = set(fired_rules(decision))
         for rule in before_rules:
             report.fired_before[rule] = report.fired_before.get(rule, 0) + 1
         for rule in after_rules:
             report.fired_after[rule] = report.fired_after.get(rule, 0) + 1
-        changed_outputs = sorted(name for name in set(before_outputs) | set(after_outputs)
-                                 if before_outputs.get(name) != after_outputs.get(name))
+        changed_outputs = [] if before_outputs == after_outputs else \
+            sorted(name for name in set(before_outputs) | set(after_outputs)
+                   if before_outputs.get(name) != after_outputs.get(name))
         changed = before_outcome != decision.outcome or bool(changed_outputs)
         key = f"{before_outcome}>{decision.outcome}"
         report.transitions[key] = report.transitions.get(key, 0) + 1
         for name, value in cut.items():
-            counts = report.cuts.setdefault(name, {}).setdefault("" if value is None else str(value), [0, 0])
+            counts = report.cuts.setdefault(name, {}).setdefault(value, [0, 0])
             counts[0] += 1
             counts[1] += changed
         if not changed:

@@ -21,6 +21,7 @@ from regua.dsl.diagnostics import Diagnostic, PolicyError, Span
 from regua.dsl.environment import Environment
 from regua.dsl.parser import parse
 
+from .checking import CheckMemo, IncrementalChecker
 from .incremental import ItemCache
 
 # A symbol: (kind, name). Kinds: input, let, table, rule, enum, record, enum_value ("porte.mei"),
@@ -103,14 +104,20 @@ def name_span(line: int, column: int, name: str) -> Span:
     return Span(line, column, line, column + len(name))
 
 
-def analyse(text: str, file: str, env: Environment, cache: ItemCache | None = None) -> Analysis:
+def analyse(text: str, file: str, env: Environment, cache: ItemCache | None = None, memo: CheckMemo | None = None,
+            cancelled=None) -> Analysis:
     """Parse and check `text` as `regua check` does; index the names of whatever parsed. With a
-    cache (one per open document), only the items that changed since the last text are parsed."""
+    cache (one per open document), only the items that changed since the last text are parsed;
+    with a memo as well, only the rules the change affects are checked again (lsp/checking.py).
+    `cancelled()` true (a newer text arrived) stops it with Cancelled."""
     try:
-        policy = cache.parse(text, file) if cache is not None else parse(text, file)
+        if cache is None:
+            policy = parse(text, file)
+        else:
+            policy = cache.parse(text, file, keep_notes=memo is not None, cancelled=cancelled)
     except PolicyError as error:
         return Analysis(text, file, list(error.diagnostics))
-    checker = Checker(policy, env)
+    checker = Checker(policy, env) if memo is None or cache is None else IncrementalChecker(policy, env, memo, cancelled)
     try:
         checker.run()
         diagnostics = checker.bag.sorted()

@@ -1,9 +1,13 @@
 """`regua lsp`: the language server, over stdio (pygls).
 
 Every open policy is analysed (lsp/analysis.py: parsed and checked as `regua check` does) when it
-is opened or saved, and a short while after the last change (debounced: typing a word analyses
-once); analyses run one at a time in a worker thread, so the server keeps answering, and a
-result for a text that changed meanwhile is dropped. Whatever the text, the server answers: a
+is opened or saved, and after a change: at once when it is the first change for a while, else a
+short while after the last one (debounced: typing a word analyses once or twice, not per key).
+Analyses run one at a time in a worker thread, so the server keeps answering; each is of one
+version of the text and stops as soon as a newer version arrives (cancelled between items and
+passes, so the worker is free for the newer one at once), and a result for a text that changed
+meanwhile is dropped. Only the items an edit touched are parsed again (lsp/incremental.py) and only
+the rules it affects are checked again (lsp/checking.py). Whatever the text, the server answers: a
 checker failure becomes one diagnostic, never a crash.
 """
 
@@ -24,13 +28,25 @@ from regua.dsl.formatter import format_source
 
 from . import features
 from .analysis import Analysis, analyse
-from .incremental import ItemCache
+from .checking import CheckMemo
+from .incremental import Cancelled, ItemCache
 from .positions import Positions
 
 log = logging.getLogger("regua.lsp")
 
-#: Seconds of quiet after a change before the text is analysed.
+#: Seconds of quiet after a change before the text is analysed, when changes come faster than this;
+#: a change after a quiet while is analysed at once.
 DEBOUNCE = 0.05
+
+
+class _Document:
+    """What the server keeps between analyses of one open document."""
+
+    def __init__(self):
+        self.items = ItemCache()  # its parsed items
+        self.checks = CheckMemo()  # what checking each rule gave
+        self.changes = 0  # changes received: an analysis of an older count is stale
+        self.last_change = 0.0  # time.monotonic() of the last change
 
 
 def _path(uri: str) -> str:
@@ -46,7 +62,7 @@ class ReguaLanguageServer(LanguageServer):
         self.analyses: dict[str, tuple[str, Analysis]] = {}  # uri -> (text analysed, analysis)
         self.parsed: dict[str, Analysis] = {}  # uri -> the latest analysis of a text that parsed
         self.pending: dict[str, asyncio.Task] = {}
-        self.caches: dict[str, ItemCache] = {}  # uri -> the parsed items of its latest texts
+        self.documents: dict[str, _Document] = {}
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regua-analysis")
 
     @property
@@ -59,10 +75,18 @@ class ReguaLanguageServer(LanguageServer):
         return self._env
 
     # ---- analysis ----
-    def _analyse(self, uri: str, text: str) -> Analysis:
+    def document(self, uri: str) -> _Document:
+        return self.documents.setdefault(uri, _Document())
+
+    def _analyse(self, uri: str, text: str, cancelled=None) -> Analysis | None:
+        """The analysis of `text`; None when `cancelled()` turned true meanwhile (a newer text)."""
         started = time.perf_counter()
+        document = self.document(uri)
         try:
-            analysis = analyse(text, _path(uri), self.env, self.caches.setdefault(uri, ItemCache()))
+            analysis = analyse(text, _path(uri), self.env, document.items, document.checks, cancelled)
+        except Cancelled:
+            log.debug("analysis of %s cancelled after %.1f ms", uri, (time.perf_counter() - started) * 1000)
+            return None
         except Exception as error:  # any failure of the checker is said in the editor, never a crash
             log.exception("analysis of %s failed", uri)
             analysis = Analysis(text, _path(uri), [], internal_error=f"{type(error).__name__}: {error}")
@@ -89,10 +113,16 @@ class ReguaLanguageServer(LanguageServer):
             await asyncio.sleep(delay)
         document = self.workspace.get_text_document(uri)
         version, text = document.version, document.source
+        state = self.document(uri)
+        changes = state.changes
+
+        def stale() -> bool:  # read by the worker between items and passes
+            return state.changes != changes
+
         stored = self.analyses.get(uri)
         if stored is None or stored[0] != text:
-            analysis = await asyncio.get_running_loop().run_in_executor(self.worker, self._analyse, uri, text)
-            if self.workspace.get_text_document(uri).source != text:
+            analysis = await asyncio.get_running_loop().run_in_executor(self.worker, self._analyse, uri, text, stale)
+            if analysis is None or self.workspace.get_text_document(uri).source != text:
                 return  # changed while it was analysed: the newer change publishes
             self._store(uri, text, analysis)
         else:
@@ -110,8 +140,9 @@ class ReguaLanguageServer(LanguageServer):
                                               lsp.DiagnosticSeverity.Error, code="internal", source=features.SOURCE))
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
         # Then, off the editor's thread and before any later analysis, the index hover and
-        # definition read (the diagnostics did not wait for it).
-        asyncio.get_running_loop().run_in_executor(self.worker, analysis.index)
+        # definition read (the diagnostics did not wait for it); not for a text already replaced
+        # (a hover makes it when it needs it).
+        asyncio.get_running_loop().run_in_executor(self.worker, lambda: None if stale() else analysis.index())
 
     def schedule(self, uri: str, delay: float) -> None:
         previous = self.pending.pop(uri, None)
@@ -139,7 +170,12 @@ def did_open(ls: ReguaLanguageServer, params: lsp.DidOpenTextDocumentParams) -> 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: ReguaLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    ls.schedule(params.text_document.uri, ls.debounce)
+    state = ls.document(params.text_document.uri)
+    state.changes += 1  # any analysis of the text before this change stops
+    now = time.monotonic()
+    quiet = now - state.last_change > ls.debounce
+    state.last_change = now
+    ls.schedule(params.text_document.uri, 0.0 if quiet else ls.debounce)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
@@ -155,7 +191,9 @@ def did_close(ls: ReguaLanguageServer, params: lsp.DidCloseTextDocumentParams) -
         task.cancel()
     ls.analyses.pop(uri, None)
     ls.parsed.pop(uri, None)
-    ls.caches.pop(uri, None)
+    state = ls.documents.pop(uri, None)
+    if state is not None:
+        state.changes += 1  # an analysis under way stops
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
 

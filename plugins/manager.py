@@ -24,6 +24,17 @@ DEFAULT_PLUGINS = {
     "regua.plugins.builtin.negativation": "negativation",
     "regua.plugins.builtin.monitoring_source": "monitoring_sources",
 }
+# plugin name -> the hooks it implements (tests/test_plugins.py checks them against the modules):
+# a manager asked for some hooks only (`hooks=`) skips importing the built-ins that implement none.
+BUILTIN_HOOKS = {
+    "sandbox_bureau": ("regua_bureau_connectors",),
+    "http_bureau": ("regua_bureau_connectors",),
+    "notifications": ("regua_notification_channels",),
+    "negativation": ("regua_negativation_services",),
+    "monitoring_sources": ("regua_monitoring_sources",),
+}
+#: What compiling and evaluating a policy needs from the plugins: bureau connectors and functions.
+POLICY_HOOKS = ("regua_bureau_connectors", "regua_functions")
 
 
 @dataclass
@@ -70,23 +81,23 @@ class PluginManager(pluggy.PluginManager):
         return sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
 
 
-def _regua_version() -> str:
-    try:
-        return importlib.metadata.version("regua")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-        return "0"
+def get_plugin_manager(settings: PluginSettings | None = None, extra: list | None = None,
+                       hooks: tuple[str, ...] | None = None) -> PluginManager:
+    """Built-ins, installed plugins and `extra` plugin objects (tests, embedding), as settings allow.
 
+    `hooks`: only these hooks will be called (e.g. POLICY_HOOKS for `regua eval`), so the built-ins
+    implementing none of them are not even imported. Installed plugins are always loaded: what
+    they implement is only known once they are."""
+    from regua import __version__  # the built-ins' version (a metadata lookup costs ~5 ms each)
 
-def get_plugin_manager(settings: PluginSettings | None = None, extra: list | None = None) -> PluginManager:
-    """Built-ins, installed plugins and `extra` plugin objects (tests, embedding), as settings allow."""
     settings = settings or PluginSettings()
     pm = PluginManager(settings)
     for module_name, name in DEFAULT_PLUGINS.items():
-        if not settings.allowed(name):
+        if not settings.allowed(name) or (hooks is not None and not set(BUILTIN_HOOKS[name]) & set(hooks)):
             continue
         module = importlib.import_module(module_name)
         pm.register(module, name=name)
-        pm.infos[name] = PluginInfo(name, "builtin", _regua_version(), module_name, pm.hook_names(module))
+        pm.infos[name] = PluginInfo(name, "builtin", __version__, module_name, pm.hook_names(module))
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if not settings.allowed(entry_point.name) or pm.has_plugin(entry_point.name):
             continue

@@ -15,7 +15,7 @@ from regua.engine.connectors import Answer, Connectors
 
 from .cache import BureauCache
 from .connectors import BureauConnector, MonitoringSource, NegativationService, NotificationChannel
-from .manager import PluginManager, PluginSettings, get_plugin_manager
+from .manager import POLICY_HOOKS, PluginManager, PluginSettings, get_plugin_manager
 from .runtime import Resilient
 
 
@@ -24,7 +24,9 @@ class RegistryError(Exception):
 
 
 class Registry:
-    def __init__(self, pm: PluginManager, cache: BureauCache | None = None, sandbox_aliases: bool = False):
+    def __init__(self, pm: PluginManager, cache: BureauCache | None = None, sandbox_aliases: bool = False,
+                 hooks: tuple[str, ...] | None = None):
+        """`hooks`: call only these provider hooks (the others' dictionaries stay empty)."""
         self.pm = pm
         self.cache = cache
         config = pm.settings.config
@@ -32,19 +34,23 @@ class Registry:
         self.channels: dict[str, NotificationChannel] = {}
         self.negativators: dict[str, NegativationService] = {}
         self.monitoring_sources: dict[str, MonitoringSource] = {}
-        for provided in pm.hook.regua_bureau_connectors(config=config):
-            for connector in provided or []:
+
+        def provided(hook: str) -> list:
+            return [] if hooks is not None and hook not in hooks else getattr(pm.hook, hook)(config=config)
+
+        for items in provided("regua_bureau_connectors"):
+            for connector in items or []:
                 self._add(self.bureaus, connector, "bureau")
-        for provided in pm.hook.regua_notification_channels(config=config):
-            for channel in provided or []:
+        for items in provided("regua_notification_channels"):
+            for channel in items or []:
                 self._add(self.channels, channel, "notification channel")
-        for provided in pm.hook.regua_negativation_services(config=config):
-            for service in provided or []:
+        for items in provided("regua_negativation_services"):
+            for service in items or []:
                 self._add(self.negativators, service, "negativation service")
-        for provided in pm.hook.regua_monitoring_sources(config=config):
-            for source in provided or []:
+        for items in provided("regua_monitoring_sources"):
+            for source in items or []:
                 self._add(self.monitoring_sources, source, "monitoring source")
-        self.functions = [spec for provided in pm.hook.regua_functions(config=config) for spec in provided or []]
+        self.functions = [spec for items in provided("regua_functions") for spec in items or []]
         # Offline development: every known bureau name is answered by the sandbox, loudly.
         self.sandbox_aliases = sandbox_aliases
         self._resilient: dict[str, Resilient] = {}
@@ -52,12 +58,19 @@ class Registry:
 
     @classmethod
     def load(cls, settings: PluginSettings | None = None, cache_path: str | None = None, extra: list | None = None,
-             sandbox_aliases: bool = False, cache=None) -> "Registry":
+             sandbox_aliases: bool = False, cache=None, hooks: tuple[str, ...] | None = None) -> "Registry":
         """`cache`: an answer cache with BureauCache's get/put (the server's PostgreSQL one); else a
-        BureauCache in the SQLite file `cache_path`, if given."""
+        BureauCache in the SQLite file `cache_path`, if given. `hooks`: only what these provider
+        hooks give (POLICY_HOOKS: what compiling and evaluating policies needs) — quicker, as the
+        other built-ins are neither imported nor set up."""
         if cache is None and cache_path:
             cache = BureauCache(cache_path)
-        return cls(get_plugin_manager(settings, extra), cache, sandbox_aliases)
+        return cls(get_plugin_manager(settings, extra, hooks), cache, sandbox_aliases, hooks)
+
+    @classmethod
+    def for_policies(cls, settings: PluginSettings | None = None, sandbox_aliases: bool = False) -> "Registry":
+        """Bureaus and functions only: enough to compile, check, test and evaluate policies."""
+        return cls.load(settings, sandbox_aliases=sandbox_aliases, hooks=POLICY_HOOKS)
 
     @staticmethod
     def _add(target: dict, item, what: str) -> None:

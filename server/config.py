@@ -83,6 +83,9 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: document) and cached bureau answers are deleted, every 6 hours (0: keep, purge by hand with
     #: `regua purge`). See docs/operating.md.
     retention_days: int = 0
+    #: Replay jobs of the policy lab (POST /replays) older than this many days are deleted with
+    #: their reports, every 6 hours (0: only with the decisions, by retention_days or `regua purge`).
+    replay_retention_days: int = 0
 
     @property
     def location(self) -> str:
@@ -262,6 +265,8 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("server.max_body_bytes: must be at least 1024")
     if settings.store.retention_days < 0:
         problems.append("store.retention_days: cannot be negative (0 keeps everything)")
+    if settings.store.replay_retention_days < 0:
+        problems.append("store.replay_retention_days: cannot be negative (0 keeps replay jobs with the decisions)")
     if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
         problems.append("store.url: expected a postgresql:// URL (leave it empty for the SQLite file store.path)")
     if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:

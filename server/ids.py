@@ -34,12 +34,17 @@ def new_decision_id() -> str:
     return _encode((time.time_ns() // 1_000_000) << 80 | random.getrandbits(80))
 
 
-def id_time(decision_id: str) -> dt.datetime:
-    """When the decision was made (UTC, millisecond precision)."""
+def id_millis(decision_id: str) -> int:
+    """When the decision was made, in milliseconds since the epoch (its ULID's time part)."""
     millis = 0
     for char in decision_id[:10]:
         millis = millis * 32 + _VALUES[char]
-    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc)
+    return millis
+
+
+def id_time(decision_id: str) -> dt.datetime:
+    """When the decision was made (UTC, millisecond precision)."""
+    return dt.datetime.fromtimestamp(id_millis(decision_id) / 1000, dt.timezone.utc)
 
 
 def id_floor(instant: dt.datetime) -> str:

@@ -204,3 +204,15 @@ def m008_experiments(db):
     }, pk="id", not_null={"experiment", "arm", "shadow", "decision_id", "outcome"})
     db["experiment_decisions"].create_index(["experiment", "arm", "shadow"])
     db["experiment_decisions"].create_index(["decision_id"])
+
+
+@MIGRATIONS(postgres="""
+    alter table purges add column replays integer;
+    create index idx_replays_created_at on replays (created_at);
+""")
+def m009_replay_retention(db):
+    # Retention of the policy lab's replay jobs (server/retention.py): a purge also deletes the jobs
+    # created before its cut-off (their reports name decisions and the values cut by), counted in
+    # the audit trail; store.replay_retention_days deletes them sooner.
+    db["purges"].add_column("replays", int)
+    db["replays"].create_index(["created_at"])

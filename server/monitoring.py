@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import threading
 import time
 
@@ -80,6 +81,11 @@ class MonitoringService:
         self.creditor = (collection.creditor_name, collection.creditor_document)
         self._local = threading.local()
         self._stop = threading.Event()
+        # Notifications of alerts are sent by one thread of their own, off the alert's path:
+        # rendering and delivering an e-mail costs milliseconds, queueing it microseconds.
+        self._outgoing: queue.Queue = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()
         self._sources: dict[str, Resilient] = {}
         MonitoringStore(self.path).close()  # migrated once here; each thread then opens a connection
         # Monitoring decisions are written in the monitor's own transaction, next to the state they
@@ -158,7 +164,31 @@ class MonitoringService:
         # The alert as Régua encodes it, not the raw bytes: a retry serialised differently (key order,
         # spacing) and the same alert pushed and polled are one alert.
         canonical = hashlib.sha256(msgspec.json.encode(alert)).hexdigest()
-        return self.monitor().handle_alert(alert, canonical, now, self.today())
+        return self.monitor().handle_alert(alert, canonical, now, self.today(), defer=self._defer)
+
+    # ---- sending, off the alert's path ----
+    def _defer(self, now: dt.datetime, keys: list[str], alert_key: str | None) -> None:
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_loop, name="regua-monitoring-send", daemon=True)
+                self._sender.start()
+        self._outgoing.put((now, keys, alert_key))
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outgoing.get()
+            try:
+                if item is None:
+                    return
+                self.monitor().deliver(*item)
+            except Exception as error:  # noqa: BLE001 — the rows stay pending: the next pass sends them
+                log.error("monitoring notifications not sent: %s", type(error).__name__)
+            finally:
+                self._outgoing.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued notification was tried (tests, and stop())."""
+        self._outgoing.join()
 
     # ---- polled sources ----
     def poll(self, now: dt.datetime | None = None) -> dict[str, dict]:
@@ -229,6 +259,11 @@ class MonitoringService:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._sender_lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:  # what was queued is sent first: nothing waits for the next pass
+            self._outgoing.put(None)
+            sender.join(timeout=30)
 
     # ---- re-checks and people ----
     def recheck(self, as_of: dt.date | None = None, segment: str | None = None, budget: int | None = None,

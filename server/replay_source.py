@@ -19,7 +19,7 @@ from regua import postgres
 from regua.engine.brazil import BRASILIA
 from regua.sqlite import connect
 
-from .ids import id_floor, id_time
+from .ids import id_floor, id_millis
 from .store import open_store as open_server_store
 
 
@@ -62,6 +62,8 @@ class _Reader:
             self.conn.row_factory = tuple_row
             self._cursors = 0
         else:
+            if not Path(path).exists():  # reading never creates an empty store
+                raise FileNotFoundError(path)
             self.db = connect(path)
 
     def execute(self, sql: str, params=()):
@@ -105,30 +107,19 @@ def count(path: str, window: Window) -> tuple[int, int]:
         return total, purged
 
 
+_COLUMNS = "select id, outcome, body, input, connector_answers from decisions"
+
+
 def records(path: str, window: Window, sample: int | None = None, seed: int = 16) -> Iterator[dict]:
     """The window's decisions that still hold their input, oldest first; `sample`: at most that
     many, drawn at random (reproducibly: `seed`) from the whole window."""
+    if sample is not None:
+        for part in sample_partitions(path, window, sample, seed, 500):
+            yield from part()
+        return
     where, params = window.where()
-    where += " and purged_at is null"
     with _reader(path) as db:
-        if sample is not None:
-            # Reservoir sampling (algorithm R): memory grows with the sample, not with the window.
-            rng, chosen = random.Random(seed), []
-            for seen, (decision_id,) in enumerate(db.execute(f"select id from decisions where {where} order by id",
-                                                            params)):
-                if seen < sample:
-                    chosen.append(decision_id)
-                elif (slot := rng.randrange(seen + 1)) < sample:
-                    chosen[slot] = decision_id
-            chosen.sort()
-            for start in range(0, len(chosen), 500):
-                part = chosen[start:start + 500]
-                rows = db.execute("select id, outcome, body, input, connector_answers from decisions where id in "
-                                  f"({', '.join('?' for _ in part)}) order by id", part)
-                yield from (_record(row) for row in rows)
-            return
-        cursor = db.execute("select id, outcome, body, input, connector_answers from decisions "
-                            f"where {where} order by id", params)
+        cursor = db.execute(f"{_COLUMNS} where {where} and purged_at is null order by id", params)
         while True:
             rows = cursor.fetchmany(1000)
             if not rows:
@@ -136,20 +127,49 @@ def records(path: str, window: Window, sample: int | None = None, seed: int = 16
             yield from (_record(row) for row in rows)
 
 
+def _sampled_ids(path: str, window: Window, sample: int, seed: int) -> list[str]:
+    """Reservoir sampling (algorithm R) over the window's ids: memory grows with the sample, not
+    with the window. Sorted, so a sample is replayed oldest first."""
+    where, params = window.where()
+    rng, chosen = random.Random(seed), []
+    with _reader(path) as db:
+        for seen, (decision_id,) in enumerate(db.execute(f"select id from decisions where {where} and purged_at "
+                                                         "is null order by id", params)):
+            if seen < sample:
+                chosen.append(decision_id)
+            elif (slot := rng.randrange(seen + 1)) < sample:
+                chosen[slot] = decision_id
+    return sorted(chosen)
+
+
 def _record(row) -> dict:
     decision_id, outcome, body, data, answers = row
-    return {"id": decision_id, "as_of": id_time(decision_id).astimezone(BRASILIA).date().isoformat(),
-            "outcome": outcome, "body": body, "input": data, "connector_answers": answers}
+    return {"id": decision_id, "as_of": _day(decision_id), "outcome": outcome, "body": body, "input": data,
+            "connector_answers": answers}
+
+
+#: UTC hour -> the date in Brasília: the zone's offsets are whole hours, so an hour has one date.
+_DAYS: dict[int, str] = {}
+
+
+def _day(decision_id: str) -> str:
+    """The decision's date in Brasília (ISO), from its ULID; one conversion per hour of ids."""
+    hour = id_millis(decision_id) // 3_600_000
+    day = _DAYS.get(hour)
+    if day is None:
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[hour] = dt.datetime.fromtimestamp(hour * 3600, BRASILIA).date().isoformat()
+    return day
 
 
 def partitions(path: str, window: Window, size: int) -> Iterator["Partition"]:
     """The window's decisions as partitions of about `size` decisions (id ranges, read from the
     index alone), each a picklable loader a worker calls to read its records from the store
-    itself (a worker on this machine, or one that sees the same file): the driver ships ranges,
-    not rows."""
+    itself (a SQLite file the worker sees at the same path, or a PostgreSQL server it reaches):
+    the driver ships ranges, not rows."""
     where, params = window.where()
-    db = connect(path)
-    try:
+    with _reader(path) as db:
         cursor = db.execute(f"select id from decisions where {where} order by id", params)
         start = last = None
         seen = 0
@@ -163,8 +183,13 @@ def partitions(path: str, window: Window, size: int) -> Iterator["Partition"]:
                 start, seen = None, 0
         if start is not None:
             yield Partition(path, window.policy, start, last)
-    finally:
-        db.conn.close()
+
+
+def sample_partitions(path: str, window: Window, sample: int, seed: int, size: int) -> Iterator["IdPartition"]:
+    """A sample of the window (see records) as partitions of at most `size` ids each."""
+    chosen = _sampled_ids(path, window, sample, seed)
+    for start in range(0, len(chosen), size):
+        yield IdPartition(path, chosen[start:start + size])
 
 
 class Partition:
@@ -174,11 +199,39 @@ class Partition:
         self.path, self.policy, self.start, self.last = path, policy, start, last
 
     def __call__(self) -> list[dict]:
-        db = connect(self.path)
-        try:
-            rows = db.execute("select id, outcome, body, input, connector_answers from decisions where policy = ? "
-                              "and id >= ? and id <= ? and purged_at is null order by id",
+        with _reader(self.path) as db:
+            rows = db.execute(f"{_COLUMNS} where policy = ? and id >= ? and id <= ? and purged_at is null order by id",
                               [self.policy, self.start, self.last]).fetchall()
-            return [_record(row) for row in rows]
-        finally:
-            db.conn.close()
+        return [_record(row) for row in rows]
+
+    def __repr__(self) -> str:  # what Dask may log: never a password
+        return f"Partition({_where(self.path)}, {self.policy}, {self.start}..{self.last})"
+
+
+class IdPartition:
+    """The decisions with these ids that still hold their input (a sample's part)."""
+
+    def __init__(self, path: str, ids: list[str]):
+        self.path, self.ids = path, ids
+
+    def __call__(self) -> list[dict]:
+        with _reader(self.path) as db:
+            rows = db.execute(f"{_COLUMNS} where id in ({', '.join('?' for _ in self.ids)}) and purged_at is null "
+                              "order by id", self.ids).fetchall()
+        return [_record(row) for row in rows]
+
+    def __repr__(self) -> str:
+        return f"IdPartition({_where(self.path)}, {len(self.ids)} ids)"
+
+
+def probe(path: str, window: Window) -> tuple[int, int] | str:
+    """What a worker sees of the window: (decisions, purged) as `count` gives them, or why it
+    cannot read the store. The driver ships partitions only to workers that see what it sees."""
+    try:
+        return count(path, window)
+    except Exception as error:  # noqa: BLE001 — any failure means "ship the rows instead"; said, not raised
+        return f"{type(error).__name__}"
+
+
+def _where(path: str) -> str:
+    return postgres.redacted(path) if postgres.is_url(path) else path

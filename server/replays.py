@@ -139,6 +139,24 @@ class ReplayJobs:
             "report": json.loads(row["report"]) if row["report"] else None, "error": row["error"],
         }
 
+    def recent(self, limit: int = 50, before: str | None = None) -> list[dict]:
+        """Jobs newest first, without their reports (at most `limit`, ids below `before`)."""
+        rows = self.store.query(
+            "select id, status, policy, candidate_name, candidate_version, total, processed, created_at, "
+            "finished_at, heartbeat_at, error from replays" + (" where id < ?" if before else "")
+            + " order by id desc limit ?", [*([before] if before else []), limit])
+        for row in rows:
+            if row["status"] == "running" and time.time() - row["heartbeat_at"] > STALE_AFTER_S:
+                row["status"] = "interrupted"
+        return rows
+
+    def delete(self, job_id: str) -> str:
+        """Delete a job and its report: "deleted", "running" (a job still running is kept) or "unknown"."""
+        if self.store.delete_rows("replays", "id = ? and (status <> 'running' or heartbeat_at < ?)",
+                                  [job_id, time.time() - STALE_AFTER_S]):
+            return "deleted"
+        return "running" if self.store.query("select 1 from replays where id = ?", [job_id]) else "unknown"
+
     # ---- running ----
     def _run(self, job_id: str, prepared, window, order: ReplayOrder, request: dict) -> None:
         started = time.perf_counter()  # the store's calls from this thread use this thread's connection

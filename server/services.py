@@ -53,22 +53,32 @@ class Services:
         if self.settings.collection.enabled:
             self.collection.start_scheduler()
         self.monitoring.start_poller()
-        if self.settings.store.retention_days > 0:
+        if self.settings.store.retention_days > 0 or self.settings.store.replay_retention_days > 0:
             threading.Thread(target=self._retention_loop, name="regua-retention", daemon=True).start()
 
     def _retention_loop(self) -> None:
-        """Apply store.retention_days now and every 6 hours (every worker may: a purge is idempotent)."""
+        """Apply store.retention_days (and store.replay_retention_days) now and every 6 hours
+        (every worker may: a purge is idempotent)."""
         while True:
-            cutoff = retention_cutoff(brazil.today(), self.settings.store.retention_days)
-            try:
-                report = purge(self.settings.store.location, cutoff, "store.retention_days", audit_empty=False)
-                if report.decisions or report.cache_entries:
-                    log.info("retention: %d decision(s) anonymised, %d cached answer(s) deleted (before %s)",
-                             report.decisions, report.cache_entries, report.before)
-            except Exception as error:  # noqa: BLE001 — the next round tries again
-                log.error("retention purge failed: %s", type(error).__name__)
+            self.apply_retention(brazil.today())
             if self._stop.wait(RETENTION_INTERVAL_S):
                 return
+
+    def apply_retention(self, today) -> None:
+        store = self.settings.store
+        rounds = [(retention_cutoff(today, store.retention_days), "store.retention_days", False),
+                  (retention_cutoff(today, store.replay_retention_days), "store.replay_retention_days", True)]
+        for cutoff, name, replays_only in rounds:
+            if cutoff is None:
+                continue
+            try:
+                report = purge(store.location, cutoff, name, audit_empty=False, replays_only=replays_only)
+                if report.decisions or report.cache_entries or report.replays:
+                    log.info("retention: %d decision(s) anonymised, %d cached answer(s) and %d replay job(s) "
+                             "deleted (before %s)", report.decisions, report.cache_entries, report.replays,
+                             report.before)
+            except Exception as error:  # noqa: BLE001 — the next round tries again
+                log.error("retention purge failed: %s", type(error).__name__)
 
     def _sync_loop(self) -> None:
         """Pick up versions other workers and replicas published (and rollbacks): at once when the

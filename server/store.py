@@ -111,6 +111,12 @@ class Store:
         with self.transaction() as db:
             db.execute(f"update {table} set {sets} where {key} = ?", [*changes.values(), value])
 
+    def delete_rows(self, table: str, where: str, params=()) -> int:
+        """Delete the rows of `table` matching `where` (SQL with `?` placeholders), in one
+        transaction; how many were deleted."""
+        with self.transaction() as db:
+            return db.execute(f"delete from {table} where {where}", list(params)).rowcount
+
     def wait_for_activation(self, timeout: float, stop: threading.Event) -> None:
         """Wait up to `timeout` s for an activation by another process (or `stop`). SQLite has no
         notifications: callers poll activation_generation() after each wait."""

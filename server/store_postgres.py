@@ -130,6 +130,12 @@ class PostgresStore:
         with self.pool.connection() as conn:
             conn.execute(f"update {table} set {sets} where {key} = %s", [*changes.values(), value])
 
+    def delete_rows(self, table: str, where: str, params=()) -> int:
+        """Delete the rows of `table` matching `where` (SQL with `?` placeholders), in one
+        transaction; how many were deleted."""
+        with self.pool.connection() as conn:
+            return conn.execute(f"delete from {table} where {where.replace('?', '%s')}", list(params)).rowcount
+
     def wait_for_activation(self, timeout: float, stop: threading.Event) -> None:
         """Return when another replica activates a version (NOTIFY), `timeout` passes, or `stop`.
         Without a listening connection (the database restarting) this is a plain wait: callers

@@ -434,6 +434,21 @@ def test_version_and_help_import_neither_the_engine_nor_the_server():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_every_lazily_listed_command_is_the_command_of_that_name():
+    from regua.cli import COMMANDS, load_command
+
+    for name in COMMANDS:
+        assert load_command(name).name == name
+
+
+def test_one_command_imports_no_other_command_module():
+    code = ("import sys\nfrom regua.cli import main\n"
+            "try:\n    main(['check', '--help'])\nexcept SystemExit:\n    pass\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('regua.cli.'))\n"
+            "assert loaded == ['regua.cli.common', 'regua.cli.policy'], loaded")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 def test_the_command_line_trace_levels_are_the_engine_s():
     from regua.cli.policy import TRACE_LEVELS
     from regua.engine.prepared import TRACE_LEVELS as ENGINE_TRACE_LEVELS

@@ -295,7 +295,7 @@ def test_the_docs_scope_table_matches_the_pages(server):
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "console.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| [^|]+ \| `(/console/[^`]*)` \| (.+) \|$", doc, re.M)
-    assert len(rows) == 7
+    assert len(rows) == 8
     routes = {route.path.replace("{customer_id:str}", "{id}").rstrip("/") or "/": route for route in server.app.routes}
     for path, scopes in rows:
         route = routes[path.rstrip("/")]

@@ -128,7 +128,7 @@ def test_sign_in_then_the_pages_of_the_keys_scopes(tab, server):
     tab.page.wait_for_url("**/console/policies")
     assert tab.page.locator("h1").inner_text() == "Políticas"
     assert tab.page.locator("header nav a").all_inner_texts() == [
-        "Políticas", "Playground", "Decisões", "Revisões", "Cobrança", "Indicadores"]
+        "Políticas", "Playground", "Decisões", "Revisões", "Cobrança", "Indicadores", "Replays"]
     # The session cookie is out of the page's reach.
     assert "regua_console" not in tab.page.evaluate("() => document.cookie")
     tab.shot("policies")

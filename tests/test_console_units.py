@@ -7,19 +7,23 @@ import datetime as dt
 import html
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar import Litestar, Router, get
 
+from regua.dsl.highlight import ReguaLexer
 from regua.server.auth import KeyRing, hash_key
 from regua.server.config import ApiKey
 from regua.server.console.forms import FormError, Widget, to_input
-from regua.server.console.highlight import highlight_line
+from regua.server.console.highlight import PLAIN, css_class, highlight, highlight_line
 from regua.server.console.render import brl, date_br, mask_value, number_br, percent_br
 from regua.server.console.session import SessionStore, check_console_access
 from regua.server.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(("value", "shown"), [
@@ -49,8 +53,25 @@ def test_personal_fields_and_documents_in_text_are_masked():
 def test_the_highlighter_escapes_everything_and_keeps_the_text(line):
     out = str(highlight_line(line))
     tags = re.findall(r"<[^>]*>", out)
-    assert all(re.fullmatch(r'<span class="(kw|com|str|num)">|</span>', t) for t in tags), tags
+    assert all(re.fullmatch(r'<span class="[a-z0-9]+">|</span>', t) for t in tags), tags
     assert html.unescape(re.sub(r"<[^>]*>", "", out)) == line
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("policies/*.regua")), ids=lambda p: p.name)
+def test_the_console_colours_a_policy_as_the_policy_lexer_does(path):
+    """One source of truth: each span is a token of dsl/highlight.py's lexer, with its class."""
+    source = path.read_text(encoding="utf-8")
+    lines = highlight(source)
+    assert len(lines) == len(source.split("\n"))
+    shown = [(cls, html.unescape(text)) for line in lines
+             for cls, text in re.findall(r'<span class="(\w+)">([^<]*)</span>', str(line))]
+    expected = [(css_class(token), value) for _i, token, value in ReguaLexer().get_tokens_unprocessed(source)
+                if token not in PLAIN and value.strip("\n")]
+    assert shown == expected
+    # Words the console's old hand-made list lacked are coloured as the lexer colours them.
+    words = dict((text, cls) for cls, text in shown)
+    declared = {word: words[word] for word in ("actionable", "record", "enum", "rule", "step", "let") if word in words}
+    assert set(declared.values()) == {"kd"} and ("rule" in declared or "step" in declared)
 
 
 def test_the_playground_reads_brazilian_numbers_and_names_bad_fields():

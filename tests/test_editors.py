@@ -1,6 +1,6 @@
 """The editor files (editors/vscode) agree with the language: the file extension, the grammar they
 point to, comments and brackets, and the lines after which an editor indents are the lines that
-open a block in the bundled policies. And `regua lsp` starts the way editors start it."""
+open a block in the grammar and in the bundled policies. And `regua lsp` starts the way editors start it."""
 
 from __future__ import annotations
 
@@ -54,6 +54,70 @@ def test_the_editor_indents_after_the_lines_that_open_a_block():
             assert bool(increase.match(line)) == opens, f"{path.name}: {line!r}"
             checked += opens
     assert checked > 50
+
+
+# What stands for each part of a block's first line in a sample of it (a new part fails below, saying so).
+SAMPLES = {"NAME": "nome", "STRING": '"texto"', "INT": "5", "step_day": "D+5", "expr": "valor"}
+
+
+def _keyword(symbol) -> str | None:
+    """The word a grammar symbol is, when it is a keyword (an anonymous terminal like "rule")."""
+    terminal = next((t for t in _lark().terminals if t.name == symbol.name), None) if symbol.is_term else None
+    value = getattr(terminal.pattern, "value", "") if terminal is not None and terminal.pattern.type == "str" else ""
+    return value if value.isidentifier() else None
+
+
+def block_openers() -> dict[str, set[str]]:
+    """Every line that opens an indented block, from dsl/grammar.lark (the rules where `_NL _INDENT`
+    follows): its first keyword -> sample lines of it."""
+    openers: dict[str, set[str]] = {}
+    for rule in _lark().rules:
+        symbols = list(rule.expansion)
+        names = [symbol.name for symbol in symbols]
+        if "_INDENT" not in names:
+            continue
+        head = [symbol for symbol in symbols[: names.index("_NL")] if not symbol.name.startswith("__")]
+        words = []
+        for symbol in head:
+            word = _keyword(symbol)
+            if word is None and symbol.is_term:
+                word = next(t.pattern.value for t in _lark().terminals if t.name == symbol.name) \
+                    if symbol.name in ("LPAR", "RPAR") else SAMPLES.get(symbol.name)
+            elif word is None:
+                word = SAMPLES.get(symbol.name)
+            assert word is not None, f"tests/test_editors.py: give SAMPLES a sample of {symbol.name} ({rule.origin.name})"
+            words.append(word)
+        openers.setdefault(_keyword(head[0]), set()).add(" ".join(words))
+    return openers
+
+
+def test_the_editor_indents_after_every_block_the_grammar_opens():
+    """A new block keyword in dsl/grammar.lark fails here until the editor indents after it (CI once
+    failed on `actionable`, found only when a bundled policy used it)."""
+    pattern = CONFIGURATION["indentationRules"]["increaseIndentPattern"]
+    alternatives = re.match(r"\^\\s\*\((.*?)\)\\s\*\(#", pattern).group(1).split("|")
+    listed = {re.match(r"\w+", alternative).group() for alternative in alternatives}
+    openers = block_openers()
+    assert {"input", "rule", "actionable", "given"} <= set(openers)  # the grammar was read
+    assert listed == set(openers), (
+        "editors/vscode/language-configuration.json: increaseIndentPattern must list the keywords that open a "
+        f"block in dsl/grammar.lark; add {sorted(set(openers) - listed)}, remove {sorted(listed - set(openers))}")
+    increase = re.compile(pattern)
+    for lines in openers.values():
+        for line in lines:
+            for indent in ("", "  "):
+                assert increase.match(indent + line + "  # nota"), \
+                    f"editors/vscode/language-configuration.json: increaseIndentPattern does not match {line!r}"
+
+
+def test_the_language_server_cuts_items_at_the_grammars_item_keywords():
+    from regua.lsp.incremental import ITEM_WORDS
+
+    alternatives = {rule.expansion[0].name for rule in _lark().rules if rule.origin.name == "item"}
+    words = {_keyword(rule.expansion[0]) for rule in _lark().rules if rule.origin.name in alternatives}
+    assert None not in words and "rule" in words
+    assert ITEM_WORDS == words, f"lsp/incremental.py: ITEM_WORDS must be the first words of dsl/grammar.lark's items; " \
+                                f"add {sorted(words - ITEM_WORDS)}, remove {sorted(ITEM_WORDS - words)}"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -139,12 +139,17 @@ def test_rows_whose_shape_changed_are_counted_never_fatal(served_log, tmp_path):
     conn.execute("update decisions set input = json_set(input, '$.campo_antigo', 1) where id = ?", [ids[0]])
     conn.execute("update decisions set input = json_remove(input, '$.valor_pedido') where id = ?", [ids[1]])
     conn.execute("update decisions set input = 'not json' where id = ?", [ids[2]])
+    ids4 = [r["id"] for r in conn.query("select id from decisions order by id limit 1 offset 3")]
+    conn.execute("""update decisions set body = '{"outcome": "approve", "reasons": [1]}' where id = ?""", ids4)
     report = json.loads(_invoke("replay", CHAMPION, "--db", db, "--json", "-").output)
-    assert report["errors"] == 2 and report["error_codes"] == {"DAMAGED_RECORD": 1, "INPUT_SHAPE": 1}
+    assert report["errors"] == 3 and report["error_codes"] == {"DAMAGED_RECORD": 2, "INPUT_SHAPE": 1}
+    damaged = {e["id"]: e["detail"] for e in report["error_list"] if e["code"] == "DAMAGED_RECORD"}
+    assert "stored input is not JSON" in damaged[ids[2]]
+    assert "stored answer is not a decision" in damaged[ids4[0]] and "reasons[0]" in damaged[ids4[0]]
     assert report["fields"]["dropped"] == {"campo_antigo": 1}
     shape = next(e for e in report["error_list"] if e["code"] == "INPUT_SHAPE")
     assert shape["id"] == ids[1] and "input.valor_pedido" in shape["detail"]
-    assert report["replayed"] == served_log[1] - 2 and report["changed"] == 0
+    assert report["replayed"] == served_log[1] - 3 and report["changed"] == 0
     # a field the candidate dropped can still cut the report: the stored input is what is cut
     cuts = json.loads(_invoke("replay", CHAMPION, "--db", db, "--by", "campo_antigo", "--json", "-").output)["cuts"]
     assert {"value": "1", "replayed": 1, "changed": 0} in cuts["campo_antigo"]

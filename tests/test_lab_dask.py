@@ -136,3 +136,76 @@ def _id(as_of: str, counter: int) -> str:
     day = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time(12), dt.timezone.utc)
     floor = id_floor(day)
     return floor[:16] + f"{counter:010d}"  # the time part, then a counter (digits are Crockford too)
+
+
+def _store_with(location: str, records: list[dict]) -> None:
+    """The decisions of `records` in a server store (SQLite file or PostgreSQL), as the server writes them."""
+    from regua.server.store import open_store
+
+    store = open_store(location)
+    store.close()
+    rows = [(_id(r["as_of"], i), r["outcome"], r["body"], r["input"], r["connector_answers"])
+            for i, r in enumerate(records)]
+    sql = ("insert into decisions (id, policy, version, revision, outcome, body, input, connector_answers)"
+           " values (?, 'credito_b2b', '2026.11.1', 1, ?, ?, ?, ?)")
+    if "://" in location:
+        from regua import postgres
+
+        with postgres.connect(location) as conn:
+            conn.cursor().executemany(sql.replace("?", "%s"), rows)
+    else:
+        with sqlite3.connect(location) as conn:
+            conn.executemany(sql, rows)
+
+
+def _never(*_args):
+    raise AssertionError("the driver read the rows: the workers should have")
+    yield
+
+
+def test_workers_read_their_own_partitions_on_either_backend(client, store_location):
+    """SQLite or PostgreSQL: each worker reads its id ranges (or a sample's ids) from the store;
+    the driver reads no row, and the report equals the single-process one."""
+    import functools
+
+    from regua.server import replay_source
+
+    _store_with(store_location, _decision_log(700))
+    window = replay_source.Window("credito_b2b")
+    sources = [(CANDIDATE.read_text(encoding="utf-8"), str(CANDIDATE))]
+    options = {"by": ("uf", "bureau.serasa.score.value:100"), "keep": 10}
+    probe = (functools.partial(replay_source.probe, store_location, window), replay_source.count(store_location, window))
+    for sample in (None, 150):
+        serial = parallel.run(Replayer, sources, replay_source.records(store_location, window, sample), options)
+        parts = replay_source.partitions(store_location, window, 100) if sample is None else \
+            replay_source.sample_partitions(store_location, window, sample, 16, 40)
+        sizes: list[int] = []
+        on_cluster = distributed.run(Replayer, sources, _never(), options, client=client, partitions=parts,
+                                     probe=probe, on_partial=lambda partial, sizes=sizes: sizes.append(partial.total))
+        assert on_cluster.to_dict() == serial.to_dict() and serial.total == (sample or 700)
+        assert sizes == ([100] * 7 if sample is None else [40, 40, 40, 30])
+
+
+def test_workers_that_cannot_see_the_store_get_the_rows(client, tmp_path):
+    """A store the workers do not see (a remote cluster, a SQLite file on the driver's disk):
+    the probe says so and the driver ships the rows in blocks; a worker failing on its partition
+    anyway (joined after the probe) is a clear ClusterError."""
+    import functools
+
+    from regua.server import replay_source
+
+    db = str(tmp_path / "regua.db")
+    _store_with(db, _decision_log(300))
+    window = replay_source.Window("credito_b2b")
+    sources = [(CANDIDATE.read_text(encoding="utf-8"), str(CANDIDATE))]
+    serial = parallel.run(Replayer, sources, replay_source.records(db, window), {})
+    elsewhere = str(tmp_path / "not-on-the-workers.db")  # what a worker elsewhere finds at the driver's path
+    blind = (functools.partial(replay_source.probe, elsewhere, window), replay_source.count(db, window))
+    assert set(client.run(blind[0]).values()) == {"FileNotFoundError"}
+    shipped = distributed.run(Replayer, sources, replay_source.records(db, window), {}, client=client,
+                              partitions=replay_source.partitions(elsewhere, window, 100), probe=blind)
+    assert shipped.to_dict() == serial.to_dict()
+    seeing = (functools.partial(replay_source.probe, db, window), replay_source.count(db, window))
+    lost = [replay_source.Partition(elsewhere, "credito_b2b", "0", "Z")]
+    with pytest.raises(distributed.ClusterError, match="could not read its partition"):
+        distributed.run(Replayer, sources, None, {}, client=client, partitions=lost, probe=seeing)

@@ -23,7 +23,8 @@ ALLOWED = {
     "regua": set(),  # the package root: regua.sqlite, shared by every SQLite store
     "regua.dsl": set(),
     "regua.engine": {"regua.dsl"},
-    "regua.plugins": {"regua.dsl", "regua.engine"},
+    # the built-in plugins' version is regua.__version__
+    "regua.plugins": {"regua.dsl", "regua.engine", "regua"},
     "regua.portfolio": {"regua.dsl", "regua.engine", "regua.plugins", "regua"},
     # the policy lab: replay and backtest (it reads no store: the command line hands it records);
     # datasets saved by Excel pt-BR are read with portfolio.spreadsheet's number and date formats

@@ -78,6 +78,18 @@ def signed_post(client, alert: dict, secret: str = SECRET, source: str = "serasa
         "X-Regua-Signature": sign(secret, body, int(time.time()))})
 
 
+def sent_notifications(client, replayed_alert: dict, timeout: float = 20.0) -> list[dict]:
+    """The alert's notifications once the server's sender thread has tried them (replaying it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = signed_post(client, replayed_alert)
+        assert response.status_code == 200 and response.headers.get("x-regua-replayed"), response.text
+        notifications = response.json()["notifications"]
+        if all(n["status"] != "queued" for n in notifications) or time.monotonic() > deadline:
+            return notifications
+        time.sleep(0.05)
+
+
 def alert(alert_id: str, kind: str, document: str, **fields) -> dict:
     return {"id": alert_id, "kind": kind, "bureau": "serasa", "document": document,
             "occurred_at": "2026-11-20T09:30:00-03:00", **fields}
@@ -114,7 +126,13 @@ def test_a_negativation_cuts_the_limit_tells_manager_and_customer_and_is_explain
     assert [r["code"] for r in result["reasons"]] == ["NEGATIVACAO_NOVA"]
     assert (result["limit_before"]["amount"], result["limit_after"]["amount"]) == ("40000.00", "20000.00")
     assert result["limit_after"]["blocked"] is False and result["review"] is False
-    assert sorted((n["role"], n["channel"], n["status"]) for n in result["notifications"]) == \
+    # the e-mails are sent by the server's sender thread, off the alert's path: the answer says
+    # queued, and the stored answer (what a replay returns) says what was sent once it was
+    assert sorted((n["role"], n["status"]) for n in result["notifications"]) == [("customer", "queued"),
+                                                                                ("manager", "queued")]
+    delivered = sent_notifications(client, alert("neg-2500", "negativation", "11222333000181", amount="2500.00",
+                                                 creditor="Banco Exemplo S.A."))
+    assert sorted((n["role"], n["channel"], n["status"]) for n in delivered) == \
         [("customer", "email", "sent"), ("manager", "email", "sent")]
 
     # (a) the limit and its history
@@ -167,7 +185,7 @@ def test_a_negativation_cuts_the_limit_tells_manager_and_customer_and_is_explain
     again = signed_post(client, alert("neg-2500", "negativation", "11222333000181", amount="2500.00",
                                       creditor="Banco Exemplo S.A."))
     assert again.status_code == 200 and again.headers["x-regua-replayed"] == "true"
-    assert {**again.json(), "replayed": False} == result
+    assert {**again.json(), "replayed": False} == {**result, "notifications": delivered}
     assert len(mailbox.messages) == sent
     assert len(client.get("/customers/alfa/limit").json()["history"]) == 2
 
@@ -196,6 +214,8 @@ def test_a_protest_blocks_the_limit_and_the_order_gate_sees_the_block(world):
     assert account["history"][0]["actor"] == ACTOR and account["history"][0]["reasons"] == ["PROTESTO_NOVO"]
     assert account["history"][0]["alert"] == "serasa:prot-3200"
 
+    sent_notifications(client, alert("prot-3200", "protest", "12000701000100", amount="3200.00",
+                                     creditor="Cartório do 1º Ofício"))
     (manager,) = mails_to(mailbox, "gerente.beta@loja.example.com")
     assert manager["Subject"] == "[Monitoramento] Beta Distribuidora S.A.: limite bloqueado"
     body = text(manager)

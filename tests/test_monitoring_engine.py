@@ -36,7 +36,7 @@ from regua.plugins.builtin.sandbox_bureau import sandbox_document
 from regua.plugins.contracts import MonitoringAlert
 from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Payment
-from regua.portfolio.monitoring.monitor import AlertConflict, next_limit
+from regua.portfolio.monitoring.monitor import AlertConflict, Result, next_limit
 from regua.portfolio.monitoring.store import Limit
 from regua.server.services import build_services
 
@@ -107,7 +107,14 @@ def alert(alert_id: str, kind: str, document: str, **fields) -> MonitoringAlert:
 
 
 def handle(services, item: MonitoringAlert, now: dt.datetime = NOW):
-    return services.monitoring.handle(item, msgspec.json.encode(item), now)
+    """Handle an alert and wait for its notifications, sent by the service's own thread: the result
+    is then the alert's stored answer, which says what was sent (the answer itself says queued)."""
+    result, replayed = services.monitoring.handle(item, msgspec.json.encode(item), now)
+    if replayed or not result.notifications:
+        return result, replayed
+    assert {n["status"] for n in result.notifications} == {"queued"}, result.notifications
+    services.monitoring.drain()
+    return Result(**services.monitoring.monitor().store.alert(result.alert)["response"]), replayed
 
 
 def counts(services) -> dict[str, int]:

@@ -499,6 +499,28 @@ def test_every_provider_hook_feeds_the_registry():
     assert decision.outcome == "approve" and decision.to_dict()["connector_calls"][0]["status"] == "ok"
 
 
+def test_the_builtins_declare_the_hooks_they_implement():
+    from regua.plugins.manager import BUILTIN_HOOKS
+
+    pm = get_plugin_manager(PluginSettings(allow=sorted(BUILTINS)))
+    assert {name: tuple(info.hooks) for name, info in pm.infos.items()} == BUILTIN_HOOKS
+
+
+def test_a_registry_for_policies_has_the_bureaus_and_functions_and_imports_no_other_builtin():
+    code = ("import sys\nfrom regua.plugins.registry import Registry\nr = Registry.for_policies()\n"
+            "assert 'sandbox' in r.bureaus and not r.channels and not r.negativators, r.bureaus\n"
+            "loaded = [m for m in ('regua.plugins.builtin.notifications', 'regua.plugins.builtin.negativation',"
+            " 'regua.plugins.builtin.monitoring_source', 'sqlite_utils', 'asyncio') if m in sys.modules]\n"
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_registry_for_policies_still_loads_installed_plugins_functions():
+    registry = Registry.load(PluginSettings(allow=["provedor_teste"]), extra=[Provedor()],
+                             hooks=("regua_bureau_connectors", "regua_functions"))
+    assert set(registry.bureaus) == {"assincrono"} and not registry.channels and not registry.negativators
+
+
 def test_connectors_need_unique_names():
     class Duplicado:
         __name__ = "duplicado"

@@ -92,7 +92,7 @@ def test_the_command_line(tmp_path):
     dry = subprocess.run([REGUA, "purge", "--before", "2020-06-01", "--db", path, "--dry-run", "--json"],
                          capture_output=True, text=True)
     assert dry.returncode == 0 and json.loads(dry.stdout) == {"before": "2020-06-01", "decisions": 2,
-                                                              "cache_entries": 1, "dry_run": True}
+                                                              "cache_entries": 1, "replays": 0, "dry_run": True}
     done = subprocess.run([REGUA, "purge", "--before", "2020-06-01", "--db", path, "--by", "dpo"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "2 decision(s) were anonymised, 1 cached bureau answer(s) were deleted" in done.stdout

@@ -27,7 +27,7 @@ D = "default approve\n"
 # Every name the generated module may use: its own helpers and locals, and the few Python
 # built-ins aggregates compile to. Anything else would be a policy identifier leaking into code.
 GENERATED_NAME = re.compile(
-    r"^(i|s|rt|v|e|r|c\d+|v\d+|_e|out|hit|fired|errors|trace|outputs|output_errors"
+    r"^(i|s|rt|v|e|r|c\d+|t\d+_\d+|v\d+|_e|out|hit|fired|errors|trace|outputs|output_errors"
     r"|l\d+|_[KLFBT]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception)$"
@@ -65,7 +65,7 @@ def assert_generated_code_is_safe(prepared, policy_identifiers=()):
             assert node.attr in GENERATED_ATTRIBUTES, f"unexpected attribute .{node.attr}"
         elif isinstance(node, pyast.keyword):
             assert node.arg == "days"  # _timedelta(days=N), the only keyword argument emitted
-    keywords = {"def", "return", "if", "else", "not", "in", "is", "and", "or", "for", "try", "except", "as",
+    keywords = {"def", "return", "if", "elif", "else", "not", "in", "is", "and", "or", "for", "try", "except", "as",
                 "True", "False", "None", "lambda"}
     tokens = python_names(source) - keywords
     for name in tokens:

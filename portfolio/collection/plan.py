@@ -29,33 +29,17 @@ REPLACEABLE = CONTACT_ACTIONS - {"notify_negativation"}
 
 
 @dataclass
-class PlannedStep:
-    key: str
-    fact: Fact
-    step: str
-    action: str
-    day: int
-    template: str | None
-    settings: dict
-    policy: str
-    version: str
-    status: str  # pending, superseded or cancelled (never carried out), or done (a `wait` milestone)
-    code: str | None = None  # why it is cancelled
-
-    def row(self, as_of: dt.date, priority) -> dict:
-        return {"key": self.key, "receivable_id": self.fact.receivable_id, "customer_id": self.fact.customer_id,
-                "step": self.step, "action": self.action, "day": self.day, "template": self.template,
-                "settings": json.dumps(self.settings, ensure_ascii=False), "policy": self.policy,
-                "policy_version": self.version, "planned_on": as_of.isoformat(), "priority": priority,
-                "status": self.status, "not_before": None, "attempts": 0, "block_code": self.code}
-
-
-@dataclass
 class PlanResult:
     """What planning found: the steps (unless counting only), and per receivable the priority and
-    any evaluation failure; `counts` are kept either way."""
+    any evaluation failure; `counts` are kept either way.
 
-    steps: list[PlannedStep] = field(default_factory=list)
+    The steps are kept as the outbox rows they become (a first run over a large portfolio plans
+    millions): by (policy, version), tuples in the order of store.PLANNED_COLUMNS. The superseded
+    and cancelled ones are also listed for their history events."""
+
+    rows: dict[tuple[str, str], list[tuple]] = field(default_factory=dict)
+    superseded_steps: list[tuple[str, str, str, str]] = field(default_factory=list)  # receivable, customer, key, step
+    cancelled_steps: list[tuple[Fact, str, str, str]] = field(default_factory=list)  # fact, key, step, code
     priorities: list[tuple[Fact, float | None, str]] = field(default_factory=list)
     failures: list[tuple[Fact, str, str]] = field(default_factory=list)  # fact, code, message
     unrouted: list[Fact] = field(default_factory=list)  # no régua applies to the customer
@@ -77,6 +61,21 @@ class Planner:
         self._order = {name: [(r.day, i) for i, r in enumerate(p.meta.rules)] for name, p in policies.items()}
         self._routes: dict[tuple[str, str], str | None] = {}
         self._guards = settings.guards()
+        # A step's settings as JSON, by their values: most steps of a régua set the same few values,
+        # and a first run over a large portfolio plans millions of steps.
+        self._settings_json: dict[tuple, str] = {}
+
+    def settings_json(self, sets: dict | None) -> str:
+        if not sets:
+            return "{}"
+        # Keyed by repr, not value: Decimal("1.0") == 1 == True, but each is written its own way.
+        key = (tuple(sets), tuple(map(repr, sets.values())))
+        cached = self._settings_json.get(key)
+        if cached is None:
+            cached = json.dumps({k: to_json(v) for k, v in sets.items()}, ensure_ascii=False)
+            if len(self._settings_json) < 10_000:  # bounded, whatever a régua computes into its settings
+                self._settings_json[key] = cached
+        return cached
 
     def plan_one(self, fact: Fact, as_of: dt.date, result: PlanResult, materialize: bool = True) -> None:
         """Plan one receivable into `result`; with materialize=False (dry runs) only count."""
@@ -94,7 +93,8 @@ class Planner:
             result.failures.append((fact, "POLICY_ERROR", f"{type(error).__name__}: {error}"[:200]))
             return
         priority = outputs.get(PRIORITY)
-        result.priorities.append((fact, float(priority) if priority is not None else None, name))
+        priority = float(priority) if priority is not None else None
+        result.priorities.append((fact, priority, name))
         if not fired:
             return
         steps = self._steps[name]
@@ -103,6 +103,12 @@ class Planner:
             fired.sort(key=lambda hit: order[hit[0]])
         latest_contact = next((index for index, _ in reversed(fired) if steps[index][4]), None)
         counts = result.counts
+        if materialize:
+            rid, cid = fact.receivable_id, fact.customer_id
+            group = (name, policy.version)
+            rows = result.rows.get(group)
+            if rows is None:
+                rows = result.rows[group] = []
         for index, sets in fired:
             step, action, day, template, replaceable = steps[index]
             code = None
@@ -119,9 +125,13 @@ class Planner:
                 status = "pending"
                 counts[action] += 1
             if materialize:
-                settings = {k: to_json(v) for k, v in sets.items()} if sets else {}
-                result.steps.append(PlannedStep(f"{fact.receivable_id}:{step}", fact, step, action, day, template,
-                                                settings, name, policy.version, status, code))
+                key = f"{rid}:{step}"
+                rows.append((key, rid, cid, step, action, day, template, self.settings_json(sets), priority, status,
+                             code))
+                if status == "superseded":
+                    result.superseded_steps.append((rid, cid, key, step))
+                elif status == "cancelled":
+                    result.cancelled_steps.append((fact, key, step, code))
 
 
 def summarize(result: PlanResult) -> dict:

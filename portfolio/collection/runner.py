@@ -33,9 +33,13 @@ from .facts import CENTS, iter_facts
 from .guards import record_expiry, removal_deadline
 from .plan import Planner, PlanResult, summarize
 from .settings import CollectionSettings
-from .store import CollectionStore, iso
+from .store import CollectionStore, PlanBatch, iso
 
 CHUNK = 5000
+# The work queue is written every QUEUE_CHUNK receivables, not every CHUNK: its priority index takes
+# rows in no order, so a transaction rewrites pages all over it; ten times fewer transactions write
+# ten times fewer of them (each row is ~100 bytes in memory until then).
+QUEUE_CHUNK = 100_000
 
 
 class RunLocked(Exception):
@@ -122,6 +126,9 @@ class Runner:
         self.settings = settings
         self.planner = Planner(policies, settings)
         self.dispatcher = Dispatcher(self.store, registry, settings) if registry is not None else None
+        self._step_details: dict[str, str] = {}  # a superseded step's event detail, as JSON, by step
+        self._queue: dict[str, list[tuple]] = {}  # work queue rows not written yet, by policy
+        self._queued = 0
 
     def close(self) -> None:
         self.store.close()
@@ -170,6 +177,7 @@ class Runner:
             progress("plan", 0, total)
         result = PlanResult()
         counted = 0
+        self._queue, self._queued = {}, 0
         for fact in iter_facts(self.store.db, as_of, CHUNK):
             self.planner.plan_one(fact, as_of, result, materialize=not dry_run)
             counted += 1
@@ -179,6 +187,9 @@ class Runner:
                 if progress:
                     progress("plan", CHUNK, total)
         self._flush(result, as_of, now, summary, dry_run)
+        if self._queue:
+            self.store.write_queue(as_of.isoformat(), self._queue)
+            self._queue, self._queued = {}, 0
         if progress:
             progress("plan", counted % CHUNK, total)
 
@@ -194,21 +205,36 @@ class Runner:
         summary.unrouted += counts["unrouted"]
         if dry_run:
             return
-        priorities = {fact.receivable_id: priority for fact, priority, _ in result.priorities}
-        rows = [s.row(as_of, priorities.get(s.fact.receivable_id)) for s in result.steps]
-        events = [{"at": iso(now), "receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
-                   "kind": "superseded", "code": "NEWER_STEP_DUE", "detail": {"step": s.step}}
-                  for s in result.steps if s.status == "superseded"]
-        events += [{"at": iso(now), "receivable_id": s.fact.receivable_id, "customer_id": s.fact.customer_id, "key": s.key,
-                    "kind": "cancelled", "code": s.code, "detail": {"step": s.step, "due_date": s.fact.due_date.isoformat()}}
-                   for s in result.steps if s.status == "cancelled"]
-        events += [{"at": iso(now), "receivable_id": f.receivable_id, "customer_id": f.customer_id, "kind": "policy_error",
-                    "code": code, "detail": {"message": message}} for f, code, message in result.failures]
-        self.store.plan(rows, events)
-        self._tell_plugins(events)
-        queue = [(f.receivable_id, f.customer_id, priority, f.inputs["days_late"], str(f.inputs["open_amount"]), name,
-                  as_of.isoformat()) for f, priority, name in result.priorities]
-        self.store.queue(queue)
+        at, planned_on = iso(now), as_of.isoformat()
+        details = self._step_details
+        superseded = []
+        for rid, cid, key, step in result.superseded_steps:
+            detail = details.get(step)
+            if detail is None:
+                detail = details[step] = json.dumps({"step": step}, ensure_ascii=False)
+            superseded.append((rid, cid, key, detail))
+        cancelled = [(code, fact.receivable_id, fact.customer_id, key,
+                      json.dumps({"step": step, "due_date": fact.due_date.isoformat()}, ensure_ascii=False))
+                     for fact, key, step, code in result.cancelled_steps]
+        events: dict[tuple[str, str | None], list[tuple]] = {("superseded", "NEWER_STEP_DUE"): superseded}
+        for code, *row in cancelled:
+            events.setdefault(("cancelled", code), []).append(tuple(row))
+        for f, code, message in result.failures:
+            events.setdefault(("policy_error", code), []).append(
+                (f.receivable_id, f.customer_id, None, json.dumps({"message": message}, ensure_ascii=False)))
+        self.store.plan_batch(PlanBatch(planned_on, at, result.rows, events))
+        queue = self._queue
+        for f, priority, name in result.priorities:
+            queue.setdefault(name, []).append((f.receivable_id, f.customer_id, priority, f.inputs["days_late"],
+                                               str(f.inputs["open_amount"])))
+        self._queued += len(result.priorities)
+        if self._queued >= QUEUE_CHUNK:
+            self.store.write_queue(planned_on, queue)
+            self._queue, self._queued = {}, 0
+        if self.dispatcher is not None:  # the plugins' sinks see each event as the history has it
+            self._tell_plugins([{"at": at, "receivable_id": rid, "customer_id": cid, "key": key, "kind": kind,
+                                 "code": code, "detail": json.loads(detail)}
+                                for (kind, code), rows in events.items() for rid, cid, key, detail in rows])
 
     # ---- settle ----
     def settle(self, as_of: dt.date, now: dt.datetime) -> tuple[int, int]:

@@ -111,11 +111,54 @@ def m003_unusable_contacts(db):
                                     "key": str, "at": str}, pk=("customer_id", "kind", "contact"))
 
 
+#: The outbox columns plan_batch binds for each planned step, in this order.
+PLANNED_COLUMNS = ("key", "receivable_id", "customer_id", "step", "action", "day", "template", "settings",
+                   "priority", "status", "block_code")
+
+
+@dataclass
+class PlanBatch:
+    """One batch of a run's plan, grouped by what its rows share (see CollectionStore.plan_batch).
+
+    steps: (policy, version) -> rows of PLANNED_COLUMNS; events: (kind, code) -> rows of
+    (receivable_id, customer_id, key, detail as JSON)."""
+
+    planned_on: str  # the run's date, ISO
+    at: str  # the run's moment, ISO (the events' time)
+    steps: dict[tuple[str, str], list[tuple]]
+    events: dict[tuple[str, str | None], list[tuple]]
+
+
+def _literal(value: str | None) -> str:
+    """A text value as an SQL literal (quotes doubled; None is NULL): for values the same in every
+    row of an executemany, so that they are not bound again for each row. Never for a NUL
+    character, which a statement cannot hold."""
+    if value is None:
+        return "NULL"
+    if not isinstance(value, str) or "\0" in value:
+        raise ValueError(f"not a literal for a statement: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+@MIGRATIONS(postgres="""
+    drop index if exists idx_outbox_customer_id_sent_at;
+    create index if not exists idx_outbox_customer_sent on outbox (customer_id, sent_at) where sent_at is not null;
+""")
+def m004_contacts_index_sent_only(db):
+    # The frequency cap reads a debtor's messages sent since a moment (contacts_since): only rows
+    # with sent_at. Indexing every planned row by customer made planning write to random pages of
+    # this index (customers are in no order among receivables): a first run over 1,000,000
+    # receivables wrote gigabytes to the WAL for it. Rows enter this index when they are sent.
+    db.execute("drop index if exists idx_outbox_customer_id_sent_at")
+    db.execute("create index if not exists idx_outbox_customer_sent on outbox (customer_id, sent_at) "
+               "where sent_at is not null")
+
+
 @MIGRATIONS(postgres="""
     alter table outbox add column claimed_by bigint;
     create index idx_outbox_claimed_by on outbox (claimed_by) where claimed_by is not null;
 """)
-def m004_claims(db):
+def m005_claims(db):
     # The run carrying a row out now (PostgreSQL, where runs go concurrently; see claim_due).
     db["outbox"].add_column("claimed_by", int)
 
@@ -218,21 +261,28 @@ class CollectionStore:
         return added
 
     def _plan_postgres(self, columns: list[str], rows: list[dict], events: list[dict]) -> int:
-        """The outbox in bulk: COPY straight into it. Keys already planned are the exception (runs
-        plan one at a time and skip the steps they find, facts.py): when the COPY meets one, the
-        batch goes again through a temp table and `insert … on conflict do nothing`, which leaves
-        those keys alone, as SQLite's `insert or ignore` does."""
+        raw = self.db.conn.raw
+        with raw.transaction():
+            added = self._copy_outbox(columns, [[row[c] for c in columns] for row in rows])
+            self.write_events(events)
+        return added
+
+    def _copy_outbox(self, columns, values: list) -> int:
+        """PostgreSQL, inside the caller's transaction: the outbox in bulk, COPY straight into it.
+        Keys already planned are the exception (runs plan one at a time and skip the steps they
+        find, facts.py): when the COPY meets one, the batch goes again through a temp table and
+        `insert … on conflict do nothing`, which leaves those keys alone, as SQLite's `insert or
+        ignore` does. Returns how many rows were new."""
         import psycopg
 
         raw = self.db.conn.raw
         names = ", ".join(columns)
-        values = [[row[c] for c in columns] for row in rows]
-        with raw.transaction(), raw.cursor() as cursor:
+        with raw.cursor() as cursor:
             try:
                 with raw.transaction(), cursor.copy(f"copy outbox ({names}) from stdin") as copy:
                     for row in values:
                         copy.write_row(row)
-                added = len(values)
+                return len(values)
             except psycopg.errors.UniqueViolation:
                 cursor.execute("create temp table if not exists outbox_in (like outbox) on commit delete rows")
                 with cursor.copy(f"copy outbox_in ({names}) from stdin") as copy:
@@ -240,31 +290,71 @@ class CollectionStore:
                         copy.write_row(row)
                 cursor.execute(f"insert into outbox ({names}) select {names} from outbox_in order by key "
                                "on conflict do nothing")
-                added = cursor.rowcount
-            self.write_events(events)
+                return cursor.rowcount
+
+    def plan_batch(self, batch: PlanBatch) -> int:
+        """Write one batch of a run's plan in one transaction: the steps (a key already planned is
+        left alone) and their history. Returns how many steps were new.
+
+        A first run over a large portfolio writes millions of rows, so the statements bind only
+        what differs between rows: what is the same for every row of a group (the run's date and
+        moment, a régua's name and version, an event's kind and code) is written into the
+        statement as a literal (`_literal`). On PostgreSQL both go by COPY."""
+        if self.postgres:
+            return self._plan_batch_postgres(batch)
+        db = self.db.conn
+        with dialect.transaction(self.db):
+            before = db.total_changes
+            planned_on = _literal(batch.planned_on)
+            for (policy, version), rows in batch.steps.items():
+                db.executemany(
+                    f"insert or ignore into outbox ({', '.join(PLANNED_COLUMNS)}, policy, policy_version, planned_on, "
+                    f"attempts) values ({', '.join('?' * len(PLANNED_COLUMNS))}, {_literal(policy)}, "
+                    f"{_literal(version)}, {planned_on}, 0)", rows)
+            added = db.total_changes - before
+            at = _literal(batch.at)
+            for (kind, code), rows in batch.events.items():
+                db.executemany(f"insert into collection_events (at, receivable_id, customer_id, key, kind, code, "
+                               f"detail) values ({at}, ?, ?, ?, {_literal(kind)}, {_literal(code)}, ?)", rows)
         return added
 
-    def queue(self, rows: list[tuple]) -> None:
-        """Replace the collectors' queue entries of these receivables (one transaction)."""
+    def _plan_batch_postgres(self, batch: PlanBatch) -> int:
+        raw = self.db.conn.raw
+        columns = (*PLANNED_COLUMNS, "policy", "policy_version", "planned_on", "attempts")
+        values = [(*row, policy, version, batch.planned_on, 0)
+                  for (policy, version), rows in batch.steps.items() for row in rows]
+        with raw.transaction(), raw.cursor() as cursor:
+            added = self._copy_outbox(columns, values) if values else 0
+            if any(batch.events.values()):
+                with cursor.copy("copy collection_events (at, receivable_id, customer_id, key, kind, code, detail) "
+                                 "from stdin") as copy:
+                    for (kind, code), rows in batch.events.items():
+                        for rid, cid, key, detail in rows:
+                            copy.write_row((batch.at, rid, cid, key, kind, code, detail))
+        return added
+
+    def write_queue(self, as_of: str, queue: dict[str, list[tuple]]) -> None:
+        """Rank receivables in the collectors' work queue, in one transaction. `queue`: policy ->
+        rows of (receivable_id, customer_id, priority, days_late, open_amount)."""
         if self.postgres:  # COPY into a temp table, then one upsert
             raw = self.db.conn.raw
             with raw.transaction(), raw.cursor() as cursor:
                 cursor.execute("create temp table if not exists queue_in (like collection_queue) on commit delete rows")
                 with cursor.copy("copy queue_in (receivable_id, customer_id, priority, days_late, open_amount, policy, "
                                  "as_of) from stdin") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    for policy, rows in queue.items():
+                        for row in rows:
+                            copy.write_row((*row, policy, as_of))
                 cursor.execute("insert into collection_queue select * from queue_in order by receivable_id "
                                "on conflict (receivable_id) do update set customer_id = excluded.customer_id, "
                                "priority = excluded.priority, days_late = excluded.days_late, "
                                "open_amount = excluded.open_amount, policy = excluded.policy, as_of = excluded.as_of")
             return
         with dialect.transaction(self.db):
-            self.db.conn.executemany(
-                "insert into collection_queue (receivable_id, customer_id, priority, days_late, open_amount, policy, "
-                "as_of) values (?, ?, ?, ?, ?, ?, ?) on conflict (receivable_id) do update set "
-                "customer_id = excluded.customer_id, priority = excluded.priority, days_late = excluded.days_late, "
-                "open_amount = excluded.open_amount, policy = excluded.policy, as_of = excluded.as_of", rows)
+            for policy, rows in queue.items():
+                self.db.conn.executemany(
+                    f"insert or replace into collection_queue (receivable_id, customer_id, priority, days_late, "
+                    f"open_amount, policy, as_of) values (?, ?, ?, ?, ?, {_literal(policy)}, {_literal(as_of)})", rows)
 
     def due(self, now: dt.datetime, limit: int = 500, after: str = "") -> list[dict]:
         """Outbox rows to carry out now, in key order (paged by `after`)."""

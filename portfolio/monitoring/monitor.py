@@ -3,7 +3,10 @@
     evaluate  -> the customer's monitoring policy, with the alert, the limit and the payment behaviour
     commit    -> one transaction: the decision (recorded like any other), the alert (idempotency),
                  the limit change and its history row, the review, the notifications to send
-    send      -> the notifications, each with its outbox key as the channel's idempotency key
+    send      -> the notifications, each with its outbox key as the channel's idempotency key: at
+                 once, or handed to `defer` (the server's sender thread) so that rendering and
+                 delivering a message is not on the alert's path (its answer then says `queued`,
+                 and the stored answer, read by replays, is updated once it was sent)
 
 Evaluation happens outside the transaction (a bureau lookup may be slow); if another request
 committed the same alert meanwhile, its answer wins and this evaluation is dropped.
@@ -35,6 +38,8 @@ log = logging.getLogger("regua.monitoring")
 #: (db inside the transaction, policy, decision, inputs, elapsed ms) -> decision id. The server
 #: records monitoring decisions in its decision log, like every other decision.
 RecordDecision = Callable[..., str]
+#: (now, notification keys, alert key or None) -> None: send them soon, with Monitor.deliver.
+Defer = Callable[[dt.datetime, list[str], "str | None"], None]
 
 EVENT_TEXT = {
     "negativation": "nova negativação", "protest": "novo protesto", "score_change": "mudança de score",
@@ -156,8 +161,10 @@ class Monitor:
                                            as_of=as_of)
 
     # ---- alerts ----
-    def handle_alert(self, alert, body_hash: str, now: dt.datetime, as_of: dt.date) -> tuple[Result, bool]:
-        """(result, replayed). An alert already handled returns the stored result (replayed)."""
+    def handle_alert(self, alert, body_hash: str, now: dt.datetime, as_of: dt.date,
+                     defer: Defer | None = None) -> tuple[Result, bool]:
+        """(result, replayed). An alert already handled returns the stored result (replayed).
+        With `defer`, its notifications are queued for it rather than sent now."""
         key = f"{alert.bureau}:{alert.id}"
         stored = self.store.alert(key)
         if stored is not None:
@@ -176,7 +183,7 @@ class Monitor:
         decision = self.evaluate(prepared, inputs, as_of)
         elapsed = (time.perf_counter() - started) * 1000
         return self.commit(customer, prepared, inputs, decision, now, elapsed, alert=alert, alert_key=key,
-                           body_hash=body_hash)
+                           body_hash=body_hash, defer=defer)
 
     def _replay(self, stored: dict, body_hash: str) -> Result:
         if stored["body_hash"] != body_hash:
@@ -203,7 +210,7 @@ class Monitor:
 
     def commit(self, customer: dict, prepared: PreparedPolicy, inputs: dict, decision: Decision, now: dt.datetime,
                elapsed_ms: float, *, alert=None, alert_key: str | None = None, body_hash: str = "",
-               dry_run: bool = False) -> tuple[Result, bool]:
+               dry_run: bool = False, defer: Defer | None = None) -> tuple[Result, bool]:
         reasons = [{"code": r.code, "message": r.message, "outcome": r.outcome} for r in decision.reasons if r.code]
         codes = [r["code"] for r in reasons]
         result = Result("decided", customer_id=customer["id"], alert=alert_key, policy=prepared.name,
@@ -243,10 +250,17 @@ class Monitor:
             if alert_key is not None:
                 self.store.record_alert(db, alert_key, alert, customer["id"], body_hash, now, "decided", decision_id,
                                         result.to_dict())
-        result.notifications = self.send(now, keys)
+        deferred = defer is not None and bool(keys)
+        if deferred:
+            result.notifications = [{"role": key.rsplit(":", 1)[1], "channel": None, "status": "queued",
+                                     "error": None} for key in keys]
+        else:
+            result.notifications = self.send(now, keys)
         if alert_key is not None and result.notifications:  # the stored answer shows what was sent
             self.store.db.execute("update monitoring_alerts set response = ? where key = ?",
                                   [json.dumps(result.to_dict(), ensure_ascii=False), alert_key])
+        if deferred:  # after the stored answer says queued: the sender's update comes after it
+            defer(now, keys, alert_key)
         if change is not None and self.sink is not None:
             self.sink({"type": "limit_changed", "customer_id": customer["id"], "decision_id": decision_id,
                        "before": current.to_dict(), "after": after.to_dict(), "reasons": codes})
@@ -269,6 +283,19 @@ class Monitor:
                                      "limite_novo": str(after.amount), "bloqueado": after.blocked}
 
     # ---- notifications ----
+    def deliver(self, now: dt.datetime, keys: list[str], alert_key: str | None = None) -> list[dict]:
+        """Send notifications queued by an alert's commit (the server's sender thread calls it),
+        and put what was sent in the alert's stored answer."""
+        sent = self.send(now, keys)
+        if alert_key is not None and sent:
+            with dialect.transaction(self.store.db) as db:
+                stored = self.store.alert(alert_key, db)
+                if stored is not None:
+                    response = dict(stored["response"], notifications=sent)
+                    db.execute("update monitoring_alerts set response = ? where key = ?",
+                               [json.dumps(response, ensure_ascii=False), alert_key])
+        return sent
+
     def send(self, now: dt.datetime, keys: list[str] | None = None) -> list[dict]:
         """Send pending notifications (these keys, or every one left by an earlier pass).
 

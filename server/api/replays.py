@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
+
+from regua.engine.connectors import mask_documents_in
+from regua.lab.cuts import CutError, parse_cuts
 
 from ..errors import ApiError
 from ..replays import ReplayOrder, ReplayRefused
@@ -20,7 +22,6 @@ from ..schemas import ErrorBody
 from .deps import Svc, api_key_name, services
 
 MAX_BY = 10
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_TOP = 1000
 
 _ERRORS = {401: ResponseSpec(ErrorBody, description="no valid API key"),
@@ -37,7 +38,8 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     end: dt.date | None = msgspec.field(default=None, name="to")
     #: At most this many decisions, drawn at random (reproducibly) from the window.
     sample: int | None = None
-    #: Stored input fields to cut the changes by.
+    #: What to cut the changes by: stored input fields (uf), recorded connector facts
+    #: (bureau.serasa.score.value), either in bands of numbers (bureau.serasa.score.value:100).
     by: list[str] = []
     #: How many changed decisions the report lists.
     top: int = 10
@@ -76,8 +78,10 @@ def _order(data: ReplayRequest) -> ReplayOrder:
     if len(data.by) > MAX_BY:
         raise _invalid(f"at most {MAX_BY} fields to cut by", "by")
     for i, name in enumerate(data.by):
-        if not _FIELD_NAME.match(name):
-            raise _invalid("a field to cut by is an input field's name", f"by[{i}]")
+        try:
+            parse_cuts([name])
+        except CutError as error:
+            raise _invalid(mask_documents_in(str(error)), f"by[{i}]") from None
     if data.start and data.end and data.start > data.end:
         raise _invalid("from is after to", "from")
     return ReplayOrder(data.candidate, data.policy, data.start, data.end, data.sample, tuple(data.by), data.top)
@@ -112,3 +116,13 @@ class ReplayController(Controller):
         if job is None:
             raise ApiError(404, "UNKNOWN_REPLAY", f"no replay with id '{replay_id[:40]}'")
         return msgspec.convert(job, ReplayJob)
+
+    @delete("/{replay_id:str}", status_code=204, summary="Delete a finished replay job and its report",
+            responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="no such replay"),
+                       409: ResponseSpec(ErrorBody, description="the replay is still running")})
+    async def remove(self, svc: Svc, replay_id: FromPath[str]) -> None:
+        result = await anyio.to_thread.run_sync(svc.replays.delete, replay_id)
+        if result == "unknown":
+            raise ApiError(404, "UNKNOWN_REPLAY", f"no replay with id '{replay_id[:40]}'")
+        if result == "running":
+            raise ApiError(409, "REPLAY_RUNNING", "the replay is still running; delete it when it ends")

@@ -1,6 +1,6 @@
 """The web console at /console: server-rendered pages (Jinja2) over the same services as the API.
 
-One module per page group (auth, policies, playground, decisions, reviews, collection), a small
+One module per page group (auth, policies, playground, decisions, reviews, collection, replays), a small
 stylesheet and script under static/ (no CDN: the console works on an air-gapped network), and
 charts drawn on the server as SVG. Sign-in and access are in session.py; docs/console.md.
 """
@@ -18,13 +18,14 @@ from .pages_collection import CollectionPages
 from .pages_decisions import DecisionPages
 from .pages_playground import PlaygroundPages
 from .pages_policies import PolicyPages
+from .pages_replays import ReplayPages
 from .pages_reviews import ReviewPages
 from .render import HERE, SECURITY_HEADERS, page
 from .session import CsrfFailed, ScopeMissing, SignInRequired, check_console_access, console_guard
 
 __all__ = ["check_console_access", "console_router", "static_router"]
 
-PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages]
+PAGES = [AuthPages, PolicyPages, PlaygroundPages, DecisionPages, ReviewPages, CollectionPages, ReplayPages]
 
 
 def _sign_in(request: Request, _: Exception) -> Response:

@@ -1,36 +1,42 @@
-"""A small server-side highlighter for policy source: each line becomes escaped HTML with spans
-for comments, strings, keywords and numbers (classes styled in console.css). Enough to read a
-policy in the console; a Pygments lexer can replace it later without touching the templates."""
+"""Policy source in the console, highlighted on the server by the policy lexer: dsl/highlight.py's
+ReguaLexer, built from the same table of patterns as the TextMate grammar of the editors, and used
+by the terminal (`regua check`) and documentation sites, so a policy is coloured the same way
+everywhere and the console needs no JavaScript highlighter. Each line becomes escaped HTML with a
+span per token, classed with Pygments' short token names (`kd` a declaration word, `s2` a string,
+`c1` a comment, `bp` an action...), which console.css colours."""
 
 from __future__ import annotations
 
-import re
-
 from markupsafe import Markup, escape
+from pygments.token import STANDARD_TYPES, Name, Punctuation, Text, Whitespace
 
-KEYWORDS = frozenset(
-    "policy kind version description input let table rule when deny review approve default output test given "
-    "expect as of fixture failure and or not in if then else for where step at remind set by first all "
-    "sum count min max true false".split())
+from regua.dsl.highlight import ReguaLexer
 
-_TOKEN = re.compile(r"""(?P<comment>\#.*$)|(?P<string>"(?:[^"\\]|\\.)*"?)|(?P<number>\b\d[\d_]*(?:\.\d+)?%?)"""
-                    r"""|(?P<word>\b[A-Za-z_][A-Za-z0-9_]*\b)""")
+_LEXER = ReguaLexer()
+#: Left without a span: names, spaces, punctuation and stray characters are most of a policy and stay plain.
+PLAIN = frozenset((Text, Whitespace, Name, Punctuation))
 
 
-def highlight_line(line: str) -> Markup:
-    out, last = [], 0
-    for match in _TOKEN.finditer(line):
-        out.append(escape(line[last:match.start()]))
-        kind, text = match.lastgroup, match.group()
-        if kind == "word":
-            out.append(Markup('<span class="kw">{}</span>').format(text) if text in KEYWORDS else escape(text))
-        else:
-            out.append(Markup('<span class="{}">{}</span>').format(kind[:3], text))
-        last = match.end()
-    out.append(escape(line[last:]))
-    return Markup("").join(out)
+def css_class(token) -> str:
+    """Pygments' short name of a token type (its nearest standard ancestor's)."""
+    while token not in STANDARD_TYPES:
+        token = token.parent
+    return STANDARD_TYPES[token]
 
 
 def highlight(source: str) -> list[Markup]:
-    """One Markup per line (line numbers are the list index + 1)."""
-    return [highlight_line(line) for line in source.split("\n")]
+    """One Markup per line (line numbers are the list index + 1). The text is lexed as it is (no
+    newline normalised or added), so the lines are exactly source.split("\\n")."""
+    lines: list[list[Markup]] = [[]]
+    for _index, token, value in _LEXER.get_tokens_unprocessed(source):
+        for number, part in enumerate(value.split("\n")):
+            if number:
+                lines.append([])
+            if part:
+                lines[-1].append(escape(part) if token in PLAIN
+                                 else Markup('<span class="{}">{}</span>').format(css_class(token), part))
+    return [Markup("").join(line) for line in lines]
+
+
+def highlight_line(line: str) -> Markup:
+    return highlight(line)[0]

@@ -49,11 +49,12 @@ def timeline(path: str, customer_id: str) -> dict | None:
                                     "order by due_date", [customer_id]))
         steps, events = [], []
         if _table_exists(db, "outbox"):
+            ids = [r["id"] for r in receivables]
+            # By receivable (indexed), not by customer: the outbox indexes customers only for sent rows.
             steps = list(db.query(
                 "select receivable_id, step, action, day, planned_on, status, not_before, block_code, channel, "
-                "sent_at, delivered_at, result from outbox where customer_id = ? order by planned_on, day, key",
-                [customer_id]))
-            ids = [r["id"] for r in receivables]
+                "sent_at, delivered_at, result from outbox where receivable_id in (select value from json_each(?)) "
+                "order by planned_on, day, key", [json.dumps(ids)]))
             events = list(db.query(
                 "select at, receivable_id, kind, code from collection_events where receivable_id in "
                 "(select value from json_each(?)) order by id desc limit 200", [json.dumps(ids)]))

@@ -133,6 +133,7 @@ NAV = [  # (label, href, scopes that may open it)
     ("Revisões", "/console/reviews", ("decisions:read",)),
     ("Cobrança", "/console/collection", ("collection",)),
     ("Indicadores", "/console/kpis", ("decisions:read",)),
+    ("Replays", "/console/replays", ("lab",)),
 ]
 
 

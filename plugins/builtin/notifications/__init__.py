@@ -91,7 +91,6 @@ def build_channels(settings: dict | None, store: IdempotencyStore | None = None,
     settings = dict(settings or {})
     shared = {key: settings.pop(key) for key in _SHARED if key in settings}
     db = settings.pop("idempotency_db", None)
-    store = store if store is not None else IdempotencyStore(db or ":memory:")
     channels = []
     for section_name, section in settings.items():
         if not section or not isinstance(section, dict):
@@ -104,6 +103,8 @@ def build_channels(settings: dict | None, store: IdempotencyStore | None = None,
         if cls is None:
             raise ValueError(f"notifications.{section_name}: unknown channel type {kind!r} "
                              f"(expected one of {', '.join(sorted(_KINDS))})")
+        if store is None:  # made for the first channel: no channel, no SQLite file (nor sqlite_utils import)
+            store = IdempotencyStore(db or ":memory:")
         options = {**shared, **section, "store": store, **extra}
         options.setdefault("name", section_name)
         if cls is HTTPGatewayChannel:

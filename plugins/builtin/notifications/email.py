@@ -182,6 +182,8 @@ class FileOutboxChannel(EmailChannel):
     to `directory` instead of sending them (status "sent", provider_id = Message-ID)."""
 
     name = "outbox"
+    #: Writing a local file: delivered directly, without a worker thread and its hand-offs.
+    inline = True
 
     def __init__(self, *, directory: str, from_address: str = "regua@localhost", **common):
         super().__init__(from_address=from_address, **common)

@@ -179,6 +179,9 @@ class FileOutboxTextChannel(HTTPGatewayChannel):
     `.sms.txt` / `.whatsapp.txt` file instead of calling a gateway (status "sent": the sandbox
     proves no delivery; provider_id = the file's name)."""
 
+    #: Writing a local file: delivered directly, without a worker thread and its hand-offs.
+    inline = True
+
     def __init__(self, *, directory: str, channel: str = "sms", **common):
         common.setdefault("name", f"{channel}_outbox")
         super().__init__(url="http://sandbox.invalid/", channel=channel, **common)
