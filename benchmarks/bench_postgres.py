@@ -11,8 +11,10 @@ fsync and synchronous_commit on) in a temporary folder, and measures:
 3. how long a policy published on one replica takes to serve on another (two `regua serve`
    processes on one PostgreSQL; LISTEN/NOTIFY, polling every 30 s as the fallback), target < 1 s.
 
-Not measured here: the first collection run over 1,000,000 receivables on PostgreSQL (the
-collection store is SQLite only so far; benchmarks/bench_collection.py measures it on SQLite).
+4. the first real collection run (settle, plan, outbox written in bulk, collectors' queue; no
+   dispatch: no channel is configured) over 1,000,000 open receivables on each store, each in a
+   fresh process (`--receivables`, `--skip-collection`), target ≤ 120 s. The portfolio is made by
+   gen_portfolio.py in SQLite and copied to PostgreSQL with COPY, both timed apart.
 """
 
 from __future__ import annotations
@@ -36,6 +38,80 @@ BIN = Path(sys.executable).parent
 TARGET_WRITES = 20_000  # decisions/s on PostgreSQL, at least
 TARGET_RATIO = 0.90  # /evaluate on PostgreSQL / on SQLite, at least
 TARGET_PROPAGATION_S = 1.0  # publish on A -> served by B, at most
+TARGET_COLLECTION_S = 120.0  # first collection run over 1,000,000 receivables, at most
+COLLECTION_TABLES = ("customers", "receivables", "payments", "agreements")
+
+
+def load_portfolio(sqlite_path: str, url: str) -> float:
+    """Copy the generated portfolio into PostgreSQL (the same tables, made by the same migrations) with COPY."""
+    import sqlite3
+
+    from regua.portfolio import Portfolio
+    from regua.portfolio.collection.store import CollectionStore
+
+    started = time.perf_counter()
+    Portfolio(url).close()
+    CollectionStore(url).close()
+    source = sqlite3.connect(sqlite_path)
+    from regua import postgres
+
+    with postgres.connect(url) as conn:
+        for table in COLLECTION_TABLES:
+            columns = [row[1] for row in source.execute(f"pragma table_info({table})")]
+            names = ", ".join(columns)
+            with conn.cursor() as cursor, cursor.copy(f"copy {table} ({names}) from stdin") as copy:
+                for row in source.execute(f"select {names} from {table}"):
+                    copy.write_row(row)
+            conn.execute(f"analyze {table}")
+    source.close()
+    return time.perf_counter() - started
+
+
+def collection_child(location: str, as_of: str) -> int:
+    """One first collection run in this fresh process; prints its figures as JSON."""
+    import datetime as dt
+
+    from regua.engine import compiler
+    from regua.portfolio.collection.runner import Runner
+    from regua.portfolio.collection.settings import CollectionSettings
+
+    day = dt.date.fromisoformat(as_of)
+    policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua")
+                for name in ("cobranca_b2c", "cobranca_b2b")}
+    runner = Runner(location, policies, None, CollectionSettings())  # no registry: plans, dispatches nothing
+    started = time.perf_counter()
+    summary = runner.run(day, now=dt.datetime.combine(day, dt.time(12), dt.timezone.utc))
+    seconds = time.perf_counter() - started
+    outbox = runner.store.db.execute("select count(*) from outbox").fetchone()[0]
+    runner.close()
+    with open("/proc/self/status") as handle:
+        peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+    print(json.dumps({"seconds": round(seconds, 2), "receivables": summary.receivables, "outbox": outbox,
+                      "planned": sum(summary.planned.values()), "peak_rss_mb": round(peak / 1024)}))
+    return 0
+
+
+def collection_runs(tmp: Path, url: str, receivables: int) -> dict:
+    import subprocess
+
+    from gen_portfolio import AS_OF, generate
+
+    path = str(tmp / "portfolio.db")
+    started = time.perf_counter()
+    generate(path, receivables, AS_OF)
+    generated = time.perf_counter() - started
+    copied = load_portfolio(path, url)
+    print(f"  portfolio of {receivables:,} open receivables: generated in {generated:.1f} s (SQLite), "
+          f"copied to PostgreSQL in {copied:.1f} s (COPY)", flush=True)
+    out = {"receivables": receivables, "generate_s": round(generated, 1), "copy_s": round(copied, 1)}
+    for name, location in (("sqlite", path), ("postgresql", url)):
+        done = subprocess.run([sys.executable, __file__, "--collection-child", location, "--as-of", AS_OF.isoformat()],
+                              capture_output=True, text=True, check=True)
+        out[name] = json.loads(done.stdout.splitlines()[-1])
+        result = out[name]
+        print(f"  {name:10} {result['seconds']:>8.1f} s  {result['outbox']:,} outbox rows, "
+              f"peak RSS {result['peak_rss_mb']:,} MB", flush=True)
+    return out
 
 
 def decision_rows(count: int) -> list[tuple]:
@@ -154,8 +230,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of untimed load before each run (2)")
     parser.add_argument("--publishes", type=int, default=5, help="publish-to-replica measurements (5)")
+    parser.add_argument("--receivables", type=int, default=1_000_000,
+                        help="open receivables of the first collection run (1000000)")
+    parser.add_argument("--skip-collection", action="store_true", help="leave out the collection run")
+    parser.add_argument("--collection-only", action="store_true", help="measure only the collection run")
+    parser.add_argument("--collection-child", help=argparse.SUPPRESS)
+    parser.add_argument("--as-of", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "postgres.json")
     args = parser.parse_args()
+    if args.collection_child:
+        return collection_child(args.collection_child, args.as_of)
     import warnings
 
     with warnings.catch_warnings():
@@ -171,13 +255,19 @@ def main() -> int:
         server = pgserver.get_server(tmp / "pgdata", cleanup_mode="stop")
         try:
             admin = server.get_uri()
-            for name in ("writer", "evaluate", "replicas"):
+            for name in ("writer", "evaluate", "replicas", "collection"):
                 with postgres.connect(admin) as conn:
                     conn.execute(f"create database {name}")
 
             def url(name: str) -> str:
                 return make_conninfo(admin, dbname=name) if "://" not in admin else admin.replace("/postgres?", f"/{name}?")
 
+            if not args.skip_collection:
+                print(f"first collection run, {args.receivables:,} open receivables (settle, plan, outbox in bulk):",
+                      flush=True)
+                figures["collection"] = collection_runs(tmp, url("collection"), args.receivables)
+            if args.collection_only:
+                return _report(args, figures)
             rows = decision_rows(args.decisions)
             print(f"decision log writer, {args.decisions:,} decisions submitted at once:", flush=True)
             figures["writer"] = {"sqlite": writer_throughput(str(tmp / "writer.db"), rows),
@@ -195,12 +285,30 @@ def main() -> int:
             figures["propagation"] = propagation(tmp, url("replicas"), args.publishes)
         finally:
             server.cleanup()
-    verdict = {"writer": figures["writer"]["postgresql"]["per_second"] >= TARGET_WRITES,
-               "propagation": figures["propagation"]["max_s"] <= TARGET_PROPAGATION_S}
+    return _report(args, figures)
+
+
+def _report(args, figures: dict) -> int:
+    verdict = {}
+    if "writer" in figures:
+        verdict["writer"] = figures["writer"]["postgresql"]["per_second"] >= TARGET_WRITES
+        verdict["propagation"] = figures["propagation"]["max_s"] <= TARGET_PROPAGATION_S
+    if "collection" in figures:
+        verdict["collection"] = all(figures["collection"][name]["seconds"] <= TARGET_COLLECTION_S
+                                    for name in ("sqlite", "postgresql"))
     if "evaluate" in figures:
         verdict["evaluate_ratio"] = figures["evaluate"]["ratio"] >= TARGET_RATIO
     print()
     print(f"{'measure':48} {'value':>12}  target   verdict")
+    if "collection" in figures:
+        runs = figures["collection"]
+        for name in ("postgresql", "sqlite"):
+            print(f"{'first collection run, ' + name + ' (s)':48} {runs[name]['seconds']:>12.1f}  ≤{TARGET_COLLECTION_S:g}"
+                  f"   {'PASS' if runs[name]['seconds'] <= TARGET_COLLECTION_S else 'MISS'}"
+                  f"   ({runs['receivables']:,} receivables, {runs[name]['outbox']:,} outbox rows)")
+        print(f"{'  PostgreSQL / SQLite':48} {runs['postgresql']['seconds'] / runs['sqlite']['seconds']:>12.2f}")
+    if "writer" not in figures:
+        return _write(args, figures, verdict)
     writer = figures["writer"]
     ratio_w = writer["postgresql"]["per_second"] / writer["sqlite"]["per_second"]
     print(f"{'decisions/s written to PostgreSQL (COPY)':48} {writer['postgresql']['per_second']:>12,}  ≥{TARGET_WRITES:,}"
@@ -213,6 +321,10 @@ def main() -> int:
     prop = figures["propagation"]
     print(f"{'publish on A -> served by B, worst of runs (s)':48} {prop['max_s']:>12.3f}  ≤{TARGET_PROPAGATION_S}"
           f"   {'PASS' if verdict['propagation'] else 'MISS'}   (median {prop['median_s']} s)")
+    return _write(args, figures, verdict)
+
+
+def _write(args, figures: dict, verdict: dict) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "body"}
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,

@@ -88,6 +88,16 @@ class LazyGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands(self.commands)
 
+    def invoke(self, ctx):
+        """A PostgreSQL store that cannot be used (not installed, unreachable) is one line, without
+        the password, from any command: never a traceback."""
+        from regua.postgres import PostgresUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except PostgresUnavailable as error:
+            raise click.ClickException(str(error)) from None
+
 
 @click.group(cls=LazyGroup)
 @click.version_option(version=__version__, package_name="regua")

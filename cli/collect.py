@@ -174,7 +174,7 @@ def deliveries_import_command(file, fmt, encoding, as_json, config_path, db, pol
     from regua.portfolio.collection.store import CollectionStore
 
     settings = workflow_settings(config_path, db, policies, sandbox)
-    if settings.store.path != ":memory:" and not Path(settings.store.path).exists():
+    if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
     now = dt.datetime.now(dt.timezone.utc)
     try:
@@ -190,7 +190,7 @@ def deliveries_import_command(file, fmt, encoding, as_json, config_path, db, pol
             receipts.append((where, parse_row(raw, now)))
         except InvalidReceipt as invalid:
             problems.append((where, invalid.field, invalid.code, invalid.message))
-    store = CollectionStore(settings.store.path)
+    store = CollectionStore(settings.store.location)
     try:  # checked against the store either way; written only when every row is fine
         results, refusals = store.record_receipts(receipts, now, write=not problems)
     finally:

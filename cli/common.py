@@ -130,7 +130,7 @@ def fail_json(code: str, message: str, errors: list | None = None):
 def workflow_options(command):
     for option in reversed([
         click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file."),
-        click.option("--db", help="SQLite file of the store (default: the configuration's store.path)."),
+        click.option("--db", help="The store: a SQLite file or a postgresql:// URL (default: the configuration's store)."),
         click.option("--policies", help="Policies folder (default: the configuration's policies.folder)."),
         click.option("--sandbox", is_flag=True, default=False, help="Offline: e-mails to <db folder>/outbox, sandbox bureau."),
     ]):
@@ -143,15 +143,11 @@ def store_variable(db: str | None) -> str:
     return "REGUA_STORE__URL" if db and db.startswith(("postgresql://", "postgres://")) else "REGUA_STORE__PATH"
 
 
-def workflow_settings(config_path, db, policies, sandbox, postgres_ok: bool = False) -> Settings:
-    """Settings for a command working on the store's file. The portfolio, collection and monitoring
-    live in the SQLite file store.path (also when the server's store is PostgreSQL, store.url), so
-    `--db postgresql://…` is refused here unless the command works on PostgreSQL (`postgres_ok`)."""
+def workflow_settings(config_path, db, policies, sandbox) -> Settings:
+    """Settings for a command working on the store (`settings.store.location`: the PostgreSQL
+    database store.url when set, else the SQLite file store.path); `--db` sets whichever its
+    value is (store_variable)."""
     from regua.server.config import ConfigError, load_settings
-
-    if not postgres_ok and store_variable(db) == "REGUA_STORE__URL":
-        raise click.UsageError("--db: this command works on the SQLite file of the portfolio (store.path), "
-                               "not on PostgreSQL yet (docs/operating.md, scaling out)")
 
     environ = dict(os.environ)
     for key, value in ((store_variable(db), db), ("REGUA_POLICIES__FOLDER", policies)):
@@ -175,7 +171,7 @@ def load_folder(settings: Settings, kind: str, **registry_options):
     from regua.plugins.manager import PluginSettings
     from regua.plugins.registry import Registry
 
-    if not Path(settings.store.path).exists():
+    if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database (load the portfolio with `regua import`)")
     registry = Registry.load(PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
                                             config=plugin_config(settings)), **registry_options)

@@ -30,14 +30,11 @@ class _Session:
         from regua import postgres
         from regua.server.experiments import ExperimentService
         from regua.server.policies import PolicyService
-        from regua.server.store import Store
+        from regua.server.store import open_store
 
-        if postgres.is_url(db):  # the experiment store works on SQLite connections (docs/operating.md)
-            raise click.UsageError("experiments are not on a PostgreSQL store yet: run them on a server "
-                                   "with the SQLite store (store.path)")
-        if not Path(db).exists():
+        if not postgres.is_url(db) and not Path(db).exists():
             raise click.UsageError(f"{db}: no such database (the server's store.path)")
-        self.store = Store(db)
+        self.store = open_store(db)  # a SQLite file or the PostgreSQL database replicas share
         self.policies = PolicyService(self.store, registry().environment())
         self.policies.refresh(force=True)
         self.service = ExperimentService(self.store, self.policies, worker=False)

@@ -28,14 +28,19 @@ def _service(settings) -> MonitoringService:
     from regua.engine import brazil
     from regua.portfolio.monitoring.account import AccountLookup
     from regua.server.monitoring import MonitoringService
-    from regua.server.store import Store
+    from regua.server.store import open_store
 
-    registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path,
+    cache = None
+    if settings.store.url:  # bureau answers cached in the shared database, as the server caches them
+        from regua.server.connector_cache import PostgresBureauCache
+
+        cache = PostgresBureauCache(settings.store.url)
+    registry, policies = load_folder(settings, "monitoring", cache_path=settings.store.path, cache=cache,
                                      sandbox_aliases=settings.sandbox)
-    Store(settings.store.path).close()  # the decision log's tables
+    open_store(settings.store.location).close()  # the decision log's tables
     active = {name: SimpleNamespace(prepared=prepared, revision=0) for name, prepared in policies.items()}
     connectors = registry.engine_connectors()
-    connectors.register("portfolio.customer", AccountLookup(settings.store.path, brazil.today))
+    connectors.register("portfolio.customer", AccountLookup(settings.store.location, brazil.today))
     return MonitoringService(settings, registry, SimpleNamespace(active=active), connectors)
 
 
@@ -163,13 +168,14 @@ def limits_command(customer_id, count, as_json, config_path, db, policies, sandb
     from regua.portfolio.monitoring.store import MonitoringStore
 
     settings = workflow_settings(config_path, db, policies, sandbox)
-    if not Path(settings.store.path).exists():
+    if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
-    store = MonitoringStore(settings.store.path)
+    store = MonitoringStore(settings.store.location)
     try:
         known = store.db.execute("select 1 from customers where id = ?", [customer_id]).fetchone()
         if known is None:
-            raise click.ClickException(f"no customer with id '{customer_id}' in {settings.store.path}")
+            where = "the PostgreSQL store" if settings.store.url else settings.store.path  # never the URL's password
+            raise click.ClickException(f"no customer with id '{customer_id}' in {where}")
         current, history = store.limit(customer_id), store.history(customer_id, count)
     finally:
         store.close()

@@ -12,7 +12,7 @@ from .common import err, out
 @click.command("import")
 @click.argument("kind", type=click.Choice(["customers", "receivables", "payments", "agreements"]))
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--db", default="var/regua.db", show_default=True, help="SQLite file of the store.")
+@click.option("--db", default="var/regua.db", show_default=True, help="The store: a SQLite file or a postgresql:// URL.")
 @click.option("--skip-invalid", is_flag=True, help="Write the valid rows even when some are rejected.")
 @click.option("--delimiter", type=click.Choice([",", ";", "tab"]),
               help="CSV separator (default: detected from the header; Excel pt-BR uses ;).")

@@ -29,7 +29,7 @@ def purge_command(before, config_path, db, replays_only, dry_run, by, as_json) -
 
     from regua.server.retention import purge
 
-    settings = workflow_settings(config_path, db, None, False, postgres_ok=True)
+    settings = workflow_settings(config_path, db, None, False)
     if not settings.store.url and not Path(settings.store.path).exists():
         raise click.UsageError(f"{settings.store.path}: no such database")
     report = purge(settings.store.location, before.date(), by, dry_run, replays_only=replays_only)

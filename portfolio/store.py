@@ -1,8 +1,10 @@
-"""The portfolio in SQLite (sqlite-utils): one table per record kind, upserted by id.
+"""The portfolio: one table per record kind, upserted by id, in SQLite or PostgreSQL.
 
-It lives in the same file as the server's store (`store.path`), WAL mode, with its own
-migration set (`regua.portfolio`) applied under the same kind of file lock. A save is one
-transaction: a batch is stored whole or not at all.
+On SQLite it lives in the same file as the server's store (`store.path`), WAL mode, with its own
+migration set (`regua.portfolio`) applied under the same kind of file lock; on PostgreSQL in the
+server's database (`store.url`), migrated under the advisory lock (regua.dialect says how one
+store runs on both). A save is one transaction: a batch is stored whole or not at all.
+Money is text on SQLite and `numeric(15, 2)` on PostgreSQL, days are `date`: never a float.
 """
 
 from __future__ import annotations
@@ -11,16 +13,31 @@ import json
 from pathlib import Path
 
 import msgspec
-from sqlite_utils import Migrations
 
-from regua import sqlite
+from regua import dialect, postgres
+from regua.schema import Migrations
 
 from .model import Agreement, Customer, Payment, Receivable
 
 MIGRATIONS = Migrations("regua.portfolio")
 
 
-@MIGRATIONS()
+@MIGRATIONS(postgres="""
+    create table customers (id text collate "C" primary key, document text not null, kind text, name text not null,
+                            uf text not null, segment text, email text, phone text, whatsapp text, channels text);
+    create index idx_customers_document on customers (document);
+    create table receivables (id text collate "C" primary key,
+                              customer_id text collate "C" not null references customers (id),
+                              amount numeric(15, 2) not null, issue_date date, due_date date, status text,
+                              disputed boolean);
+    create index idx_receivables_status_due_date on receivables (status, due_date);
+    create index idx_receivables_customer_id on receivables (customer_id);
+    create table payments (id text collate "C" primary key, receivable_id text collate "C" references receivables (id),
+                           amount numeric(15, 2), paid_on date);
+    create index idx_payments_receivable_id on payments (receivable_id);
+    create table agreements (id text collate "C" primary key, customer_id text references customers (id),
+                             receivable_ids text, created_on date, instalments text, status text);
+""")
 def m001_portfolio(db):
     db["customers"].create({"id": str, "document": str, "kind": str, "name": str, "uf": str, "segment": str,
                             "email": str, "phone": str, "whatsapp": str, "channels": str}, pk="id",
@@ -39,7 +56,7 @@ def m001_portfolio(db):
                             foreign_keys=[("customer_id", "customers", "id")])
 
 
-@MIGRATIONS()
+@MIGRATIONS(postgres="alter table customers add column manager text")
 def m002_account_manager(db):
     db["customers"].add_column("manager", str)
 
@@ -62,12 +79,14 @@ def _row(record: msgspec.Struct) -> dict:
 
 class Portfolio:
     def __init__(self, path: str):
+        """`path`: the store's location, a SQLite file or a postgresql:// URL."""
         if path == ":memory:":
             raise ValueError("the portfolio needs a file path")
         self.path = path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        sqlite.migrate(path, MIGRATIONS)
-        self.db = sqlite.connect(path)
+        if not postgres.is_url(path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        dialect.migrate(path, MIGRATIONS)
+        self.db = dialect.connect(path)
 
     def existing_ids(self, table: str, ids: set[str]) -> set[str]:
         if not ids:
@@ -82,7 +101,7 @@ class Portfolio:
 
     def save(self, records: list[msgspec.Struct]) -> int:
         """Upsert records (all of one kind or mixed) in one transaction; returns how many."""
-        with sqlite.transaction(self.db):
+        with dialect.transaction(self.db):
             for record in records:
                 self.db[TABLES[type(record)]].upsert(_row(record), pk="id")
         return len(records)

@@ -66,7 +66,8 @@ def _psycopg():
 
 def plain(value):
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        # As written: the server's stores write microseconds, collection and monitoring whole seconds.
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds" if value.microsecond else "seconds")
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

@@ -22,7 +22,6 @@ from regua.plugins.registry import Registry
 
 from . import slow_clients
 from .api import ROUTES
-from .api.experiments import ExperimentController
 from .auth import PUBLIC, ApiKeyMiddleware, check_route_access
 from .bodies import JsonBodyRequest, StrictStructSchemaPlugin, strict_request
 from .config import Settings, load_settings
@@ -56,14 +55,9 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     async def on_shutdown(app: Litestar) -> None:
         services.stop()
 
-    # The web console and experiments read and write the store through SQLite connections: not on a
-    # PostgreSQL store yet (docs/operating.md, scaling out), where /console and /experiments are
-    # absent rather than broken (and the evaluator routes no request to an experiment there).
     on_postgres = bool(settings.store.url)
-    console = [] if on_postgres else [console_router()]
-    routes = [route for route in ROUTES if not (on_postgres and route is ExperimentController)]
     app = Litestar(
-        route_handlers=[*routes, *console, static_router(), swagger_assets_router()],
+        route_handlers=[*ROUTES, console_router(), static_router(), swagger_assets_router()],
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
                     slow_clients.body_timeout(settings.server.body_timeout),

@@ -17,12 +17,12 @@ from typing import Callable
 
 import msgspec
 
+from regua.dialect import connect
 from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
 from regua.portfolio.collection.runner import CreditorNotIdentified, RunLocked, Runner, RunSummary
 from regua.portfolio.collection.settings import CollectionSettings
 from regua.portfolio.collection.simulate import simulate
-from regua.sqlite import connect
 
 from .config import Settings
 
@@ -35,7 +35,9 @@ class CollectionUnavailable(Exception):
 
 
 def plugin_config(settings: Settings) -> dict:
-    """The plugins' configuration with the defaults the cadence needs (see the module docstring)."""
+    """The plugins' configuration with the defaults the cadence needs (see the module docstring).
+    The idempotency store and the sandbox's files are this host's, next to store.path, also when
+    the store is PostgreSQL: the outbox's claims keep two hosts from sending the same step."""
     config = {name: dict(section) for name, section in settings.plugins.config.items()}
     base = Path(settings.store.path)
     if settings.sandbox:
@@ -62,7 +64,7 @@ def collection_settings(settings: Settings) -> CollectionSettings:
 
 class CollectionService:
     def __init__(self, settings: Settings, registry, policies: Callable[[], dict[str, PreparedPolicy]]):
-        self.path = settings.store.path
+        self.path = settings.store.location  # a SQLite file or the PostgreSQL database (store.url)
         self.settings = collection_settings(settings)
         self.registry = registry
         self.policies = policies

@@ -269,13 +269,6 @@ def _validate(settings: Settings, where: str) -> None:
         problems.append("store.replay_retention_days: cannot be negative (0 keeps replay jobs with the decisions)")
     if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
         problems.append("store.url: expected a postgresql:// URL (leave it empty for the SQLite file store.path)")
-    if settings.store.url and (collection.enabled or settings.monitoring.poll):
-        # The portfolio, the outbox and the monitoring state are still in the SQLite file store.path:
-        # replicas each running the scheduler on a file of their own would send the same steps twice.
-        problems.append(f"{'collection.enabled' if collection.enabled else 'monitoring.poll'}: the collection scheduler "
-                        "and the monitoring poller keep their state in the SQLite file store.path, not in store.url "
-                        "(PostgreSQL) yet; run them on one host with `regua collect` / `regua monitor` "
-                        "(docs/operating.md, scaling out)")
     if settings.store.flush_interval_ms < 1 or settings.store.flush_max < 1:
         problems.append("store.flush_interval_ms and store.flush_max: must be positive")
     names = set()

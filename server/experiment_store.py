@@ -1,4 +1,5 @@
-"""Experiments in the server's SQLite store: definitions, arms and their buckets, the audit trail,
+"""Experiments in the server's store (SQLite, or PostgreSQL through `store.db`, regua.dialect):
+definitions, arms and their buckets, the audit trail,
 and which arm made each decision (server/migrations.py m006).
 
 Every change is one transaction that also appends its audit entry: an experiment is never seen
@@ -111,11 +112,11 @@ class ExperimentStore:
 
     def audit(self, name: str) -> list[dict]:
         return [dict(row, detail=json.loads(row["detail"] or "{}")) for row in self.db.query(
-            "select at, by, action, detail from experiment_audit where experiment = ? order by id", [name])]
+            'select at, "by", action, detail from experiment_audit where experiment = ? order by id', [name])]
 
     # ---- changing ----
     def _audit(self, db, name: str, by: str, action: str, detail: dict) -> None:
-        db.execute("insert into experiment_audit (experiment, at, by, action, detail) values (?, ?, ?, ?, ?)",
+        db.execute('insert into experiment_audit (experiment, at, "by", action, detail) values (?, ?, ?, ?, ?)',
                    [name, utc_now(), by, action, json.dumps(detail, ensure_ascii=False, sort_keys=True)])
 
     def create(self, definition: dict, challenger_sources: dict[str, tuple[str, str, str]], by: str) -> dict:
@@ -125,6 +126,7 @@ class ExperimentStore:
         name, policy = definition["name"], definition["policy"]
         now = utc_now()
         with self.store.transaction() as db:
+            self.store.lock_versions(db)  # challengers get revision numbers: one writer at a time
             if list(db.query("select 1 from experiments where name = ?", [name])):
                 raise ExperimentConflict(409, "EXPERIMENT_EXISTS", f"an experiment named '{name}' already exists",
                                          "name")
@@ -205,8 +207,8 @@ class ExperimentStore:
                                          f"'{arm_name}' is not a challenger of experiment '{name}'", "arm")
             version = list(db.query("select id from policy_versions where name = ? and revision = ?",
                                     [experiment["policy"], arm["revision"]]))
-            Store._activate(db, experiment["policy"], version[0]["id"], by,
-                            f"promoted from experiment {name} (arm {arm_name})")
+            self.store.activate_in(db, experiment["policy"], version[0]["id"], by,
+                                   f"promoted from experiment {name} (arm {arm_name})")
             db.execute("update experiments set status = 'promoted', updated_at = ? where name = ?", [utc_now(), name])
             self._audit(db, name, by, "promote", {"arm": arm_name, "revision": arm["revision"]})
             return self.get(name, db)

@@ -23,6 +23,7 @@ import time
 
 import msgspec
 
+from regua.dialect import transaction
 from regua.engine import brazil
 from regua.engine.connectors import Connectors, mask_document
 from regua.engine.recorded import encode_answers
@@ -32,7 +33,6 @@ from regua.portfolio.monitoring.monitor import AlertConflict, Monitor, Result, a
 from regua.portfolio.monitoring.recheck import RecheckSummary, recheck
 from regua.portfolio.monitoring.settings import MonitoringSettings
 from regua.portfolio.monitoring.store import MonitoringStore
-from regua.sqlite import transaction
 
 from .collection import collection_settings
 from .config import SANDBOX_KEY, Settings
@@ -62,12 +62,16 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+#: The advisory lock of the process polling the monitoring sources (PostgreSQL).
+POLL_LOCK = 0x5265677561_706F6C
+
+
 class MonitoringService:
     def __init__(self, settings: Settings, registry, policies, connectors: Connectors, today=brazil.today):
         self.settings: MonitoringSettings = settings.monitoring
         if settings.sandbox and not self.settings.manager_email:  # sandbox e-mails land in the outbox folder
             self.settings = msgspec.structs.replace(self.settings, manager_email=SANDBOX_MANAGER)
-        self.path = settings.store.path
+        self.path = settings.store.location  # a SQLite file or the PostgreSQL database (store.url)
         self.sandbox = settings.sandbox
         self.registry = registry
         self.policies = policies  # server.policies.PolicyService
@@ -84,12 +88,11 @@ class MonitoringService:
         self._sender_lock = threading.Lock()
         self._sources: dict[str, Resilient] = {}
         MonitoringStore(self.path).close()  # migrated once here; each thread then opens a connection
-        if settings.store.url:
-            # Monitoring decisions are written in the monitor's own SQLite transaction, next to the
-            # state they change: in store.path, whose decision tables the PostgreSQL store does not make.
-            from .store import Store
+        # Monitoring decisions are written in the monitor's own transaction, next to the state they
+        # change: the decision log's tables must exist in that database (SQLite file or PostgreSQL).
+        from .store import open_store
 
-            Store(self.path).close()
+        open_store(self.path).close()
 
     # ---- plumbing ----
     def monitor(self) -> Monitor:
@@ -224,6 +227,14 @@ class MonitoringService:
     def poll_locked(self, now: dt.datetime | None = None) -> dict[str, dict] | None:
         """poll(), by one process at a time (server workers and `regua monitor --poll`); None when
         another one is polling: a paid feed is never polled twice at once."""
+        store = self.monitor().store
+        if store.postgres:  # replicas and hosts share the database: an advisory lock, held while polling
+            if not store.db.execute("select pg_try_advisory_lock(?)", [POLL_LOCK]).fetchone()[0]:
+                return None
+            try:
+                return self.poll(now)
+            finally:
+                store.db.execute("select pg_advisory_unlock(?)", [POLL_LOCK])
         with open(self.path + ".monitor-lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

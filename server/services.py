@@ -127,7 +127,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     env = registry.environment()
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
-    connectors.register("portfolio.customer", AccountLookup(settings.store.path, today or brazil.today))
+    connectors.register("portfolio.customer", AccountLookup(settings.store.location, today or brazil.today))
     # A policy whose lookups all answer without network I/O is evaluated on the event loop.
     policies = PolicyService(store, env, connectors.is_inline, settings.policies.folder,
                              settings.policies.cache_dir or None)
@@ -136,12 +136,8 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
-    # Experiments keep their state through SQLite connections (server/experiment_store.py): none on a
-    # PostgreSQL store yet, where /experiments is not served and every request takes the active revision.
-    experiments = None
-    if not postgres.is_url(settings.store.url):
-        experiments = ExperimentService(store, policies, metrics=metrics.shadow)
-        experiments.refresh(force=True)
+    experiments = ExperimentService(store, policies, metrics=metrics.shadow)
+    experiments.refresh(force=True)
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,
                           evaluation_budget=settings.server.evaluation_budget,

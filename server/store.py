@@ -125,6 +125,13 @@ class Store:
     def transaction(self, db: sqlite_utils.Database | None = None):
         return sqlite.transaction(db or self.db)
 
+    def lock_versions(self, db) -> None:
+        """Inside `db`'s transaction, nothing more to do: BEGIN IMMEDIATE already serialises writers."""
+
+    def activate_in(self, db, name: str, version_id: int, activated_by: str, reason: str) -> None:
+        """Make a stored version active inside `db`'s transaction (an experiment's promotion)."""
+        self._activate(db, name, version_id, activated_by, reason)
+
     def migrate(self) -> list[str]:
         return sqlite.migrate(self.path, MIGRATIONS)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from regua import postgres
+from regua import dialect, postgres
 
 from .migrations import MIGRATIONS
 from .store_common import DECISION_COLUMNS, StoreError, utc_now
@@ -48,6 +48,7 @@ class PostgresStore:
         self._listener = None
         self._listener_thread = None
         self._listener_lock = threading.Lock()
+        self._local = threading.local()
 
     # ---- connections ----
     @property
@@ -61,9 +62,34 @@ class PostgresStore:
         with self.pool.connection() as conn:
             return postgres.applied(conn, MIGRATIONS)
 
+    @property
+    def db(self) -> dialect.PostgresDatabase:
+        """This thread's connection with the sqlite-utils surface (regua.dialect), for the code
+        written against `Store.db` (the console, experiments): one per thread, like SQLite's."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = dialect.PostgresDatabase(self.url)
+        return db
+
+    def transaction(self, db=None):
+        return dialect.transaction(db or self.db)
+
+    def lock_versions(self, db) -> None:
+        """Inside `db`'s transaction: number revisions and activate one at a time (see the module docstring)."""
+        db.execute("select pg_advisory_xact_lock(?)", [ACTIVATION_LOCK])
+
+    def activate_in(self, db, name: str, version_id: int, activated_by: str, reason: str) -> None:
+        """Make a stored version active inside `db`'s transaction (an experiment's promotion)."""
+        self.lock_versions(db)
+        self._activate(db.conn.raw, name, version_id, activated_by, reason)
+
     def close(self) -> None:
-        """Close this thread's connections, as the SQLite store does: the listener, when this thread
-        opened it (the pool is the process's, shared by every store on this URL)."""
+        """Close this thread's connections, as the SQLite store does: its `db`, and the listener
+        when this thread opened it (the pool is the process's, shared by every store on this URL)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
         with self._listener_lock:
             if self._listener is not None and self._listener_thread == threading.get_ident():
                 self._listener.close()

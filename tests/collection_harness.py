@@ -20,6 +20,25 @@ from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Payment, Receivable
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
+#: The PostgreSQL database of the test running now, when it runs on that backend (the
+#: `collection_backend` fixture in conftest.py sets these); None: a SQLite file in the test's folder.
+STORE_URL: str | None = None
+POSTGRES = None  # the session's server (postgres_harness.PostgresForTests)
+_DATABASES: dict[Path, str] = {}  # folder -> its database, for the test running now
+
+
+def store_at(folder: Path, name: str = "regua.db") -> str:
+    """Where a store of the test lives: a SQLite file in `folder`, or on PostgreSQL a database of
+    its own per folder (the test's first folder gets the fixture's database, the others new ones,
+    dropped with it: see `collection_backend`)."""
+    if STORE_URL is None:
+        return str(Path(folder) / name)
+    folder = Path(folder)
+    if not _DATABASES:
+        _DATABASES[folder] = STORE_URL
+    if folder not in _DATABASES:
+        _DATABASES[folder] = POSTGRES.new_database()
+    return _DATABASES[folder]
 CREDITOR = ("Loja Exemplo Ltda", "11.444.777/0001-61", "Rua Augusta, 500, São Paulo - SP, 01304-000")
 
 

@@ -72,3 +72,24 @@ def module_backend(request, tmp_path_factory):
     url = postgres_server.new_database()
     yield {"url": url}
     postgres_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def collection_backend(request, tmp_path):
+    """Run a collection or monitoring test once per backend: `collection_harness.store_at(tmp_path)`
+    is a SQLite file, then a fresh PostgreSQL database. Returns the store's location."""
+    import collection_harness
+
+    if request.param == "sqlite":
+        yield str(tmp_path / "regua.db")
+        return
+    url = request.getfixturevalue("postgres_url")
+    collection_harness.STORE_URL, collection_harness.POSTGRES = url, request.getfixturevalue("postgres_server")
+    try:
+        yield url
+    finally:
+        for other in collection_harness._DATABASES.values():
+            if other != url:
+                collection_harness.POSTGRES.drop(other)
+        collection_harness._DATABASES.clear()
+        collection_harness.STORE_URL = collection_harness.POSTGRES = None

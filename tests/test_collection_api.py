@@ -22,7 +22,8 @@ RECEIVABLES = [
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, backend):
+    """A sandbox server, once per store backend (`backend`: a SQLite file, then PostgreSQL)."""
     with ThreadedServer(sandbox_settings(tmp_path)) as running:
         yield running
 

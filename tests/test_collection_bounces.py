@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, portfolio, receivable
+from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, portfolio, receivable, store_at
 
 from regua.engine.compiler import compile_policy
 from regua.plugins.manager import PluginSettings
@@ -43,14 +44,15 @@ step aviso at D+3
 
 
 @pytest.fixture
-def servers():
+def servers(collection_backend):
+    """The SMTP server and the gateway, for a test run once per store backend (collection_backend)."""
     with SMTPServer() as smtp, Gateway() as gateway:
         yield smtp, gateway
 
 
 def make_runner(tmp_path, servers, customers, receivables, regua, name="careless", **settings):
     smtp, gateway = servers
-    db = str(tmp_path / "regua.db")
+    db = store_at(tmp_path)
     portfolio(db, customers, receivables)
     config = {"notifications": notifications_config(smtp.port, gateway.url, str(tmp_path / "receipts.db")),
               "negativation": {"sandbox": {"path": str(tmp_path / "neg.db")}}}
@@ -206,17 +208,19 @@ def test_a_run_for_another_date_is_judged_on_that_date_by_the_sandbox_bureau(tmp
 
 # ---- the sandbox's SMS channel and receipts from files -------------------------------------------
 
-def _regua(*args, cwd):
-    return subprocess.run([str(REGUA), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+def _regua(*args, cwd, folder):
+    # store.path: the sandbox writes its files next to it (with --db postgresql://… too)
+    environ = dict(os.environ, REGUA_STORE__PATH=str(folder / "regua.db"))
+    return subprocess.run([str(REGUA), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=environ)
 
 
-def test_sandbox_sms_and_receipts_imported_from_files(tmp_path):
-    db = tmp_path / "regua.db"
+def test_sandbox_sms_and_receipts_imported_from_files(tmp_path, collection_backend):
+    db = collection_backend  # a SQLite file, then a PostgreSQL database
     sms_only = maria(email="", whatsapp="", channels=["sms"])
     portfolio(str(db), [sms_only], [receivable("t1", "maria", "400.00", DUE), receivable("t2", "maria", "300.00", DUE)])
     cwd = str(Path(__file__).resolve().parent.parent)
     run = _regua("collect", "--db", str(db), "--sandbox", "--as-of", DUE.isoformat(), "--at", "10:00", "--json",
-                 cwd=cwd)
+                 cwd=cwd, folder=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["outcomes"] == {"sent": 2}
     texts = sorted((tmp_path / "outbox").glob("*.sms.txt"))
@@ -234,7 +238,7 @@ def test_sandbox_sms_and_receipts_imported_from_files(tmp_path):
            f"t9:nada;delivered;{sent.isoformat()};;;\r\n"
            f"t1:vencimento;perdido;;;;\r\n")
     (tmp_path / "bad.csv").write_bytes(bad.encode("cp1252"))
-    refused = _regua("deliveries", "import", str(tmp_path / "bad.csv"), "--db", str(db), cwd=cwd)
+    refused = _regua("deliveries", "import", str(tmp_path / "bad.csv"), "--db", str(db), cwd=cwd, folder=tmp_path)
     assert refused.returncode == 1
     assert "line 3: key: RECEIPT_BEFORE_SEND" in refused.stderr and "line 4: key: UNKNOWN_STEP" in refused.stderr
     assert "line 5: status: VALUE" in refused.stderr and "nothing written" in refused.stderr
@@ -248,7 +252,7 @@ def test_sandbox_sms_and_receipts_imported_from_files(tmp_path):
             {"key": "t2:vencimento", "status": "bounced", "failed_at": (sent + dt.timedelta(minutes=1)).isoformat(),
              "reason": "invalid number"}]
     (tmp_path / "good.jsonl").write_text("\n".join(json.dumps(r) for r in good) + "\n", encoding="utf-8")
-    imported = _regua("deliveries", "import", str(tmp_path / "good.jsonl"), "--db", str(db), "--json", cwd=cwd)
+    imported = _regua("deliveries", "import", str(tmp_path / "good.jsonl"), "--db", str(db), "--json", cwd=cwd, folder=tmp_path)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout)["outcomes"] == {"bounced": 1, "first": 1}
     store = CollectionStore(str(db))

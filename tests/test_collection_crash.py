@@ -37,10 +37,11 @@ def _cpf(n: int) -> str:
     return "".join(map(str, digits))
 
 
-def _config(tmp_path: Path, smtp_port: int) -> Path:
+def _config(tmp_path: Path, smtp_port: int, url: str = "") -> Path:
     config = tmp_path / "regua.toml"
     config.write_text(f"""
 [store]
+url = "{url}"
 path = "{tmp_path / 'regua.db'}"
 
 [policies]
@@ -70,14 +71,17 @@ def _collect(config: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path):
+def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path, collection_backend):
+    """Once per backend (collection_backend: a SQLite file, then PostgreSQL, where a killed run's
+    claims are taken over by the next run)."""
+    url = collection_backend if collection_backend.startswith("postgresql") else ""
     customers = [Customer(f"c{n}", _cpf(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
                           channels=["email"]) for n in range(CUSTOMERS)]
     receivables = [receivable(f"t{n:04d}", f"c{n}", "150.00", AS_OF - dt.timedelta(days=1)) for n in range(CUSTOMERS)]
-    portfolio(str(tmp_path / "regua.db"), customers, receivables)
+    portfolio(collection_backend, customers, receivables)
     rng = random.Random(20261122)
     with SMTPServer() as smtp:
-        config = _config(tmp_path, smtp.port)
+        config = _config(tmp_path, smtp.port, url)
         kills = 0
         for _ in range(6):
             process = _collect(config)
@@ -95,7 +99,7 @@ def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path
         messages = list(smtp.mailbox.messages)
 
     assert kills >= 1, "no run was killed: the portfolio is too small for this machine"
-    store = CollectionStore(str(tmp_path / "regua.db"))
+    store = CollectionStore(collection_backend)
     rows = list(store.db.query("select key, status from outbox"))
     store.close()
     # Loses nothing: every receivable's D+1 step was planned once and carried out.
@@ -113,12 +117,12 @@ def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path
     print(f"\n{kills} kills, {len(ids)} SMTP transactions, {resent} in-flight resends recognised by Message-ID")
 
 
-def test_the_outbox_key_is_unique(tmp_path):
-    store = CollectionStore(str(tmp_path / "regua.db"))
+def test_the_outbox_key_is_unique(tmp_path, collection_backend):
+    store = CollectionStore(collection_backend)
     row = {"key": "t1:aviso", "receivable_id": "t1", "customer_id": "c1", "step": "aviso",
            "action": "notify_negativation", "status": "pending", "attempts": 0}
     assert store.plan([row], []) == 1
     assert store.plan([dict(row, status="superseded")], []) == 0
     assert store.db.execute("select status from outbox").fetchall() == [("pending",)]
     store.close()
-    assert os.path.exists(tmp_path / "regua.db")
+    assert collection_backend.startswith("postgresql") or os.path.exists(collection_backend)

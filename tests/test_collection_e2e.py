@@ -22,9 +22,9 @@ DUE = dt.date(2026, 3, 10)  # a Tuesday
 
 
 @pytest.fixture
-def world(tmp_path, regua_negativation_provider):
+def world(tmp_path, regua_negativation_provider, collection_backend):
     with SMTPServer() as smtp, Gateway() as gateway:
-        db = str(tmp_path / "regua.db")
+        db = collection_backend  # a SQLite file, then a PostgreSQL database
         portfolio(db, [maria(), alfa()], [receivable("t-pf", "maria", "400.00", DUE),
                                          receivable("t-pj", "alfa", "12000.00", DUE)])
         provider = regua_negativation_provider

@@ -10,7 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from collection_harness import CREDITOR, Gateway, SMTPServer, alfa, maria, notifications_config, policies, portfolio, receivable
+from collection_harness import (
+    CREDITOR,
+    Gateway,
+    SMTPServer,
+    alfa,
+    maria,
+    notifications_config,
+    policies,
+    portfolio,
+    receivable,
+    store_at,
+)
 
 from regua.engine.compiler import compile_policy
 from regua.plugins.manager import PluginSettings
@@ -35,14 +46,15 @@ step negativar at D+1
 
 
 @pytest.fixture
-def servers():
+def servers(collection_backend):
+    """The SMTP server and the gateway, for a test run once per store backend (collection_backend)."""
     with SMTPServer() as smtp, Gateway() as gateway:
         yield smtp, gateway
 
 
 def make_runner(tmp_path, servers, customers, receivables, regua=None, **settings):
     smtp, gateway = servers
-    db = str(tmp_path / "regua.db")
+    db = store_at(tmp_path)
     portfolio(db, customers, receivables)
     config = {"notifications": notifications_config(smtp.port, gateway.url, str(tmp_path / "receipts.db")),
               "negativation": {"sandbox": {"path": str(tmp_path / "neg.db")}}}
@@ -185,13 +197,13 @@ def test_simulation_prints_timelines_and_leaves_the_database_alone(tmp_path, ser
     assert all(e.at.utcoffset() == dt.timedelta(hours=-3) for e in timelines["t1"])
     runner = make_runner(tmp_path / "again", servers, [], [])
     runner.close()
-    from regua.sqlite import connect
+    from regua.dialect import connect
 
-    db = connect(str(tmp_path / "regua.db"))
+    db = connect(store_at(tmp_path))
     assert db.execute("select count(*) from outbox").fetchone()[0] == 0
     db.conn.close()
     with pytest.raises(ValueError, match="ends before it starts"):
-        simulate(str(tmp_path / "regua.db"), policies(), runner.settings, DUE, DUE - dt.timedelta(days=1))
+        simulate(store_at(tmp_path), policies(), runner.settings, DUE, DUE - dt.timedelta(days=1))
 
 
 def test_collect_and_simulate_from_the_command_line(tmp_path):
@@ -354,12 +366,13 @@ def test_collection_messages_carry_the_creditors_address_and_a_run_refuses_witho
     assert CREDITOR[0] in body and CREDITOR[1] in body and CREDITOR[2] in body
     runner.close()
     (tmp_path / "b").mkdir()
-    unaddressed = make_runner(tmp_path / "b", servers, [alfa()], [receivable("t1", "alfa", "900.00", DUE)],
+    unaddressed = make_runner(tmp_path / "b", servers, [alfa()], [receivable("t2", "alfa", "900.00", DUE)],
                               creditor_address="")
     with pytest.raises(CreditorNotIdentified, match=r"collection\.creditor_address") as refused:
         unaddressed.run(DUE, now=run_time(DUE, 10))
     assert refused.value.missing == ["collection.creditor_address"]
-    assert unaddressed.store.db.execute("select count(*) from outbox").fetchone()[0] == 0
+    # (on PostgreSQL both runners share the test's database: t1's steps are the first run's)
+    assert unaddressed.store.db.execute("select count(*) from outbox where receivable_id = 't2'").fetchone()[0] == 0
     assert unaddressed.run(DUE, now=run_time(DUE, 10), dry_run=True).planned  # a dry run sends nothing: allowed
     unaddressed.close()
 

@@ -4,8 +4,8 @@ decision search. What needs a browser (scripts, charts, highlighting) is in test
 
 from __future__ import annotations
 
+import contextlib
 import re
-import sqlite3
 from html.parser import HTMLParser
 
 import httpx
@@ -22,13 +22,25 @@ from console_data import (
 )
 from server_harness import SANDBOX_HEADERS, ThreadedServer, sandbox_settings
 
+from regua import dialect
 from regua.server.auth import hash_key
 
 
+@contextlib.contextmanager
+def stored(server):
+    """A connection to the server's store, whichever the backend (regua.dialect)."""
+    db = dialect.connect(server.services.store.location)
+    try:
+        yield db
+    finally:
+        db.conn.close()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, module_backend):
+    """One server per store backend (module_backend: a SQLite file, then PostgreSQL)."""
     tmp = tmp_path_factory.mktemp("console")
-    settings = sandbox_settings(tmp)
+    settings = sandbox_settings(tmp, store=module_backend)
     (tmp / "policies" / "console_demo.regua").write_text(DEMO_POLICY, encoding="utf-8")
     with ThreadedServer(settings) as running:
         with running.client() as api:
@@ -73,9 +85,9 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_refuses_unknown_keys(server)
 def test_the_session_is_stored_hashed_never_the_cookie(server):
     response = httpx.post(server.url + "/console/login", data={"key": "regua-sandbox"})
     token = response.cookies["regua_console"]
-    with sqlite3.connect(server.services.store.path) as db:
-        stored = [row[0] for row in db.execute("select id_hash from console_sessions")]
-    assert token not in stored and len(stored) >= 1
+    with stored(server) as db:
+        hashes = [row[0] for row in db.execute("select id_hash from console_sessions")]
+    assert token not in hashes and len(hashes) >= 1
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/schema", "/console\\@evil"])
@@ -209,7 +221,7 @@ def test_a_decision_page_masks_personal_data_until_revealed_and_audits_the_revea
     assert "Sua solicitação foi aprovada em" in page  # the customer's explanation, pt-BR
     revealed = browser.get(f"/console/decisions/{decision_id}", params={"reveal": "true"}).text
     assert CPF in revealed and "Maria &lt;b&gt;Souza&lt;/b&gt;" in revealed
-    with sqlite3.connect(server.services.store.path) as db:
+    with stored(server) as db:
         assert db.execute("select actor, action from console_audit where target = ?", [decision_id]).fetchall() == [
             ("console:sandbox", "reveal")]
 
@@ -251,7 +263,7 @@ def test_a_review_is_taken_then_approved_with_a_note_and_audited(server, browser
     assert f'id="task-{decision_id}"' not in browser.get("/console/reviews").text
     resolved = browser.get("/console/reviews", params={"done": "true"}).text
     assert "aprovada" in resolved and "renda comprovada &lt;b&gt;ok&lt;/b&gt;" in resolved
-    with sqlite3.connect(server.services.store.path) as db:
+    with stored(server) as db:
         assert db.execute("select action, detail from console_audit where target = ? order by id",
                           [decision_id]).fetchall() == [("take", ""), ("approve", "renda comprovada <b>ok</b>")]
     assert browser.post("/console/reviews/01ZZZZZZZZZZZZZZZZZZZZZZZZ/take",
@@ -306,7 +318,7 @@ def test_the_playground_takes_connector_answers_as_fixtures(browser):
 
 def test_a_monitoring_review_is_a_task_too_and_resolving_it_closes_it(server, browser):
     decision_id = "01MONITORAMENTO00000000000"
-    with sqlite3.connect(server.services.store.path) as db:
+    with stored(server) as db:
         db.execute("insert into monitoring_reviews (customer_id, decision_id, opened_at, reasons) values "
                    "('maria', ?, '2026-11-20T12:00:00+00:00', '[\"SCORE_CAIU\"]')", [decision_id])
     row = re.search(rf'<tr id="task-{decision_id}">(.*?)</tr>', browser.get("/console/reviews").text, re.S).group(1)
@@ -314,7 +326,7 @@ def test_a_monitoring_review_is_a_task_too_and_resolving_it_closes_it(server, br
     done = browser.post(f"/console/reviews/{decision_id}/resolve",
                         data={"csrf": browser.csrf, "verdict": "deny", "note": "manter o limite"})
     assert done.status_code == 303
-    with sqlite3.connect(server.services.store.path) as db:
+    with stored(server) as db:
         assert db.execute("select closed_by from monitoring_reviews where decision_id = ?",
                           [decision_id]).fetchone() == ("console:sandbox",)
 

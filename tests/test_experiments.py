@@ -65,8 +65,10 @@ def test_ninety_ten_to_eighty_twenty_moves_the_tenth_next_to_the_boundary():
 # ---- the server ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("exp")), today=lambda: TODAY) as srv:
+def server(tmp_path_factory, module_backend):
+    """One server per store backend (module_backend: a SQLite file, then PostgreSQL)."""
+    with ThreadedServer(sandbox_settings(tmp_path_factory.mktemp("exp"), store=module_backend),
+                        today=lambda: TODAY) as srv:
         yield srv
 
 
@@ -225,7 +227,7 @@ def test_command_line_manages_the_same_experiments(server, client, tmp_path):
     from server_harness import b2c_order
 
     regua = Path(sys.executable).with_name("regua")
-    db = server.services.settings.store.path
+    db = server.services.settings.store.location
     b2c = (ROOT / "policies" / "credito_b2c.regua").read_text(encoding="utf-8")
     strict = tmp_path / "b2c_strict.regua"
     strict.write_text(b2c.replace('version "2026.11.1"', 'version "2026.12"').replace("when score <= 300",
@@ -297,43 +299,3 @@ def test_bad_rates_per_arm_come_from_the_portfolio(server, client):
         customers_known, bad = expected.get(arm["arm"], [0, 0])
         assert arm["bad_rate"]["customers"] == customers_known and arm["bad_rate"]["bad"] == bad, arm
     assert client.post("/experiments/inadimplencia/stop").status_code == 200
-
-
-# ---- on a PostgreSQL store (not yet: docs/operating.md, "Scaling out") ----------------------------
-
-def test_a_server_on_postgres_serves_no_experiments_and_routes_no_request_to_one(tmp_path, postgres_url):
-    """The experiment store works on SQLite connections: on PostgreSQL /experiments is absent (as
-    /console is), and evaluation never reads the experiment tables, even when one is running there."""
-    from regua import postgres
-
-    settings = sandbox_settings(tmp_path, store={"url": postgres_url})
-    with ThreadedServer(settings, today=lambda: TODAY) as srv, srv.client() as client:
-        assert srv.services.evaluator.experiments is None
-        # A running experiment written behind the server's back: its only arm with traffic is a
-        # challenger revision that does not exist. Routing to it would fail; nothing routes to it.
-        with postgres.connect(postgres_url) as conn:
-            conn.execute("insert into experiments (name, policy, key_field, salt, status, champion_revision, "
-                         "created_at) values ('x', 'credito_b2b', 'cnpj', 's', 'running', 1, now())")
-            conn.execute("insert into experiment_arms (experiment, arm, position, role, revision, share, buckets) "
-                         "values ('x', 'champion', 0, 'champion', null, 0, '[]'), "
-                         "('x', 'b', 1, 'challenger', 999, 10000, '[[0, 10000]]')")
-        answer = evaluate(client, b2b_order(fresh_document()))
-        assert answer["policy"]["revision"] == srv.services.policies.get("credito_b2b").revision
-
-        for method, path in [("GET", "/experiments"), ("POST", "/experiments"), ("GET", "/experiments/x"),
-                             ("GET", "/experiments/x/report")]:
-            response = client.request(method, path, json={} if method == "POST" else None)
-            assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND"), (path, response.text)
-        assert not [path for path in client.get("/schema/openapi.json").json()["paths"] if "experiment" in path]
-        assert srv.services.decision_log.wait_flushed()
-    with postgres.connect(postgres_url) as conn:
-        assert conn.execute("select count(*) as n from experiment_decisions").fetchone()["n"] == 0
-
-
-def test_the_command_line_refuses_experiments_on_postgres():
-    from click.testing import CliRunner
-
-    from regua.cli import main
-
-    result = CliRunner().invoke(main, ["experiments", "list", "--db", "postgresql://regua@db.internal/regua"])
-    assert result.exit_code != 0 and "not on a PostgreSQL store yet" in result.output

@@ -36,9 +36,10 @@ def bearer(name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, module_backend):
+    """One server per store backend (module_backend: a SQLite file, then PostgreSQL)."""
     auth = {"keys": [{"name": name, "hash": hash_key(key), "scopes": scopes} for name, (key, scopes) in KEYS.items()]}
-    settings = sandbox_settings(tmp_path_factory.mktemp("monitoring_api"), auth=auth,
+    settings = sandbox_settings(tmp_path_factory.mktemp("monitoring_api"), auth=auth, store=module_backend,
                                 monitoring={"webhook_secrets": SECRETS, "signature_tolerance_seconds": 300})
     with ThreadedServer(settings) as running:
         with running.client(bearer("backoffice")) as client:

@@ -26,7 +26,7 @@ def regua(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "200"})
 
 
-def _portfolio(db: Path) -> None:
+def _portfolio(db: str) -> None:
     """alfa: 4 months paid on time, limit set long ago (a raise is due); maria: 40 days late."""
     portfolio = Portfolio(str(db))
     rows = [alfa(manager="gerente@empresa.example.com"), maria()]
@@ -41,7 +41,7 @@ def _portfolio(db: Path) -> None:
     store = MonitoringStore(str(db))
     from decimal import Decimal
 
-    from regua.sqlite import transaction
+    from regua.dialect import transaction
 
     long_ago = dt.datetime(2026, 1, 5, 12, tzinfo=dt.timezone.utc)
     with transaction(store.db) as conn:
@@ -51,8 +51,9 @@ def _portfolio(db: Path) -> None:
     store.close()
 
 
-def test_monitor_rechecks_the_portfolio_within_a_budget(tmp_path):
-    db = tmp_path / "regua.db"
+def test_monitor_rechecks_the_portfolio_within_a_budget(tmp_path, collection_backend, monkeypatch):
+    db = collection_backend  # a SQLite file, then a PostgreSQL database
+    monkeypatch.setenv("REGUA_STORE__PATH", str(tmp_path / "regua.db"))  # the sandbox writes its files next to it
     _portfolio(db)
     dry = regua("monitor", "--portfolio", "--db", str(db), "--sandbox", "--as-of", AS_OF.isoformat(), "--dry-run",
                 "--json")
@@ -95,8 +96,9 @@ def test_monitor_reports_bad_usage_without_a_traceback(tmp_path):
     assert poll.returncode == 0 and "no monitoring source" in poll.stdout
 
 
-def test_monitor_lists_the_customers_to_look_at_and_limits_shows_a_history(tmp_path):
-    db = tmp_path / "regua.db"
+def test_monitor_lists_the_customers_to_look_at_and_limits_shows_a_history(tmp_path, collection_backend, monkeypatch):
+    db = collection_backend  # a SQLite file, then a PostgreSQL database
+    monkeypatch.setenv("REGUA_STORE__PATH", str(tmp_path / "regua.db"))  # the sandbox writes its files next to it
     _portfolio(db)
     dry = regua("monitor", "--portfolio", "--db", str(db), "--sandbox", "--as-of", AS_OF.isoformat(), "--dry-run",
                 "--json")

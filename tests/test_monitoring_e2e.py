@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sqlite3
 import time
 from email.message import EmailMessage
 
@@ -22,6 +21,7 @@ import pytest
 from collection_harness import CREDITOR, SMTPServer, notifications_config
 from server_harness import ROOT, ProcessServer, b2b_order
 
+from regua import dialect
 from regua.engine import brazil
 from regua.server.monitoring import sign
 
@@ -49,8 +49,10 @@ def line_of(text: str, start: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, module_backend):
+    """A `regua serve` process per store backend (module_backend: a SQLite file, then PostgreSQL)."""
     tmp = tmp_path_factory.mktemp("monitoring_e2e")
+    db = module_backend.get("url") or module_backend["path"]
     with SMTPServer() as smtp:
         email = notifications_config(smtp.port, None, str(tmp / "receipts.db"))["email"]
         config = tmp / "regua.toml"
@@ -61,7 +63,8 @@ def world(tmp_path_factory):
             "[plugins.config.notifications.email]",
             *(f"{key} = {json.dumps(value)}" for key, value in email.items()),
         ]) + "\n", encoding="utf-8")
-        with ProcessServer(tmp, "--config", str(config), env={SECRET_ENV: SECRET}) as server:
+        with ProcessServer(tmp, "--config", str(config), db=db,
+                           env={SECRET_ENV: SECRET, "REGUA_STORE__PATH": str(tmp / "regua.db")}) as server:
             with server.client() as client:
                 response = client.post("/portfolio/customers", json=[ALFA, BETA, GAMA])
                 assert response.status_code == 200, response.text
@@ -257,11 +260,13 @@ def test_a_good_payer_recheck_raises_the_limit_and_tells_the_customer(world):
 
     # bom_pagador raises a limit only when it has not changed for 90 days. The API records every
     # change at the real time (no caller can date a limit change), so the test ages the limit
-    # in the SQLite file the server process uses, as if it had been set four months ago.
+    # in the store the server process uses, as if it had been set four months ago.
     aged = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120)).isoformat(timespec="seconds")
-    with sqlite3.connect(server.db) as db:
+    db = dialect.connect(str(server.db))  # the server's store, whichever the backend
+    try:
         assert db.execute("update credit_limits set changed_at = ? where customer_id = 'gama'", [aged]).rowcount == 1
-    db.close()
+    finally:
+        db.conn.close()
 
     response = client.post("/monitoring/recheck", json={"segment": "bons_pagadores"})
     assert response.status_code == 200, response.text

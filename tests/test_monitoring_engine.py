@@ -1,5 +1,6 @@
 """The credit monitor through the server's own MonitoringService (server.services.build_services),
-on a real SQLite store, real channels (the sandbox .eml outbox, an aiosmtpd SMTP server) and a real
+on a real store of each backend (a SQLite file, then PostgreSQL: the `backend` fixture), real
+channels (the sandbox .eml outbox, an aiosmtpd SMTP server) and a real
 HTTP bureau on 127.0.0.1 — no mocks.
 
 - next_limit: what a policy outcome can do to a limit (property);
@@ -90,7 +91,7 @@ def service(tmp_path: Path, customers=(), receivables=(), payments=(), policies:
     for name, source in (policies or {}).items():
         (Path(settings.policies.folder) / f"{name}.regua").write_text(source, encoding="utf-8")
     services = build_services(settings, today=lambda: TODAY)
-    store = Portfolio(settings.store.path)
+    store = Portfolio(settings.store.location)
     for batch in (customers, receivables, payments):
         if batch:
             store.save(list(batch))
@@ -137,7 +138,7 @@ ALFA_DOC = "11.222.333/0001-81"  # alfa(), as a bureau writes it
 # ---------------------------------------------------------------- alerts
 
 
-def test_an_alert_is_decided_recorded_with_its_history_row_and_replayed_from_the_store(tmp_path):
+def test_an_alert_is_decided_recorded_with_its_history_row_and_replayed_from_the_store(tmp_path, backend):
     with service(tmp_path, [alfa(manager=MANAGER)]) as services:
         monitor = services.monitoring.monitor()
         monitor.set_limit("alfa", Decimal("40000"), False, "person:ana", "limite inicial", NOW - 10 * DAY)
@@ -184,7 +185,7 @@ def test_an_alert_is_decided_recorded_with_its_history_row_and_replayed_from_the
         assert not replayed and other.alert == "spc:evt-1" and other.decision_id != result.decision_id
 
 
-def test_alerts_outside_the_portfolio_are_recorded_and_not_decided(tmp_path):
+def test_alerts_outside_the_portfolio_are_recorded_and_not_decided(tmp_path, backend):
     with service(tmp_path, [alfa()]) as services:
         stranger = sandbox_document("clean", kind="cpf", n=9_001)
         unmatched, replayed = handle(services, alert("evt-u", "protest", stranger, amount=Decimal("10")))
@@ -201,7 +202,7 @@ def test_alerts_outside_the_portfolio_are_recorded_and_not_decided(tmp_path):
             handle(services, alert("evt-i", "protest", "123.456.789-00", amount=Decimal("11")))
 
 
-def test_a_customer_no_monitoring_policy_covers_is_not_decided(tmp_path):
+def test_a_customer_no_monitoring_policy_covers_is_not_decided(tmp_path, backend):
     joao = Customer(id="joao", document=sandbox_document("clean", kind="cpf", n=9_002), name="João Lima", uf="SP")
     routes = {"atacado": "monitoramento_credito", "varejo": "politica_que_nao_existe", "pf": "credito_b2c"}
     with service(tmp_path, [alfa(), maria(), joao], monitoring={"policies": routes}) as services:
@@ -220,7 +221,7 @@ def test_a_customer_no_monitoring_policy_covers_is_not_decided(tmp_path):
         assert (result.status, result.outcome, result.limit_after["blocked"]) == ("decided", "block", True)
 
 
-def test_reviews_and_blocks_are_lifted_by_a_person_never_by_a_policy(tmp_path):
+def test_reviews_and_blocks_are_lifted_by_a_person_never_by_a_policy(tmp_path, backend):
     # three purchase cycles paid on time: the re-check's good-payer rule wants to raise the limit
     dues = [TODAY - d * DAY for d in (100, 70, 40)]
     receivables = [receivable(f"t{i}", "alfa", "5000.00", due, status="paid") for i, due in enumerate(dues)]
@@ -268,7 +269,7 @@ def test_reviews_and_blocks_are_lifted_by_a_person_never_by_a_policy(tmp_path):
 # ---------------------------------------------------------------- notifications
 
 
-def test_manager_and_customer_notices_go_to_the_outbox_and_the_customer_only_hears_of_changes(tmp_path):
+def test_manager_and_customer_notices_go_to_the_outbox_and_the_customer_only_hears_of_changes(tmp_path, backend):
     bia = Customer(id="bia", document=sandbox_document("clean", kind="cnpj", n=9_003), name="Bia Modas Ltda",
                    uf="SP", segment="atacado", email="bia@modas.example.com", manager=MANAGER)
     with service(tmp_path, [alfa(manager=MANAGER), bia]) as services:
@@ -293,7 +294,7 @@ def test_manager_and_customer_notices_go_to_the_outbox_and_the_customer_only_hea
         assert len(emails(tmp_path / "outbox")) == 3
 
 
-def test_a_manager_without_an_address_is_a_no_recipient_failure(tmp_path):
+def test_a_manager_without_an_address_is_a_no_recipient_failure(tmp_path, backend):
     no_sandbox = {"sandbox": False,
                   "plugins": {"config": {"notifications": {"outbox": {"directory": str(tmp_path / "outbox")}}}}}
     with service(tmp_path, [alfa()], **no_sandbox) as services:  # alfa() names no account manager
@@ -314,12 +315,13 @@ def test_a_manager_without_an_address_is_a_no_recipient_failure(tmp_path):
     other = tmp_path / "with_default"
     no_sandbox["plugins"]["config"]["notifications"]["outbox"]["directory"] = str(other / "outbox")
     with service(other, [alfa()], monitoring={"manager_email": "credito@loja.example.com"}, **no_sandbox) as services:
-        result, _ = handle(services, alert("evt-1", "negativation", ALFA_DOC, amount=Decimal("300"), creditor="X"))
+        # (evt-2: on PostgreSQL both services share the test's database, where evt-1 is answered already)
+        result, _ = handle(services, alert("evt-2", "negativation", ALFA_DOC, amount=Decimal("300"), creditor="X"))
         assert [n["status"] for n in result.notifications] == ["sent"]
         assert [m["To"] for m in emails(other / "outbox")] == ["credito@loja.example.com"]
 
 
-def test_a_row_left_pending_or_sending_is_sent_by_the_next_pass_under_the_same_key(tmp_path):
+def test_a_row_left_pending_or_sending_is_sent_by_the_next_pass_under_the_same_key(tmp_path, backend):
     with service(tmp_path, [alfa(manager=MANAGER)]) as services:
         monitor = services.monitoring.monitor()
         monitor.set_limit("alfa", Decimal("40000"), False, "person:ana", "inicial", NOW - DAY)
@@ -349,7 +351,7 @@ def test_a_row_left_pending_or_sending_is_sent_by_the_next_pass_under_the_same_k
         assert monitor.send(NOW + DAY) == []  # nothing is left
 
 
-def test_a_notification_the_smtp_server_missed_is_delivered_once_by_the_next_pass(tmp_path):
+def test_a_notification_the_smtp_server_missed_is_delivered_once_by_the_next_pass(tmp_path, backend):
     smtp = SMTPServer()  # not listening yet
     config = notifications_config(smtp.port, None, str(tmp_path / "receipts.db"))
     config["outbox"] = {"enabled": False}
@@ -426,7 +428,7 @@ def portfolio_for_recheck() -> list[Customer]:
     return varejo + atacado + interno
 
 
-def test_recheck_spends_at_most_its_budget_and_evaluates_cached_customers_first_for_free(tmp_path):
+def test_recheck_spends_at_most_its_budget_and_evaluates_cached_customers_first_for_free(tmp_path, backend):
     customers = portfolio_for_recheck()
     doc = {c.id: c.document for c in customers}
     with Bureau() as bureau, service(
@@ -488,7 +490,7 @@ def test_recheck_spends_at_most_its_budget_and_evaluates_cached_customers_first_
         assert bureau.documents()[4:] == [doc["v4"]]
 
 
-def test_recheck_segments_and_dry_runs(tmp_path):
+def test_recheck_segments_and_dry_runs(tmp_path, backend):
     customers = portfolio_for_recheck()
     doc = {c.id: c.document for c in customers}
     with Bureau() as bureau, service(

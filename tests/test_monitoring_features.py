@@ -23,6 +23,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+from collection_harness import store_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,13 +203,13 @@ def test_behaviour_matches_the_documented_definitions(case):
             store.close()
 
 
-def test_all_behaviour_is_in_id_order_with_several_customers(tmp_path):
+def test_all_behaviour_is_in_id_order_with_several_customers(tmp_path, collection_backend):
     base = AS_OF - 40 * DAY
     portfolio = {cid: [Rec(f"{cid}-{i}", "open" if i % 2 else "paid", 1000 * (i + 1), base, base + i * 10 * DAY,
                            [(500, base + (i * 10 + k) * DAY)] if i % 2 == 0 else [])
                        for i, k in zip(range(4), (0, 3, 8, 1))]
                  for cid in ("zeca", "ana", "mia")}
-    store = save(str(tmp_path / "carteira.db"), portfolio)
+    store = save(store_at(tmp_path, "carteira.db"), portfolio)
     try:
         everyone = list(all_behaviour(store.db, AS_OF))
         assert [cid for cid, _ in everyone] == ["ana", "mia", "zeca"]
@@ -222,7 +223,7 @@ def test_all_behaviour_is_in_id_order_with_several_customers(tmp_path):
 
 
 def behaviour_of(tmp_path, recs: list[Rec], as_of: dt.date = AS_OF) -> dict:
-    store = save(str(tmp_path / "carteira.db"), {"ana": recs})
+    store = save(store_at(tmp_path, "carteira.db"), {"ana": recs})
     try:
         got = customer_behaviour(store.db, "ana", as_of)
     finally:
@@ -235,7 +236,7 @@ def paid(rid: str, due: dt.date, days_late: int, cents: int = 100_00) -> Rec:
     return Rec(rid, "paid", cents, due - 30 * DAY, due, [(cents, due + days_late * DAY)])
 
 
-def test_a_late_payment_resets_the_cycles_without_delay(tmp_path):
+def test_a_late_payment_resets_the_cycles_without_delay(tmp_path, collection_backend):
     start = AS_OF - 200 * DAY
     on_time = [paid(f"r{i}", start + 30 * i * DAY, days_late=-2 if i == 1 else 0) for i in range(3)]
     got = behaviour_of(tmp_path / "a", on_time)
@@ -260,7 +261,7 @@ def test_a_late_payment_resets_the_cycles_without_delay(tmp_path):
     assert got["cycles_without_delay"] == 3 and got["days_late_now"] == 0 and got["overdue_balance"] == 0
 
 
-def test_trend_compares_the_last_three_receivables_due_with_the_three_before(tmp_path):
+def test_trend_compares_the_last_three_receivables_due_with_the_three_before(tmp_path, collection_backend):
     start = AS_OF - 300 * DAY
     def history(lateness):
         return [paid(f"r{i}", start + 30 * i * DAY, late) for i, late in enumerate(lateness)]
@@ -281,7 +282,7 @@ def test_trend_compares_the_last_three_receivables_due_with_the_three_before(tmp
     assert got["trend"] == "stable" and got["trend_days"] == Decimal("0.0")
 
 
-def test_cancelled_and_renegotiated_receivables_are_ignored(tmp_path):
+def test_cancelled_and_renegotiated_receivables_are_ignored(tmp_path, collection_backend):
     base = [paid("r1", AS_OF - 60 * DAY, 0), Rec("r2", "open", 50_00, AS_OF - 20 * DAY, AS_OF + 10 * DAY)]
     plain = behaviour_of(tmp_path / "plain", base)
     noisy = behaviour_of(tmp_path / "noisy", base + [
@@ -294,7 +295,7 @@ def test_cancelled_and_renegotiated_receivables_are_ignored(tmp_path):
     assert plain["days_late_now"] == 0 and plain["max_days_late"] == 0
 
 
-def test_money_is_exact_to_the_cent(tmp_path):
+def test_money_is_exact_to_the_cent(tmp_path, collection_backend):
     recs = [Rec("r1", "open", 10, AS_OF - 40 * DAY, AS_OF - 10 * DAY),   # R$ 0,10
             Rec("r2", "open", 20, AS_OF - 40 * DAY, AS_OF - 5 * DAY),    # R$ 0,20
             Rec("r3", "open", 100_00, AS_OF - 10 * DAY, AS_OF + 20 * DAY,

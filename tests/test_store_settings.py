@@ -36,12 +36,12 @@ def test_a_store_url_that_is_not_postgresql_is_refused_with_its_field(tmp_path):
         load_settings(None, {"REGUA_STORE_URL": "mysql://x/y"})
 
 
-def test_the_scheduler_is_refused_on_a_postgresql_store_until_collection_lives_there(tmp_path):
-    environ = {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_SANDBOX": "true", "REGUA_COLLECTION__ENABLED": "true"}
-    with pytest.raises(ConfigError, match="collection.enabled: the collection scheduler"):
-        load_settings(None, environ)
-    with pytest.raises(ConfigError, match="monitoring.poll"):
-        load_settings(None, {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_MONITORING__POLL": "true"})
+def test_the_collection_scheduler_and_the_monitoring_poller_run_on_a_postgresql_store(tmp_path):
+    environ = {"REGUA_STORE_URL": "postgresql://a/b", "REGUA_SANDBOX": "true", "REGUA_COLLECTION__ENABLED": "true",
+               "REGUA_MONITORING__POLL": "true"}
+    settings = load_settings(None, environ)
+    assert settings.store.location == "postgresql://a/b"
+    assert settings.collection.enabled and settings.monitoring.poll
 
 
 def test_db_option_picks_the_setting_by_the_form_of_its_value():
@@ -71,11 +71,13 @@ def test_serve_on_an_unreachable_postgresql_is_one_clear_line_without_the_passwo
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
-def test_portfolio_commands_refuse_a_postgresql_db_instead_of_using_another_file(tmp_path):
+def test_portfolio_commands_on_an_unreachable_postgresql_say_so_in_one_line_without_the_password(tmp_path):
     from click.testing import CliRunner
 
     from regua.cli import main
 
-    result = CliRunner().invoke(main, ["collect", "--db", "postgresql://regua:pw@127.0.0.1:1/regua"])
-    assert result.exit_code == 2
-    assert "not on PostgreSQL yet" in result.output and "pw@" not in result.output
+    for command in (["collect", "--sandbox"], ["import", "customers", str(ROOT / "pyproject.toml")]):
+        result = CliRunner().invoke(main, [*command, "--db", "postgresql://regua:pw@127.0.0.1:1/regua"])
+        assert result.exit_code == 1, result.output
+        assert "cannot connect to" in result.output and "pw@" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from decimal import Decimal
 
 from regua.dsl.collection import CONTACT_ACTIONS
@@ -63,13 +64,50 @@ class Dispatcher:
         dead run stored (and sends nothing) or sends again with the same key. Returns how many."""
         rows = self.db.execute("select key, channel from outbox where status = 'sending'").fetchall()
         for key, channel_name in rows:
-            channel = self.registry.channels.get(channel_name)
-            store = getattr(channel, "store", None)
-            if store is not None and hasattr(store, "release"):
-                store.release(channel.name, key)
+            self.release_channel_claim({"key": key, "channel": channel_name})
         return len(rows)
 
+    def release_channel_claim(self, row: dict) -> None:
+        """Free the channel's claim on a row's key (see recover)."""
+        channel = self.registry.channels.get(row["channel"])
+        store = getattr(channel, "store", None)
+        if store is not None and hasattr(store, "release"):
+            store.release(channel.name, row["key"])
+
+    def dispatch_claimed(self, now: dt.datetime, counts, progress=None) -> None:
+        """PostgreSQL, where runs dispatch at the same time: carry out the due rows this run claims
+        (store.claim_due), in key order; then take over the rows of runs that died, and wait for
+        the live ones to finish theirs, so that when this run ends nothing due is left behind.
+        A row taken over `sending` is carried out again with the same idempotency key, as after
+        a crash on SQLite (recover)."""
+        run_id = self.store.register_run()
+        try:
+            after, orphans = "", False
+            while True:
+                rows = self.store.claim_due(now, run_id, after=after, orphans=orphans)
+                for row in rows:
+                    if row["status"] == "sending":
+                        self.release_channel_claim(row)
+                    with self.store.customer_lock(row["customer_id"]):
+                        try:
+                            counts[self.carry_out(row, now)] += 1
+                        finally:
+                            self.store.release(row["key"], run_id)
+                    if progress is not None:
+                        progress(1)
+                if rows:
+                    after = "" if orphans else rows[-1]["key"]
+                    continue
+                if not self.store.claimed_elsewhere(now, run_id):
+                    return
+                orphans, after = True, ""
+                time.sleep(0.1)  # another run is carrying out rows: wait for it, or for its death
+        finally:
+            self.store.end_run(run_id)
+
     def dispatch_due(self, now: dt.datetime, counts, progress=None) -> None:
+        if self.store.postgres:
+            return self.dispatch_claimed(now, counts, progress)
         recovered = self.recover()
         if recovered:
             log.warning("%d step(s) were being carried out when a run stopped; carrying them out again "

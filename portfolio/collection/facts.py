@@ -104,6 +104,9 @@ def _names(text: str | None) -> list[str]:
 
 def iter_facts(db: sqlite_utils.Database, as_of: dt.date, chunk: int = 5000) -> Iterator[Fact]:
     """Every receivable open on `as_of` (issued by then), with the régua's input, in id order."""
+    if getattr(db, "postgres", False):  # regua.dialect.PostgresDatabase: the same facts, its SQL
+        yield from _iter_facts_postgres(db, as_of, chunk)
+        return
     params = {"as_of": as_of.isoformat()}
     channels: dict[str, list] = {}  # customers share a handful of channel lists: decode each once
     for statement in _PREPARE:
@@ -118,6 +121,37 @@ def iter_facts(db: sqlite_utils.Database, as_of: dt.date, chunk: int = 5000) -> 
         after = rows[-1][0]
     for table in ("regua_paid", "regua_balance", "regua_customer", "regua_broken", "regua_cust"):
         db.execute(f"drop table if exists temp.{table}")
+
+
+def _iter_facts_postgres(db, as_of: dt.date, chunk: int) -> Iterator[Fact]:
+    from . import facts_postgres as sql
+
+    raw, params = db.conn.raw, {"as_of": as_of.isoformat()}
+    channels: dict[str, list] = {}
+    with raw.cursor() as cursor:
+        for statement in sql.PREPARE:
+            cursor.execute(statement, params if "%(as_of)s" in statement else None)
+    after = ""
+    while True:
+        rows = db.conn.raw.cursor(row_factory=_postgres_row).execute(
+            sql.SELECT, dict(params, after=after, limit=chunk)).fetchall()
+        for row in rows:
+            yield _fact(row, channels)
+        if len(rows) < chunk:
+            break
+        after = rows[-1][0]
+    with raw.cursor() as cursor:
+        for statement in sql.CLEANUP:
+            cursor.execute(statement)
+
+
+def _postgres_row(cursor):
+    """Rows as `_fact` reads them: the due date as ISO text, like SQLite's."""
+    def make(values):
+        values = list(values)
+        values[3] = values[3].isoformat()
+        return values
+    return make
 
 
 def _fact(row, channel_lists: dict) -> Fact:

@@ -7,8 +7,10 @@
    outbox (a key already there is left alone: re-running the same date plans nothing new).
 3. **Dispatch**: every outbox row that is due is carried out, legal guards first (dispatch.py).
 
-A dry run plans without writing anything and without dispatching. Runs are serialised by a file
-lock next to the database, so a scheduler in each server worker and a CLI run never overlap.
+A dry run plans without writing anything and without dispatching. On SQLite runs are serialised
+by a file lock next to the database, so a scheduler in each server worker and a CLI run never
+overlap; on PostgreSQL settling and planning are serialised by an advisory lock and runs dispatch
+together, each carrying out the outbox rows it claims (store.py, `claim_due`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from regua import sqlite
+from regua import dialect
 from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
 
@@ -96,13 +98,25 @@ def run_moment(as_of: dt.date, at: str | None, today: dt.date) -> dt.datetime | 
 
 
 @contextmanager
-def run_lock(path: str, wait: bool = True) -> Iterator[None]:
+def run_lock(path: str, wait: bool = True, store: CollectionStore | None = None) -> Iterator[None]:
+    """The whole run on SQLite (a file lock); settle and plan only on PostgreSQL (an advisory lock)."""
+    if store is not None and store.postgres:
+        with store.planning_lock(wait) as locked:
+            if not locked:
+                raise RunLocked("another collection run is planning on this database")
+            yield
+        return
     with open(path + ".collect-lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise RunLocked(f"another collection run is using {path}") from None
         yield
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 class Runner:
@@ -128,11 +142,13 @@ class Runner:
         now = now or dt.datetime.now(dt.timezone.utc)
         started = time.perf_counter()
         summary = RunSummary(as_of, dry_run)
-        with run_lock(self.path, wait):
+        concurrent = self.store.postgres  # runs dispatch together: only settle and plan take the lock
+        with _nothing() if concurrent else run_lock(self.path, wait):
             run_id = None if dry_run else self.store.start_run(as_of, dry_run)
-            if not dry_run:
-                summary.settled, summary.removals = self.settle(as_of, now)
-            self._plan(as_of, now, summary, dry_run, progress)
+            with run_lock(self.path, wait, self.store) if concurrent else _nothing():
+                if not dry_run:
+                    summary.settled, summary.removals = self.settle(as_of, now)
+                self._plan(as_of, now, summary, dry_run, progress)
             if not dry_run and self.dispatcher is not None:
                 counts: Counter = Counter()
                 total = self._due_count(now)
@@ -225,7 +241,7 @@ class Runner:
         db = self.store.db
         day = as_of.isoformat()
         events, settled = [], 0
-        with sqlite.transaction(db):
+        with dialect.transaction(db):
             paid = db.execute(f"""
                 select r.id, r.customer_id, p.last_paid from receivables r join (
                     select receivable_id, sum({CENTS}) as cents, max(paid_on) as last_paid from payments

@@ -15,13 +15,16 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 
+from regua import dialect, postgres
 from regua.engine.brazil import zone_of
 from regua.plugins.builtin.negativation import SandboxNegativation
 from regua.plugins.connectors import NotificationChannel
 from regua.plugins.contracts import DeliveryReceipt, Notification
 
+from ..store import MIGRATIONS as PORTFOLIO
 from .runner import Runner, run_time
 from .settings import CollectionSettings
+from .store import MIGRATIONS as COLLECTION
 
 
 class SimulatedChannel(NotificationChannel):
@@ -82,11 +85,14 @@ def simulate(path: str, policies: dict, settings: CollectionSettings, date_from:
     handle, copy = tempfile.mkstemp(suffix=".db", prefix="regua-simulation-")
     os.close(handle)
     try:
-        source, target = sqlite3.connect(path), sqlite3.connect(copy)
-        with target:
-            source.backup(target)
-        source.close()
-        target.close()
+        if postgres.is_url(path):  # the portfolio and the cadence's state, into the throwaway file
+            dialect.copy_to_sqlite(path, copy, [PORTFOLIO, COLLECTION])
+        else:
+            source, target = sqlite3.connect(path), sqlite3.connect(copy)
+            with target:
+                source.backup(target)
+            source.close()
+            target.close()
         current = {"now": run_time(date_from)}
         registry = SimulatedRegistry(lambda: current["now"])
         names = {settings.bureau, settings.protest_service or settings.bureau}

@@ -10,6 +10,7 @@ import datetime as dt
 import threading
 from typing import Callable
 
+from regua import postgres
 from regua.dsl.monitoring import ACCOUNT
 
 from .features import customer_behaviour
@@ -35,6 +36,7 @@ class AccountLookup:
     def __init__(self, path: str, today: Callable[[], dt.date]):
         MonitoringStore(path).close()  # the tables exist before the first lookup
         self.path = path
+        self.inline = not postgres.is_url(path)  # on PostgreSQL a lookup waits on the network
         self.today = today
         self._local = threading.local()
 

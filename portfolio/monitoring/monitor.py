@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from regua import sqlite
+from regua import dialect
 from regua.dsl import monitoring as M
 from regua.dsl.values import normalize_cnpj, normalize_cpf
 from regua.engine.connectors import Connectors
@@ -191,7 +191,7 @@ class Monitor:
         return Result(**stored["response"])
 
     def _commit_alert_only(self, key, alert, body_hash, now, result: Result) -> tuple[Result, bool]:
-        with sqlite.transaction(self.store.db) as db:
+        with dialect.transaction(self.store.db) as db:
             stored = self.store.alert(key, db)
             if stored is not None:
                 return self._replay(stored, body_hash), True
@@ -222,7 +222,7 @@ class Monitor:
             result.limit_before, result.limit_after = current.to_dict(), Limit(amount, blocked, True).to_dict()
             return result, False
         keys = []
-        with sqlite.transaction(self.store.db) as db:
+        with dialect.transaction(self.store.db) as db:
             if alert_key is not None:
                 stored = self.store.alert(alert_key, db)
                 if stored is not None:  # handled by someone else while we evaluated
@@ -288,7 +288,7 @@ class Monitor:
         and put what was sent in the alert's stored answer."""
         sent = self.send(now, keys)
         if alert_key is not None and sent:
-            with sqlite.transaction(self.store.db) as db:
+            with dialect.transaction(self.store.db) as db:
                 stored = self.store.alert(alert_key, db)
                 if stored is not None:
                     response = dict(stored["response"], notifications=sent)
@@ -297,16 +297,37 @@ class Monitor:
         return sent
 
     def send(self, now: dt.datetime, keys: list[str] | None = None) -> list[dict]:
-        """Send pending notifications (these keys, or every one left by an earlier pass)."""
+        """Send pending notifications (these keys, or every one left by an earlier pass).
+
+        On PostgreSQL several processes send at once: each notification is claimed first
+        (store.claim_notification) and sent by the one that claimed it. A pass over every pending
+        notification then takes over those of processes that died, and waits for the live ones,
+        so that nothing is left behind when it returns."""
+        out = self._send(now, keys)
+        if self.store.postgres and keys is None:
+            while self.store.notifications_held_elsewhere(self.settings.max_attempts):
+                time.sleep(0.1)
+                out += self._send(now, None)
+        return out
+
+    def _send(self, now: dt.datetime, keys: list[str] | None) -> list[dict]:
         from regua.plugins.contracts import Notification  # plugins depend on the engine, not the other way round
 
         out = []
+        done = {"claimed_by": None} if self.store.postgres else {}  # the claim ends with the outcome
         for row in self.store.pending_notifications(self.settings.max_attempts, keys):
+            if self.store.postgres:
+                claimed = self.store.claim_notification(row["key"])
+                if claimed is None:
+                    continue  # another live process is sending it
+                if claimed == "sending":  # its sender died mid-send: free the channel's claim on the key
+                    self._release_channel_claims(row["key"])
             customer = self.store.customer(row["customer_id"])
             chosen = self._route(row["role"], customer) if customer else None
             attempts = (row["attempts"] or 0) + 1
             if chosen is None:
-                self.store.notification_update(row["key"], status="failed", attempts=attempts, error="NO_RECIPIENT")
+                self.store.notification_update(row["key"], status="failed", attempts=attempts, error="NO_RECIPIENT",
+                                               **done)
                 out.append({"role": row["role"], "channel": None, "status": "failed", "error": "NO_RECIPIENT"})
                 continue
             kind, channel, recipient = chosen
@@ -324,9 +345,15 @@ class Monitor:
                 status, error = "failed", type(failure).__name__
             final = status if status != "failed" or attempts >= self.settings.max_attempts else "pending"
             self.store.notification_update(row["key"], status=final, error=error,
-                                           sent_at=now_iso(now) if status != "failed" else None)
+                                           sent_at=now_iso(now) if status != "failed" else None, **done)
             out.append({"role": row["role"], "channel": channel.name, "status": status, "error": error})
         return out
+
+    def _release_channel_claims(self, key: str) -> None:
+        for channel in self.channels.values():
+            store = getattr(channel, "store", None)
+            if store is not None and hasattr(store, "release"):
+                store.release(channel.name, key)
 
     def _route(self, role: str, customer: dict):
         if role == "manager":
@@ -345,7 +372,7 @@ class Monitor:
     def set_limit(self, customer_id: str, amount: Decimal, blocked: bool, actor: str, reason: str,
                   now: dt.datetime) -> tuple[Limit, Limit, int | None, int]:
         """A person's decision: may lift a block; closes the customer's open reviews."""
-        with sqlite.transaction(self.store.db) as db:
+        with dialect.transaction(self.store.db) as db:
             before = self.store.limit(customer_id, db)
             change = self.store.change_limit(db, customer_id, amount, blocked, now, actor=actor, source="person",
                                              reasons=["MANUAL"], note=reason)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
-from regua import sqlite
+from regua import dialect
 from regua.engine.connectors import Answer, ConnectorError, Connectors
 
 from .features import all_behaviour, behaviour
@@ -147,7 +147,7 @@ def recheck(monitor: Monitor, as_of: dt.date, now: dt.datetime, *, segment: str 
     done = 0
     if not dry_run:  # a dry run sends nothing
         monitor.send(now)  # notifications an earlier pass left behind go first
-    reader = sqlite.connect(monitor.store.path)  # the behaviour stream reads while the monitor writes
+    reader = dialect.connect(monitor.store.path)  # the behaviour stream reads while the monitor writes
     try:
         # First pass: every customer, streamed with its behaviour; the second: those it left for paid queries.
         work: Iterable[tuple[dict, dict | None]] = _with_behaviour(reader, customers, as_of)

@@ -104,7 +104,7 @@ class PortfolioController(Controller):
             raise ApiError(413, "BATCH_TOO_LARGE", f"at most {limit} records per request")
 
         def work():
-            portfolio = Portfolio(svc.settings.store.path)
+            portfolio = Portfolio(svc.settings.store.location)
             try:
                 return import_rows(portfolio, kind, [(f"[{i}]", row) for i, row in enumerate(data)])
             finally:
@@ -138,7 +138,7 @@ class PortfolioController(Controller):
          summary="A receivable with its collection steps and history")
     async def receivable(self, svc: Svc, receivable_id: FromPath[str]) -> ReceivableView:
         def work():
-            store = CollectionStore(svc.settings.store.path)
+            store = CollectionStore(svc.settings.store.location)
             try:
                 rows = list(store.db.query("select * from receivables where id = ?", [receivable_id]))
                 if not rows:
@@ -201,7 +201,7 @@ class CollectionController(Controller):
                            [{"code": invalid.code, "message": invalid.message, "location": invalid.field}]) from None
 
         def work():
-            store = CollectionStore(svc.settings.store.path)
+            store = CollectionStore(svc.settings.store.location)
             try:
                 return store.record_receipt(receipt)
             finally:

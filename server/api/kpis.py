@@ -20,7 +20,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from msgspec import Meta
 
+from regua import dialect
 from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
+from regua.portfolio.collection.store import MIGRATIONS as COLLECTION
+from regua.portfolio.store import MIGRATIONS as PORTFOLIO
 
 from ..errors import ApiError
 from ..schemas import ErrorBody
@@ -104,10 +107,14 @@ class KpiController(Controller):
                        ge=1, le=36500, description="roll-rate checkpoints every N days (default: month ends)")] = None,
                    ) -> KpiResponse:
         date_from, date_to = _date(from_, "from"), _date(to, "to")
-        path = svc.settings.store.path
+        location = svc.settings.store.location
+
+        def compute():
+            with dialect.sqlite_snapshot(location, [PORTFOLIO, COLLECTION]) as path:  # the KPIs' SQL is SQLite's
+                return compute_kpis(path, date_from, date_to, segment, current_days, step_days)
+
         try:
-            report = await anyio.to_thread.run_sync(
-                lambda: compute_kpis(path, date_from, date_to, segment, current_days, step_days))
+            report = await anyio.to_thread.run_sync(compute)
         except KpiArgumentError as error:
             raise _invalid(error.field, "INVALID_VALUE", str(error)) from None
         except sqlite3.OperationalError as error:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from decimal import Decimal
 
 import anyio.to_thread
@@ -14,10 +13,12 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 
-from regua import sqlite
+from regua import dialect
 from regua.engine import brazil
 from regua.engine.connectors import mask_document
 from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
+from regua.portfolio.collection.store import MIGRATIONS as COLLECTION
+from regua.portfolio.store import MIGRATIONS as PORTFOLIO
 
 from .charts import Series, line_chart, stacked_bars
 from .render import brl, date_br, number_br, page
@@ -30,8 +31,14 @@ def _table_exists(db, name: str) -> bool:
     return db[name].exists()
 
 
+def _missing_table(error: Exception) -> bool:
+    """SQLite's `no such table`, or PostgreSQL's undefined table: nothing was ever imported or run."""
+    return "no such table" in str(error) or type(error).__name__ == "UndefinedTable"
+
+
 def timeline(path: str, customer_id: str) -> dict | None:
-    db = sqlite.connect(path)
+    """`path`: the store's location, a SQLite file or a postgresql:// URL."""
+    db = dialect.connect(path)
     try:
         if not _table_exists(db, "customers"):
             return None
@@ -67,7 +74,8 @@ def _months_back(today: dt.date, count: int) -> list[tuple[dt.date, dt.date]]:
 
 
 def kpi_series(path: str, today: dt.date, months: int, segment: str | None) -> list[dict]:
-    return [compute_kpis(path, start, end, segment).to_dict() for start, end in _months_back(today, months)]
+    with dialect.sqlite_snapshot(path, [PORTFOLIO, COLLECTION]) as file:  # the KPIs' SQL is SQLite's
+        return [compute_kpis(file, start, end, segment).to_dict() for start, end in _months_back(today, months)]
 
 
 def _dec(value) -> Decimal | None:
@@ -82,8 +90,8 @@ class CollectionPages(Controller):
         svc = request.app.state.services
         try:
             rows = await anyio.to_thread.run_sync(lambda: svc.collection.queue(100, segment or None))
-        except sqlite3.OperationalError as error:  # no collection tables yet: nothing was ever run
-            if "no such table" not in str(error):
+        except Exception as error:  # no collection tables yet: nothing was ever run
+            if not _missing_table(error):
                 raise
             rows = []
         return page(request, "collection.html", rows=rows, segment=segment or "")
@@ -91,7 +99,7 @@ class CollectionPages(Controller):
     @get("/collection/debtors/{customer_id:str}", opt={"console": ("collection",)})
     async def debtor(self, request: Request, customer_id: FromPath[str]) -> Response:
         svc = request.app.state.services
-        found = await anyio.to_thread.run_sync(lambda: timeline(svc.settings.store.path, customer_id))
+        found = await anyio.to_thread.run_sync(lambda: timeline(svc.settings.store.location, customer_id))
         if found is None:
             raise NotFoundException(f"Nenhum cliente com o id {customer_id}.")
         return page(request, "debtor.html", customer_id=customer_id, **found)
@@ -102,7 +110,7 @@ class CollectionPages(Controller):
         months = max(2, min(months, 24))
         try:
             reports = await anyio.to_thread.run_sync(
-                lambda: kpi_series(svc.settings.store.path, brazil.today(), months, segment or None))
+                lambda: kpi_series(svc.settings.store.location, brazil.today(), months, segment or None))
         except (KpiArgumentError, FileNotFoundError):
             reports = []
         labels = [dt.date.fromisoformat(str(r["date_to"])).strftime("%m/%Y") for r in reports]
