@@ -7,6 +7,8 @@ import datetime as dt
 import email
 import email.policy
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -133,3 +135,50 @@ def alfa(**changes) -> Customer:
 
 def receivable(rid: str, customer: str, amount: str, due: dt.date, **changes) -> Receivable:
     return Receivable(rid, customer, amount, due - dt.timedelta(days=30), due, **changes)
+
+
+# ---- `regua collect` as a real process (crash and concurrency tests) ----
+REGUA = Path(sys.executable).with_name("regua")
+AS_OF = dt.date(2026, 3, 11)  # a Wednesday: the receivables of those tests are at D+1 of their due date
+
+
+def cpf_number(n: int) -> str:
+    digits = [int(d) for d in f"{100000000 + n * 7919:09d}"[:9]]
+    for size in (9, 10):
+        total = sum(d * w for d, w in zip(digits, range(size + 1, 1, -1)))
+        digits.append((total * 10 % 11) % 10)
+    return "".join(map(str, digits))
+
+
+def collect_config(tmp_path: Path, smtp_port: int, url: str = "") -> Path:
+    config = tmp_path / "regua.toml"
+    config.write_text(f"""
+[store]
+url = "{url}"
+path = "{tmp_path / 'regua.db'}"
+
+[policies]
+folder = "{Path(__file__).resolve().parent.parent / 'policies'}"
+
+[collection]
+creditor_name = "{CREDITOR[0]}"
+creditor_document = "{CREDITOR[1]}"
+creditor_address = "{CREDITOR[2]}"
+max_contacts = 10
+
+[plugins.config.notifications]
+idempotency_db = "{tmp_path / 'receipts.db'}"
+
+[plugins.config.notifications.email]
+from_address = "cobranca@loja.example.com"
+host = "127.0.0.1"
+port = {smtp_port}
+retries = 0
+""", encoding="utf-8")
+    return config
+
+
+def start_collect(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(REGUA), "collect", "--config", str(config), "--as-of", AS_OF.isoformat(),
+                             "--at", "10:00", "--json", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,59 +11,19 @@ import datetime as dt
 import json
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from collection_harness import CREDITOR, SMTPServer, portfolio, receivable
-from test_collection_crash import _cpf
+from collection_harness import AS_OF, SMTPServer, collect_config, cpf_number, portfolio, receivable, start_collect
 
 from regua.dialect import connect
 from regua.portfolio.collection.store import CollectionStore
 from regua.portfolio.model import Customer
 
-REGUA = Path(sys.executable).with_name("regua")
-AS_OF = dt.date(2026, 3, 11)  # every receivable below is at D+1 of its due date
 CUSTOMERS = 240
 
 
-def _config(tmp_path: Path, url: str, smtp_port: int) -> Path:
-    config = tmp_path / "regua.toml"
-    config.write_text(f"""
-[store]
-url = "{url}"
-path = "{tmp_path / 'regua.db'}"
-
-[policies]
-folder = "{Path(__file__).resolve().parent.parent / 'policies'}"
-
-[collection]
-creditor_name = "{CREDITOR[0]}"
-creditor_document = "{CREDITOR[1]}"
-creditor_address = "{CREDITOR[2]}"
-max_contacts = 10
-
-[plugins.config.notifications]
-idempotency_db = "{tmp_path / 'receipts.db'}"
-
-[plugins.config.notifications.email]
-from_address = "cobranca@loja.example.com"
-host = "127.0.0.1"
-port = {smtp_port}
-retries = 0
-""", encoding="utf-8")
-    return config
-
-
-def _collect(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(REGUA), "collect", "--config", str(config), "--as-of", AS_OF.isoformat(),
-                             "--at", "10:00", "--json", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _load(url: str) -> None:
-    customers = [Customer(f"c{n}", _cpf(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
+    customers = [Customer(f"c{n}", cpf_number(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
                           channels=["email"]) for n in range(CUSTOMERS)]
     receivables = [receivable(f"t{n:04d}", f"c{n}", "150.00", AS_OF - dt.timedelta(days=1)) for n in range(CUSTOMERS)]
     portfolio(url, customers, receivables)
@@ -98,8 +58,8 @@ def _check(url: str, messages, resends_allowed: int) -> None:
 def test_two_runs_at_once_share_the_outbox_and_send_each_step_once(tmp_path, postgres_url):
     _load(postgres_url)
     with SMTPServer() as smtp:
-        config = _config(tmp_path, postgres_url, smtp.port)
-        runs = [_collect(config), _collect(config)]
+        config = collect_config(tmp_path, smtp.port, postgres_url)
+        runs = [start_collect(config), start_collect(config)]
         results = [run.communicate(timeout=300) for run in runs]
         messages = list(smtp.mailbox.messages)
     for run, (_stdout, stderr) in zip(runs, results):
@@ -116,8 +76,8 @@ def test_kill_9_of_one_run_mid_way_the_other_takes_over_and_nothing_is_lost_or_s
     seed = rng.randrange(2**32)
     rng.seed(seed)
     with SMTPServer() as smtp:
-        config = _config(tmp_path, postgres_url, smtp.port)
-        runs = [_collect(config), _collect(config)]
+        config = collect_config(tmp_path, smtp.port, postgres_url)
+        runs = [start_collect(config), start_collect(config)]
         threshold = rng.randint(5, CUSTOMERS // 3)
         deadline = time.monotonic() + 180
         while _sent(postgres_url) < threshold and time.monotonic() < deadline and runs[0].poll() is None:
@@ -130,7 +90,7 @@ def test_kill_9_of_one_run_mid_way_the_other_takes_over_and_nothing_is_lost_or_s
         assert survivor.returncode == 0, stderr
         messages = list(smtp.mailbox.messages)
         assert _sent(postgres_url) == CUSTOMERS  # checked as soon as the survivor ends: no third run needed
-        again = _collect(config)
+        again = start_collect(config)
         stdout_again, stderr = again.communicate(timeout=120)
         assert again.returncode == 0, stderr
     assert killed_mid_run, f"the run was over before the kill (seed {seed})"

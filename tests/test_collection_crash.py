@@ -14,86 +14,39 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from collection_harness import CREDITOR, SMTPServer, portfolio, receivable
+from collection_harness import AS_OF, SMTPServer, collect_config, cpf_number, portfolio, receivable, start_collect
 
 from regua.portfolio.collection.store import CollectionStore
 from regua.portfolio.model import Customer
 
-REGUA = Path(sys.executable).with_name("regua")
-AS_OF = dt.date(2026, 3, 11)  # a Wednesday: every receivable below is at D+1 of its due date
 CUSTOMERS = 400
-
-
-def _cpf(n: int) -> str:
-    digits = [int(d) for d in f"{100000000 + n * 7919:09d}"[:9]]
-    for size in (9, 10):
-        total = sum(d * w for d, w in zip(digits, range(size + 1, 1, -1)))
-        digits.append((total * 10 % 11) % 10)
-    return "".join(map(str, digits))
-
-
-def _config(tmp_path: Path, smtp_port: int, url: str = "") -> Path:
-    config = tmp_path / "regua.toml"
-    config.write_text(f"""
-[store]
-url = "{url}"
-path = "{tmp_path / 'regua.db'}"
-
-[policies]
-folder = "{Path(__file__).resolve().parent.parent / 'policies'}"
-
-[collection]
-creditor_name = "{CREDITOR[0]}"
-creditor_document = "{CREDITOR[1]}"
-creditor_address = "{CREDITOR[2]}"
-max_contacts = 10
-
-[plugins.config.notifications]
-idempotency_db = "{tmp_path / 'receipts.db'}"
-
-[plugins.config.notifications.email]
-from_address = "cobranca@loja.example.com"
-host = "127.0.0.1"
-port = {smtp_port}
-retries = 0
-""", encoding="utf-8")
-    return config
-
-
-def _collect(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(REGUA), "collect", "--config", str(config), "--as-of", AS_OF.isoformat(),
-                             "--at", "10:00", "--json", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_kill_9_at_random_moments_sends_nothing_twice_and_loses_nothing(tmp_path, collection_backend):
     """Once per backend (collection_backend: a SQLite file, then PostgreSQL, where a killed run's
     claims are taken over by the next run)."""
     url = collection_backend if collection_backend.startswith("postgresql") else ""
-    customers = [Customer(f"c{n}", _cpf(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
+    customers = [Customer(f"c{n}", cpf_number(n), f"Cliente {n}", "SP", "varejo", email=f"c{n}@example.com",
                           channels=["email"]) for n in range(CUSTOMERS)]
     receivables = [receivable(f"t{n:04d}", f"c{n}", "150.00", AS_OF - dt.timedelta(days=1)) for n in range(CUSTOMERS)]
     portfolio(collection_backend, customers, receivables)
     rng = random.Random(20261122)
     with SMTPServer() as smtp:
-        config = _config(tmp_path, smtp.port, url)
+        config = collect_config(tmp_path, smtp.port, url)
         kills = 0
         for _ in range(6):
-            process = _collect(config)
+            process = start_collect(config)
             time.sleep(rng.uniform(0.8, 2.5))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
             process.wait(timeout=60)
-        final = _collect(config)
+        final = start_collect(config)
         stdout, stderr = final.communicate(timeout=120)
         assert final.returncode == 0, stderr
-        again = _collect(config)
+        again = start_collect(config)
         stdout_again, stderr = again.communicate(timeout=120)
         assert again.returncode == 0, stderr
         messages = list(smtp.mailbox.messages)
