@@ -205,31 +205,8 @@ def _shifted_fields(cls) -> tuple[str, ...]:
 
 def _shift(items: list[ast.Node], delta: int) -> None:
     """Move every span under `items` by `delta` lines, in place (what _refresh does when the notes
-    stay, written for speed: an edit that adds a line moves every later item's spans)."""
-    stack: list = list(items)
-    seen: set[int] = set()
-    node_types, span_type = (ast.Node, list), Span
-    while stack:
-        node = stack.pop()
-        if type(node) is list:
-            for index, value in enumerate(node):
-                if isinstance(value, tuple):
-                    node[index] = _shift_tuple(value, delta, stack)
-                elif isinstance(value, node_types):
-                    stack.append(value)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        fields = node.__dict__
-        for name in _shifted_fields(type(node)):
-            value = fields[name]
-            if type(value) is span_type:
-                fields[name] = _fast_moved(value, delta)
-            elif isinstance(value, node_types):
-                stack.append(value)
-            elif isinstance(value, tuple):
-                fields[name] = _shift_tuple(value, delta, stack)
+    stay: an edit that adds a line moves every later item's spans)."""
+    _shift_slots(_span_slots(items), delta)
 
 
 def _span_slots(items: list[ast.Node]) -> list[tuple[object, object, bool]]:
