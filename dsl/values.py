@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
@@ -350,7 +351,8 @@ def coercer(typ: T.Type, strict: bool = True, *, cents: bool = False):
     if len(_COERCERS) >= _MAX_COERCERS:
         _COERCERS.clear()
     function = _build_coercer(typ, strict, cents)
-    _COERCERS[key] = (typ, function)
+    if not getattr(function, "stand_in", False):  # a stand-in for a record being built is never cached
+        _COERCERS[key] = (typ, function)
     return function
 
 
@@ -443,8 +445,10 @@ def _build_coercer(typ: T.Type, strict: bool = True, cents: bool = False):
 def _record_coercer(typ: T.RecordType, strict: bool, cents: bool):
     """Generate a specialised function for one record type (validation runs on every input and
     every connector answer). Field names only ever appear as repr() literals in the source."""
-    if (id(typ), cents) in _BUILDING:
-        # A record that refers to itself (through a list): resolve on first use.
+    building = _building()
+    key = (id(typ), strict, cents)
+    if key in building:
+        # A record that refers to itself, met again while this thread builds it: resolve on first use.
         holder: dict = {}
 
         def first_call(value):
@@ -452,15 +456,27 @@ def _record_coercer(typ: T.RecordType, strict: bool, cents: bool):
                 holder["function"] = coercer(typ, strict, cents=cents)
             return holder["function"](value)
 
+        first_call.stand_in = True
         return first_call
-    _BUILDING.add((id(typ), cents))
+    building.add(key)
     try:
         return _generate_record_coercer(typ, strict, cents)
     finally:
-        _BUILDING.discard((id(typ), cents))
+        building.discard(key)
 
 
-_BUILDING: set[tuple[int, bool]] = set()
+# The records each thread is building. Per thread: with one shared set, a thread compiling a policy
+# saw another thread's record "being built", got the stand-in, cached it as the record's coercer,
+# and the stand-in then resolved to itself (RecursionError under concurrent publishes).
+_THREAD = threading.local()
+
+
+def _building() -> set[tuple[int, bool, bool]]:
+    try:
+        return _THREAD.building
+    except AttributeError:
+        _THREAD.building = set()
+        return _THREAD.building
 
 
 def _date_text(value):
