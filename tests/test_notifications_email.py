@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import sqlite3
 import threading
 import time
 
@@ -334,3 +335,29 @@ def test_file_outbox_writes_eml(tmp_path):
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert message["Message-ID"] == receipt.provider_id
     assert CNPJ_FORMATTED in message.get_body(("plain",)).get_content()
+
+
+def _open_store_at_once(path, barrier, errors):
+    barrier.wait()
+    try:
+        IdempotencyStore(path).db.execute("select count(*) from notification_receipts").fetchone()
+    except sqlite3.Error as error:  # reported to the test, which names it
+        errors.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_opening_a_new_receipts_file_at_once_all_succeed(tmp_path):
+    # Two `regua collect` runs start together on a fresh receipts file: the switch to WAL and the
+    # table's creation raced ("database is locked" without waiting). Real processes, started together.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        path = str(tmp_path / f"receipts-{attempt}.db")
+        barrier, errors = context.Barrier(8), context.Queue()
+        processes = [context.Process(target=_open_store_at_once, args=(path, barrier, errors)) for _ in range(8)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [process.exitcode for process in processes] == [0] * 8
+        assert errors.empty(), errors.get()

@@ -5,6 +5,7 @@ idempotent receipts and resilient delivery. See the package docstring for config
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import logging
 import os
@@ -116,14 +117,24 @@ class IdempotencyStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db = sqlite_utils.Database(connection)
-        if self.path != ":memory:":
-            self.db.enable_wal()
-            # As every Régua store (regua/sqlite.py): durable against a process crash in WAL mode;
-            # FULL made each claim and receipt wait for an fsync (~5-20 ms per message here).
-            connection.execute("pragma synchronous = NORMAL")
         self.stale_after = stale_after
         self.clock = clock
         self._lock = threading.Lock()
+        if self.path == ":memory:":
+            self._create_table()
+            return
+        # Two processes opening a new file at once (two `regua collect` runs) raced on the switch to
+        # WAL and the table's creation: SQLite answers "database is locked" there without waiting.
+        # The first does it under a file lock, as the stores' migrations do (regua/sqlite.py).
+        with open(self.path + ".init-lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self.db.enable_wal()
+            self._create_table()
+        # As every Régua store (regua/sqlite.py): durable against a process crash in WAL mode;
+        # FULL made each claim and receipt wait for an fsync (~5-20 ms per message here).
+        connection.execute("pragma synchronous = NORMAL")
+
+    def _create_table(self) -> None:
         with self._lock:
             if self.TABLE not in self.db.table_names():
                 self.db[self.TABLE].create({"key": str, "channel": str, "state": str, "receipt": str,
