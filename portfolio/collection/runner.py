@@ -126,7 +126,6 @@ class Runner:
         self.settings = settings
         self.planner = Planner(policies, settings)
         self.dispatcher = Dispatcher(self.store, registry, settings) if registry is not None else None
-        self._step_details: dict[str, str] = {}  # a superseded step's event detail, as JSON, by step
         self._queue: dict[str, list[tuple]] = {}  # work queue rows not written yet, by policy
         self._queued = 0
 
@@ -206,28 +205,20 @@ class Runner:
         if dry_run:
             return
         at, planned_on = iso(now), as_of.isoformat()
-        details = self._step_details
-        superseded = []
-        for rid, cid, key, step in result.superseded_steps:
-            detail = details.get(step)
-            if detail is None:
-                detail = details[step] = json.dumps({"step": step}, ensure_ascii=False)
-            superseded.append((rid, cid, key, detail))
         cancelled = [(code, fact.receivable_id, fact.customer_id, key,
                       json.dumps({"step": step, "due_date": fact.due_date.isoformat()}, ensure_ascii=False))
                      for fact, key, step, code in result.cancelled_steps]
-        events: dict[tuple[str, str | None], list[tuple]] = {("superseded", "NEWER_STEP_DUE"): superseded}
+        events: dict[tuple[str, str | None], list[tuple]] = {("superseded", "NEWER_STEP_DUE"): result.superseded_events}
         for code, *row in cancelled:
             events.setdefault(("cancelled", code), []).append(tuple(row))
         for f, code, message in result.failures:
             events.setdefault(("policy_error", code), []).append(
                 (f.receivable_id, f.customer_id, None, json.dumps({"message": message}, ensure_ascii=False)))
-        self.store.plan_batch(PlanBatch(planned_on, at, result.rows, events))
+        self.store.plan_batch(PlanBatch(planned_on, at, result.steps, events))
         queue = self._queue
-        for f, priority, name in result.priorities:
-            queue.setdefault(name, []).append((f.receivable_id, f.customer_id, priority, f.inputs["days_late"],
-                                               str(f.inputs["open_amount"])))
-        self._queued += len(result.priorities)
+        for name, rows in result.queue.items():
+            queue.setdefault(name, []).extend(rows)
+            self._queued += len(rows)
         if self._queued >= QUEUE_CHUNK:
             self.store.write_queue(planned_on, queue)
             self._queue, self._queued = {}, 0
