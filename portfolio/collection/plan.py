@@ -60,16 +60,17 @@ class PlanResult:
 class _Step:
     """What planning needs of one step of a régua, computed once per planner."""
 
-    __slots__ = ("name", "action", "replaceable", "suffix", "detail", "groups", "settings")
+    __slots__ = ("name", "action", "replaceable", "suffix", "detail", "pending", "superseded", "done", "cancelled",
+                 "settings")
 
     def __init__(self, policy: str, version: str, rule):
         self.name, self.action = rule.name, rule.action.verb
         self.replaceable = self.action in REPLACEABLE
         self.suffix = ":" + rule.name  # the outbox key is "{receivable}:{step}"
         self.detail = json.dumps({"step": rule.name}, ensure_ascii=False)  # a superseded step's event detail
-        self.groups = {(status, code): StepGroup(policy, version, rule.name, self.action, rule.day, rule.action.code,
-                                                 status, code)
-                       for status, code in ((PENDING, None), (SUPERSEDED, None), (DONE, None), (CANCELLED, "TOO_OLD"))}
+        self.pending, self.superseded, self.done, self.cancelled = (
+            StepGroup(policy, version, rule.name, self.action, rule.day, rule.action.code, status, code)
+            for status, code in ((PENDING, None), (SUPERSEDED, None), (DONE, None), (CANCELLED, "TOO_OLD")))
         # The last settings this step set, with their JSON: a step that sets constants gets the very
         # same objects from the generated code at every evaluation (see Planner.settings_json).
         self.settings: tuple[tuple, tuple, str] | None = None
@@ -85,6 +86,8 @@ class Planner:
         # Per policy, per step (by rule index): what planning needs, computed once.
         self._steps = {name: [_Step(name, p.version, r) for r in p.meta.rules] for name, p in policies.items()}
         self._order = {name: [(r.day, i) for i, r in enumerate(p.meta.rules)] for name, p in policies.items()}
+        # Steps fire in the order they are written; a régua written in day order needs no sorting.
+        self._in_day_order = {name for name, order in self._order.items() if order == sorted(order)}
         self._routes: dict[tuple[str, str], str | None] = {}
         self._guards = settings.guards()
         # A step's settings as JSON, by their values: most steps of a régua set the same few values,
@@ -155,29 +158,32 @@ class Planner:
         if not fired:
             return
         steps = self._steps[name]
-        if len(fired) > 1:
+        if len(fired) > 1 and name not in self._in_day_order:
             order = self._order[name]
             fired.sort(key=lambda hit: order[hit[0]])
-        latest_contact = next((index for index, _ in reversed(fired) if steps[index].replaceable), None)
+        latest_contact = None
+        for index, _ in reversed(fired):
+            if steps[index].replaceable:
+                latest_contact = index
+                break
         counts = result.counts
         groups = result.steps
         for index, sets in fired:
             step = steps[index]
             action = step.action
             if step.replaceable and index != latest_contact:
-                status, code = SUPERSEDED, None
+                status, group = SUPERSEDED, step.superseded
                 result.superseded += 1
             elif action == "notify_negativation" and self._notice_is_futile(
                     fact, as_of, str((sets or {}).get("bureau") or self.settings.bureau)):
-                status, code = CANCELLED, "TOO_OLD"
+                status, group = CANCELLED, step.cancelled
                 result.futile += 1
             elif action == "wait":
-                status, code = DONE, None
+                status, group = DONE, step.done
             else:
-                status, code = PENDING, None
+                status, group = PENDING, step.pending
                 counts[action] += 1
             if materialize:
-                group = step.groups[status, code]
                 rows = groups.get(group)
                 if rows is None:
                     rows = groups[group] = []
@@ -185,8 +191,7 @@ class Planner:
                 if status is SUPERSEDED:
                     result.superseded_events.append((rid, cid, rid + step.suffix, step.detail))
                 elif status is CANCELLED:
-                    result.cancelled_steps.append((fact, rid + step.suffix, step.name, code))
-
+                    result.cancelled_steps.append((fact, rid + step.suffix, step.name, group.block_code))
 
 def summarize(result: PlanResult) -> dict:
     """Counts for a plan: by action, superseded, failures and unrouted receivables."""
