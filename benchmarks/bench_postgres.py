@@ -79,14 +79,22 @@ def collection_child(location: str, as_of: str) -> int:
     policies = {name: compiler.compile_file(ROOT / "policies" / f"{name}.regua")
                 for name in ("cobranca_b2c", "cobranca_b2b")}
     runner = Runner(location, policies, None, CollectionSettings())  # no registry: plans, dispatches nothing
-    started = time.perf_counter()
+    import resource
+
+    def children_cpu() -> float:  # the planning helper's CPU (a large run plans in one: planning_process.py)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    started, cpu, helper = time.perf_counter(), time.process_time(), children_cpu()
     summary = runner.run(day, now=dt.datetime.combine(day, dt.time(12), dt.timezone.utc))
     seconds = time.perf_counter() - started
+    cpu, helper = time.process_time() - cpu, children_cpu() - helper
     outbox = runner.store.db.execute("select count(*) from outbox").fetchone()[0]
     runner.close()
     with open("/proc/self/status") as handle:
         peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
-    print(json.dumps({"seconds": round(seconds, 2), "receivables": summary.receivables, "outbox": outbox,
+    print(json.dumps({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "helper_cpu_seconds": round(helper, 2),
+                      "receivables": summary.receivables, "outbox": outbox,
                       "planned": sum(summary.planned.values()), "peak_rss_mb": round(peak / 1024)}))
     return 0
 
@@ -109,7 +117,8 @@ def collection_runs(tmp: Path, url: str, receivables: int) -> dict:
                               capture_output=True, text=True, check=True)
         out[name] = json.loads(done.stdout.splitlines()[-1])
         result = out[name]
-        print(f"  {name:10} {result['seconds']:>8.1f} s  {result['outbox']:,} outbox rows, "
+        print(f"  {name:10} {result['seconds']:>8.1f} s  (CPU {result['cpu_seconds']:.1f} s + planning helper "
+              f"{result['helper_cpu_seconds']:.1f} s)  {result['outbox']:,} outbox rows, "
               f"peak RSS {result['peak_rss_mb']:,} MB", flush=True)
     return out
 

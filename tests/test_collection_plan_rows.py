@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from collection_harness import portfolio, store_at
 
 from regua.dsl.collection import CONTACT_ACTIONS
 from regua.dsl.values import to_json
 from regua.engine.compiler import compile_policy
+from regua.portfolio.collection import planning_process
 from regua.portfolio.collection.facts import iter_facts
 from regua.portfolio.collection.guards import notice_is_futile
 from regua.portfolio.collection.runner import Runner
@@ -129,7 +131,25 @@ def written(location: str):
     return outbox, events
 
 
-def test_a_run_writes_exactly_the_plain_plan(tmp_path, collection_backend):
+@pytest.fixture(params=["in-process", "helper"])
+def planning(request, monkeypatch):
+    """Plan in the run's process, or in a helper process while the run writes (planning_process.py)."""
+    if request.param == "helper":
+        # Earlier tests may leave a thread in this process (a connection pool's): forking is safe
+        # for this helper, which only reads and plans, so it is allowed here whatever the count.
+        monkeypatch.setattr(planning_process, "usable", lambda: True)
+        monkeypatch.setattr(Runner, "plan_helper_min", 0)
+        calls = []
+        monkeypatch.setattr(planning_process, "plans", lambda *args, real=planning_process.plans: calls.append(1)
+                            or real(*args))
+        yield calls
+        assert calls, "the run did not plan in a helper process"
+    else:
+        monkeypatch.setattr(Runner, "plan_helper_min", 10**9)
+        yield None
+
+
+def test_a_run_writes_exactly_the_plain_plan(tmp_path, collection_backend, planning):
     location = store_at(tmp_path)
     rows, payments = receivables()
     portfolio(location, customers(), rows, payments)

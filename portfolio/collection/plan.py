@@ -37,7 +37,8 @@ PENDING, SUPERSEDED, CANCELLED, DONE = "pending", "superseded", "cancelled", "do
 @dataclass
 class PlanResult:
     """What planning found: the steps (unless counting only), per receivable its place in the
-    collectors' queue and any evaluation failure; `counts` are kept either way.
+    collectors' queue and any evaluation failure; `counts` are kept either way. Plain values only
+    (no Fact): a helper process sends it to the one that writes (planning_process.py).
 
     A first run over a large portfolio plans millions of steps, so they are kept grouped by what
     their outbox rows share (store.StepGroup: régua, version, step, action, day, template, status,
@@ -47,11 +48,11 @@ class PlanResult:
 
     steps: dict[StepGroup, list[tuple]] = field(default_factory=dict)
     superseded_events: list[tuple[str, str, str, str]] = field(default_factory=list)  # receivable, customer, key, detail
-    cancelled_steps: list[tuple[Fact, str, str, str]] = field(default_factory=list)  # fact, key, step, code
+    cancelled_events: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # code, then as superseded
     queue: dict[str, list[tuple]] = field(default_factory=dict)  # policy -> rows of store.write_queue
     evaluated: int = 0  # receivables evaluated without error
-    failures: list[tuple[Fact, str, str]] = field(default_factory=list)  # fact, code, message
-    unrouted: list[Fact] = field(default_factory=list)  # no régua applies to the customer
+    failures: list[tuple[str, str, str, str]] = field(default_factory=list)  # receivable, customer, code, message
+    unrouted: list[str] = field(default_factory=list)  # receivables no régua applies to (by their customer)
     counts: Counter = field(default_factory=Counter)  # action -> steps to carry out
     superseded: int = 0
     futile: int = 0  # notices of negativation cancelled: the debt is too old for a negativation to follow
@@ -138,13 +139,14 @@ class Planner:
             name = self._routes[route] = self.settings.policy_for(fact.segment, fact.person)
         policy = self.policies.get(name) if name else None
         if policy is None:
-            result.unrouted.append(fact)
+            result.unrouted.append(fact.receivable_id)
             return
         inputs = fact.inputs
         fired, errors, outputs, output_errors = policy.evaluate_raw(inputs, as_of)
         if errors or output_errors:
             error = (errors or output_errors)[0][1]
-            result.failures.append((fact, "POLICY_ERROR", f"{type(error).__name__}: {error}"[:200]))
+            result.failures.append((fact.receivable_id, fact.customer_id, "POLICY_ERROR",
+                                    f"{type(error).__name__}: {error}"[:200]))
             return
         priority = outputs.get(PRIORITY)
         priority = float(priority) if priority is not None else None
@@ -191,7 +193,8 @@ class Planner:
                 if status is SUPERSEDED:
                     result.superseded_events.append((rid, cid, rid + step.suffix, step.detail))
                 elif status is CANCELLED:
-                    result.cancelled_steps.append((fact, rid + step.suffix, step.name, group.block_code))
+                    result.cancelled_events.append((group.block_code, rid, cid, rid + step.suffix, json.dumps(
+                        {"step": step.name, "due_date": fact.due_date.isoformat()}, ensure_ascii=False)))
 
 def summarize(result: PlanResult) -> dict:
     """Counts for a plan: by action, superseded, failures and unrouted receivables."""

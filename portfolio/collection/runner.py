@@ -28,6 +28,7 @@ from regua import dialect
 from regua.engine.brazil import BRASILIA
 from regua.engine.prepared import PreparedPolicy
 
+from . import planning_process
 from .dispatch import Dispatcher
 from .facts import CENTS, iter_facts
 from .guards import record_expiry, removal_deadline
@@ -122,6 +123,10 @@ def _nothing() -> Iterator[None]:
 
 
 class Runner:
+    #: A real run over at least this many open receivables plans in a helper process while this
+    #: one writes (planning_process.py), when this process may fork; a smaller one plans here.
+    plan_helper_min = 50_000
+
     def __init__(self, path: str, policies: dict[str, PreparedPolicy], registry, settings: CollectionSettings):
         self.path = path
         self.store = CollectionStore(path)
@@ -193,27 +198,37 @@ class Runner:
 
     def _plan(self, as_of: dt.date, now: dt.datetime, summary: RunSummary, dry_run: bool, progress) -> None:
         total = None
-        if progress:
+        if progress or (not dry_run and planning_process.usable()):
             total = self.store.db.execute("select count(*) from receivables where status = 'open' and issue_date <= ?",
                                           [as_of.isoformat()]).fetchone()[0]
+        if progress:
             progress("plan", 0, total)
-        result = PlanResult()
-        counted = 0
         self._queue, self._queued = {}, 0
+        if not dry_run and total is not None and total >= self.plan_helper_min and planning_process.usable():
+            results = planning_process.plans(self.path, self.planner, as_of, CHUNK)
+        else:
+            results = self._plans_here(as_of, dry_run)
+        try:
+            for result in results:
+                self._flush(result, as_of, now, summary, dry_run)
+                if progress:
+                    progress("plan", len(result.unrouted) + len(result.failures) + result.evaluated, total)
+        finally:
+            results.close()  # a helper process still planning is stopped at once if writing failed
+        if self._queue:
+            self.store.write_queue(as_of.isoformat(), self._queue)
+            self._queue, self._queued = {}, 0
+
+    def _plans_here(self, as_of: dt.date, dry_run: bool) -> Iterator[PlanResult]:
+        """The plan worked out in this process, one PlanResult per CHUNK receivables."""
+        result, counted = PlanResult(), 0
         for fact in iter_facts(self.store.db, as_of, CHUNK):
             self.planner.plan_one(fact, as_of, result, materialize=not dry_run)
             counted += 1
             if counted % CHUNK == 0:
-                self._flush(result, as_of, now, summary, dry_run)
+                yield result
                 result = PlanResult()
-                if progress:
-                    progress("plan", CHUNK, total)
-        self._flush(result, as_of, now, summary, dry_run)
-        if self._queue:
-            self.store.write_queue(as_of.isoformat(), self._queue)
-            self._queue, self._queued = {}, 0
-        if progress:
-            progress("plan", counted % CHUNK, total)
+        yield result
 
     def _flush(self, result: PlanResult, as_of: dt.date, now: dt.datetime, summary: RunSummary, dry_run: bool) -> None:
         counts = summarize(result)
@@ -228,15 +243,12 @@ class Runner:
         if dry_run:
             return
         at, planned_on = iso(now), as_of.isoformat()
-        cancelled = [(code, fact.receivable_id, fact.customer_id, key,
-                      json.dumps({"step": step, "due_date": fact.due_date.isoformat()}, ensure_ascii=False))
-                     for fact, key, step, code in result.cancelled_steps]
         events: dict[tuple[str, str | None], list[tuple]] = {("superseded", "NEWER_STEP_DUE"): result.superseded_events}
-        for code, *row in cancelled:
+        for code, *row in result.cancelled_events:
             events.setdefault(("cancelled", code), []).append(tuple(row))
-        for f, code, message in result.failures:
+        for rid, cid, code, message in result.failures:
             events.setdefault(("policy_error", code), []).append(
-                (f.receivable_id, f.customer_id, None, json.dumps({"message": message}, ensure_ascii=False)))
+                (rid, cid, None, json.dumps({"message": message}, ensure_ascii=False)))
         self.store.plan_batch(PlanBatch(planned_on, at, result.steps, events))
         queue = self._queue
         for name, rows in result.queue.items():
