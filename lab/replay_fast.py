@@ -1,0 +1,181 @@
+"""The replay's common case, without the work its report does not need.
+
+regua.lab.replay's general path (`Replayer._one`) handles every record the way `regua eval` would:
+the stored answers decoded into dicts and answered through engine.recorded's connectors, the
+input validated with its unknown fields dropped, the candidate evaluated with a trace at level
+"rules", connector calls recorded. Most records are plain: written by the same input shape, with
+recorded answers the candidate reads as they are. For those, per decision, this path
+
+- decodes the recorded answers into typed entries whose answers stay raw JSON (msgspec.Raw), and
+  coerces an answer to the candidate's contract once per distinct answer text (a bounded cache:
+  a customer who orders again within the bureau cache's lifetime got the very same answer), a
+  recorded failure once per connector and error code;
+- looks the input's shape (its field names) up once per shape, not field by field;
+- evaluates without a trace: the rules that fired come from the evaluation itself
+  (PreparedPolicy.evaluate_fired_in), and no connector call is recorded.
+
+Anything else — a record that does not decode as expected, a field the candidate does not know,
+an input it refuses, a lookup that raises, `--live` — goes the general path, which counts and
+lists it. Both paths feed one tally (`Replayer._tally`), and tests/test_lab_fast.py holds their
+reports equal on generated logs, odd records included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from regua.engine.connectors import ConnectorError, mask_document
+from regua.engine.evaluation import EvalContext
+from regua.engine.evaluation import _failure as lookup_failure  # the value a failed lookup has, as evaluation makes it
+from regua.engine.prepared import InvalidInput
+from regua.engine.recorded import NotRecorded
+
+#: Distinct answers kept coerced: a few MB for bureau reports of a few kB each; cleared when full.
+ANSWER_CACHE_SIZE = 2048
+
+
+class _Entry(msgspec.Struct):
+    """One recorded lookup (engine.recorded's format); `answer` stays JSON text until needed."""
+
+    connector: str
+    args: list[str] = []
+    status: Any = None
+    answer: msgspec.Raw = msgspec.Raw()  # empty: no answer recorded (a failure)
+    error: Any = None
+
+
+_decode_entries = msgspec.json.Decoder(list[_Entry]).decode
+_decode_answer = msgspec.json.Decoder().decode  # what engine.recorded.decode_answers gives an answer
+
+
+class _Fallback(Exception):
+    """The record is not plain: the general path replays it."""
+
+
+class _ReplayContext(EvalContext, gc=False):
+    """An evaluation context whose lookups are answered from the record being replayed."""
+
+    answers: Any = None  # the FastPath
+
+    def lookup(self, index: int, args: tuple):
+        key = (index, args)
+        memo = self.memo
+        if key in memo:
+            return memo[key]
+        value = memo[key] = self.answers.answer(index, args)
+        return value
+
+
+class FastPath:
+    """Per candidate (and process): the shapes, answers and failures seen so far."""
+
+    def __init__(self, prepared, known: set[str], defaults: set[str]):
+        self.prepared = prepared
+        self.known, self.defaults = known, tuple(sorted(defaults))
+        self.rule_names = [rule.name for rule in prepared.meta.rules]
+        self.names = tuple(spec.qualified_name for spec in prepared.meta.connectors)
+        self.index = {name: k for k, name in enumerate(self.names)}
+        self.coercers: list = []
+        self.entries: dict = {}  # (connector, masked args) -> _Entry, of the record being replayed
+        self.misses: set[str] = set()
+        self._shapes: dict[tuple, tuple | None] = {}
+        self._answers: dict[tuple, Any] = {}
+        self._failures: dict[tuple, Any] = {}
+        self._days: dict[str, dt.date] = {}
+
+    def _context(self, as_of, names, coercers):
+        self.coercers = coercers
+        return _ReplayContext(as_of, None, names, coercers, answers=self)
+
+    # ---- one record ----
+    def load(self, text: str | None) -> list[_Entry]:
+        """The record's lookups, keyed as engine.recorded keys them (the first of a key wins)."""
+        entries: dict = {}
+        listed = _decode_entries(text) if text else []
+        for entry in listed:
+            entries.setdefault((entry.connector, tuple(entry.args)), entry)
+        self.entries = entries
+        self.misses = set()
+        return listed
+
+    def answers(self) -> dict[str, Any]:
+        """Connector -> the answer its first recorded lookup got (RecordedConnectors.answers)."""
+        out: dict[str, Any] = {}
+        for (name, _args), entry in self.entries.items():
+            if name not in out and entry.answer:
+                out[name] = _decode_answer(entry.answer)
+        return out
+
+    def shape(self, data: dict) -> tuple:
+        """(defaults absent, defaults present) of an input whose fields the candidate all knows."""
+        keys = tuple(data)
+        shape = self._shapes.get(keys, False)
+        if shape is False:
+            if len(self._shapes) > 1024:
+                self._shapes.clear()
+            present = set(keys)
+            shape = self._shapes[keys] = None if present - self.known else (
+                tuple(n for n in self.defaults if n not in present), tuple(n for n in self.defaults if n in present))
+        if shape is None:
+            raise _Fallback
+        return shape
+
+    def day(self, text: str) -> dt.date:
+        day = self._days.get(text)
+        if day is None:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            day = self._days[text] = dt.date.fromisoformat(text)
+        return day
+
+    def evaluate(self, data: dict, as_of: dt.date):
+        """(decision, names of the rules that fired); _Fallback for an input the general path must see."""
+        try:
+            inputs = self.prepared.validate(data)
+            decision, fired = self.prepared.evaluate_fired_in(inputs, as_of, self._context)
+        except (InvalidInput, Exception):  # noqa: BLE001 — the general path reports it
+            raise _Fallback from None
+        names = self.rule_names
+        return decision, {names[k] for k in fired}
+
+    # ---- lookups ----
+    def answer(self, index: int, args: tuple):
+        name = self.names[index]
+        entry = self.entries.get((name, tuple(map(mask_document, args))))
+        if entry is None or entry.status == "unrecorded":
+            self.misses.add(name)
+            return self._failure(index, None)
+        raw = entry.answer
+        if not raw:
+            return self._failure(index, str(entry.error or "FAILED"))
+        key = (index, bytes(raw))
+        value = self._answers.get(key)
+        if value is None:
+            if len(self._answers) >= ANSWER_CACHE_SIZE:
+                self._answers.clear()
+            try:
+                value = self.coercers[index](_decode_answer(raw))
+            except Exception as error:  # noqa: BLE001 — as evaluation reads it: a bad answer is a value
+                value = lookup_failure(name, error)
+            self._answers[key] = value
+        return value
+
+    def _failure(self, index: int, code: str | None):
+        """The value of a recorded failure (code) or of a lookup not recorded (None), as
+        engine.recorded's connectors make evaluation see it; one per connector and code."""
+        key = (index, code)
+        value = self._failures.get(key)
+        if value is None:
+            name = self.names[index]
+            if code is None:
+                error: ConnectorError = NotRecorded(name)
+            else:
+                error = ConnectorError(code[len("CONNECTOR_"):] if code.startswith("CONNECTOR_") else code,
+                                       "recorded failure")
+            if len(self._failures) > 1024:
+                self._failures.clear()
+            value = self._failures[key] = lookup_failure(name, error)
+        return value
