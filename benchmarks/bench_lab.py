@@ -85,7 +85,8 @@ def distinct_decisions(n: int, seed: int = 16) -> list[tuple]:
 
 def write_store(path: Path, rows: int, distinct: list[tuple]) -> None:
     """A server store (migrations applied) holding `rows` decisions cycling over `distinct`, each
-    with its own id dated on its order's day (Brasília)."""
+    with its own id dated on its order's day (Brasília), inserted oldest first as a server inserts
+    them (its ids grow with time), so that reading them in id order reads the table in order."""
     from regua.server.store import Store
 
     Store(str(path)).close()
@@ -93,13 +94,14 @@ def write_store(path: Path, rows: int, distinct: list[tuple]) -> None:
     db.execute("pragma journal_mode = wal")
     db.execute("pragma synchronous = off")
     midnight = {}
-    batch = []
-    for i in range(rows):
-        as_of, data, body, outcome, answers = distinct[i % len(distinct)]
+    for as_of, *_ in distinct:
         if as_of not in midnight:
             midnight[as_of] = int(dt.datetime.combine(as_of, dt.time(9), BRASILIA).timestamp() * 1000)
-        batch.append((_encode_id(midnight[as_of] + i // 1000, i), "credito_b2b", "2026.11.1", 1, outcome, body, data,
-                      answers))
+    stamps = sorted((midnight[distinct[i % len(distinct)][0]] + i // 1000, i) for i in range(rows))
+    batch = []
+    for millis, i in stamps:
+        as_of, data, body, outcome, answers = distinct[i % len(distinct)]
+        batch.append((_encode_id(millis, i), "credito_b2b", "2026.11.1", 1, outcome, body, data, answers))
         if len(batch) == 50_000:
             db.executemany("insert into decisions (id, policy, version, revision, outcome, body, input, "
                            "connector_answers) values (?, ?, ?, ?, ?, ?, ?, ?)", batch)

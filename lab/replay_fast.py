@@ -85,6 +85,8 @@ class FastPath:
         self._answers: dict[tuple, Any] = {}
         self._failures: dict[tuple, Any] = {}
         self._days: dict[str, dt.date] = {}
+        self._args: tuple | None = None  # the last lookup's arguments, and masked as recorded
+        self._masked: tuple = ()
 
     def _context(self, as_of, names, coercers):
         self.coercers = coercers
@@ -144,7 +146,11 @@ class FastPath:
     # ---- lookups ----
     def answer(self, index: int, args: tuple):
         name = self.names[index]
-        entry = self.entries.get((name, tuple(map(mask_document, args))))
+        if args != self._args:  # a policy's lookups mostly share their arguments (the customer's document)
+            # text only: equal numbers may be written differently (1.0 and 1), and so masked differently
+            self._args = args if all(arg.__class__ is str for arg in args) else None
+            self._masked = tuple(map(mask_document, args))
+        entry = self.entries.get((name, self._masked))
         if entry is None or entry.status == "unrecorded":
             self.misses.add(name)
             return self._failure(index, None)

@@ -130,3 +130,34 @@ def test_live_lookups_take_the_general_path(prepared):
     live = LiveLookups(_connectors(None, None), budget=0, cost_of=lambda name: 1)
     assert Replayer(prepared, live=live).fast is None
     assert Replayer(prepared).fast is not None
+
+
+# ---- backtest: the dataset as csv.DictReader and pyarrow's to_pylist read it --------------------
+
+def test_csv_rows_are_what_csv_dictreader_reads(tmp_path):
+    import csv
+
+    from regua.lab.backtest import read_rows
+
+    text = ('a,b,c\n1,2,3\n\n4,5\n"multi\nline",6,7\n8,9,10,11\n12,,\n')
+    (tmp_path / "d.csv").write_text(text, encoding="utf-8")
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    expected = []
+    for row in reader:
+        expected.append((reader.line_num, {"__error__": "1 cell(s) more than the header has"} if None in row else row))
+    assert list(read_rows(tmp_path / "d.csv")) == expected
+    assert expected[1] == (4, {"a": "4", "b": "5", "c": None}) and expected[2][0] == 6
+
+
+def test_parquet_rows_are_pyarrow_rows_made_plain(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from regua.lab.backtest import _plain, read_rows
+
+    table = pa.table({"s": ["x", None], "i": [1, 2], "b": [True, None], "d": [dt.date(2026, 1, 2), None],
+                      "f": [1.5, 2.0], "n": [{"k": dt.date(2026, 1, 3)}, None], "l": [[1, 2], []]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    expected = [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+    assert [row for _, row in read_rows(tmp_path / "d.parquet")] == expected
+    assert expected[0]["d"] == "2026-01-02" and expected[0]["n"] == {"k": "2026-01-03"}
