@@ -169,7 +169,8 @@ class Replayer:
         self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
         self.connectors = RecordedConnectors((spec.qualified_name for spec in prepared.meta.connectors), live)
         # Plain records take the fast path (regua.lab.replay_fast); --live lookups only the general one.
-        self.fast = FastPath(prepared, self.known, self.defaults) if fast and live is None else None
+        self.fast = FastPath(prepared, self.known, self.defaults, typed=all(cut.connector for cut in self.cuts)) \
+            if fast and live is None else None
 
     def new_report(self) -> ReplayReport:
         return ReplayReport(self.prepared.name, self.prepared.version, self.by, self.money, keep=self.keep,
@@ -204,20 +205,23 @@ class Replayer:
         """A plain record (regua.lab.replay_fast); any other goes the general path (_one)."""
         fast = self.fast
         try:
-            data = _decode_exact(record["input"])
             body = _decode_answer(record["body"])
-            if data.__class__ is not dict:
-                raise _Fallback
-            absent, present = fast.shape(data)
+            if fast.typed is not None:
+                data = None
+                inputs, defaulted = fast.typed.read(record["input"])
+            else:
+                data = _decode_exact(record["input"])
+                if data.__class__ is not dict:
+                    raise _Fallback
+                absent, present = fast.shape(data)
+                defaulted = [*absent, *(name for name in present if data[name] is None)]
+                inputs = fast.validate(data)
             fast.load(record.get("connector_answers"))
-            decision, after_rules = fast.evaluate(data, fast.day(record["as_of"]))
+            decision, after_rules = fast.evaluate(inputs, fast.day(record["as_of"]))
         except (_Fallback, TypeError, ValueError, msgspec.DecodeError):
             return self._one(record, report)
-        for name in absent:
+        for name in defaulted:
             report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
-        for name in present:
-            if data[name] is None:
-                report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
         if fast.misses:
             report.live += 1
             for name in fast.misses:

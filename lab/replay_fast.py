@@ -10,7 +10,9 @@ recorded answers the candidate reads as they are. For those, per decision, this 
   coerces an answer to the candidate's contract once per distinct answer text (a bounded cache:
   a customer who orders again within the bureau cache's lifetime got the very same answer), a
   recorded failure once per connector and error code;
-- looks the input's shape (its field names) up once per shape, not field by field;
+- decodes the input straight into the candidate's runtime values where their types and shapes
+  allow (TypedInput), or, when the report is cut by input fields (read from the input as
+  stored), looks the input's shape (its field names) up once per shape and validates it;
 - evaluates without a trace: the rules that fired come from the evaluation itself
   (PreparedPolicy.evaluate_fired_in), and no connector call is recorded.
 
@@ -22,11 +24,15 @@ reports equal on generated logs, odd records included.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import msgspec
 
+from regua.dsl import types as T
+from regua.dsl.values import _PLAIN_CENTS, coercer, normalize_cnpj, normalize_cpf
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.engine.evaluation import EvalContext
 from regua.engine.evaluation import _failure as lookup_failure  # the value a failed lookup has, as evaluation makes it
@@ -51,6 +57,83 @@ _decode_entries = msgspec.json.Decoder(list[_Entry]).decode
 _decode_answer = msgspec.json.Decoder().decode  # what engine.recorded.decode_answers gives an answer
 
 
+#: Whole numbers and amounts as validation takes them as they are (dsl.values: coerce_int, coerce_money).
+_LIMIT = 10**18
+_INT = Annotated[int, msgspec.Meta(gt=-_LIMIT, lt=_LIMIT)]
+# text that is certainly a whole number of centavos: msgspec searches, so anchored (\Z: no newline after)
+_CENTS = Annotated[str, msgspec.Meta(pattern=rf"^(?:{_PLAIN_CENTS.__self__.pattern})\Z")]
+_SCALARS = (int, str, bool, float, Decimal, dt.date, dt.timedelta, type(None))
+
+
+class TypedInput:
+    """A stored input decoded straight into the candidate's runtime values (msgspec, in C) where a
+    field's type allows and its value has the shape validation passes through unchanged: an int
+    in range, text, a date as AAAA-MM-DD, money as whole reais or plain text of centavos, a
+    document that normalizes. Anything else about it — a field the candidate does not know, a
+    value of another shape, a missing required field — raises _Fallback, and validation (the
+    general path) says what it makes of it. Fields of other types go through their validation
+    coercer, as validate() calls it."""
+
+    def __init__(self, prepared):
+        fields, self.plan = [], []
+        for k, spec in enumerate(prepared.meta.input_type.fields):
+            typ, name = spec.type, spec.type.name if isinstance(spec.type, T.Prim) else None
+            convert: Any = None
+            if name == "money":
+                kind, convert = _CENTS | _INT | None, Decimal
+            elif name == "int":
+                kind = _INT | None
+            elif name == "text":
+                kind = str | None
+            elif name == "bool":
+                kind = bool | None
+            elif name == "date":
+                kind = dt.date | None
+            elif name in ("cpf", "cnpj"):
+                kind, convert = str | None, _document(normalize_cpf if name == "cpf" else normalize_cnpj)
+            else:
+                kind, convert = Any, coercer(typ, cents=True)
+            fields.append((f"f{k}", kind, None))
+            self.plan.append((spec.name, convert, spec.required, spec.default,
+                              spec.default.__class__ in _SCALARS))
+        shape = msgspec.defstruct("StoredInput", fields, rename={f"f{k}": spec.name for k, spec in
+                                                                  enumerate(prepared.meta.input_type.fields)},
+                                  forbid_unknown_fields=True)
+        # JSON numbers with a fraction as Decimal from their text, as the server read them
+        self._decode = msgspec.json.Decoder(shape, float_hook=Decimal).decode
+
+    def read(self, text) -> tuple[dict, list[str]]:
+        """(the validated input, the optional fields it lacks)."""
+        try:
+            values = msgspec.structs.astuple(self._decode(text))
+        except (msgspec.DecodeError, TypeError):
+            raise _Fallback from None
+        inputs, defaulted = {}, []
+        try:
+            for (name, convert, required, default, scalar), value in zip(self.plan, values):
+                if value is None:
+                    if required:
+                        raise _Fallback
+                    inputs[name] = default if scalar else copy.deepcopy(default)  # never shared
+                    defaulted.append(name)
+                else:
+                    inputs[name] = value if convert is None else convert(value)
+        except _Fallback:
+            raise
+        except Exception:  # noqa: BLE001 — the general path says what is wrong with the value
+            raise _Fallback from None
+        return inputs, defaulted
+
+
+def _document(normalize):
+    def convert(value: str) -> str:
+        normalized = normalize(value)
+        if normalized is None:
+            raise _Fallback
+        return normalized
+    return convert
+
+
 class _Fallback(Exception):
     """The record is not plain: the general path replays it."""
 
@@ -72,8 +155,10 @@ class _ReplayContext(EvalContext, gc=False):
 class FastPath:
     """Per candidate (and process): the shapes, answers and failures seen so far."""
 
-    def __init__(self, prepared, known: set[str], defaults: set[str]):
+    def __init__(self, prepared, known: set[str], defaults: set[str], typed: bool = True):
+        """`typed`: inputs are decoded by TypedInput (no cut reads the stored input as it was)."""
         self.prepared = prepared
+        self.typed = TypedInput(prepared) if typed else None
         self.known, self.defaults = known, tuple(sorted(defaults))
         self.rule_names = [rule.name for rule in prepared.meta.rules]
         self.names = tuple(spec.qualified_name for spec in prepared.meta.connectors)
@@ -133,12 +218,17 @@ class FastPath:
             day = self._days[text] = dt.date.fromisoformat(text)
         return day
 
-    def evaluate(self, data: dict, as_of: dt.date):
+    def validate(self, data: dict) -> dict:
+        try:
+            return self.prepared.validate(data)
+        except InvalidInput:  # the general path reports it
+            raise _Fallback from None
+
+    def evaluate(self, inputs: dict, as_of: dt.date):
         """(decision, names of the rules that fired); _Fallback for an input the general path must see."""
         try:
-            inputs = self.prepared.validate(data)
             decision, fired = self.prepared.evaluate_fired_in(inputs, as_of, self._context)
-        except (InvalidInput, Exception):  # noqa: BLE001 — the general path reports it
+        except Exception:  # noqa: BLE001 — the general path reports it
             raise _Fallback from None
         names = self.rule_names
         return decision, {names[k] for k in fired}

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _champion = compile_file(ROOT / "policies" / "credito_b2b.regua")
 _candidate = compile_file(ROOT / "examples" / "credito_b2b_candidato.regua")
 BY = ("ciclos_sem_atraso", "campo_antigo", "bureau.serasa.score.value:100", "bureau.serasa.restrictions")
+# cut by connector facts only: inputs are decoded typed (replay_fast.TypedInput), not validated as dicts
+BY_ANSWERS = ("bureau.serasa.score.value:100", "bureau.serasa.restrictions")
 
 
 def _oddity(record: dict, kind: str) -> dict:
@@ -39,6 +41,28 @@ def _oddity(record: dict, kind: str) -> dict:
         data.pop("ciclos_sem_atraso", None)
     elif kind == "money_pt_br":
         data["valor_pedido"] = "1.234,56"
+    elif kind == "money_number":
+        data["valor_pedido"] = 1234.5  # written as a JSON number with a fraction
+    elif kind == "money_whole":
+        data["ticket_medio"] = 25000
+    elif kind == "money_mills":
+        data["valor_pedido"] = "1234.505"
+    elif kind == "money_padded":
+        data["valor_pedido"] = " 1234.50"
+    elif kind == "int_as_text":
+        data["dias_atraso_max"] = "5"
+    elif kind == "int_as_number":
+        data["dias_atraso_max"] = 5.0
+    elif kind == "int_huge":
+        data["dias_atraso_max"] = 10**19
+    elif kind == "bool_as_int":
+        data["ciclos_sem_atraso"] = True
+    elif kind == "date_compact":
+        data["data_fundacao"] = data["data_fundacao"].replace("-", "")
+    elif kind == "document_bare":
+        data["cnpj"] = "11222333000181"
+    elif kind == "document_invalid":
+        data["cnpj"] = "11.222.333/0001-00"
     elif kind == "not_json":
         return {**record, "input": "{not json"}
     elif kind == "not_object":
@@ -64,6 +88,8 @@ def _oddity(record: dict, kind: str) -> dict:
     return {**record, "input": json.dumps(data), "connector_answers": json.dumps(answers) if answers else None}
 
 
+INPUT_ODDITIES = ["money_number", "money_whole", "money_mills", "money_padded", "int_as_text", "int_as_number",
+                  "int_huge", "bool_as_int", "date_compact", "document_bare", "document_invalid"]
 ODDITIES = ["unknown_field", "missing_required", "null_default", "absent_default", "money_pt_br", "not_json",
             "not_object", "answers_not_json", "answers_other_shape", "not_recorded", "unrecorded", "bad_answer",
             "duplicate_lookup", "no_outputs", "body_not_decision"]
@@ -88,13 +114,14 @@ def _both(records: list[dict], prepared=_candidate, by=BY) -> tuple[dict, dict]:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries=st.lists(st.tuples(orders, bureau, customer, st.dates(dt.date(2025, 6, 1), dt.date(2026, 12, 31)),
-                                  st.one_of(st.none(), st.none(), st.sampled_from(ODDITIES))),
+                                  st.one_of(st.none(), st.none(), st.sampled_from(ODDITIES + INPUT_ODDITIES))),
                         min_size=1, max_size=16),
        repeat=st.integers(1, 3))
 def test_the_fast_path_reports_what_the_general_path_reports(entries, repeat):
     records = _log(entries) * repeat  # the same recorded answers again: read from the answer cache
-    general, fast = _both(records)
-    assert fast == general
+    for by in (BY, BY_ANSWERS, ()):
+        general, fast = _both(records, by=by)
+        assert fast == general
 
 
 def test_every_oddity_is_replayed_alike_and_plain_records_take_the_fast_path(monkeypatch):
@@ -105,22 +132,25 @@ def test_every_oddity_is_replayed_alike_and_plain_records_take_the_fast_path(mon
               "inquiries": [], "registration_status": "active"}
     conta = {"known": True, "has_limit": False, "limit": "0.00", "limit_blocked": False, "days_late_now": 0,
              "open_balance": "1000.00"}
-    records = _log([(order, serasa, conta, dt.date(2026, 1, 5), odd) for odd in [None, *ODDITIES, None]])
-    general, fast = _both(records)
-    assert fast == general
+    oddities = ODDITIES + INPUT_ODDITIES
+    records = _log([(order, serasa, conta, dt.date(2026, 1, 5), odd) for odd in [None, *oddities, None]])
+    for by in (BY, BY_ANSWERS):
+        general, fast = _both(records, by=by)
+        assert fast == general
     assert general["changed"] > 0 and general["errors"] > 0 and general["needs_live_lookup"]["decisions"] > 0
     assert general["fields"]["dropped"] == {"campo_antigo": 1}
     # a small answer cache is emptied when full and still gives the same report
     monkeypatch.setattr(replay_fast, "ANSWER_CACHE_SIZE", 1)
     assert _both(records * 3)[1] == _both(records * 3)[0]
-    # the plain records never reach the general path
+    # the plain records, and those with oddities the fast path reads as the general one, never reach the
+    # general path (inputs decoded typed: no cut reads the stored input)
     replayer = Replayer(_candidate)
     general_path = []
     monkeypatch.setattr(replayer, "_one", lambda record, report: general_path.append(record["id"]))
     replayer.replay(records)
     handled = {"null_default", "absent_default", "not_recorded", "unrecorded", "bad_answer", "duplicate_lookup",
-               "no_outputs"}
-    assert general_path == [f"X{i:04d}" for i, odd in enumerate(ODDITIES, 1) if odd not in handled]
+               "no_outputs", "money_whole", "document_bare"}
+    assert general_path == [f"X{i:04d}" for i, odd in enumerate(oddities, 1) if odd not in handled]
 
 
 @pytest.mark.parametrize("prepared", [_champion, _candidate], ids=["champion", "candidate"])
