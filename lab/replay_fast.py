@@ -57,47 +57,57 @@ _decode_entries = msgspec.json.Decoder(list[_Entry]).decode
 _decode_answer = msgspec.json.Decoder().decode  # what engine.recorded.decode_answers gives an answer
 
 
-#: Whole numbers and amounts as validation takes them as they are (dsl.values: coerce_int, coerce_money).
-_LIMIT = 10**18
-_INT = Annotated[int, msgspec.Meta(gt=-_LIMIT, lt=_LIMIT)]
-# text that is certainly a whole number of centavos: msgspec searches, so anchored (\Z: no newline after)
-_CENTS = Annotated[str, msgspec.Meta(pattern=rf"^(?:{_PLAIN_CENTS.__self__.pattern})\Z")]
+#: Whole numbers as validation takes them as they are (dsl.values.coerce_int).
+_INT = Annotated[int, msgspec.Meta(gt=-10**18, lt=10**18)]
 _SCALARS = (int, str, bool, float, Decimal, dt.date, dt.timedelta, type(None))
 
 
 class TypedInput:
-    """A stored input decoded straight into the candidate's runtime values (msgspec, in C) where a
-    field's type allows and its value has the shape validation passes through unchanged: an int
-    in range, text, a date as AAAA-MM-DD, money as whole reais or plain text of centavos, a
-    document that normalizes. Anything else about it — a field the candidate does not know, a
-    value of another shape, a missing required field — raises _Fallback, and validation (the
-    general path) says what it makes of it. Fields of other types go through their validation
-    coercer, as validate() calls it."""
+    """A stored input decoded straight into the candidate's runtime values where a field's type
+    allows and its value has the shape validation passes through unchanged: an int in range, text,
+    a bool, a date as AAAA-MM-DD (checked and converted by msgspec, in C), money as whole reais or
+    plain text of centavos (dsl.values.coerce_money's fast case), a document that normalizes.
+    Anything else about it — a field the candidate does not know, a value of another shape, a
+    missing required field — raises _Fallback, and validation (the general path) says what it
+    makes of it. Fields of other types go through their validation coercer, as validate() calls
+    it. The conversion is a function generated for the candidate's fields (no loop over them)."""
 
     def __init__(self, prepared):
-        fields, self.plan = [], []
-        for k, spec in enumerate(prepared.meta.input_type.fields):
-            typ, name = spec.type, spec.type.name if isinstance(spec.type, T.Prim) else None
-            convert: Any = None
-            if name == "money":
-                kind, convert = _CENTS | _INT | None, Decimal
-            elif name == "int":
-                kind = _INT | None
-            elif name == "text":
-                kind = str | None
-            elif name == "bool":
-                kind = bool | None
-            elif name == "date":
-                kind = dt.date | None
-            elif name in ("cpf", "cnpj"):
-                kind, convert = str | None, _document(normalize_cpf if name == "cpf" else normalize_cnpj)
+        fields = prepared.meta.input_type.fields
+        kinds, lines = [], ["def read(s):", "    out, defaulted = {}, []"]
+        namespace: dict[str, Any] = {"_Fallback": _Fallback, "_Decimal": Decimal, "_plain_cents": _PLAIN_CENTS,
+                                     "_deepcopy": copy.deepcopy}
+        for k, spec in enumerate(fields):
+            name = spec.type.name if isinstance(spec.type, T.Prim) else None
+            key = repr(spec.name)
+            if spec.required:
+                lines += [f"    v = s.f{k}", "    if v is None:", "        raise _Fallback"]
             else:
-                kind, convert = Any, coercer(typ, cents=True)
-            fields.append((f"f{k}", kind, None))
-            self.plan.append((spec.name, convert, spec.required, spec.default,
-                              spec.default.__class__ in _SCALARS))
-        shape = msgspec.defstruct("StoredInput", fields, rename={f"f{k}": spec.name for k, spec in
-                                                                  enumerate(prepared.meta.input_type.fields)},
+                namespace[f"_d{k}"] = spec.default
+                default = f"_d{k}" if spec.default.__class__ in _SCALARS else f"_deepcopy(_d{k})"  # never shared
+                lines += [f"    v = s.f{k}", "    if v is None:", f"        out[{key}] = {default}",
+                          f"        defaulted.append({key})"]
+            if name == "money":
+                kinds.append(str | _INT | None)
+                lines += ["    elif v.__class__ is int or _plain_cents(v):", f"        out[{key}] = _Decimal(v)",
+                          "    else:", "        raise _Fallback"]
+            elif name in ("int", "text", "bool", "date"):
+                kinds.append({"int": _INT, "text": str, "bool": bool, "date": dt.date}[name] | None)
+                lines += ["    else:", f"        out[{key}] = v"]
+            elif name in ("cpf", "cnpj"):
+                kinds.append(str | None)
+                namespace[f"_n{k}"] = normalize_cpf if name == "cpf" else normalize_cnpj
+                lines += ["    else:", f"        v = out[{key}] = _n{k}(v)", "        if v is None:",
+                          "            raise _Fallback"]
+            else:
+                kinds.append(Any)
+                namespace[f"_c{k}"] = coercer(spec.type, cents=True)
+                lines += ["    else:", f"        out[{key}] = _c{k}(v)"]
+        lines.append("    return out, defaulted")
+        exec(compile("\n".join(lines), f"<stored input of {prepared.name}>", "exec"), namespace)  # noqa: S102 — field names only as repr() literals
+        self._read = namespace["read"]
+        shape = msgspec.defstruct("StoredInput", [(f"f{k}", kind, None) for k, kind in enumerate(kinds)],
+                                  rename={f"f{k}": spec.name for k, spec in enumerate(fields)},
                                   forbid_unknown_fields=True)
         # JSON numbers with a fraction as Decimal from their text, as the server read them
         self._decode = msgspec.json.Decoder(shape, float_hook=Decimal).decode
@@ -105,33 +115,11 @@ class TypedInput:
     def read(self, text) -> tuple[dict, list[str]]:
         """(the validated input, the optional fields it lacks)."""
         try:
-            values = msgspec.structs.astuple(self._decode(text))
-        except (msgspec.DecodeError, TypeError):
+            return self._read(self._decode(text))
+        except (_Fallback, msgspec.DecodeError, TypeError):
             raise _Fallback from None
-        inputs, defaulted = {}, []
-        try:
-            for (name, convert, required, default, scalar), value in zip(self.plan, values):
-                if value is None:
-                    if required:
-                        raise _Fallback
-                    inputs[name] = default if scalar else copy.deepcopy(default)  # never shared
-                    defaulted.append(name)
-                else:
-                    inputs[name] = value if convert is None else convert(value)
-        except _Fallback:
-            raise
         except Exception:  # noqa: BLE001 — the general path says what is wrong with the value
             raise _Fallback from None
-        return inputs, defaulted
-
-
-def _document(normalize):
-    def convert(value: str) -> str:
-        normalized = normalize(value)
-        if normalized is None:
-            raise _Fallback
-        return normalized
-    return convert
 
 
 class _Fallback(Exception):
