@@ -85,7 +85,8 @@ def distinct_decisions(n: int, seed: int = 16) -> list[tuple]:
 
 def write_store(path: Path, rows: int, distinct: list[tuple]) -> None:
     """A server store (migrations applied) holding `rows` decisions cycling over `distinct`, each
-    with its own id dated on its order's day (Brasília)."""
+    with its own id dated on its order's day (Brasília), inserted oldest first as a server inserts
+    them (its ids grow with time), so that reading them in id order reads the table in order."""
     from regua.server.store import Store
 
     Store(str(path)).close()
@@ -93,13 +94,14 @@ def write_store(path: Path, rows: int, distinct: list[tuple]) -> None:
     db.execute("pragma journal_mode = wal")
     db.execute("pragma synchronous = off")
     midnight = {}
-    batch = []
-    for i in range(rows):
-        as_of, data, body, outcome, answers = distinct[i % len(distinct)]
+    for as_of, *_ in distinct:
         if as_of not in midnight:
             midnight[as_of] = int(dt.datetime.combine(as_of, dt.time(9), BRASILIA).timestamp() * 1000)
-        batch.append((_encode_id(midnight[as_of] + i // 1000, i), "credito_b2b", "2026.11.1", 1, outcome, body, data,
-                      answers))
+    stamps = sorted((midnight[distinct[i % len(distinct)][0]] + i // 1000, i) for i in range(rows))
+    batch = []
+    for millis, i in stamps:
+        as_of, data, body, outcome, answers = distinct[i % len(distinct)]
+        batch.append((_encode_id(millis, i), "credito_b2b", "2026.11.1", 1, outcome, body, data, answers))
         if len(batch) == 50_000:
             db.executemany("insert into decisions (id, policy, version, revision, outcome, body, input, "
                            "connector_answers) values (?, ?, ?, ?, ?, ?, ?, ?)", batch)
@@ -167,7 +169,7 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
     sources, options = [(source, str(CANDIDATE))], {"keep": 10}
     probe = (functools.partial(replay_source.probe, str(store), window), replay_source.count(str(store), window))
     client, cluster = distributed.connect("local", workers)
-    singles, pools, clusters = [], [], []
+    singles, pools, clusters, generals = [], [], [], []
     try:
         # warm: every worker has compiled the policy before the clock starts
         distributed.run(Replayer, sources, replay_source.records(str(small), window), options, client=client)
@@ -178,6 +180,13 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
             serial = parallel.run(Replayer, sources, replay_source.records(str(store), window), options, workers=1)
             singles.append((time.perf_counter() - started, time.process_time() - cpu))
             assert serial.total == rows, serial.total
+            # Side by side: every record through the general path (regua.lab.replay_fast off), as
+            # all records went before the fast path; the same report.
+            started, cpu = time.perf_counter(), time.process_time()
+            general = parallel.run(Replayer, sources, replay_source.records(str(store), window),
+                                   {**options, "fast": False}, workers=1)
+            generals.append((time.perf_counter() - started, time.process_time() - cpu))
+            assert general.to_dict() == serial.to_dict(), "the fast path's report differs from the general path's"
             # The ceiling this machine allows any two processes: a plain process pool (no Dask) on
             # the same rows, read by the driver. With the kernel's autogroup scheduling all of a
             # session's processes share one CPU share, so this says what parallelism can get here.
@@ -201,10 +210,15 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
         cluster.close()
     for i, ((single_s, single_cpu), pool_s, (dask_s, driver_cpu, worker_cpu)) in enumerate(zip(singles, pools,
                                                                                                  clusters)):
-        print(f"  round {i + 1}: single {single_s:.1f} s (CPU {single_cpu:.1f} s), process pool of {workers} "
+        print(f"  round {i + 1}: single {single_s:.1f} s (CPU {single_cpu:.1f} s; general path "
+              f"{generals[i][0]:.1f} s, CPU {generals[i][1]:.1f} s), process pool of {workers} "
               f"{pool_s:.1f} s, Dask {workers} workers {dask_s:.1f} s (CPU: workers "
               f"{', '.join(f'{v:.1f}' for v in worker_cpu.values())} s, driver {driver_cpu:.1f} s)")
     single_s, single_cpu = min(singles)
+    general_s, general_cpu = min(generals)
+    results["replay_general_cpu_us"] = round(min(c for _, c in generals) / rows * 1e6, 1)
+    print(f"  replay, general path only (best of {rounds}): {general_s:.1f} s, CPU {general_cpu:.1f} s = "
+          f"{general_cpu / rows * 1e6:.0f} µs a decision; the fast path takes {single_cpu / general_cpu:.2f}× its CPU")
     pool_s = min(pools)
     dask_s, driver_cpu, worker_cpu = min(clusters, key=lambda c: c[0])
     results["replay_single_s"] = round(single_s, 1)

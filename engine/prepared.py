@@ -250,6 +250,12 @@ class PreparedPolicy:
         `context(as_of, connector_names, answer_coercers)` returns an EvalContext (or a subclass).
         engine.counterfactuals gives one whose lookups share answers across the hundreds of
         evaluations of one search instead of asking and coercing them again each time."""
+        return self.evaluate_fired_in(inputs, as_of, context)[0]
+
+    def evaluate_fired_in(self, inputs: dict, as_of: dt.date, context) -> tuple[Decision, list]:
+        """evaluate_in, and the indices (in meta.rules) of the rules that fired: what a trace at
+        level "rules" lists as fired, without building the trace (the policy lab's replay reads
+        both for every stored decision)."""
         if self._uses_context:
             rt = context(as_of, self._connector_names, self._answer_coercers)
             today, calls = rt.today, rt.calls
@@ -258,10 +264,11 @@ class PreparedPolicy:
         slots = [_UNSET] * self._nslots
         fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
         combiner = self._combiner
+        indices = [index for index, _ in fired]  # before decide(), which may reorder `fired`
         if fired or errors or output_errors:
-            return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None)
+            return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None), indices
         return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, combiner.default_codes.copy(),
-                        None, calls, combiner.output_types, (combiner, None, inputs, slots, today))
+                        None, calls, combiner.output_types, (combiner, None, inputs, slots, today)), indices
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None, deadline: float | None = None,

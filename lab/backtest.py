@@ -88,16 +88,24 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
         # Excel pt-BR saves `;`-separated Windows-1252 with decimal commas and dd/mm/aaaa dates:
         # cells are turned into canonical text where the policy's field type says what they hold.
         brazilian = delimiter != ","
-        reader = csv.DictReader(itertools.chain([header], lines), delimiter=delimiter)
-        number = 1
-        for row in reader:
-            number = reader.line_num
-            if None in row:
-                yield number, {"__error__": f"{len(row[None])} cell(s) more than the header has"}
+        # csv.DictReader's rows, made here without its per-row Python overhead: cells by the header's
+        # names, missing cells None, blank lines skipped; a row with more cells than the header is listed.
+        reader = csv.reader(itertools.chain([header], lines), delimiter=delimiter)
+        names = next(reader)
+        width = len(names)
+        for cells in reader:
+            if not cells:
                 continue
+            if len(cells) > width:
+                yield reader.line_num, {"__error__": f"{len(cells) - width} cell(s) more than the header has"}
+                continue
+            row = dict(zip(names, cells))
+            if len(cells) < width:
+                for name in names[len(cells):]:
+                    row[name] = None
             if brazilian:
                 row["__brazilian__"] = True
-            yield number, row
+            yield reader.line_num, row
 
 
 def _encoding(path: Path) -> str:
@@ -145,11 +153,22 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
         raise DatasetError(f"{path}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 — pyarrow raises its own types for a file that is not Parquet
         raise DatasetError(f"{path}: not a Parquet file ({type(error).__name__})") from None
+    import pyarrow.types as types
+
+    def plain(column) -> bool:  # columns whose Python values are already what _plain makes of them
+        kind = column.type
+        return (types.is_string(kind) or types.is_large_string(kind) or types.is_integer(kind)
+                or types.is_boolean(kind) or types.is_null(kind))
+
     number = 0
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
-        for row in batch.to_pylist():
+        # column by column: only the columns that need it go through _plain, value by value
+        names = batch.schema.names
+        values = [column.to_pylist() if plain(column) else [_plain(v) for v in column.to_pylist()]
+                  for column in batch.columns]
+        for row in zip(*values):
             number += 1
-            yield number, {key: _plain(value) for key, value in row.items()}
+            yield number, dict(zip(names, row))
 
 
 def _plain(value):
@@ -336,7 +355,9 @@ class Backtester:
         names = sorted({spec.qualified_name for p in self.policies for spec in p.meta.connectors})
         self.connectors = DatasetConnectors(names)
         self.connector_names = tuple(names)
-        self.known = [{f.name for f in p.meta.input_type.fields} for p in self.policies]
+        self.known = [tuple(f.name for f in p.meta.input_type.fields) for p in self.policies]
+        self._labels: dict = {}  # a label cell (text or whole number) -> parse_label's reading of it
+        self._days: dict[str, dt.date] = {}  # an as_of cell -> its date
         # How a pt-BR spreadsheet's cell becomes the text the policy reads, by the field's type.
         self.brazilian = {f.name: _BRAZILIAN[str(f.type)] for p in self.policies for f in p.meta.input_type.fields
                           if str(f.type) in _BRAZILIAN}
@@ -378,22 +399,20 @@ class Backtester:
                     raise _BadRow(name, f"the connector answer is not JSON: {error}") from None
             answers[name] = cell
         self.connectors.current = answers
-        try:
-            label = parse_label(row.get(self.label)) if self.label else None
-        except ValueError as error:
-            raise _BadRow(self.label, str(error)) from None
+        label = self._label(row.get(self.label)) if self.label else None
         amount = None
         if self.amount:
-            amount = as_decimal(row.get(self.amount)) if row.get(self.amount) not in (None, "") else None
-            if row.get(self.amount) not in (None, "") and amount is None:
-                raise _BadRow(self.amount, f"{str(row.get(self.amount))[:40]!r} is not an amount")
-        try:
-            as_of = dt.date.fromisoformat(row["as_of"]) if row.get("as_of") else self.as_of
-        except (TypeError, ValueError):
-            raise _BadRow("as_of", f"{str(row.get('as_of'))[:40]!r} is not a date (AAAA-MM-DD)") from None
+            cell = row.get(self.amount)
+            if cell not in (None, ""):
+                amount = as_decimal(cell)
+                if amount is None:
+                    raise _BadRow(self.amount, f"{str(cell)[:40]!r} is not an amount")
+        cell = row.get("as_of")
+        as_of = ((self._days.get(cell) if cell.__class__ is str else None) or self._day(cell)) if cell else self.as_of
         outcomes = []
         for index, (prepared, known) in enumerate(zip(self.policies, self.known)):
-            data = {k: v for k, v in row.items() if k in known and v not in (None, "")}
+            # the policy's fields the row has (an empty cell is an absent field: its default applies)
+            data = {k: v for k in known if (v := row.get(k)) is not None and v != ""}
             try:
                 decision = prepared.evaluate(data, connectors=self.connectors, as_of=as_of)
             except InvalidInput as error:
@@ -440,6 +459,29 @@ class Backtester:
             group = report.cuts.setdefault(cut.name, {}).setdefault(cut.value(row, answers), {})
             outcome = outcomes[0][0].outcome
             group[outcome] = group.get(outcome, 0) + 1
+
+
+    def _label(self, cell) -> bool | None:
+        label = self._labels.get(cell) if cell.__class__ is str or cell.__class__ is int else None
+        if label is None:
+            try:
+                label = parse_label(cell)
+            except ValueError as error:
+                raise _BadRow(self.label, str(error)) from None
+            if label is not None and (cell.__class__ is str or cell.__class__ is int) and len(self._labels) < 64:
+                self._labels[cell] = label
+        return label
+
+    def _day(self, cell) -> dt.date:
+        try:
+            day = dt.date.fromisoformat(cell)
+        except (TypeError, ValueError):
+            raise _BadRow("as_of", f"{str(cell)[:40]!r} is not a date (AAAA-MM-DD)") from None
+        if cell.__class__ is str:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            self._days[cell] = day
+        return day
 
 
 def _cell_answer(cell):

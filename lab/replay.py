@@ -26,6 +26,7 @@ from regua.engine.recorded import LiveRefused, RecordedConnectors
 
 from .common import add_counts, as_decimal, distribution, fired_rules, money_outputs, outputs_encoder
 from .cuts import group_order, parse_cuts
+from .replay_fast import FastPath, _Fallback
 
 # Inputs: JSON numbers with a fraction become Decimal from their text, as the server read them.
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
@@ -154,7 +155,8 @@ class ReplayReport:
 class Replayer:
     """Replays records with one candidate. Made once per process (the policy compiled once)."""
 
-    def __init__(self, prepared, by: Iterable[str] = (), keep: int = 10, live: "LiveLookups | None" = None):
+    def __init__(self, prepared, by: Iterable[str] = (), keep: int = 10, live: "LiveLookups | None" = None,
+                 fast: bool = True):
         self.prepared = prepared
         self.by = tuple(by)
         self.cuts = parse_cuts(self.by)  # CutError names a --by it cannot read
@@ -166,6 +168,9 @@ class Replayer:
         self.known = {f.name for f in prepared.meta.input_type.fields}
         self.defaults = {f.name for f in prepared.meta.input_type.fields if not f.required}
         self.connectors = RecordedConnectors((spec.qualified_name for spec in prepared.meta.connectors), live)
+        # Plain records take the fast path (regua.lab.replay_fast); --live lookups only the general one.
+        self.fast = FastPath(prepared, self.known, self.defaults, typed=all(cut.connector for cut in self.cuts)) \
+            if fast and live is None else None
 
     def new_report(self) -> ReplayReport:
         return ReplayReport(self.prepared.name, self.prepared.version, self.by, self.money, keep=self.keep,
@@ -184,16 +189,48 @@ class Replayer:
 
     def replay(self, records: Iterable[dict], report: ReplayReport | None = None) -> ReplayReport:
         report = report or self.new_report()
+        fast = self._fast if self.fast is not None else self._one
         for record in records:
             report.total += 1
             try:
-                self._one(record, report)
+                fast(record, report)
             except _Unreplayable as problem:
                 report.errors += 1
                 report.error_codes[problem.code] = report.error_codes.get(problem.code, 0) + 1
                 if len(report.error_list) < MAX_LISTED_ERRORS:
                     report.error_list.append({"id": record.get("id"), "code": problem.code, "detail": problem.detail})
         return report
+
+    def _fast(self, record: dict, report: ReplayReport) -> None:
+        """A plain record (regua.lab.replay_fast); any other goes the general path (_one)."""
+        fast = self.fast
+        try:
+            body = _decode_answer(record["body"])
+            if fast.typed is not None:
+                data = None
+                inputs, defaulted = fast.typed.read(record["input"])
+            else:
+                data = _decode_exact(record["input"])
+                if data.__class__ is not dict:
+                    raise _Fallback
+                absent, present = fast.shape(data)
+                defaulted = [*absent, *(name for name in present if data[name] is None)]
+                inputs = fast.validate(data)
+            fast.load(record.get("connector_answers"))
+            decision, after_rules = fast.evaluate(inputs, fast.day(record["as_of"]))
+        except (_Fallback, TypeError, ValueError, msgspec.DecodeError):
+            return self._one(record, report)
+        for name in defaulted:
+            report.defaulted_fields[name] = report.defaulted_fields.get(name, 0) + 1
+        if fast.misses:
+            report.live += 1
+            for name in fast.misses:
+                report.live_connectors[name] = report.live_connectors.get(name, 0) + 1
+            return
+        answers = fast.answers() if self.answer_cuts else {}
+        cut = {c.name: c.value(data, answers) for c in self.cuts} if self.cuts else {}
+        report.replayed += 1
+        self._tally(record, report, body, decision, after_rules, cut)
 
     def _one(self, record: dict, report: ReplayReport) -> None:
         try:
@@ -238,11 +275,15 @@ class Replayer:
             return
         report.replayed += 1
         report.live_replayed += bool(self.connectors.live_used)
+        self._tally(record, report, body, decision, set(fired_rules(decision)), cut)
+
+    def _tally(self, record: dict, report: ReplayReport, body: _StoredAnswer, decision, after_rules: set,
+               cut: dict) -> None:
+        """One replayed decision in the report: what it was (the stored answer), what it is now."""
         before_outcome = body.outcome or record.get("outcome")
         before_outputs = body.outputs or {}
         after_outputs = self.outputs_json(decision)
         before_rules = {r.rule for r in body.reasons or () if r.rule and r.error is msgspec.UNSET}
-        after_rules = set(fired_rules(decision))
         for rule in before_rules:
             report.fired_before[rule] = report.fired_before.get(rule, 0) + 1
         for rule in after_rules:
