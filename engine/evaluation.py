@@ -274,7 +274,7 @@ class Combiner:
     # ---- combining ----
     def decide(self, fired, errors, outputs, output_errors, inputs, slots, calls, today, trace=None) -> Decision:
         """The Decision (`calls`: the connector calls made, `today`: the evaluation date); reasons
-        stay pending as (combiner, entries, inputs, slots, today), where
+        stay pending in the Decision as (combiner, entries, inputs, slots, today), where
         entries is None for the default, the ranked `fired` list when only rules fired, or ranked
         (severity, order, kind, rule index or output name, error, sets) tuples once something failed."""
         if errors or output_errors:
@@ -282,7 +282,7 @@ class Combiner:
                                               trace)
         if not fired:
             return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
-                            calls, self.output_types, (self, None, inputs, slots, today))
+                            calls, self.output_types, self, None, inputs, slots, today)
         if len(fired) == 1:
             index, sets = fired[0]
             if sets:
@@ -300,7 +300,7 @@ class Combiner:
             for name in self.output_names:
                 outputs.setdefault(name, None)
         return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, codes, trace, calls,
-                        self.output_types, (self, fired, inputs, slots, today))
+                        self.output_types, self, fired, inputs, slots, today)
 
     def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, calls, today,
                               trace) -> Decision:
@@ -315,7 +315,7 @@ class Combiner:
                     if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
             return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
-                            calls, self.output_types, (self, None, inputs, slots, today))
+                            calls, self.output_types, self, None, inputs, slots, today)
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
@@ -327,7 +327,7 @@ class Combiner:
             for name in self.output_names:
                 outputs.setdefault(name, None)
         return Decision(self.name, self.version, outcome, outputs, self.codes(entries), trace, calls,
-                        self.output_types, (self, entries, inputs, slots, today))
+                        self.output_types, self, entries, inputs, slots, today)
 
     def codes(self, entries) -> list[str]:
         if entries is None:

@@ -262,7 +262,7 @@ class PreparedPolicy:
         if fired or errors or output_errors:
             return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None)
         return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, combiner.default_codes.copy(),
-                        None, calls, combiner.output_types, (combiner, None, inputs, slots, today))
+                        None, calls, combiner.output_types, combiner, None, inputs, slots, today)
 
     def _hot_constants(self) -> tuple:
         """What evaluate_validated reads on every call, read once per policy (one attribute load
@@ -310,7 +310,7 @@ class PreparedPolicy:
         if not fired:
             return Decision(name, version, default_verb, outputs, default_codes.copy(),
                             {"level": "rules", "rules": [], "values": {}, "tables": {}} if rules else None,
-                            calls, output_types, (combiner, None, inputs, slots, today))
+                            calls, output_types, combiner, None, inputs, slots, today)
         index, sets = fired[0]
         if sets:
             outputs.update(sets)
@@ -319,7 +319,7 @@ class PreparedPolicy:
                 outputs.setdefault(output, None)
         return Decision(name, version, verbs[index], outputs, code_lists[index].copy(),
                         {"level": "rules", "rules": [fired_steps[index].copy()], "values": {}, "tables": {}}
-                        if rules else None, calls, output_types, (combiner, fired, inputs, slots, today))
+                        if rules else None, calls, output_types, combiner, fired, inputs, slots, today)
 
     def _evaluate_general(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                           as_of: dt.date | None = None, deadline: float | None = None,
@@ -350,7 +350,7 @@ class PreparedPolicy:
             # this is most evaluations of a small policy, where one more call is a tenth of the time.
             return Decision(combiner.name, combiner.version, combiner.default_verb, outputs,
                             combiner.default_codes.copy(), shown, calls, combiner.output_types,
-                            (combiner, None, inputs, slots, today))
+                            combiner, None, inputs, slots, today)
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
             full = self._combiner.full_trace(rule_trace, slots)
