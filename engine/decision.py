@@ -76,12 +76,13 @@ class Reason:
         return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
 
-class ConnectorCall(msgspec.Struct, eq=False):
+class ConnectorCall(msgspec.Struct, eq=False, gc=False):
     """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked.
 
     A msgspec Struct for its constructor, implemented in C: one is built per lookup (see
-    Decision). Never encode it as a Struct (its arguments would be written in clear): to_dict()
-    is the wire form.
+    Decision); not tracked by the garbage collector (gc=False), as what it holds (arguments, the
+    connector's answer) never refers back to it. Never encode it as a Struct (its arguments would
+    be written in clear): to_dict() is the wire form.
     """
 
     connector: str

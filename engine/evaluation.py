@@ -85,7 +85,16 @@ class EvalContext(msgspec.Struct, gc=False):
         if key in memo:
             return memo[key]
         impl = self.impls[index]
-        if impl is None or self.deadline is not None:  # not configured, or a decision deadline to keep
+        if impl is None:
+            # Not configured (a policy evaluated without some connector): _call's first case,
+            # inline, as no implementation is called whatever the deadline.
+            started = _clock()
+            name = self.names[index]
+            value = _NOT_CONFIGURED.get(name)
+            if value is None:
+                value = _not_configured(name)
+            call = ConnectorCall(name, args, "failed", (_clock() - started) * 1000, value.code)
+        elif self.deadline is not None:  # a decision deadline to keep
             value, call = self._call(index, args)
         else:
             # _call's common case inline (one Python call less per lookup): no deadline to keep.
