@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import time
 from typing import Any
 
@@ -249,6 +250,7 @@ class Combiner:
         # Fired rules rank by severity, then rule order: one integer key per rule.
         count = len(meta.rules) + 1
         self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
+        self.hit_rank = functools.partial(_hit_rank, self.rank)  # sort key of a fired (index, sets)
         default = self.default = meta.default
         self.default_verb = default.verb
         self.default_codes = [default.code] if default.code else []
@@ -298,13 +300,13 @@ class Combiner:
                 outputs.update(sets)
             codes = self.code_lists[index].copy()
         else:
-            rank = self.rank
-            fired = sorted(fired, key=lambda hit: rank[hit[0]])
+            fired = sorted(fired, key=self.hit_rank)
             # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
             for _index, sets in reversed(fired):
                 if sets:
                     outputs.update(sets)
-            codes = self.codes(fired)
+            rule_codes = self.rule_codes  # self.codes(fired), without the call: decisions of several rules are common
+            codes = [rule_codes[index] for index, _ in fired if rule_codes[index]]
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
@@ -395,6 +397,10 @@ class Combiner:
             else:
                 values[name] = masked_json(value, typ)
         return {"rules": steps, "values": values, "tables": tables}
+
+
+def _hit_rank(rank, hit):
+    return rank[hit[0]]
 
 
 def _rank(entry):
