@@ -76,12 +76,13 @@ class Reason:
         return f"Reason({self.code!r}, rule={self.rule!r}, outcome={self.outcome!r})"
 
 
-class ConnectorCall(msgspec.Struct, eq=False):
+class ConnectorCall(msgspec.Struct, eq=False, gc=False):
     """One lookup made during an evaluation. Its arguments (documents) are only ever shown masked.
 
     A msgspec Struct for its constructor, implemented in C: one is built per lookup (see
-    Decision). Never encode it as a Struct (its arguments would be written in clear): to_dict()
-    is the wire form.
+    Decision); not tracked by the garbage collector (gc=False), as what it holds (arguments, the
+    connector's answer) never refers back to it. Never encode it as a Struct (its arguments would
+    be written in clear): to_dict() is the wire form.
     """
 
     connector: str
@@ -108,17 +109,21 @@ class ConnectorCall(msgspec.Struct, eq=False):
                 "cost": self.cost}
 
 
-class Decision(msgspec.Struct, eq=False):
+class Decision(msgspec.Struct, eq=False, gc=False):
     """outcome, outputs, ranked reasons, trace, connector calls and the policy that decided.
 
-    Reason objects are built when first read (`_pending` holds what is needed); the ranking,
-    the outcome and the outputs are settled when the decision is made.
+    Reason objects are built when first read (the `_combiner` ... `_today` fields hold what is
+    needed); the ranking, the outcome and the outputs are settled when the decision is made.
 
     A msgspec Struct for its constructor, implemented in C: one is built per evaluation, and a
     Python __init__ of nine fields cost more than evaluating a small decision table
-    (benchmarks/bench_quick.py). Compared by identity (eq=False), as before. Never encode it as a
-    Struct (msgspec would write its fields as they are): to_dict() is the wire form, with
-    documents masked.
+    (benchmarks/bench_quick.py). What reasons need is kept in fields of their own rather than in
+    one tuple, and the struct is not tracked by the garbage collector (gc=False): both cost as
+    much as a small table's rule (the tuple about a third of the constructor). Nothing a Decision
+    holds refers back to it (outputs, trace and reasons are built for it; the combiner, inputs and
+    slots belong to the evaluation), so it is never part of a reference cycle the collector would
+    have to break. Compared by identity (eq=False), as before. Never encode it as a Struct
+    (msgspec would write its fields as they are): to_dict() is the wire form, with documents masked.
     """
 
     policy: str
@@ -131,15 +136,19 @@ class Decision(msgspec.Struct, eq=False):
     trace: Any
     connector_calls: list
     output_types: dict = {}
-    _pending: Any = None  # (combiner, ranked entries, inputs, slots, today)
+    # Until the reasons are first read: engine.evaluation.Combiner.reasons(entries, inputs, slots, today)
+    _combiner: Any = None
+    _entries: Any = None
+    _inputs: Any = None
+    _slots: Any = None
+    _today: Any = None
     _reasons: Any = None  # list[Reason], or None while pending
 
     @property
     def reasons(self) -> list[Reason]:
         if self._reasons is None:
-            combiner, entries, inputs, slots, today = self._pending
-            self._reasons = combiner.reasons(entries, inputs, slots, today)
-            self._pending = None
+            self._reasons = self._combiner.reasons(self._entries, self._inputs, self._slots, self._today)
+            self._combiner = self._entries = self._inputs = self._slots = self._today = None
         return self._reasons
 
     def __repr__(self) -> str:

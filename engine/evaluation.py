@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import time
 from typing import Any
 
@@ -85,7 +86,16 @@ class EvalContext(msgspec.Struct, gc=False):
         if key in memo:
             return memo[key]
         impl = self.impls[index]
-        if impl is None or self.deadline is not None:  # not configured, or a decision deadline to keep
+        if impl is None:
+            # Not configured (a policy evaluated without some connector): _call's first case,
+            # inline, as no implementation is called whatever the deadline.
+            started = _clock()
+            name = self.names[index]
+            value = _NOT_CONFIGURED.get(name)
+            if value is None:
+                value = _not_configured(name)
+            call = ConnectorCall(name, args, "failed", (_clock() - started) * 1000, value.code)
+        elif self.deadline is not None:  # a decision deadline to keep
             value, call = self._call(index, args)
         else:
             # _call's common case inline (one Python call less per lookup): no deadline to keep.
@@ -240,6 +250,7 @@ class Combiner:
         # Fired rules rank by severity, then rule order: one integer key per rule.
         count = len(meta.rules) + 1
         self.rank = [(-r.action.severity) * count + k for k, r in enumerate(meta.rules)]
+        self.hit_rank = functools.partial(_hit_rank, self.rank)  # sort key of a fired (index, sets)
         default = self.default = meta.default
         self.default_verb = default.verb
         self.default_codes = [default.code] if default.code else []
@@ -274,7 +285,7 @@ class Combiner:
     # ---- combining ----
     def decide(self, fired, errors, outputs, output_errors, inputs, slots, calls, today, trace=None) -> Decision:
         """The Decision (`calls`: the connector calls made, `today`: the evaluation date); reasons
-        stay pending as (combiner, entries, inputs, slots, today), where
+        stay pending in the Decision as (combiner, entries, inputs, slots, today), where
         entries is None for the default, the ranked `fired` list when only rules fired, or ranked
         (severity, order, kind, rule index or output name, error, sets) tuples once something failed."""
         if errors or output_errors:
@@ -282,25 +293,25 @@ class Combiner:
                                               trace)
         if not fired:
             return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
-                            calls, self.output_types, (self, None, inputs, slots, today))
+                            calls, self.output_types, self, None, inputs, slots, today)
         if len(fired) == 1:
             index, sets = fired[0]
             if sets:
                 outputs.update(sets)
             codes = self.code_lists[index].copy()
         else:
-            rank = self.rank
-            fired = sorted(fired, key=lambda hit: rank[hit[0]])
+            fired = sorted(fired, key=self.hit_rank)
             # Outputs set by fired rules: the highest-ranked rule that sets a name wins.
             for _index, sets in reversed(fired):
                 if sets:
                     outputs.update(sets)
-            codes = self.codes(fired)
+            rule_codes = self.rule_codes  # self.codes(fired), without the call: decisions of several rules are common
+            codes = [rule_codes[index] for index, _ in fired if rule_codes[index]]
         if len(outputs) != len(self.output_names):
             for name in self.output_names:
                 outputs.setdefault(name, None)
         return Decision(self.name, self.version, self.verbs[fired[0][0]], outputs, codes, trace, calls,
-                        self.output_types, (self, fired, inputs, slots, today))
+                        self.output_types, self, fired, inputs, slots, today)
 
     def _decide_with_failures(self, fired, errors, outputs, output_errors, inputs, slots, calls, today,
                               trace) -> Decision:
@@ -315,7 +326,7 @@ class Combiner:
                     if getattr(error, "connector", None) not in handled]
         if not entries:  # every failure was handled by the policy and nothing fired: the default
             return Decision(self.name, self.version, self.default_verb, outputs, self.default_codes.copy(), trace,
-                            calls, self.output_types, (self, None, inputs, slots, today))
+                            calls, self.output_types, self, None, inputs, slots, today)
         if len(entries) > 1:
             entries.sort(key=_rank)
         first = entries[0]
@@ -327,7 +338,7 @@ class Combiner:
             for name in self.output_names:
                 outputs.setdefault(name, None)
         return Decision(self.name, self.version, outcome, outputs, self.codes(entries), trace, calls,
-                        self.output_types, (self, entries, inputs, slots, today))
+                        self.output_types, self, entries, inputs, slots, today)
 
     def codes(self, entries) -> list[str]:
         if entries is None:
@@ -386,6 +397,10 @@ class Combiner:
             else:
                 values[name] = masked_json(value, typ)
         return {"rules": steps, "values": values, "tables": tables}
+
+
+def _hit_rank(rank, hit):
+    return rank[hit[0]]
 
 
 def _rank(entry):

@@ -152,6 +152,7 @@ class PreparedPolicy:
                         for f in meta.input_type.fields]
         self._known = frozenset(f.name for f in meta.input_type.fields)
         self._list_fields: list | None = None  # input fields that hold lists, for check_list_sizes
+        self._hot = self._hot_constants()
 
     def _full(self, inputs, slots, rt):
         if self._full_function is None:
@@ -268,7 +269,16 @@ class PreparedPolicy:
         if fired or errors or output_errors:
             return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None), indices
         return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, combiner.default_codes.copy(),
-                        None, calls, combiner.output_types, (combiner, None, inputs, slots, today)), indices
+                        None, calls, combiner.output_types, combiner, None, inputs, slots, today), indices
+
+    def _hot_constants(self) -> tuple:
+        """What evaluate_validated reads on every call, read once per policy (one attribute load
+        and an unpack instead of a dozen attribute loads per evaluation)."""
+        combiner = self._combiner
+        return (self._uses_context, self._connector_names, self._answer_coercers, self._fast,
+                [_UNSET] * self._nslots, combiner, combiner.name, combiner.version, combiner.output_types,
+                combiner.default_verb, combiner.default_codes, combiner.output_names, len(combiner.output_names),
+                combiner.verbs, combiner.code_lists, combiner.fired_steps)
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None, deadline: float | None = None,
@@ -278,8 +288,51 @@ class PreparedPolicy:
         unavailable (CONNECTOR_TIMEOUT) and the policy's `on error` (or its `available()` rules) decide.
         `budget`: seconds of CPU the evaluation may spend going through lists; past it, what is
         still being computed fails with EVALUATION_TIMEOUT (engine.runtime.each), through `on error`."""
-        # The context is built inline, not through _context: this is the hot path, and one call
-        # is a tenth of a small table's evaluation.
+        # The hot path: for a small policy the fixed cost around the generated code was most of an
+        # evaluation (benchmarks/bench_quick.py). So the per-policy constants come in one unpack
+        # (_hot_constants), and the Decision of the common cases at trace off or rules is built
+        # here: nothing fired or failed (the default), or exactly one rule fired and nothing failed.
+        # Every other case is Combiner.decide's, and trace level full is _evaluate_general's;
+        # tests/test_evaluate_hot_path.py holds the two paths to the same decisions.
+        (uses_context, names, coercers, fast, template, combiner, name, version, output_types, default_verb,
+         default_codes, output_names, output_count, verbs, code_lists, fired_steps) = self._hot
+        if trace == "off":
+            rules = False
+        elif trace == "rules":
+            rules = True
+        else:  # "full", or a level that does not exist (the general path says so)
+            return self._evaluate_general(inputs, connectors=connectors, trace=trace, as_of=as_of,
+                                          deadline=deadline, budget=budget)
+        if uses_context:
+            io, impls = UNBOUND if connectors is None else connectors.binding(names)
+            rt = EvalContext(as_of or dt.date.today(), connectors, names, coercers, deadline, budget, io, impls)
+            today, calls = rt.today, rt.calls
+        else:  # the code reads no date, lookup or budget counter: `today` is never read either
+            rt, today, calls = None, as_of, []
+        slots = template.copy()
+        fired, errors, outputs, output_errors = fast(inputs, slots, rt)
+        if errors or output_errors or (fired and len(fired) != 1):
+            return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today,
+                                   trace_shape.rules_level(self.meta, combiner, fired, errors) if rules else None)
+        if not fired:
+            return Decision(name, version, default_verb, outputs, default_codes.copy(),
+                            {"level": "rules", "rules": [], "values": {}, "tables": {}} if rules else None,
+                            calls, output_types, combiner, None, inputs, slots, today)
+        index, sets = fired[0]
+        if sets:
+            outputs.update(sets)
+        if len(outputs) != output_count:
+            for output in output_names:
+                outputs.setdefault(output, None)
+        return Decision(name, version, verbs[index], outputs, code_lists[index].copy(),
+                        {"level": "rules", "rules": [fired_steps[index].copy()], "values": {}, "tables": {}}
+                        if rules else None, calls, output_types, combiner, fired, inputs, slots, today)
+
+    def _evaluate_general(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
+                          as_of: dt.date | None = None, deadline: float | None = None,
+                          budget: float | None = None) -> Decision:
+        """evaluate_validated for every case and every trace level: the one definition of an
+        evaluation that the hot path (evaluate_validated) gives the common cases of, faster."""
         if self._uses_context:
             names = self._connector_names
             io, impls = UNBOUND if connectors is None else connectors.binding(names)
@@ -304,7 +357,7 @@ class PreparedPolicy:
             # this is most evaluations of a small policy, where one more call is a tenth of the time.
             return Decision(combiner.name, combiner.version, combiner.default_verb, outputs,
                             combiner.default_codes.copy(), shown, calls, combiner.output_types,
-                            (combiner, None, inputs, slots, today))
+                            combiner, None, inputs, slots, today)
         if trace == "full":
             fired, errors, outputs, output_errors, rule_trace = self._full(inputs, slots, rt)
             full = self._combiner.full_trace(rule_trace, slots)

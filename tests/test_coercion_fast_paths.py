@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from stdnum.br import cnpj, cpf
 
@@ -34,6 +34,25 @@ def _outcome(function, value):
 @given(_NUMBER_TEXT)
 def test_money_text_fast_path_agrees_with_the_full_coercion(text):
     assert _outcome(_money, text) == _outcome(lambda v: _whole_cents(_coerce_scalar(v, T.MONEY), ""), text)
+
+
+_decimal = coercer(T.DECIMAL, strict=False)
+
+
+# Floats of up to 17 significant digits at every scale near the limits (18 places, 10^18).
+_FLOATS = st.floats() | st.builds(lambda digits, exponent: float(f"{digits}e{exponent}"),
+                                   st.integers(10 ** 15, 10 ** 17) | st.integers(-10 ** 17, 10 ** 17),
+                                   st.integers(-36, 20))
+
+
+@given(_FLOATS)
+@example(0.0012345678901234567)  # 19 places: out of range, and adjusted() is -3
+@example(0.012345678901234567)  # 18 places: in range
+@example(1e18)
+@example(-9.999999999999998e17)
+def test_float_fast_path_agrees_with_the_full_coercion(number):
+    # Connector answers (strict=False) given as Python floats: the range check without as_tuple().
+    assert _outcome(_decimal, number) == _outcome(lambda v: _coerce_scalar(v, T.DECIMAL), number)
 
 
 @given(st.dates().map(dt.date.isoformat) | st.text(alphabet="0123456789-WT: ", max_size=12))
