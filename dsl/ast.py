@@ -15,6 +15,8 @@ from .diagnostics import NO_SPAN, Span
 @dataclass(eq=False)
 class Node:
     span: Span = field(default=NO_SPAN, kw_only=True)
+    # While parsing: the node's extent as a child when that is not its span (dsl.ast_builder).
+    _x = None
 
 
 # ---- expressions -------------------------------------------------------------
