@@ -49,6 +49,7 @@ def _lark() -> Lark:
         lexer="contextual",
         postlex=PolicyIndenter(),
         maybe_placeholders=True,
+        _plugins={"ContextualLexer": ast_builder.FastContextualLexer},
     )
     ast_builder.install(parser, _ToAst())
     return parser
