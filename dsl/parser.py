@@ -14,7 +14,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
-from . import ast, ast_builder
+from . import ast, ast_builder, grammar_cache
 from .ast_builder import Carried as _Carried
 from .ast_builder import InvalidLiteral as _Invalid
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
@@ -43,13 +43,10 @@ class PolicyIndenter(Indenter):
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     """The parser; its parse() returns the dsl.ast.Policy, built while parsing (dsl.ast_builder)."""
-    parser = Lark(
+    parser = grammar_cache.load_or_build(
         GRAMMAR_PATH.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        postlex=PolicyIndenter(),
-        maybe_placeholders=True,
-        _plugins={"ContextualLexer": ast_builder.FastContextualLexer},
+        {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True},
+        {"postlex": PolicyIndenter(), "_plugins": {"ContextualLexer": ast_builder.FastContextualLexer}},
     )
     ast_builder.install(parser, _ToAst())
     return parser
