@@ -25,8 +25,6 @@ from decimal import InvalidOperation
 from operator import itemgetter
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedToken
-from lark.lexer import ContextualLexer
 
 from . import ast
 from .diagnostics import Span
@@ -57,6 +55,9 @@ class _Inlined(list):
 
     __slots__ = ("_x",)
 
+
+#: The callback of `?a: b`: b's value, same extent (lark_runtime.FastParserState leaves it in place).
+PASS = itemgetter(0)
 
 # The first literal that could not be converted in the parse running in this thread (reported once
 # the whole text parsed, as E005, like the transform did after parsing): (message, span).
@@ -148,7 +149,7 @@ def _callback(rule, handler):
         if not (rule.options.expand1 and not rule.alias):
             raise TypeError(f"no handler for grammar rule {name!r}")
         if include is None and len(rule.expansion) == 1:
-            return itemgetter(0)  # `?a: b`: b's value, same extent
+            return PASS
 
     def call(children: list):
         extent = _extent(children)
@@ -185,72 +186,3 @@ def install(parser: Lark, handlers: object) -> None:
     lalr = parser.parser.parser.parser  # ParsingFrontend -> LALR_Parser -> _Parser (lark 1.x)
     lalr.callbacks = callbacks
 
-
-class FastContextualLexer(ContextualLexer):
-    """Lark's contextual lexer with its loop written out: per token, the same scanner of the same
-    parser state matches, the same Token is made and the same callbacks (keywords) run, the same
-    errors are raised (by Lark's own code, called where a match fails); only the calls between
-    them are gone (about a third of the lexer's time on a large policy). Plugged in through Lark's
-    `_plugins` option, the hook its Cython plugin uses."""
-
-    def lex(self, lexer_state, parser_state):
-        try:
-            yield from self._lex(lexer_state, parser_state)
-        except UnexpectedCharacters as e:  # as ContextualLexer.lex: say which token was not expected
-            try:
-                last_token = lexer_state.last_token
-                token = self.root_lexer.next_token(lexer_state, parser_state)
-                raise UnexpectedToken(token, e.allowed, state=parser_state, token_history=[last_token],
-                                      terminals_by_name=self.root_lexer.terminals_by_name) from None
-            except UnexpectedCharacters:
-                raise e from None
-
-    def _plan(self, lexer):
-        scanner = lexer.scanner  # built on first use; it also sets lexer.callback
-        return scanner._mres, lexer.ignore_types, lexer.callback, lexer.newline_types
-
-    def _lex(self, lexer_state, parser_state):
-        lexers = self.lexers
-        plans: dict = {}
-        line_ctr = lexer_state.line_ctr
-        text, end = lexer_state.text.text, lexer_state.text.end
-        new_token = Token
-        while True:
-            lexer = lexers[parser_state.position]
-            plan = plans.get(id(lexer))
-            if plan is None:
-                plan = plans[id(lexer)] = self._plan(lexer)
-            mres, ignore_types, callback, newline_types = plan
-            while True:  # BasicLexer.next_token
-                pos = line_ctr.char_pos
-                if pos >= end:
-                    return
-                for mre in mres:
-                    match = mre.match(text, pos, end)
-                    if match:
-                        break
-                else:
-                    lexer.next_token(lexer_state, parser_state)  # raises UnexpectedCharacters
-                    raise AssertionError("the scanners disagree")
-                value, type_ = match.group(0), match.lastgroup
-                ignored = type_ in ignore_types
-                token = None
-                if not ignored or type_ in callback:
-                    token = new_token(type_, value, pos, line_ctr.line, line_ctr.column)
-                if type_ in newline_types:  # LineCounter.feed
-                    newlines = value.count("\n")
-                    if newlines:
-                        line_ctr.line += newlines
-                        line_ctr.line_start_pos = pos + value.rindex("\n") + 1
-                line_ctr.char_pos = pos = pos + len(value)
-                line_ctr.column = pos - line_ctr.line_start_pos + 1
-                if token is not None:
-                    token.end_line = line_ctr.line
-                    token.end_column = line_ctr.column
-                    token.end_pos = pos
-                    if type_ in callback:
-                        token = callback[type_](token)
-                    if not ignored:
-                        lexer_state.last_token = token
-                        break
-            yield token

@@ -39,7 +39,8 @@ def load_or_build(grammar: str, options: dict, runtime: dict) -> Lark:
     from lark import __version__ as lark_version
 
     folder = user_cache_dir()
-    key = hashlib.sha256(repr((grammar, sorted(options.items()), lark_version, sys.version_info[:2])).encode())
+    shape = (grammar, sorted(options.items()), _describe(runtime), lark_version, sys.version_info[:2])
+    key = hashlib.sha256(repr(shape).encode())
     path = Path(folder) / f"grammar-{key.hexdigest()[:20]}.lark" if folder else None
     if path is not None:
         try:
@@ -62,3 +63,11 @@ def load_or_build(grammar: str, options: dict, runtime: dict) -> Lark:
         except OSError:  # a read-only or full disk: no cache, same parser
             pass
     return parser
+
+
+def _describe(value) -> object:
+    """The classes `value` names or is made of (a post-lexer instance, plugin classes), stably."""
+    if isinstance(value, dict):
+        return sorted((key, _describe(item)) for key, item in value.items())
+    cls = value if isinstance(value, type) else type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"

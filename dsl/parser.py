@@ -14,7 +14,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
-from . import ast, ast_builder, grammar_cache
+from . import ast, ast_builder, grammar_cache, lark_runtime
 from .ast_builder import Carried as _Carried
 from .ast_builder import InvalidLiteral as _Invalid
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
@@ -46,7 +46,8 @@ def _lark() -> Lark:
     parser = grammar_cache.load_or_build(
         GRAMMAR_PATH.read_text(encoding="utf-8"),
         {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True},
-        {"postlex": PolicyIndenter(), "_plugins": {"ContextualLexer": ast_builder.FastContextualLexer}},
+        {"postlex": PolicyIndenter(), "_plugins": {"ContextualLexer": lark_runtime.FastContextualLexer,
+                                                   "LALR_Parser": lark_runtime.FastLALRParser}},
     )
     ast_builder.install(parser, _ToAst())
     return parser
