@@ -77,6 +77,26 @@ def _note_invalid(message: str, span: Span) -> None:
         _local.invalid = (message, span)
 
 
+_new = object.__new__
+
+
+def span(line: int, column: int, end_line: int, end_column: int) -> Span:
+    """Span(line, column, end_line, end_column), made as the frozen dataclass's __init__ would but
+    without its four object.__setattr__ calls (two of them per syntax-tree node)."""
+    made = _new(Span)
+    fields = made.__dict__
+    fields["line"] = line
+    fields["column"] = column
+    fields["end_line"] = end_line
+    fields["end_column"] = end_column
+    return made
+
+
+def token_span(token: Token) -> Span:
+    """Span.of(token)."""
+    return span(token.line or 1, token.column or 1, token.end_line or 0, token.end_column or 0)
+
+
 def _extent(children: list) -> Span:
     """From the start of the first child to the end of the last (every child has a position)."""
     first, last = children[0], children[-1]
@@ -84,7 +104,7 @@ def _extent(children: list) -> Span:
         first = first._x or first.span
     if last.__class__ is not Token:
         last = last._x or last.span
-    return Span(first.line or 1, first.column or 1, last.end_line or 0, last.end_column or 0)
+    return span(first.line or 1, first.column or 1, last.end_line or 0, last.end_column or 0)
 
 
 def _placeholder(span: Span) -> ast.Literal:
@@ -151,10 +171,12 @@ def _callback(rule, handler):
         if include is None and len(rule.expansion) == 1:
             return PASS
 
+    may_pass = handler is None or (rule.options.expand1 and not rule.alias)
+
     def call(children: list):
         extent = _extent(children)
         selected = children if include is None else _select(children, include, trailing)
-        if handler is None or (rule.options.expand1 and not rule.alias and len(selected) == 1):
+        if may_pass and len(selected) == 1:
             value = selected[0]  # `?rule` with one child: that child
         else:
             try:

@@ -17,6 +17,7 @@ from lark.indenter import DedentError, Indenter
 from . import ast, ast_builder, grammar_cache, lark_runtime
 from .ast_builder import Carried as _Carried
 from .ast_builder import InvalidLiteral as _Invalid
+from .ast_builder import token_span as _token_span
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
 from .limits import check_nesting, check_size
 from .source import code_chars
@@ -79,8 +80,8 @@ class _ToAst:
     def start(self, meta, header, *items):
         name, kind, version = header.value
         policy = ast.Policy(str(name), str(kind), _text(version) if version else None, list(items), span=meta)
-        policy.name_span = Span.of(name)
-        policy.kind_span = Span.of(kind)
+        policy.name_span = _token_span(name)
+        policy.kind_span = _token_span(kind)
         return policy
 
     def policy_header(self, meta, name, kind, version):
@@ -93,10 +94,10 @@ class _ToAst:
         return ast.InputBlock(list(fields), span=meta)
 
     def record_decl(self, meta, name, *fields):
-        return ast.RecordDecl(str(name), list(fields), span=Span.of(name))
+        return ast.RecordDecl(str(name), list(fields), span=_token_span(name))
 
     def field(self, meta, name, type_ref, default):
-        return ast.Field(str(name), type_ref, default, span=Span.of(name))
+        return ast.Field(str(name), type_ref, default, span=_token_span(name))
 
     def named_type(self, meta, name):
         return ast.TypeRef(str(name), span=meta)
@@ -105,19 +106,19 @@ class _ToAst:
         return ast.TypeRef("list", element, span=meta)
 
     def enum_decl(self, meta, name, *values):
-        return ast.EnumDecl(str(name), [str(v) for v in values], span=Span.of(name))
+        return ast.EnumDecl(str(name), [str(v) for v in values], span=_token_span(name))
 
     def let_decl(self, meta, name, value):
-        return ast.Let(str(name), value, span=Span.of(name))
+        return ast.Let(str(name), value, span=_token_span(name))
 
     def rule_decl(self, meta, name, condition, action, sets=None):
-        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=Span.of(name))
+        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=_token_span(name))
 
     def step_decl(self, meta, name, day, condition, action, sets=None):
         has_when = condition is not None
         if condition is None:
-            condition = ast.Literal("bool", True, "true", span=Span.of(name))
-        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=Span.of(name), day=day.value,
+            condition = ast.Literal("bool", True, "true", span=_token_span(name))
+        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=_token_span(name), day=day.value,
                         has_when=has_when)
 
     def step_when(self, meta, condition):
@@ -131,13 +132,13 @@ class _ToAst:
         return _Carried(-number if ("-" in words or "before" in words) else number)
 
     def action(self, meta, verb, code, message):
-        return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=Span.of(verb))
+        return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=_token_span(verb))
 
     def set_clause(self, meta, *assignments):
         return _Carried(assignments)
 
     def assignment(self, meta, name, value):
-        return ast.Assignment(str(name), value, span=Span.of(name))
+        return ast.Assignment(str(name), value, span=_token_span(name))
 
     def default_decl(self, meta, action):
         return ast.DefaultDecl(action, span=meta)
@@ -149,7 +150,7 @@ class _ToAst:
         return ast.OutputDecl(list(items), span=meta)
 
     def output_item(self, meta, name, value):
-        return ast.OutputItem(str(name), value, span=Span.of(name))
+        return ast.OutputItem(str(name), value, span=_token_span(name))
 
     # ---- tables ----
     def actionable_decl(self, meta, *items):
@@ -165,7 +166,8 @@ class _ToAst:
     def table_decl(self, meta, name, hit_policy, *rest):
         inputs = [r for r in rest if isinstance(r, ast.Expr)]
         rows = [r for r in rest if isinstance(r, ast.Row)]
-        return ast.Table(str(name), str(hit_policy), inputs, rows, span=Span.of(name), hit_policy_span=Span.of(hit_policy))
+        return ast.Table(str(name), str(hit_policy), inputs, rows, span=_token_span(name),
+                         hit_policy_span=_token_span(hit_policy))
 
     def row(self, meta, *parts):
         *cells, result, priority = parts
@@ -200,7 +202,7 @@ class _ToAst:
         return ast.TestStmt("given", value=[v.value for v in values], span=meta)
 
     def given_value(self, meta, name, value):
-        return _Carried((str(name), value, Span.of(name)))
+        return _Carried((str(name), value, _token_span(name)))
 
     def test_as_of(self, meta, date):
         return ast.TestStmt("as_of", value=_date(date), span=meta)
@@ -212,13 +214,13 @@ class _ToAst:
         return ast.TestStmt("failure", name=dotted.value, span=meta)
 
     def expect_outcome(self, meta, outcome):
-        return ast.TestStmt("outcome", name=str(outcome), span=Span.of(outcome))
+        return ast.TestStmt("outcome", name=str(outcome), span=_token_span(outcome))
 
     def expect_reasons(self, meta, *codes):
         return ast.TestStmt("reasons", value=[_text(c) for c in codes], span=meta)
 
     def expect_output(self, meta, name, value):
-        return ast.TestStmt("output", name=str(name), value=value, span=Span.of(name))
+        return ast.TestStmt("output", name=str(name), value=value, span=_token_span(name))
 
     def expect_steps(self, meta, *names):
         return ast.TestStmt("steps", value=[_text(n) for n in names if n is not None], span=meta)
