@@ -37,8 +37,43 @@ class PolicyIndenter(Indenter):
     def process(self, stream):
         # Lark keeps one post-lexer per parser and lark's Indenter keeps the indentation stack and
         # parenthesis depth on it, so parses in several threads would share (and corrupt) that
-        # state. Each parse gets its own state instead: a fresh indenter, cheap to make.
-        return Indenter._process(PolicyIndenter(), stream)
+        # state. Here each parse keeps it in its own generator's locals.
+        return self._indent(stream)
+
+    def _indent(self, stream):
+        """Lark's Indenter._process and handle_NL, step for step, with the state in locals (every
+        token of a policy goes through here: attribute look-ups per token add up)."""
+        nl_type, indent_type, dedent_type = self.NL_type, self.INDENT_type, self.DEDENT_type
+        opening, closing = frozenset(self.OPEN_PAREN_types), frozenset(self.CLOSE_PAREN_types)
+        tab_len, borrow = self.tab_len, Token.new_borrow_pos
+        paren_level, levels = 0, [0]
+        token = None
+        for token in stream:
+            kind = token.type
+            if kind == nl_type:
+                if paren_level <= 0:
+                    yield token
+                    indent_str = token.rsplit("\n", 1)[1]  # tabs and spaces
+                    indent = indent_str.count(" ") + indent_str.count("\t") * tab_len
+                    if indent > levels[-1]:
+                        levels.append(indent)
+                        yield borrow(indent_type, indent_str, token)
+                    else:
+                        while indent < levels[-1]:
+                            levels.pop()
+                            yield borrow(dedent_type, indent_str, token)
+                        if indent != levels[-1]:
+                            raise DedentError(f"Unexpected dedent to column {indent}. Expected dedent to {levels[-1]}")
+            else:
+                yield token
+            if kind in opening:
+                paren_level += 1
+            elif kind in closing:
+                paren_level -= 1
+                assert paren_level >= 0
+        while len(levels) > 1:
+            levels.pop()
+            yield borrow(dedent_type, "", token) if token else Token(dedent_type, "", 0, 0, 0, 0, 0, 0)
 
 
 @lru_cache(maxsize=1)
