@@ -28,7 +28,10 @@ def user_cache_dir() -> str | None:
     configured = os.environ.get("REGUA_CACHE_DIR")
     if configured is not None:
         return None if configured.strip().lower() in ("", "off", "0", "false", "no") else configured
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    home = os.path.expanduser("~")
+    if not os.environ.get("XDG_CACHE_HOME") and home.startswith("~"):
+        return None  # no home folder known: not a folder named "~" under the current one
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     return os.path.join(base, "regua")
 
 
