@@ -42,11 +42,9 @@ def compile_cache_dir() -> str | None:
     """Where the command line keeps compiled policies (engine.compiler's disk cache, keyed by the
     source, the environment and the compiler version): $REGUA_CACHE_DIR, else
     $XDG_CACHE_HOME/regua, else ~/.cache/regua. REGUA_CACHE_DIR=off turns it off."""
-    configured = os.environ.get("REGUA_CACHE_DIR")
-    if configured is not None:
-        return None if configured.strip().lower() in ("", "off", "0", "false", "no") else configured
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "regua")
+    from regua.dsl.grammar_cache import user_cache_dir
+
+    return user_cache_dir()
 
 
 def policy_files(paths: tuple[str, ...]) -> list[Path]:

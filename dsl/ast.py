@@ -15,6 +15,8 @@ from .diagnostics import NO_SPAN, Span
 @dataclass(eq=False)
 class Node:
     span: Span = field(default=NO_SPAN, kw_only=True)
+    # While parsing: the node's extent as a child when that is not its span (dsl.ast_builder).
+    _x = None
 
 
 # ---- expressions -------------------------------------------------------------
@@ -361,7 +363,14 @@ def chain(node: Binary) -> tuple[list[Expr], list[Binary]]:
 
 
 def direct_children(node) -> list:
-    """The sub-expressions of `node` (None for an absent `where`)."""
+    """The sub-expressions of `node` (None for an absent `where`), a new list."""
+    try:
+        return _CHILDREN[node.__class__](node)
+    except KeyError:  # a class not in the table (a subclass): the isinstance chain
+        return _direct_children(node)
+
+
+def _direct_children(node) -> list:
     if isinstance(node, Attribute):
         return [node.target]
     if isinstance(node, Call):
@@ -385,6 +394,24 @@ def direct_children(node) -> list:
     if isinstance(node, RecordLit):
         return [v for _, v in node.entries]
     return []
+
+
+# Every walk of every pass goes through direct_children: one table look-up, not a chain of isinstance.
+_CHILDREN = {
+    Attribute: lambda n: [n.target],
+    Call: lambda n: list(n.args),
+    Comprehension: lambda n: [n.source, n.condition, n.element],
+    Unary: lambda n: [n.operand],
+    Binary: lambda n: [n.left, n.right],
+    InRange: lambda n: [n.value, n.low, n.high],
+    InList: lambda n: [n.value, n.container],
+    IfExpr: lambda n: [n.condition, n.then, n.otherwise],
+    Otherwise: lambda n: [n.value, n.fallback],
+    ListLit: lambda n: list(n.items),
+    RecordLit: lambda n: [v for _, v in n.entries],
+    Name: lambda n: [],
+    Literal: lambda n: [],
+}
 
 
 def children(node) -> list:

@@ -113,11 +113,15 @@ def bounds_of(e: ast.Expr) -> Interval | None:
     return None
 
 
+# `subject op value` as the interval of the subject's values that make it true (made only for `op`).
+_INTERVAL_OF = {"<": lambda v: Interval(hi=v), "<=": lambda v: Interval(hi=v, hi_in=True),
+                ">": lambda v: Interval(lo=v), ">=": lambda v: Interval(lo=v, lo_in=True),
+                "==": lambda v: Interval(v, True, v, True)}
+
+
 def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
     """(subject text, subject, allowed interval) for `subject op constant` (either side) or
     `subject in a..b`, on an ordered type; None for anything else."""
-    from .formatter import expr as text
-
     if isinstance(e, ast.Binary) and e.op in FLIP:
         left, right, op = e.left, e.right, e.op
         if not _subject(left):
@@ -127,9 +131,7 @@ def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
         value = _value(right)
         if value is None:
             return None
-        interval = {"<": Interval(hi=value), "<=": Interval(hi=value, hi_in=True), ">": Interval(lo=value),
-                    ">=": Interval(lo=value, lo_in=True),
-                    "==": Interval(value, True, value, True)}[op]
+        interval = _INTERVAL_OF[op](value)
     elif isinstance(e, ast.InRange) and not e.negated and _subject(e.value) and e.value.type in ORDERED:
         left = e.value
         low, high = _value(e.low), _value(e.high)
@@ -138,6 +140,8 @@ def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
         interval = Interval(low, True, high, True)
     else:
         return None
+    from .formatter import expr as text  # here, not for every node a walk meets: most are not comparisons
+
     try:
         return text(left), left, _tighten(interval, left.type)
     except TypeError:  # values of kinds that do not compare (the type pass reported it)
@@ -292,16 +296,16 @@ class Linter:
             if id(node) in reported:
                 continue
             if isinstance(node, ast.Binary) and node.op == "and":
-                parts = ast.chain(node)[0]
-                reported |= {id(link) for link in ast.chain(node)[1]}
+                parts, links = ast.chain(node)
+                reported |= {id(link) for link in links}
                 for label, (_subject, interval) in _and_interval(parts).items():
                     if interval.empty:
                         self.bag.warning("W605", f"this can never be true: no value of {label} satisfies every "
                                          "comparison", node.span, "check the limits (`>` for `<`?)")
                         break
             elif isinstance(node, ast.Binary) and node.op == "or":
-                parts = ast.chain(node)[0]
-                reported |= {id(link) for link in ast.chain(node)[1]}
+                parts, links = ast.chain(node)
+                reported |= {id(link) for link in links}
                 groups: dict[str, list] = {}
                 for part in parts:
                     c = comparison(part)

@@ -6,15 +6,18 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
-from . import ast
+from . import ast, ast_builder, grammar_cache, lark_runtime
+from .ast_builder import Carried as _Carried
+from .ast_builder import InvalidLiteral as _Invalid
+from .ast_builder import token_span as _token_span
 from .diagnostics import Diagnostic, DiagnosticBag, PolicyError, Span, did_you_mean
 from .limits import check_nesting, check_size
 from .source import code_chars
@@ -34,20 +37,56 @@ class PolicyIndenter(Indenter):
     def process(self, stream):
         # Lark keeps one post-lexer per parser and lark's Indenter keeps the indentation stack and
         # parenthesis depth on it, so parses in several threads would share (and corrupt) that
-        # state. Each parse gets its own state instead: a fresh indenter, cheap to make.
-        return Indenter._process(PolicyIndenter(), stream)
+        # state. Here each parse keeps it in its own generator's locals.
+        return self._indent(stream)
+
+    def _indent(self, stream):
+        """Lark's Indenter._process and handle_NL, step for step, with the state in locals (every
+        token of a policy goes through here: attribute look-ups per token add up)."""
+        nl_type, indent_type, dedent_type = self.NL_type, self.INDENT_type, self.DEDENT_type
+        opening, closing = frozenset(self.OPEN_PAREN_types), frozenset(self.CLOSE_PAREN_types)
+        tab_len, borrow = self.tab_len, Token.new_borrow_pos
+        paren_level, levels = 0, [0]
+        token = None
+        for token in stream:
+            kind = token.type
+            if kind == nl_type:
+                if paren_level <= 0:
+                    yield token
+                    indent_str = token.rsplit("\n", 1)[1]  # tabs and spaces
+                    indent = indent_str.count(" ") + indent_str.count("\t") * tab_len
+                    if indent > levels[-1]:
+                        levels.append(indent)
+                        yield borrow(indent_type, indent_str, token)
+                    else:
+                        while indent < levels[-1]:
+                            levels.pop()
+                            yield borrow(dedent_type, indent_str, token)
+                        if indent != levels[-1]:
+                            raise DedentError(f"Unexpected dedent to column {indent}. Expected dedent to {levels[-1]}")
+            else:
+                yield token
+            if kind in opening:
+                paren_level += 1
+            elif kind in closing:
+                paren_level -= 1
+                assert paren_level >= 0
+        while len(levels) > 1:
+            levels.pop()
+            yield borrow(dedent_type, "", token) if token else Token(dedent_type, "", 0, 0, 0, 0, 0, 0)
 
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(
+    """The parser; its parse() returns the dsl.ast.Policy, built while parsing (dsl.ast_builder)."""
+    parser = grammar_cache.load_or_build(
         GRAMMAR_PATH.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        postlex=PolicyIndenter(),
-        propagate_positions=True,
-        maybe_placeholders=True,
+        {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True},
+        {"postlex": PolicyIndenter(), "_plugins": {"ContextualLexer": lark_runtime.FastContextualLexer,
+                                                   "LALR_Parser": lark_runtime.FastLALRParser}},
     )
+    ast_builder.install(parser, _ToAst())
+    return parser
 
 
 def keywords() -> set[str]:
@@ -60,69 +99,62 @@ def keywords() -> set[str]:
     return words
 
 
-def _span(meta) -> Span:
-    return Span.of(meta)
-
-
 def _text(token: Token) -> str:
     """The content of a STRING token, escapes resolved."""
     raw = str(token)[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
 
 
-class _Invalid(Exception):
-    def __init__(self, message: str, token: Token):
-        self.message = message
-        self.token = token
-
-
-@v_args(meta=True, inline=True)
-class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands of terms is fine
-    """Lark tree -> dsl.ast. Literals are converted and validated here."""
+class _ToAst:
+    """The syntax tree, built while Lark parses (see _callbacks): one method per grammar rule (or
+    alias), called with the rule's extent (`meta`, a Span from its first to its last token, as
+    Lark's propagate_positions computes it) and its children, Lark's anonymous tokens left out.
+    Literals are converted and validated here."""
 
     # ---- header and items ----
     def start(self, meta, header, *items):
-        name, kind, version = header
-        policy = ast.Policy(str(name), str(kind), _text(version) if version else None, list(items), span=_span(meta))
-        policy.name_span = Span.of(name)
-        policy.kind_span = Span.of(kind)
+        name, kind, version = header.value
+        policy = ast.Policy(str(name), str(kind), _text(version) if version else None, list(items), span=meta)
+        policy.name_span = _token_span(name)
+        policy.kind_span = _token_span(kind)
         return policy
 
     def policy_header(self, meta, name, kind, version):
-        return (name, kind, version)
+        return _Carried((name, kind, version))
 
     def description(self, meta, text):
-        return ast.Description(_text(text), span=_span(meta))
+        return ast.Description(_text(text), span=meta)
 
     def input_block(self, meta, *fields):
-        return ast.InputBlock(list(fields), span=_span(meta))
+        return ast.InputBlock(list(fields), span=meta)
 
     def record_decl(self, meta, name, *fields):
-        return ast.RecordDecl(str(name), list(fields), span=Span.of(name))
+        return ast.RecordDecl(str(name), list(fields), span=_token_span(name))
 
     def field(self, meta, name, type_ref, default):
-        return ast.Field(str(name), type_ref, default, span=Span.of(name))
+        return ast.Field(str(name), type_ref, default, span=_token_span(name))
 
     def named_type(self, meta, name):
-        return ast.TypeRef(str(name), span=Span.of(name))
+        return ast.TypeRef(str(name), span=meta)
 
     def list_type(self, meta, element):
-        return ast.TypeRef("list", element, span=_span(meta))
+        return ast.TypeRef("list", element, span=meta)
 
     def enum_decl(self, meta, name, *values):
-        return ast.EnumDecl(str(name), [str(v) for v in values], span=Span.of(name))
+        return ast.EnumDecl(str(name), [str(v) for v in values], span=_token_span(name))
 
     def let_decl(self, meta, name, value):
-        return ast.Let(str(name), value, span=Span.of(name))
+        return ast.Let(str(name), value, span=_token_span(name))
 
     def rule_decl(self, meta, name, condition, action, sets=None):
-        return ast.Rule(str(name), condition, action, sets or [], span=Span.of(name))
+        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=_token_span(name))
 
     def step_decl(self, meta, name, day, condition, action, sets=None):
         has_when = condition is not None
         if condition is None:
-            condition = ast.Literal("bool", True, "true", span=Span.of(name))
-        return ast.Rule(str(name), condition, action, sets or [], span=Span.of(name), day=day, has_when=has_when)
+            condition = ast.Literal("bool", True, "true", span=_token_span(name))
+        return ast.Rule(str(name), condition, action, list(sets.value) if sets else [], span=_token_span(name), day=day.value,
+                        has_when=has_when)
 
     def step_when(self, meta, condition):
         return condition
@@ -130,211 +162,212 @@ class _ToAst(Transformer_NonRecursive):  # non-recursive: a chain of thousands o
     def step_day(self, meta, *tokens):
         words = [str(t) for t in tokens]
         if words == ["due"]:
-            return 0
+            return _Carried(0)
         number = int(next(w for w in words if w[0].isdigit()).replace("_", ""))
-        return -number if ("-" in words or "before" in words) else number
+        return _Carried(-number if ("-" in words or "before" in words) else number)
 
     def action(self, meta, verb, code, message):
-        return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=Span.of(verb))
+        return ast.Action(str(verb), _text(code) if code else None, _text(message) if message else None, span=_token_span(verb))
 
     def set_clause(self, meta, *assignments):
-        return list(assignments)
+        return _Carried(assignments)
 
     def assignment(self, meta, name, value):
-        return ast.Assignment(str(name), value, span=Span.of(name))
+        return ast.Assignment(str(name), value, span=_token_span(name))
 
     def default_decl(self, meta, action):
-        return ast.DefaultDecl(action, span=_span(meta))
+        return ast.DefaultDecl(action, span=meta)
 
     def on_error_decl(self, meta, action):
-        return ast.OnErrorDecl(action, span=_span(meta))
+        return ast.OnErrorDecl(action, span=meta)
 
     def output_decl(self, meta, *items):
-        return ast.OutputDecl(list(items), span=_span(meta))
+        return ast.OutputDecl(list(items), span=meta)
 
     def output_item(self, meta, name, value):
-        return ast.OutputItem(str(name), value, span=Span.of(name))
+        return ast.OutputItem(str(name), value, span=_token_span(name))
 
     # ---- tables ----
     def actionable_decl(self, meta, *items):
-        return ast.ActionableDecl(list(items), span=_span(meta))
+        return ast.ActionableDecl(list(items), span=meta)
 
     def actionable_item(self, meta, target, low, high, label):
-        path, span = target
+        path, span = target.value
         return ast.Actionable(path, low, high, _text(label) if label else None, span=span)
 
     def actionable_target(self, meta, *names):
-        return [str(n) for n in names], _span(meta)
+        return _Carried(([str(n) for n in names], meta))
 
     def table_decl(self, meta, name, hit_policy, *rest):
         inputs = [r for r in rest if isinstance(r, ast.Expr)]
         rows = [r for r in rest if isinstance(r, ast.Row)]
-        return ast.Table(str(name), str(hit_policy), inputs, rows, span=Span.of(name), hit_policy_span=Span.of(hit_policy))
+        return ast.Table(str(name), str(hit_policy), inputs, rows, span=_token_span(name),
+                         hit_policy_span=_token_span(hit_policy))
 
     def row(self, meta, *parts):
         *cells, result, priority = parts
-        return ast.Row(list(cells), result, priority or 0, span=_span(meta))
+        return ast.Row(list(cells), result, priority.value if priority else 0, span=meta)
 
     def else_row(self, meta, result):
-        return ast.Row(None, result, span=_span(meta))
+        return ast.Row(None, result, span=meta)
 
     def priority(self, meta, value):
-        return int(str(value).replace("_", ""))
+        return _Carried(int(str(value).replace("_", "")))
 
     def cell_any(self, meta):
-        return ast.Cell("any", span=_span(meta))
+        return ast.Cell("any", span=meta)
 
     def cell_compare(self, meta, op, value):
-        return ast.Cell("compare", str(op), [value], span=_span(meta))
+        return ast.Cell("compare", str(op), [value], span=meta)
 
     def cell_range(self, meta, low, high):
-        return ast.Cell("range", None, [low, high], span=_span(meta))
+        return ast.Cell("range", None, [low, high], span=meta)
 
     def cell_in(self, meta, *values):
-        return ast.Cell("in", None, [v for v in values if v is not None], span=_span(meta))
+        return ast.Cell("in", None, [v for v in values if v is not None], span=meta)
 
     def cell_equals(self, meta, value):
-        return ast.Cell("equals", "==", [value], span=_span(meta))
+        return ast.Cell("equals", "==", [value], span=meta)
 
     # ---- tests ----
     def test_decl(self, meta, name, *statements):
-        return ast.TestDecl(_text(name), list(statements), span=_span(meta))
+        return ast.TestDecl(_text(name), list(statements), span=meta)
 
     def test_given(self, meta, *values):
-        return ast.TestStmt("given", value=list(values), span=_span(meta))
+        return ast.TestStmt("given", value=[v.value for v in values], span=meta)
 
     def given_value(self, meta, name, value):
-        return (str(name), value, Span.of(name))
+        return _Carried((str(name), value, _token_span(name)))
 
     def test_as_of(self, meta, date):
-        return ast.TestStmt("as_of", value=_date(date), span=_span(meta))
+        return ast.TestStmt("as_of", value=_date(date), span=meta)
 
     def test_fixture(self, meta, dotted, value):
-        return ast.TestStmt("fixture", name=dotted, value=value, span=_span(meta))
+        return ast.TestStmt("fixture", name=dotted.value, value=value, span=meta)
 
     def test_failure(self, meta, dotted):
-        return ast.TestStmt("failure", name=dotted, span=_span(meta))
+        return ast.TestStmt("failure", name=dotted.value, span=meta)
 
     def expect_outcome(self, meta, outcome):
-        return ast.TestStmt("outcome", name=str(outcome), span=Span.of(outcome))
+        return ast.TestStmt("outcome", name=str(outcome), span=_token_span(outcome))
 
     def expect_reasons(self, meta, *codes):
-        return ast.TestStmt("reasons", value=[_text(c) for c in codes], span=_span(meta))
+        return ast.TestStmt("reasons", value=[_text(c) for c in codes], span=meta)
 
     def expect_output(self, meta, name, value):
-        return ast.TestStmt("output", name=str(name), value=value, span=Span.of(name))
+        return ast.TestStmt("output", name=str(name), value=value, span=_token_span(name))
 
     def expect_steps(self, meta, *names):
-        return ast.TestStmt("steps", value=[_text(n) for n in names if n is not None], span=_span(meta))
+        return ast.TestStmt("steps", value=[_text(n) for n in names if n is not None], span=meta)
 
     def dotted(self, meta, *names):
-        return ".".join(str(n) for n in names)
+        return _Carried(".".join(str(n) for n in names))
 
     # ---- expressions ----
     def otherwise(self, meta, value, fallback):
-        return ast.Otherwise(value, fallback, span=_span(meta))
+        return ast.Otherwise(value, fallback, span=meta)
 
     def if_expr(self, meta, condition, then, otherwise):
-        return ast.IfExpr(condition, then, otherwise, span=_span(meta))
+        return ast.IfExpr(condition, then, otherwise, span=meta)
 
     def or_op(self, meta, left, right):
-        return ast.Binary("or", left, right, span=_span(meta))
+        return ast.Binary("or", left, right, span=meta)
 
     def and_op(self, meta, left, right):
-        return ast.Binary("and", left, right, span=_span(meta))
+        return ast.Binary("and", left, right, span=meta)
 
     def not_op(self, meta, operand):
-        return ast.Unary("not", operand, span=_span(meta))
+        return ast.Unary("not", operand, span=meta)
 
     def compare(self, meta, left, op, right):
-        return ast.Binary(str(op), left, right, span=_span(meta))
+        return ast.Binary(str(op), left, right, span=meta)
 
     def in_range(self, meta, value, low, high):
-        return ast.InRange(value, low, high, span=_span(meta))
+        return ast.InRange(value, low, high, span=meta)
 
     def not_in_range(self, meta, value, low, high):
-        return ast.InRange(value, low, high, negated=True, span=_span(meta))
+        return ast.InRange(value, low, high, negated=True, span=meta)
 
     def in_list(self, meta, value, container):
-        return ast.InList(value, container, span=_span(meta))
+        return ast.InList(value, container, span=meta)
 
     def not_in_list(self, meta, value, container):
-        return ast.InList(value, container, negated=True, span=_span(meta))
+        return ast.InList(value, container, negated=True, span=meta)
 
     def add(self, meta, left, right):
-        return ast.Binary("+", left, right, span=_span(meta))
+        return ast.Binary("+", left, right, span=meta)
 
     def sub(self, meta, left, right):
-        return ast.Binary("-", left, right, span=_span(meta))
+        return ast.Binary("-", left, right, span=meta)
 
     def mul(self, meta, left, right):
-        return ast.Binary("*", left, right, span=_span(meta))
+        return ast.Binary("*", left, right, span=meta)
 
     def div(self, meta, left, right):
-        return ast.Binary("/", left, right, span=_span(meta))
+        return ast.Binary("/", left, right, span=meta)
 
     def negate(self, meta, operand):
-        return ast.Unary("-", operand, span=_span(meta))
+        return ast.Unary("-", operand, span=meta)
 
     def attribute(self, meta, target, attr):
-        return ast.Attribute(target, str(attr), span=_span(meta))
+        return ast.Attribute(target, str(attr), span=meta)
 
     def call(self, meta, func, *args):
-        return ast.Call(str(func), [a for a in args if a is not None], span=_span(meta))
+        return ast.Call(str(func), [a for a in args if a is not None], span=meta)
 
     def method_call(self, meta, target, func, *args):
         args = [a for a in args if a is not None]
         if isinstance(target, ast.Name):  # connector lookup: namespace.name(args)
-            return ast.Call(str(func), args, namespace=target.name, span=_span(meta))
+            return ast.Call(str(func), args, namespace=target.name, span=meta)
         raise _Invalid("a call must be a function `f(x)` or a connector lookup `bureau.nome(x)`", func)
 
     def comprehension(self, meta, element, var, source, condition):
-        return ast.Comprehension(element, str(var), source, condition, span=_span(meta))
+        return ast.Comprehension(element, str(var), source, condition, span=meta)
 
     def name(self, meta, token):
-        return ast.Name(str(token), span=Span.of(token))
+        return ast.Name(str(token), span=meta)
 
     def int_lit(self, meta, token):
-        return ast.Literal("int", _whole(token), str(token), span=Span.of(token))
+        return ast.Literal("int", _whole(token), str(token), span=meta)
 
     def decimal_lit(self, meta, token):
-        return ast.Literal("decimal", Decimal(str(token).replace("_", "")), str(token), span=Span.of(token))
+        return ast.Literal("decimal", Decimal(str(token).replace("_", "")), str(token), span=meta)
 
     def money_lit(self, meta, token):
-        return ast.Literal("money", Decimal(str(token).replace("_", "")), f"{token} BRL", span=_span(meta))
+        return ast.Literal("money", Decimal(str(token).replace("_", "")), f"{token} BRL", span=meta)
 
     def percent_lit(self, meta, token):
         value = Decimal(str(token).replace("_", "")) / 100
-        return ast.Literal("percent", value, f"{token}%", span=_span(meta))
+        return ast.Literal("percent", value, f"{token}%", span=meta)
 
     def days_lit(self, meta, token):
         n = _days(token)
-        return ast.Literal("days", n, f"{token} {'day' if n == 1 else 'days'}", span=_span(meta))
+        return ast.Literal("days", n, f"{token} {'day' if n == 1 else 'days'}", span=meta)
 
     def business_days_lit(self, meta, token):
         n = _days(token)
-        return ast.Literal("business_days", n, f"{token} business {'day' if n == 1 else 'days'}", span=_span(meta))
+        return ast.Literal("business_days", n, f"{token} business {'day' if n == 1 else 'days'}", span=meta)
 
     def string_lit(self, meta, token):
-        return ast.Literal("text", _text(token), str(token), span=Span.of(token))
+        return ast.Literal("text", _text(token), str(token), span=meta)
 
     def date_lit(self, meta, token):
-        return ast.Literal("date", _date(token), str(token), span=Span.of(token))
+        return ast.Literal("date", _date(token), str(token), span=meta)
 
     def true_lit(self, meta):
-        return ast.Literal("bool", True, "true", span=_span(meta))
+        return ast.Literal("bool", True, "true", span=meta)
 
     def false_lit(self, meta):
-        return ast.Literal("bool", False, "false", span=_span(meta))
+        return ast.Literal("bool", False, "false", span=meta)
 
     def list_lit(self, meta, *items):
-        return ast.ListLit([i for i in items if i is not None], span=_span(meta))
+        return ast.ListLit([i for i in items if i is not None], span=meta)
 
     def record_lit(self, meta, *entries):
-        return ast.RecordLit([e for e in entries if e is not None], span=_span(meta))
+        return ast.RecordLit([e.value for e in entries if e is not None], span=meta)
 
     def record_entry(self, meta, name, value):
-        return (str(name), value)
+        return _Carried((str(name), value))
 
 
 MAX_DAYS = 999_999_999  # what a date difference can hold
@@ -491,8 +524,7 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
         text += "\n"
     bag = DiagnosticBag(file)
     try:
-        tree = _parse_recovering(text, bag)
-        policy = _ToAst().transform(tree)
+        policy = _parse_recovering(text, bag)
     except UnexpectedInput as error:
         _syntax_diagnostic(error, text, bag)
         raise PolicyError(bag.sorted(), text) from None
@@ -500,15 +532,6 @@ def parse(text: str, file: str = "<policy>") -> ast.Policy:
         line = _dedent_line(text, str(error))
         bag.error("E004", "this line's indentation matches no enclosing block", Span(line, 1))
         raise PolicyError(bag.sorted(), text) from None
-    except VisitError as error:
-        original = error.orig_exc
-        if isinstance(original, _Invalid):
-            bag.error("E005", original.message, Span.of(original.token))
-            raise PolicyError(bag.sorted(), text) from None
-        if isinstance(original, (InvalidOperation, ValueError)):
-            bag.error("E005", f"invalid literal: {original}", Span.of(getattr(error, "obj", None)))
-            raise PolicyError(bag.sorted(), text) from None
-        raise
     policy.file = file
     policy.source = text
     # Every later pass recurses by the nesting of expressions (chains count once): bound it.
@@ -529,8 +552,9 @@ def _parse_recovering(text: str, bag: DiagnosticBag):
     and with its friendly message. Raises PolicyError when there was any."""
     current = text
     while True:
+        ast_builder.start_parse()
         try:
-            tree = _lark().parse(current)
+            policy = _lark().parse(current)
         except UnexpectedInput as error:
             before = len(bag.items)
             _syntax_diagnostic(error, current, bag)
@@ -548,7 +572,11 @@ def _parse_recovering(text: str, bag: DiagnosticBag):
             continue
         if bag.has_errors:  # the rest parsed: report what the blanked items held
             raise PolicyError(bag.sorted(), text)
-        return tree
+        invalid = ast_builder.invalid_literal()
+        if invalid is not None:  # the first literal that could not be converted (E005)
+            bag.error("E005", *invalid)
+            raise PolicyError(bag.sorted(), text)
+        return policy
 
 
 def _blank_item(text: str, found: list[Diagnostic]) -> str | None:

@@ -104,6 +104,9 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             else:
                 self._table(name, symbol.node)
         value_paths = [self._value_paths(rule.condition) for rule in self.policy.rules]
+        # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
+        self.referenced = sorted({other.index for rule in self.policy.rules for other in self._references(rule)})
+        self.prefetch: str | None = None  # the same for both functions: made once, by the first
         self._evaluate(False, value_paths)
         full_start = len(w.lines)
         self._evaluate(True, value_paths)
@@ -209,8 +212,6 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         w = self.w
         name = "evaluate_full" if full else "evaluate_fast"
         rules = self.policy.rules
-        # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
-        self.referenced = sorted({other.index for rule in rules for other in self._references(rule)})
         ordered = [rules[k] for k in self.checked.rule_order] if self.checked.rule_order else rules
         # Rules that read each other's flags share one function's locals: such policies stay inline.
         blocks = [rules[n:n + RULE_BLOCK] for n in range(0, len(rules), RULE_BLOCK)] \
@@ -230,7 +231,9 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
         self._locals_line()
-        for line in self._prefetch().splitlines():
+        if self.prefetch is None:
+            self.prefetch = self._prefetch()
+        for line in self.prefetch.splitlines():
             w.line(line, 1)
         # Without blocks (which append to lists they are handed), evaluate_fast's result lists
         # start as a shared empty tuple and become lists at their first item: most evaluations
