@@ -36,8 +36,8 @@ from .store import ACCOUNT_TABLES
 
 log = logging.getLogger("regua.monitoring")
 
-#: Answers kept (~2 KB each): the oldest stored goes first past this.
-MAX_ANSWERS = 10_000
+#: Answers kept (~1.2 KB each, ~5 MB in all): the oldest stored goes first past this.
+MAX_ANSWERS = 4096
 
 _TRIGGERS = {f"account_changes_{table}_{event}" for table in ACCOUNT_TABLES for event in ("insert", "update", "delete")}
 
