@@ -39,12 +39,9 @@ def body_timeout(timeout: float):
                 nonlocal complete
                 if complete:  # the body is in: what follows (a disconnect) is waited for as usual
                     return await receive()
-                # asyncio.timeout, not wait_for: wait_for runs receive() in a task of its own, which
-                # costs two turns of the event loop per request even when the body is already in.
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                        message = await receive()
-                except TimeoutError:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
                     raise ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
                                    headers={"Connection": "close"}) from None
                 if message["type"] != "http.request" or not message.get("more_body", False):
