@@ -40,7 +40,7 @@ _encode_input = msgspec.json.Encoder(decimal_format="number").encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
-class _PerMinute:
+class PerMinute:
     """today() read at most once per wall-clock minute. Exact: the date only changes at midnight,
     which is a minute boundary in every Brazilian time zone (whole-hour offsets)."""
 
@@ -93,7 +93,7 @@ class Evaluator:
         self.metrics = metrics
         self.sync_writes = durability == "sync"
         # The default clock is read once a minute, not per request; an injected one (tests) every time.
-        self.today = _PerMinute(today) if today is brazil.today else today
+        self.today = PerMinute(today) if today is brazil.today else today
 
     def resolve(self, name: str | None, path_name: str | None = None) -> ActivePolicy:
         if path_name is not None and name is not None and name != path_name:

@@ -17,7 +17,7 @@ from .auth import KeyRing
 from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
-from .evaluator import Evaluator
+from .evaluator import Evaluator, PerMinute
 from .experiments import ExperimentService
 from .metrics import Metrics
 from .monitoring import MonitoringService
@@ -127,7 +127,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     env = registry.environment()
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
-    connectors.register("portfolio.customer", AccountLookup(settings.store.location, today or brazil.today))
+    connectors.register("portfolio.customer", AccountLookup(settings.store.location, today or PerMinute(brazil.today)))
     # A policy whose lookups all answer without network I/O is evaluated on the event loop.
     policies = PolicyService(store, env, connectors.is_inline, settings.policies.folder,
                              settings.policies.cache_dir or None)

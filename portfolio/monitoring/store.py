@@ -76,6 +76,30 @@ def m002_notification_claims(db):
     db["monitoring_outbox"].add_column("claimed_by", int)
 
 
+#: The tables `portfolio.customer` (account.AccountLookup) reads: a commit that changes any of them
+#: bumps `account_changes.counter` (SQLite triggers), which tells its cache the answers are stale.
+ACCOUNT_TABLES = ("customers", "credit_limits", "receivables", "payments")
+
+
+# On PostgreSQL the table exists (both backends have the same tables) but nothing bumps or reads
+# it: the lookup is cached on SQLite only (account.AccountLookup), and on PostgreSQL one counter
+# row updated by every portfolio write would serialise the writers of all replicas on its lock.
+@MIGRATIONS(postgres="""
+    create table account_changes (id integer primary key check (id = 1), counter bigint not null);
+    insert into account_changes (id, counter) values (1, 0);
+""")
+def m003_account_changes(db):
+    db.execute("create table account_changes (id integer primary key check (id = 1), counter integer not null)")
+    db.execute("insert into account_changes (id, counter) values (1, 0)")
+    # Triggers, not the writers: every writer, in any process (the importer, the API, collection,
+    # monitoring, a script, the sqlite3 shell), is counted. A row trigger costs ~6 µs per row inserted
+    # (~3% of an import through Portfolio.save) and ~1 µs per row updated.
+    for table in ACCOUNT_TABLES:
+        for event in ("insert", "update", "delete"):
+            db.execute(f"create trigger account_changes_{table}_{event} after {event} on {table} "
+                       "begin update account_changes set counter = counter + 1 where id = 1; end")
+
+
 #: Advisory lock namespace of the processes sending monitoring notifications (PostgreSQL).
 SENDERS_LOCK = 0x52677533
 
