@@ -22,6 +22,7 @@ box). Target: p95 ≤ 50 ms per decision, loaded too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import random
@@ -31,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import closing
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,9 +59,9 @@ def create_experiment(port: int) -> None:
         raise SystemExit(f"POST /experiments answered {status} {body}")
 
 
-def _ratios(runs: dict[str, list[dict]], key: str) -> list[float]:
-    """Round by round, shadow / plain: the two runs of a round ran in the same minute."""
-    return [s[key] / p[key] for p, s in zip(runs["plain"], runs["shadow"], strict=True) if p[key]]
+def _ratios(runs: dict[str, list[dict]], key: str, name: str = "shadow") -> list[float]:
+    """Round by round, shadow / plain: the runs of a round ran in the same minute."""
+    return [s[key] / p[key] for p, s in zip(runs["plain"], runs[name], strict=True) if p[key]]
 
 
 def open_loop_phase(servers, args, rate: float) -> dict[str, list[dict]]:
@@ -73,16 +73,20 @@ def open_loop_phase(servers, args, rate: float) -> dict[str, list[dict]]:
     for index in range(args.paced_rounds):
         for server in servers if index % 2 == 0 else servers[::-1]:
             openloop.run(server.port, body, rate, args.warmup, headers=headers)
-            cpu = cpu_seconds(server.process.pid)
+            cpu, own = cpu_seconds(server.process.pid), cpu_seconds(server.process.pid, children=False)
             result = openloop.run(server.port, body, rate, args.paced_duration, headers=headers)
             cpu = cpu_seconds(server.process.pid) - cpu
+            own = cpu_seconds(server.process.pid, children=False) - own
+            # With the whole tree (a shadow process included) and of the serving process alone.
             result["cpu_us_per_request"] = round(cpu * 1e6 / max(result["requests"], 1), 1)
+            result["own_cpu_us_per_request"] = round(own * 1e6 / max(result["requests"], 1), 1)
             if result["errors"]:
                 raise SystemExit(f"{server.name}: {result['errors']} failed requests at {rate:.0f} req/s: {result}")
             results[server.name].append(result)
             print(f"  round {index + 1} {server.name:6} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-                  f"p99 {result['p99_ms']:7.2f} ms  max {result['max_ms']:7.2f} ms  server CPU "
-                  f"{result['cpu_us_per_request']:5.0f} µs/request  (client lag p99 {result['client_lag_p99_ms']:.2f} "
+                  f"p99 {result['p99_ms']:7.2f} ms  max {result['max_ms']:7.2f} ms  CPU µs/request: all "
+                  f"{result['cpu_us_per_request']:4.0f}, server process {result['own_cpu_us_per_request']:4.0f}  "
+                  f"(client lag p99 {result['client_lag_p99_ms']:.2f} "
                   f"ms)", flush=True)
     return results
 
@@ -93,16 +97,20 @@ def http_part(args) -> dict:
         workdir = Path(tmp)
         args.body = workdir / "body.json"
         args.body.write_text(json.dumps({"policy": "credito_b2b", "input": order}), encoding="utf-8")
-        for name in ("plain", "shadow"):
+        servers = []
+        for name in ("plain", "shadow") + (("thread",) if args.thread else ()):
             (workdir / name).mkdir()
-        plain = regua_server(workdir / "plain", ROOT / "policies", args.workers, checker("credito_b2b", order))
-        plain.name = "plain"
-        shadow = regua_server(workdir / "shadow", ROOT / "policies", args.workers, checker("credito_b2b", order))
-        shadow.name = "shadow"
-        with plain, shadow:
-            create_experiment(shadow.port)
+            server = regua_server(workdir / name, ROOT / "policies", args.workers, checker("credito_b2b", order))
+            server.name = name
+            if name == "thread":  # the shadow evaluated on a thread of the serving process, as before
+                server.env["REGUA_SERVER__SHADOW_PROCESS"] = "false"
+            servers.append(server)
+        with contextlib.ExitStack() as running:
+            for server in servers:
+                running.enter_context(server)
+                if server.name != "plain":
+                    create_experiment(server.port)
             time.sleep(1.0)  # every worker picks the experiment up (they poll the store)
-            servers = [plain, shadow]
 
             def peak_one(server):
                 wrk(server, args, args.warmup, args.connections, "post.lua")
@@ -115,7 +123,7 @@ def http_part(args) -> dict:
             print(f"open loop at {rate:,.0f} req/s ({rate / lower_peak:.0%} of the lower peak), "
                   f"{args.paced_rounds} rounds × {args.paced_duration:g} s", flush=True)
             paced = open_loop_phase(servers, args, rate)
-        with closing(sqlite3.connect(workdir / "shadow" / "regua.db")) as db:
+        with contextlib.closing(sqlite3.connect(workdir / "shadow" / "regua.db")) as db:
             decided, shadows = db.execute("select count(*) filter (where shadow = 0), count(*) filter (where shadow "
                                           "= 1) from experiment_decisions").fetchone()
             decisions = db.execute("select count(*) from decisions").fetchone()[0]
@@ -131,6 +139,16 @@ def http_part(args) -> dict:
     ratios = {f"{phase}_{key}": [round(r, 3) for r in _ratios(runs, key)]
               for phase, runs in (("peak", peak), ("paced", paced))
               for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
+    for name in ("plain", "shadow"):
+        figures[f"paced_{name}_own_cpu_us_per_request"] = round(med(paced[name], "own_cpu_us_per_request"), 2)
+    ratios["paced_own_cpu_us_per_request"] = [round(r, 3) for r in _ratios(paced, "own_cpu_us_per_request")]
+    if args.thread:  # the shadow on a thread of the serving process, against the same plain rounds
+        for phase, runs in (("peak", peak), ("paced", paced)):
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request") + (
+                    ("own_cpu_us_per_request",) if phase == "paced" else ()):
+                figures[f"{phase}_thread_{key}"] = round(med(runs["thread"], key), 2)
+                ratios[f"thread_{phase}_{key}"] = [round(r, 3) for r in _ratios(runs, key, "thread")]
+                figures[f"thread_{phase}_{key}_ratio"] = round(statistics.median(ratios[f"thread_{phase}_{key}"]), 3)
     figures.update(
         paced_rate=rate,
         throughput_ratio=round(statistics.median(ratios["peak_rps"]), 3),
@@ -139,6 +157,7 @@ def http_part(args) -> dict:
         p50_ratio_paced=round(statistics.median(ratios["paced_p50_ms"]), 3),
         cpu_ratio_peak=round(statistics.median(ratios["peak_cpu_us_per_request"]), 3),
         cpu_ratio_paced=round(statistics.median(ratios["paced_cpu_us_per_request"]), 3),
+        own_cpu_ratio_paced=round(statistics.median(ratios["paced_own_cpu_us_per_request"]), 3),
         decisions=decisions, experiment_rows=decided, shadow_rows=shadows)
     verdict = {"throughput": figures["throughput_ratio"] >= TARGET_THROUGHPUT,
                "p99_peak": figures["p99_ratio_peak"] <= TARGET_P99,
@@ -284,6 +303,9 @@ def main() -> int:
     parser.add_argument("--decisions", type=int, default=300, help="deny/review decisions per policy (300)")
     parser.add_argument("--load", type=int, default=8, help="busy processes beside the loaded counterfactual run (8)")
     parser.add_argument("--no-http", action="store_true", help="only the counterfactual part")
+    parser.add_argument("--thread", action="store_true",
+                        help="a third server with the shadow on a thread of the serving process (server.shadow_process "
+                             "= false), measured in the same rounds")
     parser.add_argument("--no-counterfactuals", action="store_true", help="only the HTTP part")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "experiments.json")
     args = parser.parse_args()
@@ -312,8 +334,16 @@ def main() -> int:
               f"{f['p50_ratio_paced']:.2f}× | |")
         print(f"| server CPU per request at peak (µs) | {f['peak_plain_cpu_us_per_request']:,.0f} | "
               f"{f['peak_shadow_cpu_us_per_request']:,.0f} | {f['cpu_ratio_peak']:.2f}× | |")
-        print(f"| server CPU per request, open loop (µs) | {f['paced_plain_cpu_us_per_request']:,.0f} | "
+        print(f"| CPU per request, open loop, all processes (µs) | {f['paced_plain_cpu_us_per_request']:,.0f} | "
               f"{f['paced_shadow_cpu_us_per_request']:,.0f} | {f['cpu_ratio_paced']:.2f}× | |")
+        print(f"| CPU per request, open loop, serving process (µs) | "
+              f"{f['paced_plain_own_cpu_us_per_request']:,.0f} | {f['paced_shadow_own_cpu_us_per_request']:,.0f} | "
+              f"{f['own_cpu_ratio_paced']:.2f}× | |")
+        if "thread_paced_p99_ms_ratio" in f:
+            print(f"| shadow on a thread of the server instead: peak throughput, p99 at peak, p99 / p50 open "
+                  f"loop, serving-process CPU open loop | | {f['thread_peak_rps_ratio']:.2f}×, "
+                  f"{f['thread_peak_p99_ms_ratio']:.2f}×, {f['thread_paced_p99_ms_ratio']:.2f}× / "
+                  f"{f['thread_paced_p50_ms_ratio']:.2f}×, {f['thread_paced_own_cpu_us_per_request_ratio']:.2f}× | | |")
         print("\nRatios are medians of the per-round ratios (shadow / plain); per round: "
               + "; ".join(f"{k} {v}" for k, v in http["ratios"].items() if k.endswith(("p99_ms", "_rps"))))
         print(f"\nThe shadowed server recorded {f['experiment_rows']:,} experiment decisions and {f['shadow_rows']:,} "
