@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_console.py
 	$(BIN)/python benchmarks/bench_postgres.py
+	$(BIN)/python benchmarks/bench_kpis.py
 	$(BIN)/python benchmarks/bench_experiments.py
 
 # Regression gate for the performance targets (under a minute; not part of `make test`): one

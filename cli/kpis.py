@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -88,9 +89,42 @@ def _print(report: KpiReport, console: Console) -> None:
             console.print(ROLL_NOTE)
 
 
+def _open(db: str):
+    """`db` checked for a portfolio, as the location compute_kpis reads (a usage error otherwise)."""
+    from regua import postgres, sqlite
+    from regua.portfolio.collection import kpis, kpis_postgres
+
+    if postgres.is_url(db):
+        try:
+            connection = postgres.connect(db)
+        except postgres.PostgresUnavailable as error:
+            raise click.BadParameter(str(error), param_hint="'--db'") from None
+        try:
+            found = kpis_postgres.has_portfolio(connection)
+        finally:
+            connection.close()
+    else:
+        if not Path(db).is_file():
+            raise click.BadParameter(f"{db}: the file does not exist", param_hint="'--db'")
+        try:
+            connection = sqlite.connect(db).conn
+        except sqlite3.Error as error:
+            raise click.BadParameter(f"{db}: cannot open it ({error})", param_hint="'--db'") from None
+        try:
+            found = kpis.has_portfolio(connection)
+        except sqlite3.DatabaseError as error:
+            raise click.BadParameter(f"{db} is not a Régua database ({error})", param_hint="'--db'") from None
+        finally:
+            connection.close()
+    if not found:
+        shown = postgres.redacted(db) if postgres.is_url(db) else db
+        raise click.BadParameter(f"{shown} has no portfolio (load one with `regua import`)", param_hint="'--db'")
+    return db
+
+
 @click.command("kpis")
-@click.option("--db", default="var/regua.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
-              help="SQLite file with the portfolio (see `regua import`).")
+@click.option("--db", default="var/regua.db", show_default=True,
+              help="The store with the portfolio (see `regua import`): a SQLite file or a postgresql:// URL.")
 @click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="First day of the period (YYYY-MM-DD).")
 @click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]),
@@ -106,26 +140,14 @@ def kpis_command(db: str, date_from, date_to, segment: str | None, current_days:
     """Collection KPIs of a period: DSO, CEI, recovery rate, aging buckets and roll rates.
 
     Money and rates are exact decimals with 2 places; rates are percentages (docs/collection.md)."""
-    from regua import sqlite
-    from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis, has_portfolio
+    from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
 
     try:
-        connection = sqlite.connect(db).conn
-    except sqlite3.Error as error:
-        raise click.BadParameter(f"{db}: cannot open it ({error})", param_hint="'--db'") from None
-    try:
-        try:
-            if not has_portfolio(connection):
-                raise click.BadParameter(f"{db} has no portfolio (load one with `regua import`)", param_hint="'--db'")
-        except sqlite3.DatabaseError as error:
-            raise click.BadParameter(f"{db} is not a Régua database ({error})", param_hint="'--db'") from None
-        report = compute_kpis(connection, date_from.date(), date_to.date(), segment, current_days, step_days)
+        report = compute_kpis(_open(db), date_from.date(), date_to.date(), segment, current_days, step_days)
     except KpiArgumentError as error:
         raise click.BadParameter(str(error), param_hint=f"'{_OPTION.get(error.field, error.field)}'") from None
     except sqlite3.OperationalError as error:  # e.g. the file is locked by a writer past the timeout
         raise click.ClickException(f"{db}: {error}") from None
-    finally:
-        connection.close()
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -253,26 +253,3 @@ def copy_to_sqlite(url: str, path: str, migration_sets: list) -> None:
     finally:
         source.close()
         target.conn.close()
-
-
-@contextmanager
-def sqlite_snapshot(location: str, migration_sets: list) -> Iterator[str]:
-    """A SQLite file with the store's tables of `migration_sets`: the file itself for a SQLite
-    store; for PostgreSQL a throwaway copy (copy_to_sqlite), for the reports written in SQLite's
-    SQL only (the collection KPIs). Deleted afterwards."""
-    if not postgres.is_url(location):
-        yield location
-        return
-    import tempfile
-
-    handle, path = tempfile.mkstemp(suffix=".db", prefix="regua-snapshot-")
-    os.close(handle)
-    try:
-        copy_to_sqlite(location, path, migration_sets)
-        yield path
-    finally:
-        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
-            try:
-                os.unlink(path + suffix)
-            except FileNotFoundError:
-                pass

@@ -110,6 +110,25 @@ def test_guards_hold_for_any_sequence_of_runs_payments_and_deliveries(case):
         _check(case, str(Path(folder) / "regua.db"))
 
 
+# The same guards on PostgreSQL, the replicas' store: each example in a fresh database (its own
+# claims, advisory locks, numeric money and date columns). Fewer examples: a database per example;
+# the explicit ones reach a negativation, a later receipt, the payment and the removal it plans.
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=scenario)
+@example({"seed": 0, "customers": [("SP", "email", False)], "receivables": [(0, 20, False, 100)],
+          "start": dt.date(2026, 3, 2), "runs": [(0, 10), (2, 10), (3, 10), (3, 10), (3, 10), (3, 10), (3, 10)],
+          "payments": [(0, 6)], "receipts": [(0, 2, 5, "delivered")]})
+@example({"seed": 0, "customers": [("SP", "email", False)], "receivables": [(0, 1800, False, 100)],
+          "start": dt.date(2026, 3, 2), "runs": [(0, 10), (12, 10), (14, 0), (0, 0)], "payments": [(0, 3)],
+          "receipts": []})
+def test_guards_hold_on_postgresql(postgres_server, case):
+    url = postgres_server.new_database()
+    try:
+        _check(case, url)
+    finally:
+        postgres_server.drop(url)
+
+
 def _check(case, db):
     start = case["start"]
     customers = [Customer(f"c{i}", CPFS[i % len(CPFS)], f"Cliente {i}", uf, "x", email=f"c{i}@example.com",

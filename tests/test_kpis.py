@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from server_harness import ThreadedServer, assert_error, error_locations, sandbox_settings
 
+from regua import dialect
 from regua.cli.kpis import kpis_command
 from regua.portfolio import Customer, Payment, Portfolio, Receivable
 from regua.portfolio.collection.kpis import BUCKETS, KpiArgumentError, _ratio, checkpoints, compute_kpis
@@ -63,9 +64,10 @@ RECORDS = [
 ]
 
 
-@pytest.fixture
-def db(tmp_path) -> str:
-    path = str(tmp_path / "regua.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    """The hand-worked portfolio in a store, once per backend (a SQLite file, then a PostgreSQL database)."""
+    path = str(tmp_path / "regua.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     portfolio = Portfolio(path)
     portfolio.save(RECORDS)
     portfolio.close()
@@ -214,6 +216,13 @@ def test_an_empty_portfolio_has_no_rates_and_no_errors(tmp_path):
         assert json.loads(json.dumps(report.to_dict()))["dso"] is None
 
 
+def test_an_empty_postgresql_store_is_an_empty_portfolio(postgres_url):
+    for location in (postgres_url, Portfolio(postgres_url).path):  # no tables at all, then empty tables
+        report = compute_kpis(location, FROM, TO)
+        assert (report.dso, report.cei, report.recovery_rate) == (None, None, None)
+        assert report.closing_ar == report.credit_sales == Decimal("0.00") and len(report.roll_rates) == 3
+
+
 def _plain_sqlite(path: Path) -> Path:
     connection = sqlite3.connect(path)
     connection.execute("create table other (x)")
@@ -232,8 +241,9 @@ def test_bad_arguments_are_value_errors_naming_the_field(db):
         compute_kpis(db, FROM, TO, step_days=0)
     with pytest.raises(KpiArgumentError, match="at most 600"):
         compute_kpis(db, D(1900, 1, 1), D(2025, 1, 1))  # 1500 monthly roll periods
-    with pytest.raises(FileNotFoundError):
-        compute_kpis(str(Path(db).with_name("missing.db")), FROM, TO)
+    if not db.startswith("postgresql://"):
+        with pytest.raises(FileNotFoundError):
+            compute_kpis(str(Path(db).with_name("missing.db")), FROM, TO)
     assert compute_kpis(db, TO, TO).days == 1  # one day is a period
 
 
@@ -318,19 +328,28 @@ def reference(receivables, payments, date_from, date_to, segment=None, current_d
             "defaulted": defaulted, "recovered": recovered, "aging": aging_at(to), "aging_at": aging_at}
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    portfolio = Portfolio(str(tmp_path_factory.mktemp("kpis") / "regua.db"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def scratch(request, tmp_path_factory):
+    """One portfolio per backend that each example empties and refills: the SQL of both backends
+    is held to the same brute-force reference."""
+    if request.param == "sqlite":
+        location = str(tmp_path_factory.mktemp("kpis") / "regua.db")
+    else:
+        location = request.getfixturevalue("postgres_server").new_database()
+    portfolio = Portfolio(location)
     yield portfolio
     portfolio.close()
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server").drop(location)
 
 
 @given(data=portfolios(), start=day, length=st.integers(0, 120), current_days=st.integers(0, 40),
        segment=st.sampled_from([None, "b2b", "b2c"]))
 def test_random_portfolios_agree_with_the_definitions(scratch, data, start, length, current_days, segment):
     receivables, payments = data
-    for table in ("payments", "receivables", "customers"):
-        scratch.db.execute(f"delete from {table}")
+    with dialect.transaction(scratch.db):
+        for table in ("payments", "receivables", "customers"):
+            scratch.db.execute(f"delete from {table}")
     scratch.save([*CUSTOMERS, *(Receivable(rid, c, _text(a), i, d, s) for rid, c, a, i, d, s in receivables),
                   *(Payment(pid, rid, _text(a), on) for pid, rid, a, on in payments)])
     date_to = start + dt.timedelta(days=length)
@@ -424,15 +443,24 @@ def test_cli_bad_database_files_are_usage_errors(tmp_path):
         assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_cli_bad_postgresql_stores_are_usage_errors(postgres_url):
+    result = invoke("--db", postgres_url, "--from", "2025-01-01", "--to", "2025-03-31")  # no portfolio tables
+    assert result.exit_code == 2 and "has no portfolio" in result.output, result.output
+    unreachable = "postgresql://regua:s3cret@127.0.0.1:9/regua"  # port 9 (discard): nothing listens
+    result = invoke("--db", unreachable, "--from", "2025-01-01", "--to", "2025-03-31")
+    assert result.exit_code == 2 and "cannot connect" in result.output, result.output
+    assert "s3cret" not in result.output  # the password is never printed
+
+
 # ---- GET /kpis ----
 def _kpis_registered(app) -> bool:
     return any(route.path == "/kpis" for route in app.routes)
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, backend):
     settings = sandbox_settings(tmp_path)
-    portfolio = Portfolio(settings.store.path)  # the portfolio lives in the server's store file
+    portfolio = Portfolio(backend)  # the portfolio lives in the server's store (a file, or PostgreSQL)
     portfolio.save(RECORDS)
     portfolio.close()
     srv = ThreadedServer(settings)
@@ -459,7 +487,7 @@ def test_http_kpis_answers_the_report(server):
     with server.client() as client:
         response = client.get("/kpis", params={"from": "2025-01-01", "to": "2025-03-31"})
         assert response.status_code == 200, response.text
-        assert response.json() == compute_kpis(server.services.settings.store.path, FROM, TO).to_dict()
+        assert response.json() == compute_kpis(server.services.settings.store.location, FROM, TO).to_dict()
         response = client.get("/kpis", params={"from": "2025-01-01", "to": "2025-03-31", "segment": "b2b",
                                                "current_days": 60, "step_days": 45})
         body = response.json()

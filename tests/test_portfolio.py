@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regua.plugins.builtin.sandbox_bureau import sandbox_document
@@ -158,17 +158,42 @@ def test_the_cli_reports_rows_and_exits_1_when_nothing_was_written(tmp_path):
     assert Portfolio(db).count("customers") == 1
 
 
-@given(st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), min_size=1, max_size=25, unique_by=lambda r: r[1]))
+import_mixes = st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), min_size=1, max_size=25,
+                       unique_by=lambda r: r[1])
+
+
+@given(import_mixes)
 def test_an_import_writes_all_good_rows_or_nothing_and_accounts_for_every_row(tmp_path_factory, rows):
     """Whatever mix of good and bad rows: rejected rows are exactly the bad ones; without
     --skip-invalid nothing is written when any is bad; with it, exactly the good ones are."""
     tmp = tmp_path_factory.mktemp("mix")
+    _import_all_or_nothing(tmp, rows, lambda skip: str(tmp / f"r{skip}.db"))
+
+
+@settings(max_examples=20)
+@given(import_mixes)
+def test_an_import_is_all_or_nothing_on_postgresql(tmp_path_factory, postgres_server, rows):
+    tmp = tmp_path_factory.mktemp("mix")
+    databases = []
+
+    def fresh(_skip):
+        databases.append(postgres_server.new_database())
+        return databases[-1]
+
+    try:
+        _import_all_or_nothing(tmp, rows, fresh)
+    finally:
+        for url in databases:
+            postgres_server.drop(url)
+
+
+def _import_all_or_nothing(tmp, rows, store_location) -> None:
     lines = [f"c{n},{sandbox_document('clean', 'cnpj', n) if good else '00.000.000/0000-00'},Empresa {n},SP,b2b,,,"
              for good, n in rows]
     path = customers_csv(tmp, *lines)
     good = {f"c{n}" for ok, n in rows if ok}
     for skip in (False, True):
-        store = Portfolio(str(tmp / f"r{skip}.db"))
+        store = Portfolio(store_location(skip))
         report = import_file(store, "customers", path, skip_invalid=skip)
         assert report.read == len(rows) and len(report.rejected) == len(rows) - len(good)
         stored = {r["id"] for r in store.db.query("select id from customers")}

@@ -53,6 +53,7 @@ writes one row per receivable still open at `from − 1` or issued later into a 
 every figure comes from that table, and roll rates from pairing each of its rows with the
 checkpoints at which it has a balance. Roughly, for 1M receivables and 900k payments on a small
 2-core machine: 3 s for a quarter, 6 s for a year, 15 s for 5 years of monthly roll rates.
+On PostgreSQL the same plan runs natively (kpis_postgres.py), chosen by the store's location.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from pathlib import Path
 import msgspec
 import sqlite_utils
 
-from regua import sqlite
+from regua import dialect, postgres, sqlite
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 #: Roll-rate periods one report may have (50 years of months): bounds the work one request can ask for.
@@ -301,12 +302,52 @@ def _validate(date_from, date_to, current_days: int, step_days: int | None) -> N
 
 def compute_kpis(db: str | Path | sqlite_utils.Database | sqlite3.Connection, date_from: dt.date, date_to: dt.date,
                  segment: str | None = None, current_days: int = 0, step_days: int | None = None) -> KpiReport:
-    """The KPIs of [date_from, date_to] (both included) over the portfolio in `db` (a file path or an
-    open connection), for one customer segment or all. A file without portfolio tables is an empty
-    portfolio. Raises KpiArgumentError (a ValueError) for bad arguments, FileNotFoundError for a
-    missing file; the queries run in one read transaction, so every figure sees the same data."""
+    """The KPIs of [date_from, date_to] (both included) over the portfolio in `db` (a SQLite file
+    path, a postgresql:// URL or an open connection to either), for one customer segment or all. A
+    store without portfolio tables is an empty portfolio. Raises KpiArgumentError (a ValueError) for
+    bad arguments, FileNotFoundError for a missing file; the queries run in one read transaction
+    (repeatable read on PostgreSQL), so every figure sees the same data."""
     _validate(date_from, date_to, current_days, step_days)
     dates = checkpoints(date_from, date_to, step_days)
+    if isinstance(db, str) and postgres.is_url(db) or dialect.is_postgres(db):
+        totals, aging, points = _query_postgres(db, date_from, date_to, segment, current_days, dates)
+    else:
+        totals, aging, points = _query_sqlite(db, date_from, date_to, segment, current_days, dates)
+    sales, opening, closing, closing_current, defaulted, recovered = totals
+    days = (date_to - date_from).days + 1
+    rolls = [RollPeriod(dt.date.fromisoformat(dates[i - 1]), dt.date.fromisoformat(dates[i]),
+                        *(_ratio(points[i][b + 1], points[i - 1][b]) for b in range(4)))
+             for i in range(1, len(dates))]
+    return KpiReport(
+        date_from, date_to, segment, current_days, days,
+        credit_sales=_money(sales), opening_ar=_money(opening), closing_ar=_money(closing),
+        closing_current_ar=_money(closing_current), dso=_ratio(closing, sales, days),
+        cei=_ratio(opening + sales - closing, opening + sales - closing_current),
+        defaulted=_money(defaulted), recovered=_money(recovered), recovery_rate=_ratio(recovered, defaulted),
+        aging=[AgingBucket(name, _money(amount), count) for name, (amount, count) in zip(BUCKETS, aging)],
+        roll_rates=rolls)
+def _query_postgres(db, date_from, date_to, segment, current_days, dates) -> tuple[list, list, list]:
+    from . import kpis_postgres
+
+    own = isinstance(db, str)
+    raw = postgres.connect(db) if own else db.conn.raw
+    outer = not own and db.conn.in_transaction
+    try:
+        if not outer:
+            raw.execute("begin isolation level repeatable read")
+        try:
+            if not kpis_postgres.has_portfolio(raw):
+                return [0] * 6, [(0, 0)] * len(BUCKETS), [[0] * len(BUCKETS) for _ in dates]
+            return kpis_postgres.query(raw, date_from, date_to, segment, current_days, dates)
+        finally:
+            if not outer:
+                raw.execute("rollback")  # nothing was written but this session's temporary tables
+    finally:
+        if own:
+            raw.close()
+
+
+def _query_sqlite(db, date_from, date_to, segment, current_days, dates) -> tuple[list, list, list]:
     if isinstance(db, (str, Path)):
         if not Path(db).is_file():
             raise FileNotFoundError(f"{db}: no such file")
@@ -322,24 +363,10 @@ def compute_kpis(db: str | Path | sqlite_utils.Database | sqlite3.Connection, da
         params = {"from": date_from.isoformat(), "to": date_to.isoformat(), "open": _iso_minus(date_from, 1),
                   "current_cut": _iso_minus(date_to, current_days), "segment": segment}
         if has_portfolio(conn):
-            totals, aging, points = _query(conn, params, segment, dates)
-        else:
-            totals, aging, points = [0] * 6, [(0, 0)] * len(BUCKETS), [[0] * len(BUCKETS) for _ in dates]
+            return _query(conn, params, segment, dates)
+        return [0] * 6, [(0, 0)] * len(BUCKETS), [[0] * len(BUCKETS) for _ in dates]
     finally:
         if own_transaction and conn.in_transaction:
             conn.execute("COMMIT")  # nothing was written to the database: a read transaction ends
         if own_connection:
             conn.close()
-    sales, opening, closing, closing_current, defaulted, recovered = totals
-    days = (date_to - date_from).days + 1
-    rolls = [RollPeriod(dt.date.fromisoformat(dates[i - 1]), dt.date.fromisoformat(dates[i]),
-                        *(_ratio(points[i][b + 1], points[i - 1][b]) for b in range(4)))
-             for i in range(1, len(dates))]
-    return KpiReport(
-        date_from, date_to, segment, current_days, days,
-        credit_sales=_money(sales), opening_ar=_money(opening), closing_ar=_money(closing),
-        closing_current_ar=_money(closing_current), dso=_ratio(closing, sales, days),
-        cei=_ratio(opening + sales - closing, opening + sales - closing_current),
-        defaulted=_money(defaulted), recovered=_money(recovered), recovery_rate=_ratio(recovered, defaulted),
-        aging=[AgingBucket(name, _money(amount), count) for name, (amount, count) in zip(BUCKETS, aging)],
-        roll_rates=rolls)

@@ -20,10 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from msgspec import Meta
 
-from regua import dialect
 from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
-from regua.portfolio.collection.store import MIGRATIONS as COLLECTION
-from regua.portfolio.store import MIGRATIONS as PORTFOLIO
 
 from ..errors import ApiError
 from ..schemas import ErrorBody
@@ -110,8 +107,7 @@ class KpiController(Controller):
         location = svc.settings.store.location
 
         def compute():
-            with dialect.sqlite_snapshot(location, [PORTFOLIO, COLLECTION]) as path:  # the KPIs' SQL is SQLite's
-                return compute_kpis(path, date_from, date_to, segment, current_days, step_days)
+            return compute_kpis(location, date_from, date_to, segment, current_days, step_days)
 
         try:
             report = await anyio.to_thread.run_sync(compute)

@@ -17,8 +17,6 @@ from regua import dialect
 from regua.engine import brazil
 from regua.engine.connectors import mask_document
 from regua.portfolio.collection.kpis import KpiArgumentError, compute_kpis
-from regua.portfolio.collection.store import MIGRATIONS as COLLECTION
-from regua.portfolio.store import MIGRATIONS as PORTFOLIO
 
 from .charts import Series, line_chart, stacked_bars
 from .render import brl, date_br, number_br, page
@@ -74,8 +72,7 @@ def _months_back(today: dt.date, count: int) -> list[tuple[dt.date, dt.date]]:
 
 
 def kpi_series(path: str, today: dt.date, months: int, segment: str | None) -> list[dict]:
-    with dialect.sqlite_snapshot(path, [PORTFOLIO, COLLECTION]) as file:  # the KPIs' SQL is SQLite's
-        return [compute_kpis(file, start, end, segment).to_dict() for start, end in _months_back(today, months)]
+    return [compute_kpis(path, start, end, segment).to_dict() for start, end in _months_back(today, months)]
 
 
 def _dec(value) -> Decimal | None:
