@@ -65,29 +65,45 @@ def _ratios(runs: dict[str, list[dict]], key: str, name: str = "shadow") -> list
 
 
 def open_loop_phase(servers, args, rate: float) -> dict[str, list[dict]]:
-    """Open-loop rounds at `rate` req/s (openloop.py: latency from each request's due time), the
-    order of the servers alternating round by round, each run with its server's CPU time."""
+    """Open-loop rounds at `rate` req/s per server (openloop.py: latency from each request's due
+    time). `--together` (the default): all servers on one schedule at once, each due instant one
+    request to each, so a burst of another process's load hits them all alike; otherwise one server
+    after the other, their order alternating round by round. Each run with its server's CPU time."""
     body = args.body.read_bytes()
     headers = {"Authorization": AUTH}
     results: dict[str, list[dict]] = {s.name: [] for s in servers}
+
+    def cpu(server):
+        return cpu_seconds(server.process.pid), cpu_seconds(server.process.pid, children=False)
+
+    def measured(server, before, result):
+        after = cpu(server)
+        # With the whole tree (a shadow process included) and of the serving process alone.
+        result["cpu_us_per_request"] = round((after[0] - before[0]) * 1e6 / max(result["requests"], 1), 1)
+        result["own_cpu_us_per_request"] = round((after[1] - before[1]) * 1e6 / max(result["requests"], 1), 1)
+        if result["errors"]:
+            raise SystemExit(f"{server.name}: {result['errors']} failed requests at {rate:.0f} req/s: {result}")
+        results[server.name].append(result)
+
     for index in range(args.paced_rounds):
-        for server in servers if index % 2 == 0 else servers[::-1]:
-            openloop.run(server.port, body, rate, args.warmup, headers=headers)
-            cpu, own = cpu_seconds(server.process.pid), cpu_seconds(server.process.pid, children=False)
-            result = openloop.run(server.port, body, rate, args.paced_duration, headers=headers)
-            cpu = cpu_seconds(server.process.pid) - cpu
-            own = cpu_seconds(server.process.pid, children=False) - own
-            # With the whole tree (a shadow process included) and of the serving process alone.
-            result["cpu_us_per_request"] = round(cpu * 1e6 / max(result["requests"], 1), 1)
-            result["own_cpu_us_per_request"] = round(own * 1e6 / max(result["requests"], 1), 1)
-            if result["errors"]:
-                raise SystemExit(f"{server.name}: {result['errors']} failed requests at {rate:.0f} req/s: {result}")
-            results[server.name].append(result)
+        if args.together:
+            ports = [server.port for server in servers]
+            openloop.run_together(ports, body, rate, args.warmup, headers=headers)
+            before = [cpu(server) for server in servers]
+            for server, start, result in zip(servers, before, openloop.run_together(
+                    ports, body, rate, args.paced_duration, headers=headers)):
+                measured(server, start, result)
+        else:
+            for server in servers if index % 2 == 0 else servers[::-1]:
+                openloop.run(server.port, body, rate, args.warmup, headers=headers)
+                before = cpu(server)
+                measured(server, before, openloop.run(server.port, body, rate, args.paced_duration, headers=headers))
+        for server in servers:
+            result = results[server.name][-1]
             print(f"  round {index + 1} {server.name:6} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:6.2f} ms  "
                   f"p99 {result['p99_ms']:7.2f} ms  max {result['max_ms']:7.2f} ms  CPU µs/request: all "
                   f"{result['cpu_us_per_request']:4.0f}, server process {result['own_cpu_us_per_request']:4.0f}  "
-                  f"(client lag p99 {result['client_lag_p99_ms']:.2f} "
-                  f"ms)", flush=True)
+                  f"(client lag p99 {result['client_lag_p99_ms']:.2f} ms)", flush=True)
     return results
 
 
@@ -98,7 +114,7 @@ def http_part(args) -> dict:
         args.body = workdir / "body.json"
         args.body.write_text(json.dumps({"policy": "credito_b2b", "input": order}), encoding="utf-8")
         servers = []
-        for name in ("plain", "shadow") + (("thread",) if args.thread else ()):
+        for name in ("plain", "shadow") + (("thread",) if args.thread else ()) + (("twin",) if args.twin else ()):
             (workdir / name).mkdir()
             server = regua_server(workdir / name, ROOT / "policies", args.workers, checker("credito_b2b", order))
             server.name = name
@@ -108,7 +124,7 @@ def http_part(args) -> dict:
         with contextlib.ExitStack() as running:
             for server in servers:
                 running.enter_context(server)
-                if server.name != "plain":
+                if server.name not in ("plain", "twin"):
                     create_experiment(server.port)
             time.sleep(1.0)  # every worker picks the experiment up (they poll the store)
 
@@ -120,8 +136,9 @@ def http_part(args) -> dict:
             peak = interleaved(servers, args, peak_one)
             lower_peak = min(statistics.median(r["rps"] for r in peak[name]) for name in ("plain", "shadow"))
             rate = args.rate or round(lower_peak * args.paced_fraction)
-            print(f"open loop at {rate:,.0f} req/s ({rate / lower_peak:.0%} of the lower peak), "
-                  f"{args.paced_rounds} rounds × {args.paced_duration:g} s", flush=True)
+            print(f"open loop at {rate:,.0f} req/s per server ({rate / lower_peak:.0%} of the lower peak), "
+                  f"{args.paced_rounds} rounds × {args.paced_duration:g} s, "
+                  f"{'all servers at once' if args.together else 'one server at a time'}", flush=True)
             paced = open_loop_phase(servers, args, rate)
         with contextlib.closing(sqlite3.connect(workdir / "shadow" / "regua.db")) as db:
             decided, shadows = db.execute("select count(*) filter (where shadow = 0), count(*) filter (where shadow "
@@ -142,13 +159,15 @@ def http_part(args) -> dict:
     for name in ("plain", "shadow"):
         figures[f"paced_{name}_own_cpu_us_per_request"] = round(med(paced[name], "own_cpu_us_per_request"), 2)
     ratios["paced_own_cpu_us_per_request"] = [round(r, 3) for r in _ratios(paced, "own_cpu_us_per_request")]
-    if args.thread:  # the shadow on a thread of the serving process, against the same plain rounds
+    # The extra servers against the same plain rounds: the shadow on a thread of the serving process
+    # (as before the child process), and a second plain server (an A/A ratio: the method's noise).
+    for extra in [name for name in ("thread", "twin") if name in peak]:
         for phase, runs in (("peak", peak), ("paced", paced)):
             for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request") + (
                     ("own_cpu_us_per_request",) if phase == "paced" else ()):
-                figures[f"{phase}_thread_{key}"] = round(med(runs["thread"], key), 2)
-                ratios[f"thread_{phase}_{key}"] = [round(r, 3) for r in _ratios(runs, key, "thread")]
-                figures[f"thread_{phase}_{key}_ratio"] = round(statistics.median(ratios[f"thread_{phase}_{key}"]), 3)
+                figures[f"{phase}_{extra}_{key}"] = round(med(runs[extra], key), 2)
+                ratios[f"{extra}_{phase}_{key}"] = [round(r, 3) for r in _ratios(runs, key, extra)]
+                figures[f"{extra}_{phase}_{key}_ratio"] = round(statistics.median(ratios[f"{extra}_{phase}_{key}"]), 3)
     figures.update(
         paced_rate=rate,
         throughput_ratio=round(statistics.median(ratios["peak_rps"]), 3),
@@ -298,7 +317,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--paced-rounds", type=int, default=8, help="open-loop rounds per server (8)")
     parser.add_argument("--paced-duration", type=float, default=5.0, help="seconds per open-loop run (5)")
-    parser.add_argument("--paced-fraction", type=float, default=0.5, help="open-loop rate, of the lower peak (0.5)")
+    parser.add_argument("--paced-fraction", type=float, default=0.4, help="open-loop rate per server, of the lower peak (0.4)")
     parser.add_argument("--rate", type=float, help="open-loop rate in req/s (instead of --paced-fraction)")
     parser.add_argument("--decisions", type=int, default=300, help="deny/review decisions per policy (300)")
     parser.add_argument("--load", type=int, default=8, help="busy processes beside the loaded counterfactual run (8)")
@@ -306,6 +325,12 @@ def main() -> int:
     parser.add_argument("--thread", action="store_true",
                         help="a third server with the shadow on a thread of the serving process (server.shadow_process "
                              "= false), measured in the same rounds")
+    parser.add_argument("--alternate", dest="together", action="store_false",
+                        help="open loop one server at a time, in alternating order (default: all at once on one "
+                             "schedule)")
+    parser.add_argument("--twin", action="store_true",
+                        help="a second server without the experiment, measured in the same rounds: the A/A ratios "
+                             "show how far noise alone moves a ratio")
     parser.add_argument("--no-counterfactuals", action="store_true", help="only the HTTP part")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "experiments.json")
     args = parser.parse_args()
@@ -339,13 +364,15 @@ def main() -> int:
         print(f"| CPU per request, open loop, serving process (µs) | "
               f"{f['paced_plain_own_cpu_us_per_request']:,.0f} | {f['paced_shadow_own_cpu_us_per_request']:,.0f} | "
               f"{f['own_cpu_ratio_paced']:.2f}× | |")
-        if "thread_paced_p99_ms_ratio" in f:
-            print(f"| shadow on a thread of the server instead: peak throughput, p99 at peak, p99 / p50 open "
-                  f"loop, serving-process CPU open loop | | {f['thread_peak_rps_ratio']:.2f}×, "
-                  f"{f['thread_peak_p99_ms_ratio']:.2f}×, {f['thread_paced_p99_ms_ratio']:.2f}× / "
-                  f"{f['thread_paced_p50_ms_ratio']:.2f}×, {f['thread_paced_own_cpu_us_per_request_ratio']:.2f}× | | |")
+        for extra, label in (("thread", "shadow on a thread of the server instead"),
+                             ("twin", "A/A: a second server without the experiment")):
+            if f"{extra}_paced_p99_ms_ratio" in f:
+                print(f"| {label}: peak throughput, p99 at peak, p99 / p50 open loop, serving-process CPU "
+                      f"open loop | | {f[f'{extra}_peak_rps_ratio']:.2f}×, {f[f'{extra}_peak_p99_ms_ratio']:.2f}×, "
+                      f"{f[f'{extra}_paced_p99_ms_ratio']:.2f}× / {f[f'{extra}_paced_p50_ms_ratio']:.2f}×, "
+                      f"{f[f'{extra}_paced_own_cpu_us_per_request_ratio']:.2f}× | | |")
         print("\nRatios are medians of the per-round ratios (shadow / plain); per round: "
-              + "; ".join(f"{k} {v}" for k, v in http["ratios"].items() if k.endswith(("p99_ms", "_rps"))))
+              + "; ".join(f"{k} {v}" for k, v in http["ratios"].items() if k.endswith(("p99_ms", "_rps", "p50_ms"))))
         print(f"\nThe shadowed server recorded {f['experiment_rows']:,} experiment decisions and {f['shadow_rows']:,} "
               f"shadow decisions for {f['decisions']:,} decisions.")
     for name, phases in counterfactuals.items():

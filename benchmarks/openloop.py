@@ -40,37 +40,36 @@ def _request_bytes(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
-async def _run(port: int, path: str, body: bytes, headers: dict, rate: float, seconds: float,
-               max_connections: int) -> dict:
+async def _run(ports: list[int], path: str, body: bytes, headers: dict, rate: float, seconds: float,
+               max_connections: int) -> list[dict]:
     request = _request_bytes(path, body, headers)
-    idle: list[_Connection] = []
-    opened = 0
-    latencies: list[float] = []
-    errors = 0
-    late_start = []  # how late this client sent, beyond the schedule (its own lag)
+    idle: dict[int, list[_Connection]] = {port: [] for port in ports}
+    opened = dict.fromkeys(ports, 0)
+    latencies: dict[int, list[float]] = {port: [] for port in ports}
+    late_start: dict[int, list[float]] = {port: [] for port in ports}  # this client's own lag
+    errors = dict.fromkeys(ports, 0)
     tasks = set()
 
-    async def one(due: float) -> None:
-        nonlocal opened, errors
-        connection = idle.pop() if idle else None
+    async def one(port: int, due: float) -> None:
+        connection = idle[port].pop() if idle[port] else None
         if connection is None:
-            if opened >= max_connections:
-                errors += 1  # more requests in flight than allowed: counted as failures, not waited for
+            if opened[port] >= max_connections:
+                errors[port] += 1  # more requests in flight than allowed: a failure, not a wait
                 return
-            opened += 1
+            opened[port] += 1
             connection = _Connection(*await asyncio.open_connection("127.0.0.1", port))
-        late_start.append(time.perf_counter() - due)
+        late_start[port].append(time.perf_counter() - due)
         try:
             status = await connection.post(request)
         except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            opened -= 1
+            errors[port] += 1
+            opened[port] -= 1
             connection.writer.close()
             return
-        latencies.append(time.perf_counter() - due)
+        latencies[port].append(time.perf_counter() - due)
         if status != 200:
-            errors += 1
-        idle.append(connection)
+            errors[port] += 1
+        idle[port].append(connection)
 
     count = int(rate * seconds)
     start = time.perf_counter() + 0.05
@@ -79,28 +78,41 @@ async def _run(port: int, path: str, body: bytes, headers: dict, rate: float, se
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.ensure_future(one(due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        # Every server gets a request due at this instant, in turns: neither is always sent first.
+        for port in ports if i % 2 == 0 else ports[::-1]:
+            task = asyncio.ensure_future(one(port, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.wait(tasks, timeout=30)
     elapsed = time.perf_counter() - start
-    for connection in idle:
-        connection.writer.close()
-    latencies.sort()
-    late_start.sort()
+    for connections in idle.values():
+        for connection in connections:
+            connection.writer.close()
 
     def pct(values, p):
         return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000 if values else float("nan")
 
-    return {"requests": len(latencies), "errors": errors, "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "target_rps": rate, "connections": opened,
-            **{f"p{p}_ms": round(pct(latencies, p), 3) for p in (50, 90, 99)},
-            "max_ms": round(latencies[-1] * 1000, 3) if latencies else float("nan"),
-            "client_lag_p99_ms": round(pct(late_start, 99), 3)}
+    out = []
+    for port in ports:
+        mine, lag = sorted(latencies[port]), sorted(late_start[port])
+        out.append({"requests": len(mine), "errors": errors[port], "seconds": elapsed, "rps": len(mine) / elapsed,
+                    "target_rps": rate, "connections": opened[port],
+                    **{f"p{p}_ms": round(pct(mine, p), 3) for p in (50, 90, 99)},
+                    "max_ms": round(mine[-1] * 1000, 3) if mine else float("nan"),
+                    "client_lag_p99_ms": round(pct(lag, 99), 3)})
+    return out
 
 
 def run(port: int, body: bytes, rate: float, seconds: float, *, path: str = "/evaluate",
         headers: dict | None = None, max_connections: int = 256) -> dict:
     """`rate` requests per second for `seconds`, open loop; latency percentiles from the due time."""
-    return asyncio.run(_run(port, path, body, headers or {}, rate, seconds, max_connections))
+    return asyncio.run(_run([port], path, body, headers or {}, rate, seconds, max_connections))[0]
+
+
+def run_together(ports: list[int], body: bytes, rate: float, seconds: float, *, path: str = "/evaluate",
+                 headers: dict | None = None, max_connections: int = 256) -> list[dict]:
+    """The same schedule for every server at once: at each due instant, one request to each. A
+    burst of another process's load then hits all of them in the same milliseconds, not in
+    different rounds; one result per port."""
+    return asyncio.run(_run(ports, path, body, headers or {}, rate, seconds, max_connections))
