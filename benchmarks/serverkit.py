@@ -62,10 +62,11 @@ def rss_mb(pid: int) -> float:
     return sum(int(m.group(1)) for m in found if m) / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process tree. The fields after the command name ")" start at
-    field 3 (state), so utime and stime (fields 14 and 15) are items 11 and 12."""
-    stats = (_proc(p, "stat").rsplit(")", 1)[-1].split() for p in tree(pid))
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU time of the process tree (or of the process alone). The fields after the
+    command name ")" start at field 3 (state), so utime and stime (fields 14 and 15) are items 11
+    and 12."""
+    stats = (_proc(p, "stat").rsplit(")", 1)[-1].split() for p in (tree(pid) if children else [pid]))
     return sum(int(f[11]) + int(f[12]) for f in stats if len(f) > 12) / os.sysconf("SC_CLK_TCK")
 
 

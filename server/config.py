@@ -64,6 +64,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     access_log: bool = False
     #: Sandbox mode may listen beyond loopback only when this is set.
     allow_public_sandbox: bool = False
+    #: Evaluate experiments' shadow challengers in a child process (one per worker, started with
+    #: the first shadow, at a lower priority), off the serving process's GIL and core; false:
+    #: on a thread of the worker itself.
+    shadow_process: bool = True
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

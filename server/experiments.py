@@ -8,11 +8,13 @@ CNPJ or CPF) picks one of 10,000 buckets, and each arm owns ranges of buckets; a
 same arm for the life of the experiment, and a change of shares moves only the buckets it must
 (server.experiment_store.rebalance).
 
-On the request path there is only a dictionary lookup and a hash (`route`). Recording which arm
-decided and evaluating shadows happen on one background thread (`ExperimentWorker`): a shadow is
-evaluated on the same validated input, as of the same date, with the connector answers the deciding
-arm's lookups got (engine.recorded), so the bureau is asked once, never twice. When the worker
-falls behind, shadow evaluations are dropped (counted), never the answer delayed.
+On the request path there is only a dictionary lookup, a hash (`route`; none when the champion has
+every bucket) and a deque append. Recording which arm decided happens on one background thread
+(`ExperimentWorker`); the shadows are evaluated by a child process (server.shadow_process: off this
+process's GIL and core) or, until it is ready or when it is turned off, on that thread: each on the
+same validated input, as of the same date, with the connector answers the deciding arm's lookups
+got (engine.recorded), so the bureau is asked once, never twice. When the worker falls behind,
+shadow evaluations are dropped (counted), never the answer delayed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from regua.engine.connectors import ConnectorError, Connectors
 from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
 from .policies import PolicyRejected, PolicyService, source_digest
 from .schemas import DecisionExperiment, ShadowDecision
+from .shadow_process import Batch, ShadowJob, ShadowProcess, decision_row
 from .store import utc_now
 
 log = logging.getLogger("regua.experiments")
@@ -65,6 +68,8 @@ class Running:
     shadows: tuple[Arm, ...]
 
     def arm_for(self, key) -> Arm:
+        if len(self.arms) == 1:  # the champion decides every request (shadows only): no hash to compute
+            return self.arms[0]
         b = bucket(self.salt, str(key))
         for arm in self.arms:
             for start, end in arm.buckets:
@@ -80,7 +85,9 @@ class Route:
 
 
 class ExperimentService:
-    def __init__(self, store, policies: PolicyService, worker: bool = True, metrics=None):
+    def __init__(self, store, policies: PolicyService, worker: bool = True, metrics=None, shadow_process=None):
+        """`shadow_process`: (store location, plugin settings, sandbox) to evaluate shadows in a child
+        process (server.shadow_process); None: on the worker thread."""
         self.store = ExperimentStore(store)
         self.policies = policies
         self.running: dict[str, Running] = {}  # policy -> its running experiment
@@ -88,7 +95,13 @@ class ExperimentService:
         self._compiled: dict[tuple[str, int], object] = {}
         self._lock = threading.Lock()
         # The command line manages experiments without serving: no thread for it.
-        self.worker = ExperimentWorker(self, metrics=metrics) if worker else None
+        self.worker = None
+        if worker:
+            self.worker = ExperimentWorker(self, metrics=metrics)
+            if shadow_process is not None:
+                location, plugin_settings, sandbox = shadow_process
+                self.worker.process = ShadowProcess(location, plugin_settings, sandbox, self.worker._acknowledged,
+                                                    self.worker._lost)
 
     # ---- the request path ----
     def route(self, policy: str, inputs: dict) -> Route | None:
@@ -298,24 +311,31 @@ def decision_experiment(service: ExperimentService | None, row: dict) -> Decisio
 
 
 class ExperimentWorker:
-    """One thread: records which arm made each decision and evaluates shadow challengers, in batches.
+    """One thread: records which arm made each decision and has the shadow challengers evaluated, in
+    batches: by a child process (server.shadow_process, `process` given: the serving process's GIL
+    and core stay the answers') or, without one, on this thread.
 
-    The queue is bounded for shadow work only: past `max_backlog` waiting jobs, a decision's arm is
-    still recorded but its shadow evaluations are dropped (counted in `regua_shadow_jobs_dropped`),
-    so a slow shadow never delays an answer nor grows the memory without bound. The counters and the
-    shadow latency go to the server's Prometheus metrics (server.metrics.ShadowMetrics) when given.
+    The queue is bounded for shadow work only: past `max_backlog` decisions waiting or in the
+    child's hands, a decision's arm is still recorded but its shadow evaluations are dropped
+    (counted in `regua_shadow_jobs_dropped`), so a slow shadow never delays an answer nor grows the
+    memory without bound. The counters and the shadow latency go to the server's Prometheus metrics
+    (server.metrics.ShadowMetrics) when given; the request path only appends to a deque.
     """
 
     def __init__(self, service: ExperimentService, interval: float = 0.05, max_backlog: int = MAX_BACKLOG,
-                 metrics=None):
+                 metrics=None, process: ShadowProcess | None = None):
         self.service = service
         self.interval = interval
         self.max_backlog = max_backlog
         self.metrics = metrics
+        self.process = process
         self._jobs: collections.deque = collections.deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
-        self._busy = 0
+        self._busy = 0  # taken from the queue, not yet recorded (here or in the child)
+        self._sent: dict[int, list] = {}  # batch number -> its jobs' (experiment, queued at, shadows)
+        self._seq = 0
+        self.sent = 0  # batches the child process recorded or is recording
         self.dropped = 0
         self.failures = 0
         self._stop = False
@@ -328,17 +348,16 @@ class ExperimentWorker:
         return len(self._jobs) + self._busy
 
     def submit(self, route: Route, decision_id: str, decision, inputs: dict, today, answers: str | None,
-               document_hash: str | None) -> None:
+               document_hash: str | None, input_json: str | None = None) -> None:
+        """On the request path: a deque append (and, only when behind, the dropped counter)."""
         shadows = bool(route.experiment.shadows)
-        if shadows and len(self._jobs) >= self.max_backlog:
+        if shadows and len(self._jobs) + self._busy >= self.max_backlog:
             shadows = False  # behind: the arm is recorded, the shadows are not evaluated
             self.dropped += 1
             if self.metrics is not None:
                 self.metrics.dropped(route.experiment.name)
-        elif shadows and self.metrics is not None:
-            self.metrics.queued(route.experiment.name)
         self._jobs.append((route, decision_id, decision, inputs, today, answers, document_hash, shadows,
-                           time.perf_counter()))
+                           input_json, time.perf_counter()))
 
     def _run(self) -> None:
         last_refresh = 0.0
@@ -351,6 +370,8 @@ class ExperimentWorker:
                     self.service.refresh()
                 except Exception:  # a store hiccup must not end the thread
                     log.exception("experiments: refresh failed")
+                if self.process is not None and any(r.shadows for r in self.service.running.values()):
+                    self.process.start()  # ready by the time shadows come (no-op when it runs)
             self._drain()
 
     def _drain(self) -> None:
@@ -362,32 +383,94 @@ class ExperimentWorker:
         with self._idle:
             self._busy += len(jobs)
         if self.metrics is not None:
-            self.metrics.backlog(len(self._jobs) + len(jobs))
+            queued = collections.Counter(job[0].experiment.name for job in jobs if job[7])
+            for name, count in queued.items():
+                self.metrics.queued(name, count)
+            self.metrics.backlog(len(self._jobs) + self._busy)
+        if self.process is not None and any(job[7] for job in jobs):
+            self.process.start()  # no-op when it runs; until it is ready, shadows are evaluated here
+            if all(job[8] is not None for job in jobs) and self._send(jobs):
+                return
         try:
             rows, now = [], utc_now()
             for job in jobs:
-                rows.extend(self._rows(*job[:-1], now))
+                rows.extend(self._rows(*job[:-2], now))
                 time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
             if rows:
                 self.service.store.record(rows)
-            if self.metrics is not None:
-                done = time.perf_counter()
-                for job in jobs:
-                    if job[7]:
-                        self.metrics.completed(job[0].experiment.name, done - job[-1])
+            self._completed([(job[0].experiment.name, job[-1], job[7]) for job in jobs])
         except Exception:  # counted and logged; the answers were already given
-            self.failures += 1
-            if self.metrics is not None:
-                for job in jobs:
-                    if job[7]:
-                        self.metrics.failed(job[0].experiment.name)
+            self._failed([(job[0].experiment.name, job[-1], job[7]) for job in jobs])
             log.exception("experiments: recording %d decisions failed", len(jobs))
         finally:
-            with self._idle:
-                self._busy -= len(jobs)
-                self._idle.notify_all()
-            if self.metrics is not None:
-                self.metrics.backlog(len(self._jobs))
+            self._release(len(jobs))
+
+    def _send(self, jobs: list) -> bool:
+        """The arms' rows built here, the shadows to evaluate as the strings we have: to the child."""
+        rows, work, now = [], [], utc_now()
+        for route, decision_id, decision, _inputs, today, answers, document_hash, shadows, input_json, _ in jobs:
+            experiment = route.experiment
+            rows.append(decision_row(experiment.name, route.arm.name, route.arm.revision, 0, decision_id, decision,
+                                     document_hash, now))
+            arms = [(s.name, experiment.policy, s.revision) for s in experiment.shadows
+                    if shadows and _sampled(experiment, s, decision_id)]
+            if arms:
+                work.append(ShadowJob(experiment.name, decision_id, input_json, answers, today.isoformat(),
+                                      document_hash, arms))
+        self._seq += 1
+        self._sent[self._seq] = ([(job[0].experiment.name, job[-1], job[7]) for job in jobs], rows)
+        if self.process.send(Batch(self._seq, rows, work)):
+            self.sent += 1
+            return True
+        del self._sent[self._seq]
+        return False
+
+    def _acknowledged(self, seq: int, evaluated: list, error: str | None) -> None:
+        """From the child (on the process's reader thread): the batch is recorded, or failed."""
+        jobs, _rows = self._sent.pop(seq, ([], []))
+        if self.metrics is not None:
+            for experiment, arm, seconds in evaluated:
+                self.metrics.evaluated(experiment, arm, seconds)
+        if error is None:
+            self._completed(jobs)
+        else:
+            self._failed(jobs)
+            log.error("experiments: the shadow process could not record %d decisions: %s", len(jobs), error)
+        self._release(len(jobs))
+
+    def _lost(self, seqs: list[int]) -> None:
+        """The child died holding these batches: their shadows are lost (failed), but which arm made
+        each decision is recorded here."""
+        for seq in seqs:
+            rows = self._sent.get(seq, ([], []))[1]
+            try:
+                if rows:
+                    self.service.store.record(rows)
+            except Exception:  # counted with the batch's failure below
+                log.exception("experiments: recording %d arms after the shadow process ended failed", len(rows))
+            self._acknowledged(seq, [], "the process ended")
+
+    def _completed(self, jobs: list) -> None:
+        if self.metrics is None:
+            return
+        done = time.perf_counter()
+        for experiment, queued_at, shadows in jobs:
+            if shadows:
+                self.metrics.completed(experiment, done - queued_at)
+
+    def _failed(self, jobs: list) -> None:
+        self.failures += 1
+        if self.metrics is not None:
+            for experiment, _, shadows in jobs:
+                if shadows:
+                    self.metrics.failed(experiment)
+
+    def _release(self, count: int) -> None:
+        with self._idle:
+            self._busy -= count
+            self._idle.notify_all()
+        if self.metrics is not None:
+            self.metrics.backlog(len(self._jobs) + self._busy)
 
     def _rows(self, route: Route, decision_id, decision, inputs, today, answers, document_hash, shadows,
               now) -> list[tuple]:
@@ -397,7 +480,7 @@ class ExperimentWorker:
             return rows
         replay = None
         for shadow in experiment.shadows:
-            if shadow.sample < 1 and bucket(experiment.salt + ":sample", decision_id) >= shadow.sample * BUCKETS:
+            if not _sampled(experiment, shadow, decision_id):
                 continue
             if replay is None:  # the deciding arm's answers: the shadow never makes a lookup of its own
                 replay = _Replay(decision.connector_calls)
@@ -424,6 +507,12 @@ class ExperimentWorker:
         self.wait_idle()
         self._stop = True
         self._wake.set()
+        if self.process is not None:
+            self.process.close()
+
+
+def _sampled(experiment: Running, shadow: Arm, decision_id: str) -> bool:
+    return shadow.sample >= 1 or bucket(experiment.salt + ":sample", decision_id) < shadow.sample * BUCKETS
 
 
 class _Replay:
@@ -458,15 +547,4 @@ class _Answer:
 
 
 def _row(experiment: str, arm: Arm, shadow: int, decision_id: str, decision, document_hash, now) -> tuple:
-    return (experiment, arm.name, shadow, decision_id, arm.revision, decision.outcome,
-            _encode(decision.reason_codes).decode(), _encode(decision.outputs).decode(),
-            _encode(_fired(decision)).decode(), document_hash, now)
-
-
-def _fired(decision) -> list[str]:
-    """Names of the rules behind the decision's reasons (Reason objects are light: their facts are
-    only read when asked for)."""
-    return sorted({r.rule for r in decision.reasons if r.rule})
-
-
-_encode = msgspec.json.Encoder(enc_hook=str).encode
+    return decision_row(experiment, arm.name, arm.revision, shadow, decision_id, decision, document_hash, now)

@@ -120,8 +120,8 @@ class ShadowMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def queued(self, experiment: str) -> None:
-        self._child(self._queued, experiment).inc()
+    def queued(self, experiment: str, count: int = 1) -> None:
+        self._child(self._queued, experiment).inc(count)
 
     def dropped(self, experiment: str) -> None:
         self._child(self._dropped, experiment).inc()

@@ -112,6 +112,7 @@ class Services:
 
 def build_services(settings: Settings, registry: Registry | None = None, today=None) -> Services:
     store = open_store(settings.store.location)
+    plugin_settings = None
     if registry is None:
         plugin_settings = PluginSettings(allow=settings.plugins.allow, deny=list(settings.plugins.deny),
                                          config=plugin_config(settings))
@@ -136,7 +137,11 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
     evaluator_kwargs = {"today": today} if today is not None else {}
-    experiments = ExperimentService(store, policies, metrics=metrics.shadow)
+    # Shadows in a child process when it can compile them as this process does: the plugins come
+    # from the settings (a registry handed in, as tests do, may hold plugins it cannot rebuild).
+    shadow_process = (settings.store.location, plugin_settings, settings.sandbox) \
+        if settings.server.shadow_process and plugin_settings is not None else None
+    experiments = ExperimentService(store, policies, metrics=metrics.shadow, shadow_process=shadow_process)
     experiments.refresh(force=True)
     evaluator = Evaluator(policies, connectors, store, decision_log, metrics,
                           settings.store.durability, connector_budget=settings.server.connector_budget,

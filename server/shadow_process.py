@@ -1,0 +1,248 @@
+"""Shadow challengers evaluated in a child process, so they never take the server's GIL or core.
+
+The experiment worker thread (server.experiments.ExperimentWorker) used to evaluate shadows itself.
+A thread of the serving process shares its GIL: while it evaluates, an answer that is ready waits
+(up to the interpreter's 5 ms switch interval), and on a 2-core machine its CPU is the server's.
+Here the worker thread only builds the rows of the arms that decided (cheap) and sends each batch,
+with the shadows still to evaluate as plain strings it already has (the input as stored in the
+decision log, the recorded connector answers, the date), to one child process started with
+its own interpreter (`python -m`: no fork of a threaded server). The child, at a lower scheduling
+priority (nice), evaluates each shadow as the policy lab replays a decision — the input decoded
+exactly, validated, the deciding arm's recorded answers (engine.recorded), never a lookup of its
+own — and writes the batch (the deciding arms' rows and the shadows', one transaction) to the
+store, then acknowledges it with each shadow's evaluation time, which the server turns into its
+metrics. If the child dies, the batches it held count as failed and the next batch starts another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+
+import msgspec
+
+log = logging.getLogger("regua.experiments")
+NICE = 10  # the child's niceness: the serving process comes first when both want a core
+
+
+class ShadowJob(msgspec.Struct, array_like=True):
+    experiment: str
+    decision_id: str
+    input: str  # the request's input as stored in the decision log (exact numbers)
+    answers: str | None  # engine.recorded: what the deciding arm's lookups answered
+    today: str  # ISO date the decision was made as of
+    document_hash: str | None
+    arms: list[tuple[str, str, int]]  # (arm, policy, revision) of each shadow to evaluate
+
+
+class Batch(msgspec.Struct, array_like=True):
+    seq: int
+    rows: list[tuple]  # rows already built (the arms that decided)
+    jobs: list[ShadowJob]
+
+
+class Done(msgspec.Struct, array_like=True):
+    seq: int
+    evaluated: list[tuple[str, str, float]]  # (experiment, arm, seconds)
+    error: str | None = None  # the batch was not recorded (the exception's type)
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(Batch).decode
+_decode_done = msgspec.msgpack.Decoder(Done).decode
+_decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
+_encode_json = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def decision_row(experiment: str, arm: str, revision: int | None, shadow: int, decision_id: str, decision,
+                 document_hash, now) -> tuple:
+    """One row of experiment_decisions (server/migrations.py m008)."""
+    return (experiment, arm, shadow, decision_id, revision, decision.outcome,
+            _encode_json(decision.reason_codes).decode(), _encode_json(decision.outputs).decode(),
+            _encode_json(fired_rules(decision)).decode(), document_hash, now)
+
+
+def fired_rules(decision) -> list[str]:
+    """Names of the rules behind the decision's reasons (Reason objects are light: their facts are
+    only read when asked for)."""
+    return sorted({r.rule for r in decision.reasons if r.rule})
+
+
+class ShadowProcess:
+    """The server's side: starts the child (`python -m regua.server.shadow_process`, frames over
+    its stdin and stdout), sends batches, and a thread of its own reads the acknowledgements and
+    hands them to `on_done(seq, evaluated, error)`; `on_lost(seqs)` when the child died with
+    batches unacknowledged. `ready` once the child has loaded the plugins and opened the store:
+    until then (and after it died) the worker evaluates shadows itself."""
+
+    def __init__(self, location: str, plugin_settings, sandbox: bool, on_done, on_lost):
+        allow = None if plugin_settings is None else plugin_settings.allow
+        deny = [] if plugin_settings is None else list(plugin_settings.deny)
+        config = {} if plugin_settings is None else plugin_settings.config
+        self._setup = _encode({"location": location, "allow": allow, "deny": deny, "config": config,
+                               "sandbox": sandbox})
+        self.on_done, self.on_lost = on_done, on_lost
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._unacked: set[int] = set()
+        self.ready = False
+        self.starts = 0
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else process.pid
+
+    def start(self) -> None:
+        """Start the child unless it runs (or is starting); it says when it is ready."""
+        with self._lock:
+            if self._process is not None or self._closed:
+                return
+            self.starts += 1
+            self._process = process = subprocess.Popen(
+                [sys.executable, "-m", "regua.server.shadow_process"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, close_fds=True)
+            _write(process.stdin, self._setup)
+        threading.Thread(target=self._read, args=(process,), name="regua-shadow-acks", daemon=True).start()
+
+    def send(self, batch: Batch) -> bool:
+        """False when the child is not there to take it (the caller evaluates the batch itself)."""
+        with self._lock:
+            process = self._process
+            if process is None or not self.ready:
+                return False
+            self._unacked.add(batch.seq)
+        try:
+            _write(process.stdin, _encode(batch))
+        except (OSError, ValueError):  # the child died just now: its reader reports the batch lost
+            pass
+        return True
+
+    def _read(self, process) -> None:
+        while True:
+            frame = _read(process.stdout)
+            if frame is None:
+                break
+            done = _decode_done(frame)
+            if done.seq == 0:  # the child's hello
+                self.ready = True
+                continue
+            with self._lock:
+                self._unacked.discard(done.seq)
+            self.on_done(done.seq, done.evaluated, done.error)
+        code = process.wait()
+        with self._lock:
+            lost, self._unacked = self._unacked, set()
+            if self._process is process:
+                self._process, self.ready = None, False
+        if lost or code:
+            log.error("experiments: the shadow process ended (exit code %s) with %d batch(es) unrecorded",
+                      code, len(lost))
+        if lost:
+            self.on_lost(sorted(lost))
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            process, self._process, self.ready, self._closed = self._process, None, False, True
+        if process is None:
+            return
+        try:
+            process.stdin.close()  # the child reads the end and exits
+        except OSError:
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _write(pipe, payload: bytes) -> None:
+    pipe.write(struct.pack("<I", len(payload)) + payload)
+    pipe.flush()
+
+
+def _read(pipe) -> bytes | None:
+    head = pipe.read(4)
+    if len(head) < 4:
+        return None
+    size = struct.unpack("<I", head)[0]
+    data = pipe.read(size)
+    return data if len(data) == size else None
+
+
+# ---- the child ------------------------------------------------------------------------------------
+
+def child_main(stdin, stdout) -> None:
+    """Evaluate and record batches until the server closes the pipe."""
+    try:
+        os.nice(NICE)
+    except OSError:  # not allowed here: same priority, still off the server's GIL
+        pass
+    from regua.engine.compiler import compile_policy
+    from regua.engine.recorded import RecordedConnectors
+    from regua.plugins.manager import PluginSettings
+    from regua.plugins.registry import Registry
+
+    from .experiment_store import ExperimentStore
+    from .store import open_store
+
+    setup = msgspec.msgpack.decode(_read(stdin))
+    plugins = PluginSettings(allow=setup["allow"], deny=setup["deny"], config=setup["config"])
+    # The server's plugin functions and contracts: a shadow compiles here as it did there.
+    env = Registry.for_policies(plugins, sandbox_aliases=setup["sandbox"]).environment()
+    store = ExperimentStore(open_store(setup["location"]))
+    compiled: dict[tuple[str, int], tuple] = {}
+
+    def arm_policy(policy: str, revision: int):
+        found = compiled.get((policy, revision))
+        if found is None:
+            version = store.store.policy_version(policy, revision)
+            prepared = compile_policy(version["source"], f"<shadow {policy}:{revision}>", env)
+            found = compiled[(policy, revision)] = (
+                prepared, RecordedConnectors([spec.qualified_name for spec in prepared.meta.connectors]))
+        return found
+
+    _write(stdout, _encode(Done(0, [])))
+    while True:
+        frame = _read(stdin)
+        if frame is None:
+            return
+        batch = _decode_batch(frame)
+        rows, evaluated, now = list(batch.rows), [], batch.rows[0][-1] if batch.rows else None
+        error = None
+        try:
+            for job in batch.jobs:
+                data = _decode_exact(job.input)
+                today = dt.date.fromisoformat(job.today)
+                for arm, policy, revision in job.arms:
+                    prepared, connectors = arm_policy(policy, revision)
+                    connectors.load(job.answers)
+                    started = time.perf_counter()
+                    decision = prepared.evaluate_validated(prepared.validate(data), connectors=connectors,
+                                                           as_of=today)
+                    evaluated.append((job.experiment, arm, time.perf_counter() - started))
+                    rows.append(decision_row(job.experiment, arm, revision, 1, job.decision_id, decision,
+                                             job.document_hash, now))
+            if rows:
+                store.record(rows)
+        except Exception as failure:  # noqa: BLE001 — reported to the server, which counts and logs it
+            error = type(failure).__name__
+            evaluated = []
+        _write(stdout, _encode(Done(batch.seq, evaluated, error)))
+
+
+if __name__ == "__main__":
+    # The protocol owns the real stdout; anything printed goes to stderr (the server's log).
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    logging.basicConfig(level=logging.WARNING)
+    child_main(sys.stdin.buffer, protocol_out)

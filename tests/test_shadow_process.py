@@ -1,0 +1,130 @@
+"""Shadow challengers evaluated in a child process (server.shadow_process, `server.shadow_process`
+on by default): the same decisions as the engine makes on the recorded answers, the arm and the
+shadow rows linked by decision id, the metrics counted by the server, and a child that dies costs
+its batch (counted as failed) and nothing else: the next batch starts another.
+
+The real app over a socket on a real SQLite store; the child is a real process, killed for real.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from server_harness import ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
+
+from regua.engine import compile_policy
+from regua.engine.recorded import RecordedConnectors
+
+ROOT = Path(__file__).resolve().parent.parent
+TODAY = dt.date(2026, 11, 22)
+B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
+LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
+    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
+
+
+@pytest.fixture()
+def server(tmp_path):
+    with ThreadedServer(sandbox_settings(tmp_path), today=lambda: TODAY) as srv:
+        yield srv
+
+
+def start_shadow(client) -> None:
+    created = client.post("/experiments", json={"name": "sombra", "policy": "credito_b2b",
+                                                "challengers": [{"name": "folgada", "source": LOOSE, "share": 0}]})
+    assert created.status_code == 201, created.text
+
+
+def until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.05)
+
+
+def test_the_child_process_evaluates_each_shadow_as_the_engine_does(server):
+    worker = server.services.evaluator.experiments.worker
+    with server.client() as client:
+        start_shadow(client)
+        until(lambda: worker.process.ready)  # started when the experiment appeared, before any request
+        assert worker.process.pid != os.getpid()
+        loose = compile_policy(LOOSE, "loose.regua")
+        answers = []
+        for amount in ("1000.00", "60000.00", "90000.00", "400000.00"):  # the gate at 100%, 150% and beyond
+            order = b2b_order(fresh_document("clean"), valor_pedido=amount)
+            answer = client.post("/evaluate/credito_b2b", json={"input": order}).json()
+            answers.append((order, answer))
+        assert worker.wait_idle(10)
+        assert worker.sent >= 1  # in the child's hands, not evaluated on the server's thread
+        outcomes = set()
+        for order, answer in answers:
+            record = client.get(f"/decisions/{answer['decision_id']}").json()
+            assert record["experiment"]["arm"] == "champion"
+            stored = server.services.store.decision(answer["decision_id"])
+            replay = RecordedConnectors(["bureau.serasa", "portfolio.customer"])
+            replay.load(stored["connector_answers"])
+            expected = loose.evaluate(order, connectors=replay, as_of=TODAY)
+            [shadow] = record["experiment"]["shadows"]
+            assert (shadow["arm"], shadow["outcome"], shadow["reason_codes"]) == \
+                ("folgada", expected.outcome, expected.reason_codes)
+            assert shadow["agrees"] == (expected.outcome == answer["outcome"])
+            outcomes.add((answer["outcome"], expected.outcome))
+        assert len(outcomes) > 1  # the orders reached different outcomes: not one case four times
+        after = scrape(client)
+    completed = metric(after, "regua_shadow_jobs_completed_total", experiment="sombra")
+    assert completed == metric(after, "regua_shadow_jobs_queued_total", experiment="sombra") >= 4
+    assert metric(after, "regua_shadow_evaluation_seconds_count", experiment="sombra", arm="folgada") == completed
+    assert metric(after, "regua_shadow_lag_seconds_count", experiment="sombra") == completed
+
+
+def test_a_child_that_dies_costs_its_shadows_only_and_the_next_batch_starts_another(server):
+    worker = server.services.evaluator.experiments.worker
+    with server.client() as client:
+        start_shadow(client)
+        until(lambda: worker.process.ready)
+        first = worker.process.pid
+        # The child cannot write while another connection holds the store's write lock: its batch
+        # waits in its hands, and it is killed there.
+        with closing(sqlite3.connect(server.services.store.path, isolation_level=None)) as lock:
+            lock.execute("begin immediate")
+            doomed = client.post("/evaluate/credito_b2b", json={"input": b2b_order(fresh_document("clean"))})
+            assert doomed.status_code == 200  # the answer never waits for its shadow
+            until(lambda: worker.sent >= 1)
+            os.kill(first, signal.SIGKILL)
+            until(lambda: worker.process.pid != first)
+            lock.execute("rollback")
+        until(lambda: worker.backlog == 0)
+        failed = metric(scrape(client), "regua_shadow_jobs_failed_total", experiment="sombra")
+        assert failed == 1
+        until(lambda: worker.process.ready)  # another child
+        assert worker.process.pid not in (None, first) and worker.process.starts == 2
+        later = client.post("/evaluate/credito_b2b", json={"input": b2b_order(fresh_document("clean"))}).json()
+        assert worker.wait_idle(10)
+        after = scrape(client)
+        record = client.get(f"/decisions/{later['decision_id']}").json()
+    assert [s["arm"] for s in record["experiment"]["shadows"]] == ["folgada"]
+    assert metric(after, "regua_shadow_jobs_failed_total", experiment="sombra") == 1
+    assert metric(after, "regua_shadow_jobs_completed_total", experiment="sombra") >= 1
+    rows = server.services.evaluator.experiments.store.decisions("sombra")
+    # the doomed decision keeps its arm (recorded by the server); its shadow died with the child
+    assert [(r["arm"], r["shadow"]) for r in rows if r["decision_id"] == doomed.json()["decision_id"]] == \
+        [("champion", 0)]
+
+
+def test_with_the_setting_off_shadows_run_on_the_worker_thread(tmp_path):
+    settings = sandbox_settings(tmp_path, server={"shadow_process": False})
+    with ThreadedServer(settings, today=lambda: TODAY) as server, server.client() as client:
+        worker = server.services.evaluator.experiments.worker
+        assert worker.process is None
+        start_shadow(client)
+        answer = client.post("/evaluate/credito_b2b", json={"input": b2b_order(fresh_document("clean"))}).json()
+        assert worker.wait_idle(10)
+        record = client.get(f"/decisions/{answer['decision_id']}").json()
+    assert [s["arm"] for s in record["experiment"]["shadows"]] == ["folgada"]
+    assert worker.sent == 0
