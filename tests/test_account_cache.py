@@ -16,12 +16,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regua import dialect, sqlite
+from regua import dialect
 from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Receivable
 from regua.portfolio.monitoring.account import AccountLookup
 from regua.portfolio.monitoring.store import ACCOUNT_TABLES, MonitoringStore
-from regua.wal_watch import WalWatch
 
 TODAY = dt.date(2026, 6, 15)
 CNPJ = "11222333000181"
@@ -152,28 +151,30 @@ def test_without_its_triggers_the_file_is_read_every_time(tmp_path, caplog):
     assert lookup(CNPJ)["known"] is True
 
 
-def test_the_wal_header_changes_with_every_commit_of_any_connection(tmp_path):
+def test_the_cache_leaves_sqlite_s_locks_in_place(tmp_path):
+    """While this process has the file open, another process must not be able to take the -shm's
+    "dead man switch" byte exclusively: if it could, its first connection would rebuild the -shm
+    under this process's feet (SIGBUS on the next write). Closing any descriptor of the -shm in this
+    process (as a memory-mapped watch of the WAL index once did) releases SQLite's locks on it."""
     path = str(tmp_path / "regua.db")
-    db = sqlite.connect(path)
-    db.enable_wal()
-    db.execute("create table t (x)")
-    watch = WalWatch(path)
-    token = watch.token()
-    assert token is not None and watch.token() == token
-    for connection in (db.conn, sqlite3.connect(path, isolation_level=None)):
-        connection.execute("insert into t values (1)")
-        assert watch.token() != token
-        token = watch.token()
-    db.execute("pragma wal_checkpoint(truncate)")  # the log starts over: the header still moves on
-    db.execute("insert into t values (2)")
-    assert watch.token() != token
-
-
-def test_a_file_not_in_wal_mode_cannot_be_watched(tmp_path):
-    path = str(tmp_path / "plain.db")
-    sqlite3.connect(path).execute("create table t (x)")
-    watch = WalWatch(path)
-    assert not watch.available and watch.token() is None
+    with_customer(path)
+    lookup = lookup_at(path)
+    for _ in range(3):
+        assert lookup(CNPJ)["known"] is True
+    probe = textwrap.dedent("""
+        import fcntl, os, struct, sys
+        fd = os.open(sys.argv[1] + "-shm", os.O_RDWR)
+        # SQLite's unix VFS: the DMS lock is the byte at 120 + 8 (UNIX_SHM_DMS) of the -shm file.
+        lock = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLK, lock)
+        except OSError:
+            sys.exit(0)  # held by the other process, as it must be
+        sys.exit(1)
+    """)
+    result = subprocess.run([sys.executable, "-c", probe, path], timeout=60)
+    assert result.returncode == 0, "the -shm was left unlocked while this process uses the file"
+    lookup.cache.close()
 
 
 _WRITES = st.sampled_from([

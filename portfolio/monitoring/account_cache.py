@@ -5,18 +5,18 @@ Every answer is stored under the *version* of the portfolio it was read at: the 
 that changes a table the lookup reads (store.ACCOUNT_TABLES), whichever process or connection
 writes. An answer is served only while the version is still the one it was stored under.
 
-Reading the counter is a query (a read lock on the file: ~15 µs on the benchmark machine, as much as
-the lookup it saves), so it is read again only when the file has changed at all: the WAL-index
-header (regua.wal_watch), read from memory, tells whether any connection committed since the
-counter was last read. The decision log commits every few milliseconds under load; those commits
-cost one counter read each and leave the answers in place.
+The counter is read on every lookup: one indexed query on the cache's own connection (~5 µs on
+a quiet 2-core machine, against the several queries of a lookup it saves). An earlier version read
+SQLite's WAL-index header from a memory map of the `-shm` file instead, to save even that; but
+opening and closing a file descriptor on `-shm` releases every POSIX lock the process holds on it
+(fcntl semantics), SQLite's own locks included: another process then found the file unlocked,
+rebuilt the `-shm` and the server died of SIGBUS writing its decision log. Nothing in this module
+opens a database file except through SQLite.
 
-Why an answer is never stale: a request reads the header, then (when the header moved) the
-counter, then (on a miss) the customer's rows, each after the one before. A commit visible when
-the request starts has rewritten the header, so the counter read after it includes the commit's
-bump, and rows read after that include its changes. A commit landing between those reads makes
-the stored answer newer than its version says, never older; the next request sees the header
-move and the version change.
+Why an answer is never stale: a request reads the counter, then (on a miss) the customer's rows,
+one after the other. A commit visible when the request starts has bumped the counter, so rows read
+after it include its changes. A commit landing between those reads makes the stored answer newer
+than its version says, never older; the next request reads the new version.
 
 Used on SQLite only. On PostgreSQL (a lookup waits on the network anyway) every call reads the
 database, as before.
@@ -30,7 +30,6 @@ import sqlite3
 import threading
 
 from regua import sqlite
-from regua.wal_watch import WalWatch
 
 from .store import ACCOUNT_TABLES
 
@@ -45,13 +44,9 @@ _TRIGGERS = {f"account_changes_{table}_{event}" for table in ACCOUNT_TABLES for 
 class AccountCache:
     def __init__(self, path: str, max_answers: int = MAX_ANSWERS):
         self.max_answers = max_answers
-        # A connection of its own, kept open for the cache's lifetime: it reads the counter, and
-        # while it is open SQLite never rebuilds the -shm file the watch maps (see regua.wal_watch).
-        self._db = sqlite.connect(path).conn
+        self._db = sqlite.connect(path).conn  # its own, kept for the cache's lifetime: reads the counter
         self._lock = threading.Lock()  # the connection is shared by the threads that evaluate
-        self._state: tuple[bytes | None, int] = (None, self._read_counter())  # (header, counter) read after it
-        self._watch = WalWatch(path)
-        self._generation: tuple[int, dict] = (self._state[1], {})  # (version, answers stored at it)
+        self._generation: tuple[int, dict] = (self.version(), {})  # (version, answers stored at it)
         self.hits = self.misses = 0
 
     @staticmethod
@@ -68,19 +63,10 @@ class AccountCache:
             log.warning("portfolio.customer answers are not cached: trigger(s) %s missing", ", ".join(sorted(missing)))
         return not missing
 
-    def _read_counter(self) -> int:
+    def version(self) -> int:
+        """The portfolio's version now (read from the file: every commit of any process is in it)."""
         with self._lock:
             return self._db.execute("select counter from account_changes where id = 1").fetchone()[0]
-
-    def version(self) -> int:
-        """The portfolio's version now: from memory when nothing was committed since it was read."""
-        header = self._watch.token()
-        state = self._state
-        if header is not None and header == state[0]:
-            return state[1]
-        counter = self._read_counter()  # read after the header: it includes every commit the header shows
-        self._state = (header, counter)  # one assignment: other threads see the old pair or the new one
-        return counter
 
     def get(self, document: str, today: dt.date, version: int) -> dict | None:
         generation = self._generation
@@ -112,7 +98,6 @@ class AccountCache:
         answers[(document, today)] = answer
 
     def close(self) -> None:
-        self._watch.close()
         try:
             self._db.close()
         except sqlite3.Error:
