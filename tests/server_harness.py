@@ -33,6 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 STORE_URL: str | None = None
 SANDBOX_HEADERS = {"Authorization": "Bearer regua-sandbox"}
 
+#: The bundled B2B credit policy and two challengers of it, for the experiment tests: same inputs,
+#: another version. STRICT: the low-score band reaches 500. LOOSE: orders go to review only above
+#: 1.5x the limit (a shadow that disagrees with the champion on some orders).
+B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
+STRICT = B2B.replace('version "2026.11.1"', 'version "2026.12-strict"').replace("when score <= 300", "when score <= 500")
+LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
+    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
+
 
 def free_port() -> int:
     with socket.socket() as s:

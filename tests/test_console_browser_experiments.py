@@ -6,13 +6,8 @@ each page in var/screenshots/console/."""
 from __future__ import annotations
 
 import pytest
-from server_harness import ROOT, ProcessServer, b2b_order, copy_policies, fresh_document
+from server_harness import LOOSE, STRICT, ProcessServer, b2b_order, copy_policies, fresh_document
 from test_console_browser import Watched, chromium  # noqa: F401 — the browser fixture
-
-B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
-STRICT = B2B.replace('version "2026.11.1"', 'version "2026.12-strict"').replace("when score <= 300", "when score <= 500")
-LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
-    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 from console_data import HOSTILE_IMG, sign_in
-from server_harness import ThreadedServer, b2b_order, fresh_document, sandbox_settings
+from server_harness import LOOSE, STRICT, ThreadedServer, b2b_order, fresh_document, sandbox_settings
 from test_console import ALLOWED_TAGS, Tags
 
 from regua.server.auth import hash_key
 from regua.server.console.render import brl
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 22)
-B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
-STRICT = B2B.replace('version "2026.11.1"', 'version "2026.12-strict"').replace("when score <= 300", "when score <= 500")
-LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
-    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
 #: A policy whose actionable label is hostile text: the decision page must show it as text.
 CF_DEMO = f"""\
 policy cf_demo kind credit version "1"

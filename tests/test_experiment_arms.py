@@ -11,22 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from contextlib import closing
-from pathlib import Path
 
 import pytest
-from server_harness import ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
+from server_harness import LOOSE, STRICT, ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
 
 from regua.dsl.values import normalize_cnpj
 from regua.engine import compile_policy
 from regua.engine.recorded import RecordedConnectors
 from regua.server.experiments import bucket
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 22)
-B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
-STRICT = B2B.replace('version "2026.11.1"', 'version "2026.12-strict"').replace("when score <= 300", "when score <= 500")
-LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
-    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_harness import ThreadedServer, b2b_order, fresh_document, sandbox_settings
+from server_harness import LOOSE, STRICT, ThreadedServer, b2b_order, fresh_document, sandbox_settings
 
 from regua.dsl.values import normalize_cnpj
 from regua.server.experiment_store import BUCKETS, initial_buckets, rebalance, size
@@ -22,13 +22,6 @@ from regua.server.experiments import bucket
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 22)
-B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
-# A stricter challenger: the low-score band reaches 500 (same inputs, another version).
-STRICT = B2B.replace('version "2026.11.1"', 'version "2026.12-strict"').replace(
-    "when score <= 300", "when score <= 500")
-# A looser shadow: orders go to review only above 1.5x the limit.
-LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
-    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
 
 
 # ---- buckets -------------------------------------------------------------------------------------

@@ -14,19 +14,14 @@ import signal
 import sqlite3
 import time
 from contextlib import closing
-from pathlib import Path
 
 import pytest
-from server_harness import ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
+from server_harness import LOOSE, ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
 
 from regua.engine import compile_policy
 from regua.engine.recorded import RecordedConnectors
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 22)
-B2B = (ROOT / "policies" / "credito_b2b.regua").read_text(encoding="utf-8")
-LOOSE = B2B.replace('version "2026.11.1"', 'version "2026.12-loose"').replace(
-    "when saldo + valor_pedido > limite_vigente", "when saldo + valor_pedido > limite_vigente * 150%")
 
 
 @pytest.fixture()
