@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 def _service(settings) -> MonitoringService:
     from regua.engine import brazil
     from regua.portfolio.monitoring.account import AccountLookup
+    from regua.postgres import is_url
     from regua.server.monitoring import MonitoringService
     from regua.server.store import open_store
 
@@ -40,7 +41,10 @@ def _service(settings) -> MonitoringService:
     open_store(settings.store.location).close()  # the decision log's tables
     active = {name: SimpleNamespace(prepared=prepared, revision=0) for name, prepared in policies.items()}
     connectors = registry.engine_connectors()
-    connectors.register("portfolio.customer", AccountLookup(settings.store.location, brazil.today))
+    # On PostgreSQL no answers kept in memory: a run changes limits and reads them back customer
+    # after customer, and its own changes reach the cache only when their NOTIFY comes back.
+    location = settings.store.location
+    connectors.register("portfolio.customer", AccountLookup(location, brazil.today, cache=not is_url(location)))
     return MonitoringService(settings, registry, SimpleNamespace(active=active), connectors)
 
 

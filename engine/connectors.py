@@ -26,6 +26,22 @@ def decision_deadline() -> float | None:
     return DECISION_DEADLINE.get()
 
 
+# Set (True) while a server evaluates a decision on its event loop thread, where nothing may wait on
+# the network: an inline connector that would have to (a cache miss on PostgreSQL) raises WouldBlock
+# instead of waiting. Elsewhere (worker threads, the CLI, the lab) lookups wait as usual.
+MUST_NOT_BLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar("regua_must_not_block", default=False)
+
+
+class WouldBlock(BaseException):
+    """Raised by an inline connector that cannot answer from memory while MUST_NOT_BLOCK is set.
+
+    The evaluation is abandoned and made again on a worker thread, where the connector waits.
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (a rule's
+    error handling, a connector failure becoming a value) mistakes it for a failure. Making the
+    evaluation again is safe because it is only attempted when every connector of the policy is
+    inline (memory or local reads: nothing paid, nothing slow is asked twice)."""
+
+
 class ConnectorError(Exception):
     """A connector could not answer. `code` is stable (e.g. TIMEOUT, NOT_FOUND, BAD_ANSWER)."""
 

@@ -20,7 +20,7 @@ import msgspec
 
 from regua.dsl.values import out_of_range_paths, to_json
 from regua.engine import brazil
-from regua.engine.connectors import Connectors, mask_document
+from regua.engine.connectors import MUST_NOT_BLOCK, Connectors, WouldBlock, mask_document
 from regua.engine.prepared import InvalidInput
 from regua.engine.recorded import encode_answers
 from regua.engine.trace import uniform as uniform_trace
@@ -143,10 +143,20 @@ class Evaluator:
                 return self._replay(existing, input_hash, request_id)
         today = self.today()
         budget = self.evaluation_budget
+        decision = None
         if active.inline:
-            decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
-                                                   budget=budget)
-        else:
+            # On the event loop, where nothing may wait on the network: a connector that could
+            # only answer by waiting (a cache miss on PostgreSQL) raises WouldBlock, and the
+            # evaluation is made again on a worker thread (engine.connectors.MUST_NOT_BLOCK).
+            token = MUST_NOT_BLOCK.set(True)
+            try:
+                decision = prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
+                                                       budget=budget)
+            except WouldBlock:
+                self.metrics.evaluations_moved_to_thread.inc()
+            finally:
+                MUST_NOT_BLOCK.reset(token)
+        if decision is None:
             decision = await anyio.to_thread.run_sync(
                 lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
                                                     deadline=deadline, budget=budget))

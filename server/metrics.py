@@ -44,6 +44,10 @@ class Metrics:
                                       registry=r)
         self.policy_reloads = Counter("regua_policy_reloads", "Policy files reloaded, by result", ["result"],
                                       registry=r)
+        self.evaluations_moved_to_thread = Counter(
+            "regua_evaluations_moved_to_thread",
+            "Evaluations begun on the event loop and made again on a worker thread (a lookup had to wait)",
+            registry=r)
         # By route template (/decisions/{decision_id}), never the concrete path: no document or id
         # reaches a label, and the number of series stays the number of routes.
         self.http_latency = Histogram("regua_http_request_seconds",

@@ -44,6 +44,7 @@ class Services:
     monitoring: MonitoringService
     replays: ReplayJobs
     watcher: FolderWatcher | None = None
+    account: AccountLookup | None = None  # portfolio.customer: closed with the server (PostgreSQL: its listener)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_background(self) -> None:
@@ -108,6 +109,8 @@ class Services:
         if self.evaluator.experiments is not None:
             self.evaluator.experiments.worker.close()
         self.decision_log.close()
+        if self.account is not None:
+            self.account.close()
 
 
 def build_services(settings: Settings, registry: Registry | None = None, today=None) -> Services:
@@ -128,7 +131,8 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     env = registry.environment()
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
-    connectors.register("portfolio.customer", AccountLookup(settings.store.location, today or PerMinute(brazil.today)))
+    account = AccountLookup(settings.store.location, today or PerMinute(brazil.today))
+    connectors.register("portfolio.customer", account)
     # A policy whose lookups all answer without network I/O is evaluated on the event loop.
     policies = PolicyService(store, env, connectors.is_inline, settings.policies.folder,
                              settings.policies.cache_dir or None)
@@ -150,6 +154,14 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     watcher = FolderWatcher(policies, on_reload=metrics.policy_reloads) if settings.policies.watch else None
     collection = CollectionService(settings, registry,
                                    lambda: {name: active.prepared for name, active in policies.active.items()})
-    monitoring = MonitoringService(settings, registry, policies, connectors, **evaluator_kwargs)
+    monitoring_connectors = connectors
+    if postgres.is_url(settings.store.location) and account.cache is not None:
+        # Monitoring changes limits and reads them back alert after alert: it reads the database,
+        # not answers that learn of its own writes only when their NOTIFY comes back.
+        monitoring_connectors = registry.engine_connectors()
+        monitoring_connectors.register("portfolio.customer", AccountLookup(settings.store.location, account.today,
+                                                                           cache=False))
+    monitoring = MonitoringService(settings, registry, policies, monitoring_connectors, **evaluator_kwargs)
     return Services(settings, store, registry, policies, evaluator, decision_log, metrics,
-                    KeyRing.from_settings(settings), collection, monitoring, ReplayJobs(store, policies), watcher)
+                    KeyRing.from_settings(settings), collection, monitoring, ReplayJobs(store, policies), watcher,
+                    account)

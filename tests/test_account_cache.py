@@ -16,7 +16,6 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regua import dialect
 from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Receivable
 from regua.portfolio.monitoring.account import AccountLookup
@@ -204,15 +203,3 @@ def test_cached_answers_are_always_the_file_s_answers(steps):
             writer.execute(sql.format(n=n, d=d, b=int(b)))
         assert cached(CNPJ) == fresh(CNPJ)
     cached.cache.close()
-
-
-def test_on_postgres_every_lookup_reads_the_database(postgres_url):
-    with_customer(postgres_url)
-    lookup = lookup_at(postgres_url)
-    assert lookup.cache is None
-    assert lookup(CNPJ)["has_limit"] is False
-    store = MonitoringStore(postgres_url)
-    with dialect.transaction(store.db):
-        store.db.execute("insert into credit_limits (customer_id, amount, blocked) values ('C1', 10, 0)")
-    store.close()
-    assert lookup(CNPJ)["has_limit"] is True

@@ -12,6 +12,7 @@ from typing import Callable
 
 from regua import postgres
 from regua.dsl.monitoring import ACCOUNT
+from regua.engine.connectors import MUST_NOT_BLOCK, WouldBlock
 
 from .account_cache import AccountCache
 from .features import customer_behaviour
@@ -22,17 +23,20 @@ _UNKNOWN = {spec.name: spec.default for spec in ACCOUNT.fields}
 
 
 class AccountLookup:
-    """A connector implementation (engine.connectors): one SQLite connection per thread.
+    """A connector implementation (engine.connectors): one store connection per thread.
 
-    Inline (engine.connectors.Connectors.is_inline): a local SQLite read, no network. The store
-    is in WAL mode, so a reader never waits for a writer, and every query is an index search
-    (customers by document, limits and receivables by customer, payments by receivable).
-    Measured on a 100k-receivable portfolio: ~20 µs for an unknown document, ~140 µs for a
-    customer with 15 receivables, less than handing the evaluation to a worker thread and a
-    lookup to the prefetch pool. Its cost grows with the customer's number of receivables.
+    Every query is an index search (customers by document, limits and receivables by customer,
+    payments by receivable). Measured on a 100k-receivable SQLite portfolio: ~20 µs for an
+    unknown document, ~140 µs for a customer with 15 receivables; its cost grows with the
+    customer's number of receivables.
 
-    On SQLite the answers are kept in memory (account_cache.AccountCache: ~1 µs a repeated
-    lookup), never served once any process has changed a table they were read from.
+    The answers are kept in memory (account_cache.AccountCache: ~1 µs a repeated lookup), never
+    served once their version has moved on: on SQLite a counter the file's triggers bump, read on
+    every lookup; on PostgreSQL a version moved on by NOTIFY (account_notify). Inline
+    (engine.connectors.Connectors.is_inline) on both: on SQLite a miss is a local read; on
+    PostgreSQL a miss must wait on the network, so where waiting is not allowed (a server's event
+    loop, engine.connectors.MUST_NOT_BLOCK) it raises WouldBlock and the server evaluates the
+    decision again on a worker thread. Without a cache on PostgreSQL it is not inline.
     """
 
     inline = True
@@ -40,11 +44,11 @@ class AccountLookup:
     def __init__(self, path: str, today: Callable[[], dt.date], cache: bool = True):
         MonitoringStore(path).close()  # the tables exist before the first lookup
         self.path = path
-        self.inline = not postgres.is_url(path)  # on PostgreSQL a lookup waits on the network
         self.today = today
         self._local = threading.local()
-        # Answers kept in memory, invalidated by any change to the portfolio (account_cache): SQLite only.
-        self.cache = AccountCache(path) if cache and self.inline and AccountCache.usable(path) else None
+        self._network = postgres.is_url(path)
+        self.cache = AccountCache.for_location(path) if cache else None
+        self.inline = not self._network or self.cache is not None
 
     def _store(self) -> MonitoringStore:
         store = getattr(self._local, "store", None)
@@ -63,6 +67,8 @@ class AccountLookup:
         version = cache.version()
         answer = cache.get(compact, today, version)
         if answer is None:
+            if self._network and MUST_NOT_BLOCK.get():
+                raise WouldBlock
             answer = self._read(compact, today)
             cache.put(compact, today, version, answer)
         return dict(answer)  # a copy: the cached one stays as read
@@ -78,3 +84,9 @@ class AccountLookup:
                       days_since_limit_change=days_since(limit.changed_at, today))
         answer.update(customer_behaviour(store.db, customer["id"], today))
         return answer
+
+    def close(self) -> None:
+        """Stop caching (on PostgreSQL: the listening thread and its connection)."""
+        cache, self.cache = self.cache, None
+        if cache is not None:
+            cache.close()

@@ -18,8 +18,12 @@ one after the other. A commit visible when the request starts has bumped the cou
 after it include its changes. A commit landing between those reads makes the stored answer newer
 than its version says, never older; the next request reads the new version.
 
-Used on SQLite only. On PostgreSQL (a lookup waits on the network anyway) every call reads the
-database, as before.
+On PostgreSQL (account_notify.NotifiedVersion) the version is a number kept in memory, moved on
+by every NOTIFY the statement triggers of migration m004 send at commit: no query per lookup, so
+a repeated lookup never waits on the network. The price is a short window: a change is seen when
+PostgreSQL delivers its notification to this process (well under a millisecond on one host), not
+at its commit. While the listening connection is down the version is unknown (None) and every
+lookup reads the database.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 import sqlite3
 import threading
 
-from regua import sqlite
+from regua import postgres, sqlite
 
 from .store import ACCOUNT_TABLES
 
@@ -41,13 +45,12 @@ MAX_ANSWERS = 4096
 _TRIGGERS = {f"account_changes_{table}_{event}" for table in ACCOUNT_TABLES for event in ("insert", "update", "delete")}
 
 
-class AccountCache:
-    def __init__(self, path: str, max_answers: int = MAX_ANSWERS):
-        self.max_answers = max_answers
-        self._db = sqlite.connect(path).conn  # its own, kept for the cache's lifetime: reads the counter
+class SqliteVersion:
+    """The counter of `account_changes`, read on the cache's own connection."""
+
+    def __init__(self, path: str):
+        self._db = sqlite.connect(path).conn  # its own, kept for the cache's lifetime
         self._lock = threading.Lock()  # the connection is shared by the threads that evaluate
-        self._generation: tuple[int, dict] = (self.version(), {})  # (version, answers stored at it)
-        self.hits = self.misses = 0
 
     @staticmethod
     def usable(path: str) -> bool:
@@ -63,13 +66,43 @@ class AccountCache:
             log.warning("portfolio.customer answers are not cached: trigger(s) %s missing", ", ".join(sorted(missing)))
         return not missing
 
-    def version(self) -> int:
+    def __call__(self) -> int:
         """The portfolio's version now (read from the file: every commit of any process is in it)."""
         with self._lock:
             return self._db.execute("select counter from account_changes where id = 1").fetchone()[0]
 
-    def get(self, document: str, today: dt.date, version: int) -> dict | None:
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+
+class AccountCache:
+    """Answers by (document, day), each generation of them stored under the version it was read at.
+    `version` is SqliteVersion or account_notify.NotifiedVersion: a callable answering the
+    portfolio's version now, or None when it cannot tell (then nothing is served or kept)."""
+
+    def __init__(self, version, max_answers: int = MAX_ANSWERS):
+        self.max_answers = max_answers
+        self.version = version
+        self._generation: tuple[int, dict] = (version() or 0, {})  # (version, answers stored at it)
+        self.hits = self.misses = 0
+
+    @classmethod
+    def for_location(cls, location: str) -> "AccountCache | None":
+        """The cache for a SQLite file or a PostgreSQL URL, or None when its triggers are missing."""
+        if postgres.is_url(location):
+            from .account_notify import NotifiedVersion
+
+            return cls(NotifiedVersion(location)) if NotifiedVersion.usable(location) else None
+        return cls(SqliteVersion(location)) if SqliteVersion.usable(location) else None
+
+    def get(self, document: str, today: dt.date, version: int | None) -> dict | None:
         generation = self._generation
+        if version is None:
+            self.misses += 1
+            return None
         if generation[0] != version:
             if version > generation[0]:
                 self._generation = (version, {})
@@ -82,9 +115,11 @@ class AccountCache:
             self.hits += 1
         return answer
 
-    def put(self, document: str, today: dt.date, version: int, answer: dict) -> None:
+    def put(self, document: str, today: dt.date, version: int | None, answer: dict) -> None:
         """Keep `answer`, read after `version` was: dropped if the portfolio has moved on since."""
         generation = self._generation
+        if version is None:
+            return
         if generation[0] != version:
             if version < generation[0]:
                 return
@@ -98,7 +133,4 @@ class AccountCache:
         answers[(document, today)] = answer
 
     def close(self) -> None:
-        try:
-            self._db.close()
-        except sqlite3.Error:
-            pass
+        self.version.close()

@@ -77,13 +77,14 @@ def m002_notification_claims(db):
 
 
 #: The tables `portfolio.customer` (account.AccountLookup) reads: a commit that changes any of them
-#: bumps `account_changes.counter` (SQLite triggers), which tells its cache the answers are stale.
+#: bumps `account_changes.counter` (SQLite triggers, m003) or sends a NOTIFY (PostgreSQL, m004),
+#: which tells its cache the answers are stale.
 ACCOUNT_TABLES = ("customers", "credit_limits", "receivables", "payments")
 
 
 # On PostgreSQL the table exists (both backends have the same tables) but nothing bumps or reads
-# it: the lookup is cached on SQLite only (account.AccountLookup), and on PostgreSQL one counter
-# row updated by every portfolio write would serialise the writers of all replicas on its lock.
+# it: one counter row updated by every portfolio write would serialise the writers of all replicas
+# on its lock. PostgreSQL notifies instead (m004).
 @MIGRATIONS(postgres="""
     create table account_changes (id integer primary key check (id = 1), counter bigint not null);
     insert into account_changes (id, counter) values (1, 0);
@@ -98,6 +99,29 @@ def m003_account_changes(db):
         for event in ("insert", "update", "delete"):
             db.execute(f"create trigger account_changes_{table}_{event} after {event} on {table} "
                        "begin update account_changes set counter = counter + 1 where id = 1; end")
+
+
+#: The channel a PostgreSQL store notifies on when a statement changes a table of ACCOUNT_TABLES.
+ACCOUNT_CHANNEL = "regua_account_changes"
+_NOTIFY_TRIGGERS = "\n".join(
+    f"create trigger account_changes_{table} after insert or update or delete or truncate on {table} "
+    "for each statement execute function regua_account_changed();" for table in ACCOUNT_TABLES)
+
+
+# On PostgreSQL the answers of portfolio.customer are kept in memory too (account_cache), told
+# stale by NOTIFY: one notification per statement (not per row), sent at commit, to every replica,
+# whichever process wrote; identical notifications of one transaction are folded into one, and no
+# writer waits on a shared row. On SQLite the counter triggers of m003 do the same job.
+@MIGRATIONS(postgres=f"""
+    create function regua_account_changed() returns trigger language plpgsql as $$
+    begin
+        perform pg_notify('{ACCOUNT_CHANNEL}', '');
+        return null;
+    end $$;
+    {_NOTIFY_TRIGGERS}
+""")
+def m004_account_notifications(db):
+    pass  # SQLite: m003's triggers already count every change
 
 
 #: Advisory lock namespace of the processes sending monitoring notifications (PostgreSQL).
