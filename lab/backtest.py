@@ -52,7 +52,7 @@ class DatasetError(Exception):
 PARQUET_BATCH = 4096
 #: Bytes a Parquet column chunk is read by: a row group's compressed chunks are streamed through a
 #: buffer of this size rather than read whole, so a file written as one huge row group is no worse.
-PARQUET_READ_BUFFER = 1 << 20
+PARQUET_READ_BUFFER = 1 << 16
 _SNIFF_BYTES = 1 << 20
 
 
