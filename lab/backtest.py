@@ -50,6 +50,9 @@ class DatasetError(Exception):
 
 #: Rows per Arrow batch read from a Parquet file (the driver holds one batch at a time).
 PARQUET_BATCH = 4096
+#: Bytes a Parquet column chunk is read by: a row group's compressed chunks are streamed through a
+#: buffer of this size rather than read whole, so a file written as one huge row group is no worse.
+PARQUET_READ_BUFFER = 1 << 16
 _SNIFF_BYTES = 1 << 20
 
 
@@ -148,7 +151,11 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
     except ImportError:
         raise DatasetError(f"{path}: reading Parquet needs pyarrow: pip install 'regua[lab]'") from None
     try:
-        parquet = pq.ParquetFile(path)
+        # pyarrow's default pre_buffer=True caches every column chunk it has read until the file is
+        # closed: the driver's memory then grows with the file (about its compressed size). Without
+        # it, and with a read buffer, only the batch being read is held; without threads, pyarrow's
+        # per-thread allocator heaps stay few (the evaluation, not decoding, is the cost).
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_READ_BUFFER)
     except OSError as error:
         raise DatasetError(f"{path}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 — pyarrow raises its own types for a file that is not Parquet
@@ -161,14 +168,16 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
                 or types.is_boolean(kind) or types.is_null(kind))
 
     number = 0
-    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
-        # column by column: only the columns that need it go through _plain, value by value
-        names = batch.schema.names
-        values = [column.to_pylist() if plain(column) else [_plain(v) for v in column.to_pylist()]
-                  for column in batch.columns]
-        for row in zip(*values):
-            number += 1
-            yield number, dict(zip(names, row))
+    with parquet:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, use_threads=False):
+            # column by column: only the columns that need it go through _plain, value by value
+            names = batch.schema.names
+            values = [column.to_pylist() if plain(column) else [_plain(v) for v in column.to_pylist()]
+                      for column in batch.columns]
+            del batch  # its Arrow buffers go back to the pool before the rows are evaluated
+            for row in zip(*values):
+                number += 1
+                yield number, dict(zip(names, row))
 
 
 def _plain(value):
