@@ -45,6 +45,7 @@ class AccountCache:
     def __init__(self, path: str, max_answers: int = MAX_ANSWERS):
         self.max_answers = max_answers
         self._db = sqlite.connect(path).conn  # its own, kept for the cache's lifetime: reads the counter
+        self._cursor = self._db.cursor()  # reused: a new cursor per lookup cost ~10 % of the read
         self._lock = threading.Lock()  # the connection is shared by the threads that evaluate
         self._generation: tuple[int, dict] = (self.version(), {})  # (version, answers stored at it)
         self.hits = self.misses = 0
@@ -66,7 +67,7 @@ class AccountCache:
     def version(self) -> int:
         """The portfolio's version now (read from the file: every commit of any process is in it)."""
         with self._lock:
-            return self._db.execute("select counter from account_changes where id = 1").fetchone()[0]
+            return self._cursor.execute("select counter from account_changes where id = 1").fetchone()[0]
 
     def get(self, document: str, today: dt.date, version: int) -> dict | None:
         generation = self._generation
