@@ -48,7 +48,7 @@ def sandbox_document(profile: str = "clean", kind: str = "cnpj", n: int = 1) -> 
 
 #: Reports kept per (document, day): a report depends on nothing else, and building one (a hash, the
 #: contract's structs) was most of a sandbox lookup's cost on the server's hot path.
-MAX_KEPT_REPORTS = 4096
+MAX_KEPT_REPORTS = 1024
 
 
 def _band(score: int) -> str:
