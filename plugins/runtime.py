@@ -89,6 +89,8 @@ class CircuitBreaker:
         return "half-open" if time.monotonic() - self.opened_at >= self.reset_after else "open"
 
     def allow(self) -> bool:
+        if self.opened_at is None:  # closed: nothing to change, no lock needed (the hot path)
+            return True
         with self._lock:
             if self.opened_at is None:
                 return True
@@ -98,6 +100,8 @@ class CircuitBreaker:
             return False
 
     def record(self, ok: bool) -> None:
+        if ok and self.failures == 0 and self.opened_at is None:  # already closed and clean
+            return
         with self._lock:
             if ok:
                 self.failures, self.opened_at = 0, None

@@ -404,3 +404,36 @@ def test_the_sandbox_is_inline_unless_it_simulates_a_slow_outage():
     assert registry.is_inline("bureau.sandbox") and registry.is_inline("bureau.serasa")  # aliased to the sandbox
     strict = Registry.load(PluginSettings(allow=["sandbox_bureau"]), sandbox_aliases=False)
     assert not strict.is_inline("bureau.serasa")  # not configured: nothing answers it
+
+
+def test_a_success_after_a_failure_still_resets_the_count_and_a_clean_success_changes_nothing():
+    breaker = CircuitBreaker(threshold=2, reset_after=10)
+    breaker.record(True)  # closed and clean: stays so
+    assert (breaker.state, breaker.failures) == ("closed", 0)
+    breaker.record(False)
+    breaker.record(True)
+    breaker.record(False)
+    assert breaker.state == "closed" and breaker.failures == 1  # the success in between reset the count
+
+
+def test_the_sandbox_answers_a_document_the_same_all_day_and_anew_the_next_day(monkeypatch):
+    import regua.plugins.builtin.sandbox_bureau as sandbox
+    from regua.plugins.builtin.sandbox_bureau import SandboxBureau, sandbox_document
+
+    day = [dt.date(2026, 11, 22)]
+    bureau = SandboxBureau(today=lambda: day[0])
+    document = sandbox_document("inquiries")
+    first = bureau.fetch(document)
+    assert bureau.fetch(document) == first
+    assert first.inquiries[0].date == dt.date(2026, 11, 21)  # 1 day before `today`
+    day[0] = dt.date(2026, 11, 23)
+    assert bureau.fetch(document).inquiries[0].date == dt.date(2026, 11, 22)  # not yesterday's report
+    assert bureau.fetch(sandbox_document("clean")) != bureau.fetch(sandbox_document("low_score"))
+    monkeypatch.setattr(sandbox, "MAX_KEPT_REPORTS", 2)
+    for n in range(5):  # bounded: kept reports never pass the limit
+        bureau.fetch(sandbox_document("clean", n=n))
+        assert len(bureau._reports) <= 2
+    with pytest.raises(TransientError):  # the "down" profile is never kept as an answer
+        bureau.fetch(sandbox_document("down"))
+    with pytest.raises(TransientError):
+        bureau.fetch(sandbox_document("down"))

@@ -46,6 +46,11 @@ def sandbox_document(profile: str = "clean", kind: str = "cnpj", n: int = 1) -> 
     return base + _cpf._calc_check_digits(base)
 
 
+#: Reports kept per (document, day): a report depends on nothing else, and building one (a hash, the
+#: contract's structs) was most of a sandbox lookup's cost on the server's hot path.
+MAX_KEPT_REPORTS = 1024
+
+
 def _band(score: int) -> str:
     return "baixo" if score <= 300 else "regular" if score <= 500 else "bom" if score <= 700 else "excelente"
 
@@ -62,11 +67,23 @@ class SandboxBureau(BureauConnector):
         self.today = today
         self.down_delay = down_delay
         self.inline = not down_delay  # a simulated slow outage must not block an event loop
+        self._reports: dict[tuple[str, dt.date], BureauReport] = {}
 
     def fetch(self, document: str) -> BureauReport:
+        today = self.today()
+        key = (document, today)
+        report = self._reports.get(key)
+        if report is None:
+            report = self._report(document, today)
+            if len(self._reports) >= MAX_KEPT_REPORTS:
+                self._reports.clear()  # a new day's or a demo's documents: start again
+            self._reports[key] = report  # frozen structs, handed on as copies (to_builtins)
+        return report
+
+    def _report(self, document: str, today: dt.date) -> BureauReport:
+        """The deterministic report of `document` on `today` (raises for the "down" profile)."""
         digest = hashlib.sha256(document.encode()).digest()
         profile = document[:2]
-        today = self.today()
         if profile == "90":
             if self.down_delay:
                 time.sleep(self.down_delay)

@@ -50,6 +50,7 @@ class SqliteVersion:
 
     def __init__(self, path: str):
         self._db = sqlite.connect(path).conn  # its own, kept for the cache's lifetime
+        self._cursor = self._db.cursor()  # reused: a new cursor per lookup cost ~10 % of the read
         self._lock = threading.Lock()  # the connection is shared by the threads that evaluate
 
     @staticmethod
@@ -69,7 +70,7 @@ class SqliteVersion:
     def __call__(self) -> int:
         """The portfolio's version now (read from the file: every commit of any process is in it)."""
         with self._lock:
-            return self._db.execute("select counter from account_changes where id = 1").fetchone()[0]
+            return self._cursor.execute("select counter from account_changes where id = 1").fetchone()[0]
 
     def close(self) -> None:
         try:
