@@ -80,7 +80,6 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         self.w = _Writer()
         self.slots: list[tuple[str, str, int]] = []
         self.table_rows: dict[str, tuple[int, list[int]]] = {}
-        self.bisected: set[int] = set()  # tables whose bisect constants are emitted (TableCodegen._bisected)
         self.at = 0  # the policy line being generated, for errors
         self.current_rule: ast.Rule | None = None
         self.lazy = False  # evaluate_fast's result lists start as () (see _evaluate)

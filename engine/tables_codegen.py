@@ -3,9 +3,10 @@ generator's writer `w`, slots and expression compiler).
 
 `first` and `priority` tables are one if/elif chain, in the table's function (`_L<k>`, called
 lazily) and, where evaluate_fast reads the table before anything else, inline in its try block
-(CodeGenerator._hoist): no call, the hand-written shape. A `first` table of BISECT_MIN_ROWS or more
-thresholds on one number (`>= 950`, `>= 900`, ... `else`) finds its row by binary search instead
-(_threshold_rows). `unique` and `collect` tables test every row into lists.
+(CodeGenerator._hoist): no call, the hand-written shape. A `first` table of TREE_MIN_ROWS or more
+monotonic thresholds on one number (`>= 950`, `>= 900`, ... `else`) tests its rows as a binary
+search instead (_threshold_rows, _row_tree): about log2(rows) comparisons rather than, on
+average, half the rows. `unique` and `collect` tables test every row into lists.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from regua.dsl import types as T
 
 from .expressions import arithmetic_step
 
-# From this many threshold rows on, one bisect call (C) costs less than walking the chain: the
-# chain tests half the rows on average, about one bytecode comparison each.
-BISECT_MIN_ROWS = 8
+# From this many threshold rows on, a row is found by binary search (_row_tree): the chain tests
+# half the rows on average (one bytecode comparison each), the search log2 of them. For fewer
+# rows, the chain's early hits win.
+TREE_MIN_ROWS = 8
 _NUMBER_COLUMNS = (T.INT, T.DECIMAL, T.MONEY)
 _NUMBER_LITERALS = ("int", "decimal", "money")
-_CONSTANT_RESULTS = ("int", "decimal", "money", "percent", "text", "bool")
 
 
 class TableCodegen:
@@ -72,9 +73,8 @@ class TableCodegen:
         row_slot = self.table_rows[name][0]
         for n, expr in enumerate(table.inputs):
             w.line(f"{column}{n} = {self.expr(expr)}", expr.span.line)
-        search = _threshold_rows(table)
-        if search is not None:
-            self._bisected(name, table, column, store, after, *search)
+        if _threshold_rows(table):
+            self._row_tree(name, table, column, store, after, 0, len(table.rows) - table.rows[-1].is_else)
             return
         rows = list(enumerate(table.rows))
         if table.hit_policy == "priority":
@@ -103,32 +103,34 @@ class TableCodegen:
         w.line("else:", table.span.line)
         w.line(f"    _no_match({name!r})", table.span.line)
 
-    def _bisected(self, name: str, table: ast.Table, column: str, store: str, after: str | None,
-                  function: str, descending: bool) -> None:
-        """_first_hit for a table _threshold_rows accepts: the row's number from one bisect over
-        the thresholds in ascending order, then the same row slot, `store` and `after`. The
-        thresholds and the rows' results are module constants (`_RowKeys<k>`, `_RowValues<k>`)."""
+    def _row_tree(self, name: str, table: ast.Table, column: str, store: str, after: str | None,
+                  low: int, high: int) -> None:
+        """_first_hit for a table _threshold_rows accepts, when the first row that holds is
+        between `low` and `high` (`high` = the number of threshold rows: the `else` row, or no
+        match): one row's own condition halves the interval. The rows' conditions are monotonic
+        (once one holds, every later one does), so row `mid` holding means the answer is at most
+        `mid`, and failing that it is above: the chain's answer, in about log2(rows) tests."""
         w, k = self.w, self.slot_of[name]
-        row_slot = self.table_rows[name][0]
-        if k not in self.bisected:
-            self.bisected.add(k)
-            keys = [self.expr(row.cells[0].values[0]) for row in table.rows if not row.is_else]
-            values = [self.expr(row.result) for row in table.rows]
-            if descending:
-                keys.reverse()
-            self.constant_lines.append(f"_RowKeys{k} = ({', '.join(keys)},)")
-            self.constant_lines.append(f"_RowValues{k} = ({', '.join(values)},)")
-        count = sum(1 for row in table.rows if not row.is_else)
-        line = table.span.line
-        found = f"_{function}(_RowKeys{k}, {column}0)"
-        w.line(f"{column}r = {count} - {found}" if descending else f"{column}r = {found}", line)
-        if not table.rows[-1].is_else:
-            w.line(f"if {column}r == {count}:", line)
-            w.line(f"    _no_match({name!r})", line)
-        w.line(f"s[{row_slot}] = {column}r", line)
-        w.line(store.format(k=k, value=f"_RowValues{k}[{column}r]"), line)
-        if after:
-            w.line(after, line)
+        rows = table.rows
+        if low == high:
+            if low == len(rows):  # past every threshold and no `else`
+                w.line(f"_no_match({name!r})", table.span.line)
+                return
+            row = rows[low]
+            w.line(f"s[{self.table_rows[name][0]}] = {low}", row.span.line)
+            w.line(store.format(k=k, value=self.expr(row.result)), row.span.line)
+            if after:
+                w.line(after, row.span.line)
+            return
+        mid = (low + high) // 2
+        w.line(f"if {self._row_condition(column, rows[mid])}:", rows[mid].span.line)
+        w.indent()
+        self._row_tree(name, table, column, store, after, low, mid)
+        w.dedent()
+        w.line("else:", rows[mid].span.line)
+        w.indent()
+        self._row_tree(name, table, column, store, after, mid + 1, high)
+        w.dedent()
 
     def _row_condition(self, column: str, row: ast.Row) -> str:
         return " and ".join(self._cell(f"{column}{n}", cell) for n, cell in enumerate(row.cells or [])
@@ -145,41 +147,31 @@ class TableCodegen:
         return f"({column} == {values[0]})"
 
 
-def _threshold_rows(table: ast.Table) -> tuple[str, bool] | None:
-    """(bisect function, descending) when `table` is a `first` table on one number column whose
-    rows are all one comparison with the same operator against a number literal, strictly
-    monotonic in the direction that makes every row reachable (`>=`/`>` decreasing, `<`/`<=`
-    increasing), at least BISECT_MIN_ROWS of them, an `else` row only last, and every result a
-    literal. Then the first row that holds is the one a bisect finds: numbers (no NaN reaches a
-    policy) are totally ordered, so `c >= t` is `not c < t` and the chain's answer is where `c`
-    falls among the sorted thresholds. Anything else: None (the if/elif chain)."""
+def _threshold_rows(table: ast.Table) -> bool:
+    """Whether `table` is a `first` table on one number column whose rows (an `else` row aside,
+    which must be last) are at least TREE_MIN_ROWS comparisons with one operator against number
+    literals, strictly monotonic in the direction that makes every row reachable (`>=`/`>`
+    decreasing, `<`/`<=` increasing). Numbers that reach a policy are totally ordered (no NaN),
+    so each row's condition holds for every input the previous one does: _row_tree's search finds
+    the chain's row."""
     if table.hit_policy != "first" or len(table.inputs) != 1 or table.inputs[0].type not in _NUMBER_COLUMNS:
-        return None
+        return False
     rows = table.rows[:-1] if table.rows and table.rows[-1].is_else else table.rows
-    if len(rows) < BISECT_MIN_ROWS:
-        return None
+    if len(rows) < TREE_MIN_ROWS:
+        return False
     ops, keys = set(), []
     for row in rows:
-        if row.is_else or len(row.cells) != 1 or row.cells[0].kind != "compare":
-            return None
-        cell = row.cells[0]
-        literal = cell.values[0] if len(cell.values) == 1 else None
+        if row.is_else or len(row.cells) != 1 or row.cells[0].kind != "compare" or len(row.cells[0].values) != 1:
+            return False
+        literal = row.cells[0].values[0]
         if not isinstance(literal, ast.Literal) or literal.kind not in _NUMBER_LITERALS:
-            return None
-        ops.add(cell.op)
+            return False
+        ops.add(row.cells[0].op)
         keys.append(literal.value)
-    if len(ops) != 1 or any(not isinstance(row.result, ast.Literal) or row.result.kind not in _CONSTANT_RESULTS
-                            for row in table.rows):
-        return None
-    op = ops.pop()
+    if len(ops) != 1 or (op := ops.pop()) not in (">=", ">", "<", "<="):
+        return False
     descending = op in (">=", ">")
-    if op not in (">=", ">", "<", "<=") or not all(
-            (a > b if descending else a < b) for a, b in zip(keys, keys[1:])):
-        return None
-    # How many thresholds lie on the failing side of `c`: `>=` fails for t > c, so the rows that
-    # hold are the thresholds <= c (bisect_right); `>` holds for t < c (bisect_left); `<` fails
-    # for t <= c (bisect_right); `<=` fails for t < c (bisect_left).
-    return ("bisect_right" if op in (">=", "<") else "bisect_left"), descending
+    return all((a > b) if descending else (a < b) for a, b in zip(keys, keys[1:]))
 
 
 def leading_name(expr: ast.Expr) -> ast.Name | None:

@@ -33,9 +33,7 @@ GENERATED_NAME = re.compile(
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception"
     # evaluate_fast as evaluate_validated (engine.hot_path): its parameters, locals and constants
     r"|inputs|connectors|as_of|deadline|budget|_h(rules|io|impls|today|calls|index|sets|output)"
-    r"|_hot_[A-Za-z_]+"
-    # first tables searched by bisect (engine.tables_codegen._bisected)
-    r"|cr|t\d+_r|_RowKeys\d+|_RowValues\d+|_bisect_right|_bisect_left)$"
+    r"|_hot_[A-Za-z_]+)$"
 )
 EVALUATE_FAST_PARAMETERS = ("inputs", "connectors", "trace", "as_of", "deadline", "budget", "s", "rt")
 GENERATED_ATTRIBUTES = {"lookup", "prefetch", "io", "values", "today", "append", "__class__",
