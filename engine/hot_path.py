@@ -18,6 +18,8 @@ and size do not grow); the two extra tests a slot-passing caller pays are a few 
 The per-policy constants (`_hot_*` names) are set in the generated module's namespace by
 `hot_globals` when the policy is prepared. Locals of these lines start with `_h`, names the rule
 code never uses (its locals are l<n>, t<n>_<m>, c<n>, f<n>, v, e, fired, errors, outputs, ...).
+Without a failure every output is in `outputs` (each output's code either sets it or records an
+error), so, unlike Combiner.decide, the epilogue fills in no missing outputs.
 tests/test_evaluate_hot_path.py holds this path to _evaluate_general's decisions.
 """
 
@@ -59,22 +61,21 @@ if s is None:
 EPILOGUE = """\
 if _hrules is None:
     return fired, errors, outputs, output_errors
-if errors or output_errors or (fired and len(fired) != 1):
-    return _hot_combiner.decide(fired, errors, outputs, output_errors, i, s, _hcalls, _htoday,
-                                _hot_rules_level(fired, errors) if _hrules else None)
-if not fired:
-    return _hot_Decision(_hot_name, _hot_version, _hot_default_verb, outputs, {default_codes},
-                         {'level': 'rules', 'rules': [], 'values': {}, 'tables': {}} if _hrules else None,
-                         _hcalls, _hot_output_types, _hot_combiner, None, i, s, _htoday)
-_hindex, _hsets = fired[0]
-if _hsets:
-    outputs.update(_hsets)
-if len(outputs) != _hot_output_count:
-    for _houtput in _hot_output_names:
-        outputs.setdefault(_houtput, None)
-return _hot_Decision(_hot_name, _hot_version, _hot_verbs[_hindex], outputs, _hot_code_lists[_hindex].copy(),
-                     {'level': 'rules', 'rules': [_hot_fired_steps[_hindex].copy()], 'values': {}, 'tables': {}}
-                     if _hrules else None, _hcalls, _hot_output_types, _hot_combiner, fired, i, s, _htoday)"""
+if not errors and not output_errors:
+    if not fired:
+        return _hot_Decision(_hot_name, _hot_version, _hot_default_verb, outputs, {default_codes},
+                             {'level': 'rules', 'rules': [], 'values': {}, 'tables': {}} if _hrules else None,
+                             _hcalls, _hot_output_types, _hot_combiner, None, i, s, _htoday)
+    if len(fired) == 1:
+        _hindex, _hsets = fired[0]
+        if _hsets:
+            outputs.update(_hsets)
+        return _hot_Decision(_hot_name, _hot_version, _hot_verbs[_hindex], outputs, _hot_code_lists[_hindex].copy(),
+                             {'level': 'rules', 'rules': [_hot_fired_steps[_hindex].copy()], 'values': {},
+                              'tables': {}} if _hrules else None,
+                             _hcalls, _hot_output_types, _hot_combiner, fired, i, s, _htoday)
+return _hot_combiner.decide(fired, errors, outputs, output_errors, i, s, _hcalls, _htoday,
+                            _hot_rules_level(fired, errors) if _hrules else None)"""
 
 
 def prologue(slot_count: int) -> str:
@@ -104,7 +105,6 @@ def hot_globals(prepared, combiner) -> dict:
         "_hot_rules_level": functools.partial(trace_shape.rules_level, prepared.meta, combiner),
         "_hot_Decision": Decision, "_hot_name": combiner.name, "_hot_version": combiner.version,
         "_hot_default_verb": combiner.default_verb,
-        "_hot_output_types": combiner.output_types, "_hot_output_count": len(combiner.output_names),
-        "_hot_output_names": combiner.output_names, "_hot_verbs": combiner.verbs,
+        "_hot_output_types": combiner.output_types, "_hot_verbs": combiner.verbs,
         "_hot_code_lists": combiner.code_lists, "_hot_fired_steps": combiner.fired_steps,
     }

@@ -32,7 +32,7 @@ GENERATED_NAME = re.compile(
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
     r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception"
     # evaluate_fast as evaluate_validated (engine.hot_path): its parameters, locals and constants
-    r"|inputs|connectors|as_of|deadline|budget|_h(rules|io|impls|today|calls|index|sets|output)"
+    r"|inputs|connectors|as_of|deadline|budget|_h(rules|io|impls|today|calls|index|sets)"
     r"|_hot_[A-Za-z_]+)$"
 )
 EVALUATE_FAST_PARAMETERS = ("inputs", "connectors", "trace", "as_of", "deadline", "budget", "s", "rt")
