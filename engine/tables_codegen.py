@@ -163,15 +163,25 @@ def _threshold_rows(table: ast.Table) -> bool:
     for row in rows:
         if row.is_else or len(row.cells) != 1 or row.cells[0].kind != "compare" or len(row.cells[0].values) != 1:
             return False
-        literal = row.cells[0].values[0]
-        if not isinstance(literal, ast.Literal) or literal.kind not in _NUMBER_LITERALS:
+        key = _number(row.cells[0].values[0])
+        if key is None:
             return False
         ops.add(row.cells[0].op)
-        keys.append(literal.value)
+        keys.append(key)
     if len(ops) != 1 or (op := ops.pop()) not in (">=", ">", "<", "<="):
         return False
     descending = op in (">=", ">")
     return all((a > b) if descending else (a < b) for a, b in zip(keys, keys[1:]))
+
+
+def _number(expr: ast.Expr):
+    """The value of a number literal, negative ones (`-5`, a minus applied to `5`) included; else None."""
+    sign = 1
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        sign, expr = -1, expr.operand
+    if isinstance(expr, ast.Literal) and expr.kind in _NUMBER_LITERALS:
+        return sign * expr.value
+    return None
 
 
 def leading_name(expr: ast.Expr) -> ast.Name | None:
