@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import weakref
 
 from . import trace as trace_shape
 from .decision import Decision
@@ -91,12 +90,15 @@ def epilogue(default_code: str | None) -> str:
 
 def hot_globals(prepared, combiner) -> dict:
     """The `_hot_*` names PROLOGUE and EPILOGUE read, for one prepared policy. The general path is
-    reached through a weak reference: the namespace (held by the policy) must not hold the policy."""
-    policy = weakref.ref(prepared)
+    reached through the policy itself: `evaluate_validated`, kept without its policy, must still
+    answer every trace level, as the bound method it replaces did. That is a reference cycle
+    (policy, namespace, this function), which the garbage collector frees like any other
+    (tests/test_policy_memory.py counts the versions still alive after gc.collect())."""
+    general_path = prepared._evaluate_general
 
     def general(inputs, connectors, trace, as_of, deadline, budget):
-        return policy()._evaluate_general(inputs, connectors=connectors, trace=trace, as_of=as_of,
-                                          deadline=deadline, budget=budget)
+        return general_path(inputs, connectors=connectors, trace=trace, as_of=as_of, deadline=deadline,
+                            budget=budget)
 
     return {
         "_hot_general": general, "_hot_uses_context": prepared.meta.uses_context, "_hot_unbound": UNBOUND,

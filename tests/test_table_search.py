@@ -6,6 +6,7 @@ a reference interpreter and against the same policy generated as a chain, at eve
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from decimal import Decimal
 
 import pytest
@@ -162,3 +163,15 @@ def test_evaluate_validated_is_the_generated_function_and_the_class_method_agree
     # With slots, evaluate_fast is the rules' results, as engine.prepared's other callers read them.
     fired, errors, outputs, output_errors = prepared.evaluate_raw(inputs, AS_OF)
     assert (fired, list(errors), outputs, list(output_errors)) == ([(1, None)], [], {"nivel": 8, "dobro": 16}, [])
+
+
+def test_evaluate_validated_kept_without_its_policy_answers_every_level():
+    source = _policy("int", ">=", [900 - 100 * k for k in range(9)], list(range(9)), 0)
+    compiler.clear_memory_cache()
+    evaluate = compiler.compile_policy(source).evaluate_validated
+    compiler.clear_memory_cache()
+    gc.collect()
+    for level in ("off", "rules", "full"):
+        decision = evaluate({"x": 150}, trace=level, as_of=AS_OF)
+        assert decision.outputs == {"nivel": 8, "dobro": 16}
+    assert decision.trace["level"] == "full" and decision.trace["tables"]["faixa"] == [{"row": 9, "line": 15}]
