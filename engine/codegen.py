@@ -26,6 +26,7 @@ from regua.dsl.diagnostics import Diagnostic, PolicyError, Span
 from regua.dsl.kinds import KINDS
 from regua.dsl.limits import chain_lengths
 
+from . import hot_path
 from .expressions import AGGREGATES, ExpressionCompiler
 from .tables_codegen import TableCodegen, leading_name
 
@@ -228,9 +229,12 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             self._fill_locals()
             w.dedent()
             w.line("")
-        w.line(f"def {name}(i, s, rt):", 1)
+        w.line(f"def {name}{'(i, s, rt)' if full else hot_path.SIGNATURE}:", 1)
         w.indent()
         self._locals_line()
+        if not full:  # evaluate_fast is also PreparedPolicy.evaluate_validated (engine.hot_path)
+            for line in hot_path.prologue(len(self.slots)).splitlines():
+                w.line(line, 1)
         if self.prefetch is None:
             self.prefetch = self._prefetch()
         for line in self.prefetch.splitlines():
@@ -272,7 +276,11 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.indent()
             self._append("output_errors", f"({output.name!r}, e)", line)
             w.dedent()
-        w.line("return fired, errors, outputs, output_errors" + (", trace" if full else ""), 1)
+        if full:
+            w.line("return fired, errors, outputs, output_errors, trace", 1)
+        else:
+            for line in hot_path.epilogue(self.checked.default.code).splitlines():
+                w.line(line, 1)
         self._fill_locals()
         w.dedent()
         w.line("")

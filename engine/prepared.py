@@ -20,7 +20,7 @@ from regua.dsl import types as T
 from regua.dsl.environment import ConnectorSpec
 from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
 
-from . import runtime
+from . import hot_path, runtime
 from . import trace as trace_shape
 from .connectors import Connectors
 from .decision import Decision
@@ -152,7 +152,10 @@ class PreparedPolicy:
                         for f in meta.input_type.fields]
         self._known = frozenset(f.name for f in meta.input_type.fields)
         self._list_fields: list | None = None  # input fields that hold lists, for check_list_sizes
-        self._hot = self._hot_constants()
+        # The hot path is the generated function itself (engine.hot_path): one Python frame per
+        # evaluation. Its per-policy constants go into the generated module's namespace.
+        namespace.update(hot_path.hot_globals(self, self._combiner))
+        self.evaluate_validated = self._fast
 
     def _full(self, inputs, slots, rt):
         if self._full_function is None:
@@ -244,7 +247,7 @@ class PreparedPolicy:
         (fired [(rule index, sets)], errors [(rule index, exception)], outputs, output errors).
         The collection planner uses it to read each step that fired with its own settings."""
         rt = self._context(as_of, connectors)[0]
-        return self._fast(inputs, [_UNSET] * self._nslots, rt)
+        return self._fast(inputs, None, "off", None, None, None, [_UNSET] * self._nslots, rt)
 
     def evaluate_in(self, inputs: dict, as_of: dt.date, context) -> Decision:
         """Validated inputs evaluated (trace off) in an evaluation context the caller makes:
@@ -263,22 +266,14 @@ class PreparedPolicy:
         else:  # the code reads no date, lookup or budget counter (as in evaluate_validated)
             rt, today, calls = None, as_of, []
         slots = [_UNSET] * self._nslots
-        fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
+        # With slots, evaluate_fast returns the rules' results (engine.hot_path.SIGNATURE).
+        fired, errors, outputs, output_errors = self._fast(inputs, None, "off", None, None, None, slots, rt)
         combiner = self._combiner
         indices = [index for index, _ in fired]  # before decide(), which may reorder `fired`
         if fired or errors or output_errors:
             return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today, None), indices
         return Decision(combiner.name, combiner.version, combiner.default_verb, outputs, combiner.default_codes.copy(),
                         None, calls, combiner.output_types, combiner, None, inputs, slots, today), indices
-
-    def _hot_constants(self) -> tuple:
-        """What evaluate_validated reads on every call, read once per policy (one attribute load
-        and an unpack instead of a dozen attribute loads per evaluation)."""
-        combiner = self._combiner
-        return (self._uses_context, self._connector_names, self._answer_coercers, self._fast,
-                [_UNSET] * self._nslots, combiner, combiner.name, combiner.version, combiner.output_types,
-                combiner.default_verb, combiner.default_codes, combiner.output_names, len(combiner.output_names),
-                combiner.verbs, combiner.code_lists, combiner.fired_steps)
 
     def evaluate_validated(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                            as_of: dt.date | None = None, deadline: float | None = None,
@@ -287,46 +282,12 @@ class PreparedPolicy:
         when every connector lookup of this decision must have answered; past it, a lookup is
         unavailable (CONNECTOR_TIMEOUT) and the policy's `on error` (or its `available()` rules) decide.
         `budget`: seconds of CPU the evaluation may spend going through lists; past it, what is
-        still being computed fails with EVALUATION_TIMEOUT (engine.runtime.each), through `on error`."""
-        # The hot path: for a small policy the fixed cost around the generated code was most of an
-        # evaluation (benchmarks/bench_quick.py). So the per-policy constants come in one unpack
-        # (_hot_constants), and the Decision of the common cases at trace off or rules is built
-        # here: nothing fired or failed (the default), or exactly one rule fired and nothing failed.
-        # Every other case is Combiner.decide's, and trace level full is _evaluate_general's;
-        # tests/test_evaluate_hot_path.py holds the two paths to the same decisions.
-        (uses_context, names, coercers, fast, template, combiner, name, version, output_types, default_verb,
-         default_codes, output_names, output_count, verbs, code_lists, fired_steps) = self._hot
-        if trace == "off":
-            rules = False
-        elif trace == "rules":
-            rules = True
-        else:  # "full", or a level that does not exist (the general path says so)
-            return self._evaluate_general(inputs, connectors=connectors, trace=trace, as_of=as_of,
-                                          deadline=deadline, budget=budget)
-        if uses_context:
-            io, impls = UNBOUND if connectors is None else connectors.binding(names)
-            rt = EvalContext(as_of or dt.date.today(), connectors, names, coercers, deadline, budget, io, impls)
-            today, calls = rt.today, rt.calls
-        else:  # the code reads no date, lookup or budget counter: `today` is never read either
-            rt, today, calls = None, as_of, []
-        slots = template.copy()
-        fired, errors, outputs, output_errors = fast(inputs, slots, rt)
-        if errors or output_errors or (fired and len(fired) != 1):
-            return combiner.decide(fired, errors, outputs, output_errors, inputs, slots, calls, today,
-                                   trace_shape.rules_level(self.meta, combiner, fired, errors) if rules else None)
-        if not fired:
-            return Decision(name, version, default_verb, outputs, default_codes.copy(),
-                            {"level": "rules", "rules": [], "values": {}, "tables": {}} if rules else None,
-                            calls, output_types, combiner, None, inputs, slots, today)
-        index, sets = fired[0]
-        if sets:
-            outputs.update(sets)
-        if len(outputs) != output_count:
-            for output in output_names:
-                outputs.setdefault(output, None)
-        return Decision(name, version, verbs[index], outputs, code_lists[index].copy(),
-                        {"level": "rules", "rules": [fired_steps[index].copy()], "values": {}, "tables": {}}
-                        if rules else None, calls, output_types, combiner, fired, inputs, slots, today)
+        still being computed fails with EVALUATION_TIMEOUT (engine.runtime.each), through `on error`.
+
+        Each PreparedPolicy replaces this method with the generated evaluate_fast itself (same
+        signature, see __init__ and engine.hot_path): this definition serves calls made through
+        the class."""
+        return self._fast(inputs, connectors, trace, as_of, deadline, budget)
 
     def _evaluate_general(self, inputs: dict, *, connectors: Connectors | None = None, trace: str = "off",
                           as_of: dt.date | None = None, deadline: float | None = None,
@@ -343,7 +304,7 @@ class PreparedPolicy:
             rt, today, calls = None, as_of, []
         slots = [_UNSET] * self._nslots
         if trace == "off" or trace == "rules":
-            fired, errors, outputs, output_errors = self._fast(inputs, slots, rt)
+            fired, errors, outputs, output_errors = self._fast(inputs, None, "off", None, None, None, slots, rt)
             combiner = self._combiner
             if trace == "off":
                 shown = None

@@ -3,8 +3,10 @@ generator's writer `w`, slots and expression compiler).
 
 `first` and `priority` tables are one if/elif chain, in the table's function (`_L<k>`, called
 lazily) and, where evaluate_fast reads the table before anything else, inline in its try block
-(CodeGenerator._hoist): no call, the hand-written shape. `unique` and `collect` tables test every
-row into lists.
+(CodeGenerator._hoist): no call, the hand-written shape. A `first` table of TREE_MIN_ROWS or more
+monotonic thresholds on one number (`>= 950`, `>= 900`, ... `else`) tests its rows as a binary
+search instead (_threshold_rows, _row_tree): about log2(rows) comparisons rather than, on
+average, half the rows. `unique` and `collect` tables test every row into lists.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from regua.dsl import ast
 from regua.dsl import types as T
 
 from .expressions import arithmetic_step
+
+# From this many threshold rows on, a row is found by binary search (_row_tree): the chain tests
+# half the rows on average (one bytecode comparison each), the search log2 of them. For fewer
+# rows, the chain's early hits win.
+TREE_MIN_ROWS = 8
+_NUMBER_COLUMNS = (T.INT, T.DECIMAL, T.MONEY)
+_NUMBER_LITERALS = ("int", "decimal", "money")
 
 
 class TableCodegen:
@@ -64,6 +73,9 @@ class TableCodegen:
         row_slot = self.table_rows[name][0]
         for n, expr in enumerate(table.inputs):
             w.line(f"{column}{n} = {self.expr(expr)}", expr.span.line)
+        if _threshold_rows(table):
+            self._row_tree(name, table, column, store, after, 0, len(table.rows) - table.rows[-1].is_else)
+            return
         rows = list(enumerate(table.rows))
         if table.hit_policy == "priority":
             rows.sort(key=lambda pair: (-pair[1].priority, pair[0]))
@@ -91,6 +103,35 @@ class TableCodegen:
         w.line("else:", table.span.line)
         w.line(f"    _no_match({name!r})", table.span.line)
 
+    def _row_tree(self, name: str, table: ast.Table, column: str, store: str, after: str | None,
+                  low: int, high: int) -> None:
+        """_first_hit for a table _threshold_rows accepts, when the first row that holds is
+        between `low` and `high` (`high` = the number of threshold rows: the `else` row, or no
+        match): one row's own condition halves the interval. The rows' conditions are monotonic
+        (once one holds, every later one does), so row `mid` holding means the answer is at most
+        `mid`, and failing that it is above: the chain's answer, in about log2(rows) tests."""
+        w, k = self.w, self.slot_of[name]
+        rows = table.rows
+        if low == high:
+            if low == len(rows):  # past every threshold and no `else`
+                w.line(f"_no_match({name!r})", table.span.line)
+                return
+            row = rows[low]
+            w.line(f"s[{self.table_rows[name][0]}] = {low}", row.span.line)
+            w.line(store.format(k=k, value=self.expr(row.result)), row.span.line)
+            if after:
+                w.line(after, row.span.line)
+            return
+        mid = (low + high) // 2
+        w.line(f"if {self._row_condition(column, rows[mid])}:", rows[mid].span.line)
+        w.indent()
+        self._row_tree(name, table, column, store, after, low, mid)
+        w.dedent()
+        w.line("else:", rows[mid].span.line)
+        w.indent()
+        self._row_tree(name, table, column, store, after, mid + 1, high)
+        w.dedent()
+
     def _row_condition(self, column: str, row: ast.Row) -> str:
         return " and ".join(self._cell(f"{column}{n}", cell) for n, cell in enumerate(row.cells or [])
                             if cell.kind != "any") or "True"
@@ -104,6 +145,43 @@ class TableCodegen:
         if cell.kind == "in":
             return f"({column} in ({''.join(v + ', ' for v in values)}))"
         return f"({column} == {values[0]})"
+
+
+def _threshold_rows(table: ast.Table) -> bool:
+    """Whether `table` is a `first` table on one number column whose rows (an `else` row aside,
+    which must be last) are at least TREE_MIN_ROWS comparisons with one operator against number
+    literals, strictly monotonic in the direction that makes every row reachable (`>=`/`>`
+    decreasing, `<`/`<=` increasing). Numbers that reach a policy are totally ordered (no NaN),
+    so each row's condition holds for every input the previous one does: _row_tree's search finds
+    the chain's row."""
+    if table.hit_policy != "first" or len(table.inputs) != 1 or table.inputs[0].type not in _NUMBER_COLUMNS:
+        return False
+    rows = table.rows[:-1] if table.rows and table.rows[-1].is_else else table.rows
+    if len(rows) < TREE_MIN_ROWS:
+        return False
+    ops, keys = set(), []
+    for row in rows:
+        if row.is_else or len(row.cells) != 1 or row.cells[0].kind != "compare" or len(row.cells[0].values) != 1:
+            return False
+        key = _number(row.cells[0].values[0])
+        if key is None:
+            return False
+        ops.add(row.cells[0].op)
+        keys.append(key)
+    if len(ops) != 1 or (op := ops.pop()) not in (">=", ">", "<", "<="):
+        return False
+    descending = op in (">=", ">")
+    return all((a > b) if descending else (a < b) for a, b in zip(keys, keys[1:]))
+
+
+def _number(expr: ast.Expr):
+    """The value of a number literal, negative ones (`-5`, a minus applied to `5`) included; else None."""
+    sign = 1
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        sign, expr = -1, expr.operand
+    if isinstance(expr, ast.Literal) and expr.kind in _NUMBER_LITERALS:
+        return sign * expr.value
+    return None
 
 
 def leading_name(expr: ast.Expr) -> ast.Name | None:

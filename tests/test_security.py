@@ -30,9 +30,14 @@ GENERATED_NAME = re.compile(
     r"^(i|s|rt|v|e|r|c\d+|t\d+_\d+|v\d+|_e|out|hit|fired|errors|trace|outputs|output_errors"
     r"|l\d+|_[KLFBT]\d+|_FN|_U|_Unavailable|_div|_date_add|_date_sub|_smallest|_largest|_average|_otherwise"
     r"|_no_match|_not_unique|_Decimal|_date|_timedelta|_BusinessDays"
-    r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception)$"
+    r"|evaluate_fast|evaluate_full|sum|min|max|any|all|len|Exception"
+    # evaluate_fast as evaluate_validated (engine.hot_path): its parameters, locals and constants
+    r"|inputs|connectors|as_of|deadline|budget|_h(rules|io|impls|today|calls|index|sets)"
+    r"|_hot_[A-Za-z_]+)$"
 )
-GENERATED_ATTRIBUTES = {"lookup", "prefetch", "io", "values", "today", "append", "__class__"}
+EVALUATE_FAST_PARAMETERS = ("inputs", "connectors", "trace", "as_of", "deadline", "budget", "s", "rt")
+GENERATED_ATTRIBUTES = {"lookup", "prefetch", "io", "values", "today", "append", "__class__",
+                        "binding", "calls", "decide", "copy", "update", "setdefault"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "open", "getattr", "setattr", "globals", "locals", "vars"}
 
 
@@ -58,7 +63,8 @@ def assert_generated_code_is_safe(prepared, policy_identifiers=()):
         elif isinstance(node, pyast.FunctionDef):
             assert node.name in ("evaluate_fast", "evaluate_full") or re.fullmatch(r"_[LBT]\d+", node.name)
             for arg in node.args.args:  # rule blocks (_B<n>, _T<n>) also take the result lists
-                assert arg.arg in ("s", "i", "rt") or (node.name[1] in "BT" and arg.arg in ("fired", "errors", "trace"))
+                assert arg.arg in ("s", "i", "rt") or (node.name[1] in "BT" and arg.arg in ("fired", "errors", "trace")) \
+                    or (node.name == "evaluate_fast" and arg.arg in EVALUATE_FAST_PARAMETERS)
         elif isinstance(node, pyast.arg):
             assert arg_is_generated(node.arg)
         elif isinstance(node, pyast.Attribute):
@@ -81,7 +87,7 @@ def assert_generated_code_is_safe(prepared, policy_identifiers=()):
 
 
 def arg_is_generated(name: str) -> bool:
-    return name in ("s", "i", "rt") or bool(re.fullmatch(r"v\d+|_e", name))
+    return name in ("s", "i", "rt") or name in EVALUATE_FAST_PARAMETERS or bool(re.fullmatch(r"v\d+|_e", name))
 
 
 def run(source: str, data=None, **kwargs):
