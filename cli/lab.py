@@ -416,6 +416,12 @@ def _print_backtest(data: dict) -> None:
     if "bad_rates" in first:
         rows.append(["bad rate: approved", *[_pct(r["bad_rate_approved"]) for _, r in results]])
         rows.append(["bad rate: declined", *[_pct(r["bad_rate_declined"]) for _, r in results]])
+    if (first.get("expected_loss") or {}).get("approved") is not None:  # with --label and --amount
+        for group in ("approved", "declined"):
+            rows.append([f"expected loss: {group}", *[r["expected_loss"][group]["expected_loss"] for _, r in results]])
+        for group in ("approved", "declined"):
+            rows.append([f"expected loss rate: {group}",
+                         *[_pct(r["expected_loss"][group]["expected_loss_rate"]) for _, r in results]])
     out.print(_table("results", ["", *[name for name, _ in results]], rows))
     if "swap_sets" in data:
         out.print(_table("swap sets (POLICY vs --against)", ["set", "count", "amount", "labelled", "bad", "bad rate"],

@@ -253,10 +253,13 @@ class PolicyStats:
     labelled: dict[str, int] = field(default_factory=dict)  # outcome -> rows with a label
     bad: dict[str, int] = field(default_factory=dict)  # outcome -> bad rows
     amount: dict[str, Decimal] = field(default_factory=dict)  # outcome -> amount
-    bad_amount: dict[str, Decimal] = field(default_factory=dict)
+    bad_amount: dict[str, Decimal] = field(default_factory=dict)  # outcome -> amount of bad rows
+    # outcome -> amount of labelled rows: the exposure expected loss is a share of (rows without a
+    # label say nothing about loss, so they stay out of the denominator, as out of bad rates)
+    labelled_amount: dict[str, Decimal] = field(default_factory=dict)
 
     def merge(self, other: "PolicyStats") -> None:
-        for name in ("outcomes", "labelled", "bad", "money_total", "amount", "bad_amount"):
+        for name in ("outcomes", "labelled", "bad", "money_total", "amount", "bad_amount", "labelled_amount"):
             add_counts(getattr(self, name), getattr(other, name))
 
     def to_dict(self, money: tuple[str, ...]) -> dict:
@@ -279,9 +282,26 @@ class PolicyStats:
             out["bad_rate_approved"] = _rate(self.bad.get("approve", 0), self.labelled.get("approve", 0))
             out["bad_rate_declined"] = _rate(sum(self.bad.get(o, 0) for o in declined),
                                              sum(self.labelled.get(o, 0) for o in declined))
+            out["expected_loss"] = self._expected_loss(declined)
         if self.amount:
             out["amounts"] = {o: {"amount": str(self.amount[o]), "bad_amount": str(self.bad_amount.get(o, Decimal(0)))}
                               for o in sorted(self.amount)}
+        return out
+
+    def _expected_loss(self, declined: list[str]) -> dict[str, dict | None]:
+        """Expected loss of the approved, the declined (review and deny) and each outcome: the
+        exposure (amount) of the bad rows, loss given default taken as 100% of it, and its share of
+        the labelled rows' exposure. Without amounts (no --amount) each group is None."""
+        groups = {"approved": ["approve"], "declined": declined,
+                  **{o: [o] for o in sorted(set(OUTCOMES) | set(self.labelled)) if o != "approve"}}
+        if not self.amount:
+            return dict.fromkeys(groups)
+        out = {}
+        for name, outcomes in groups.items():
+            exposure = sum((self.labelled_amount.get(o, Decimal(0)) for o in outcomes), Decimal(0))
+            loss = sum((self.bad_amount.get(o, Decimal(0)) for o in outcomes), Decimal(0))
+            out[name] = {"exposure": str(exposure), "expected_loss": str(loss),
+                         "expected_loss_rate": round(float(loss / exposure), 4) if exposure else None}
         return out
 
 
@@ -450,6 +470,8 @@ class Backtester:
                 stats.bad[outcome] = stats.bad.get(outcome, 0) + label
             if amount is not None:
                 stats.amount[outcome] = stats.amount.get(outcome, Decimal(0)) + amount
+                if label is not None:
+                    stats.labelled_amount[outcome] = stats.labelled_amount.get(outcome, Decimal(0)) + amount
                 if label:
                     stats.bad_amount[outcome] = stats.bad_amount.get(outcome, Decimal(0)) + amount
         if len(outcomes) > 1:

@@ -196,6 +196,18 @@ def backtest_html(data: dict) -> str:
         body += ["<h2>Bad rates</h2>",
                  bars(["approved", "declined"], [(name, [r["bad_rate_approved"] or 0, r["bad_rate_declined"] or 0])
                                                  for name, r in results], percent=True)]
+    if (first.get("expected_loss") or {}).get("approved") is not None:  # with --label and --amount
+        losses = [(name, r["expected_loss"]) for name, r in results]
+        for group in ("approved", "declined"):
+            rows.append([f"expected loss: {group}", *[_money(loss[group]["expected_loss"]) for _, loss in losses]])
+        for group in ("approved", "declined"):
+            rows.append([f"expected loss rate: {group}", *[_pct(loss[group]["expected_loss_rate"]) for _, loss in losses]])
+        body += ["<h2>Expected loss</h2>",
+                 '<p class="note">The exposure (amount) of the applications that defaulted, loss given default '
+                 "taken as 100%, as a share of the labelled exposure.</p>",
+                 bars(["approved", "declined"], [(name, [loss["approved"]["expected_loss_rate"] or 0,
+                                                         loss["declined"]["expected_loss_rate"] or 0])
+                                                 for name, loss in losses], percent=True)]
     body += ["<h2>Results</h2>", _table(["", *[name for name, _ in results]], rows)]
     if "swap_sets" in data:
         swaps = data["swap_sets"]
