@@ -202,13 +202,10 @@ def backtest_html(data: dict) -> str:
             rows.append([f"expected loss: {group}", *[_money(loss[group]["expected_loss"]) for _, loss in losses]])
         for group in ("approved", "declined"):
             rows.append([f"expected loss rate: {group}", *[_pct(loss[group]["expected_loss_rate"]) for _, loss in losses]])
-        body += ["<h2>Expected loss</h2>",
-                 '<p class="note">The exposure (amount) of the applications that defaulted, loss given default '
-                 "taken as 100%, as a share of the labelled exposure.</p>",
-                 bars(["approved", "declined"], [(name, [loss["approved"]["expected_loss_rate"] or 0,
-                                                         loss["declined"]["expected_loss_rate"] or 0])
-                                                 for name, loss in losses], percent=True)]
     body += ["<h2>Results</h2>", _table(["", *[name for name, _ in results]], rows)]
+    if (first.get("expected_loss") or {}).get("approved") is not None:
+        body.append('<p class="note">Expected loss: the amount of the applications that defaulted (loss given '
+                    "default taken as 100%); its rate, the share of the labelled applications' amount.</p>")
     if "swap_sets" in data:
         swaps = data["swap_sets"]
         names = [n.replace("_", " ") for n in swaps]

@@ -107,6 +107,6 @@ def test_the_table_and_the_html_show_expected_loss(dataset, tmp_path):
     assert lines["expected loss: declined"].count("650.25") == 2
     assert lines["expected loss rate: approved"].count("39.4%") == 2
     page = html.read_text(encoding="utf-8")
-    assert "Expected loss" in page and "R$ 1.300,15" in page
+    assert "<td>expected loss: approved</td><td>R$ 1.300,15</td>" in page and "100%" in page
     data = json.loads(CliRunner().invoke(main, [*args, "--json", "-"], catch_exceptions=False).output)
     assert data["against_result"]["expected_loss"] == data["result"]["expected_loss"]
