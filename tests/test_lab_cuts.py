@@ -127,6 +127,35 @@ def test_a_backtest_by_a_connector_without_a_column_is_a_usage_error():
     assert result.exit_code == 2 and "bureau.quod: the dataset has no such column" in result.output
 
 
+def test_a_flattened_connector_column_is_neither_an_answer_nor_a_cut(tmp_path):
+    """docs/lab.md: answers come from the connector's column (JSON or struct) only; a column
+    `bureau.serasa.score.value` is ignored by the policy (as if the bureau did not answer) and
+    does not serve `--by bureau.serasa.score.value`."""
+    with HISTORY.open(encoding="utf-8") as source:
+        rows = list(csv.DictReader(source))[:60]
+    flat, unanswered = tmp_path / "flat.csv", tmp_path / "unanswered.csv"
+    names = [n for n in rows[0] if n != "bureau.serasa"]
+    for path, extra in ((flat, ["bureau.serasa.score.value"]), (unanswered, [])):
+        with path.open("w", encoding="utf-8", newline="") as target:
+            writer = csv.writer(target)
+            writer.writerow(names + extra)
+            for row in rows:
+                score = [json.loads(row["bureau.serasa"])["score"]["value"]] if extra else []
+                writer.writerow([row[n] for n in names] + score)
+    reports = [json.loads(_invoke("backtest", CHAMPION, "--data", path, "--json", "-").output)["result"]
+               for path in (flat, unanswered)]
+    assert reports[0] == reports[1] and reports[0]["decisions"] == 60
+    answered = tmp_path / "answered.csv"
+    with answered.open("w", encoding="utf-8", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    # the bureau's answer matters to these rows: read from its column, it changes the outcomes
+    assert json.loads(_invoke("backtest", CHAMPION, "--data", answered, "--json", "-").output)["result"] != reports[0]
+    result = CliRunner().invoke(main, ["backtest", str(CHAMPION), "--data", str(flat), "--by", "bureau.serasa.score.value"])
+    assert result.exit_code == 2 and "bureau.serasa: the dataset has no such column" in result.output
+
+
 @given(st.decimals(min_value=-10**9, max_value=10**9, places=2),
        st.sampled_from([Decimal("0.5"), Decimal(1), Decimal(7), Decimal(100), Decimal("2500.25")]))
 def test_a_band_holds_its_value(value, width):
