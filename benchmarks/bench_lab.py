@@ -261,7 +261,8 @@ def bench_replay(work: Path, rows: int, distinct: list[tuple], workers: int, res
 
 def bench_backtest(work: Path, rows: int, results: dict) -> None:
     from regua.lab import parallel
-    from regua.lab.backtest import Backtester, read_rows
+    from regua.lab.backtest import Backtester
+    from regua.lab.dataset import read_rows
 
     started = time.perf_counter()
     csv_path, parquet_path = write_datasets(work, rows)

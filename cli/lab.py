@@ -355,8 +355,9 @@ def backtest_command(policy, against, data_file, label, amount, by, as_of, json_
     bad rates with --label, swap sets with --against.
 
     Exit status: 0 done, 1 a policy does not compile, 2 usage (bad dataset or columns)."""
-    from regua.lab.backtest import Backtester, DatasetError, columns, count_rows, read_rows
+    from regua.lab.backtest import Backtester
     from regua.lab.common import money_outputs
+    from regua.lab.dataset import DatasetError, columns, count_rows, read_rows
 
     source, prepared = _read_policy(policy)
     other_source, other = _read_policy(against) if against else (None, None)

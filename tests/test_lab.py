@@ -22,7 +22,8 @@ from regua.cli import main
 from regua.engine import compile_file
 from regua.engine.connectors import ConnectorError, Connectors, Fixture
 from regua.engine.recorded import encode_answers
-from regua.lab.backtest import Backtester, read_rows
+from regua.lab.backtest import Backtester
+from regua.lab.dataset import read_rows
 from regua.lab.parallel import run
 from regua.lab.replay import Replayer
 from regua.server.retention import purge

@@ -19,7 +19,8 @@ from regua.engine import compile_file
 from regua.engine.connectors import ConnectorError, Connectors, Fixture
 from regua.engine.recorded import encode_answers
 from regua.lab import distributed, parallel
-from regua.lab.backtest import Backtester, read_rows
+from regua.lab.backtest import Backtester
+from regua.lab.dataset import read_rows
 from regua.lab.replay import Replayer
 
 distributed_ = pytest.importorskip("distributed")

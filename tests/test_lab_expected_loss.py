@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from regua.cli import main
 from regua.engine.compiler import compile_policy
-from regua.lab.backtest import Backtester, read_rows
+from regua.lab.backtest import Backtester
+from regua.lab.dataset import read_rows
 from regua.lab.parallel import run
 
 POLICY = """policy faixas kind credit

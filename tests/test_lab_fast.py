@@ -167,7 +167,7 @@ def test_live_lookups_take_the_general_path(prepared):
 def test_csv_rows_are_what_csv_dictreader_reads(tmp_path):
     import csv
 
-    from regua.lab.backtest import read_rows
+    from regua.lab.dataset import read_rows
 
     text = ('a,b,c\n1,2,3\n\n4,5\n"multi\nline",6,7\n8,9,10,11\n12,,\n')
     (tmp_path / "d.csv").write_text(text, encoding="utf-8")
@@ -183,7 +183,7 @@ def test_parquet_rows_are_pyarrow_rows_made_plain(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from regua.lab.backtest import _plain, read_rows
+    from regua.lab.dataset import _plain, read_rows
 
     table = pa.table({"s": ["x", None], "i": [1, 2], "b": [True, None], "d": [dt.date(2026, 1, 2), None],
                       "f": [1.5, 2.0], "n": [{"k": dt.date(2026, 1, 3)}, None], "l": [[1, 2], []]})

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from regua.lab import backtest
-from regua.lab.backtest import MAX_LISTED_ERRORS, Backtester, read_rows
+from regua.lab import dataset
+from regua.lab.backtest import MAX_LISTED_ERRORS, Backtester
+from regua.lab.dataset import read_rows
 from regua.lab.parallel import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +144,7 @@ def test_parquet_rows_are_read_in_bounded_batches(tmp_path, monkeypatch):
         batches.clear()
         with monkeypatch.context() as patch:
             patch.setattr(pq, "ParquetFile", Watched)
-            patch.setattr(backtest, "PARQUET_BATCH", 100)
+            patch.setattr(dataset, "PARQUET_BATCH", 100)
             arrow = _arrow_while_reading(path, group_rows, batches)
         assert sum(batches) == n and max(batches) <= 100
         peaks[groups] = max(arrow)
