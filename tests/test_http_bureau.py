@@ -1,7 +1,7 @@
 """The HTTP JSON bureau connector against a real HTTP server on 127.0.0.1: mapping a provider's
 Portuguese JSON into the contract, auth, retries, deadlines, error codes, the circuit breaker,
-the SQLite cache (hits, TTL, no document in clear), record/replay, and the bundled B2B policy
-reaching the bureau through the plugin system."""
+the SQLite cache (hits, TTL, no document in clear) and the PostgreSQL one replicas share,
+record/replay, and the bundled B2B policy reaching the bureau through the plugin system."""
 
 from __future__ import annotations
 
@@ -683,3 +683,42 @@ def test_recording_an_async_connector_and_replaying_its_failures(tmp_path):
     with pytest.raises(ConnectorError) as caught:
         replayer.fetch(CNPJ_DIGITS)
     assert caught.value.code == "BAD_ANSWER"
+
+
+def test_replicas_share_what_one_paid_for_through_the_postgresql_cache(provider, postgres_url):
+    """Two replicas on one PostgreSQL (server.connector_cache, what the server uses there): the
+    answer replica A paid for is served to B from the cache, for free, until its ttl runs out."""
+    from regua import postgres
+    from regua.server.connector_cache import PostgresBureauCache
+    from regua.server.store import open_store
+
+    store = open_store(postgres_url)  # the server's migrations create connector_cache
+    now = [1_000_000.0]
+    # B's own connection pool (another application_name): only the database is shared.
+    url_b = postgres_url + ("&" if "?" in postgres_url else "?") + "application_name=replica-b"
+
+    def replica(url: str) -> Registry:
+        return Registry(get_plugin_manager(plugin_settings(provider, ttl=60)),
+                        PostgresBureauCache(url, clock=lambda: now[0]))
+
+    a, b = replica(postgres_url), replica(url_b)
+    try:
+        paid = evaluate(a).connector_calls[0]
+        assert (paid.cached, paid.cost) == (False, "3.90")
+        now[0] += 59
+        served = evaluate(b)
+        assert (served.connector_calls[0].cached, served.connector_calls[0].cost) == (True, "0")
+        assert summary(served) == summary(evaluate(a))
+        assert provider.hits == 1  # paid once, by A
+        rows = store.query("select key, connector, cost from connector_cache")
+        assert rows == [{"key": BureauCache.key("bureau.serasa", CNPJ_DIGITS), "connector": "bureau.serasa",
+                         "cost": "3.90"}]
+
+        now[0] += 2  # 61 s after A stored it: B pays again, and its answer is what A then reads
+        expired = evaluate(b).connector_calls[0]
+        assert (expired.cached, expired.cost) == (False, "3.90")
+        assert provider.hits == 2
+        assert evaluate(a).connector_calls[0].cached and provider.hits == 2
+        assert len(store.query("select key from connector_cache")) == 1
+    finally:
+        postgres.close_pools(url_b)

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from server_harness import SANDBOX_HEADERS, ThreadedServer, b2b_order, sandbox_settings
 
+from regua import postgres
 from regua.engine.brazil import BRASILIA
+from regua.plugins.cache import BureauCache
+from regua.server.connector_cache import PostgresBureauCache
 from regua.server.ids import id_floor
 from regua.server.retention import purge, purges
-from regua.server.store import DECISION_COLUMNS, Store
-from regua.sqlite import connect
+from regua.server.store import DECISION_COLUMNS, open_store
 
 REGUA = Path(sys.executable).with_name("regua")
 CPF = "52998224725"
@@ -34,32 +36,34 @@ def _decision(when: dt.datetime, n: int) -> tuple:
     return tuple(values[c] for c in DECISION_COLUMNS)
 
 
-def _store(tmp_path) -> str:
-    path = str(tmp_path / "regua.db")
-    store = Store(path)
+def _store(location) -> str:
+    """Three decisions (two from before 2020-06-01 in Brasília) and two cached bureau answers (one
+    from before it) in the store at `location`: a SQLite path (or a folder, for regua.db in it) or
+    a postgresql:// URL."""
+    location = location if isinstance(location, str) else str(location / "regua.db")
+    store = open_store(location)
     old = dt.datetime(2020, 5, 31, 23, 0, tzinfo=BRASILIA)
     recent = dt.datetime(2020, 6, 1, 0, 0, tzinfo=BRASILIA)  # the first instant of the cut-off day is kept
     store.insert_decisions([_decision(old, 0), _decision(old, 1), _decision(recent, 0)])
-    db = store.db
-    db["connector_cache"].insert_all([
-        {"key": "old", "connector": "bureau.serasa", "answer": "{}", "stored_at": old.timestamp(),
-         "expires_at": old.timestamp() + 1, "cost": "1.00"},
-        {"key": "new", "connector": "bureau.serasa", "answer": "{}", "stored_at": recent.timestamp(),
-         "expires_at": recent.timestamp() + 1, "cost": "1.00"}])
+    for document, when in (("old", old), ("new", recent)):
+        cache = PostgresBureauCache(location, clock=when.timestamp) if postgres.is_url(location) else \
+            BureauCache(location, clock=when.timestamp)
+        cache.put("bureau.serasa", document, {}, ttl=1, cost="1.00")
     store.close()
-    return path
+    return location
 
 
-def _rows(path: str) -> list[dict]:
-    db = connect(path)
-    try:
-        return list(db.query("select * from decisions order by id"))
-    finally:
-        db.conn.close()
+def _rows(location: str) -> list[dict]:
+    return open_store(location).query("select * from decisions order by id")
 
 
-def test_purge_anonymises_old_decisions_deletes_old_answers_and_is_audited(tmp_path):
-    path = _store(tmp_path)
+def _cached(location: str) -> list[str]:
+    keys = {BureauCache.key("bureau.serasa", document): document for document in ("old", "new")}
+    return sorted(keys[row["key"]] for row in open_store(location).query("select key from connector_cache"))
+
+
+def test_purge_anonymises_old_decisions_deletes_old_answers_and_is_audited(store_location):
+    path = _store(store_location)
     report = purge(path, dt.date(2020, 6, 1), "dpo@example.com")
     assert (report.decisions, report.cache_entries) == (2, 1)
     old1, old2, recent = _rows(path)
@@ -69,22 +73,20 @@ def test_purge_anonymises_old_decisions_deletes_old_answers_and_is_audited(tmp_p
         assert row["connector_answers"] is None  # the lookups' answers go with the input
         assert row["outcome"] == "deny" and json.loads(row["body"])["outcome"] == "deny"  # statistics stay
     assert CPF in recent["input"] and recent["purged_at"] is None
-    db = connect(path)
-    assert [r["key"] for r in db.query("select key from connector_cache")] == ["new"]
-    db.conn.close()
+    assert _cached(path) == ["new"]
     [audit] = purges(path)
-    assert (audit["before"], audit["by"], audit["decisions"], audit["cache_entries"]) == \
+    assert (str(audit["before"]), audit["by"], audit["decisions"], audit["cache_entries"]) == \
         ("2020-06-01", "dpo@example.com", 2, 1)
     again = purge(path, dt.date(2020, 6, 1), "dpo@example.com")
     assert (again.decisions, again.cache_entries) == (0, 0) and len(purges(path)) == 2
 
 
-def test_a_dry_run_counts_and_changes_nothing(tmp_path):
-    path = _store(tmp_path)
+def test_a_dry_run_counts_and_changes_nothing(store_location):
+    path = _store(store_location)
     before = _rows(path)
     report = purge(path, dt.date(2020, 6, 1), "x", dry_run=True)
     assert (report.decisions, report.cache_entries, report.dry_run) == (2, 1, True)
-    assert _rows(path) == before and purges(path) == []
+    assert _rows(path) == before and _cached(path) == ["new", "old"] and purges(path) == []
 
 
 def test_the_command_line(tmp_path):
@@ -102,10 +104,11 @@ def test_the_command_line(tmp_path):
     assert missing.returncode == 2 and "no such database" in missing.stderr
 
 
-def test_the_server_applies_retention_days_and_old_decisions_stay_readable(tmp_path):
-    path = _store(tmp_path)
+def test_the_server_applies_retention_days_and_old_decisions_stay_readable(tmp_path, store_location):
+    path = _store(store_location)
     old_id = _rows(path)[0]["id"]
-    settings = sandbox_settings(tmp_path, store={"path": path, "flush_interval_ms": 10, "retention_days": 30})
+    where = {"url": path} if postgres.is_url(path) else {"path": path}
+    settings = sandbox_settings(tmp_path, store={**where, "flush_interval_ms": 10, "retention_days": 30})
     with ThreadedServer(settings) as server, server.client(SANDBOX_HEADERS) as client:
         new = client.post("/evaluate/credito_b2b", json={"input": b2b_order()}).json()["decision_id"]
         deadline = dt.datetime.now() + dt.timedelta(seconds=30)

@@ -5,9 +5,10 @@ decision and GET /decisions/{id}. One masking function: engine.connectors.mask_d
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from server_harness import ProcessServer, b2b_order, server_with_policies
+from server_harness import ProcessServer, ThreadedServer, b2b_order, sandbox_settings
 
 from regua.engine.connectors import mask_documents_in
 from regua.server.logs import mask_text
@@ -51,8 +52,11 @@ def test_the_log_masks_percent_encoded_documents():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with server_with_policies(tmp_path_factory.mktemp("masking"), anotada=NOTE_POLICY) as running:
+def server(tmp_path_factory, module_backend):
+    """One server per store backend: the stored decision is read back from SQLite, then PostgreSQL."""
+    settings = sandbox_settings(tmp_path_factory.mktemp("masking"), store=module_backend)
+    (Path(settings.policies.folder) / "anotada.regua").write_text(NOTE_POLICY, encoding="utf-8")
+    with ThreadedServer(settings) as running:
         yield running
 
 
@@ -106,7 +110,7 @@ def test_a_document_in_a_text_input_is_masked_in_reasons_and_the_stored_decision
     assert_no_document(json.dumps(record["reasons"]) + record["explanation"] + json.dumps(record["trace"]))
 
 
-def test_the_access_log_masks_documents_anywhere_in_paths_and_queries(tmp_path):
+def test_the_access_log_masks_documents_anywhere_in_paths_and_queries(tmp_path, backend):
     env = {"REGUA_SERVER__ACCESS_LOG": "true"}
     with ProcessServer(tmp_path, env=env) as srv, srv.client() as c:
         for path in ("/decisions/529%2E982%2E247%2D25", "/decisions/11.222.333%2F0001-81",

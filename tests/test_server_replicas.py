@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,6 +20,17 @@ from regua.server.store import open_store
 ORDER = json.loads((ROOT / "examples" / "pedido_b2b.json").read_text(encoding="utf-8"))
 #: Polling alone would take this long: what arrives sooner came by NOTIFY.
 SLOW_POLL = {"REGUA_POLICIES__SYNC_INTERVAL": "30"}
+#: Issue 19: a version activated on one replica serves on the others within this (NOTIFY).
+NOTIFY_DEADLINE = 1.0
+
+
+def seconds_until(check, since: float, give_up: float = 10.0, interval: float = 0.01) -> float:
+    """Poll `check` every `interval` until it holds; the seconds from `since` (monotonic) to the
+    first answer that held. Fails after `give_up` seconds."""
+    while not check():
+        assert time.monotonic() - since < give_up, f"not within {give_up}s"
+        time.sleep(interval)
+    return time.monotonic() - since
 
 
 @pytest.fixture
@@ -43,15 +55,19 @@ def test_a_version_published_on_one_replica_serves_on_the_other(replicas):
     with a.client() as ca, b.client() as cb:
         assert behaves_as(decide(cb), "2026.11.1")
         response = ca.post("/policies", json={"source": V2})
+        published = time.monotonic()  # the version is committed (and NOTIFY sent) once this answers
         assert response.status_code == 201, response.text
-        assert behaves_as(decide(ca), "2026.12.1")
         # sync_interval is 30 s: only the notification can bring it this soon
-        eventually(lambda: behaves_as(decide(cb), "2026.12.1"), timeout=10)
+        latency = seconds_until(lambda: behaves_as(decide(cb), "2026.12.1"), since=published)
+        assert latency <= NOTIFY_DEADLINE, f"B served the new version {latency:.3f}s after A's publish answered"
+        assert behaves_as(decide(ca), "2026.12.1")
         assert decide(cb)[0] == 2
 
         rollback = cb.post("/policies/credito_b2b/rollback", json={"revision": 1})
+        rolled_back = time.monotonic()
         assert rollback.status_code == 200, rollback.text
-        eventually(lambda: behaves_as(decide(ca), "2026.11.1"), timeout=10)
+        latency = seconds_until(lambda: behaves_as(decide(ca), "2026.11.1"), since=rolled_back)
+        assert latency <= NOTIFY_DEADLINE, f"A served the rollback {latency:.3f}s after B's answered"
         history = ca.get("/policies/credito_b2b").json()["activations"]
         assert history == cb.get("/policies/credito_b2b").json()["activations"] and len(history) == 3
 

@@ -31,7 +31,9 @@ from server_harness import DECISION_FIELDS, SANDBOX_HEADERS, ThreadedServer, ass
 from regua.server.config import SANDBOX_KEY
 from regua.server.monitoring import sign
 
-#: Every operation of the API. A new endpoint fails test_the_schema_lists_every_operation until it is here.
+#: Every operation of the API, served on either store (experiments too: on PostgreSQL they live in the
+#: shared database, server/experiment_store.py). A new endpoint fails test_the_schema_lists_every_operation
+#: until it is here.
 OPERATIONS = [
     "POST /evaluate", "POST /evaluate/{policy}", "POST /evaluate/batch",
     "GET /policies", "GET /policies/{name}", "POST /policies", "PUT /policies/{name}",
@@ -48,7 +50,6 @@ OPERATIONS = [
     "POST /experiments/{name}/pause", "POST /experiments/{name}/resume", "POST /experiments/{name}/stop",
     "POST /experiments/{name}/promote", "GET /experiments/{name}/report",
 ]
-#: Absent from a server on a PostgreSQL store (experiments keep their state in SQLite: docs/operating.md).
 #: Per operation: the whole file takes about 20 s on a 2-core machine. POST /events needs no API key
 #: but a signature: schemathesis' unsigned requests all get 401 (test_signed_random_alerts_… signs them).
 EXAMPLES = 60
