@@ -181,7 +181,7 @@ class ExperimentService:
             sample = challenger.get("sample")
             if sample is None and share == 0:
                 sample = 1.0  # a shadow sees every request unless sampled
-            if share == 0 and not (sample is not None and 0 < sample <= 1):
+            if sample is not None and not _is_fraction(sample):  # given to any arm, it must make sense
                 raise ExperimentConflict(400, "INVALID_SAMPLE", "a shadow challenger's sample is a fraction in (0, 1]",
                                          f"{where}.sample")
             arms.append({"arm": arm_name, "role": "challenger", "revision": revision, "share": share,
@@ -231,7 +231,7 @@ class ExperimentService:
         for arm, value in points.items():
             arms[arm]["share"] = value
         for arm, sample in samples.items():
-            if not 0 < sample <= 1:
+            if not _is_fraction(sample):
                 raise ExperimentConflict(400, "INVALID_SAMPLE", "a sample is a fraction in (0, 1]", f"samples.{arm}")
         if arms["champion"]["share"] == 0:
             raise ExperimentConflict(400, "INVALID_SHARES", "the champion keeps a share: promote a challenger "
@@ -270,6 +270,11 @@ def _basis_points(value, location: str) -> int:
     if abs(points - value * 100) > 1e-6:
         raise ExperimentConflict(400, "INVALID_SHARES", "a share has at most two decimals (12.25)", location)
     return points
+
+
+def _is_fraction(value) -> bool:
+    """A sample: a number in (0, 1] (NaN and infinities are not)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
 
 
 def _check_sum(arms: list[dict]) -> None:

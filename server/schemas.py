@@ -322,6 +322,7 @@ class Readiness(msgspec.Struct):
 
 # ---- experiments ----
 _ARM_NAME = Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SAMPLE = Meta(description="a fraction of requests in (0, 1]")
 
 
 class ChallengerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -329,7 +330,9 @@ class ChallengerIn(msgspec.Struct, forbid_unknown_fields=True):
     share: Annotated[float, Meta(ge=0, le=100)] = 0  # percent of traffic; 0 makes a shadow challenger
     source: Annotated[str, Meta(min_length=1)] | None = None  # a new version, stored (never activated)
     revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None  # or an existing revision
-    sample: Annotated[float, Meta(gt=0, le=1)] | None = None  # shadows: the fraction of requests evaluated
+    # Shadows: the fraction of requests evaluated, in (0, 1]. The range is checked by the service, so
+    # that a sample outside it is the documented INVALID_SAMPLE, not a generic schema error.
+    sample: Annotated[float, _SAMPLE] | None = None
 
 
 class ExperimentCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -343,7 +346,7 @@ class ExperimentCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class SharesIn(msgspec.Struct, forbid_unknown_fields=True):
     shares: dict[str, Annotated[float, Meta(ge=0, le=100)]] = {}
-    samples: dict[str, Annotated[float, Meta(gt=0, le=1)]] = {}
+    samples: dict[str, Annotated[float, _SAMPLE]] = {}  # the range: INVALID_SAMPLE, from the service
 
 
 class PromoteIn(msgspec.Struct, forbid_unknown_fields=True):
