@@ -323,11 +323,14 @@ class Readiness(msgspec.Struct):
 # ---- experiments ----
 _ARM_NAME = Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SAMPLE = Meta(description="a fraction of requests in (0, 1]")
+# Shares: percent of traffic, from 0 to 100 with at most two decimals. The range is checked by the
+# service, so that a share outside it is the documented INVALID_SHARES, not a generic schema error.
+_SHARE = Meta(description="percent of traffic, 0 to 100, at most two decimals")
 
 
 class ChallengerIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, _ARM_NAME]
-    share: Annotated[float, Meta(ge=0, le=100)] = 0  # percent of traffic; 0 makes a shadow challenger
+    share: Annotated[float, _SHARE] = 0  # percent of traffic; 0 makes a shadow challenger
     source: Annotated[str, Meta(min_length=1)] | None = None  # a new version, stored (never activated)
     revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None  # or an existing revision
     # Shadows: the fraction of requests evaluated, in (0, 1]. The range is checked by the service, so
@@ -341,11 +344,11 @@ class ExperimentCreate(msgspec.Struct, forbid_unknown_fields=True):
     challengers: Annotated[list[ChallengerIn], Meta(min_length=1, max_length=10)]
     key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # default: the CPF/CNPJ input
     salt: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # default: random
-    champion_share: Annotated[float, Meta(ge=0, le=100)] | None = None
+    champion_share: Annotated[float, _SHARE] | None = None
 
 
 class SharesIn(msgspec.Struct, forbid_unknown_fields=True):
-    shares: dict[str, Annotated[float, Meta(ge=0, le=100)]] = {}
+    shares: dict[str, Annotated[float, _SHARE]] = {}  # the range: INVALID_SHARES, from the service
     samples: dict[str, Annotated[float, _SAMPLE]] = {}  # the range: INVALID_SAMPLE, from the service
 
 

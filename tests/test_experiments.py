@@ -106,6 +106,9 @@ def test_bad_requests_change_nothing(server, client):
         ({"challengers": [{"name": "b", "source": STRICT, "share": 10}, {"name": "b", "source": LOOSE}]}, 400,
          "DUPLICATE_ARM"),
         ({"challengers": [{"name": "b", "source": STRICT, "share": 10.123}]}, 400, "INVALID_SHARES"),
+        ({"challengers": [{"name": "b", "source": STRICT, "share": 150}]}, 400, "INVALID_SHARES"),
+        ({"challengers": [{"name": "b", "source": STRICT, "share": -5}]}, 400, "INVALID_SHARES"),
+        ({"challengers": [{"name": "b", "source": STRICT, "share": 10}], "champion_share": 120}, 400, "INVALID_SHARES"),
         ({"challengers": [], "policy": "credito_b2b"}, 400, "INVALID_REQUEST"),
     ]
     for extra, status, code in cases:
@@ -166,8 +169,9 @@ def test_experiment_lifecycle(server, client):
     after = server.services.evaluator.experiments.store.get("teto")
     moved = [o for o in orders if arm_of(stored, o["cnpj"]) != arm_of(after, o["cnpj"])]
     assert all(arm_of(stored, o["cnpj"]) == "rigido" and arm_of(after, o["cnpj"]) == "champion" for o in moved)
-    bad = client.put("/experiments/teto/shares", json={"shares": {"champion": 70}})
-    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_SHARES")
+    for shares in ({"champion": 70}, {"champion": 101, "rigido": -1}, {"champion": 80.001, "rigido": 19.999}):
+        bad = client.put("/experiments/teto/shares", json={"shares": shares})
+        assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_SHARES"), shares
     assert server.services.evaluator.experiments.store.get("teto")["arms"] == after["arms"]
 
     # report
