@@ -183,14 +183,16 @@ def compile_policy(source: str, file: str = "<policy>", env: Environment | None 
         from regua.dsl.parser import parse
 
         try:
-            checked = check(parse(source, file), env)
-            meta, code = build_artifact(checked, digest)
+            meta, code = build_artifact(check(parse(source, file), env), digest)
+            # Built before the collector runs again, and with the syntax tree already freed (by
+            # reference counting): its first pass would otherwise scan every object the compile
+            # made (~0.3 s for 10,000 rules), the tree included.
+            prepared = PreparedPolicy(meta, code, env.functions)
         finally:
             if collecting:
                 gc.enable()
         if cache_dir:
             _store_on_disk(cache_dir, digest, meta, code)
-        prepared = PreparedPolicy(meta, code, env.functions)
     _remember(digest, prepared)
     return prepared
 
