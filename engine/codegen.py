@@ -52,6 +52,9 @@ class Generated:
     input_loops: bool = False
     # Some code reads the evaluation context `rt` (ExpressionCompiler.uses_context).
     uses_context: bool = True
+    # Per rule block `_B<n>` of evaluate_fast: (its first rule's index, the generated line (1-based)
+    # each of its rules starts at, the lines [first, end) (0-based) of its twin `_T<n>`).
+    blocks: list[tuple[int, tuple[int, ...], int, int]] = field(default_factory=list)
 
 
 class _Writer:
@@ -82,6 +85,10 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         self.at = 0  # the policy line being generated, for errors
         self.current_rule: ast.Rule | None = None
         self.lazy = False  # evaluate_fast's result lists start as () (see _evaluate)
+        # Per rule index, what _rule_code generated for evaluate_fast, replayed for evaluate_full.
+        self.rule_code: dict[int, tuple] = {}
+        self.fast_blocks: list[tuple[int, list[int]]] = []  # per _B<n>: first rule, the line each rule starts
+        self.full_blocks: list[tuple[int, int]] = []  # per _T<n>: its lines (first, end)
         self.chain = chain_lengths(checked.order, checked.deps)
         for name in checked.order:
             symbol = checked.symbols[name]
@@ -117,8 +124,11 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         prologue = header + self.constant_lines + [f"_F{n} = _FN[{name!r}]" for n, name in enumerate(self.functions)] + [""]
         source = "\n".join(prologue + w.lines) + "\n"
         linemap = [0] * len(prologue) + w.linemap
+        at = len(prologue)
+        blocks = [(first_rule, tuple(at + line + 1 for line in starts), at + begin, at + end)
+                  for (first_rule, starts), (begin, end) in zip(self.fast_blocks, self.full_blocks, strict=True)]
         return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows,
-                         full_start + len(prologue), reads_input(checked, self.iterated), self.uses_context)
+                         full_start + at, reads_input(checked, self.iterated), self.uses_context, blocks)
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line
@@ -216,18 +226,29 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         # Rules that read each other's flags share one function's locals: such policies stay inline.
         blocks = [rules[n:n + RULE_BLOCK] for n in range(0, len(rules), RULE_BLOCK)] \
             if len(rules) > RULE_BLOCK and not self.referenced else []
+        # evaluate_fast's blocks have no `try` per rule (a fifth of what Python's compile() does
+        # for a large policy): when one of their rules fails, the evaluation goes on from the next
+        # rule in the block's evaluate_full twin, `_T<n>(..., start)`, each of whose rules has its
+        # `try` (engine/blocks.py).
         prefix = "_T" if full else "_B"
-        results = "fired, errors, trace" if full else "fired, errors"
+        params = "fired, errors, trace, start=0" if full else "fired, errors"
         self.main = True
         for n, block in enumerate(blocks):
-            w.line(f"def {prefix}{n}(i, s, rt, {results}):", block[0].span.line)
+            first = len(w.lines)
+            w.line(f"def {prefix}{n}(i, s, rt, {params}):", block[0].span.line)
             w.indent()
             self._locals_line()
+            starts = []
             for rule in block:
-                self._rule(rule, full, shared=True)
+                starts.append(len(w.lines))
+                self._rule(rule, full, shared=True, guarded=full, skippable=full)
             self._fill_locals()
             w.dedent()
             w.line("")
+            if full:
+                self.full_blocks.append((first, len(w.lines)))
+            else:
+                self.fast_blocks.append((block[0].index, starts))
         w.line(f"def {name}(i, s, rt):", 1)
         w.indent()
         self._locals_line()
@@ -250,7 +271,13 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.line(" = ".join(f"f{k}" for k in self.referenced) + " = False", 1)
         if blocks:
             for n, block in enumerate(blocks):
-                w.line(f"{prefix}{n}(i, s, rt, {results})", block[0].span.line)
+                if full:
+                    w.line(f"{prefix}{n}(i, s, rt, fired, errors, trace)", block[0].span.line)
+                    continue
+                w.line("try:", block[0].span.line)
+                w.line(f"    {prefix}{n}(i, s, rt, fired, errors)", block[0].span.line)
+                w.line("except Exception as e:", block[0].span.line)
+                w.line(f"    _resume({n}, e, i, s, rt, fired, errors)", block[0].span.line)
         else:
             for rule in ordered:
                 self._rule(rule, full, shared=False)
@@ -312,19 +339,21 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         if used:
             self.w.lines[self._locals_at] = "    " * self.w.depth + " = ".join(f"l{k}" for k in used) + " = _U"
 
-    def _rule(self, rule: ast.Rule, full: bool, shared: bool) -> None:
+    def _rule(self, rule: ast.Rule, full: bool, shared: bool, guarded: bool = True, skippable: bool = False) -> None:
+        """The rule's code; `guarded`: in a try block recording its failure; `skippable`: run only
+        from rule `start` on (a block resumed after a failure, see _evaluate)."""
         w = self.w
         r = rule.index
         self.current_rule = rule
         line = self.at = rule.condition.span.line
         w.line(f"# rule {rule.name}", rule.span.line)
-        w.line("try:", line)
-        w.indent()
-        guarded = self._condition(rule)
-        self._hoist([rule.condition], shared=shared, evaluated=guarded)
-        condition = self.expr(guarded)
-        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
-        self.known = set()
+        if skippable:
+            w.line(f"if start <= {r}:", line)
+            w.indent()
+        if guarded:
+            w.line("try:", line)
+            w.indent()
+        condition, sets = self._rule_code(rule, shared)
         if full:
             w.line(f"r = {condition}", line)
             w.line(f"trace.append(({r}, r))", line)
@@ -337,6 +366,8 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         if r in self.referenced:
             w.line(f"f{r} = True", rule.action.span.line)
         w.dedent()
+        if not guarded:
+            return
         w.dedent()
         w.line("except Exception as e:", line)
         w.indent()
@@ -346,6 +377,36 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.line(f"trace.append(({r}, e))", line)
         self._append("errors", f"({r}, e)", line)
         w.dedent()
+        if skippable:
+            w.dedent()
+
+    def _rule_code(self, rule: ast.Rule, shared: bool) -> tuple[str, str]:
+        """The rule's hoisted statements (written), its condition and its `set` values.
+
+        evaluate_full has the same rules in the same functions, in the same order, as
+        evaluate_fast, so what the first made is replayed for it, at its indentation (statements, and the locals and
+        inline tables they account for), not generated a second time (a tenth of a large
+        policy's cold compile)."""
+        w = self.w
+        indent = "    " * w.depth
+        made = self.rule_code.get(rule.index)
+        if made is not None:
+            lines, linemap, condition, sets, used, inlined = made
+            w.lines += [indent + text if text else "" for text in lines]
+            w.linemap += linemap
+            self.used_locals |= used
+            self.inlined |= inlined
+            return condition, sets
+        start, used_before, inlined_before = len(w.lines), set(self.used_locals), set(self.inlined)
+        guarded = self._condition(rule)
+        self._hoist([rule.condition], shared=shared, evaluated=guarded)
+        condition = self.expr(guarded)
+        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
+        self.known = set()
+        cut = len(indent)  # kept without the indentation: evaluate_full's may be deeper
+        self.rule_code[rule.index] = ([text[cut:] for text in w.lines[start:]], w.linemap[start:], condition, sets,
+                                      self.used_locals - used_before, self.inlined - inlined_before)
+        return condition, sets
 
     def _append(self, name: str, item: str, line: int) -> None:
         """`name.append(item)`, where `name` may still be the empty tuple (see `lazy`)."""

@@ -139,6 +139,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         warnings=checked.warnings,
         graph=graph.to_dict(),
         full_start=generated.full_start,
+        blocks=generated.blocks,
         input_loops=generated.input_loops,
         uses_context=generated.uses_context,
         actionable=actionable_specs(checked),
