@@ -205,10 +205,12 @@ def _covers(intervals: list[Interval], universe: Interval, typ) -> bool:
 
 
 class Linter:
-    def __init__(self, policy: ast.Policy, bag: DiagnosticBag, severities: dict[str, int]):
+    def __init__(self, policy: ast.Policy, bag: DiagnosticBag, severities: dict[str, int],
+                 fired_readers: frozenset[int] | None = None):
         self.policy = policy
         self.bag = bag
         self.severities = severities
+        self.fired_readers = fired_readers  # the rules calling fired(), when the checker knows them
 
     def run(self, declared_inputs: bool) -> None:
         if declared_inputs:
@@ -242,6 +244,8 @@ class Linter:
         return _Conjuncts(rule.condition)
 
     def rule_reads_fired(self, rule: ast.Rule) -> bool:
+        if self.fired_readers is not None and rule.index not in self.fired_readers:
+            return False
         return _reads_fired(rule.condition)
 
     # ---- unused declarations ----

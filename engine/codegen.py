@@ -308,6 +308,8 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
     def _references(self, rule: ast.Rule) -> list[ast.Rule]:
         """The rules `rule`'s condition reads through fired(rule) or fired(action)."""
         found = []
+        if not self.checked.may_call(rule, "fired"):
+            return found
         for node in ast.walk(rule.condition):
             if isinstance(node, ast.Call) and node.resolved == "fired":
                 found += self._fired_rules(node, rule)

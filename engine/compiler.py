@@ -153,6 +153,8 @@ def _handles(checked: CheckedPolicy, rule) -> tuple[str, ...]:
     from regua.dsl.ast import walk
 
     found = []
+    if not checked.may_call(rule, "available"):
+        return ()
     for node in walk(rule.condition):
         if isinstance(node, ast.Call) and node.resolved == "available" and node.args:
             arg = node.args[0]
