@@ -148,6 +148,13 @@ def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
         return None
 
 
+def _compares_bounded(e: ast.Expr) -> bool:
+    """Whether `e` may be a comparison whose subject has a declared range (cheap: no texts)."""
+    if isinstance(e, ast.Binary):
+        return e.op in FLIP and (bounds_of(e.left) is not None or bounds_of(e.right) is not None)
+    return isinstance(e, ast.InRange) and bounds_of(e.value) is not None
+
+
 def conjuncts(e: ast.Expr) -> list[ast.Expr]:
     if isinstance(e, ast.Binary) and e.op == "and":
         return ast.chain(e)[0]
@@ -321,6 +328,10 @@ class Linter:
                                          "of the comparisons", node.span, "check the limits")
                         break
             else:
+                # Only a declared range (bounds_of) makes a lone comparison worth a warning: the
+                # comparison itself (its subject's text, the interval) is worked out for those only.
+                if not _compares_bounded(node):
+                    continue
                 c = comparison(node)
                 if c is None:
                     continue
