@@ -33,7 +33,9 @@ from .tables_codegen import TableCodegen, leading_name
 HOIST_CHAIN = 32
 # Rules per generated block function, in policies with more rules than this (see _evaluate).
 RULE_BLOCK = 128
-SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
+# A set: `in` a tuple compared a node's type with each (dataclass __eq__), for every node of every rule.
+SCALARS = frozenset((T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS,
+                     T.CPF, T.CNPJ))
 
 
 @dataclass

@@ -132,8 +132,8 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             label = f"{step_day(rule.day)} {label}"
         graph.nodes.append(GraphNode(rid, "rule", label, rule.span.line))
         graph.edges += [(node_id(dep), rid) for dep in reads([rule.condition] + [a.value for a in rule.sets])]
-        read = sorted({f"rule:{other.name}" for other, _ in fired_references(rule, rules, by_name)},
-                      key=lambda other: order_of[other])
+        found = fired_references(rule, rules, by_name) if checked.may_call(rule, "fired") else ()
+        read = sorted({f"rule:{other.name}" for other, _ in found}, key=lambda other: order_of[other])
         graph.fired.update((other, rid) for other in read)
         graph.edges += [(other, rid) for other in read]
     for output in checked.outputs:

@@ -13,6 +13,7 @@ from regua.dsl.parser import parse
 from regua.engine.builtins import default_environment
 from regua.engine.codegen import generate
 from regua.engine.compiler import _handles, check_source
+from regua.engine.graph import build_graph
 
 POLICY = """
 input
@@ -56,6 +57,9 @@ def test_knowing_the_calls_changes_nothing_the_compiler_makes():
     assert [_handles(checked, r) for r in checked.policy.rules] == \
         [_handles(unknown, r) for r in unknown.policy.rules] == [("bureau.serasa",), (), (), ()]
     assert generate(checked).source == generate(unknown).source
+    graph = build_graph(checked).to_dict()
+    assert graph == build_graph(unknown).to_dict()
+    assert {"from": "rule:grande", "to": "rule:confirma", "kind": "fired"} in graph["edges"]
 
 
 def test_calls_are_unknown_when_some_rule_was_not_typed():
