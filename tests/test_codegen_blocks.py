@@ -43,6 +43,9 @@ def test_fast_blocks_have_no_try_per_rule():
     blocks = _fast_block_sources(prepared)
     assert len(blocks) == 4
     assert not any("try:" in block for block in blocks)
+    # A rule without `set` appends its shared (index, None) pair.
+    assert "fired.append(_FIRED[131])" in blocks[1]
+    assert prepared._namespace["_FIRED"][131] == (131, None)
     assert "def _T1(i, s, rt, fired, errors, trace, start=0):" in prepared.meta.generated_source
 
 
