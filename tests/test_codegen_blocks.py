@@ -83,3 +83,16 @@ def test_blocks_decide_as_the_inline_code(monkeypatch, data, trace):
 def test_the_failure_of_a_let_hoisted_in_a_block_is_each_readers():
     decision = policy(BODY).evaluate({"a": 5, "c": 0}, as_of=AS_OF)
     assert [r.rule for r in error_reasons(decision)] == [f"r{n}" for n in range(300, RULES)]
+
+
+def test_a_block_policy_from_the_disk_cache_resumes_its_blocks_too(tmp_path):
+    from policy_harness import source
+
+    from regua.engine.compiler import compile_policy
+
+    first = compile_policy(source(BODY), cache_dir=tmp_path)
+    expected = first.evaluate({"a": 5, "b": 0}, as_of=AS_OF).to_dict()
+    clear_memory_cache()
+    cached = compile_policy(source(BODY), cache_dir=tmp_path)
+    assert cached is not first and cached.meta.blocks == first.meta.blocks
+    assert cached.evaluate({"a": 5, "b": 0}, as_of=AS_OF).to_dict() == expected
