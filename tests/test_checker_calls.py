@@ -71,3 +71,17 @@ def test_calls_are_unknown_when_some_rule_was_not_typed():
     checked = Partial(parse(source(POLICY), "<p>"), default_environment()).run()
     assert checked.calls is None
     assert all(checked.may_call(r, "fired") for r in checked.policy.rules)
+
+
+def test_policy_item_filters_follow_the_item_list():
+    from regua.dsl import ast
+
+    policy = parse(source(POLICY), "<p>")
+    rules = policy.rules
+    assert [r.name for r in rules] == ["bureau_indisponivel", "confirma", "grande", "qualquer"]
+    rules.pop()  # a new list each time: the caller's to change
+    assert len(policy.rules) == 4 and policy.rules is not policy.rules
+    policy.items.append(ast.Rule("nova", policy.rules[0].condition, policy.rules[0].action, index=4))
+    assert [r.name for r in policy.rules][-1] == "nova"
+    policy.items = [item for item in policy.items if not isinstance(item, ast.Rule)]
+    assert policy.rules == [] and policy.lets
