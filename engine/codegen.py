@@ -161,7 +161,7 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         stack: list[tuple[ast.Expr | None, bool]] = [(condition, False)]
         while stack:
             e, in_comprehension = stack.pop()
-            if e is None:
+            if e is None or e.__class__ is ast.Literal:  # a third of the nodes; nothing to read
                 continue
             if isinstance(e, (ast.Name, ast.Attribute)) and not in_comprehension:
                 base, path = chain(e)

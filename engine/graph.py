@@ -136,6 +136,10 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
         read = sorted({f"rule:{other.name}" for other, _ in found}, key=lambda other: order_of[other])
         graph.fired.update((other, rid) for other in read)
         graph.edges += [(other, rid) for other in read]
+    setters: dict[str, list[ast.Rule]] = {}  # per output, the rules that `set` it (once each, in order)
+    for rule in rules:
+        for name in dict.fromkeys(a.name for a in rule.sets):
+            setters.setdefault(name, []).append(rule)
     for output in checked.outputs:
         oid = f"output:{output.name}"
         graph.nodes.append(GraphNode(oid, "output", output.name, output.span.line))
@@ -143,7 +147,7 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             graph.edges.append((node_id(output.name), oid))
         else:
             graph.edges += [(node_id(dep), oid) for dep in reads([output.value])]
-        graph.edges += [(f"rule:{r.name}", oid) for r in rules if any(a.name == output.name for a in r.sets)]
+        graph.edges += [(f"rule:{r.name}", oid) for r in setters.get(output.name, ())]
     graph.nodes.append(GraphNode("outcome", "outcome", f"outcome (default {checked.default.verb})", 0))
     graph.edges += [(f"rule:{r.name}", "outcome") for r in rules]
     return graph
