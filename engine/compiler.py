@@ -106,7 +106,7 @@ def build_artifact(checked: CheckedPolicy, digest: str):
     paths = connector_paths(checked)
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
-    main_source = "\n".join(generated.source.split("\n")[:generated.full_start]) + "\n"
+    main_source = _first_lines(generated.source, generated.full_start)
     try:
         code = compile(main_source, filename, "exec")
     except (SyntaxError, RecursionError, MemoryError) as error:
@@ -145,6 +145,15 @@ def build_artifact(checked: CheckedPolicy, digest: str):
         actionable=actionable_specs(checked),
     )
     return meta, code
+
+
+def _first_lines(text: str, count: int) -> str:
+    """The first `count` lines of `text`, each with its newline (without splitting the whole text
+    into lines: a large policy's generated code has ~150,000)."""
+    end = 0
+    for _ in range(count):
+        end = text.index("\n", end) + 1
+    return text[:end]
 
 
 def _handles(checked: CheckedPolicy, rule) -> tuple[str, ...]:

@@ -96,3 +96,14 @@ def test_a_block_policy_from_the_disk_cache_resumes_its_blocks_too(tmp_path):
     cached = compile_policy(source(BODY), cache_dir=tmp_path)
     assert cached is not first and cached.meta.blocks == first.meta.blocks
     assert cached.evaluate({"a": 5, "b": 0}, as_of=AS_OF).to_dict() == expected
+
+
+def test_the_main_code_is_the_generated_source_up_to_evaluate_full():
+    from regua.engine.compiler import _first_lines
+
+    text = "a\nbb\n\nccc\nd\n"
+    assert [_first_lines(text, k) for k in range(1, 6)] == ["a\n", "a\nbb\n", "a\nbb\n\n", "a\nbb\n\nccc\n", text]
+    prepared = policy(BODY)
+    main = _first_lines(prepared.meta.generated_source, prepared.meta.full_start)
+    assert main.endswith("\n") and "def evaluate_fast(" in main and "def _T0(" not in main
+    assert prepared.meta.generated_source.split("\n")[prepared.meta.full_start].startswith("def _T0(")
