@@ -103,7 +103,8 @@ def build_artifact(checked: CheckedPolicy, digest: str):
 
     graph = build_graph(checked)
     generated = generate(checked)
-    paths = connector_paths(checked)
+    # The fields each connector's answer needs; a policy that calls none needs no walk of its code.
+    paths = connector_paths(checked) if generated.connectors else {}
     policy = checked.policy
     filename = f"<regua {policy.name} {digest[:12]}>"
     main_source = _first_lines(generated.source, generated.full_start)
