@@ -6,6 +6,7 @@ graph builder and code generator read it, and the formatter prints it back.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +289,10 @@ class TestDecl(Node):
 # ---- the policy --------------------------------------------------------------
 
 
+# Policy.of_type's filters, per policy (by identity: Policy has eq=False), dropped with it.
+_OF_TYPE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 @dataclass(eq=False)
 class Policy(Node):
     name: str
@@ -300,7 +305,17 @@ class Policy(Node):
     kind_span: Span = NO_SPAN
 
     def of_type(self, cls):
-        return [item for item in self.items if isinstance(item, cls)]
+        """The items that are `cls`, in order (a new list). Each filter is kept while `items` is the
+        same list of the same length: the passes over a policy read `rules`, `lets`... dozens of
+        times, and each filter goes through every item (10,000 rules: 51 reads, ~50 ms)."""
+        items = self.items
+        kept = _OF_TYPE.get(self)
+        if kept is None or kept[0] is not items or kept[1] != len(items):
+            kept = _OF_TYPE[self] = (items, len(items), {})
+        found = kept[2].get(cls)
+        if found is None:
+            found = kept[2][cls] = [item for item in items if isinstance(item, cls)]
+        return list(found)
 
     @property
     def description(self) -> str | None:
@@ -504,8 +519,11 @@ def nesting(expr) -> tuple[int, Expr | None]:
             continue
         if depth > MAX_NESTING:
             return depth, node
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children(node))
+        if depth > deepest:
+            deepest = depth
+        depth += 1
+        for child in children(node):  # a loop, not a generator: every node of the policy comes here
+            stack.append((child, depth))
     return deepest, None
 
 

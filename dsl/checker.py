@@ -20,7 +20,7 @@ from .kinds import KINDS, check_step_setting
 from .limits import check_lazy_chains, check_record_nesting
 from .lint import Linter
 from .policy_tests import check_policy_tests
-from .rule_order import order_rules
+from .rule_order import fired_references, order_rules
 from .tables import analyse_table
 from .values import CoercionError, coerce
 
@@ -56,6 +56,13 @@ class CheckedPolicy:
     rule_order: list[int] = field(default_factory=list)
     # What counterfactual explanations may change (dsl/actionable.py), in declaration order.
     actionable: list[ActionableTarget] = field(default_factory=list)
+    # "fired" / "available": the rules whose condition calls it (indexes), or None when not known
+    # (then a pass that needs it walks the conditions).
+    calls: dict[str, frozenset[int]] | None = None
+
+    def may_call(self, rule: ast.Rule, function: str) -> bool:
+        """False when the rule's condition surely does not call fired() / available()."""
+        return self.calls is None or rule.index in self.calls[function]
 
     @property
     def name(self) -> str:
@@ -80,6 +87,7 @@ class Checker:
         self.cyclic: set[str] = set()
         self.outputs: list[OutputSpec] = []
         self.rule_order: list[int] = []
+        self.typed_rules = 0  # rule conditions the typer has seen (rule_calls)
         self.actionable: list[ActionableTarget] = []
         self.kind = KINDS.get(policy.kind)
         self.severities = self.kind.actions if self.kind else {}
@@ -129,7 +137,15 @@ class Checker:
             warnings=[d for d in self.bag.sorted() if d.severity is Severity.WARNING],
             rule_order=self.rule_order,
             actionable=self.actionable,
+            calls=self.rule_calls(),
         )
+
+    def rule_calls(self) -> dict[str, frozenset[int]] | None:
+        """Which rules call fired() / available(), when the typer saw every rule's condition (a
+        checker that types only some rules, as regua lsp's, leaves it unknown)."""
+        if self.typed_rules != len(self.policy.rules):
+            return None
+        return {name: frozenset(indexes) for name, indexes in self.typer.calls.items()}
 
     # ---- header ----
     def check_header(self) -> None:
@@ -296,7 +312,8 @@ class Checker:
             self.linter().run(self.kind is not None and self.kind.fixed_input is None)
 
     def linter(self) -> Linter:
-        return Linter(self.policy, self.bag, self.severities)
+        calls = self.rule_calls()
+        return Linter(self.policy, self.bag, self.severities, None if calls is None else calls["fired"])
 
     def check_actionable(self) -> None:
         self.actionable = check_actionable(self.policy, self.input_type, self.env.connectors, self.bag,
@@ -424,6 +441,7 @@ class Checker:
             self.typer.expect_bool(rule.condition, f"the condition of rule '{rule.name}'")
         finally:
             self.typer.rule = None
+        self.typed_rules += 1
         self._check_action(rule.action)
         for assignment in rule.sets:
             typ = self.typer.infer(assignment.value)
@@ -434,7 +452,16 @@ class Checker:
                                did_you_mean(assignment.name, output_names))
 
     def order_rules(self) -> None:
-        self.rule_order = order_rules(self.policy.rules, self.typer.rule_names, self.bag)
+        calls = self.rule_calls()
+        if calls is None:
+            self.rule_order = order_rules(self.policy.rules, self.typer.rule_names, self.bag)
+            return
+        readers = calls["fired"]
+
+        def reads(rule, rules, by_name):  # only the rules seen calling fired() are walked
+            return fired_references(rule, rules, by_name) if rule.index in readers else []
+
+        self.rule_order = order_rules(self.policy.rules, self.typer.rule_names, self.bag, reads)
 
     def check_tables(self) -> None:
         for table in self.policy.tables:

@@ -70,6 +70,9 @@ class ExprTyper(ast.Visitor):
         self.rule: ast.Rule | None = None
         self.rule_names: dict[str, ast.Rule] = {}
         self.actions: tuple[str, ...] = ()
+        # The rules (indexes) whose condition calls fired() / available(), seen while typing them:
+        # later passes skip walking the conditions of the others (see CheckedPolicy.calls).
+        self.calls: dict[str, set[int]] = {"fired": set(), "available": set()}
 
     # ---- entry points ----
     def infer(self, expr: ast.Expr) -> T.Type:
@@ -259,10 +262,14 @@ class ExprTyper(ast.Visitor):
             return self._aggregate(expr)
         if expr.func == "fired":
             expr.resolved = "fired"
+            if self.rule is not None:
+                self.calls["fired"].add(self.rule.index)
             self._fired(expr)
             return T.BOOL
         if expr.func == "available":
             expr.resolved = "available"
+            if self.rule is not None:
+                self.calls["available"].add(self.rule.index)
             if len(expr.args) != 1 or not _is_lookup_value(expr.args[0], self.symbols):
                 self.bag.error("E203", "available() takes one connector lookup, e.g. available(relatorio)", expr.span)
             for arg in expr.args:

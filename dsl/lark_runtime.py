@@ -45,7 +45,9 @@ class FastContextualLexer(ContextualLexer):
         plans: dict = {}
         line_ctr = lexer_state.line_ctr
         text, end = lexer_state.text.text, lexer_state.text.end
-        new_token = Token
+        # Token(type, value, ...) is Token.__new__ calling Token._future_new: two Python calls per
+        # token for what str.__new__ and the slot assignments below do.
+        new_str = str.__new__
         while True:
             lexer = lexers[parser_state.state_stack[-1]]  # ParserState.position
             plan = plans.get(id(lexer))
@@ -67,7 +69,9 @@ class FastContextualLexer(ContextualLexer):
                 ignored = type_ in ignore_types
                 token = None
                 if not ignored or type_ in callback:
-                    token = new_token(type_, value, pos, line_ctr.line, line_ctr.column)
+                    token = new_str(Token, value)
+                    token.type, token.start_pos, token.value = type_, pos, value
+                    token.line, token.column = line_ctr.line, line_ctr.column
                 if type_ in newline_types:  # LineCounter.feed
                     newlines = value.count("\n")
                     if newlines:
@@ -88,7 +92,7 @@ class FastContextualLexer(ContextualLexer):
 
 
 class FastParserState(ParserState):
-    """ParserState.feed_token, with `?a: b` reductions done in place."""
+    """ParserState.feed_token, with `?a: b` reductions done in place, on the table of _fast_states."""
 
     __slots__ = ()
 
@@ -101,36 +105,66 @@ class FastParserState(ParserState):
         while True:
             state = state_stack[-1]
             try:
-                action, arg = states[state][token_type]
+                shift, arg = states[state][token_type]
             except KeyError:
                 expected = {s for s in states[state].keys() if s.isupper()}
                 raise UnexpectedToken(token, expected, state=self, interactive_parser=None) from None
-            if action is Shift:
+            if shift:
                 assert not is_end
                 state_stack.append(arg)
                 value_stack.append(token if token_type not in callbacks else callbacks[token_type](token))
                 return
-            rule = arg
-            if callbacks and callbacks[rule] is PASS:
+            passes, callback, size, origin = arg
+            if passes:
                 del state_stack[-1]  # the value of `?a: b` is b's, already on the stack
             else:
-                size = len(rule.expansion)
                 if size:
                     children = value_stack[-size:]
                     del state_stack[-size:]
                     del value_stack[-size:]
                 else:
                     children = []
-                value_stack.append(callbacks[rule](children) if callbacks else children)
-            state_stack.append(states[state_stack[-1]][rule.origin.name][1])
+                value_stack.append(callback(children) if callback is not None else children)
+            state_stack.append(states[state_stack[-1]][origin][1])
             if is_end and state_stack[-1] == end_state:
                 return value_stack[-1]
 
 
+# Per parse table (by id, with the table and callbacks kept to check it is still the same).
+_FAST_STATES: dict[int, tuple] = {}
+
+
+def _fast_states(parse_table, callbacks) -> dict:
+    """The parse table's actions as (shift?, argument), a reduction's argument worked out once per
+    rule: (`?a: b`?, callback or None, length, origin name). Per token, feed_token then neither
+    hashes the grammar rule (twice: Rule.__hash__ is a Python call) nor reads its attributes."""
+    states = parse_table.states
+    cached = _FAST_STATES.get(id(states))
+    if cached is not None and cached[0] is states and cached[1] is callbacks:
+        return cached[2]
+    reductions: dict = {}
+    fast = {}
+    for state, actions in states.items():
+        row = {}
+        for name, (action, arg) in actions.items():
+            if action is Shift:
+                row[name] = (True, arg)
+                continue
+            reduction = reductions.get(arg)
+            if reduction is None:
+                callback = callbacks[arg] if callbacks else None
+                reduction = reductions[arg] = (callback is PASS, callback, len(arg.expansion), arg.origin.name)
+            row[name] = (False, reduction)
+        fast[state] = row
+    _FAST_STATES[id(states)] = (states, callbacks, fast)
+    return fast
+
+
 class _FastParser(_Parser):
     def parse(self, lexer, start, value_stack=None, state_stack=None, start_interactive=False):
-        parser_state = FastParserState(ParseConf(self.parse_table, self.callbacks, start), lexer, state_stack,
-                                       value_stack)
+        conf = ParseConf(self.parse_table, self.callbacks, start)
+        conf.states = _fast_states(self.parse_table, self.callbacks)
+        parser_state = FastParserState(conf, lexer, state_stack, value_stack)
         if start_interactive:
             return InteractiveParser(self, parser_state, parser_state.lexer)
         return self.parse_from_state(parser_state)

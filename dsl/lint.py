@@ -148,6 +148,13 @@ def comparison(e: ast.Expr) -> tuple[str, ast.Expr, Interval] | None:
         return None
 
 
+def _compares_bounded(e: ast.Expr) -> bool:
+    """Whether `e` may be a comparison whose subject has a declared range (cheap: no texts)."""
+    if isinstance(e, ast.Binary):
+        return e.op in FLIP and (bounds_of(e.left) is not None or bounds_of(e.right) is not None)
+    return isinstance(e, ast.InRange) and bounds_of(e.value) is not None
+
+
 def conjuncts(e: ast.Expr) -> list[ast.Expr]:
     if isinstance(e, ast.Binary) and e.op == "and":
         return ast.chain(e)[0]
@@ -205,10 +212,12 @@ def _covers(intervals: list[Interval], universe: Interval, typ) -> bool:
 
 
 class Linter:
-    def __init__(self, policy: ast.Policy, bag: DiagnosticBag, severities: dict[str, int]):
+    def __init__(self, policy: ast.Policy, bag: DiagnosticBag, severities: dict[str, int],
+                 fired_readers: frozenset[int] | None = None):
         self.policy = policy
         self.bag = bag
         self.severities = severities
+        self.fired_readers = fired_readers  # the rules calling fired(), when the checker knows them
 
     def run(self, declared_inputs: bool) -> None:
         if declared_inputs:
@@ -242,6 +251,8 @@ class Linter:
         return _Conjuncts(rule.condition)
 
     def rule_reads_fired(self, rule: ast.Rule) -> bool:
+        if self.fired_readers is not None and rule.index not in self.fired_readers:
+            return False
         return _reads_fired(rule.condition)
 
     # ---- unused declarations ----
@@ -317,6 +328,10 @@ class Linter:
                                          "of the comparisons", node.span, "check the limits")
                         break
             else:
+                # Only a declared range (bounds_of) makes a lone comparison worth a warning: the
+                # comparison itself (its subject's text, the interval) is worked out for those only.
+                if not _compares_bounded(node):
+                    continue
                 c = comparison(node)
                 if c is None:
                     continue

@@ -28,13 +28,16 @@ from regua.dsl.limits import chain_lengths
 
 from . import hot_path
 from .expressions import AGGREGATES, ExpressionCompiler
+from .input_loops import reads_input
 from .tables_codegen import TableCodegen, leading_name
 
 # Lets on longer chains are computed in dependency order before the rule or output that needs them.
 HOIST_CHAIN = 32
 # Rules per generated block function, in policies with more rules than this (see _evaluate).
 RULE_BLOCK = 128
-SCALARS = (T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS, T.CPF, T.CNPJ)
+# A set: `in` a tuple compared a node's type with each (dataclass __eq__), for every node of every rule.
+SCALARS = frozenset((T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS,
+                     T.CPF, T.CNPJ))
 
 
 @dataclass
@@ -53,6 +56,9 @@ class Generated:
     input_loops: bool = False
     # Some code reads the evaluation context `rt` (ExpressionCompiler.uses_context).
     uses_context: bool = True
+    # Per rule block `_B<n>` of evaluate_fast: (its first rule's index, the generated line (1-based)
+    # each of its rules starts at, the lines [first, end) (0-based) of its twin `_T<n>`).
+    blocks: list[tuple[int, tuple[int, ...], int, int]] = field(default_factory=list)
 
 
 class _Writer:
@@ -83,6 +89,10 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         self.at = 0  # the policy line being generated, for errors
         self.current_rule: ast.Rule | None = None
         self.lazy = False  # evaluate_fast's result lists start as () (see _evaluate)
+        # Per rule index, what _rule_code generated for evaluate_fast, replayed for evaluate_full.
+        self.rule_code: dict[int, tuple] = {}
+        self.fast_blocks: list[tuple[int, list[int]]] = []  # per _B<n>: first rule, the line each rule starts
+        self.full_blocks: list[tuple[int, int]] = []  # per _T<n>: its lines (first, end)
         self.chain = chain_lengths(checked.order, checked.deps)
         for name in checked.order:
             symbol = checked.symbols[name]
@@ -115,11 +125,17 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             f"# Régua generated code for policy {self.policy.name!r} version {checked.version!r}.",
             "# Do not edit: regenerated from the policy source. Lines map back via the linemap.",
         ]
-        prologue = header + self.constant_lines + [f"_F{n} = _FN[{name!r}]" for n, name in enumerate(self.functions)] + [""]
+        prologue = header + self.constant_lines + [f"_F{n} = _FN[{name!r}]" for n, name in enumerate(self.functions)]
+        if self.fast_blocks:
+            prologue.append(f"_FIRED = tuple((k, None) for k in range({len(self.policy.rules)}))")
+        prologue.append("")
         source = "\n".join(prologue + w.lines) + "\n"
         linemap = [0] * len(prologue) + w.linemap
+        at = len(prologue)
+        blocks = [(first_rule, tuple(at + line + 1 for line in starts), at + begin, at + end)
+                  for (first_rule, starts), (begin, end) in zip(self.fast_blocks, self.full_blocks, strict=True)]
         return Generated(source, linemap, self.slots, self.connectors, self.functions, value_paths, self.table_rows,
-                         full_start + len(prologue), reads_input(checked, self.iterated), self.uses_context)
+                         full_start + at, reads_input(checked, self.iterated), self.uses_context, blocks)
 
     def _let(self, name: str, let: ast.Let) -> None:
         w, k, line = self.w, self.slot_of[name], let.span.line
@@ -147,7 +163,7 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         stack: list[tuple[ast.Expr | None, bool]] = [(condition, False)]
         while stack:
             e, in_comprehension = stack.pop()
-            if e is None:
+            if e is None or e.__class__ is ast.Literal:  # a third of the nodes; nothing to read
                 continue
             if isinstance(e, (ast.Name, ast.Attribute)) and not in_comprehension:
                 base, path = chain(e)
@@ -217,18 +233,29 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         # Rules that read each other's flags share one function's locals: such policies stay inline.
         blocks = [rules[n:n + RULE_BLOCK] for n in range(0, len(rules), RULE_BLOCK)] \
             if len(rules) > RULE_BLOCK and not self.referenced else []
+        # evaluate_fast's blocks have no `try` per rule (a fifth of what Python's compile() does
+        # for a large policy): when one of their rules fails, the evaluation goes on from the next
+        # rule in the block's evaluate_full twin, `_T<n>(..., start)`, each of whose rules has its
+        # `try` (engine/blocks.py).
         prefix = "_T" if full else "_B"
-        results = "fired, errors, trace" if full else "fired, errors"
+        params = "fired, errors, trace, start=0" if full else "fired, errors"
         self.main = True
         for n, block in enumerate(blocks):
-            w.line(f"def {prefix}{n}(i, s, rt, {results}):", block[0].span.line)
+            first = len(w.lines)
+            w.line(f"def {prefix}{n}(i, s, rt, {params}):", block[0].span.line)
             w.indent()
             self._locals_line()
+            starts = []
             for rule in block:
-                self._rule(rule, full, shared=True)
+                starts.append(len(w.lines))
+                self._rule(rule, full, shared=True, guarded=full, skippable=full)
             self._fill_locals()
             w.dedent()
             w.line("")
+            if full:
+                self.full_blocks.append((first, len(w.lines)))
+            else:
+                self.fast_blocks.append((block[0].index, starts))
         w.line(f"def {name}{'(i, s, rt)' if full else hot_path.SIGNATURE}:", 1)
         w.indent()
         self._locals_line()
@@ -254,7 +281,13 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.line(" = ".join(f"f{k}" for k in self.referenced) + " = False", 1)
         if blocks:
             for n, block in enumerate(blocks):
-                w.line(f"{prefix}{n}(i, s, rt, {results})", block[0].span.line)
+                if full:
+                    w.line(f"{prefix}{n}(i, s, rt, fired, errors, trace)", block[0].span.line)
+                    continue
+                w.line("try:", block[0].span.line)
+                w.line(f"    {prefix}{n}(i, s, rt, fired, errors)", block[0].span.line)
+                w.line("except Exception as e:", block[0].span.line)
+                w.line(f"    _resume({n}, e, i, s, rt, fired, errors)", block[0].span.line)
         else:
             for rule in ordered:
                 self._rule(rule, full, shared=False)
@@ -289,6 +322,8 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
     def _references(self, rule: ast.Rule) -> list[ast.Rule]:
         """The rules `rule`'s condition reads through fired(rule) or fired(action)."""
         found = []
+        if not self.checked.may_call(rule, "fired"):
+            return found
         for node in ast.walk(rule.condition):
             if isinstance(node, ast.Call) and node.resolved == "fired":
                 found += self._fired_rules(node, rule)
@@ -320,19 +355,21 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         if used:
             self.w.lines[self._locals_at] = "    " * self.w.depth + " = ".join(f"l{k}" for k in used) + " = _U"
 
-    def _rule(self, rule: ast.Rule, full: bool, shared: bool) -> None:
+    def _rule(self, rule: ast.Rule, full: bool, shared: bool, guarded: bool = True, skippable: bool = False) -> None:
+        """The rule's code; `guarded`: in a try block recording its failure; `skippable`: run only
+        from rule `start` on (a block resumed after a failure, see _evaluate)."""
         w = self.w
         r = rule.index
         self.current_rule = rule
         line = self.at = rule.condition.span.line
         w.line(f"# rule {rule.name}", rule.span.line)
-        w.line("try:", line)
-        w.indent()
-        guarded = self._condition(rule)
-        self._hoist([rule.condition], shared=shared, evaluated=guarded)
-        condition = self.expr(guarded)
-        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
-        self.known = set()
+        if skippable:
+            w.line(f"if start <= {r}:", line)
+            w.indent()
+        if guarded:
+            w.line("try:", line)
+            w.indent()
+        condition, sets = self._rule_code(rule, shared)
         if full:
             w.line(f"r = {condition}", line)
             w.line(f"trace.append(({r}, r))", line)
@@ -341,10 +378,15 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.line(f"if {condition}:", line)
         w.indent()
         # The facts behind a fired rule are read later, on demand, from `i` and `s`.
-        self._append("fired", f"({r}, {sets})", rule.action.span.line)
+        # In evaluate_fast's blocks, a rule without `set` appends a shared (index, None) of _FIRED:
+        # ten thousand tuple constants are a seventh of compile()'s work on a large policy.
+        fired = f"_FIRED[{r}]" if not guarded and sets == "None" else f"({r}, {sets})"
+        self._append("fired", fired, rule.action.span.line)
         if r in self.referenced:
             w.line(f"f{r} = True", rule.action.span.line)
         w.dedent()
+        if not guarded:
+            return
         w.dedent()
         w.line("except Exception as e:", line)
         w.indent()
@@ -354,6 +396,36 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
             w.line(f"trace.append(({r}, e))", line)
         self._append("errors", f"({r}, e)", line)
         w.dedent()
+        if skippable:
+            w.dedent()
+
+    def _rule_code(self, rule: ast.Rule, shared: bool) -> tuple[str, str]:
+        """The rule's hoisted statements (written), its condition and its `set` values.
+
+        evaluate_full has the same rules in the same functions, in the same order, as
+        evaluate_fast, so what the first made is replayed for it, at its indentation (statements, and the locals and
+        inline tables they account for), not generated a second time (a tenth of a large
+        policy's cold compile)."""
+        w = self.w
+        indent = "    " * w.depth
+        made = self.rule_code.get(rule.index)
+        if made is not None:
+            lines, linemap, condition, sets, used, inlined = made
+            w.lines += [indent + text if text else "" for text in lines]
+            w.linemap += linemap
+            self.used_locals |= used
+            self.inlined |= inlined
+            return condition, sets
+        start, used_before, inlined_before = len(w.lines), set(self.used_locals), set(self.inlined)
+        guarded = self._condition(rule)
+        self._hoist([rule.condition], shared=shared, evaluated=guarded)
+        condition = self.expr(guarded)
+        sets = "{" + ", ".join(f"{a.name!r}: {self.expr(a.value)}" for a in rule.sets) + "}" if rule.sets else "None"
+        self.known = set()
+        cut = len(indent)  # kept without the indentation: evaluate_full's may be deeper
+        self.rule_code[rule.index] = ([text[cut:] for text in w.lines[start:]], w.linemap[start:], condition, sets,
+                                      self.used_locals - used_before, self.inlined - inlined_before)
+        return condition, sets
 
     def _append(self, name: str, item: str, line: int) -> None:
         """`name.append(item)`, where `name` may still be the empty tuple (see `lazy`)."""
@@ -441,45 +513,3 @@ def too_deep(policy: ast.Policy, line: int, message: str) -> PolicyError:
 
 
 __all__ = ["generate", "Generated", "AGGREGATES"]
-
-
-def reads_input(checked: CheckedPolicy, exprs: list[ast.Expr]) -> bool:
-    """Whether any of `exprs` reads an input, directly or through lets and tables (iterative).
-    A connector's answer does not count, whatever its arguments: its size is the provider's."""
-    symbols, seen, stack = checked.symbols, set(), list(exprs)
-    while stack:
-        for name in _names_outside_lookups(stack.pop()):
-            symbol = symbols.get(name)
-            if symbol is None or name in seen:
-                continue
-            seen.add(name)
-            if symbol.kind == "input":
-                return True
-            node = symbol.node
-            if isinstance(node, ast.Let):
-                stack.append(node.value)
-            elif isinstance(node, ast.Table):
-                stack.extend(node.inputs)
-                for row in node.rows:
-                    stack.append(row.result)
-                    stack.extend(value for cell in row.cells or [] for value in cell.values)
-    return False
-
-
-def _names_outside_lookups(expr) -> set[str]:
-    """ast.free_names, without looking into the arguments of connector lookups."""
-    found: set[str] = set()
-    stack = [(expr, frozenset())]
-    while stack:
-        node, bound = stack.pop()
-        if node is None or (isinstance(node, ast.Call) and node.resolved == "connector"):
-            continue
-        if isinstance(node, ast.Name):
-            if node.name not in bound:
-                found.add(node.name)
-        elif isinstance(node, ast.Comprehension):
-            inner = bound | {node.var}
-            stack += [(node.source, bound), (node.condition, inner), (node.element, inner)]
-        else:
-            stack += [(child, bound) for child in ast.direct_children(node)]
-    return found

@@ -132,10 +132,14 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             label = f"{step_day(rule.day)} {label}"
         graph.nodes.append(GraphNode(rid, "rule", label, rule.span.line))
         graph.edges += [(node_id(dep), rid) for dep in reads([rule.condition] + [a.value for a in rule.sets])]
-        read = sorted({f"rule:{other.name}" for other, _ in fired_references(rule, rules, by_name)},
-                      key=lambda other: order_of[other])
+        found = fired_references(rule, rules, by_name) if checked.may_call(rule, "fired") else ()
+        read = sorted({f"rule:{other.name}" for other, _ in found}, key=lambda other: order_of[other])
         graph.fired.update((other, rid) for other in read)
         graph.edges += [(other, rid) for other in read]
+    setters: dict[str, list[ast.Rule]] = {}  # per output, the rules that `set` it (once each, in order)
+    for rule in rules:
+        for name in dict.fromkeys(a.name for a in rule.sets):
+            setters.setdefault(name, []).append(rule)
     for output in checked.outputs:
         oid = f"output:{output.name}"
         graph.nodes.append(GraphNode(oid, "output", output.name, output.span.line))
@@ -143,7 +147,7 @@ def build_graph(checked: CheckedPolicy) -> RuleGraph:
             graph.edges.append((node_id(output.name), oid))
         else:
             graph.edges += [(node_id(dep), oid) for dep in reads([output.value])]
-        graph.edges += [(f"rule:{r.name}", oid) for r in rules if any(a.name == output.name for a in r.sets)]
+        graph.edges += [(f"rule:{r.name}", oid) for r in setters.get(output.name, ())]
     graph.nodes.append(GraphNode("outcome", "outcome", f"outcome (default {checked.default.verb})", 0))
     graph.edges += [(f"rule:{r.name}", "outcome") for r in rules]
     return graph
