@@ -1,15 +1,7 @@
 """Backtest: evaluate a policy (and another, for swap sets) on a dataset of applications.
 
-The dataset (CSV, JSON Lines or Parquet; lab/dataset.py reads it) has one application per row:
-
-- a column per input field of the policy, named like the field (other columns are ignored by the
-  policy, and can be used with `--by`); an empty cell is an absent field (its default applies);
-- a column per connector, named by its qualified name (`bureau.serasa`), holding the answer as
-  JSON (in JSON Lines, an object or a JSON string); an empty cell or no such column means the
-  connector did not answer (the policy sees it unavailable);
-- `as_of` (optional): the date of the application (AAAA-MM-DD), the policy's `today`;
-- the label column (`--label`, optional): 1/0, true/false, sim/não: did it default;
-- the amount column (`--amount`, optional): the money at stake, for amount-weighted rates.
+The dataset (CSV, JSON Lines or Parquet) has one application per row: its input fields,
+connector answers, `as_of`, a label and an amount; lab/dataset.py reads it and says how.
 
 Rows that cannot be read are counted and listed (row number, column, what is wrong), never fatal.
 """
