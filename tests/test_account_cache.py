@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Receivable
 from regua.portfolio.monitoring.account import AccountLookup
+from regua.portfolio.monitoring.account_cache import SqliteVersion
 from regua.portfolio.monitoring.store import ACCOUNT_TABLES, MonitoringStore
 
 TODAY = dt.date(2026, 6, 15)
@@ -203,3 +204,35 @@ def test_cached_answers_are_always_the_file_s_answers(steps):
             writer.execute(sql.format(n=n, d=d, b=int(b)))
         assert cached(CNPJ) == fresh(CNPJ)
     cached.cache.close()
+
+
+def test_the_counter_is_read_only_after_a_write(tmp_path):
+    """The version query runs after a file of the database was written, not at every lookup; a file
+    beside the store (the outbox) written meanwhile costs no query. Answers stay exact (above)."""
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    lookup = lookup_at(path)
+    version = lookup.cache.version
+    lookup(CNPJ)
+    before = version.queries
+    for _ in range(5):
+        lookup(CNPJ)
+    sqlite3.connect(path + ".notifications.db", isolation_level=None).execute("create table o (x)")
+    lookup(CNPJ)
+    assert version.queries == before
+    in_another_process(path, "db.execute('create table elsewhere (x)')")
+    lookup(CNPJ)
+    assert version.queries == before + 1
+    assert (lookup.cache.hits, lookup.cache.misses) == (7, 1)  # a commit elsewhere keeps the answers
+    lookup.cache.close()
+
+
+def test_without_a_watch_the_counter_is_read_every_time(tmp_path):
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    version = SqliteVersion(path, watch=False)
+    first = version()
+    assert [version() for _ in range(3)] == [first] * 3 and version.queries == 4
+    in_another_process(path, "db.execute(\"update customers set segment = 'x'\")")
+    assert version() > first
+    version.close()
