@@ -4,12 +4,15 @@ second processes writing them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -236,3 +239,57 @@ def test_without_a_watch_the_counter_is_read_every_time(tmp_path):
     in_another_process(path, "db.execute(\"update customers set segment = 'x'\")")
     assert version() > first
     version.close()
+
+
+def test_on_the_event_loop_a_commit_made_before_a_request_is_seen(tmp_path):
+    """With the loop reading the watch (attach, as the server does at start), its lookups ask the
+    kernel nothing, and a commit completed before a request was sent over a socket is still seen:
+    the loop reads the commit's event before it starts the request's task (regua/file_changes.py)."""
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    version = SqliteVersion(path)
+    polls: list[int] = []
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        version.attach(loop)
+        real = version._changes._poll
+
+        class Counting:
+            def poll(self, timeout):
+                polls.append(threading.get_ident())
+                return real.poll(timeout)
+
+        version._changes._poll = Counting()
+
+        class Ask(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                async def answer():  # a request is a task of its own, as in uvicorn
+                    self.transport.write(b"%d\n" % version())
+                asyncio.ensure_future(answer())
+
+        server = await loop.create_server(Ask, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def client() -> list[int]:
+            seen = []
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                answers = connection.makefile("rb")
+                for n in range(8):
+                    in_another_process(path, f"db.execute(\"update customers set segment = 's{n}'\")")
+                    connection.sendall(b"?")
+                    seen.append(int(answers.readline()))
+            return seen
+
+        try:
+            return await loop.run_in_executor(None, client)
+        finally:
+            server.close()
+            version.close()
+
+    seen = asyncio.run(main())
+    assert seen == sorted(set(seen)) and len(seen) == 8  # every request saw the commit before it
+    assert polls == []

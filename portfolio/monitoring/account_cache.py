@@ -89,6 +89,11 @@ class SqliteVersion:
                 self._last = self._cursor.execute("select counter from account_changes where id = 1").fetchone()[0]
             return self._last
 
+    def attach(self, loop) -> None:
+        """Let `loop` (call from its thread) watch the file: its lookups then ask the kernel nothing."""
+        if self._changes is not None:
+            self._changes.attach(loop, self._lock)
+
     def close(self) -> None:
         with self._lock:
             if self._changes is not None:
@@ -152,6 +157,12 @@ class AccountCache:
             except (StopIteration, KeyError, RuntimeError):  # another thread got there first
                 pass
         answers[(document, today)] = answer
+
+    def attach(self, loop) -> None:
+        """Hand `loop` (call from its thread) what it can watch for the version (SqliteVersion)."""
+        attach = getattr(self.version, "attach", None)
+        if attach is not None:
+            attach(loop)
 
     def close(self) -> None:
         self.version.close()
