@@ -16,6 +16,7 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -241,7 +242,8 @@ def test_without_a_watch_the_counter_is_read_every_time(tmp_path):
     version.close()
 
 
-def test_on_the_event_loop_a_commit_made_before_a_request_is_seen(tmp_path):
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])  # `regua serve` runs uvicorn on uvloop
+def test_on_the_event_loop_a_commit_made_before_a_request_is_seen(tmp_path, loop_kind):
     """With the loop reading the watch (attach, as the server does at start), its lookups ask the
     kernel nothing, and a commit completed before a request was sent over a socket is still seen:
     the loop reads the commit's event before it starts the request's task (regua/file_changes.py)."""
@@ -290,6 +292,14 @@ def test_on_the_event_loop_a_commit_made_before_a_request_is_seen(tmp_path):
             server.close()
             version.close()
 
-    seen = asyncio.run(main())
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+        try:
+            seen = loop.run_until_complete(main())
+        finally:
+            loop.close()
+    else:
+        seen = asyncio.run(main())
     assert seen == sorted(set(seen)) and len(seen) == 8  # every request saw the commit before it
     assert polls == []
