@@ -22,12 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
 
 import msgspec
+
+from .frames import read_frame, write_frame
 
 log = logging.getLogger("regua.decisions")
 
@@ -69,8 +70,8 @@ class DecisionWriterProcess:
             if process is None or process.poll() is not None:
                 process = self._process = self._start()
         try:
-            _send(process.stdin, _encode(rows))
-            answer = _receive(process.stdout)
+            write_frame(process.stdin, _encode(rows))
+            answer = read_frame(process.stdout)
         except (OSError, ValueError):  # the pipe broke: the child is gone
             answer = None
         if answer is None:
@@ -83,7 +84,7 @@ class DecisionWriterProcess:
         self.starts += 1
         process = subprocess.Popen([sys.executable, "-m", "regua.server.decision_process"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        _send(process.stdin, os.fsencode(self.location))
+        write_frame(process.stdin, os.fsencode(self.location))
         return process
 
     def _lost(self, process: subprocess.Popen) -> None:
@@ -114,20 +115,6 @@ class DecisionWriterProcess:
         process.stdout.close()
 
 
-def _send(pipe, payload: bytes) -> None:
-    pipe.write(struct.pack("<I", len(payload)) + payload)
-    pipe.flush()
-
-
-def _receive(pipe) -> bytes | None:
-    head = pipe.read(4)
-    if len(head) < 4:
-        return None
-    size = struct.unpack("<I", head)[0]
-    data = pipe.read(size)
-    return data if len(data) == size else None
-
-
 # ---- the child ------------------------------------------------------------------------------------
 
 def child_main(stdin, stdout) -> None:
@@ -138,13 +125,13 @@ def child_main(stdin, stdout) -> None:
     # Ctrl-C reaches the whole process group: the server flushes its log on the way out and
     # closes the pipe when done, which is this process's signal to end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    location = _receive(stdin)
+    location = read_frame(stdin)
     if location is None:
         return
     store = open_store(os.fsdecode(location))
     with store.writer() as db:
         while True:
-            frame = _receive(stdin)
+            frame = read_frame(stdin)
             if frame is None:
                 return
             try:
@@ -152,7 +139,7 @@ def child_main(stdin, stdout) -> None:
                 answer = b""
             except Exception as failure:  # noqa: BLE001 — the server logs, counts and retries it
                 answer = type(failure).__name__.encode()
-            _send(stdout, answer)
+            write_frame(stdout, answer)
 
 
 if __name__ == "__main__":
