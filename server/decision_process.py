@@ -8,7 +8,7 @@ request with the writer thread inserting than with the rows built and dropped, w
 inserts made by another process at the same rate cost it nothing measurable. Here the writer
 thread only encodes each batch (msgpack, in C) and hands it to one child started with its own
 interpreter (`python -m`: no fork of a threaded server), which inserts it in one transaction
-through the same `Store.insert_decisions` and answers; the thread waits for that answer with the
+(SQLite: `Store.insert_decisions`; PostgreSQL: the same binary COPY, `copy_decisions`) and answers; the thread waits for that answer with the
 lock released. So everything the decision log promises stays as it was: a batch counts as
 written when the child says it committed, a failure is retried by the log, and sinks are called
 after the commit.
@@ -19,6 +19,7 @@ rows already stored, by id) and the next batch starts another child.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -120,26 +121,45 @@ class DecisionWriterProcess:
 def child_main(stdin, stdout) -> None:
     """Insert batches until the server closes the pipe; answer each with b"" (committed) or the
     exception's type name (not committed)."""
-    from .store import open_store
-
     # Ctrl-C reaches the whole process group: the server flushes its log on the way out and
     # closes the pipe when done, which is this process's signal to end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     location = read_frame(stdin)
     if location is None:
         return
-    store = open_store(os.fsdecode(location))
-    with store.writer() as db:
+    with _inserter(os.fsdecode(location)) as insert:
         while True:
             frame = read_frame(stdin)
             if frame is None:
                 return
             try:
-                store.insert_decisions(_decode_rows(frame), db)
+                insert(_decode_rows(frame))
                 answer = b""
             except Exception as failure:  # noqa: BLE001 — the server logs, counts and retries it
                 answer = type(failure).__name__.encode()
             write_frame(stdout, answer)
+
+
+@contextlib.contextmanager
+def _inserter(location: str):
+    """insert(rows) on one connection of this process's own: the server's store is already migrated,
+    so on PostgreSQL no store (and no pool) is made here, only the connection."""
+    from regua import postgres
+
+    if postgres.is_url(location):
+        from .store_postgres import copy_decisions
+
+        connection = postgres.connect(location)
+        try:
+            yield lambda rows: copy_decisions(connection, rows)
+        finally:
+            connection.close()
+        return
+    from .store import Store
+
+    store = Store(location)
+    with store.writer() as db:
+        yield lambda rows: store.insert_decisions(rows, db)
 
 
 if __name__ == "__main__":

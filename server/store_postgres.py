@@ -235,34 +235,8 @@ class PostgresStore:
         idempotency key is already stored are skipped."""
         if db is None:
             with self.pool.connection() as conn:
-                return self._copy(conn, rows)
-        return self._copy(db, rows)
-
-    @staticmethod
-    def _copy(conn, rows: list[tuple]) -> None:
-        """Binary COPY straight into `decisions`; when a row is already there (a replay, an
-        idempotency key another replica stored) the whole batch goes again through a temp table
-        and `insert … on conflict do nothing`, which skips exactly those rows. The fast path is
-        the usual one: the slow one costs a quarter more."""
-        import psycopg
-
-        try:
-            with conn.transaction(), conn.cursor() as cursor:
-                with cursor.copy(f"copy decisions ({_COLUMNS}) from stdin (format binary)") as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
-            return
-        except psycopg.errors.UniqueViolation:
-            pass
-        with conn.transaction(), conn.cursor() as cursor:
-            cursor.execute("create temp table if not exists decisions_in (like decisions) on commit delete rows")
-            with cursor.copy(f"copy decisions_in ({_COLUMNS}) from stdin (format binary)") as copy:
-                copy.set_types(_COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(f"insert into decisions ({_COLUMNS}) select {_COLUMNS} from decisions_in "
-                           "on conflict do nothing")
+                return copy_decisions(conn, rows)
+        return copy_decisions(db, rows)
 
     def insert_decision_once(self, row: tuple) -> dict | None:
         placeholders = ", ".join("%s" for _ in DECISION_COLUMNS)
@@ -296,3 +270,29 @@ class PostgresStore:
 
     def count_decisions(self) -> int:
         return self._one("select count(*) as n from decisions")["n"]
+
+
+def copy_decisions(conn, rows: list[tuple]) -> None:
+    """Binary COPY straight into `decisions`; when a row is already there (a replay, an
+    idempotency key another replica stored) the whole batch goes again through a temp table
+    and `insert … on conflict do nothing`, which skips exactly those rows. The fast path is
+    the usual one: the slow one costs a quarter more."""
+    import psycopg
+
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(f"copy decisions ({_COLUMNS}) from stdin (format binary)") as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        return
+    except psycopg.errors.UniqueViolation:
+        pass
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("create temp table if not exists decisions_in (like decisions) on commit delete rows")
+        with cursor.copy(f"copy decisions_in ({_COLUMNS}) from stdin (format binary)") as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"insert into decisions ({_COLUMNS}) select {_COLUMNS} from decisions_in "
+                       "on conflict do nothing")

@@ -15,7 +15,7 @@ from test_server_store import decision_row
 
 from regua.server.decision_log import DecisionLog
 from regua.server.decision_process import DecisionWriteFailed, DecisionWriterProcess
-from regua.server.store import Store
+from regua.server.store import Store, open_store
 
 
 def stored(path: str) -> list[str]:
@@ -107,3 +107,18 @@ def test_ctrl_c_leaves_the_child_writing_until_the_log_closes(path):
         log.submit(decision_row(i))
     log.close()
     assert len(stored(path)) == 50 and process.starts == 1
+
+
+def test_both_stores_take_a_batch_again_without_doubling_it(store_location):
+    """What a replaced child does with the batch in flight when its predecessor had committed it
+    before dying: the same rows again, skipped by id (SQLite and PostgreSQL)."""
+    open_store(store_location)  # migrated, as the server's store is before its log starts
+    process = DecisionWriterProcess(store_location)
+    try:
+        rows = [decision_row(i) for i in range(300)]
+        process.write(rows)
+        process.write(rows[100:] + [decision_row(300)])
+        ids = [row["id"] for row in open_store(store_location).query("select id from decisions")]
+        assert len(ids) == len(set(ids)) == 301
+    finally:
+        process.close()
