@@ -155,7 +155,7 @@ def run_child(db: str, as_of: dt.date, profile: bool = False, top: int = 30, rea
 # ---- the parent --------------------------------------------------------------------------------
 
 CODE = ["portfolio/collection/facts.py", "portfolio/collection/plan.py", "portfolio/collection/runner.py",
-        "portfolio/collection/planning_process.py",
+        "portfolio/collection/planning_process.py", "portfolio/collection/plan_writes.py",
         "portfolio/collection/store.py", "engine/prepared.py", "engine/codegen.py", "dsl/collection.py",
         *(f"policies/{name}.regua" for name in POLICIES)]
 

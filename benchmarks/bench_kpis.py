@@ -39,7 +39,7 @@ def main() -> int:
 
     from regua import dialect, postgres
     from regua.portfolio.collection.kpis import compute_kpis
-    from regua.portfolio.collection.store import MIGRATIONS as COLLECTION
+    from regua.portfolio.collection.migrations import MIGRATIONS as COLLECTION
     from regua.portfolio.store import MIGRATIONS as PORTFOLIO
 
     with tempfile.TemporaryDirectory(prefix="regua-bench-kpis-") as folder:

@@ -3,7 +3,7 @@
 Lark's LALR parser calls a callback per reduction with the values of the rule's symbols. Lark's own
 callbacks build a parse tree (`Tree` with a `meta` per node when `propagate_positions` is on) that
 a Transformer then turns into dsl.ast; here each callback goes straight to the handler method of
-the rule (dsl.parser._ToAst), which is over twice as fast for a large policy (issue 14) and gives
+the rule (dsl.ast_handlers.ToAst), which is over twice as fast for a large policy (issue 14) and gives
 the same nodes at the same positions. What Lark's tree builder does, each callback does too:
 
 - the extent (`meta`): from the start of the first child to the end of the last one, counting the

@@ -140,7 +140,7 @@ def _item_starts(text: str) -> list[int] | None:
     return starts if header_seen and starts and depth == 0 else None
 
 
-# Fields the checker fills in (dsl/ast.py says so of each).
+# Fields the checker fills in (dsl/ast_nodes.py says so of each).
 CHECKER_NOTES = frozenset(("type", "ref", "resolved"))
 
 @functools.cache

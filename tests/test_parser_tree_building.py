@@ -17,7 +17,7 @@ from regua.dsl.parser import GRAMMAR_PATH, PolicyIndenter, parse
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = sorted((ROOT / "policies").glob("*.regua"))
 
-# Grammar aliases whose tree becomes an expression node (dsl.parser._ToAst), one node per tree.
+# Grammar aliases whose tree becomes an expression node (dsl.ast_handlers.ToAst), one node per tree.
 EXPRESSIONS = {"otherwise", "if_expr", "or_op", "and_op", "not_op", "compare", "in_range", "not_in_range",
                "in_list", "not_in_list", "add", "sub", "mul", "div", "negate", "attribute", "call", "method_call",
                "comprehension", "name", "int_lit", "decimal_lit", "money_lit", "percent_lit", "days_lit",

@@ -23,8 +23,8 @@ from regua.engine.prepared import PreparedPolicy
 
 from .facts import Fact
 from .guards import notice_is_futile
+from .plan_writes import StepGroup
 from .settings import CollectionSettings
-from .store import StepGroup
 
 # Contact steps that stand for one another: the latest due replaces the older ones.
 REPLACEABLE = CONTACT_ACTIONS - {"notify_negativation"}

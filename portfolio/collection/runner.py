@@ -33,8 +33,9 @@ from .dispatch import Dispatcher
 from .facts import CENTS, iter_facts
 from .guards import record_expiry, removal_deadline
 from .plan import Planner, PlanResult, summarize
+from .plan_writes import PlanBatch
 from .settings import CollectionSettings
-from .store import CollectionStore, PlanBatch, iso
+from .store import CollectionStore, iso
 
 CHUNK = 5000
 # The work queue is written every QUEUE_CHUNK receivables, not every CHUNK: its priority index takes

@@ -22,9 +22,9 @@ from regua.plugins.connectors import NotificationChannel
 from regua.plugins.contracts import DeliveryReceipt, Notification
 
 from ..store import MIGRATIONS as PORTFOLIO
+from .migrations import MIGRATIONS as COLLECTION
 from .runner import Runner, run_time
 from .settings import CollectionSettings
-from .store import MIGRATIONS as COLLECTION
 
 
 class SimulatedChannel(NotificationChannel):
