@@ -8,10 +8,10 @@ request with the writer thread inserting than with the rows built and dropped, w
 inserts made by another process at the same rate cost it nothing measurable. Here the writer
 thread only encodes each batch (msgpack, in C) and hands it to one child started with its own
 interpreter (`python -m`: no fork of a threaded server), which inserts it in one transaction
-(SQLite: `Store.insert_decisions`; PostgreSQL: the same binary COPY, `copy_decisions`) and answers; the thread waits for that answer with the
-lock released. So everything the decision log promises stays as it was: a batch counts as
-written when the child says it committed, a failure is retried by the log, and sinks are called
-after the commit.
+(SQLite: `Store.insert_decisions`; PostgreSQL: the same binary COPY, `copy_decisions`) and
+answers; the thread waits for that answer with the lock released. So everything the decision
+log promises stays as it was: a batch counts as written when the child says it committed, a
+failure is retried by the log, and sinks are called after the commit.
 
 If the child dies, the batch in flight counts as failed (the log retries it: the insert skips
 rows already stored, by id) and the next batch starts another child.
