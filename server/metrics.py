@@ -85,8 +85,10 @@ class Metrics:
         key = (method, route, status)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self.http_latency.labels(method, route, str(status))
-        child.observe(seconds)
+            child = self._children[key] = _histogram(self.http_latency.labels(method, route, str(status)))
+        add_sum, bounds, buckets = child
+        add_sum(seconds)
+        buckets[bisect.bisect_left(bounds, seconds)](1)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

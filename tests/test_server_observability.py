@@ -76,7 +76,16 @@ def test_observing_decisions_counts_as_prometheus_clients_own_counters_and_histo
         return sorted(line for line in generate_latest(registry).decode().splitlines()
                       if line.startswith(prefixes))
 
-    prefixes = ("regua_decisions_total", "regua_evaluation_seconds_", "regua_connector_calls_total")
+    requests = Histogram("regua_http_request_seconds", "Time from request to the end of the response, by method, "
+                         "route and status", ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=reference)
+    for seconds in observed:
+        metrics.observe_request("POST", "/evaluate", 200, seconds)
+        requests.labels("POST", "/evaluate", "200").observe(seconds)
+    metrics.observe_request("GET", "/health", 503, 0.002)
+    requests.labels("GET", "/health", "503").observe(0.002)
+
+    prefixes = ("regua_decisions_total", "regua_evaluation_seconds_", "regua_connector_calls_total",
+                "regua_http_request_seconds_")
     assert lines(metrics.registry, prefixes) == lines(reference, prefixes)
     assert 'regua_evaluation_seconds_bucket{le="0.0005",policy="credito_b2b"} 3.0' in lines(metrics.registry, prefixes)
     exposition = generate_latest(metrics.registry).decode()
