@@ -8,6 +8,7 @@ metrics, API keys) are built once per worker process and handed to handlers thro
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
 
     async def on_startup(app: Litestar) -> None:
         services.start_background()
+        if services.account is not None:  # portfolio.customer: the loop watches the SQLite file
+            services.account.attach(asyncio.get_running_loop())
         # Everything loaded so far (the app, compiled policies, plugins) lives as long as the process:
         # keep it out of the garbage collector's full passes, which otherwise rescan it all.
         gc.collect()

@@ -83,6 +83,9 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     flush_max: int = 512
     #: "batched" (fast; a crash can lose the last flush_interval_ms) or "sync" (written before responding).
     durability: Literal["batched", "sync"] = "batched"
+    #: On SQLite, the batched inserts are made by a child process (one per worker), off the serving
+    #: process's interpreter lock; false: by a thread of the worker. PostgreSQL: always a thread.
+    writer_process: bool = True
     #: LGPD retention: decisions older than this many days lose their personal data (input,
     #: document) and cached bureau answers are deleted, every 6 hours (0: keep, purge by hand with
     #: `regua purge`). See docs/operating.md.

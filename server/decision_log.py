@@ -18,6 +18,7 @@ silently; the failure is logged and counted.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -32,8 +33,12 @@ log = logging.getLogger("regua.decisions")
 
 
 class DecisionLog:
-    def __init__(self, store: Store, flush_interval_ms: int = 50, flush_max: int = 512, on_flush=None):
+    def __init__(self, store: Store, flush_interval_ms: int = 50, flush_max: int = 512, on_flush=None,
+                 process=None):
         self.store = store
+        # server.decision_process.DecisionWriterProcess: the inserts made by a child process, off
+        # this process's GIL (store.writer_process); None: by the writer thread itself.
+        self.process = process
         self.interval = flush_interval_ms / 1000
         self.flush_max = flush_max
         self.on_flush = on_flush  # sink(decision, record) per decision written (plugin sinks)
@@ -66,7 +71,13 @@ class DecisionLog:
         return len(self._pending) + self._inflight
 
     def _run(self) -> None:
-        with self.store.writer() as db:  # a connection of its own (SQLite: WAL; PostgreSQL: COPY)
+        if self.process is not None:
+            try:
+                self.process.start()
+            except OSError as error:  # the first write tries again, and counts a failure
+                log.error("decision log: could not start the writer process: %s", type(error).__name__)
+        # A connection of its own (SQLite: WAL; PostgreSQL: COPY), or the child's.
+        with self.store.writer() if self.process is None else contextlib.nullcontext() as db:
             while True:
                 self._wake.wait(self.interval)
                 self._wake.clear()
@@ -86,7 +97,11 @@ class DecisionLog:
             return False
         self._inflight = len(items)
         try:
-            self.store.insert_decisions([row for row, _ in items], db)
+            rows = [row for row, _ in items]
+            if self.process is None:
+                self.store.insert_decisions(rows, db)
+            else:
+                self.process.write(rows)
         except Exception as error:  # noqa: BLE001 — keep the rows, try again on the next tick
             self.failures += 1
             self._pending.extendleft(reversed(items))
@@ -132,6 +147,8 @@ class DecisionLog:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
+        if self.process is not None and not self._thread.is_alive():
+            self.process.close()
         if self._thread.is_alive():
             log.error("decision log: the writer did not finish within %gs; %d decision(s) still waiting",
                       timeout, self.backlog)

@@ -17,6 +17,7 @@ from .auth import KeyRing
 from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
+from .decision_process import DecisionWriterProcess
 from .evaluator import Evaluator, PerMinute
 from .experiments import ExperimentService
 from .metrics import Metrics
@@ -139,7 +140,13 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     policies.start()
     metrics = Metrics()
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
-    decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks)
+    location = settings.store.location
+    # On SQLite the inserts go to a child process (server.decision_process): they cost a busy
+    # event loop ~20 % of its requests when a thread of this process makes them. A file only:
+    # an in-memory database cannot be shared with another process.
+    writer = DecisionWriterProcess(location) if settings.store.writer_process and not postgres.is_url(location) \
+        and location != ":memory:" and not location.startswith("file:") else None
+    decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks, writer)
     evaluator_kwargs = {"today": today} if today is not None else {}
     # Shadows in a child process when it can compile them as this process does: the plugins come
     # from the settings (a registry handed in, as tests do, may hold plugins it cannot rebuild).

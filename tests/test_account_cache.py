@@ -4,21 +4,26 @@ second processes writing them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regua.portfolio import Portfolio
 from regua.portfolio.model import Customer, Receivable
 from regua.portfolio.monitoring.account import AccountLookup
+from regua.portfolio.monitoring.account_cache import SqliteVersion
 from regua.portfolio.monitoring.store import ACCOUNT_TABLES, MonitoringStore
 
 TODAY = dt.date(2026, 6, 15)
@@ -203,3 +208,98 @@ def test_cached_answers_are_always_the_file_s_answers(steps):
             writer.execute(sql.format(n=n, d=d, b=int(b)))
         assert cached(CNPJ) == fresh(CNPJ)
     cached.cache.close()
+
+
+def test_the_counter_is_read_only_after_a_write(tmp_path):
+    """The version query runs after a file of the database was written, not at every lookup; a file
+    beside the store (the outbox) written meanwhile costs no query. Answers stay exact (above)."""
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    lookup = lookup_at(path)
+    version = lookup.cache.version
+    lookup(CNPJ)
+    before = version.queries
+    for _ in range(5):
+        lookup(CNPJ)
+    sqlite3.connect(path + ".notifications.db", isolation_level=None).execute("create table o (x)")
+    lookup(CNPJ)
+    assert version.queries == before
+    in_another_process(path, "db.execute('create table elsewhere (x)')")
+    lookup(CNPJ)
+    assert version.queries == before + 1
+    assert (lookup.cache.hits, lookup.cache.misses) == (7, 1)  # a commit elsewhere keeps the answers
+    lookup.cache.close()
+
+
+def test_without_a_watch_the_counter_is_read_every_time(tmp_path):
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    version = SqliteVersion(path, watch=False)
+    first = version()
+    assert [version() for _ in range(3)] == [first] * 3 and version.queries == 4
+    in_another_process(path, "db.execute(\"update customers set segment = 'x'\")")
+    assert version() > first
+    version.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])  # `regua serve` runs uvicorn on uvloop
+def test_on_the_event_loop_a_commit_made_before_a_request_is_seen(tmp_path, loop_kind):
+    """With the loop reading the watch (attach, as the server does at start), its lookups ask the
+    kernel nothing, and a commit completed before a request was sent over a socket is still seen:
+    the loop reads the commit's event before it starts the request's task (regua/file_changes.py)."""
+    path = str(tmp_path / "regua.db")
+    with_customer(path)
+    version = SqliteVersion(path)
+    polls: list[int] = []
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        version.attach(loop)
+        real = version._changes._poll
+
+        class Counting:
+            def poll(self, timeout):
+                polls.append(threading.get_ident())
+                return real.poll(timeout)
+
+        version._changes._poll = Counting()
+
+        class Ask(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                async def answer():  # a request is a task of its own, as in uvicorn
+                    self.transport.write(b"%d\n" % version())
+                asyncio.ensure_future(answer())
+
+        server = await loop.create_server(Ask, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def client() -> list[int]:
+            seen = []
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                answers = connection.makefile("rb")
+                for n in range(8):
+                    in_another_process(path, f"db.execute(\"update customers set segment = 's{n}'\")")
+                    connection.sendall(b"?")
+                    seen.append(int(answers.readline()))
+            return seen
+
+        try:
+            return await loop.run_in_executor(None, client)
+        finally:
+            server.close()
+            version.close()
+
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+        try:
+            seen = loop.run_until_complete(main())
+        finally:
+            loop.close()
+    else:
+        seen = asyncio.run(main())
+    assert seen == sorted(set(seen)) and len(seen) == 8  # every request saw the commit before it
+    assert polls == []

@@ -84,6 +84,7 @@ def arm_of(experiment: dict, document: str) -> str:
 
 def rows(server, name: str) -> list[dict]:
     server.services.evaluator.experiments.worker.wait_idle()
+    server.services.decision_log.wait_flushed()  # the decisions themselves, for the tests that read them
     return server.services.evaluator.experiments.store.decisions(name)
 
 

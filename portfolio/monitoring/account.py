@@ -85,6 +85,12 @@ class AccountLookup:
         answer.update(customer_behaviour(store.db, customer["id"], today))
         return answer
 
+    def attach(self, loop) -> None:
+        """Called on the server's event loop when it starts: lookups made on it then cost no system call."""
+        cache = self.cache
+        if cache is not None:
+            cache.attach(loop)
+
     def close(self) -> None:
         """Stop caching (on PostgreSQL: the listening thread and its connection)."""
         cache, self.cache = self.cache, None
