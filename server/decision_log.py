@@ -2,7 +2,9 @@
 
 Requests hand finished rows to `DecisionLog.submit()` (a deque append); one writer thread
 inserts whatever is waiting in a single transaction every `flush_interval_ms`, or sooner
-when `flush_max` rows are waiting. `close()` (graceful shutdown) drains everything.
+when `flush_max` rows are waiting — on SQLite through a child process that makes the inserts
+(server.decision_process), so they never hold this process's GIL. `close()` (graceful
+shutdown) drains everything.
 
 What a crash can lose: rows submitted but not yet written, i.e. the backlog (the metric
 `regua_decision_log_backlog`): normally what arrived in the last `flush_interval_ms` (50 ms by
