@@ -103,8 +103,10 @@ class ConnectorCall(msgspec.Struct, eq=False, gc=False):
     def __repr__(self) -> str:
         return f"ConnectorCall({self.connector!r}, args={self.args!r}, status={self.status!r})"
 
-    def to_dict(self) -> dict:
-        return {"connector": self.connector, "args": self.args, "status": self.status,
+    def to_dict(self, args: list[str] | None = None) -> dict:
+        """The wire form; `args`, when given, are this call's arguments already masked (the server
+        masks them once for the answer and the recorded answers, engine.recorded)."""
+        return {"connector": self.connector, "args": self.args if args is None else args, "status": self.status,
                 "duration_ms": round(self.duration_ms, 3), "error": self.error, "cached": self.cached,
                 "cost": self.cost}
 
@@ -159,8 +161,20 @@ class Decision(msgspec.Struct, eq=False, gc=False):
         return {
             "policy": {"name": self.policy, "version": self.version},
             "outcome": self.outcome,
-            "outputs": {k: to_json(v, self.output_types.get(k)) for k, v in self.outputs.items()},
-            "reasons": [r.to_dict() for r in self.reasons],
-            "trace": mask_documents_deep(self.trace) if self.trace is not None else None,
+            "outputs": self.outputs_json(),
+            "reasons": self.reasons_json(),
+            "trace": self.trace_json(),
             "connector_calls": [c.to_dict() for c in self.connector_calls],
         }
+
+    # to_dict's parts, for the server's answer (server.evaluator), which needs no `policy` dict and
+    # masks each lookup's arguments once for the answer and the decision log.
+    def outputs_json(self) -> dict:
+        types = self.output_types
+        return {k: to_json(v, types.get(k)) for k, v in self.outputs.items()}
+
+    def reasons_json(self) -> list[dict]:
+        return [r.to_dict() for r in self.reasons]
+
+    def trace_json(self) -> Any:
+        return mask_documents_deep(self.trace) if self.trace is not None else None

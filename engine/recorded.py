@@ -31,8 +31,9 @@ def _hook(value: Any) -> Any:
 _encode = msgspec.json.Encoder(enc_hook=_hook).encode
 
 
-def _entry(call) -> dict:
-    entry: dict[str, Any] = {"connector": call.connector, "args": [mask_document(a) for a in call._args],
+def _entry(call, args: list[str] | None = None) -> dict:
+    entry: dict[str, Any] = {"connector": call.connector,
+                             "args": [mask_document(a) for a in call._args] if args is None else args,
                              "status": call.status}
     if call.answer is not None:
         entry["answer"] = call.answer
@@ -41,10 +42,14 @@ def _entry(call) -> dict:
     return entry
 
 
-def encode_answers(calls: Iterable) -> str | None:
+def encode_answers(calls: Iterable, masked_args: list[list[str]] | None = None) -> str | None:
     """The recorded answers of a decision's connector calls (engine.decision.ConnectorCall), as
-    compact JSON; None when the decision made no lookup."""
-    entries = [_entry(call) for call in calls]
+    compact JSON; None when the decision made no lookup. `masked_args`: each call's arguments
+    already masked (mask_document), when the caller has them."""
+    if masked_args is None:
+        entries = [_entry(call) for call in calls]
+    else:
+        entries = [_entry(call, args) for call, args in zip(calls, masked_args)]
     if not entries:
         return None
     try:

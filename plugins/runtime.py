@@ -123,24 +123,48 @@ class Resilient:
         self._count_lock = threading.Lock()
 
     def __call__(self, *args):
+        breaker = self.breaker
+        if breaker.opened_at is None and breaker.failures == 0 and getattr(self.connector, "inline", False):
+            # An in-memory connector (the sandbox, on every request) with a closed, clean breaker:
+            # its first attempt made here, without the deadline and retry bookkeeping that only a
+            # failure reads (inline connectors have no decision deadline and no thread to wait
+            # for; a success leaves a clean breaker as it is). A failure goes on as in _call.
+            started = time.monotonic()
+            with self._count_lock:
+                self.attempts += 1
+            try:
+                return self.method(*args)
+            except Exception as error:  # noqa: BLE001 — classified by _call, as any attempt's failure
+                return self._call(args, started, error)
+        return self._call(args)
+
+    def _call(self, args: tuple, started: float | None = None, failed: BaseException | None = None):
+        """Every attempt, or (with `failed`) the attempts after a first one made by __call__ at
+        `started` that raised `failed`."""
         name = self.connector.name
         inline = getattr(self.connector, "inline", False)
         # The decision's deadline (engine.connectors.decision_deadline) bounds every attempt and
         # backoff: one budget for all the lookups of a decision. Inline connectors do not wait.
         decision = None if inline else decision_deadline()
-        if decision is not None and time.monotonic() >= decision:
-            raise TransientError("TIMEOUT", f"{name}: the decision's connector budget is spent")
-        if not self.breaker.allow():
-            raise CircuitOpen(name)
+        if failed is None:
+            if decision is not None and time.monotonic() >= decision:
+                raise TransientError("TIMEOUT", f"{name}: the decision's connector budget is spent")
+            if not self.breaker.allow():
+                raise CircuitOpen(name)
+            started = time.monotonic()
         delay = self.connector.backoff
-        deadline = time.monotonic() + getattr(self.connector, "budget", float("inf"))
+        deadline = started + getattr(self.connector, "budget", float("inf"))
         for attempt in range(self.connector.retries + 1):
-            with self._count_lock:
-                self.attempts += 1
+            if failed is None:
+                with self._count_lock:
+                    self.attempts += 1
             timeout = self.connector.timeout
             if decision is not None:
                 timeout = min(timeout, decision - time.monotonic())
             try:
+                if failed is not None:  # the first attempt, already made
+                    error, failed = failed, None
+                    raise error
                 if inline:
                     result = self.method(*args)
                 elif timeout <= 0:

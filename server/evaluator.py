@@ -161,27 +161,31 @@ class Evaluator:
                 lambda: prepared.evaluate_validated(inputs, connectors=self.connectors, trace=trace, as_of=today,
                                                     deadline=deadline, budget=budget))
         decision_id = None if dry_run else new_decision_id()
-        result = decision.to_dict()
+        # Decision.to_dict's parts without its `policy` dict, and each lookup's arguments masked
+        # once, for the answer and the recorded answers (encode_answers) alike.
+        calls = decision.connector_calls
+        masked = [[mask_document(a) for a in call._args] for call in calls]
+        outputs, reasons, trace_out = decision.outputs_json(), decision.reasons_json(), decision.trace_json()
+        calls_out = [call.to_dict(args) for call, args in zip(calls, masked)]
         elapsed = time.perf_counter() - started
         try:
             body = _encode(EvaluateResponse(
                 decision_id, PolicyRef(prepared.name, prepared.version, revision), decision.outcome,
-                result["outputs"], result["reasons"], result["trace"], result["connector_calls"],
-                round(elapsed * 1000, 3), dry_run,
+                outputs, reasons, trace_out, calls_out, round(elapsed * 1000, 3), dry_run,
                 None if route is None else ExperimentArmRef(route.experiment.name, route.arm.name, route.arm.role)))
         except (ValueError, OverflowError):  # a whole number too long to write (Python's 4300-digit limit)
-            paths = out_of_range_paths({k: result[k] for k in ("outputs", "reasons", "trace")}) or ["outputs"]
+            paths = out_of_range_paths({"outputs": outputs, "reasons": reasons, "trace": trace_out}) or ["outputs"]
             raise ApiError(422, "OUTPUT_OUT_OF_RANGE", "the decision holds a number too large to report",
                            [{"code": "OUT_OF_RANGE", "message": "a whole number of 10^18 or more", "location": p}
                             for p in paths[:20]]) from None
-        self.metrics.observe(prepared.name, decision.outcome, elapsed, decision.connector_calls)
+        self.metrics.observe(prepared.name, decision.outcome, elapsed, calls)
         if dry_run:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
         row = (decision_id, prepared.name, prepared.version, revision, decision.outcome,
                body.decode(), _encode_input(data).decode(), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
-               request_id, api_key, round(elapsed * 1000, 3), encode_answers(decision.connector_calls))
+               request_id, api_key, round(elapsed * 1000, 3), encode_answers(calls, masked))
         if route is not None:  # which arm decided, and the shadows beside it: off the response path
             self.experiments.worker.submit(route, decision_id, decision, inputs, today, row[-1], row[8], row[6])
         if request_id is not None:

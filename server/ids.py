@@ -30,8 +30,23 @@ def _encode(value: int) -> str:
     return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
+# The first 10 characters are the 48-bit millisecond (with the two leading zero bits), the last 16
+# the 80 random bits: the time part is encoded once per millisecond, not per id. A tuple, replaced
+# whole, so threads making ids at once never read a prefix of another millisecond.
+_last_millis: tuple[int, str] = (-1, "")
+
+
 def new_decision_id() -> str:
-    return _encode((time.time_ns() // 1_000_000) << 80 | random.getrandbits(80))
+    global _last_millis
+    millis = time.time_ns() // 1_000_000
+    last = _last_millis
+    if last[0] != millis:
+        last = _last_millis = (millis, _encode(millis << 80)[:10])
+    bits = random.getrandbits(80)
+    pairs = _PAIRS
+    return (last[1] + pairs[bits >> 70] + pairs[(bits >> 60) & 1023] + pairs[(bits >> 50) & 1023]
+            + pairs[(bits >> 40) & 1023] + pairs[(bits >> 30) & 1023] + pairs[(bits >> 20) & 1023]
+            + pairs[(bits >> 10) & 1023] + pairs[bits & 1023])
 
 
 def id_millis(decision_id: str) -> int:

@@ -7,6 +7,8 @@ Labels carry policy, outcome and connector names only: never a document or a per
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import time
 
@@ -62,15 +64,18 @@ class Metrics:
         key = (policy, outcome)
         children = self._children.get(key)
         if children is None:
-            children = self._children[key] = (self.decisions.labels(policy, outcome), self.latency.labels(policy))
-        children[0].inc()
-        children[1].observe(seconds)
+            latency = self.latency.labels(policy)
+            children = self._children[key] = (_adder(self.decisions.labels(policy, outcome)), *_histogram(latency))
+        count, add_sum, bounds, buckets = children
+        count(1)
+        add_sum(seconds)
+        buckets[bisect.bisect_left(bounds, seconds)](1)  # the first bucket whose bound is >= seconds
         for call in calls:
             key = (call.connector, call.status)
             counter = self._children.get(key)
             if counter is None:
-                counter = self._children[key] = self.connector_calls.labels(call.connector, call.status)
-            counter.inc()
+                counter = self._children[key] = _adder(self.connector_calls.labels(call.connector, call.status))
+            counter(1)
             if call.error:
                 self.connector_errors.labels(call.connector, call.error).inc()
             if call.cached:
@@ -80,8 +85,10 @@ class Metrics:
         key = (method, route, status)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self.http_latency.labels(method, route, str(status))
-        child.observe(seconds)
+            child = self._children[key] = _histogram(self.http_latency.labels(method, route, str(status)))
+        add_sum, bounds, buckets = child
+        add_sum(seconds)
+        buckets[bisect.bisect_left(bounds, seconds)](1)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -91,6 +98,27 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+# One POST /evaluate observes a decision, its latency and each lookup: through prometheus-client's
+# public inc()/observe(), five method calls, each with its checks, and a Python loop over the
+# latency buckets. These give the same updates as bound methods of the children's values
+# (the `_value`, `_sum`, `_buckets` and `_upper_bounds` prometheus-client has kept since 0.4),
+# falling back to the public methods if a future version stores them otherwise
+# (tests/test_server_observability.py checks the exposition).
+def _adder(counter):
+    value = getattr(counter, "_value", None)
+    return value.inc if callable(getattr(value, "inc", None)) else counter.inc
+
+
+def _histogram(histogram) -> tuple:
+    """(add to the sum, bucket bounds, one adder per bucket): Histogram.observe(x) is add(x), then
+    1 added to the first bucket whose bound is >= x (the last bound is +Inf)."""
+    total, bounds, buckets = (getattr(histogram, name, None) for name in ("_sum", "_upper_bounds", "_buckets"))
+    if callable(getattr(total, "inc", None)) and isinstance(bounds, list) and isinstance(buckets, list) \
+            and len(bounds) == len(buckets) and bounds and bounds[-1] == math.inf:
+        return total.inc, bounds, [bucket.inc for bucket in buckets]
+    return histogram.observe, [math.inf], [lambda _amount: None]
 
 
 class ShadowMetrics:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 
 from .errors import ApiError
 
@@ -39,9 +40,12 @@ def body_timeout(timeout: float):
                 nonlocal complete
                 if complete:  # the body is in: what follows (a disconnect) is waited for as usual
                     return await receive()
+                remaining = deadline - time.monotonic()
                 try:
-                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
+                    if remaining <= 0:  # as asyncio.wait_for(receive(), 0) did: no waiting, not even for a ready message
+                        raise TimeoutError
+                    message = await _within(receive(), remaining)
+                except TimeoutError:
                     raise ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
                                    headers={"Connection": "close"}) from None
                 if message["type"] != "http.request" or not message.get("more_body", False):
@@ -53,3 +57,57 @@ def body_timeout(timeout: float):
         return guarded
 
     return middleware
+
+
+async def _within(awaitable, seconds: float):
+    """`await awaitable`, raising TimeoutError if it has not finished within `seconds`.
+
+    asyncio.wait_for ran it in a task of its own (a task and an event-loop turn more on every
+    request) and asyncio.timeout arms a timer; yet a request's body nearly always came in with its
+    headers, and receive() answers it without waiting. So the awaitable is first stepped here: if it
+    finishes at once, no timer is armed; only if it waits does the rest run under asyncio.timeout."""
+    steps = awaitable.__await__()
+    if not (hasattr(steps, "send") and hasattr(steps, "throw")):  # not a coroutine (granian's own futures)
+        async with asyncio.timeout(seconds):
+            return await _Awaiting(steps)
+    try:
+        waiting_on = steps.send(None)
+    except StopIteration as finished:
+        return finished.value
+    async with asyncio.timeout(seconds):
+        return await _rest(steps, waiting_on)
+
+
+class _Awaiting:
+    """An awaitable whose __await__() was already called (it may be called only once)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __await__(self):
+        return self.steps
+
+
+@types.coroutine
+def _rest(steps, waiting_on):
+    """The rest of an awaitable whose iterator `steps` has yielded `waiting_on` (what `yield from
+    steps` would do from there): yield to the task what it waits on, pass back what the task sends
+    or throws (the timeout's cancellation included), return its result."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as error:  # noqa: BLE001 — thrown by the task (a cancellation): handed on
+            try:
+                waiting_on = steps.throw(error)
+            except StopIteration as finished:
+                return finished.value
+        else:
+            try:
+                waiting_on = steps.send(sent)
+            except StopIteration as finished:
+                return finished.value

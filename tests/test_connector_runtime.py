@@ -437,3 +437,42 @@ def test_the_sandbox_answers_a_document_the_same_all_day_and_anew_the_next_day(m
         bureau.fetch(sandbox_document("down"))
     with pytest.raises(TransientError):
         bureau.fetch(sandbox_document("down"))
+
+
+# ---- inline connectors (answered from memory: Resilient's fast first attempt) ----
+
+
+def _outcome(inline: bool, *script, **settings) -> tuple:
+    """What a caller and the breaker see of two calls playing `script`, for an inline connector
+    or one run in a worker thread."""
+    connector = Scripted(*script, inline=inline, **settings)
+    call, delays = resilient(connector)
+    seen = []
+    for _ in range(2):
+        try:
+            seen.append(("ok", call(DOCUMENT) == REPORT))
+        except ConnectorError as error:
+            seen.append(("failed", error.code))
+    return seen, connector.calls, delays, call.attempts, call.breaker.state, call.breaker.failures
+
+
+@pytest.mark.parametrize("script", [
+    (),
+    (TransientError("UNAVAILABLE"), TransientError("TIMEOUT")),
+    (TransientError("UNAVAILABLE"),) * 6,
+    (ConnectorError("NOT_FOUND", "no such document"),),
+    (ValueError("a bug"), ValueError("another")),
+])
+def test_an_inline_connector_retries_fails_and_trips_the_breaker_as_any_other(script):
+    inline = _outcome(True, *script, failure_threshold=2)
+    assert inline == _outcome(False, *script, failure_threshold=2)
+    assert inline[3] == inline[1]  # every attempt counted once
+
+
+def test_an_inline_connector_behind_an_open_breaker_is_not_called():
+    connector = Scripted(*[TransientError()] * 9, inline=True, retries=0, failure_threshold=2, reset_after=60)
+    call, _ = resilient(connector)
+    for _ in range(2):
+        raises(call, DOCUMENT)
+    error, _ = raises(call, DOCUMENT)
+    assert error.code == "CIRCUIT_OPEN" and connector.calls == 2 and call.attempts == 2

@@ -43,3 +43,52 @@ def test_metrics_time_requests_by_route_template_and_status(tmp_path):
     assert metric(samples, count, method="GET", route="/decisions/{decision_id}", status="404") == 1
     assert metric(samples, count, method="GET", route="/decisions", status="401") == 1
     assert not [labels for (name, labels) in samples if name == count and "01E9" in str(labels)]
+
+
+def test_observing_decisions_counts_as_prometheus_clients_own_counters_and_histogram():
+    """Metrics.observe updates the children's values directly (server.metrics._adder): the
+    exposition is the one the public inc()/observe() give, bucket boundaries included."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from regua.engine.decision import ConnectorCall
+    from regua.server.metrics import LATENCY_BUCKETS, Metrics
+
+    calls = [ConnectorCall("bureau.serasa", ("1",), "ok", 1.0, cached=True),
+             ConnectorCall("portfolio.customer", ("1",), "failed", 1.0, "CONNECTOR_TIMEOUT")]
+    observed = [0.0, 0.0005, 0.00051, 0.003, 5.0, 7.5, *LATENCY_BUCKETS]
+    metrics = Metrics()
+    reference = CollectorRegistry()
+    decisions = Counter("regua_decisions", "Decisions made, by policy and outcome", ["policy", "outcome"],
+                        registry=reference)
+    latency = Histogram("regua_evaluation_seconds", "Time to evaluate one request, by policy", ["policy"],
+                        buckets=LATENCY_BUCKETS, registry=reference)
+    connector_calls = Counter("regua_connector_calls", "Connector calls, by connector and status",
+                              ["connector", "status"], registry=reference)
+    for k, seconds in enumerate(observed):
+        outcome = ("approve", "review")[k % 2]
+        metrics.observe("credito_b2b", outcome, seconds, calls)
+        decisions.labels("credito_b2b", outcome).inc()
+        latency.labels("credito_b2b").observe(seconds)
+        for call in calls:
+            connector_calls.labels(call.connector, call.status).inc()
+
+    def lines(registry, prefixes):
+        return sorted(line for line in generate_latest(registry).decode().splitlines()
+                      if line.startswith(prefixes))
+
+    requests = Histogram("regua_http_request_seconds", "Time from request to the end of the response, by method, "
+                         "route and status", ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=reference)
+    for seconds in observed:
+        metrics.observe_request("POST", "/evaluate", 200, seconds)
+        requests.labels("POST", "/evaluate", "200").observe(seconds)
+    metrics.observe_request("GET", "/health", 503, 0.002)
+    requests.labels("GET", "/health", "503").observe(0.002)
+
+    prefixes = ("regua_decisions_total", "regua_evaluation_seconds_", "regua_connector_calls_total",
+                "regua_http_request_seconds_")
+    assert lines(metrics.registry, prefixes) == lines(reference, prefixes)
+    assert 'regua_evaluation_seconds_bucket{le="0.0005",policy="credito_b2b"} 3.0' in lines(metrics.registry, prefixes)
+    exposition = generate_latest(metrics.registry).decode()
+    assert f'regua_connector_errors_total{{code="CONNECTOR_TIMEOUT",connector="portfolio.customer"}} ' \
+           f'{float(len(observed))}' in exposition
+    assert f'regua_connector_cache_hits_total{{connector="bureau.serasa"}} {float(len(observed))}' in exposition

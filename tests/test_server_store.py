@@ -222,6 +222,27 @@ def test_insert_decisions_writes_every_row_across_multi_row_statements(store_loc
     assert sorted(stored) == list(range(count))
 
 
+def test_batches_of_every_size_land_once_through_few_distinct_statements(tmp_path):
+    """The SQLite store rounds a statement's row count up to a multiple of 16, repeating the last row
+    (ignored: same id): each row is stored once, with its own values, and batch sizes from 1 to
+    500 use at most 47 statements (the connection's statement cache keeps them all)."""
+    from regua.server import store as store_module
+
+    store = Store(str(tmp_path / "regua.db"))
+    store_module._insert_sql.cache_clear()
+    sizes = [1, 2, 15, 16, 17, 31, 32, 33, 100, 127, 129, 255, 257, 499, 500, 501, 777, *range(34, 100)]
+    rows, n = [], 0
+    for size in sizes:
+        batch = [decision_row(n + i, request_id=f"r{n + i}" if i % 3 == 0 else None) for i in range(size)]
+        n += size
+        store.insert_decisions(batch)
+        rows += batch
+    stored = store.query("select * from decisions order by id")
+    assert len(stored) == len(rows)
+    assert [tuple(row[c] for c in DECISION_COLUMNS) for row in stored] == sorted(rows)
+    assert store_module._insert_sql.cache_info().currsize <= 16 + 31
+
+
 def test_an_idempotency_key_is_stored_once_per_policy_and_api_key(store_location):
     store = open_store(store_location)
     first = decision_row(1, request_id="pedido-1")

@@ -74,3 +74,62 @@ def test_a_normal_client_is_not_affected(server):
         assert response.status_code == 200
         time.sleep(1.5)  # idle on a kept-alive connection longer than the header timeout: still fine
         assert client.get("/health").status_code == 200
+
+
+# ---- server.slow_clients._within: a deadline armed only when receive() has to wait ----
+
+
+def test_within_answers_at_once_what_needs_no_waiting_without_arming_a_timer():
+    import asyncio
+
+    from regua.server.slow_clients import _within
+
+    async def ready():
+        return "message"
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        armed = []
+        call_at = loop.call_at
+        loop.call_at = lambda *args, **kwargs: armed.append(args) or call_at(*args, **kwargs)
+        answered = await _within(ready(), 5.0)
+        return answered, armed
+
+    assert asyncio.run(main()) == ("message", [])
+
+
+def test_within_waits_up_to_its_deadline_then_cancels_what_it_waited_for():
+    import asyncio
+
+    from regua.server.slow_clients import _within
+
+    cleaned = []
+
+    async def slow(delay, result):
+        try:
+            await asyncio.sleep(delay)
+            return result
+        finally:
+            cleaned.append(result)
+
+    async def failing():
+        await asyncio.sleep(0.01)
+        raise ConnectionResetError("gone")
+
+    async def main():
+        assert await _within(slow(0.01, "in time"), 1.0) == "in time"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await _within(slow(5.0, "too late"), 0.05)
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(ConnectionResetError):
+            await _within(failing(), 1.0)
+        # The caller's own cancellation stays a cancellation (not a timeout), and reaches the awaitable.
+        waiting = asyncio.ensure_future(_within(slow(5.0, "cancelled"), 10.0))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(main())
+    assert cleaned == ["in time", "too late", "cancelled"]
