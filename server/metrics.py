@@ -7,6 +7,8 @@ Labels carry policy, outcome and connector names only: never a document or a per
 
 from __future__ import annotations
 
+import bisect
+import collections
 import os
 import time
 
@@ -131,8 +133,12 @@ class ShadowMetrics:
         self._child(self._dropped, experiment).inc()
 
     def completed(self, experiment: str, lag: float) -> None:
-        self._child(self._completed, experiment).inc()
-        self._child(self._lag, experiment).observe(lag)
+        self.completed_many(experiment, [lag])
+
+    def completed_many(self, experiment: str, lags: list[float]) -> None:
+        """A batch's decisions (one call per batch: the worker's reader thread holds the GIL less)."""
+        self._child(self._completed, experiment).inc(len(lags))
+        observe_many(self._child(self._lag, experiment), lags)
 
     def failed(self, experiment: str) -> None:
         self._child(self._failed, experiment).inc()
@@ -140,8 +146,27 @@ class ShadowMetrics:
     def evaluated(self, experiment: str, arm: str, seconds: float) -> None:
         self._child(self._seconds, experiment, arm).observe(seconds)
 
+    def evaluated_many(self, experiment: str, arm: str, seconds: list[float]) -> None:
+        observe_many(self._child(self._seconds, experiment, arm), seconds)
+
     def backlog(self, waiting: int) -> None:
         self._backlog.set(waiting)
+
+
+def observe_many(histogram, values: list[float]) -> None:
+    """`histogram.observe(v)` for each value, with one increment per bucket and one of the sum: the
+    same counts, a few calls per batch instead of two per value. Through prometheus_client's
+    Histogram internals (its bucket bounds and values, stable since 0.4); without them, one by one."""
+    bounds, buckets, total = (getattr(histogram, "_upper_bounds", None), getattr(histogram, "_buckets", None),
+                              getattr(histogram, "_sum", None))
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
+    total.inc(sum(values))
+    for index, count in counts.items():
+        buckets[index].inc(count)
 
 
 class RequestTimingMiddleware:
