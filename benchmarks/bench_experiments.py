@@ -52,9 +52,10 @@ SHADOW = B2B.replace('version "2026.11.1"', 'version "shadow"').replace(
 
 # ---- part 1: the shadow's cost over HTTP ---------------------------------------------------------
 
-def create_experiment(port: int) -> None:
-    status, body = request(port, "POST", "/experiments", {
-        "name": "bench", "policy": "credito_b2b", "challengers": [{"name": "sombra", "source": SHADOW, "share": 0}]})
+def create_experiment(port: int, sample: float | None = None) -> None:
+    shadow = {"name": "sombra", "source": SHADOW, "share": 0} | ({"sample": sample} if sample is not None else {})
+    status, body = request(port, "POST", "/experiments", {"name": "bench", "policy": "credito_b2b",
+                                                          "challengers": [shadow]})
     if status != 201:
         raise SystemExit(f"POST /experiments answered {status} {body}")
 
@@ -125,7 +126,7 @@ def http_part(args) -> dict:
             for server in servers:
                 running.enter_context(server)
                 if server.name not in ("plain", "twin"):
-                    create_experiment(server.port)
+                    create_experiment(server.port, args.sample)
             time.sleep(1.0)  # every worker picks the experiment up (they poll the store)
 
             def peak_one(server):
@@ -332,6 +333,7 @@ def main() -> int:
                         help="a second server without the experiment, measured in the same rounds: the A/A ratios "
                              "show how far noise alone moves a ratio")
     parser.add_argument("--no-counterfactuals", action="store_true", help="only the HTTP part")
+    parser.add_argument("--sample", type=float, help="the shadow's sample, a fraction in (0, 1] (default: every request)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "experiments.json")
     args = parser.parse_args()
     mark = {True: "PASS", False: "MISS"}

@@ -187,7 +187,8 @@ class Evaluator:
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
                request_id, api_key, round(elapsed * 1000, 3), encode_answers(calls, masked))
         if route is not None:  # which arm decided, and the shadows beside it: off the response path
-            self.experiments.worker.submit(route, decision_id, decision, inputs, today, row[-1], row[8], row[6])
+            self.experiments.worker.submit(route, decision_id, decision, inputs, today, row[-1], row[8], row[6],
+                                           row[5])
         if request_id is not None:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
             if existing is not None:  # another request with this id won the race

@@ -25,16 +25,17 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
 from regua.engine.connectors import ConnectorError, Connectors
+from regua.engine.recorded import RecordedConnectors
 
 from .experiment_store import BUCKETS, ExperimentConflict, ExperimentStore
 from .policies import PolicyRejected, PolicyService, source_digest
 from .schemas import DecisionExperiment, ShadowDecision
-from .shadow_process import Batch, ShadowJob, ShadowProcess, decision_row
+from .shadow_process import Batch, Job, ShadowProcess, arm_row, decision_row, record_jobs
 from .store import utc_now
 
 log = logging.getLogger("regua.experiments")
@@ -66,6 +67,8 @@ class Running:
     salt: str
     arms: tuple[Arm, ...]
     shadows: tuple[Arm, ...]
+    # arm name -> its Route, made once (ExperimentService.refresh): a request allocates none
+    routes: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def arm_for(self, key) -> Arm:
         if len(self.arms) == 1:  # the champion decides every request (shadows only): no hash to compute
@@ -111,7 +114,8 @@ class ExperimentService:
         key = inputs.get(running.key_field)
         if key is None:
             return None
-        return Route(running, running.arm_for(key))
+        arm = running.arm_for(key)
+        return running.routes.get(arm.name) or Route(running, arm)
 
     def prepared_for(self, route: Route, active):
         """The PreparedPolicy that decides: the champion's is the active one."""
@@ -132,9 +136,10 @@ class ExperimentService:
                 except PolicyRejected as rejected:  # a plugin function went away: the experiment waits
                     log.error("experiment %s: a challenger no longer compiles (%s)", experiment["name"], rejected)
                     continue
-                running[experiment["policy"]] = Running(
+                live = running[experiment["policy"]] = Running(
                     experiment["name"], experiment["policy"], experiment["key_field"], experiment["salt"],
                     tuple(a for a in arms if a.share > 0), tuple(a for a in arms if a.share == 0))
+                live.routes.update({arm.name: Route(live, arm) for arm in live.arms})
             self.running = running
             self._generation = generation
 
@@ -149,6 +154,15 @@ class ExperimentService:
                                                                         f"{row['arm']}>")
         return Arm(row["arm"], row["role"], row["revision"], prepared, row["share"], row["sample"],
                    tuple(tuple(r) for r in row["buckets"]))
+
+    def compiled_arm(self, policy: str, revision: int):
+        """A challenger's PreparedPolicy, as compiled for the running experiments."""
+        prepared = self._compiled.get((policy, revision))
+        if prepared is None:
+            version = self.store.store.policy_version(policy, revision)
+            prepared = self._compiled[(policy, revision)] = self.policies.compile(version["source"],
+                                                                                  f"<{policy}:{revision}>")
+        return prepared
 
     # ---- management (validation, then one transaction) ----
     def create(self, request: dict, by: str) -> dict:
@@ -338,7 +352,8 @@ class ExperimentWorker:
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._busy = 0  # taken from the queue, not yet recorded (here or in the child)
-        self._sent: dict[int, list] = {}  # batch number -> its jobs' (experiment, queued at, shadows)
+        self._sent: dict[int, tuple] = {}  # batch number -> its jobs' (experiment, queued at, shadows), the batch
+        self._replayers: dict[tuple[str, int], tuple] = {}  # shadows evaluated here from the child's strings
         self._seq = 0
         self.sent = 0  # batches the child process recorded or is recording
         self.dropped = 0
@@ -353,16 +368,21 @@ class ExperimentWorker:
         return len(self._jobs) + self._busy
 
     def submit(self, route: Route, decision_id: str, decision, inputs: dict, today, answers: str | None,
-               document_hash: str | None, input_json: str | None = None) -> None:
-        """On the request path: a deque append (and, only when behind, the dropped counter)."""
+               document_hash: str | None, input_json: str | None = None, body: str | None = None) -> None:
+        """On the request path: a deque append (and, only when behind, the dropped counter). With a
+        child process and the answer's `body` and `input_json`, the job keeps only strings: the
+        Decision and the validated input die with the request, as without an experiment (objects
+        kept alive until the worker takes them are what the garbage collector scans)."""
         shadows = bool(route.experiment.shadows)
         if shadows and len(self._jobs) + self._busy >= self.max_backlog:
             shadows = False  # behind: the arm is recorded, the shadows are not evaluated
             self.dropped += 1
             if self.metrics is not None:
                 self.metrics.dropped(route.experiment.name)
+        if self.process is not None and body is not None and input_json is not None:
+            decision = inputs = None  # the child reads the body and the input's text
         self._jobs.append((route, decision_id, decision, inputs, today, answers, document_hash, shadows,
-                           input_json, time.perf_counter()))
+                           input_json, body, time.perf_counter()))
 
     def _run(self) -> None:
         last_refresh = 0.0
@@ -394,13 +414,19 @@ class ExperimentWorker:
             self.metrics.backlog(len(self._jobs) + self._busy)
         if self.process is not None and any(job[7] for job in jobs):
             self.process.start()  # no-op when it runs; until it is ready, shadows are evaluated here
-            if all(job[8] is not None for job in jobs) and self._send(jobs):
-                return
+        if self.process is not None and all(job[2] is None for job in jobs) and self._send(jobs):
+            return
         try:
             rows, now = [], utc_now()
+            light = [_job(job) for job in jobs if job[2] is None]
+            if light:  # the child is not there: the same work on this thread
+                light_rows, times = record_jobs(light, now, self._arm_policy)
+                rows.extend(light_rows)
+                self._evaluated([(experiment, arm, seconds) for (experiment, arm), seconds in times.items()])
             for job in jobs:
-                rows.extend(self._rows(*job[:-2], now))
-                time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
+                if job[2] is not None:
+                    rows.extend(self._rows(*job[:-3], now))
+                    time.sleep(0)  # let the event loop take the GIL between jobs: answers come first
             if rows:
                 self.service.store.record(rows)
             self._completed([(job[0].experiment.name, job[-1], job[7]) for job in jobs])
@@ -410,21 +436,21 @@ class ExperimentWorker:
         finally:
             self._release(len(jobs))
 
+    def _arm_policy(self, _arm: str, policy: str, revision: int):
+        """A shadow arm's compiled policy (the service's) and connectors replaying recorded answers."""
+        found = self._replayers.get((policy, revision))
+        if found is None:
+            prepared = self.service.compiled_arm(policy, revision)
+            found = self._replayers[(policy, revision)] = (
+                prepared, RecordedConnectors([spec.qualified_name for spec in prepared.meta.connectors]))
+        return found
+
     def _send(self, jobs: list) -> bool:
-        """The arms' rows built here, the shadows to evaluate as the strings we have: to the child."""
-        rows, work, now = [], [], utc_now()
-        for route, decision_id, decision, _inputs, today, answers, document_hash, shadows, input_json, _ in jobs:
-            experiment = route.experiment
-            rows.append(decision_row(experiment.name, route.arm.name, route.arm.revision, 0, decision_id, decision,
-                                     document_hash, now))
-            arms = [(s.name, experiment.policy, s.revision) for s in experiment.shadows
-                    if shadows and _sampled(experiment, s, decision_id)]
-            if arms:
-                work.append(ShadowJob(experiment.name, decision_id, input_json, answers, today.isoformat(),
-                                      document_hash, arms))
+        """The decisions as the strings we have, grouped in one batch: to the child."""
         self._seq += 1
-        self._sent[self._seq] = ([(job[0].experiment.name, job[-1], job[7]) for job in jobs], rows)
-        if self.process.send(Batch(self._seq, rows, work)):
+        batch = Batch(self._seq, utc_now(), [_job(job) for job in jobs])
+        self._sent[self._seq] = ([(job[0].experiment.name, job[-1], job[7]) for job in jobs], batch)
+        if self.process.send(batch):
             self.sent += 1
             return True
         del self._sent[self._seq]
@@ -432,10 +458,8 @@ class ExperimentWorker:
 
     def _acknowledged(self, seq: int, evaluated: list, error: str | None) -> None:
         """From the child (on the process's reader thread): the batch is recorded, or failed."""
-        jobs, _rows = self._sent.pop(seq, ([], []))
-        if self.metrics is not None:
-            for experiment, arm, seconds in evaluated:
-                self.metrics.evaluated(experiment, arm, seconds)
+        jobs, _batch = self._sent.pop(seq, ([], None))
+        self._evaluated(evaluated)
         if error is None:
             self._completed(jobs)
         else:
@@ -443,25 +467,33 @@ class ExperimentWorker:
             log.error("experiments: the shadow process could not record %d decisions: %s", len(jobs), error)
         self._release(len(jobs))
 
+    def _evaluated(self, evaluated: list) -> None:
+        if self.metrics is not None:
+            for experiment, arm, seconds in evaluated:
+                self.metrics.evaluated_many(experiment, arm, seconds)
+
     def _lost(self, seqs: list[int]) -> None:
         """The child died holding these batches: their shadows are lost (failed), but which arm made
         each decision is recorded here."""
         for seq in seqs:
-            rows = self._sent.get(seq, ([], []))[1]
+            batch = self._sent.get(seq, ([], None))[1]
             try:
-                if rows:
-                    self.service.store.record(rows)
+                if batch is not None and batch.jobs:
+                    self.service.store.record([arm_row(job, batch.now) for job in batch.jobs])
             except Exception:  # counted with the batch's failure below
-                log.exception("experiments: recording %d arms after the shadow process ended failed", len(rows))
+                log.exception("experiments: recording %d arms after the shadow process ended failed", len(batch.jobs))
             self._acknowledged(seq, [], "the process ended")
 
     def _completed(self, jobs: list) -> None:
         if self.metrics is None:
             return
         done = time.perf_counter()
+        lags: dict[str, list[float]] = {}
         for experiment, queued_at, shadows in jobs:
             if shadows:
-                self.metrics.completed(experiment, done - queued_at)
+                lags.setdefault(experiment, []).append(done - queued_at)
+        for experiment, values in lags.items():
+            self.metrics.completed_many(experiment, values)
 
     def _failed(self, jobs: list) -> None:
         self.failures += 1
@@ -514,6 +546,16 @@ class ExperimentWorker:
         self._wake.set()
         if self.process is not None:
             self.process.close()
+
+
+def _job(job: tuple) -> Job:
+    """A queued decision as the child takes it: strings, and the shadows sampled for it."""
+    route, decision_id, _decision, _inputs, today, answers, document_hash, shadows, input_json, body, _ = job
+    experiment, arm = route.experiment, route.arm
+    arms = [(s.name, experiment.policy, s.revision) for s in experiment.shadows
+            if _sampled(experiment, s, decision_id)] if shadows else []
+    return Job(experiment.name, arm.name, arm.revision, decision_id, body, input_json, answers, today.isoformat(),
+               document_hash, arms)
 
 
 def _sampled(experiment: Running, shadow: Arm, decision_id: str) -> bool:

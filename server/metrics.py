@@ -8,6 +8,7 @@ Labels carry policy, outcome and connector names only: never a document or a per
 from __future__ import annotations
 
 import bisect
+import collections
 import math
 import os
 import time
@@ -118,7 +119,10 @@ def _histogram(histogram) -> tuple:
     if callable(getattr(total, "inc", None)) and isinstance(bounds, list) and isinstance(buckets, list) \
             and len(bounds) == len(buckets) and bounds and bounds[-1] == math.inf:
         return total.inc, bounds, [bucket.inc for bucket in buckets]
-    return histogram.observe, [math.inf], [lambda _amount: None]
+    return histogram.observe, _NO_BUCKETS, [lambda _amount: None]
+
+
+_NO_BUCKETS = [math.inf]  # _histogram without the internals: its "sum" is observe() itself
 
 
 class ShadowMetrics:
@@ -159,8 +163,12 @@ class ShadowMetrics:
         self._child(self._dropped, experiment).inc()
 
     def completed(self, experiment: str, lag: float) -> None:
-        self._child(self._completed, experiment).inc()
-        self._child(self._lag, experiment).observe(lag)
+        self.completed_many(experiment, [lag])
+
+    def completed_many(self, experiment: str, lags: list[float]) -> None:
+        """A batch's decisions (one call per batch: the worker's reader thread holds the GIL less)."""
+        self._child(self._completed, experiment).inc(len(lags))
+        observe_many(self._child(self._lag, experiment), lags)
 
     def failed(self, experiment: str) -> None:
         self._child(self._failed, experiment).inc()
@@ -168,8 +176,25 @@ class ShadowMetrics:
     def evaluated(self, experiment: str, arm: str, seconds: float) -> None:
         self._child(self._seconds, experiment, arm).observe(seconds)
 
+    def evaluated_many(self, experiment: str, arm: str, seconds: list[float]) -> None:
+        observe_many(self._child(self._seconds, experiment, arm), seconds)
+
     def backlog(self, waiting: int) -> None:
         self._backlog.set(waiting)
+
+
+def observe_many(histogram, values: list[float]) -> None:
+    """`histogram.observe(v)` for each value, with one increment per bucket and one of the sum: the
+    same counts, a few calls per batch instead of two per value (through _histogram)."""
+    add_sum, bounds, buckets = _histogram(histogram)
+    if bounds is _NO_BUCKETS:
+        for value in values:
+            add_sum(value)
+        return
+    counts = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
+    add_sum(sum(values))
+    for index, count in counts.items():
+        buckets[index](count)
 
 
 class RequestTimingMiddleware:

@@ -3,23 +3,27 @@
 The experiment worker thread (server.experiments.ExperimentWorker) used to evaluate shadows itself.
 A thread of the serving process shares its GIL: while it evaluates, an answer that is ready waits
 (up to the interpreter's 5 ms switch interval), and on a 2-core machine its CPU is the server's.
-Here the worker thread only builds the rows of the arms that decided (cheap) and sends each batch,
-with the shadows still to evaluate as plain strings it already has (the input as stored in the
-decision log, the recorded connector answers, the date), to one child process started with
-its own interpreter (`python -m`: no fork of a threaded server). The child, at a lower scheduling
-priority (nice), evaluates each shadow as the policy lab replays a decision — the input decoded
-exactly, validated, the deciding arm's recorded answers (engine.recorded), never a lookup of its
-own — and writes the batch (the deciding arms' rows and the shadows', one transaction) to the
-store, then acknowledges it with each shadow's evaluation time, which the server turns into its
-metrics. If the child dies, the batches it held count as failed and the next batch starts another.
+Here the server hands over each decision as the plain strings it already has and writes anyway —
+the answer's body (its outcome, reasons and outputs, as the client got them), the input as stored
+in the decision log, the recorded connector answers, the date — to one child process started with
+its own interpreter (`python -m`: no fork of a threaded server). The request path keeps no
+Decision object alive for it: objects that outlive their request are what the serving process's
+garbage collector would scan again and again (measured: a young collection every 30 requests
+instead of every 3,000). The worker thread only groups them into batches. The child, at a lower
+scheduling priority (nice), builds the deciding arm's row from the body, evaluates each shadow as
+the policy lab replays a decision — the input decoded exactly, validated, the deciding arm's
+recorded answers (engine.recorded), never a lookup of its own — and writes the batch (one
+transaction) to the store, then acknowledges it with the shadows' evaluation times, grouped by arm,
+which the server turns into its metrics. If the child dies, the batches it held count as failed
+(the server records their deciding arms itself) and the next batch starts another.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -28,44 +32,68 @@ from decimal import Decimal
 
 import msgspec
 
+from regua.dsl.values import to_json
+
+from .frames import read_frame, write_frame
+
 log = logging.getLogger("regua.experiments")
 NICE = 10  # the child's niceness: the serving process comes first when both want a core
 
 
-class ShadowJob(msgspec.Struct, array_like=True):
+class Job(msgspec.Struct, array_like=True):
+    """One decision of an experiment, as strings the server already had."""
     experiment: str
+    arm: str  # the arm that decided
+    revision: int | None  # its revision (None: the champion, the policy's active revision)
     decision_id: str
+    body: str  # the answer as the client got it (server.schemas.EvaluateResponse)
     input: str  # the request's input as stored in the decision log (exact numbers)
     answers: str | None  # engine.recorded: what the deciding arm's lookups answered
     today: str  # ISO date the decision was made as of
     document_hash: str | None
-    arms: list[tuple[str, str, int]]  # (arm, policy, revision) of each shadow to evaluate
+    shadows: list[tuple[str, str, int]]  # (arm, policy, revision) of each shadow to evaluate (sampled)
 
 
 class Batch(msgspec.Struct, array_like=True):
     seq: int
-    rows: list[tuple]  # rows already built (the arms that decided)
-    jobs: list[ShadowJob]
+    now: str  # created_at of every row of the batch
+    jobs: list[Job]
 
 
 class Done(msgspec.Struct, array_like=True):
     seq: int
-    evaluated: list[tuple[str, str, float]]  # (experiment, arm, seconds)
+    evaluated: list[tuple[str, str, list[float]]]  # (experiment, arm, seconds of each evaluation)
     error: str | None = None  # the batch was not recorded (the exception's type)
+
+
+class _Reason(msgspec.Struct):
+    code: str | None = None
+    rule: str | None = None
+
+
+class _Answer(msgspec.Struct):
+    """What an arm's row needs from the answer's body; the rest of it is skipped unread."""
+    outcome: str
+    outputs: msgspec.Raw = msgspec.Raw(b"{}")  # the exact text, never decoded and encoded again
+    reasons: list[_Reason] = []
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(Batch).decode
 _decode_done = msgspec.msgpack.Decoder(Done).decode
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
+_decode_answer = msgspec.json.Decoder(_Answer).decode
 _encode_json = msgspec.json.Encoder(enc_hook=str).encode
 
 
 def decision_row(experiment: str, arm: str, revision: int | None, shadow: int, decision_id: str, decision,
                  document_hash, now) -> tuple:
-    """One row of experiment_decisions (server/migrations.py m008)."""
+    """One row of experiment_decisions (server/migrations.py m008). The outputs as an answer writes
+    them (dsl.values.to_json: money with two decimals, "21 days"), like the rows built from a body."""
+    types = decision.output_types
+    outputs = {name: to_json(value, types.get(name)) for name, value in decision.outputs.items()}
     return (experiment, arm, shadow, decision_id, revision, decision.outcome,
-            _encode_json(decision.reason_codes).decode(), _encode_json(decision.outputs).decode(),
+            _encode_json(decision.reason_codes).decode(), _encode_json(outputs).decode(),
             _encode_json(fired_rules(decision)).decode(), document_hash, now)
 
 
@@ -73,6 +101,39 @@ def fired_rules(decision) -> list[str]:
     """Names of the rules behind the decision's reasons (Reason objects are light: their facts are
     only read when asked for)."""
     return sorted({r.rule for r in decision.reasons if r.rule})
+
+
+def arm_row(job: Job, now: str) -> tuple:
+    """The deciding arm's row, read from the answer's body: the same codes (reasons without a code
+    are not counted, as in Decision.reason_codes), outputs and fired rules as decision_row."""
+    answer = _decode_answer(job.body)
+    codes = [r.code for r in answer.reasons if r.code]
+    rules = sorted({r.rule for r in answer.reasons if r.rule})
+    return (job.experiment, job.arm, 0, job.decision_id, job.revision, answer.outcome,
+            _encode_json(codes).decode(), bytes(answer.outputs).decode(), _encode_json(rules).decode(),
+            job.document_hash, now)
+
+
+def record_jobs(jobs: list[Job], now: str, arm_policy) -> tuple[list[tuple], dict[tuple[str, str], list[float]]]:
+    """The rows of a batch: each deciding arm's, then its shadows' evaluated on the recorded answers.
+    `arm_policy(arm, policy, revision)` -> (PreparedPolicy, RecordedConnectors for it). Returns the
+    rows and the evaluation times by (experiment, arm)."""
+    rows, evaluated = [], {}
+    for job in jobs:
+        rows.append(arm_row(job, now))
+        if not job.shadows:
+            continue
+        data = _decode_exact(job.input)
+        today = dt.date.fromisoformat(job.today)
+        for arm, policy, revision in job.shadows:
+            prepared, connectors = arm_policy(arm, policy, revision)
+            connectors.load(job.answers)
+            started = time.perf_counter()
+            decision = prepared.evaluate_validated(prepared.validate(data), connectors=connectors, as_of=today)
+            evaluated.setdefault((job.experiment, arm), []).append(time.perf_counter() - started)
+            rows.append(decision_row(job.experiment, arm, revision, 1, job.decision_id, decision, job.document_hash,
+                                     now))
+    return rows, evaluated
 
 
 class ShadowProcess:
@@ -110,7 +171,7 @@ class ShadowProcess:
             self._process = process = subprocess.Popen(
                 [sys.executable, "-m", "regua.server.shadow_process"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, close_fds=True)
-            _write(process.stdin, self._setup)
+            write_frame(process.stdin, self._setup)
         threading.Thread(target=self._read, args=(process,), name="regua-shadow-acks", daemon=True).start()
 
     def send(self, batch: Batch) -> bool:
@@ -121,14 +182,14 @@ class ShadowProcess:
                 return False
             self._unacked.add(batch.seq)
         try:
-            _write(process.stdin, _encode(batch))
+            write_frame(process.stdin, _encode(batch))
         except (OSError, ValueError):  # the child died just now: its reader reports the batch lost
             pass
         return True
 
     def _read(self, process) -> None:
         while True:
-            frame = _read(process.stdout)
+            frame = read_frame(process.stdout)
             if frame is None:
                 break
             done = _decode_done(frame)
@@ -165,20 +226,6 @@ class ShadowProcess:
             process.wait()
 
 
-def _write(pipe, payload: bytes) -> None:
-    pipe.write(struct.pack("<I", len(payload)) + payload)
-    pipe.flush()
-
-
-def _read(pipe) -> bytes | None:
-    head = pipe.read(4)
-    if len(head) < 4:
-        return None
-    size = struct.unpack("<I", head)[0]
-    data = pipe.read(size)
-    return data if len(data) == size else None
-
-
 # ---- the child ------------------------------------------------------------------------------------
 
 def child_main(stdin, stdout) -> None:
@@ -195,14 +242,14 @@ def child_main(stdin, stdout) -> None:
     from .experiment_store import ExperimentStore
     from .store import open_store
 
-    setup = msgspec.msgpack.decode(_read(stdin))
+    setup = msgspec.msgpack.decode(read_frame(stdin))
     plugins = PluginSettings(allow=setup["allow"], deny=setup["deny"], config=setup["config"])
     # The server's plugin functions and contracts: a shadow compiles here as it did there.
     env = Registry.for_policies(plugins, sandbox_aliases=setup["sandbox"]).environment()
     store = ExperimentStore(open_store(setup["location"]))
     compiled: dict[tuple[str, int], tuple] = {}
 
-    def arm_policy(policy: str, revision: int):
+    def arm_policy(_arm: str, policy: str, revision: int):
         found = compiled.get((policy, revision))
         if found is None:
             version = store.store.policy_version(policy, revision)
@@ -211,33 +258,24 @@ def child_main(stdin, stdout) -> None:
                 prepared, RecordedConnectors([spec.qualified_name for spec in prepared.meta.connectors]))
         return found
 
-    _write(stdout, _encode(Done(0, [])))
+    # Everything loaded so far lives as long as the process: out of the collector's full passes.
+    gc.collect()
+    gc.freeze()
+    write_frame(stdout, _encode(Done(0, [])))
     while True:
-        frame = _read(stdin)
+        frame = read_frame(stdin)
         if frame is None:
             return
         batch = _decode_batch(frame)
-        rows, evaluated, now = list(batch.rows), [], batch.rows[0][-1] if batch.rows else None
-        error = None
+        error, evaluated = None, []
         try:
-            for job in batch.jobs:
-                data = _decode_exact(job.input)
-                today = dt.date.fromisoformat(job.today)
-                for arm, policy, revision in job.arms:
-                    prepared, connectors = arm_policy(policy, revision)
-                    connectors.load(job.answers)
-                    started = time.perf_counter()
-                    decision = prepared.evaluate_validated(prepared.validate(data), connectors=connectors,
-                                                           as_of=today)
-                    evaluated.append((job.experiment, arm, time.perf_counter() - started))
-                    rows.append(decision_row(job.experiment, arm, revision, 1, job.decision_id, decision,
-                                             job.document_hash, now))
+            rows, times = record_jobs(batch.jobs, batch.now, arm_policy)
             if rows:
                 store.record(rows)
+            evaluated = [(experiment, arm, seconds) for (experiment, arm), seconds in times.items()]
         except Exception as failure:  # noqa: BLE001 — reported to the server, which counts and logs it
             error = type(failure).__name__
-            evaluated = []
-        _write(stdout, _encode(Done(batch.seq, evaluated, error)))
+        write_frame(stdout, _encode(Done(batch.seq, evaluated, error)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ The real app over a socket on a real SQLite store; the child is a real process, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import time
 from contextlib import closing
 
 import pytest
-from server_harness import LOOSE, ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
+from server_harness import B2B, LOOSE, ThreadedServer, b2b_order, fresh_document, metric, sandbox_settings, scrape
 
 from regua.engine import compile_policy
 from regua.engine.recorded import RecordedConnectors
@@ -123,3 +124,77 @@ def test_with_the_setting_off_shadows_run_on_the_worker_thread(tmp_path):
         record = client.get(f"/decisions/{answer['decision_id']}").json()
     assert [s["arm"] for s in record["experiment"]["shadows"]] == ["folgada"]
     assert worker.sent == 0
+
+
+def test_the_child_writes_the_deciding_arm_from_the_answer_as_a_shadow_of_the_same_source_would_be(server):
+    # The deciding arm's row is read from the answer's body in the child, a shadow's from its
+    # Decision: a shadow that is the champion's own source writes the very same reasons, outputs
+    # (as the answer wrote them: money with two decimals, "21 days") and fired rules.
+    worker = server.services.evaluator.experiments.worker
+    same = B2B.replace('version "2026.11.1"', 'version "2026.12-same"')
+    with server.client() as client:
+        created = client.post("/experiments", json={"name": "igual", "policy": "credito_b2b",
+                                                    "challengers": [{"name": "mesma", "source": same, "share": 0}]})
+        assert created.status_code == 201, created.text
+        until(lambda: worker.process.ready)
+        answers = [client.post("/evaluate/credito_b2b", json={"input": b2b_order(fresh_document(profile),
+                                                                                 valor_pedido=amount)}).json()
+                   for profile, amount in (("clean", "1000.00"), ("clean", "400000.00"), ("restricted", "5000.00"))]
+        assert worker.wait_idle(10)
+    assert worker.sent >= 1
+    rows = server.services.evaluator.experiments.store.decisions("igual")
+    assert len({a["outcome"] for a in answers}) > 1  # not one case three times
+    for answer in answers:
+        decided, shadow = sorted((r for r in rows if r["decision_id"] == answer["decision_id"]),
+                                 key=lambda r: r["shadow"])
+        assert (decided["arm"], decided["shadow"], shadow["arm"], shadow["shadow"]) == ("champion", 0, "mesma", 1)
+        assert decided["outcome"] == shadow["outcome"] == answer["outcome"]
+        assert json.loads(decided["outputs"]) == answer["outputs"]
+        assert json.loads(decided["reasons"]) == [r["code"] for r in answer["reasons"] if r["code"]]
+        assert json.loads(decided["rules"]) == sorted({r["rule"] for r in answer["reasons"] if r["rule"]})
+        for column in ("reasons", "outputs", "rules", "document_hash", "created_at"):
+            assert decided[column] == shadow[column], column
+
+
+def test_a_queued_decision_keeps_no_engine_object_for_the_child(server):
+    # With a child process the request path queues strings only: the Decision and the validated
+    # input die with the request instead of waiting for the worker in the garbage collector's view.
+    worker = server.services.evaluator.experiments.worker
+    held = []
+    original = worker.submit
+
+    def spy(*args, **kwargs):
+        original(*args, **kwargs)
+        held.append(worker._jobs[-1] if worker._jobs else None)
+
+    worker.submit = spy
+    with server.client() as client:
+        start_shadow(client)
+        until(lambda: worker.process.ready)
+        answer = client.post("/evaluate/credito_b2b", json={"input": b2b_order(fresh_document("clean"))}).json()
+        assert worker.wait_idle(10)
+        record = client.get(f"/decisions/{answer['decision_id']}").json()
+    queued = [job for job in held if job is not None]
+    assert queued and all(job[2] is None and job[3] is None for job in queued)
+    assert [s["arm"] for s in record["experiment"]["shadows"]] == ["folgada"]
+
+
+def test_many_observations_at_once_count_as_one_by_one():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from regua.server.metrics import LATENCY_BUCKETS, observe_many
+
+    values = [0.0, 1e-6, 0.0004, 0.001, 0.0011, 0.05, 0.05, 2.5, 1e9]
+    registry = CollectorRegistry()
+    one = Histogram("one", "one by one", buckets=LATENCY_BUCKETS, registry=registry)
+    many = Histogram("many", "at once", buckets=LATENCY_BUCKETS, registry=registry)
+    for value in values:
+        one.observe(value)
+    observe_many(many, values)
+    observe_many(many, [])
+
+    def samples(name):
+        return [(s.name.removeprefix(name), s.labels, s.value) for s in registry.collect() if s.name == name
+                for s in s.samples if not s.name.endswith("_created")]
+
+    assert samples("many") == samples("one") and samples("one")
