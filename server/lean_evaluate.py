@@ -11,8 +11,9 @@ error body, as from the handler), and the handlers stay declared, so the OpenAPI
 same.
 
 Only a request the lean path is sure about is answered here. Any other (a Content-Type that is not
-JSON, an empty, oversized, malformed or schema-breaking body) goes on to the Litestar handler with
-its body replayed, so each error keeps the answer and code the handler path gives it.
+JSON, an empty, oversized, malformed or schema-breaking body, a NUL character in it) goes on to the
+Litestar handler with its body replayed, so each error keeps the answer and code the handler path
+gives it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from .bodies import _is_json, exact_decoder
+from .bodies import NUL_ESCAPE, _is_json, exact_decoder
 from .schemas import EvaluateNamedRequest, EvaluateRequest
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -56,7 +57,7 @@ class LeanEvaluate(ASGIMiddleware):
             return
         body, messages = await _read_body(receive, limit)
         data = None
-        if body is not None and body.strip():
+        if body is not None and body.strip() and NUL_ESCAPE not in body:  # a NUL: the handler refuses it
             try:
                 data = _DECODERS[self.named].decode(body)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):

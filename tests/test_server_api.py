@@ -189,6 +189,13 @@ BAD_REQUESTS = [
     ("GET", "/decisions?policy=%00", {}, 400, "INVALID_REQUEST", {"query.policy"}),
     ("GET", "/decisions?policy=a&policy=b%00c", {}, 400, "INVALID_REQUEST", {"query.policy"}),
     ("GET", "/policies/credito%00b2b", {}, 400, "INVALID_REQUEST", {"path"}),
+    # Nor in a body: a decision holding one could never be written to PostgreSQL.
+    ("POST", "/evaluate/credito_b2b", {"json": {"input": {"cnpj": "11.222.333/0001-81\u0000"}}}, 400,
+     "INVALID_REQUEST", {"input.cnpj"}),
+    ("POST", "/evaluate", {"json": {"policy": "credito_b2b\u0000", "input": {}}}, 400, "INVALID_REQUEST", {"policy"}),
+    ("POST", "/evaluate/batch", {"json": {"items": [{"policy": "credito_b2b", "input": {"a": ["x", "\u0000"]}}]}},
+     400, "INVALID_REQUEST", {"items[0].input.a[1]"}),
+    ("POST", "/monitoring/recheck", {"json": {"segment": "atacado\u0000"}}, 400, "INVALID_REQUEST", {"segment"}),
 ]
 
 
