@@ -29,7 +29,7 @@ import threading
 
 import msgspec
 
-from .frames import read_frame, write_frame
+from .frames import end_child, read_frame, start_child, write_frame
 
 log = logging.getLogger("regua.decisions")
 
@@ -83,8 +83,7 @@ class DecisionWriterProcess:
 
     def _start(self) -> subprocess.Popen:
         self.starts += 1
-        process = subprocess.Popen([sys.executable, "-m", "regua.server.decision_process"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        process = start_child("regua.server.decision_process")
         write_frame(process.stdin, os.fsencode(self.location))
         return process
 
@@ -102,18 +101,8 @@ class DecisionWriterProcess:
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             process, self._process, self._closed = self._process, None, True
-        if process is None:
-            return
-        try:
-            process.stdin.close()  # the child reads the end of its input and exits
-        except OSError:
-            pass
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        if process is not None:
+            end_child(process, timeout)
 
 
 # ---- the child ------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import msgspec
 
 from regua.dsl.values import to_json
 
-from .frames import read_frame, write_frame
+from .frames import end_child, read_frame, start_child, write_frame
 
 log = logging.getLogger("regua.experiments")
 NICE = 10  # the child's niceness: the serving process comes first when both want a core
@@ -168,9 +168,7 @@ class ShadowProcess:
             if self._process is not None or self._closed:
                 return
             self.starts += 1
-            self._process = process = subprocess.Popen(
-                [sys.executable, "-m", "regua.server.shadow_process"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, close_fds=True)
+            self._process = process = start_child("regua.server.shadow_process")
             write_frame(process.stdin, self._setup)
         threading.Thread(target=self._read, args=(process,), name="regua-shadow-acks", daemon=True).start()
 
@@ -213,17 +211,8 @@ class ShadowProcess:
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             process, self._process, self.ready, self._closed = self._process, None, False, True
-        if process is None:
-            return
-        try:
-            process.stdin.close()  # the child reads the end and exits
-        except OSError:
-            pass
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            end_child(process, timeout)
 
 
 # ---- the child ------------------------------------------------------------------------------------
