@@ -25,11 +25,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import msgspec
 
-from .frames import end_child, read_frame, start_child, write_frame
+from .frames import ChildProcess, read_frame, write_frame
 
 log = logging.getLogger("regua.decisions")
 
@@ -41,35 +40,27 @@ class DecisionWriteFailed(Exception):
     """The child could not write a batch (its exception's type is the message); nothing of it was committed."""
 
 
-class DecisionWriterProcess:
+class DecisionWriterProcess(ChildProcess):
     """The server's side: `write(rows)` returns once the child has committed them, or raises."""
 
-    def __init__(self, location: str):
-        self.location = location
-        self._process: subprocess.Popen | None = None
-        self._lock = threading.Lock()  # one writer thread, but close() comes from another
-        self.starts = 0
-        self._closed = False
+    module = "regua.server.decision_process"
 
-    @property
-    def pid(self) -> int | None:
-        process = self._process
-        return None if process is None else process.pid
+    def __init__(self, location: str):
+        super().__init__(os.fsencode(location))  # the child's setup: where the store is
+        self.location = location
 
     def start(self) -> None:
         """Start the child now (the log's writer thread does, as it starts), so the first batch does not
         wait for it to import and open the store."""
         with self._lock:
-            if not self._closed and (self._process is None or self._process.poll() is not None):
-                self._process = self._start()
+            if not self._closed:
+                self._running()
 
     def write(self, rows: list[tuple]) -> None:
         with self._lock:
             if self._closed:
                 raise DecisionWriteFailed("closed")
-            process = self._process
-            if process is None or process.poll() is not None:
-                process = self._process = self._start()
+            process = self._running()
         try:
             write_frame(process.stdin, _encode(rows))
             answer = read_frame(process.stdout)
@@ -81,11 +72,11 @@ class DecisionWriterProcess:
         if answer:
             raise DecisionWriteFailed(answer.decode())
 
-    def _start(self) -> subprocess.Popen:
-        self.starts += 1
-        process = start_child("regua.server.decision_process")
-        write_frame(process.stdin, os.fsencode(self.location))
-        return process
+    def _running(self) -> subprocess.Popen:
+        """The child, started again if it is not running (call with the lock held)."""
+        if self._process is None or self._process.poll() is not None:
+            self._process = self._spawn()
+        return self._process
 
     def _lost(self, process: subprocess.Popen) -> None:
         try:
@@ -97,12 +88,6 @@ class DecisionWriterProcess:
             if self._process is process:
                 self._process = None
         log.error("decision log: the writer process ended (exit code %s); the batch will be written again", code)
-
-    def close(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            process, self._process, self._closed = self._process, None, True
-        if process is not None:
-            end_child(process, timeout)
 
 
 # ---- the child ------------------------------------------------------------------------------------

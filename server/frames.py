@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import threading
 
 _HEAD = struct.Struct("<I")
 
@@ -46,3 +47,36 @@ def end_child(process: subprocess.Popen, timeout: float) -> None:
         process.kill()
         process.wait()
     process.stdout.close()
+
+
+class ChildProcess:
+    """The server's handle on one child `python -m <module>`: the process (None until started and
+    after it ended), the lock that guards it, how many times it was started; `close()` ends it for
+    good. The child reads `setup` as its first frame."""
+
+    module = ""
+
+    def __init__(self, setup: bytes):
+        self._setup = setup
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.starts = 0
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else process.pid
+
+    def _spawn(self) -> subprocess.Popen:
+        """A new child, its setup sent (call with the lock held)."""
+        self.starts += 1
+        process = start_child(self.module)
+        write_frame(process.stdin, self._setup)
+        return process
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            process, self._process, self._closed = self._process, None, True
+        if process is not None:
+            end_child(process, timeout)

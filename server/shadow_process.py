@@ -24,7 +24,6 @@ import datetime as dt
 import gc
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ import msgspec
 
 from regua.dsl.values import to_json
 
-from .frames import end_child, read_frame, start_child, write_frame
+from .frames import ChildProcess, read_frame, write_frame
 
 log = logging.getLogger("regua.experiments")
 NICE = 10  # the child's niceness: the serving process comes first when both want a core
@@ -136,40 +135,31 @@ def record_jobs(jobs: list[Job], now: str, arm_policy) -> tuple[list[tuple], dic
     return rows, evaluated
 
 
-class ShadowProcess:
+class ShadowProcess(ChildProcess):
     """The server's side: starts the child (`python -m regua.server.shadow_process`, frames over
     its stdin and stdout), sends batches, and a thread of its own reads the acknowledgements and
     hands them to `on_done(seq, evaluated, error)`; `on_lost(seqs)` when the child died with
     batches unacknowledged. `ready` once the child has loaded the plugins and opened the store:
     until then (and after it died) the worker evaluates shadows itself."""
 
+    module = "regua.server.shadow_process"
+
     def __init__(self, location: str, plugin_settings, sandbox: bool, on_done, on_lost):
         allow = None if plugin_settings is None else plugin_settings.allow
         deny = [] if plugin_settings is None else list(plugin_settings.deny)
         config = {} if plugin_settings is None else plugin_settings.config
-        self._setup = _encode({"location": location, "allow": allow, "deny": deny, "config": config,
-                               "sandbox": sandbox})
+        super().__init__(_encode({"location": location, "allow": allow, "deny": deny, "config": config,
+                                  "sandbox": sandbox}))
         self.on_done, self.on_lost = on_done, on_lost
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
         self._unacked: set[int] = set()
         self.ready = False
-        self.starts = 0
-        self._closed = False
-
-    @property
-    def pid(self) -> int | None:
-        process = self._process
-        return None if process is None else process.pid
 
     def start(self) -> None:
         """Start the child unless it runs (or is starting); it says when it is ready."""
         with self._lock:
             if self._process is not None or self._closed:
                 return
-            self.starts += 1
-            self._process = process = start_child("regua.server.shadow_process")
-            write_frame(process.stdin, self._setup)
+            self._process = process = self._spawn()
         threading.Thread(target=self._read, args=(process,), name="regua-shadow-acks", daemon=True).start()
 
     def send(self, batch: Batch) -> bool:
@@ -209,10 +199,8 @@ class ShadowProcess:
             self.on_lost(sorted(lost))
 
     def close(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            process, self._process, self.ready, self._closed = self._process, None, False, True
-        if process is not None:
-            end_child(process, timeout)
+        self.ready = False
+        super().close(timeout)
 
 
 # ---- the child ------------------------------------------------------------------------------------
