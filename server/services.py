@@ -142,10 +142,9 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     sinks = registry.decision_recorded if registry.pm.hook.regua_decision_recorded.get_hookimpls() else None
     location = settings.store.location
     # The inserts go to a child process (server.decision_process): they cost a busy event loop
-    # ~20 % of its requests when a thread of this process makes them. Not for an in-memory SQLite
-    # database, which cannot be shared with another process.
-    writer = DecisionWriterProcess(location) if settings.store.writer_process and location != ":memory:" \
-        and not location.startswith("file:") else None
+    # ~20 % of its requests when a thread of this process makes them. (The store is always a file
+    # or a PostgreSQL URL: Store refuses an in-memory database.)
+    writer = DecisionWriterProcess(location) if settings.store.writer_process else None
     decision_log = DecisionLog(store, settings.store.flush_interval_ms, settings.store.flush_max, sinks, writer)
     evaluator_kwargs = {"today": today} if today is not None else {}
     # Shadows in a child process when it can compile them as this process does: the plugins come
