@@ -30,6 +30,7 @@ from .console import check_console_access, console_router, static_router
 from .console.session import SessionStore
 from .console.swagger import SWAGGER_ASSETS, swagger_assets_router
 from .errors import exception_handlers
+from .lean_evaluate import EvaluateFront
 from .logs import configure_logging
 from .metrics import RequestTimingMiddleware
 from .schemas import API_VERSION
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         services.stop()
 
     on_postgres = bool(settings.store.url)
-    app = Litestar(
+    app = ReguaApp(
         route_handlers=[*ROUTES, console_router(), static_router(), swagger_assets_router()],
         # Timing first (outermost), so authentication and error answers are timed too.
         middleware=[DefineMiddleware(RequestTimingMiddleware, metrics=services.metrics),
@@ -96,7 +97,21 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     check_route_access(app)  # fail closed: a route that declares neither a scope nor PUBLIC stops the app here
     document_error_bodies(app)
     document_public_routes(app)
+    app.front = EvaluateFront(app, super(ReguaApp, app).__call__)
     return app
+
+
+class ReguaApp(Litestar):
+    """Litestar, with the common case of POST /evaluate answered in front of it
+    (server.lean_evaluate.EvaluateFront; every other request is Litestar's)."""
+
+    front: EvaluateFront | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.front is not None and scope["type"] == "http" and scope["method"] == "POST":
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def document_public_routes(app: Litestar) -> None:

@@ -151,14 +151,21 @@ class ApiKeyMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         opt = scope["route_handler"].opt
         if opt.get("public") is not True:
-            required = opt.get("scope", ())
-            wanted = required if isinstance(required, tuple) else (required,)
-            key = self.ring.identify(presented_key(scope["headers"]))
-            if key is None:
-                raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
-                               headers={"WWW-Authenticate": "Bearer"})
-            if not any(s in key.scopes for s in wanted):
-                raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope" if wanted
-                               else "this route declares no scope: no API key may use it")
-            scope["regua_key"] = key.name
+            scope["regua_key"] = authorize(self.ring, opt, scope["headers"]).name
         await next_app(scope, receive, send)
+
+
+def authorize(ring: KeyRing, opt: dict, headers: list[tuple[bytes, bytes]]) -> ApiKey:
+    """The key the request presents, if it has a scope the route (its `opt`) accepts; else ApiError
+    401 (no known key) or 403 (no accepted scope). For ApiKeyMiddleware and the fast path of POST
+    /evaluate (server.lean_evaluate)."""
+    required = opt.get("scope", ())
+    wanted = required if isinstance(required, tuple) else (required,)
+    key = ring.identify(presented_key(headers))
+    if key is None:
+        raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if not any(s in key.scopes for s in wanted):
+        raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope" if wanted
+                       else "this route declares no scope: no API key may use it")
+    return key

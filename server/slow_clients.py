@@ -46,8 +46,7 @@ def body_timeout(timeout: float):
                         raise TimeoutError
                     message = await _within(receive(), remaining)
                 except TimeoutError:
-                    raise ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
-                                   headers={"Connection": "close"}) from None
+                    raise body_too_slow(timeout) from None
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     complete = True
                 return message
@@ -57,6 +56,12 @@ def body_timeout(timeout: float):
         return guarded
 
     return middleware
+
+
+def body_too_slow(timeout: float) -> ApiError:
+    """The answer to a body that took more than `timeout` seconds (here, and in server.lean_evaluate)."""
+    return ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
+                    headers={"Connection": "close"})
 
 
 async def _within(awaitable, seconds: float):

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from ..errors import INTERNAL_MESSAGE, ApiError, log_unexpected
-from ..lean_evaluate import LeanEvaluate
+from ..lean_evaluate import LEAN, LeanEvaluate
 from ..schemas import BatchLine, BatchRequest, ErrorBody, EvaluateNamedRequest, EvaluateRequest, EvaluateResponse
 from .deps import Svc, api_key_name, services
 
@@ -41,15 +41,16 @@ class EvaluateController(Controller):
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
         return Response(result.body, media_type=JSON, status_code=200, headers=headers)
 
-    # LeanEvaluate answers the well-formed requests of these two handlers itself (server/lean_evaluate.py);
-    # the handlers answer the rest, and declare the routes (OpenAPI, access, error bodies).
+    # The lean path answers the well-formed requests of these two handlers itself (server/lean_evaluate.py:
+    # EvaluateFront in front of Litestar, else LeanEvaluate); the handlers answer the rest, and declare
+    # the routes (OpenAPI, access, error bodies).
     @post("/", summary="Evaluate a policy on one input", status_code=200, middleware=[LeanEvaluate(named=False)],
-          responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
+          opt={LEAN: False}, responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
     async def evaluate(self, svc: Svc, data: JSONBody[EvaluateRequest], request: Request) -> Response:
         return await self._one(svc, data, request, None)
 
     @post("/{policy:str}", summary="Evaluate the named policy on one input", status_code=200,
-          middleware=[LeanEvaluate(named=True)],
+          middleware=[LeanEvaluate(named=True)], opt={LEAN: True},
           responses={200: ResponseSpec(EvaluateResponse, description="the decision"), **_ERRORS})
     async def evaluate_named(self, svc: Svc, policy: FromPath[str], data: JSONBody[EvaluateNamedRequest],
                              request: Request) -> Response:
