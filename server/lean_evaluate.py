@@ -112,12 +112,12 @@ class EvaluateFront:
         # The body, within server.body_timeout from here, as Litestar's layers would read it.
         timeout = app.state.services.settings.server.body_timeout
         limit = app.request_max_body_size
+        data = failure = None
         try:
             body, messages = await _read_body(receive, limit, time.monotonic() + timeout)
         except TimeoutError:
-            body, messages, failure = None, None, body_too_slow(timeout)
+            failure = body_too_slow(timeout)  # answered below, by the route's exception handlers
         else:
-            failure = None
             data = _decoded(body, named)
             if data is None:  # Litestar's handler path answers it, from the messages already read
                 await self.litestar(scope, _replay(messages, receive), send)
