@@ -88,30 +88,36 @@ class EvaluateFront:
         self.app = app
         self.litestar = litestar
         self.routing = app.asgi_router.handle_routing  # Litestar's own router, its cache included
+        # Read once: each app.state attribute is a Python-level __getattr__ call.
+        self.services = app.state.services
+        self.limit = app.request_max_body_size
+        self.body_timeout = self.services.settings.server.body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        app = self.app
+        services = self.services
         headers = scope["headers"]
         handler = None
+        path = scope["path"]
         if not scope.get("root_path"):
+            if path.endswith("/") or "//" in path:  # what normalize_path would change
+                path = normalize_path(path)
             try:
-                _, handler, path, params, template = self.routing(normalize_path(scope["path"]), "POST")
+                _, handler, path, params, template = self.routing(path, "POST")
             except Exception:  # noqa: BLE001 — no route (404, 405…): Litestar answers it
                 handler = None
         named = None if handler is None else handler.opt.get(LEAN)
-        if named is None or not _coroutine(receive) \
-                or not _acceptable_headers(headers, app.request_max_body_size, check_host=True):
+        limit = self.limit
+        if named is None or not _coroutine(receive) or not _acceptable_headers(headers, limit, check_host=True):
             await self.litestar(scope, receive, send)
             return
         try:
-            key = authorize(app.state.services.keyring, handler.opt, headers)
+            key = authorize(services.keyring, handler.opt, headers)
         except ApiError:  # 401 or 403: Litestar's key middleware answers it, the same way
             await self.litestar(scope, receive, send)
             return
         # The body, within server.body_timeout from here, as Litestar's layers would read it.
-        timeout = app.state.services.settings.server.body_timeout
-        limit = app.request_max_body_size
+        timeout = self.body_timeout
         data = failure = None
         try:
             body, messages = await _read_body(receive, limit, time.monotonic() + timeout)
@@ -122,7 +128,7 @@ class EvaluateFront:
             if data is None:  # Litestar's handler path answers it, from the messages already read
                 await self.litestar(scope, _replay(messages, receive), send)
                 return
-        scope["app"] = scope["litestar_app"] = app  # as Litestar sets them, for the exception handlers
+        scope["app"] = scope["litestar_app"] = self.app  # as Litestar sets them, for the exception handlers
         scope.setdefault("state", {})
         scope["route_handler"], scope["path"], scope["path_params"], scope["path_template"] = \
             handler, path, params, template
@@ -132,8 +138,7 @@ class EvaluateFront:
             try:
                 if failure is not None:
                     raise failure
-                headers, payload = await _evaluated(app.state.services, data, key.name,
-                                                    params["policy"] if named else None)
+                headers, payload = await _evaluated(services, data, key.name, params["policy"] if named else None)
             except Exception as error:  # noqa: BLE001 — nothing sent yet: the route's handlers answer it
                 status = await self._answer_error(scope, receive, send, handler, error)
                 return
@@ -141,7 +146,7 @@ class EvaluateFront:
             status = 200
             await send({"type": "http.response.body", "body": payload})
         finally:
-            app.state.services.metrics.observe_request("POST", template, status, time.perf_counter() - started)
+            services.metrics.observe_request("POST", template, status, time.perf_counter() - started)
 
     async def _answer_error(self, scope: Scope, receive: Receive, send: Send, handler, error: Exception) -> int:
         """The answer the route's exception handlers give `error` (server.errors), as Litestar would send it."""

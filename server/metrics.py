@@ -60,6 +60,7 @@ class Metrics:
                                       registry=r, multiprocess_mode="livesum")
         self.shadow = ShadowMetrics(r)
         self._children: dict = {}
+        self._hits: dict = {}  # connector -> its cache-hit counter's adder
 
     def observe(self, policy: str, outcome: str, seconds: float, calls) -> None:
         key = (policy, outcome)
@@ -80,7 +81,10 @@ class Metrics:
             if call.error:
                 self.connector_errors.labels(call.connector, call.error).inc()
             if call.cached:
-                self.cache_hits.labels(call.connector).inc()
+                hits = self._hits.get(call.connector)
+                if hits is None:
+                    hits = self._hits[call.connector] = _adder(self.cache_hits.labels(call.connector))
+                hits(1)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
