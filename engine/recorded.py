@@ -46,6 +46,12 @@ def encode_answers(calls: Iterable, masked_args: list[list[str]] | None = None) 
     """The recorded answers of a decision's connector calls (engine.decision.ConnectorCall), as
     compact JSON; None when the decision made no lookup. `masked_args`: each call's arguments
     already masked (mask_document), when the caller has them."""
+    encoded = encode_answers_json(calls, masked_args)
+    return None if encoded is None else encoded.decode()
+
+
+def encode_answers_json(calls: Iterable, masked_args: list[list[str]] | None = None) -> bytes | None:
+    """encode_answers as UTF-8 bytes."""
     if masked_args is None:
         entries = [_entry(call) for call in calls]
     else:
@@ -53,7 +59,7 @@ def encode_answers(calls: Iterable, masked_args: list[list[str]] | None = None) 
     if not entries:
         return None
     try:
-        return _encode(entries).decode()
+        return _encode(entries)
     except (TypeError, ValueError, OverflowError):  # an answer that is not data: recorded as not kept
         out = []
         for entry in entries:
@@ -62,7 +68,7 @@ def encode_answers(calls: Iterable, masked_args: list[list[str]] | None = None) 
             except (TypeError, ValueError, OverflowError):
                 entry = {k: v for k, v in entry.items() if k != "answer"} | {"status": "unrecorded"}
             out.append(entry)
-        return _encode(out).decode()
+        return _encode(out)
 
 
 def decode_answers(text: str | None) -> dict[tuple[str, tuple[str, ...]], dict]:

@@ -22,7 +22,7 @@ from regua.dsl.values import out_of_range_paths, to_json
 from regua.engine import brazil
 from regua.engine.connectors import MUST_NOT_BLOCK, Connectors, WouldBlock, mask_document
 from regua.engine.prepared import InvalidInput
-from regua.engine.recorded import encode_answers
+from regua.engine.recorded import encode_answers_json
 from regua.engine.trace import uniform as uniform_trace
 
 from .decision_log import DecisionLog
@@ -182,13 +182,16 @@ class Evaluator:
         if dry_run:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
+        # The JSON columns as the bytes just encoded (store_common.text_row: the writer decodes them).
         row = (decision_id, prepared.name, prepared.version, revision, decision.outcome,
-               body.decode(), _encode_input(data).decode(), input_hash,
+               body, _encode_input(data), input_hash,
                document_hash(str(document)) if document else None, mask_document(document) if document else None,
-               request_id, api_key, round(elapsed * 1000, 3), encode_answers(calls, masked))
+               request_id, api_key, round(elapsed * 1000, 3), encode_answers_json(calls, masked))
         if route is not None:  # which arm decided, and the shadows beside it: off the response path
-            self.experiments.worker.submit(route, decision_id, decision, inputs, today, row[-1], row[8], row[6],
-                                           row[5])
+            answers = row[-1]
+            self.experiments.worker.submit(route, decision_id, decision, inputs, today,
+                                           None if answers is None else answers.decode(), row[8], row[6].decode(),
+                                           body.decode())
         if request_id is not None:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)
             if existing is not None:  # another request with this id won the race

@@ -29,7 +29,7 @@ import sqlite_utils
 from regua import postgres, sqlite
 
 from .migrations import MIGRATIONS
-from .store_common import DECISION_COLUMNS, StoreError, utc_now
+from .store_common import DECISION_COLUMNS, StoreError, text_row, utc_now
 
 __all__ = ["DECISION_COLUMNS", "Store", "StoreError", "open_store", "utc_now"]
 
@@ -238,7 +238,7 @@ class Store:
         with self.transaction(db):
             for start in range(0, len(rows), per_insert):
                 chunk = rows[start:start + per_insert]
-                values = [value for row in chunk for value in row]
+                values = [value for row in chunk for value in text_row(row)]
                 count = len(chunk)
                 if count > _ROUND_ROWS_TO:
                     rounded = min(-(-count // _ROUND_ROWS_TO) * _ROUND_ROWS_TO, per_insert)
@@ -256,7 +256,8 @@ class Store:
                                                 row[DECISION_COLUMNS.index("api_key")], db)
             if existing is not None:
                 return existing
-            db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})", list(row))
+            db.execute(f"insert into decisions ({', '.join(DECISION_COLUMNS)}) values ({placeholders})",
+                       list(text_row(row)))
         return None
 
     def decision(self, decision_id: str) -> dict | None:

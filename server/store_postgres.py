@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from regua import dialect, postgres
 
 from .migrations import MIGRATIONS
-from .store_common import DECISION_COLUMNS, StoreError, utc_now
+from .store_common import DECISION_COLUMNS, StoreError, text_row, utc_now
 
 CHANNEL = "regua_activations"
 #: Transaction-scoped advisory lock taken by every activation (publish, reload, rollback).
@@ -242,7 +242,7 @@ class PostgresStore:
         placeholders = ", ".join("%s" for _ in DECISION_COLUMNS)
         with self.pool.connection() as conn, conn.transaction():
             inserted = conn.execute(f"insert into decisions ({_COLUMNS}) values ({placeholders}) "
-                                    "on conflict do nothing returning id", list(row)).fetchone()
+                                    "on conflict do nothing returning id", list(text_row(row))).fetchone()
             if inserted is not None:
                 return None
             return self.decision_by_request(row[DECISION_COLUMNS.index("policy")],
@@ -284,7 +284,7 @@ def copy_decisions(conn, rows: list[tuple]) -> None:
             with cursor.copy(f"copy decisions ({_COLUMNS}) from stdin (format binary)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(text_row(row))
         return
     except psycopg.errors.UniqueViolation:
         pass
@@ -293,6 +293,6 @@ def copy_decisions(conn, rows: list[tuple]) -> None:
         with cursor.copy(f"copy decisions_in ({_COLUMNS}) from stdin (format binary)") as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(text_row(row))
         cursor.execute(f"insert into decisions ({_COLUMNS}) select {_COLUMNS} from decisions_in "
                        "on conflict do nothing")

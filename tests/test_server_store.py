@@ -415,3 +415,32 @@ def test_idempotent_replays_survive_a_restart(tmp_path, backend):
         other = client.post("/evaluate/credito_b2b", json={**body, "input": {**ORDER, "valor_pedido": "1.00"}})
         assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_CONFLICT"
         assert server.services.store.count_decisions() == 1
+
+
+def test_json_columns_handed_over_as_bytes_are_stored_as_text(store_location):
+    """The server hands the decision log its JSON columns as the bytes it encoded (store_common.text_row):
+    every way a row is written stores them as text, never as a blob, on both stores."""
+    store = open_store(store_location)
+
+    def as_bytes(row: tuple) -> tuple:
+        return tuple(v.encode() if c in ("body", "input", "connector_answers") and v is not None else v
+                     for c, v in zip(DECISION_COLUMNS, row))
+
+    answers = '[{"connector":"bureau.serasa","args":["**81"],"status":"ok","answer":{"nome":"Açaí"}}]'
+    rows = [decision_row(i) for i in range(3)]
+    rows[0] = rows[0][:-1] + (answers,)
+    once = decision_row(3, request_id="r-1")
+    store.insert_decisions([as_bytes(row) for row in rows])
+    assert store.insert_decision_once(as_bytes(once)) is None
+    for row in [*rows, once]:
+        stored = store.decision(row[0])
+        for column in ("body", "input", "connector_answers"):
+            expected = row[DECISION_COLUMNS.index(column)]
+            assert stored[column] == expected and (expected is None or isinstance(stored[column], str)), column
+    if not str(store_location).startswith("postgresql"):
+        db = sqlite3.connect(store_location)
+        try:
+            kinds = set(db.execute("select typeof(body), typeof(input) from decisions"))
+        finally:
+            db.close()
+        assert kinds == {("text", "text")}
