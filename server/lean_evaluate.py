@@ -17,7 +17,8 @@ gives it.
 
 `EvaluateFront` goes one step further for the common case, in front of Litestar itself
 (server.app.ReguaApp): a POST that Litestar's own router sends to one of the two handlers, with a
-valid Host, a key that may evaluate and the whole body already received, is answered without
+valid Host (Litestar's own check), a key that may evaluate and a JSON body that arrives within
+`server.body_timeout` (else the same 408), is answered without
 Litestar's app, exception, routing, timing, body-timeout and key middleware layers, which cost
 more than a credito_b2b evaluation over a socket (~20 % of peak req/s under wrk,
 benchmarks/bench_quick.py). It does what those layers do for such a request: the route's
