@@ -45,7 +45,7 @@ from .auth import authorize
 from .bodies import NUL_ESCAPE, _is_json, exact_decoder
 from .errors import ApiError
 from .schemas import EvaluateNamedRequest, EvaluateRequest
-from .slow_clients import _within, body_too_slow
+from .slow_clients import timed_receive
 
 #: In a handler's `opt`: the handlers the lean path answers (False: POST /evaluate; True: POST
 #: /evaluate/{policy}, the policy named by the path).
@@ -118,12 +118,11 @@ class EvaluateFront:
             await self.litestar(scope, receive, send)
             return
         # The body, within server.body_timeout from here, as Litestar's layers would read it.
-        timeout = self.body_timeout
         data = failure = None
         try:
-            body, messages = await _read_body(receive, limit, time.monotonic() + timeout)
-        except TimeoutError:
-            failure = body_too_slow(timeout)  # answered below, by the route's exception handlers
+            body, messages = await _read_body(timed_receive(receive, self.body_timeout), limit)
+        except ApiError as error:  # 408: answered below, by the route's exception handlers
+            failure = error
         else:
             data = _decoded(body, named)
             if data is None:  # Litestar's handler path answers it, from the messages already read
@@ -225,22 +224,14 @@ async def _answer(services, data, key_name: str | None, path_name: str | None, s
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive: Receive, limit: int | None,
-                     deadline: float | None = None) -> tuple[bytes | None, list[Message]]:
+async def _read_body(receive: Receive, limit: int | None) -> tuple[bytes | None, list[Message]]:
     """The whole body and the messages it came in; None for the body past `limit` bytes or when
-    the client went away (the handler path then answers as it would). With a `deadline`
-    (time.monotonic()), TimeoutError once it has passed with the body still incomplete."""
+    the client went away (the handler path then answers as it would)."""
     messages: list[Message] = []
     chunks: list[bytes] = []
     size = 0
     while True:
-        if deadline is None:
-            message = await receive()
-        else:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            message = await _within(receive(), remaining)
+        message = await receive()
         messages.append(message)
         if message["type"] != "http.request":
             return None, messages

@@ -33,35 +33,36 @@ def body_timeout(timeout: float):
         async def guarded(scope, receive, send):
             if scope["type"] != "http":
                 return await app(scope, receive, send)
-            deadline = time.monotonic() + timeout
-            complete = False
-
-            async def timed_receive():
-                nonlocal complete
-                if complete:  # the body is in: what follows (a disconnect) is waited for as usual
-                    return await receive()
-                remaining = deadline - time.monotonic()
-                try:
-                    if remaining <= 0:  # as asyncio.wait_for(receive(), 0) did: no waiting, not even for a ready message
-                        raise TimeoutError
-                    message = await _within(receive(), remaining)
-                except TimeoutError:
-                    raise body_too_slow(timeout) from None
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    complete = True
-                return message
-
-            return await app(scope, timed_receive, send)
+            return await app(scope, timed_receive(receive, timeout), send)
 
         return guarded
 
     return middleware
 
 
-def body_too_slow(timeout: float) -> ApiError:
-    """The answer to a body that took more than `timeout` seconds (here, and in server.lean_evaluate)."""
-    return ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
-                    headers={"Connection": "close"})
+def timed_receive(receive, timeout: float):
+    """`receive` with a deadline `timeout` seconds from now for the body: past it, ApiError 408
+    REQUEST_TIMEOUT (body_timeout, and server.lean_evaluate's front of POST /evaluate)."""
+    deadline = time.monotonic() + timeout
+    complete = False
+
+    async def timed():
+        nonlocal complete
+        if complete:  # the body is in: what follows (a disconnect) is waited for as usual
+            return await receive()
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:  # as asyncio.wait_for(receive(), 0) did: no waiting, not even for a ready message
+                raise TimeoutError
+            message = await _within(receive(), remaining)
+        except TimeoutError:
+            raise ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
+                           headers={"Connection": "close"}) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return timed
 
 
 async def _within(awaitable, seconds: float):
