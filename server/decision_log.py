@@ -1,10 +1,12 @@
 """The decision log: every decision is written to the store, off the request's critical path.
 
-Requests hand finished rows to `DecisionLog.submit()` (a deque append); one writer thread
-inserts whatever is waiting in a single transaction every `flush_interval_ms`, or sooner
-when `flush_max` rows are waiting — on SQLite through a child process that makes the inserts
-(server.decision_process), so they never hold this process's GIL. `close()` (graceful
-shutdown) drains everything.
+Requests hand finished rows to `DecisionLog.submit()`; one writer thread inserts whatever is
+waiting in a single transaction every `flush_interval_ms`, or sooner when `flush_max` rows are
+waiting — by default through a child process that makes the inserts (server.decision_process),
+so they never hold this process's GIL. With that child and no plugin sink, `submit` encodes the
+row for the child at once (msgpack, appended to one buffer): the event loop then keeps no
+objects per decision until the write, and the writer thread only hands the buffer over, with
+the lock released. `close()` (graceful shutdown) drains everything.
 
 What a crash can lose: rows submitted but not yet written, i.e. the backlog (the metric
 `regua_decision_log_backlog`): normally what arrived in the last `flush_interval_ms` (50 ms by
@@ -25,7 +27,13 @@ import logging
 import threading
 import time
 
+import msgspec
+
+from .decision_process import decode_batch
 from .store import DECISION_COLUMNS, Store  # or a PostgresStore: the same interface
+from .store_common import text_row
+
+_encode_into = msgspec.msgpack.Encoder().encode_into
 
 # What sinks receive: the stored row without the input and body (they hold personal data).
 _SINK_COLUMNS = [(i, c) for i, c in enumerate(DECISION_COLUMNS) if c not in ("input", "body", "input_hash",
@@ -45,6 +53,12 @@ class DecisionLog:
         self.flush_max = flush_max
         self.on_flush = on_flush  # sink(decision, record) per decision written (plugin sinks)
         self._pending: collections.deque = collections.deque()
+        # Rows encoded for the writer process as they arrive (see the module's docstring), when
+        # nothing else needs them as tuples: plugin sinks read each written row.
+        self._encoded = process is not None and on_flush is None
+        self._batch = bytearray()
+        self._batch_rows = 0
+        self._batch_lock = threading.Lock()  # submit (event loop) against the writer taking the batch
         self._sink_only: collections.deque = collections.deque()  # written elsewhere, sinks still to call
         self._wake = threading.Event()
         self._stop = False
@@ -56,8 +70,15 @@ class DecisionLog:
         self._thread.start()
 
     def submit(self, row: tuple, decision=None) -> None:
-        self._pending.append((row, decision))
-        if len(self._pending) >= self.flush_max:
+        if self._encoded:
+            with self._batch_lock:
+                _encode_into(row, self._batch, -1)
+                self._batch_rows += 1
+                waiting = self._batch_rows
+        else:
+            self._pending.append((row, decision))
+            waiting = len(self._pending)
+        if waiting >= self.flush_max:
             self._wake.set()
 
     def notify_later(self, row: tuple, decision=None) -> None:
@@ -70,7 +91,7 @@ class DecisionLog:
     @property
     def backlog(self) -> int:
         """Decisions not yet committed (queued or being written)."""
-        return len(self._pending) + self._inflight
+        return len(self._pending) + self._batch_rows + self._inflight
 
     def _run(self) -> None:
         if self.process is not None:
@@ -84,11 +105,40 @@ class DecisionLog:
                 self._wake.wait(self.interval)
                 self._wake.clear()
                 stopping = self._stop
+                if self._batch_rows:
+                    self._flush_batch()
                 while self._pending and self._flush(db):  # everything waiting, in chunks
                     pass
                 self._drain_sink_only()
-                if stopping and not self._pending:
+                if stopping and not (self._pending or self._batch_rows):
                     return
+
+    def _take_batch(self) -> tuple[int, bytearray]:
+        with self._batch_lock:
+            rows, batch = self._batch_rows, self._batch
+            self._batch_rows, self._batch = 0, bytearray()
+        return rows, batch
+
+    def _flush_batch(self) -> None:
+        """Write the encoded rows waiting, in one transaction of the child; kept for the next tick
+        after a failure, ahead of rows encoded since."""
+        rows, batch = self._take_batch()
+        self._inflight = rows
+        try:
+            self.process.write_encoded(rows, batch)
+        except Exception as error:  # noqa: BLE001 — keep the rows, try again on the next tick
+            self.failures += 1
+            with self._batch_lock:
+                self._batch[0:0] = batch
+                self._batch_rows += rows
+            self._inflight = 0
+            log.error("decision log: could not write %d decision(s): %s; will retry", rows, type(error).__name__)
+            time.sleep(min(self.interval * 4, 1.0))
+            return
+        self.written += rows
+        self._inflight = 0
+        with self._flushed:
+            self._flushed.notify_all()
 
     def _flush(self, db) -> bool:
         """Write up to 5000 waiting decisions in one transaction. False after a failure."""
@@ -130,6 +180,7 @@ class DecisionLog:
             return
         for row, decision in items:
             try:
+                row = text_row(row)
                 self.on_flush(decision, {column: row[i] for i, column in _SINK_COLUMNS})
             except Exception as error:  # noqa: BLE001 — a sink must never stop the log
                 log.error("decision sink failed: %s", type(error).__name__)
@@ -139,10 +190,10 @@ class DecisionLog:
         deadline = time.monotonic() + timeout
         self._wake.set()
         with self._flushed:
-            while (self._pending or self._inflight) and time.monotonic() < deadline:
+            while self.backlog and time.monotonic() < deadline:
                 self._wake.set()
                 self._flushed.wait(0.05)
-        return not (self._pending or self._inflight)
+        return not self.backlog
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush everything and stop the writer (graceful shutdown)."""
@@ -155,7 +206,10 @@ class DecisionLog:
             log.error("decision log: the writer did not finish within %gs; %d decision(s) still waiting",
                       timeout, self.backlog)
             return
-        if self._pending:  # the writer died: last attempt from this thread
+        if self._batch_rows:  # the writer died: last attempt from this thread
+            rows, batch = self._take_batch()
+            self._pending.extend((row, None) for row in decode_batch(rows, batch))
+        if self._pending:
             items = list(self._pending)
             try:
                 self.store.insert_decisions([row for row, _ in items])

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import signal
+import struct
 import subprocess
 import sys
 
@@ -34,6 +35,18 @@ log = logging.getLogger("regua.decisions")
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_rows = msgspec.msgpack.Decoder(list[tuple]).decode
+_ARRAY32 = struct.Struct(">BI")  # a msgpack array header: 0xdd, then the number of items
+
+
+def batch_header(rows: int) -> bytes:
+    """What makes `rows` msgpack-encoded rows laid end to end one msgpack array of them, the
+    frame the child decodes (server.decision_log encodes rows as they arrive)."""
+    return _ARRAY32.pack(0xDD, rows)
+
+
+def decode_batch(rows: int, batch: bytes) -> list[tuple]:
+    """The rows of an encoded batch (`rows` of them laid end to end)."""
+    return _decode_rows(batch_header(rows) + batch)
 
 
 class DecisionWriteFailed(Exception):
@@ -57,12 +70,19 @@ class DecisionWriterProcess(ChildProcess):
                 self._running()
 
     def write(self, rows: list[tuple]) -> None:
+        self._send(_encode(rows))
+
+    def write_encoded(self, rows: int, batch: bytes) -> None:
+        """write() of `rows` rows already encoded one after the other (msgpack) in `batch`."""
+        self._send(batch_header(rows), batch)
+
+    def _send(self, *frame: bytes) -> None:
         with self._lock:
             if self._closed:
                 raise DecisionWriteFailed("closed")
             process = self._running()
         try:
-            write_frame(process.stdin, _encode(rows))
+            write_frame(process.stdin, *frame)
             answer = read_frame(process.stdout)
         except (OSError, ValueError):  # the pipe broke: the child is gone
             answer = None

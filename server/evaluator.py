@@ -32,6 +32,7 @@ from .metrics import Metrics
 from .policies import ActivePolicy, PolicyService
 from .schemas import EvaluateResponse, ExperimentArmRef, PolicyRef
 from .store import Store
+from .store_common import document_hash
 
 _encode = msgspec.json.Encoder().encode
 # The input as stored in the decision log: JSON numbers arrive as Decimal and go back as numbers, the
@@ -55,10 +56,6 @@ class PerMinute:
             self.value = self.today()
             self.until = (now // 60 + 1) * 60
         return self.value
-
-
-def document_hash(document: str) -> str:
-    return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 def _current_shape(body: str) -> str:
@@ -182,15 +179,17 @@ class Evaluator:
         if dry_run:
             return Evaluation(body)
         document = inputs.get(active.document_field) if active.document_field else None
-        # The JSON columns as the bytes just encoded (store_common.text_row: the writer decodes them).
+        document = str(document) if document else None
+        # The JSON columns as the bytes just encoded, the document's hash and mask left to the writer,
+        # which makes them from the document in clear at the end (store_common.text_row).
+        answers = encode_answers_json(calls, masked)
         row = (decision_id, prepared.name, prepared.version, revision, decision.outcome,
-               body, _encode_input(data), input_hash,
-               document_hash(str(document)) if document else None, mask_document(document) if document else None,
-               request_id, api_key, round(elapsed * 1000, 3), encode_answers_json(calls, masked))
+               body, _encode_input(data), input_hash, None, None,
+               request_id, api_key, round(elapsed * 1000, 3), answers, document)
         if route is not None:  # which arm decided, and the shadows beside it: off the response path
-            answers = row[-1]
             self.experiments.worker.submit(route, decision_id, decision, inputs, today,
-                                           None if answers is None else answers.decode(), row[8], row[6].decode(),
+                                           None if answers is None else answers.decode(),
+                                           document_hash(document) if document else None, row[6].decode(),
                                            body.decode())
         if request_id is not None:
             existing = await anyio.to_thread.run_sync(self.store.insert_decision_once, row)

@@ -13,9 +13,12 @@ import threading
 _HEAD = struct.Struct("<I")
 
 
-def write_frame(pipe, payload: bytes) -> None:
-    """Send one frame and flush it (the other side waits for whole frames)."""
-    pipe.write(_HEAD.pack(len(payload)) + payload)
+def write_frame(pipe, *payload: bytes) -> None:
+    """Send one frame, its payload given whole or in parts, and flush it (the other side waits for
+    whole frames)."""
+    pipe.write(_HEAD.pack(sum(map(len, payload))))
+    for part in payload:
+        pipe.write(part)
     pipe.flush()
 
 

@@ -36,10 +36,10 @@ from regua.portfolio.monitoring.store import MonitoringStore
 
 from .collection import collection_settings
 from .config import SANDBOX_KEY, Settings
-from .evaluator import document_hash
 from .ids import new_decision_id
 from .schemas import EvaluateResponse, PolicyRef
 from .store import DECISION_COLUMNS
+from .store_common import document_hash
 
 log = logging.getLogger("regua.monitoring")
 _encode = msgspec.json.Encoder().encode

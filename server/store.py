@@ -237,8 +237,8 @@ class Store:
                          db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(DECISION_COLUMNS))
         with self.transaction(db):
             for start in range(0, len(rows), per_insert):
-                chunk = rows[start:start + per_insert]
-                values = [value for row in chunk for value in text_row(row)]
+                chunk = [text_row(row) for row in rows[start:start + per_insert]]
+                values = [value for row in chunk for value in row]
                 count = len(chunk)
                 if count > _ROUND_ROWS_TO:
                     rounded = min(-(-count // _ROUND_ROWS_TO) * _ROUND_ROWS_TO, per_insert)

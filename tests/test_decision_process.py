@@ -14,8 +14,8 @@ import pytest
 from test_server_store import decision_row
 
 from regua.server.decision_log import DecisionLog
-from regua.server.decision_process import DecisionWriteFailed, DecisionWriterProcess
-from regua.server.store import Store, open_store
+from regua.server.decision_process import DecisionWriteFailed, DecisionWriterProcess, decode_batch
+from regua.server.store import DECISION_COLUMNS, Store, open_store
 
 
 def stored(path: str) -> list[str]:
@@ -122,3 +122,79 @@ def test_both_stores_take_a_batch_again_without_doubling_it(store_location):
         assert len(ids) == len(set(ids)) == 301
     finally:
         process.close()
+
+
+def test_rows_are_encoded_as_they_arrive_and_stored_as_submitted(path):
+    """With the child and no sink the log keeps one buffer, not a tuple per decision; what the child
+    stores is the row as submitted, the JSON columns handed over as bytes stored as text."""
+    process = DecisionWriterProcess(path)
+    log = DecisionLog(Store(path), flush_interval_ms=60_000, flush_max=100_000, process=process)
+    try:
+        rows = [decision_row(i)[:5] + (f'{{"b":{i}}}'.encode(),) + decision_row(i)[6:] for i in range(20)]
+        for row in rows:
+            log.submit(row)
+        assert log.backlog == 20 and not log._pending
+        assert log.wait_flushed(10) and log.written == 20
+        db = sqlite3.connect(path)
+        try:
+            kept = {row[0]: row for row in db.execute("select " + ", ".join(DECISION_COLUMNS) + " from decisions")}
+        finally:
+            db.close()
+        assert [kept[row[0]] for row in rows] == [row[:5] + (row[5].decode(),) + row[6:] for row in rows]
+    finally:
+        log.close()
+
+
+def test_an_encoded_batch_decodes_to_its_rows():
+    """What close() does with rows still encoded when the writer thread is gone."""
+    import msgspec
+
+    rows = [decision_row(i) for i in range(3)]
+    batch = bytearray()
+    for row in rows:
+        msgspec.msgpack.Encoder().encode_into(row, batch, -1)
+    assert decode_batch(3, batch) == rows
+    assert decode_batch(0, b"") == []
+
+
+def test_a_refused_encoded_batch_is_written_ahead_of_later_rows(path):
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("create table seen (id text)")
+    db.execute("create trigger refuse before insert on decisions begin select raise(abort, 'refused'); end")
+    db.execute("create trigger note after insert on decisions begin insert into seen values (new.id); end")
+    log = DecisionLog(Store(path), flush_interval_ms=20, flush_max=512, process=DecisionWriterProcess(path))
+    try:
+        first = [decision_row(i) for i in range(5)]
+        for row in first:
+            log.submit(row)
+        assert wait_for(lambda: log.failures >= 1)
+        later = [decision_row(i) for i in range(5, 8)]
+        for row in later:
+            log.submit(row)
+        db.execute("drop trigger refuse")
+        assert log.wait_flushed(10)
+        assert [row[0] for row in db.execute("select id from seen order by rowid")] == [r[0] for r in first + later]
+    finally:
+        log.close()
+        db.close()
+
+
+def test_sinks_get_the_stored_row_with_the_documents_hash_and_mask(path):
+    """With a plugin sink the log keeps rows as tuples; each sink record is the row as stored (the
+    hash and mask made from the document at the end of the row), without input, body or answers."""
+    import hashlib
+
+    heard = []
+    log = DecisionLog(Store(path), flush_interval_ms=20, flush_max=512, process=DecisionWriterProcess(path),
+                      on_flush=lambda decision, record: heard.append((decision, record)))
+    try:
+        row = decision_row(0)[:5] + (b'{"b":1}',) + decision_row(0)[6:] + ("11222333000181",)
+        log.submit(row, "the decision")
+        assert log.wait_flushed(10) and wait_for(lambda: heard)
+    finally:
+        log.close()
+    decision, record = heard[0]
+    assert decision == "the decision"
+    assert record["document_hash"] == hashlib.sha256(b"11222333000181").hexdigest()
+    assert record["document_masked"] == "************81" and "11222333000181" not in repr(record)
+    assert not {"input", "body", "connector_answers", "input_hash"} & set(record)

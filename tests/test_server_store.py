@@ -4,6 +4,7 @@ process, idempotency across restarts. (Replicas sharing PostgreSQL: tests/test_s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import sqlite3
@@ -444,3 +445,21 @@ def test_json_columns_handed_over_as_bytes_are_stored_as_text(store_location):
         finally:
             db.close()
         assert kinds == {("text", "text")}
+
+
+def test_a_row_ending_with_the_document_is_stored_with_its_hash_and_mask_only(store_location):
+    """The server leaves a decision's document hash and mask to the writer: the row it hands over
+    ends with the document in clear (store_common.text_row). Every way a row is written stores the
+    hash and the mask, and the document in clear nowhere; a row without a document stores neither."""
+    store = open_store(store_location)
+    document = "11222333000181"
+    rows = [decision_row(0) + (document,), decision_row(1) + (None,)]
+    once = decision_row(2, request_id="r-2") + (document,)
+    store.insert_decisions(rows)
+    assert store.insert_decision_once(once) is None
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    for row, expected in ((rows[0], (digest, "************81")), (rows[1], (None, None)), (once, (digest, "************81"))):
+        stored = store.decision(row[0])
+        assert (stored["document_hash"], stored["document_masked"]) == expected
+        assert document not in json.dumps(stored, default=str)
+    assert {d["id"] for d in store.find_decisions(document_hash=digest)} == {rows[0][0], once[0]}

@@ -18,7 +18,6 @@ from regua.engine.trace import uniform as uniform_trace
 
 from ..counterfactuals import NotExplainable, counterfactuals_of, customer_counterfactuals, decision_policy
 from ..errors import ApiError
-from ..evaluator import document_hash
 from ..experiments import decision_experiment
 from ..explanation import counterfactual_sentence, explain
 from ..ids import ULID, id_floor, id_time
@@ -32,6 +31,7 @@ from ..schemas import (
     ErrorBody,
     PolicyRef,
 )
+from ..store_common import document_hash
 from .deps import Svc, services
 
 _ERRORS = {400: ResponseSpec(ErrorBody, description="bad query parameter"),

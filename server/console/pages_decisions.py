@@ -18,9 +18,9 @@ from regua.engine.brazil import BRASILIA
 from regua.engine.trace import uniform
 
 from ..counterfactuals import customer_counterfactuals
-from ..evaluator import document_hash
 from ..explanation import explain
 from ..ids import ULID, id_floor, id_time
+from ..store_common import document_hash
 from .audit import audit
 from .decision_extras import counterfactual_rows, decision_arm
 from .render import mask_value, output_formatter, page
