@@ -10,6 +10,7 @@ with the zone's history (2018-12-01 14:00 UTC was 12:00 in São Paulo, UTC-2).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,25 @@ def zone_of(uf: str) -> ZoneInfo:
         return _ZONES[uf]
     except KeyError:
         raise ValueError(f"unknown UF '{uf}'") from None
+
+
+class PerMinute:
+    """today() read at most once per wall-clock minute. Exact: the date only changes at midnight,
+    which is a minute boundary in every time zone in use (offsets are whole quarter hours; the
+    Brazilian ones whole hours). For the clocks read per request or per lookup: the server's
+    Brazilian date, the sandbox bureau's local one."""
+
+    __slots__ = ("today", "value", "until")
+
+    def __init__(self, today):
+        self.today, self.value, self.until = today, None, 0.0
+
+    def __call__(self) -> dt.date:
+        now = time.time()
+        if now >= self.until:
+            self.value = self.today()
+            self.until = (now // 60 + 1) * 60
+        return self.value
 
 
 def today(zone: dt.tzinfo = BRASILIA, now: dt.datetime | None = None) -> dt.date:

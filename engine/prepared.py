@@ -181,7 +181,7 @@ class PreparedPolicy:
 
     def validate(self, data: Mapping[str, Any]) -> dict:
         """The input as typed runtime values; raises InvalidInput naming every bad field path."""
-        if not isinstance(data, Mapping):
+        if data.__class__ is not dict and not isinstance(data, Mapping):  # typing's isinstance: ~1 µs
             raise InvalidInput([CoercionError("input", "TYPE", "expected an object")])
         errors, out = [], {}
         known = self._known
@@ -213,7 +213,7 @@ class PreparedPolicy:
         fields = self._list_fields
         if fields is None:
             fields = self._list_fields = [(f.name, f.type) for f in self.meta.input_type.fields if _has_list(f.type)]
-        if not fields or not isinstance(data, Mapping):
+        if not fields or (data.__class__ is not dict and not isinstance(data, Mapping)):
             return
         errors = []
         stack = [(data.get(name), typ, f"input.{name}") for name, typ in reversed(fields)]

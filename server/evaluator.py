@@ -9,7 +9,6 @@ budget (`server.evaluation_budget`) and its lookups one deadline (`server.connec
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import hashlib
 import time
@@ -39,23 +38,6 @@ _encode = msgspec.json.Encoder().encode
 # same text the caller sent (a percent 2.5 must stay percentage points, not become the text "2.5").
 _encode_input = msgspec.json.Encoder(decimal_format="number").encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-
-
-class PerMinute:
-    """today() read at most once per wall-clock minute. Exact: the date only changes at midnight,
-    which is a minute boundary in every Brazilian time zone (whole-hour offsets)."""
-
-    __slots__ = ("today", "value", "until")
-
-    def __init__(self, today):
-        self.today, self.value, self.until = today, None, 0.0
-
-    def __call__(self) -> dt.date:
-        now = time.time()
-        if now >= self.until:
-            self.value = self.today()
-            self.until = (now // 60 + 1) * 60
-        return self.value
 
 
 def _current_shape(body: str) -> str:
@@ -90,7 +72,7 @@ class Evaluator:
         self.metrics = metrics
         self.sync_writes = durability == "sync"
         # The default clock is read once a minute, not per request; an injected one (tests) every time.
-        self.today = PerMinute(today) if today is brazil.today else today
+        self.today = brazil.PerMinute(today) if today is brazil.today else today
 
     def resolve(self, name: str | None, path_name: str | None = None) -> ActivePolicy:
         if path_name is not None and name is not None and name != path_name:

@@ -18,7 +18,7 @@ from .collection import CollectionService, plugin_config
 from .config import Settings
 from .decision_log import DecisionLog
 from .decision_process import DecisionWriterProcess
-from .evaluator import Evaluator, PerMinute
+from .evaluator import Evaluator
 from .experiments import ExperimentService
 from .metrics import Metrics
 from .monitoring import MonitoringService
@@ -132,7 +132,7 @@ def build_services(settings: Settings, registry: Registry | None = None, today=N
     env = registry.environment()
     connectors = registry.engine_connectors()
     # The order gate of credit policies reads the customer's current limit from the portfolio.
-    account = AccountLookup(settings.store.location, today or PerMinute(brazil.today))
+    account = AccountLookup(settings.store.location, today or brazil.PerMinute(brazil.today))
     connectors.register("portfolio.customer", account)
     # A policy whose lookups all answer without network I/O is evaluated on the event loop.
     policies = PolicyService(store, env, connectors.is_inline, settings.policies.folder,

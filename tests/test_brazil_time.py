@@ -66,3 +66,29 @@ def test_today_is_the_date_in_the_zone():
     with pytest.raises(ValueError, match="aware"):
         today(now=dt.datetime(2026, 3, 2, 3, 0))
     assert today() in {dt.datetime.now(UTC).date() - dt.timedelta(days=1), dt.datetime.now(UTC).date()}
+
+
+def test_per_minute_reads_the_clock_once_a_minute_and_turns_with_the_day(monkeypatch):
+    """The server's and the sandbox bureau's today(): one read per wall-clock minute, and the new
+    date from the first call after midnight (a minute boundary)."""
+    import time
+
+    from regua.engine.brazil import PerMinute
+
+    reads = []
+    midnight = 1_767_236_400.0  # 2026-01-01 00:00 in Brasília (UTC-3)
+    now = [midnight - 90.5]  # 23:58:29.5
+
+    def clock():
+        reads.append(now[0])
+        return dt.date(2025, 12, 31) if now[0] < midnight else dt.date(2026, 1, 1)
+
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    today = PerMinute(clock)
+    assert today() == dt.date(2025, 12, 31) and len(reads) == 1
+    now[0] += 20  # 23:58:49.5: the same minute
+    assert today() == dt.date(2025, 12, 31) and len(reads) == 1
+    now[0] = midnight - 0.001  # 23:59:59.999: a new minute, read again
+    assert today() == dt.date(2025, 12, 31) and len(reads) == 2
+    now[0] = midnight  # 00:00:00.000: the date has changed
+    assert today() == dt.date(2026, 1, 1) and len(reads) == 3

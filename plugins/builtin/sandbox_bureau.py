@@ -26,6 +26,7 @@ from decimal import Decimal
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
 
+from regua.engine.brazil import PerMinute
 from regua.plugins.connectors import BureauConnector, TransientError
 from regua.plugins.contracts import BureauReport, Inquiry, Restriction, Score
 from regua.plugins.hookspecs import hookimpl
@@ -64,7 +65,8 @@ class SandboxBureau(BureauConnector):
     cost = "0"
 
     def __init__(self, today=dt.date.today, down_delay: float = 0.0):
-        self.today = today
+        # The clock is read once a minute, not per lookup; an injected one (tests) every time.
+        self.today = PerMinute(today) if today is dt.date.today else today
         self.down_delay = down_delay
         self.inline = not down_delay  # a simulated slow outage must not block an event loop
         self._reports: dict[tuple[str, dt.date], BureauReport] = {}
