@@ -94,6 +94,16 @@ class KeyRing:
     def __init__(self, keys: list[ApiKey]):
         self._by_hash = {k.hash.lower(): k for k in keys}
         self._verified: dict[str, ApiKey] = {}
+        # Whether a key may use a route, by (the key's id, the route's scopes): a few of each. Each
+        # entry keeps its key, so a reused id is never taken for the same key.
+        self._allowed: dict[tuple[int, tuple], tuple[ApiKey, bool]] = {}
+
+    def allows(self, key: ApiKey, wanted: tuple) -> bool:
+        """Whether `key` has one of the scopes `wanted`."""
+        entry = self._allowed.get((id(key), wanted))
+        if entry is None or entry[0] is not key:
+            entry = self._allowed[(id(key), wanted)] = (key, any(s in key.scopes for s in wanted))
+        return entry[1]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KeyRing":
@@ -128,8 +138,10 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+            if scheme.lower() == "bearer":
+                token = token.strip()
+                if token:
+                    return token
             continue  # e.g. Basic credentials added by a proxy: an X-API-Key may follow
         if name == b"x-api-key":
             return value.decode("latin-1").strip() or None
@@ -159,13 +171,13 @@ def authorize(ring: KeyRing, opt: dict, headers: list[tuple[bytes, bytes]]) -> A
     """The key the request presents, if it has a scope the route (its `opt`) accepts; else ApiError
     401 (no known key) or 403 (no accepted scope). For ApiKeyMiddleware and the fast path of POST
     /evaluate (server.lean_evaluate)."""
-    required = opt.get("scope", ())
-    wanted = required if isinstance(required, tuple) else (required,)
     key = ring.identify(presented_key(headers))
     if key is None:
         raise ApiError(401, "UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)",
                        headers={"WWW-Authenticate": "Bearer"})
-    if not any(s in key.scopes for s in wanted):
+    required = opt.get("scope", ())
+    wanted = required if required.__class__ is tuple else (required,)
+    if not ring.allows(key, wanted):
         raise ApiError(403, "FORBIDDEN", f"this API key lacks the '{' or '.join(wanted)}' scope" if wanted
                        else "this route declares no scope: no API key may use it")
     return key

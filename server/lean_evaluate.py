@@ -181,19 +181,38 @@ def _coroutine(receive: Receive) -> bool:
     return known
 
 
+# Content-Type and Host values already judged: a client sends the same few again and again.
+_JSON_TYPES: dict[bytes, bool] = {}
+_VALID_HOSTS: dict[bytes, bool] = {}
+_JUDGED_MAX = 256  # each cleared when full
+
+
+def _judged(cache: dict, value: bytes, judge) -> bool:
+    verdict = cache.get(value)
+    if verdict is None:
+        if len(cache) >= _JUDGED_MAX:
+            cache.clear()
+        verdict = cache[value] = judge(value)
+    return verdict
+
+
 def _acceptable_headers(headers: list[tuple[bytes, bytes]], limit: int | None, check_host: bool = False) -> bool:
     """Whether the lean path may read the body: JSON (or no Content-Type), a Content-Length within
     `limit`, and (in front of Litestar, whose router checks it) a valid Host."""
     for name, value in headers:
         if name == b"content-type":
-            if not _is_json(value.decode("latin-1")):
+            if not _judged(_JSON_TYPES, value, _is_json_header):
                 return False
         elif name == b"content-length":
             if not value.isdigit() or (limit is not None and int(value) > limit):
                 return False
-        elif name == b"host" and check_host and not is_valid_host(value):
+        elif name == b"host" and check_host and not _judged(_VALID_HOSTS, value, is_valid_host):
             return False
     return True
+
+
+def _is_json_header(value: bytes) -> bool:
+    return _is_json(value.decode("latin-1"))
 
 
 def _decoded(body: bytes | None, named: bool):

@@ -176,3 +176,23 @@ def test_an_invalid_host_is_refused_as_litestar_refuses_it(server, to_litestar):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert to_litestar == [("POST", "/evaluate/credito_b2b")]
+
+
+def test_header_verdicts_are_remembered_value_by_value_and_bounded(monkeypatch):
+    """The front remembers each Content-Type and Host value it judged: the same verdict the next
+    time, another value judged afresh, and the memory cleared when full."""
+    from regua.server import lean_evaluate
+
+    monkeypatch.setattr(lean_evaluate, "_JSON_TYPES", {})
+    monkeypatch.setattr(lean_evaluate, "_VALID_HOSTS", {})
+    monkeypatch.setattr(lean_evaluate, "_JUDGED_MAX", 3)
+
+    def acceptable(content_type: bytes, host: bytes = b"127.0.0.1:8000") -> bool:
+        headers = [(b"host", host), (b"content-type", content_type), (b"content-length", b"2")]
+        return lean_evaluate._acceptable_headers(headers, 1000, check_host=True)
+
+    for _ in range(2):
+        assert acceptable(b"application/json") and acceptable(b"application/problem+json; charset=utf-8")
+        assert not acceptable(b"text/plain") and not acceptable(b"application/json", host=b"bad host")
+    assert len(lean_evaluate._JSON_TYPES) <= 3 and len(lean_evaluate._VALID_HOSTS) <= 3
+    assert not acceptable(b"application/xml") and acceptable(b"application/json")

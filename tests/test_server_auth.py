@@ -329,3 +329,17 @@ def test_keys_new_accepts_dotted_and_dashed_names():
     assert result.exit_code == 0, result.output
     (entry,) = tomllib.loads(result.output[result.output.index("[[auth.keys]]"):])["auth"]["keys"]
     assert entry["name"] == "crm.prod-2_b" and entry["scopes"] == ["evaluate", "monitoring"]
+
+
+def test_a_keys_access_to_a_route_is_remembered_per_key_and_route():
+    """KeyRing.allows keeps each (key, route scopes) verdict: one key's access never answers for
+    another key, nor for another route."""
+    from regua.server.auth import KeyRing, hash_key
+    from regua.server.config import ApiKey
+
+    reader = ApiKey(name="reader", hash=hash_key("k-reader"), scopes=["decisions:read"])
+    evaluator = ApiKey(name="erp", hash=hash_key("k-erp"), scopes=["evaluate"])
+    ring = KeyRing([reader, evaluator])
+    for _ in range(2):  # the second time from what was remembered
+        assert ring.allows(evaluator, ("evaluate",)) and not ring.allows(reader, ("evaluate",))
+        assert ring.allows(reader, ("decisions:read", "evaluate")) and not ring.allows(evaluator, ("decisions:read",))
