@@ -45,7 +45,7 @@ from .auth import authorize
 from .bodies import NUL_ESCAPE, _is_json, exact_decoder
 from .errors import ApiError
 from .schemas import EvaluateNamedRequest, EvaluateRequest
-from .slow_clients import timed_receive
+from .slow_clients import first_body_message, timed_receive
 
 #: In a handler's `opt`: the handlers the lean path answers (False: POST /evaluate; True: POST
 #: /evaluate/{policy}, the policy named by the path).
@@ -120,7 +120,15 @@ class EvaluateFront:
         # The body, within server.body_timeout from here, as Litestar's layers would read it.
         data = failure = None
         try:
-            body, messages = await _read_body(timed_receive(receive, self.body_timeout), limit)
+            reading = time.monotonic()
+            message = await first_body_message(receive, self.body_timeout)
+            if message["type"] == "http.request" and not message.get("more_body", False):  # all of it
+                body, messages = message.get("body", b""), [message]
+                if limit is not None and len(body) > limit:
+                    body = None
+            else:
+                rest = timed_receive(receive, self.body_timeout - (time.monotonic() - reading))
+                body, messages = await _read_body(rest, limit, message)
         except ApiError as error:  # 408: answered below, by the route's exception handlers
             failure = error
         else:
@@ -243,14 +251,16 @@ async def _answer(services, data, key_name: str | None, path_name: str | None, s
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive: Receive, limit: int | None) -> tuple[bytes | None, list[Message]]:
-    """The whole body and the messages it came in; None for the body past `limit` bytes or when
-    the client went away (the handler path then answers as it would)."""
+async def _read_body(receive: Receive, limit: int | None, first: Message | None = None
+                     ) -> tuple[bytes | None, list[Message]]:
+    """The whole body and the messages it came in (starting with `first`, already received); None
+    for the body past `limit` bytes or when the client went away (the handler path then answers
+    as it would)."""
     messages: list[Message] = []
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message, first = (first, None) if first is not None else (await receive(), None)
         messages.append(message)
         if message["type"] != "http.request":
             return None, messages

@@ -56,13 +56,27 @@ def timed_receive(receive, timeout: float):
                 raise TimeoutError
             message = await _within(receive(), remaining)
         except TimeoutError:
-            raise ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
-                           headers={"Connection": "close"}) from None
+            raise _too_slow(timeout) from None
         if message["type"] != "http.request" or not message.get("more_body", False):
             complete = True
         return message
 
     return timed
+
+
+async def first_body_message(receive, timeout: float):
+    """timed_receive's first receive(), without its wrapper: at once (no timer armed) when the
+    message is already in, as nearly always (the body comes with the headers). For the front of
+    POST /evaluate (server.lean_evaluate), which reads on with timed_receive only when more follows."""
+    try:
+        return await _within(receive(), timeout)
+    except TimeoutError:
+        raise _too_slow(timeout) from None
+
+
+def _too_slow(timeout: float) -> ApiError:
+    return ApiError(408, "REQUEST_TIMEOUT", f"the request body took more than {timeout:g}s to arrive",
+                    headers={"Connection": "close"})
 
 
 async def _within(awaitable, seconds: float):

@@ -143,14 +143,17 @@ def test_other_routes_and_malformed_bodies_go_to_litestar(client, to_litestar):
     assert to_litestar == [("POST", "/evaluate/credito_b2b"), ("POST", "/evaluate/batch"), ("POST", "/nowhere")]
 
 
-def raw_post(port: int, path: str, body: bytes, pause: float) -> bytes:
-    """POST over a raw socket, the body sent `pause` seconds after the headers."""
+def raw_post(port: int, path: str, body: bytes, pause: float, parts: int = 1) -> bytes:
+    """POST over a raw socket, the body sent `pause` seconds after the headers, in `parts` parts
+    `pause` seconds apart."""
     head = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer regua-sandbox\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (path.encode(), len(body)))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head)
-        time.sleep(pause)
-        sock.sendall(body)
+        size = -(-len(body) // parts)
+        for start in range(0, len(body), size):
+            time.sleep(pause)
+            sock.sendall(body[start:start + size])
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -163,6 +166,14 @@ def test_a_body_sent_after_the_headers_is_waited_for(server, to_litestar):
     assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["outcome"]
     assert to_litestar == []  # (a body that never comes: 408 from the front, tests/test_slow_clients.py)
+
+
+def test_a_body_that_comes_in_parts_is_read_to_its_end(server, to_litestar):
+    body = json.dumps({"input": b2b_order(fresh_document()), "dry_run": True}).encode()
+    answer = raw_post(server.port, "/evaluate/credito_b2b", body, pause=0.15, parts=3)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["outcome"]
+    assert to_litestar == []
 
 
 def test_an_invalid_host_is_refused_as_litestar_refuses_it(server, to_litestar):
