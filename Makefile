@@ -39,7 +39,10 @@ test: $(VENV)/.installed-test lint
 serve: $(VENV)/.installed-serve
 	$(BIN)/regua serve --sandbox --host 127.0.0.1 --port 8000 --db var/regua.db --policies policies
 
+# bench_quick first: one PASS/MISS line per issue-14 target (in process, compile, CLI, HTTP); its
+# exit status does not stop the longer benchmarks after it (the `-`).
 bench: $(VENV)/.installed-bench
+	-$(BIN)/python benchmarks/bench_quick.py
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_compile_phases.py
 	$(BIN)/python benchmarks/bench_server.py

@@ -303,24 +303,10 @@ def bench_cli(args) -> None:
 
 # ---- HTTP -------------------------------------------------------------------------------------
 
-PING_POLICY = """policy ping kind credit
-
-input
-  valor: money
-
-rule alto
-  when valor > 1_000_000 BRL
-  review "ALTO" "valor alto"
-
-default approve
-
-output teto = 1_000_000 BRL
-"""
-
 
 def bench_http(args) -> None:
     import bench_server
-    from serverkit import Server, free_port, wrk
+    from serverkit import PING_POLICY, Server, free_port, wrk
 
     if shutil.which("wrk") is None:
         for label in ("HTTP /evaluate, no-connector policy ≥ 0.8× bare", "HTTP /evaluate, credito_b2b ≥ 0.6× bare"):

@@ -111,10 +111,12 @@ class Server:
         self.stop()
 
 
-def wrk(server: Server, args, seconds: float, connections: int, script: str, *extra: str) -> dict:
+def wrk(server: Server, args, seconds: float, connections: int, script: str, *extra: str, body: Path | None = None
+        ) -> dict:
+    """wrk against `server`'s POST /evaluate, the request body read from `body` (else args.body)."""
     cmd = ["wrk", f"-t{min(args.threads, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
            "--timeout", "10s", "-s", str(HERE / "wrk" / script), f"http://127.0.0.1:{server.port}/evaluate",
-           "--", str(args.body), AUTH, *extra]
+           "--", str(body or args.body), AUTH, *extra]
     cpu = cpu_seconds(server.process.pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(server.process.pid) - cpu
@@ -139,3 +141,19 @@ def parse_wrk(out: str) -> dict:
             "requests": int(requests), "seconds": float(elapsed) * _UNITS[unit] / 1000,
             "socket_errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
             "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+# A policy without connectors: one rule, one output (issue 14's "small table policy" for HTTP).
+PING_POLICY = """policy ping kind credit
+
+input
+  valor: money
+
+rule alto
+  when valor > 1_000_000 BRL
+  review "ALTO" "valor alto"
+
+default approve
+
+output teto = 1_000_000 BRL
+"""
