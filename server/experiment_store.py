@@ -8,11 +8,17 @@ half-changed, and its history says who did what and when.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from .store import Store, utc_now
 
 BUCKETS = 10_000  # a share is a whole number of basis points: 12.5% is 1250 buckets
+
+
+def bucket(salt: str, key: str) -> int:
+    digest = hashlib.sha256(f"{salt}:{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
 class ExperimentConflict(Exception):

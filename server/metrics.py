@@ -130,7 +130,7 @@ _NO_BUCKETS = [math.inf]  # _histogram without the internals: its "sum" is obser
 
 
 class ShadowMetrics:
-    """The experiment worker's shadow jobs (server.experiments.ExperimentWorker): one job is one
+    """The experiment worker's shadow jobs (server.experiment_worker.ExperimentWorker): one job is one
     decision whose shadow challengers are to be evaluated. Each such decision is either queued or
     dropped (the queue was full); a queued one ends completed or failed. Labels are experiment and
     arm names (operator-chosen, never personal data)."""

@@ -1,6 +1,6 @@
 """Shadow challengers evaluated in a child process, so they never take the server's GIL or core.
 
-The experiment worker thread (server.experiments.ExperimentWorker) used to evaluate shadows itself.
+The experiment worker thread (server.experiment_worker.ExperimentWorker) used to evaluate shadows itself.
 A thread of the serving process shares its GIL: while it evaluates, an answer that is ready waits
 (up to the interpreter's 5 ms switch interval), and on a 2-core machine its CPU is the server's.
 Here the server hands over each decision as the plain strings it already has and writes anyway —
