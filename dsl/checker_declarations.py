@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from . import ast
 from . import types as T
+from .coercers import coerce
 from .constants import NotConstant, constant
 from .diagnostics import Span, did_you_mean
 from .infer import BUILTIN_NAMES, Symbol
 from .kinds import KINDS
-from .values import CoercionError, coerce
+from .values import CoercionError
 
 
 class DeclarationsPass:

@@ -34,7 +34,8 @@ from decimal import Decimal
 from typing import Any
 
 from regua.dsl import types as T
-from regua.dsl.values import Percent, coercer, to_json
+from regua.dsl.coercers import coercer
+from regua.dsl.values import Percent, to_json
 
 from .connectors import ConnectorError, Connectors, mask_document
 from .evaluation import EvalContext

@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 
 from regua.dsl import types as T
-from regua.dsl.values import CoercionError, coercer, to_json
+from regua.dsl.coercers import coercer
+from regua.dsl.values import CoercionError, to_json
 
 from . import runtime
 from . import trace as trace_shape

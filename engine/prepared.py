@@ -17,8 +17,9 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from regua.dsl import types as T
+from regua.dsl.coercers import coercer
 from regua.dsl.environment import ConnectorSpec
-from regua.dsl.values import BusinessDays, CoercionError, Percent, coercer
+from regua.dsl.values import BusinessDays, CoercionError, Percent
 
 from . import hot_path, runtime
 from . import trace as trace_shape

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from regua.dsl import ast
 from regua.dsl.checker import CheckedPolicy, check
+from regua.dsl.coercers import coerce
 from regua.dsl.constants import constant
 from regua.dsl.environment import Environment
 from regua.dsl.parser import parse
 from regua.dsl.source import read_policy
-from regua.dsl.values import coerce, to_json
+from regua.dsl.values import to_json
 
 from .builtins import default_environment
 from .compiler import build_artifact, source_hash

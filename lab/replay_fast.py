@@ -32,7 +32,8 @@ from typing import Annotated, Any
 import msgspec
 
 from regua.dsl import types as T
-from regua.dsl.values import _PLAIN_CENTS, coercer, normalize_cnpj, normalize_cpf
+from regua.dsl.coercers import coercer
+from regua.dsl.values import _PLAIN_CENTS, normalize_cnpj, normalize_cpf
 from regua.engine.connectors import ConnectorError, mask_document
 from regua.engine.evaluation import EvalContext
 from regua.engine.evaluation import _failure as lookup_failure  # the value a failed lookup has, as evaluation makes it

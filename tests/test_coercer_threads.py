@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from regua.dsl import coercers
 from regua.dsl import types as T
-from regua.dsl import values
-from regua.dsl.values import coercer
+from regua.dsl.coercers import coercer
 
 
 def _record(name: str) -> T.RecordType:
@@ -17,7 +17,7 @@ def _record(name: str) -> T.RecordType:
 
 
 def _cached_functions() -> list:
-    return [function for _typ, function in values._COERCERS.values()]
+    return [function for _typ, function in coercers._COERCERS.values()]
 
 
 def test_a_record_another_thread_is_building_is_built_here_too():
@@ -25,7 +25,7 @@ def test_a_record_another_thread_is_building_is_built_here_too():
     started, release = threading.Event(), threading.Event()
 
     def other_thread_building():
-        values._building().add((id(record), False, False))  # as _record_coercer does while it works
+        coercers._building().add((id(record), False, False))  # as _record_coercer does while it works
         started.set()
         release.wait(10)
 
@@ -56,7 +56,7 @@ def test_many_threads_building_coercers_for_shared_records_all_get_working_ones(
     shared = _record("Bureau")  # like a connector's answer type: one object for every policy
 
     def build(n: int):
-        values._COERCERS.clear()  # every thread builds again, at the same time as the others
+        coercers._COERCERS.clear()  # every thread builds again, at the same time as the others
         outer = T.RecordType(f"Pedido{n}", (T.FieldSpec("bureau", shared), T.FieldSpec("valor", T.INT)))
         return coercer(outer, strict=False)({"bureau": {"score": n}, "valor": n})["bureau"]["score"]
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from stdnum.br import cnpj, cpf
 
 from regua.dsl import types as T
-from regua.dsl.values import CoercionError, _coerce_scalar, _whole_cents, coercer, normalize_cnpj, normalize_cpf
+from regua.dsl.coercers import coercer
+from regua.dsl.values import CoercionError, _coerce_scalar, _whole_cents, normalize_cnpj, normalize_cpf
 
 _money = coercer(T.MONEY, strict=True, cents=True)
 _date = coercer(T.DATE, strict=True)

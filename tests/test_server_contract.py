@@ -10,9 +10,10 @@ import pytest
 from server_harness import assert_error, assert_error_body, b2b_order, server_with_policies
 
 from regua.dsl import types as T
+from regua.dsl.coercers import coerce
 from regua.dsl.diagnostics import PolicyError
 from regua.dsl.parser import parse
-from regua.dsl.values import CoercionError, coerce
+from regua.dsl.values import CoercionError
 
 PROBE = """policy sonda kind credit
 input
