@@ -114,8 +114,11 @@ class DecisionLog:
                     return
 
     def _take_batch(self) -> tuple[int, bytearray]:
+        """The encoded rows waiting, counted in flight from here: `_inflight` is set before the
+        batch is emptied, so `backlog` never reads 0 while they are being written."""
         with self._batch_lock:
             rows, batch = self._batch_rows, self._batch
+            self._inflight = rows
             self._batch_rows, self._batch = 0, bytearray()
         return rows, batch
 
@@ -123,7 +126,6 @@ class DecisionLog:
         """Write the encoded rows waiting, in one transaction of the child; kept for the next tick
         after a failure, ahead of rows encoded since."""
         rows, batch = self._take_batch()
-        self._inflight = rows
         try:
             self.process.write_encoded(rows, batch)
         except Exception as error:  # noqa: BLE001 — keep the rows, try again on the next tick
@@ -131,7 +133,7 @@ class DecisionLog:
             with self._batch_lock:
                 self._batch[0:0] = batch
                 self._batch_rows += rows
-            self._inflight = 0
+                self._inflight = 0
             log.error("decision log: could not write %d decision(s): %s; will retry", rows, type(error).__name__)
             time.sleep(min(self.interval * 4, 1.0))
             return
@@ -142,12 +144,11 @@ class DecisionLog:
 
     def _flush(self, db) -> bool:
         """Write up to 5000 waiting decisions in one transaction. False after a failure."""
-        items = []
-        while self._pending and len(items) < 5000:
-            items.append(self._pending.popleft())
+        # Counted in flight before they leave the queue: `backlog` never reads 0 in between.
+        self._inflight = min(len(self._pending), 5000)
+        items = [self._pending.popleft() for _ in range(self._inflight)]
         if not items:
             return False
-        self._inflight = len(items)
         try:
             rows = [row for row, _ in items]
             if self.process is None:
@@ -209,6 +210,7 @@ class DecisionLog:
         if self._batch_rows:  # the writer died: last attempt from this thread
             rows, batch = self._take_batch()
             self._pending.extend((row, None) for row in decode_batch(rows, batch))
+            self._inflight = 0  # back in the queue
         if self._pending:
             items = list(self._pending)
             try:
