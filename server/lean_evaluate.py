@@ -127,7 +127,7 @@ class EvaluateFront:
                 if limit is not None and len(body) > limit:
                     body = None
             else:
-                rest = timed_receive(receive, self.body_timeout - (time.monotonic() - reading))
+                rest = timed_receive(receive, self.body_timeout, started=reading)
                 body, messages = await _read_body(rest, limit, message)
         except ApiError as error:  # 408: answered below, by the route's exception handlers
             failure = error

@@ -40,10 +40,11 @@ def body_timeout(timeout: float):
     return middleware
 
 
-def timed_receive(receive, timeout: float):
-    """`receive` with a deadline `timeout` seconds from now for the body: past it, ApiError 408
-    REQUEST_TIMEOUT (body_timeout, and server.lean_evaluate's front of POST /evaluate)."""
-    deadline = time.monotonic() + timeout
+def timed_receive(receive, timeout: float, started: float | None = None):
+    """`receive` with a deadline `timeout` seconds from now (or from `started`, a time.monotonic()
+    when reading began) for the body: past it, ApiError 408 REQUEST_TIMEOUT (body_timeout, and
+    server.lean_evaluate's front of POST /evaluate)."""
+    deadline = (time.monotonic() if started is None else started) + timeout
     complete = False
 
     async def timed():

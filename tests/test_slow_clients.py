@@ -133,3 +133,24 @@ def test_within_waits_up_to_its_deadline_then_cancels_what_it_waited_for():
 
     asyncio.run(main())
     assert cleaned == ["in time", "too late", "cancelled"]
+
+
+def test_the_body_deadline_counts_from_when_reading_began():
+    """The front reads a body's first part itself, then the rest with timed_receive(started=…): the
+    deadline is the request's, not a new one; the 408 names the configured timeout."""
+    import asyncio
+    import time
+
+    from regua.server.errors import ApiError
+    from regua.server.slow_clients import timed_receive
+
+    async def ready():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def main(started):
+        return await timed_receive(ready, 2.0, started=started)()
+
+    assert asyncio.run(main(time.monotonic() - 1.0))["body"] == b"{}"  # 1 s of 2 left
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(main(time.monotonic() - 2.5))
+    assert refused.value.status == 408 and "more than 2s" in str(refused.value)
