@@ -122,13 +122,9 @@ class EvaluateFront:
         try:
             reading = time.monotonic()
             message = await first_body_message(receive, self.body_timeout)
-            if message["type"] == "http.request" and not message.get("more_body", False):  # all of it
-                body, messages = message.get("body", b""), [message]
-                if limit is not None and len(body) > limit:
-                    body = None
-            else:
-                rest = timed_receive(receive, self.body_timeout, started=reading)
-                body, messages = await _read_body(rest, limit, message)
+            # A body in parts is read on under the same deadline; a whole one needs no more receive().
+            rest = timed_receive(receive, self.body_timeout, started=reading) if message.get("more_body") else receive
+            body, messages = await _read_body(rest, limit, message)
         except ApiError as error:  # 408: answered below, by the route's exception handlers
             failure = error
         else:
