@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from regua.dsl import ast
-from regua.dsl import types as T
 from regua.dsl.ast import unconditional
 from regua.dsl.checker import CheckedPolicy
 from regua.dsl.diagnostics import Diagnostic, PolicyError, Span
@@ -27,6 +26,7 @@ from regua.dsl.kinds import KINDS
 from regua.dsl.limits import chain_lengths
 
 from . import hot_path
+from .condition_facts import condition_facts
 from .expressions import AGGREGATES, ExpressionCompiler
 from .input_loops import reads_input
 from .tables_codegen import TableCodegen, leading_name
@@ -35,9 +35,6 @@ from .tables_codegen import TableCodegen, leading_name
 HOIST_CHAIN = 32
 # Rules per generated block function, in policies with more rules than this (see _evaluate).
 RULE_BLOCK = 128
-# A set: `in` a tuple compared a node's type with each (dataclass __eq__), for every node of every rule.
-SCALARS = frozenset((T.INT, T.DECIMAL, T.MONEY, T.PERCENT, T.BOOL, T.TEXT, T.DATE, T.DURATION, T.BUSINESS_DAYS,
-                     T.CPF, T.CNPJ))
 
 
 @dataclass
@@ -114,7 +111,7 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
                 self._let(name, symbol.node)
             else:
                 self._table(name, symbol.node)
-        value_paths = [self._value_paths(rule.condition) for rule in self.policy.rules]
+        value_paths = [condition_facts(rule.condition, self.slot_of) for rule in self.policy.rules]
         # fired(rule) reads f<index>: False, True once the rule fired, _U when it failed.
         self.referenced = sorted({other.index for rule in self.policy.rules for other in self._references(rule)})
         self.prefetch: str | None = None  # the same for both functions: made once, by the first
@@ -147,38 +144,6 @@ class CodeGenerator(TableCodegen, ExpressionCompiler):
         w.line("return v", line)
         w.dedent()
         w.line("")
-
-    def _value_paths(self, condition: ast.Expr) -> tuple:
-        """The scalar facts a rule's condition reads, recorded as the reason's values when it fires."""
-        found: dict[str, tuple] = {}
-
-        def chain(e):
-            path = []
-            while isinstance(e, ast.Attribute):
-                path.append(e.attr)
-                e = e.target
-            return e, tuple(reversed(path))
-
-        # Depth first, left to right (the order of the reason's values), with an explicit stack.
-        stack: list[tuple[ast.Expr | None, bool]] = [(condition, False)]
-        while stack:
-            e, in_comprehension = stack.pop()
-            if e is None or e.__class__ is ast.Literal:  # a third of the nodes; nothing to read
-                continue
-            if isinstance(e, (ast.Name, ast.Attribute)) and not in_comprehension:
-                base, path = chain(e)
-                if isinstance(base, ast.Name) and base.ref in ("input", "let", "table", "builtin") \
-                        and (e.type in SCALARS or isinstance(e.type, T.EnumType)):
-                    label = ".".join((base.name,) + path)
-                    key = base.name if base.ref != "let" and base.ref != "table" else self.slot_of[base.name]
-                    found.setdefault(label, (label, base.ref, key, path, str(e.type)))
-                elif isinstance(e, ast.Attribute):
-                    stack.append((e.target, in_comprehension))
-            elif isinstance(e, ast.Comprehension):
-                stack += [(e.element, True), (e.condition, True), (e.source, in_comprehension)]
-            else:
-                stack += [(child, in_comprehension) for child in reversed(ast.children(e))]
-        return tuple(found.values())
 
     def _prefetch(self) -> str:
         """Lookups every evaluation needs, whose arguments are plain inputs: started together
